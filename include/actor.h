@@ -1,0 +1,267 @@
+/* actor.h: the public API of libactor, a C11 runtime of stackless actors on a thread-per-core
+ * worker pool.
+ *
+ * An actor is a behaviour function called once per message with a pointer to the actor's
+ * private state. Each actor lives on one home worker, chosen at spawn by a placement policy,
+ * and its behaviour only ever runs there, one message at a time, so its state needs no locks.
+ *
+ * Conventions:
+ *   - Every function that can fail returns 0 or a negative errno value (-EINVAL, -ESRCH,
+ *     -ENOMEM, ...). A call that failed has no later effect: it sends no message.
+ *   - A zeroed options or config struct means "defaults"; NULL does too.
+ *   - Functions taking an actor_ctx_t * may only be called from inside that actor's behaviour,
+ *     with the ctx the behaviour was given.
+ */
+#ifndef ACTOR_H
+#define ACTOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) && defined(ACTOR_BUILDING)
+#define ACTOR_API __attribute__((visibility("default")))
+#else
+#define ACTOR_API
+#endif
+
+/* ---------------------------------------------------------------------------------------------
+ * Types
+ */
+
+/* The runtime: a pool of workers and the actors living on them. Opaque. */
+typedef struct actor_system actor_system_t;
+
+/* The running actor as seen from inside its behaviour. Opaque; valid only during the call. */
+typedef struct actor_ctx actor_ctx_t;
+
+/* A reference to an actor: a generation-checked handle. It stays safe to use after the actor
+ * has stopped; operations on it then fail with -ESRCH. The zero value names no actor. */
+typedef struct actor_ref {
+	uint64_t id;
+} actor_ref_t;
+
+#define ACTOR_REF_NONE ((actor_ref_t){0})
+
+static inline int actor_ref_is_none(actor_ref_t r)
+{
+	return r.id == 0;
+}
+static inline int actor_ref_eq(actor_ref_t a, actor_ref_t b)
+{
+	return a.id == b.id;
+}
+
+/* The message header. A copied message (actor_send) carries its payload right after the
+ * header; a zero-copy message (actor_send_msg) is a user struct whose first member is this
+ * header, allocated with actor_msg_alloc. The library owns `link_`; the rest is readable. */
+typedef struct actor_msg {
+	void *link_;        /* mailbox link: library-owned, never touch */
+	actor_ref_t sender; /* set at send: the sending actor, or ACTOR_REF_NONE from outside */
+	uint32_t type;      /* user tag; values >= ACTOR_MSG_SYSTEM are the library's */
+	uint32_t size;      /* bytes after the header */
+} actor_msg_t;
+
+/* The payload that follows the header. */
+static inline void *actor_msg_data(actor_msg_t *m)
+{
+	return (void *)(m + 1);
+}
+
+/* Largest payload a message may carry (bytes after the header). */
+#define ACTOR_MSG_MAX (16u << 20)
+
+/* Message types the library sends. User types must stay below ACTOR_MSG_SYSTEM. */
+#define ACTOR_MSG_SYSTEM 0xffff0000u
+#define ACTOR_MSG_DOWN 0xffff0001u /* a monitored actor stopped; payload: actor_down_t */
+
+typedef struct actor_down {
+	actor_ref_t actor; /* the actor that stopped */
+	int reason;        /* its stop reason (ACTOR_REASON_*, or the user's own value) */
+} actor_down_t;
+
+/* Stop reasons the library gives. Users pass their own (any int) to actor_exit. */
+#define ACTOR_REASON_NORMAL 0
+#define ACTOR_REASON_KILLED (-1)   /* stopped by actor_stop from another actor or thread */
+#define ACTOR_REASON_SHUTDOWN (-2) /* stopped because the system shut down */
+#define ACTOR_REASON_NOPROC (-3)   /* monitor of an actor that had already stopped */
+
+/* A behaviour: called once per message on the actor's home worker. The message is freed when
+ * the call returns, unless the behaviour passed it on with actor_send_msg or kept it with
+ * actor_msg_keep. System messages (ACTOR_MSG_DOWN) arrive through the behaviour too. */
+typedef void actor_behavior_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg);
+
+/* ---------------------------------------------------------------------------------------------
+ * System
+ */
+
+/* Called for each message that could not be delivered because its receiver stopped first or
+ * the system shut down. Runs on a worker thread (or in actor_system_free); the message is
+ * freed after it returns. `to` is the stopped receiver. */
+typedef void actor_dead_letter_fn(void *arg, actor_ref_t to, const actor_msg_t *msg);
+
+typedef struct actor_config {
+	unsigned workers; /* worker threads; 0 = one per CPU in the affinity mask */
+	int no_pin;       /* 1 = do not pin workers to CPUs; 0 (default) pins them */
+	unsigned batch;   /* messages per actor per turn; 0 = ACTOR_BATCH_DEFAULT */
+	int spin_us;      /* idle spin before parking, µs; 0 = default, -1 = never spin */
+	actor_dead_letter_fn *dead_letter; /* optional hook; dead letters are counted anyway */
+	void *dead_letter_arg;
+} actor_config_t;
+
+#define ACTOR_WORKERS_MAX 256
+
+/* Creates a system and starts its workers (idle workers park and use no CPU). */
+ACTOR_API int actor_system_create(const actor_config_t *cfg, actor_system_t **out);
+
+/* Blocks until every actor has stopped, or until actor_system_shutdown is called. On shutdown
+ * every remaining actor is stopped with ACTOR_REASON_SHUTDOWN and its undelivered messages go
+ * to the dead-letter hook. Returns 0, or -EINVAL if called twice or from a worker thread. */
+ACTOR_API int actor_system_run(actor_system_t *sys);
+
+/* Asks a running system to stop. Safe from any thread and from a signal handler. */
+ACTOR_API int actor_system_shutdown(actor_system_t *sys);
+
+/* Joins the workers (shutting down first if needed) and frees everything the system owns. */
+ACTOR_API void actor_system_free(actor_system_t *sys);
+
+/* Number of workers. */
+ACTOR_API unsigned actor_system_workers(const actor_system_t *sys);
+
+/* ---------------------------------------------------------------------------------------------
+ * Spawning
+ */
+
+typedef enum actor_placement {
+	ACTOR_PLACE_ROUND_ROBIN = 0, /* default: rotate over workers (per spawning thread) */
+	ACTOR_PLACE_LOCAL,           /* the spawner's worker (round-robin from outside workers) */
+	ACTOR_PLACE_LEAST_LOADED,    /* the worker with the fewest resident actors */
+	ACTOR_PLACE_HASH,            /* hash of opts->key */
+	ACTOR_PLACE_FIXED,           /* opts->worker */
+	ACTOR_PLACE_CALLBACK,        /* opts->place(opts->place_arg, &info) */
+} actor_placement_t;
+
+/* What a placement callback sees. */
+typedef struct actor_place_info {
+	unsigned workers;      /* number of workers */
+	int spawner_worker;    /* the spawning thread's worker, or -1 outside the pool */
+	uint64_t key;          /* opts->key */
+	const unsigned *loads; /* resident actors per worker (a snapshot; may be stale) */
+} actor_place_info_t;
+
+/* Returns the worker index for the new actor; out of range makes the spawn fail (-EINVAL). */
+typedef int actor_place_fn(void *arg, const actor_place_info_t *info);
+
+typedef struct actor_spawn_opts {
+	actor_placement_t placement;
+	uint64_t key;          /* ACTOR_PLACE_HASH */
+	unsigned worker;       /* ACTOR_PLACE_FIXED */
+	actor_place_fn *place; /* ACTOR_PLACE_CALLBACK */
+	void *place_arg;
+	const char *name;             /* shown in actor_info; not copied, must outlive the actor */
+	void (*destroy)(void *state); /* called with the state on the home worker at stop */
+} actor_spawn_opts_t;
+
+/* Spawns an actor running `fn` with `state`. From any thread, including behaviours. */
+ACTOR_API int actor_spawn(actor_system_t *sys, const actor_spawn_opts_t *opts,
+                          actor_behavior_fn *fn, void *state, actor_ref_t *out);
+
+/* ---------------------------------------------------------------------------------------------
+ * Sending
+ *
+ * From any thread. Inside a behaviour the message's sender is the running actor; from outside
+ * the pool it is ACTOR_REF_NONE. Messages from one sender to one receiver arrive in order.
+ * -ESRCH: the receiver has stopped. -EMSGSIZE: over ACTOR_MSG_MAX. -EINVAL: bad arguments or a
+ * type >= ACTOR_MSG_SYSTEM. -ESHUTDOWN: the system has shut down.
+ */
+
+/* Copies `len` bytes of `data` into a new message of type `type`. */
+ACTOR_API int actor_send(actor_system_t *sys, actor_ref_t to, uint32_t type, const void *data,
+                         size_t len);
+
+/* Allocates a zero-copy message of `size` bytes in all (header included, so at least
+ * sizeof(actor_msg_t)), with `type` set and `size` set to the bytes after the header. */
+ACTOR_API int actor_msg_alloc(size_t size, uint32_t type, actor_msg_t **out);
+
+/* Frees a message the caller owns (one from actor_msg_alloc not sent, or one kept). */
+ACTOR_API void actor_msg_free(actor_msg_t *msg);
+
+/* Sends a message the caller owns; on success ownership moves to the receiver, on failure the
+ * caller still owns it. A behaviour may forward the message it was given this way. */
+ACTOR_API int actor_send_msg(actor_system_t *sys, actor_ref_t to, actor_msg_t *msg);
+
+/* ---------------------------------------------------------------------------------------------
+ * Inside a behaviour
+ */
+
+ACTOR_API actor_ref_t actor_self(const actor_ctx_t *ctx);
+ACTOR_API actor_ref_t actor_sender(const actor_ctx_t *ctx); /* sender of the current message */
+ACTOR_API actor_system_t *actor_ctx_system(const actor_ctx_t *ctx);
+ACTOR_API unsigned actor_ctx_worker(const actor_ctx_t *ctx); /* the home worker's index */
+
+/* Replaces the behaviour from the next message on. */
+ACTOR_API int actor_become(actor_ctx_t *ctx, actor_behavior_fn *fn);
+
+/* Stops the actor once the current message returns: later messages are dead-lettered,
+ * monitors get ACTOR_MSG_DOWN with `reason`, the destroy callback runs. */
+ACTOR_API int actor_exit(actor_ctx_t *ctx, int reason);
+
+/* Keeps the current message: the caller now owns it and frees it with actor_msg_free. */
+ACTOR_API int actor_msg_keep(actor_ctx_t *ctx);
+
+/* ---------------------------------------------------------------------------------------------
+ * Lifecycle from anywhere
+ */
+
+/* Asks `target` to stop with ACTOR_REASON_KILLED after the messages already in its mailbox. */
+ACTOR_API int actor_stop(actor_system_t *sys, actor_ref_t target);
+
+/* `watcher` gets one ACTOR_MSG_DOWN when `target` stops (at once, with ACTOR_REASON_NOPROC, if
+ * it has already stopped). -ESRCH if the watcher itself has stopped. */
+ACTOR_API int actor_monitor(actor_system_t *sys, actor_ref_t watcher, actor_ref_t target);
+
+/* ---------------------------------------------------------------------------------------------
+ * Statistics
+ */
+
+typedef struct actor_worker_stats {
+	uint64_t processed; /* messages handed to behaviours */
+	uint64_t resident;  /* actors living on this worker */
+	uint64_t runq;      /* actors ready to run (local queue) */
+	uint64_t parks;     /* times the worker blocked */
+	uint64_t wakeups;   /* times another thread woke it */
+} actor_worker_stats_t;
+
+typedef struct actor_stats {
+	uint64_t spawned, stopped, sent, delivered, dead_letters;
+} actor_stats_t;
+
+/* Counters are read without stopping the workers: each is exact for itself, a snapshot of
+ * several may be mutually inconsistent while the system runs, and exact once it has stopped. */
+ACTOR_API int actor_stats_worker(const actor_system_t *sys, unsigned worker,
+                                 actor_worker_stats_t *out);
+ACTOR_API int actor_stats_system(const actor_system_t *sys, actor_stats_t *out);
+
+/* Writes a human-readable summary of the system and per-worker counters. */
+ACTOR_API int actor_stats_print(const actor_system_t *sys, FILE *out);
+
+typedef struct actor_info {
+	const char *name; /* the spawn name, or NULL */
+	unsigned worker;  /* home worker */
+} actor_info_t;
+
+/* -ESRCH once the actor has stopped. Safe from any thread. */
+ACTOR_API int actor_info(actor_system_t *sys, actor_ref_t ref, actor_info_t *out);
+
+/* The library's version string, "MAJOR.MINOR.PATCH". */
+ACTOR_API const char *actor_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ACTOR_H */

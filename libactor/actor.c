@@ -1,0 +1,467 @@
+/* actor.c: the actor lifecycle: spawn, send, one turn of a behaviour, stop, monitors.
+ *
+ * An actor is scheduled at most once at a time: only the sender whose push finds the mailbox
+ * empty-marked schedules it (mpsc.h), and only its home worker runs it, so the behaviour never
+ * runs on two threads and its fields need no synchronisation beyond the mailbox's.
+ *
+ * Stopping, on the home worker:
+ *   1. clear the slot (generation bump): new sends fail with -ESRCH;
+ *   2. run the destroy callback, send DOWN to the monitors, drain the mailbox into dead letters;
+ *   3. close the mailbox (mpsc_close): later pushes by senders that looked the actor up before
+ *      step 1 never schedule it; if a push got in first the actor stays scheduled and its next
+ *      turn retries the drain and the close;
+ *   4. retire it; reclamation drains once more and frees it after the grace period (refs.c).
+ */
+#include "config.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define node_msg(n) ((actor_msg_t *)(n))
+
+_Static_assert(offsetof(actor_msg_t, link_) == 0, "the mailbox link must come first");
+
+/* ---------------------------------------------------------------------------------------------
+ * Spawning
+ */
+
+int actor_spawn(actor_system_t *sys, const actor_spawn_opts_t *opts, actor_behavior_fn *fn,
+                void *state, actor_ref_t *out)
+{
+	static const actor_spawn_opts_t defaults;
+	if (sys == NULL || fn == NULL || out == NULL)
+		return -EINVAL;
+	if (opts == NULL)
+		opts = &defaults;
+	if (atomic_load_explicit(&sys->shutdown, memory_order_acquire))
+		return -ESHUTDOWN;
+
+	struct actor_worker *self = actor__self_worker(sys);
+	unsigned home;
+	int rc = actor__place(sys, opts, self, &home);
+	if (rc < 0)
+		return rc;
+
+	struct actor *a = actor__alloc(sizeof(*a));
+	if (a == NULL)
+		return -ENOMEM;
+	uint32_t idx;
+	rc = actor__slot_alloc(sys, self, &idx);
+	if (rc < 0) {
+		actor__free(a, sizeof(*a));
+		return rc;
+	}
+	struct actor__slot *slot = actor__slot_at(sys, idx);
+	uint32_t gen = atomic_load_explicit(&slot->gen, memory_order_relaxed);
+
+	actor__mpsc_init(&a->mbox);
+	a->link.next = NULL;
+	a->fn = fn;
+	a->state = state;
+	a->ref.id = ((uint64_t)gen << 32) | idx;
+	a->home = &sys->workers[home];
+	a->name = opts->name;
+	a->destroy = opts->destroy;
+	a->monitors = NULL;
+	a->flags = 0;
+	a->reason = 0;
+
+	/* seq_cst: counted before it is visible, so the "all stopped" check in
+	 * actor__note_stopped never sees zero while this actor lives. */
+	atomic_fetch_add(&a->home->resident, 1);
+	/* release: pairs with the acquire in actor__lookup; publishes the fields above. */
+	atomic_store_explicit(&slot->actor, a, memory_order_release);
+	ACTOR_TSAN_RELEASE(a);
+
+	if (self != NULL)
+		actor__stat_add(&self->st.spawned, 1);
+	else
+		atomic_fetch_add_explicit(&sys->ext_spawned, 1, memory_order_relaxed);
+	*out = a->ref;
+	return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Sending
+ */
+
+/* Any thread, with `a` protected by QSBR. Pushes and schedules if this push found the mailbox
+ * idle. */
+int actor__deliver(actor_system_t *sys, struct actor_worker *self, struct actor *a,
+                   actor_msg_t *msg)
+{
+	(void)sys;
+	uintptr_t was = actor__mpsc_push(&a->mbox, (struct actor__mpsc_node *)msg);
+	if (was == MPSC_EMPTY)
+		actor__schedule(self, a);
+	/* MPSC_CLOSED: the actor is stopping; reclamation hands the message to the dead-letter
+	 * hook. The send still succeeded: it raced the stop and lost, as the contract allows. */
+	return 0;
+}
+
+static int send_to(actor_system_t *sys, actor_ref_t to, actor_msg_t *msg, actor_ref_t from,
+                   bool count)
+{
+	struct actor_worker *self = actor__self_worker(sys);
+	if (self == NULL) {
+		if (atomic_load_explicit(&sys->finished, memory_order_acquire))
+			return -ESHUTDOWN;
+		actor__ext_enter(sys);
+	}
+	struct actor *a = actor__lookup(sys, to);
+	if (a == NULL) {
+		if (self == NULL)
+			actor__ext_leave(sys);
+		return -ESRCH;
+	}
+	msg->sender = from;
+	actor__deliver(sys, self, a, msg);
+	if (self == NULL) {
+		actor__ext_leave(sys);
+		if (count)
+			atomic_fetch_add_explicit(&sys->ext_sent, 1, memory_order_relaxed);
+	} else if (count) {
+		actor__stat_add(&self->st.sent, 1);
+	}
+	return 0;
+}
+
+static actor_ref_t current_sender(actor_system_t *sys)
+{
+	struct actor_worker *w = actor__self_worker(sys);
+	return (w != NULL && w->ctx.actor != NULL) ? w->ctx.actor->ref : ACTOR_REF_NONE;
+}
+
+static int msg_new(size_t total, uint32_t type, actor_msg_t **out)
+{
+	actor_msg_t *m = actor__alloc(total);
+	if (m == NULL)
+		return -ENOMEM;
+	m->link_ = NULL;
+	m->sender = ACTOR_REF_NONE;
+	m->type = type;
+	m->size = (uint32_t)(total - sizeof(*m));
+	*out = m;
+	return 0;
+}
+
+int actor_msg_alloc(size_t size, uint32_t type, actor_msg_t **out)
+{
+	if (out == NULL || size < sizeof(actor_msg_t))
+		return -EINVAL;
+	if (size - sizeof(actor_msg_t) > ACTOR_MSG_MAX)
+		return -EMSGSIZE;
+	return msg_new(size, type, out);
+}
+
+void actor_msg_free(actor_msg_t *msg)
+{
+	if (msg != NULL)
+		actor__free(msg, actor__msg_bytes(msg));
+}
+
+int actor__send_internal(actor_system_t *sys, actor_ref_t to, actor_ref_t from, uint32_t type,
+                         const void *data, size_t len)
+{
+	actor_msg_t *m;
+	int rc = msg_new(sizeof(*m) + len, type, &m);
+	if (rc < 0)
+		return rc;
+	if (len > 0)
+		memcpy(m + 1, data, len);
+	/* DOWN messages reach behaviours, so they count as sent; control messages do not. */
+	rc = send_to(sys, to, m, from, type == ACTOR_MSG_DOWN);
+	if (rc < 0)
+		actor_msg_free(m);
+	return rc;
+}
+
+int actor_send(actor_system_t *sys, actor_ref_t to, uint32_t type, const void *data, size_t len)
+{
+	if (sys == NULL || (data == NULL && len > 0) || type >= ACTOR_MSG_SYSTEM)
+		return -EINVAL;
+	if (len > ACTOR_MSG_MAX)
+		return -EMSGSIZE;
+	if (actor_ref_is_none(to))
+		return -ESRCH;
+	actor_msg_t *m;
+	int rc = msg_new(sizeof(*m) + len, type, &m);
+	if (rc < 0)
+		return rc;
+	if (len > 0)
+		memcpy(m + 1, data, len);
+	rc = send_to(sys, to, m, current_sender(sys), true);
+	if (rc < 0)
+		actor_msg_free(m);
+	return rc;
+}
+
+int actor_send_msg(actor_system_t *sys, actor_ref_t to, actor_msg_t *msg)
+{
+	if (sys == NULL || msg == NULL || msg->type >= ACTOR_MSG_SYSTEM)
+		return -EINVAL;
+	if (msg->size > ACTOR_MSG_MAX)
+		return -EMSGSIZE;
+	if (actor_ref_is_none(to))
+		return -ESRCH;
+	struct actor_worker *w = actor__self_worker(sys);
+	bool forwarding = w != NULL && w->ctx.msg == msg;
+	int rc = send_to(sys, to, msg, current_sender(sys), true);
+	if (rc == 0 && forwarding)
+		w->ctx.kept = true; /* the receiver owns it now; the turn must not free it */
+	return rc;
+}
+
+int actor_stop(actor_system_t *sys, actor_ref_t target)
+{
+	if (sys == NULL)
+		return -EINVAL;
+	if (actor_ref_is_none(target))
+		return -ESRCH;
+	return actor__send_internal(sys, target, current_sender(sys), MSG_STOP, NULL, 0);
+}
+
+int actor_monitor(actor_system_t *sys, actor_ref_t watcher, actor_ref_t target)
+{
+	if (sys == NULL)
+		return -EINVAL;
+	if (actor_ref_is_none(watcher))
+		return -ESRCH;
+	/* Checks that the watcher lives without holding it: a watcher that stops later simply
+	 * makes the DOWN send fail, which is harmless. */
+	actor_info_t info;
+	int rc = actor_info(sys, watcher, &info);
+	if (rc < 0)
+		return rc;
+	rc = actor__send_internal(sys, target, watcher, MSG_MONITOR, &watcher, sizeof(watcher));
+	if (rc == -ESRCH) {
+		actor_down_t d = {.actor = target, .reason = ACTOR_REASON_NOPROC};
+		return actor__send_internal(sys, watcher, target, ACTOR_MSG_DOWN, &d, sizeof(d));
+	}
+	return rc;
+}
+
+int actor_info(actor_system_t *sys, actor_ref_t ref, actor_info_t *out)
+{
+	if (sys == NULL || out == NULL)
+		return -EINVAL;
+	struct actor_worker *self = actor__self_worker(sys);
+	if (self == NULL)
+		actor__ext_enter(sys);
+	struct actor *a = actor__lookup(sys, ref);
+	if (a != NULL) {
+		out->name = a->name;
+		out->worker = a->home->index;
+	}
+	if (self == NULL)
+		actor__ext_leave(sys);
+	return a != NULL ? 0 : -ESRCH;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Inside a behaviour
+ */
+
+actor_ref_t actor_self(const actor_ctx_t *ctx)
+{
+	return (ctx != NULL && ctx->actor != NULL) ? ctx->actor->ref : ACTOR_REF_NONE;
+}
+
+actor_ref_t actor_sender(const actor_ctx_t *ctx)
+{
+	return (ctx != NULL && ctx->msg != NULL) ? ctx->msg->sender : ACTOR_REF_NONE;
+}
+
+actor_system_t *actor_ctx_system(const actor_ctx_t *ctx)
+{
+	return ctx != NULL && ctx->worker != NULL ? ctx->worker->sys : NULL;
+}
+
+unsigned actor_ctx_worker(const actor_ctx_t *ctx)
+{
+	return ctx != NULL && ctx->worker != NULL ? ctx->worker->index : 0;
+}
+
+static bool ctx_valid(const actor_ctx_t *ctx)
+{
+	return ctx != NULL && ctx->actor != NULL && actor__tls_worker == ctx->worker;
+}
+
+int actor_become(actor_ctx_t *ctx, actor_behavior_fn *fn)
+{
+	if (!ctx_valid(ctx) || fn == NULL)
+		return -EINVAL;
+	ctx->actor->fn = fn;
+	return 0;
+}
+
+int actor_exit(actor_ctx_t *ctx, int reason)
+{
+	if (!ctx_valid(ctx))
+		return -EINVAL;
+	if (!(ctx->actor->flags & ACTOR_EXITING)) {
+		ctx->actor->flags |= ACTOR_EXITING;
+		ctx->actor->reason = reason;
+	}
+	return 0;
+}
+
+int actor_msg_keep(actor_ctx_t *ctx)
+{
+	if (!ctx_valid(ctx) || ctx->msg == NULL)
+		return -EINVAL;
+	ctx->kept = true;
+	return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Stopping (home worker only)
+ */
+
+static void add_monitor(struct actor *a, actor_ref_t watcher)
+{
+	struct actor__monitor *m = actor__alloc(sizeof(*m));
+	if (m == NULL) {
+		/* Cannot record it: tell the watcher now rather than never. */
+		actor_down_t d = {.actor = a->ref, .reason = -ENOMEM};
+		actor__send_internal(a->home->sys, watcher, a->ref, ACTOR_MSG_DOWN, &d, sizeof(d));
+		return;
+	}
+	m->watcher = watcher;
+	m->next = a->monitors;
+	a->monitors = m;
+}
+
+static void send_down(struct actor *a, actor_ref_t watcher)
+{
+	actor_down_t d = {.actor = a->ref, .reason = a->reason};
+	actor__send_internal(a->home->sys, watcher, a->ref, ACTOR_MSG_DOWN, &d, sizeof(d));
+}
+
+static void dead_letter(struct actor_worker *w, struct actor *a, actor_msg_t *m)
+{
+	if (m->type == MSG_MONITOR) {
+		actor_ref_t watcher;
+		memcpy(&watcher, m + 1, sizeof(watcher));
+		send_down(a, watcher);
+	} else if (m->type != MSG_STOP) {
+		actor_system_t *sys = w->sys;
+		if (sys->dead_letter != NULL)
+			sys->dead_letter(sys->dead_letter_arg, a->ref, m);
+		actor__stat_add(&w->st.dead_letters, 1);
+	}
+	actor_msg_free(m);
+}
+
+/* Pops everything poppable into dead letters. */
+void actor__drain_dead(struct actor_worker *w, struct actor *a)
+{
+	struct actor__mpsc_node *n;
+	while ((n = actor__mpsc_pop(&a->mbox)) != NULL)
+		dead_letter(w, a, node_msg(n));
+}
+
+void actor__free_actor(struct actor *a)
+{
+	actor__free(a, sizeof(*a));
+}
+
+/* Steps 1 and 2 of the stop. The actor may be running, queued or idle. */
+void actor__kill_now(struct actor_worker *w, struct actor *a, int reason)
+{
+	assert(a->home == w);
+	if (a->flags & ACTOR_DEAD)
+		return;
+	a->flags = (a->flags & ~ACTOR_EXITING) | ACTOR_DEAD;
+	a->reason = reason;
+
+	struct actor__slot *s = actor__slot_at(w->sys, (uint32_t)a->ref.id);
+	uint32_t gen = (uint32_t)(a->ref.id >> 32) + 1;
+	/* seq_cst: the clear precedes the retire epoch read (refs.c R3) and pairs with the acquire
+	 * in actor__lookup. Generation 0 is skipped so that no reference id is ever 0. */
+	atomic_store(&s->actor, NULL);
+	atomic_store(&s->gen, gen == 0 ? 1 : gen);
+
+	if (a->destroy != NULL)
+		a->destroy(a->state);
+	struct actor__monitor *m = a->monitors;
+	a->monitors = NULL;
+	while (m != NULL) {
+		struct actor__monitor *next = m->next;
+		send_down(a, m->watcher);
+		actor__free(m, sizeof(*m));
+		m = next;
+	}
+	actor__stat_add(&w->st.stopped, 1);
+	actor__note_stopped(w);
+}
+
+/* Step 3 from a turn: drain and close; retire, or stay scheduled to retry. */
+static void finish_dead_turn(struct actor_worker *w, struct actor *a)
+{
+	actor__drain_dead(w, a);
+	if (actor__mpsc_close(&a->mbox, false))
+		actor__retire(w, a);
+	else
+		actor__runq_push_local(w, a); /* a push is in progress: try again next turn */
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * One turn (home worker only)
+ */
+
+static void handle_control(struct actor *a, actor_msg_t *m)
+{
+	if (m->type == MSG_MONITOR) {
+		actor_ref_t watcher;
+		memcpy(&watcher, m + 1, sizeof(watcher));
+		add_monitor(a, watcher);
+	} else if (m->type == MSG_STOP && !(a->flags & ACTOR_EXITING)) {
+		a->flags |= ACTOR_EXITING;
+		a->reason = ACTOR_REASON_KILLED;
+	}
+	actor_msg_free(m);
+}
+
+void actor__run(struct actor_worker *w, struct actor *a)
+{
+	if (a->flags & ACTOR_DEAD) {
+		finish_dead_turn(w, a);
+		return;
+	}
+	struct actor_ctx *ctx = &w->ctx;
+	unsigned n = 0, popped = 0; /* behaviour calls; all messages, control ones included */
+	ctx->actor = a;
+	while (popped < w->sys->batch) {
+		struct actor__mpsc_node *node = actor__mpsc_pop(&a->mbox);
+		if (node == NULL)
+			break;
+		actor_msg_t *m = node_msg(node);
+		popped++;
+		if (m->type >= MSG_MONITOR) {
+			handle_control(a, m);
+		} else {
+			n++;
+			ctx->msg = m;
+			ctx->kept = false;
+			a->fn(ctx, a->state, m);
+			if (!ctx->kept)
+				actor_msg_free(m);
+		}
+		if (a->flags & ACTOR_EXITING)
+			break;
+	}
+	ctx->actor = NULL;
+	ctx->msg = NULL;
+	actor__stat_add(&w->st.processed, n);
+
+	if (a->flags & ACTOR_EXITING) {
+		actor__kill_now(w, a, a->reason);
+		finish_dead_turn(w, a);
+	} else if (popped >= w->sys->batch || !actor__mpsc_mark_empty(&a->mbox)) {
+		actor__runq_push_local(w, a); /* more to do, or a push is in progress */
+	}
+}

@@ -1,0 +1,27 @@
+/* alloc_libc.c: the C library's allocator, for builds without jemalloc (sanitizers). */
+#include "config.h"
+
+#include <stdlib.h>
+
+#include "alloc.h"
+
+void *actor__alloc(size_t size)
+{
+	return malloc(size);
+}
+
+void *actor__zalloc(size_t size)
+{
+	return calloc(1, size);
+}
+
+void actor__free(void *p, size_t size)
+{
+	(void)size;
+	free(p);
+}
+
+const char *actor__alloc_name(void)
+{
+	return "libc";
+}

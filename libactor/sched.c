@@ -1,0 +1,286 @@
+/* sched.c: the workers: one pinned thread per core, each with a local run queue, a remote inbox
+ * and a park/wake protocol, running actors a batch of messages at a time.
+ *
+ * Park and wake (no lost wake-ups, no needless ones):
+ *   worker: wake = 0; go offline; mpsc_mark_empty(inbox) (a full-barrier CAS); if it succeeded,
+ *           futex-wait while wake == 0.
+ *   sender: push onto the inbox (a full-barrier exchange); only a push that finds the inbox
+ *           empty-marked does wake = 1 and futex-wakes.
+ * A push before the mark makes the mark fail, so the worker does not sleep; a push after it sees
+ * the mark and wakes the worker, whose wait returns at once if it has not started. Only a worker
+ * that is parked, or about to be, is ever woken, so busy workers cost senders no syscall.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <time.h>
+
+#include "internal.h"
+
+#define link_actor(n) ((struct actor *)((char *)(n)-offsetof(struct actor, link)))
+
+_Thread_local struct actor_worker *actor__tls_worker;
+
+#define IDLE_PARK_NS 1000000 /* park timeout while retired actors wait for a grace period */
+
+/* ---------------------------------------------------------------------------------------------
+ * Run queues
+ */
+
+void actor__runq_push_local(struct actor_worker *w, struct actor *a)
+{
+	a->link.next = NULL;
+	if (w->runq_tail != NULL)
+		w->runq_tail->next = &a->link;
+	else
+		w->runq_head = &a->link;
+	w->runq_tail = &a->link;
+	w->runq_len++;
+}
+
+static struct actor *runq_pop_local(struct actor_worker *w)
+{
+	struct actor__mpsc_node *n = w->runq_head;
+	if (n == NULL)
+		return NULL;
+	w->runq_head = n->next;
+	if (w->runq_head == NULL)
+		w->runq_tail = NULL;
+	w->runq_len--;
+	return link_actor(n);
+}
+
+static void wake_worker(struct actor_worker *w)
+{
+	/* seq_cst store: see the protocol above; actor__unpark issues the futex wake. */
+	atomic_store(&w->wake, 1);
+	actor__unpark(&w->wake);
+}
+
+/* Any thread, with `a` protected by QSBR: makes `a` runnable on its home worker. */
+void actor__schedule(struct actor_worker *self, struct actor *a)
+{
+	struct actor_worker *home = a->home;
+	if (home == self) {
+		actor__runq_push_local(self, a);
+		return;
+	}
+	if (actor__mpsc_push(&home->inbox, &a->link) & MPSC_EMPTY)
+		wake_worker(home);
+}
+
+void actor__wake_all(actor_system_t *sys)
+{
+	for (unsigned i = 0; i < sys->nworkers; i++)
+		wake_worker(&sys->workers[i]);
+}
+
+/* Moves every actor made runnable elsewhere to the local run queue. */
+static void take_inbox(struct actor_worker *w)
+{
+	struct actor__mpsc_node *n;
+	while ((n = actor__mpsc_pop(&w->inbox)) != NULL)
+		actor__runq_push_local(w, link_actor(n));
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Termination
+ */
+
+uint64_t actor__resident_total(const actor_system_t *sys)
+{
+	uint64_t sum = 0;
+	for (unsigned i = 0; i < sys->nworkers; i++)
+		sum += atomic_load(&sys->workers[i].resident);
+	return sum;
+}
+
+/* Home worker, once per stopped actor. */
+void actor__note_stopped(struct actor_worker *w)
+{
+	/* seq_cst: pairs with the seq_cst increment in actor_spawn. A spawner is itself a live
+	 * actor (or the thread calling run), so the total cannot pass through zero early. */
+	if (atomic_fetch_sub(&w->resident, 1) != 1)
+		return;
+	actor_system_t *sys = w->sys;
+	if (actor__resident_total(sys) == 0) {
+		atomic_store(&sys->run_wake, 1);
+		actor__unpark(&sys->run_wake);
+	}
+}
+
+/* On shutdown: stops every actor living here. Spawns that raced the shutdown flag are caught by
+ * a later call (the worker calls this while its resident count is not zero). */
+static void kill_residents(struct actor_worker *w)
+{
+	actor_system_t *sys = w->sys;
+	uint32_t end = atomic_load_explicit(&sys->slot_next, memory_order_acquire);
+	for (uint32_t i = 1; i < end; i++) {
+		struct actor__slot *s = actor__slot_at(sys, i);
+		if (s == NULL) {
+			i |= SLOT_CHUNK - 1; /* skip an unpublished chunk */
+			continue;
+		}
+		/* acquire: pairs with the release publication in actor_spawn. QSBR keeps `a`
+		 * allocated: this worker is online and between quiescent points. */
+		struct actor *a = atomic_load_explicit(&s->actor, memory_order_acquire);
+		if (a == NULL || a->home != w)
+			continue;
+		actor__kill_now(w, a, ACTOR_REASON_SHUTDOWN);
+		/* Idle (empty-marked) actors are closed here; queued ones on their next turn. */
+		if (actor__mpsc_close(&a->mbox, true))
+			actor__retire(w, a);
+	}
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The loop
+ */
+
+static unsigned run_ready(struct actor_worker *w)
+{
+	unsigned ran = 0;
+	struct actor *a;
+	while (ran < ACTOR_RUN_PER_TURN && (a = runq_pop_local(w)) != NULL) {
+		actor__run(w, a);
+		ran++;
+	}
+	atomic_store_explicit(&w->st.runq, w->runq_len, memory_order_relaxed);
+	return ran;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Polls the inbox for a while: waking a parked thread costs tens of microseconds here. */
+static bool spin(struct actor_worker *w)
+{
+	if (w->sys->spin_us <= 0)
+		return false;
+	uint64_t until = now_ns() + (uint64_t)w->sys->spin_us * 1000u;
+	do {
+		for (int i = 0; i < 64; i++) {
+			if (!actor__mpsc_is_empty(&w->inbox))
+				return true;
+			ck_pr_stall();
+		}
+		if (atomic_load_explicit(&w->sys->shutdown, memory_order_relaxed))
+			return true;
+	} while (now_ns() < until);
+	return false;
+}
+
+static void park(struct actor_worker *w, bool timed)
+{
+	atomic_store(&w->wake, 0);
+	actor__qsbr_offline(w);
+	if (actor__mpsc_mark_empty(&w->inbox) && !atomic_load(&w->sys->shutdown)) {
+		actor__stat_add(&w->st.parks, 1);
+		if (timed) {
+			struct timespec ts = {0, IDLE_PARK_NS};
+			actor__park_timed(&w->wake, &ts);
+		} else {
+			actor__park(&w->wake);
+		}
+		if (atomic_load(&w->wake))
+			actor__stat_add(&w->st.wakeups, 1);
+	}
+	actor__qsbr_online(w);
+}
+
+static bool done_shutting_down(struct actor_worker *w)
+{
+	return atomic_load(&w->resident) == 0 && w->runq_head == NULL && w->retired_head == NULL &&
+	       actor__mpsc_is_empty(&w->inbox);
+}
+
+static void *worker_main(void *arg)
+{
+	struct actor_worker *w = arg;
+	actor_system_t *sys = w->sys;
+	actor__tls_worker = w;
+	actor__qsbr_online(w);
+	w->ctx.worker = w;
+
+	for (;;) {
+		actor__qsbr_quiescent(w);
+		take_inbox(w);
+		/* Checked every turn, not only when idle: a busy system must stop too. */
+		bool stopping = atomic_load_explicit(&sys->shutdown, memory_order_acquire);
+		if (stopping && atomic_load(&w->resident) > 0)
+			kill_residents(w);
+		unsigned ran = run_ready(w);
+		actor__reclaim(w);
+		if (ran > 0)
+			continue;
+		if (stopping) {
+			if (done_shutting_down(w))
+				break;
+			park(w, true);
+			continue;
+		}
+		if (spin(w))
+			continue;
+		park(w, w->retired_head != NULL);
+	}
+	actor__qsbr_offline(w);
+	actor__tls_worker = NULL;
+	return NULL;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Start and join
+ */
+
+static int cpu_of(unsigned i, const cpu_set_t *mask)
+{
+	int n = CPU_COUNT(mask);
+	if (n <= 0)
+		return -1;
+	int want = (int)(i % (unsigned)n);
+	for (int c = 0; c < CPU_SETSIZE; c++) {
+		if (CPU_ISSET(c, mask) && want-- == 0)
+			return c;
+	}
+	return -1;
+}
+
+int actor__workers_start(actor_system_t *sys)
+{
+	cpu_set_t mask;
+	bool have_mask = sched_getaffinity(0, sizeof(mask), &mask) == 0;
+	for (unsigned i = 0; i < sys->nworkers; i++) {
+		struct actor_worker *w = &sys->workers[i];
+		pthread_attr_t attr;
+		pthread_attr_init(&attr);
+		int cpu = have_mask ? cpu_of(i, &mask) : -1;
+		if (sys->pin && cpu >= 0) {
+			cpu_set_t one;
+			CPU_ZERO(&one);
+			CPU_SET(cpu, &one);
+			pthread_attr_setaffinity_np(&attr, sizeof(one), &one);
+		}
+		int rc = pthread_create(&w->thread, &attr, worker_main, w);
+		pthread_attr_destroy(&attr);
+		if (rc != 0)
+			return -rc;
+		w->started = true;
+	}
+	return 0;
+}
+
+void actor__workers_join(actor_system_t *sys)
+{
+	for (unsigned i = 0; i < sys->nworkers; i++) {
+		struct actor_worker *w = &sys->workers[i];
+		if (w->started) {
+			pthread_join(w->thread, NULL);
+			w->started = false;
+		}
+	}
+}

@@ -1,0 +1,68 @@
+/* stats.c: reading the counters the workers keep. */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+
+#include "internal.h"
+
+static uint64_t rd(const _Atomic uint64_t *c)
+{
+	/* relaxed: a counter's own value is all a reader gets; see actor.h on consistency. */
+	return atomic_load_explicit((_Atomic uint64_t *)c, memory_order_relaxed);
+}
+
+int actor_stats_worker(const actor_system_t *sys, unsigned worker, actor_worker_stats_t *out)
+{
+	if (sys == NULL || out == NULL || worker >= sys->nworkers)
+		return -EINVAL;
+	const struct actor_worker *w = &sys->workers[worker];
+	out->processed = rd(&w->st.processed);
+	out->resident = rd(&w->resident);
+	out->runq = rd(&w->st.runq);
+	out->parks = rd(&w->st.parks);
+	out->wakeups = rd(&w->st.wakeups);
+	return 0;
+}
+
+int actor_stats_system(const actor_system_t *sys, actor_stats_t *out)
+{
+	if (sys == NULL || out == NULL)
+		return -EINVAL;
+	actor_stats_t s = {
+	    .spawned = rd(&sys->ext_spawned),
+	    .sent = rd(&sys->ext_sent),
+	};
+	for (unsigned i = 0; i < sys->nworkers; i++) {
+		const struct actor_worker *w = &sys->workers[i];
+		s.spawned += rd(&w->st.spawned);
+		s.stopped += rd(&w->st.stopped);
+		s.sent += rd(&w->st.sent);
+		s.delivered += rd(&w->st.processed);
+		s.dead_letters += rd(&w->st.dead_letters);
+	}
+	*out = s;
+	return 0;
+}
+
+int actor_stats_print(const actor_system_t *sys, FILE *out)
+{
+	actor_stats_t s;
+	if (out == NULL || actor_stats_system(sys, &s) < 0)
+		return -EINVAL;
+	fprintf(out,
+	        "libactor: %u workers, allocator %s\n"
+	        "  spawned %" PRIu64 " stopped %" PRIu64 " sent %" PRIu64 " delivered %" PRIu64
+	        " dead-lettered %" PRIu64 "\n",
+	        sys->nworkers, actor__alloc_name(), s.spawned, s.stopped, s.sent, s.delivered,
+	        s.dead_letters);
+	for (unsigned i = 0; i < sys->nworkers; i++) {
+		actor_worker_stats_t w;
+		actor_stats_worker(sys, i, &w);
+		fprintf(out,
+		        "  worker %u: processed %" PRIu64 " resident %" PRIu64 " runq %" PRIu64
+		        " parks %" PRIu64 " wakeups %" PRIu64 "\n",
+		        i, w.processed, w.resident, w.runq, w.parks, w.wakeups);
+	}
+	return 0;
+}

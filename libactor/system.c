@@ -1,0 +1,166 @@
+/* system.c: creating, running, shutting down and freeing an actor system. */
+#include "config.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+
+#define RUN_RECHECK_NS 100000000 /* run() re-checks its condition at least this often */
+
+static unsigned default_workers(void)
+{
+	cpu_set_t mask;
+	if (sched_getaffinity(0, sizeof(mask), &mask) == 0 && CPU_COUNT(&mask) > 0)
+		return (unsigned)CPU_COUNT(&mask);
+	return 1;
+}
+
+static void worker_init(actor_system_t *sys, struct actor_worker *w, unsigned i)
+{
+	actor__mpsc_init(&w->inbox);
+	atomic_init(&w->resident, 0);
+	atomic_init(&w->wake, 0);
+	atomic_init(&w->qs, UINT64_MAX);
+	w->sys = sys;
+	w->index = i;
+}
+
+static void free_system(actor_system_t *sys)
+{
+	if (sys->workers != NULL) {
+		for (unsigned i = 0; i < sys->nworkers; i++)
+			free(sys->workers[i].free_slots);
+		free(sys->workers);
+	}
+	actor__slots_fini(sys);
+	free(sys);
+}
+
+int actor_system_create(const actor_config_t *cfg, actor_system_t **out)
+{
+	static const actor_config_t defaults;
+	if (out == NULL)
+		return -EINVAL;
+	if (cfg == NULL)
+		cfg = &defaults;
+	if (cfg->workers > ACTOR_WORKERS_MAX || cfg->spin_us < -1 || cfg->spin_us > 1000000)
+		return -EINVAL;
+
+	actor_system_t *sys = calloc(1, sizeof(*sys));
+	if (sys == NULL)
+		return -ENOMEM;
+	sys->nworkers = cfg->workers ? cfg->workers : default_workers();
+	if (sys->nworkers > ACTOR_WORKERS_MAX)
+		sys->nworkers = ACTOR_WORKERS_MAX;
+	sys->batch = cfg->batch ? cfg->batch : ACTOR_BATCH_DEFAULT;
+	sys->spin_us = cfg->spin_us ? cfg->spin_us : ACTOR_SPIN_US_DEFAULT;
+	sys->pin = !cfg->no_pin;
+	sys->dead_letter = cfg->dead_letter;
+	sys->dead_letter_arg = cfg->dead_letter_arg;
+	atomic_init(&sys->epoch, 1);
+
+	int rc = actor__slots_init(sys);
+	if (rc < 0) {
+		free(sys);
+		return rc;
+	}
+	sys->workers = aligned_alloc(CK_MD_CACHELINE, sizeof(*sys->workers) * sys->nworkers);
+	if (sys->workers == NULL) {
+		free_system(sys);
+		return -ENOMEM;
+	}
+	memset(sys->workers, 0, sizeof(*sys->workers) * sys->nworkers);
+	for (unsigned i = 0; i < sys->nworkers; i++)
+		worker_init(sys, &sys->workers[i], i);
+
+	rc = actor__workers_start(sys);
+	if (rc < 0) {
+		atomic_store(&sys->shutdown, 1);
+		actor__wake_all(sys);
+		actor__workers_join(sys);
+		free_system(sys);
+		return rc;
+	}
+	*out = sys;
+	return 0;
+}
+
+int actor_system_shutdown(actor_system_t *sys)
+{
+	if (sys == NULL)
+		return -EINVAL;
+	/* Async-signal-safe: atomic stores and futex wakes only. */
+	atomic_store(&sys->shutdown, 1);
+	atomic_store(&sys->run_wake, 1);
+	actor__unpark(&sys->run_wake);
+	actor__wake_all(sys);
+	return 0;
+}
+
+static void stop_and_join(actor_system_t *sys)
+{
+	if (atomic_exchange(&sys->finished, 1))
+		return;
+	atomic_store(&sys->shutdown, 1);
+	actor__wake_all(sys);
+	actor__workers_join(sys);
+}
+
+int actor_system_run(actor_system_t *sys)
+{
+	if (sys == NULL || actor__self_worker(sys) != NULL)
+		return -EINVAL;
+	int expected = 0;
+	if (!atomic_compare_exchange_strong(&sys->running, &expected, 1))
+		return -EINVAL;
+	while (!atomic_load(&sys->shutdown) && actor__resident_total(sys) != 0) {
+		/* seq_cst store then re-check: pairs with the store-then-wake in
+		 * actor__note_stopped, so a stop between check and wait is not missed. */
+		atomic_store(&sys->run_wake, 0);
+		if (atomic_load(&sys->shutdown) || actor__resident_total(sys) == 0)
+			break;
+		struct timespec ts = {0, RUN_RECHECK_NS};
+		actor__park_timed(&sys->run_wake, &ts);
+	}
+	stop_and_join(sys);
+	return 0;
+}
+
+/* After the join: frees the actors whose grace period had not ended. */
+static void reclaim_remaining(actor_system_t *sys)
+{
+	for (unsigned i = 0; i < sys->nworkers; i++) {
+		struct actor_worker *w = &sys->workers[i];
+		while (w->retired_head != NULL) {
+			struct actor *a = (struct actor *)((char *)w->retired_head -
+			                                   offsetof(struct actor, link));
+			w->retired_head = a->link.next;
+			actor__drain_dead(w, a);
+			actor__free_actor(a);
+		}
+		w->retired_tail = NULL;
+	}
+}
+
+void actor_system_free(actor_system_t *sys)
+{
+	if (sys == NULL)
+		return;
+	stop_and_join(sys);
+	reclaim_remaining(sys);
+	free_system(sys);
+}
+
+unsigned actor_system_workers(const actor_system_t *sys)
+{
+	return sys != NULL ? sys->nworkers : 0;
+}
+
+const char *actor_version(void)
+{
+	return PACKAGE_VERSION;
+}

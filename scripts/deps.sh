@@ -1,0 +1,13 @@
+#!/bin/sh
+# deps.sh: installs what building and testing libactor needs on Debian 12 (apt-get; uses sudo
+# when not run as root).
+set -eu
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends \
+	build-essential autoconf automake libtool pkg-config \
+	libck-dev libjemalloc-dev check \
+	clang libclang-rt-14-dev >/dev/null
+echo "deps.sh: build dependencies installed"
