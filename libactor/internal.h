@@ -142,7 +142,8 @@ struct actor_system {
 };
 
 /* The worker running on this thread, or NULL outside every pool. */
-extern _Thread_local struct actor_worker *actor__tls_worker;
+extern
+    __attribute__((tls_model("initial-exec"))) _Thread_local struct actor_worker *actor__tls_worker;
 
 static inline struct actor_worker *actor__self_worker(const actor_system_t *sys)
 {

@@ -101,17 +101,19 @@ static int take_fresh(actor_system_t *sys, uint32_t n, uint32_t *first)
 	return 0;
 }
 
-static bool pop_global_free(actor_system_t *sys, uint32_t *idx)
+/* Moves up to `max` indices from the shared free list into `dst` under one lock. */
+static uint32_t pop_global_free(actor_system_t *sys, uint32_t *dst, uint32_t max)
 {
+	uint32_t n = 0;
 	pthread_mutex_lock(&sys->slot_lock);
-	uint32_t head = sys->slot_free_head;
-	if (head != 0) {
+	while (n < max && sys->slot_free_head != 0) {
+		uint32_t head = sys->slot_free_head;
 		sys->slot_free_head = actor__slot_at(sys, head)->free_next;
 		sys->slot_free_len--;
+		dst[n++] = head;
 	}
 	pthread_mutex_unlock(&sys->slot_lock);
-	*idx = head;
-	return head != 0;
+	return n;
 }
 
 static int grow_local(struct actor_worker *w)
@@ -132,41 +134,41 @@ static int grow_local(struct actor_worker *w)
 int actor__slot_alloc(actor_system_t *sys, struct actor_worker *w, uint32_t *idx)
 {
 	if (w == NULL) {
-		if (pop_global_free(sys, idx))
+		if (pop_global_free(sys, idx, 1) == 1)
 			return 0;
 		return take_fresh(sys, 1, idx);
 	}
 	if (w->free_len == 0) {
-		uint32_t got;
-		while (w->free_len < SLOT_GRAB && pop_global_free(sys, &got)) {
-			if (grow_local(w) < 0) {
-				*idx = got;
-				return 0;
-			}
-			w->free_slots[w->free_len++] = got;
+		if (w->free_cap < SLOT_GRAB) {
+			uint32_t *p = realloc(w->free_slots, SLOT_GRAB * 4 * sizeof(*p));
+			if (p == NULL)
+				return -ENOMEM;
+			w->free_slots = p;
+			w->free_cap = SLOT_GRAB * 4;
 		}
+		w->free_len = pop_global_free(sys, w->free_slots, SLOT_GRAB);
 		if (w->free_len == 0) {
 			uint32_t first;
 			int rc = take_fresh(sys, SLOT_GRAB, &first);
 			if (rc < 0)
 				return rc;
-			for (uint32_t i = SLOT_GRAB; i-- > 0;) {
-				if (grow_local(w) < 0)
-					return -ENOMEM;
+			for (uint32_t i = SLOT_GRAB; i-- > 0;)
 				w->free_slots[w->free_len++] = first + i;
-			}
 		}
 	}
 	*idx = w->free_slots[--w->free_len];
 	return 0;
 }
 
-static void push_global_free(actor_system_t *sys, uint32_t idx)
+/* Moves `n` indices to the shared free list under one lock. */
+static void push_global_free(actor_system_t *sys, const uint32_t *src, uint32_t n)
 {
 	pthread_mutex_lock(&sys->slot_lock);
-	actor__slot_at(sys, idx)->free_next = sys->slot_free_head;
-	sys->slot_free_head = idx;
-	sys->slot_free_len++;
+	for (uint32_t i = 0; i < n; i++) {
+		actor__slot_at(sys, src[i])->free_next = sys->slot_free_head;
+		sys->slot_free_head = src[i];
+	}
+	sys->slot_free_len += n;
 	pthread_mutex_unlock(&sys->slot_lock);
 }
 
@@ -174,15 +176,16 @@ static void push_global_free(actor_system_t *sys, uint32_t idx)
 void actor__slot_release(actor_system_t *sys, struct actor_worker *w, uint32_t idx)
 {
 	if (w == NULL || grow_local(w) < 0) {
-		push_global_free(sys, idx);
+		push_global_free(sys, &idx, 1);
 		return;
 	}
 	w->free_slots[w->free_len++] = idx;
 	if (w->free_len >= SLOT_CACHE_MAX) {
 		/* Give half back so that spawns elsewhere reuse slots instead of growing the table.
 		 */
-		while (w->free_len > SLOT_CACHE_MAX / 2)
-			push_global_free(sys, w->free_slots[--w->free_len]);
+		uint32_t keep = SLOT_CACHE_MAX / 2;
+		push_global_free(sys, w->free_slots + keep, w->free_len - keep);
+		w->free_len = keep;
 	}
 }
 
