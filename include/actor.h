@@ -111,6 +111,9 @@ typedef struct actor_config {
 	int spin_us;      /* idle spin before parking, µs; 0 = default, -1 = never spin */
 	actor_dead_letter_fn *dead_letter; /* optional hook; dead letters are counted anyway */
 	void *dead_letter_arg;
+	/* "epoll", "io_uring" or "auto" (io_uring where the kernel and sandbox allow it, else
+	 * epoll). NULL = the ACTOR_REACTOR environment variable, else "auto". */
+	const char *reactor;
 } actor_config_t;
 
 #define ACTOR_WORKERS_MAX 256
@@ -131,6 +134,9 @@ ACTOR_API void actor_system_free(actor_system_t *sys);
 
 /* Number of workers. */
 ACTOR_API unsigned actor_system_workers(const actor_system_t *sys);
+
+/* The reactor backend in use: "epoll" or "io_uring". */
+ACTOR_API const char *actor_system_reactor(const actor_system_t *sys);
 
 /* ---------------------------------------------------------------------------------------------
  * Spawning
@@ -225,15 +231,164 @@ ACTOR_API int actor_stop(actor_system_t *sys, actor_ref_t target);
 ACTOR_API int actor_monitor(actor_system_t *sys, actor_ref_t watcher, actor_ref_t target);
 
 /* ---------------------------------------------------------------------------------------------
+ * Networking: TCP over each worker's reactor (epoll or io_uring)
+ *
+ * A connection lives on one worker and is owned by one actor living on that same worker; its
+ * events arrive in the owner's mailbox as messages, and only the owner may operate on it, from
+ * inside its behaviour. A listener likewise belongs to the actor that opened it.
+ *
+ * Accepting: each accepted connection arrives at the listener's owner as ACTOR_MSG_TCP_ACCEPTED.
+ * Nothing is read from it until the owner hands it to an actor living on the connection's
+ * worker (`accepted->worker`; typically one spawned there with ACTOR_PLACE_FIXED), or to itself
+ * if it lives there, with actor_tcp_handoff. The new owner then gets ACTOR_MSG_TCP_ADOPTED and
+ * the data. With `per_worker` the listener accepts on every worker (SO_REUSEPORT), so
+ * connections spread over the cores and each stays on the worker that accepted it.
+ *
+ * When the owner stops, its connections and listeners are closed.
+ * No SIGPIPE is ever raised; resets and broken pipes arrive as ACTOR_MSG_TCP_CLOSED.
+ */
+
+typedef struct actor_conn {
+	uint64_t id;
+} actor_conn_t;
+
+typedef struct actor_listener {
+	uint64_t id;
+} actor_listener_t;
+
+#define ACTOR_MSG_TCP_ACCEPTED 0xffff0010u  /* payload: actor_tcp_accepted_t */
+#define ACTOR_MSG_TCP_ADOPTED 0xffff0011u   /* payload: actor_tcp_event_t; you own the conn */
+#define ACTOR_MSG_TCP_CONNECTED 0xffff0012u /* payload: actor_tcp_event_t; error 0 or -errno */
+#define ACTOR_MSG_TCP_DATA 0xffff0013u      /* payload: actor_tcp_data_t, then the bytes */
+#define ACTOR_MSG_TCP_CLOSED 0xffff0014u    /* payload: actor_tcp_event_t; see below */
+#define ACTOR_MSG_TCP_DRAINED 0xffff0015u   /* payload: actor_tcp_event_t; below low water */
+#define ACTOR_MSG_TIMER 0xffff0020u         /* payload: actor_timer_event_t */
+
+typedef struct actor_tcp_event {
+	actor_conn_t conn;
+	int error;       /* CLOSED: 0 = the peer closed its side (EOF), else -errno (-ECONNRESET,
+	                    -EPIPE, -ETIMEDOUT, ...); CONNECTED: 0 or -errno */
+	unsigned worker; /* the connection's worker */
+} actor_tcp_event_t;
+
+typedef struct actor_tcp_accepted {
+	actor_conn_t conn;
+	actor_listener_t listener;
+	unsigned worker;         /* the worker the connection lives on */
+	uint32_t peer_len;       /* bytes of `peer` used */
+	unsigned char peer[128]; /* the peer's address: a struct sockaddr_in or sockaddr_in6 */
+} actor_tcp_accepted_t;
+
+typedef struct actor_tcp_data {
+	actor_conn_t conn;
+	uint32_t len; /* bytes that follow this struct */
+	uint32_t reserved_;
+} actor_tcp_data_t;
+
+/* The bytes of an ACTOR_MSG_TCP_DATA message. */
+static inline const unsigned char *actor_tcp_data_bytes(const actor_msg_t *m)
+{
+	return (const unsigned char *)actor_msg_data((actor_msg_t *)m) + sizeof(actor_tcp_data_t);
+}
+
+typedef struct actor_listen_opts {
+	const char
+	    *host;      /* numeric IPv4 or IPv6 address or a name; NULL = every IPv6+IPv4 address */
+	uint16_t port;  /* 0 = any free port (see actor_tcp_listener_port) */
+	int backlog;    /* 0 = SOMAXCONN */
+	int per_worker; /* 1 = one SO_REUSEPORT socket per worker */
+} actor_listen_opts_t;
+
+/* Listens; accepted connections arrive at the calling actor. -EADDRINUSE if the port is
+ * taken, -EADDRNOTAVAIL or -EINVAL for a bad address. */
+ACTOR_API int actor_tcp_listen(actor_ctx_t *ctx, const actor_listen_opts_t *opts,
+                               actor_listener_t *out);
+/* The port the listener is bound to. */
+ACTOR_API int actor_tcp_listener_port(actor_ctx_t *ctx, actor_listener_t l, uint16_t *port);
+/* Stops listening and closes the socket(s). */
+ACTOR_API int actor_tcp_listener_close(actor_ctx_t *ctx, actor_listener_t l);
+
+/* Connects to host:port (numeric or a name, resolved synchronously). ACTOR_MSG_TCP_CONNECTED
+ * arrives with the result; on success the caller owns the connection and data follows. */
+ACTOR_API int actor_tcp_connect(actor_ctx_t *ctx, const char *host, uint16_t port,
+                                actor_conn_t *out);
+
+/* Makes `target` the owner. The caller must own the connection (or be the listener owner of a
+ * connection not yet handed off); `target` must live on the connection's worker (-EXDEV
+ * otherwise) and may be the caller itself. */
+ACTOR_API int actor_tcp_handoff(actor_ctx_t *ctx, actor_conn_t conn, actor_ref_t target);
+
+/* Queues `len` bytes for writing, in order. -ENOBUFS, with nothing queued, while the output
+ * queue is above its high-water mark; ACTOR_MSG_TCP_DRAINED follows once it falls below the
+ * low-water mark. -EPIPE once the connection is closing. */
+ACTOR_API int actor_tcp_write(actor_ctx_t *ctx, actor_conn_t conn, const void *data, size_t len);
+
+/* Bytes waiting in the output queue. */
+ACTOR_API int actor_tcp_queued(actor_ctx_t *ctx, actor_conn_t conn, size_t *bytes);
+
+/* Output queue marks, bytes. Defaults: ACTOR_TCP_HIGH_WATER and ACTOR_TCP_LOW_WATER. */
+ACTOR_API int actor_tcp_set_watermarks(actor_ctx_t *ctx, actor_conn_t conn, size_t high,
+                                       size_t low);
+#define ACTOR_TCP_HIGH_WATER (256u << 10)
+#define ACTOR_TCP_LOW_WATER (64u << 10)
+
+/* Stops and restarts reading (flow control toward the peer). */
+ACTOR_API int actor_tcp_pause(actor_ctx_t *ctx, actor_conn_t conn);
+ACTOR_API int actor_tcp_resume(actor_ctx_t *ctx, actor_conn_t conn);
+
+/* Half-closes: sends FIN once the queued output is written; reading goes on. */
+ACTOR_API int actor_tcp_shutdown(actor_ctx_t *ctx, actor_conn_t conn);
+
+/* Closes: queued output is still written (for at most ACTOR_TCP_LINGER_MS), then the socket is
+ * closed. The handle is invalid at once and no further message about it arrives. */
+ACTOR_API int actor_tcp_close(actor_ctx_t *ctx, actor_conn_t conn);
+#define ACTOR_TCP_LINGER_MS 5000
+
+/* Closes at once, discarding queued output, and resets the connection (RST). */
+ACTOR_API int actor_tcp_abort(actor_ctx_t *ctx, actor_conn_t conn);
+
+/* The peer's address (a struct sockaddr_in or sockaddr_in6) into buf; *len in/out. */
+ACTOR_API int actor_tcp_peer(actor_ctx_t *ctx, actor_conn_t conn, void *buf, uint32_t *len);
+
+/* ---------------------------------------------------------------------------------------------
+ * Timers
+ *
+ * A timer lives on the calling actor's worker and sends ACTOR_MSG_TIMER to `target` (any actor)
+ * after `delay_ns`, then every `period_ns` if it is not 0, until cancelled or the target stops.
+ * Timers with equal deadlines fire in the order they were set.
+ */
+
+typedef struct actor_timer {
+	uint64_t id;
+} actor_timer_t;
+
+typedef struct actor_timer_event {
+	actor_timer_t timer;
+	uint64_t tag;         /* the caller's tag */
+	uint64_t expirations; /* periodic timers: periods elapsed since the last message (>= 1) */
+} actor_timer_event_t;
+
+ACTOR_API int actor_timer_start(actor_ctx_t *ctx, actor_ref_t target, uint64_t delay_ns,
+                                uint64_t period_ns, uint64_t tag, actor_timer_t *out);
+/* -ESRCH if the timer already fired (one-shot) or was cancelled. Call from the worker that set
+ * it (inside a behaviour of an actor living there). */
+ACTOR_API int actor_timer_cancel(actor_ctx_t *ctx, actor_timer_t timer);
+
+/* ---------------------------------------------------------------------------------------------
  * Statistics
  */
 
 typedef struct actor_worker_stats {
-	uint64_t processed; /* messages handed to behaviours */
-	uint64_t resident;  /* actors living on this worker */
-	uint64_t runq;      /* actors ready to run (local queue) */
-	uint64_t parks;     /* times the worker blocked */
-	uint64_t wakeups;   /* times another thread woke it */
+	uint64_t processed;       /* messages handed to behaviours */
+	uint64_t resident;        /* actors living on this worker */
+	uint64_t runq;            /* actors ready to run (local queue) */
+	uint64_t parks;           /* times the worker blocked */
+	uint64_t wakeups;         /* times another thread woke it */
+	uint64_t conns;           /* open connections */
+	uint64_t accepts;         /* connections accepted */
+	uint64_t accept_backoffs; /* accepts paused by EMFILE/ENFILE/ENOBUFS/ENOMEM */
+	uint64_t timers;          /* pending timers */
+	const char *reactor;      /* "epoll" or "io_uring" */
 } actor_worker_stats_t;
 
 typedef struct actor_stats {

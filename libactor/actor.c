@@ -172,11 +172,17 @@ int actor__send_internal(actor_system_t *sys, actor_ref_t to, actor_ref_t from, 
 		return rc;
 	if (len > 0)
 		memcpy(m + 1, data, len);
-	/* DOWN messages reach behaviours, so they count as sent; control messages do not. */
-	rc = send_to(sys, to, m, from, type == ACTOR_MSG_DOWN);
+	/* Library messages that reach behaviours (DOWN, timers, network events) count as sent,
+	 * like the user's; control messages do not. */
+	rc = send_to(sys, to, m, from, type < MSG_CONTROL);
 	if (rc < 0)
 		actor_msg_free(m);
 	return rc;
+}
+
+int actor__send_internal_msg(actor_system_t *sys, actor_ref_t to, actor_msg_t *m)
+{
+	return send_to(sys, to, m, ACTOR_REF_NONE, true);
 }
 
 int actor_send(actor_system_t *sys, actor_ref_t to, uint32_t type, const void *data, size_t len)
@@ -287,7 +293,7 @@ unsigned actor_ctx_worker(const actor_ctx_t *ctx)
 
 static bool ctx_valid(const actor_ctx_t *ctx)
 {
-	return ctx != NULL && ctx->actor != NULL && actor__tls_worker == ctx->worker;
+	return actor__ctx_worker(ctx) != NULL;
 }
 
 int actor_become(actor_ctx_t *ctx, actor_behavior_fn *fn)
@@ -343,11 +349,13 @@ static void send_down(struct actor *a, actor_ref_t watcher)
 
 static void dead_letter(struct actor_worker *w, struct actor *a, actor_msg_t *m)
 {
+	if (m->type == MSG_TCP_ADOPT || m->type == ACTOR_MSG_TCP_ACCEPTED)
+		actor__net_dead_letter(w, a->ref, m); /* close the connection it carries */
 	if (m->type == MSG_MONITOR) {
 		actor_ref_t watcher;
 		memcpy(&watcher, m + 1, sizeof(watcher));
 		send_down(a, watcher);
-	} else if (m->type != MSG_STOP) {
+	} else if (m->type < MSG_CONTROL) {
 		actor_system_t *sys = w->sys;
 		if (sys->dead_letter != NULL)
 			sys->dead_letter(sys->dead_letter_arg, a->ref, m);
@@ -395,6 +403,8 @@ void actor__kill_now(struct actor_worker *w, struct actor *a, int reason)
 		actor__free(m, sizeof(*m));
 		m = next;
 	}
+	if (a->flags & ACTOR_HAS_IO)
+		actor__net_owner_stopped(w, a);
 	actor__stat_add(&w->st.stopped, 1);
 	actor__note_stopped(w);
 }
@@ -441,16 +451,23 @@ void actor__run(struct actor_worker *w, struct actor *a)
 			break;
 		actor_msg_t *m = node_msg(node);
 		popped++;
-		if (m->type >= MSG_MONITOR) {
-			handle_control(a, m);
+		if (m->type >= MSG_CONTROL) {
+			/* A hand-off becomes the ADOPTED message the behaviour sees; it was never
+			 * counted as sent, so it is not counted as processed either. */
+			if (m->type != MSG_TCP_ADOPT || !actor__net_adopt(w, a, m)) {
+				handle_control(a, m);
+				if (a->flags & ACTOR_EXITING)
+					break;
+				continue;
+			}
 		} else {
 			n++;
-			ctx->msg = m;
-			ctx->kept = false;
-			a->fn(ctx, a->state, m);
-			if (!ctx->kept)
-				actor_msg_free(m);
 		}
+		ctx->msg = m;
+		ctx->kept = false;
+		a->fn(ctx, a->state, m);
+		if (!ctx->kept)
+			actor_msg_free(m);
 		if (a->flags & ACTOR_EXITING)
 			break;
 	}

@@ -21,6 +21,7 @@
 #include "actor.h"
 #include "alloc.h"
 #include "mpsc.h"
+#include "table.h"
 
 /* Tunables. */
 #define ACTOR_BATCH_DEFAULT 64   /* bench/pingpong + tests/test_sched fairness: see bench/README */
@@ -39,6 +40,8 @@
 enum actor_flags {
 	ACTOR_EXITING = 1, /* actor_exit called in the current turn */
 	ACTOR_DEAD = 2,    /* stopped: slot cleared, waiting to close its mailbox and retire */
+	ACTOR_HAS_IO = 4,  /* has owned a connection or listener: clean up at stop */
+	ACTOR_LISTENS = 8, /* has owned a listener: its accepted conns may be on other workers */
 };
 
 struct actor__monitor {
@@ -74,12 +77,33 @@ struct actor_ctx {
 /* Counters a worker writes with relaxed stores and anyone reads with relaxed loads. */
 struct actor__wstats {
 	_Atomic uint64_t processed, parks, wakeups, spawned, stopped, sent, dead_letters, runq;
+	_Atomic uint64_t conns, accepts, accept_backoffs, timers;
 };
+
+/* A job for a worker's own thread, posted from any thread (actor__worker_post). */
+struct actor__cmd {
+	struct actor__mpsc_node link;
+	void (*fn)(struct actor_worker *w, struct actor__cmd *cmd);
+};
+
+struct actor__timer;
+struct actor__timers {
+	struct actor__timer **heap;
+	uint32_t len, cap;
+	uint64_t seq;
+	struct actor__table table;
+};
+
+struct actor__net;
+struct actor__reactor;
+struct actor__reactor_ops;
 
 struct actor_worker {
 	/* Any thread: the remote inbox of actors made runnable elsewhere. Own cache line, since
 	 * every remote wake writes it. */
 	CK_CC_CACHELINE struct actor__mpsc inbox;
+	/* Any thread: jobs for this worker's thread (listeners, I/O cleanup). */
+	struct actor__mpsc cmdq;
 	/* Any thread: resident actor count (spawners add, the home worker subtracts). */
 	CK_CC_CACHELINE _Atomic uint64_t resident;
 	/* Any thread: 1 once someone woke the parked worker; the futex word. */
@@ -101,6 +125,11 @@ struct actor_worker {
 	uint32_t free_len, free_cap;
 	unsigned rr_next; /* round-robin cursor for spawns from this worker */
 	struct actor_ctx ctx;
+	/* I/O and time, owner only (the reactor's wake excepted). */
+	const struct actor__reactor_ops *rops;
+	struct actor__reactor *reactor;
+	struct actor__net *net;
+	struct actor__timers timers;
 	struct actor__wstats st;
 };
 
@@ -119,6 +148,7 @@ struct actor_system {
 	actor_dead_letter_fn *dead_letter;
 	void *dead_letter_arg;
 	struct actor_worker *workers;
+	const struct actor__reactor_ops *rops;
 
 	/* Reference slots: a two-level table that never moves. Chunks are published by CAS. */
 	struct actor__slot *_Atomic *chunks;
@@ -141,6 +171,10 @@ struct actor_system {
 	_Atomic int finished;                 /* workers joined */
 };
 
+/* Internal message types at or above MSG_CONTROL never reach behaviours as they are. */
+#define MSG_CONTROL MSG_MONITOR
+#define MSG_TCP_ADOPT (ACTOR_MSG_SYSTEM + 0x110) /* payload: struct actor__adopt (net.c) */
+
 /* The worker running on this thread, or NULL outside every pool. */
 extern
     __attribute__((tls_model("initial-exec"))) _Thread_local struct actor_worker *actor__tls_worker;
@@ -156,6 +190,14 @@ static inline void actor__stat_add(_Atomic uint64_t *c, uint64_t n)
 	/* relaxed: only this worker writes the counter; readers want a recent value, no order. */
 	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
 	                      memory_order_relaxed);
+}
+
+/* The worker of a behaviour's ctx, if the caller is that behaviour's thread; else NULL. */
+static inline struct actor_worker *actor__ctx_worker(const actor_ctx_t *ctx)
+{
+	if (ctx == NULL || ctx->actor == NULL || actor__tls_worker != ctx->worker)
+		return NULL;
+	return ctx->worker;
 }
 
 static inline size_t actor__msg_bytes(const actor_msg_t *m)
@@ -186,6 +228,8 @@ void actor__drain_dead(struct actor_worker *w, struct actor *a);
 int actor__deliver(actor_system_t *sys, struct actor_worker *w, struct actor *a, actor_msg_t *msg);
 int actor__send_internal(actor_system_t *sys, actor_ref_t to, actor_ref_t from, uint32_t type,
                          const void *data, size_t len);
+/* Sends a message built by the library (sender NONE); counted as sent. */
+int actor__send_internal_msg(actor_system_t *sys, actor_ref_t to, actor_msg_t *m);
 
 /* sched.c: workers. */
 int actor__workers_start(actor_system_t *sys);
@@ -195,6 +239,31 @@ void actor__runq_push_local(struct actor_worker *w, struct actor *a);
 void actor__wake_all(actor_system_t *sys);
 void actor__note_stopped(struct actor_worker *w);
 uint64_t actor__resident_total(const actor_system_t *sys);
+
+void actor__worker_post(struct actor_worker *w, struct actor__cmd *cmd);
+void actor__worker_wake(struct actor_worker *w);
+
+/* timer.c */
+uint64_t actor__now_ns(void);
+uint64_t actor__timers_next(const struct actor_worker *w);
+unsigned actor__timers_fire(struct actor_worker *w, uint64_t now);
+void actor__timers_fini(struct actor_worker *w);
+
+/* net.c: per-worker network state and the hooks the core calls. */
+int actor__net_init(struct actor_worker *w);
+void actor__net_fini(struct actor_worker *w); /* worker thread, at exit: closes everything */
+bool actor__net_active(const struct actor_worker *w);
+/* Flushes this turn's output and polls the reactor without blocking; events handled. */
+int actor__net_poll(struct actor_worker *w);
+/* A MSG_TCP_ADOPT reached its target: claims the conn; true if `m` was turned into an
+ * ACTOR_MSG_TCP_ADOPTED message for the behaviour. */
+bool actor__net_adopt(struct actor_worker *w, struct actor *a, actor_msg_t *m);
+/* A network message could not be delivered: releases what it carries. */
+void actor__net_dead_letter(struct actor_worker *w, actor_ref_t to, actor_msg_t *m);
+/* The actor stopped: closes what it owns. */
+void actor__net_owner_stopped(struct actor_worker *w, struct actor *a);
+uint64_t actor__net_next_deadline(const struct actor_worker *w);
+void actor__net_tick(struct actor_worker *w, uint64_t now);
 
 /* placement.c */
 int actor__place(actor_system_t *sys, const actor_spawn_opts_t *opts, struct actor_worker *self,

@@ -1,14 +1,15 @@
-/* sched.c: the workers: one pinned thread per core, each with a local run queue, a remote inbox
- * and a park/wake protocol, running actors a batch of messages at a time.
+/* sched.c: the workers: one pinned thread per core, each with a local run queue, a remote inbox,
+ * a command queue, timers and a reactor, running actors a batch of messages at a time.
  *
  * Park and wake (no lost wake-ups, no needless ones):
- *   worker: wake = 0; go offline; mpsc_mark_empty(inbox) (a full-barrier CAS); if it succeeded,
- *           futex-wait while wake == 0.
- *   sender: push onto the inbox (a full-barrier exchange); only a push that finds the inbox
- *           empty-marked does wake = 1 and futex-wakes.
+ *   worker: wake = 0; go offline; mpsc_mark_empty(inbox), then (cmdq) (full-barrier CASes); if
+ *           both succeeded, block in the reactor's wait until I/O, the next timer, or a wake.
+ *   sender: push onto the inbox or cmdq (a full-barrier exchange); only a push that finds the
+ *           queue empty-marked exchanges wake to 1 and, if it was 0, signals the reactor.
  * A push before the mark makes the mark fail, so the worker does not sleep; a push after it sees
- * the mark and wakes the worker, whose wait returns at once if it has not started. Only a worker
- * that is parked, or about to be, is ever woken, so busy workers cost senders no syscall.
+ * the mark and wakes the worker, whose wait returns at once if it has not started (the eventfd
+ * stays readable). Only a worker that is parked, or about to be, is ever woken, so busy workers
+ * cost senders no system call.
  */
 #include "config.h"
 
@@ -17,6 +18,7 @@
 #include <time.h>
 
 #include "internal.h"
+#include "reactor.h"
 
 #define link_actor(n) ((struct actor *)((char *)(n)-offsetof(struct actor, link)))
 
@@ -54,11 +56,33 @@ static struct actor *runq_pop_local(struct actor_worker *w)
 	return link_actor(n);
 }
 
-static void wake_worker(struct actor_worker *w)
+/* Any thread, async-signal-safe. */
+void actor__worker_wake(struct actor_worker *w)
 {
-	/* seq_cst store: see the protocol above; actor__unpark issues the futex wake. */
-	atomic_store(&w->wake, 1);
-	actor__unpark(&w->wake);
+	/* seq_cst: see the protocol above. Only the first waker after a park writes the eventfd. */
+	if (atomic_exchange(&w->wake, 1) == 0)
+		w->rops->wake(w->reactor);
+}
+
+#define wake_worker actor__worker_wake
+
+/* Any thread: runs cmd->fn on w's thread soon. */
+void actor__worker_post(struct actor_worker *w, struct actor__cmd *cmd)
+{
+	if (actor__mpsc_push(&w->cmdq, &cmd->link) & MPSC_EMPTY)
+		wake_worker(w);
+}
+
+static unsigned run_cmds(struct actor_worker *w)
+{
+	unsigned n = 0;
+	struct actor__mpsc_node *node;
+	while ((node = actor__mpsc_pop(&w->cmdq)) != NULL) {
+		struct actor__cmd *cmd = (struct actor__cmd *)node;
+		cmd->fn(w, cmd);
+		n++;
+	}
+	return n;
 }
 
 /* Any thread, with `a` protected by QSBR: makes `a` runnable on its home worker. */
@@ -168,7 +192,7 @@ static bool spin(struct actor_worker *w)
 	uint64_t until = now_ns() + (uint64_t)w->sys->spin_us * 1000u;
 	do {
 		for (int i = 0; i < 64; i++) {
-			if (!actor__mpsc_is_empty(&w->inbox))
+			if (!actor__mpsc_is_empty(&w->inbox) || !actor__mpsc_is_empty(&w->cmdq))
 				return true;
 			ck_pr_stall();
 		}
@@ -178,22 +202,51 @@ static bool spin(struct actor_worker *w)
 	return false;
 }
 
-static void park(struct actor_worker *w, bool timed)
+/* Blocks in the reactor until I/O, `deadline_ns` (UINT64_MAX: none) or a wake-up. */
+static void park(struct actor_worker *w, uint64_t deadline_ns)
 {
 	atomic_store(&w->wake, 0);
 	actor__qsbr_offline(w);
-	if (actor__mpsc_mark_empty(&w->inbox) && !atomic_load(&w->sys->shutdown)) {
-		actor__stat_add(&w->st.parks, 1);
-		if (timed) {
-			struct timespec ts = {0, IDLE_PARK_NS};
-			actor__park_timed(&w->wake, &ts);
-		} else {
-			actor__park(&w->wake);
+	if (actor__mpsc_mark_empty(&w->inbox) && actor__mpsc_mark_empty(&w->cmdq) &&
+	    !atomic_load(&w->sys->shutdown)) {
+		int64_t timeout = -1;
+		if (deadline_ns != UINT64_MAX) {
+			uint64_t now = actor__now_ns();
+			timeout = deadline_ns > now ? (int64_t)(deadline_ns - now) : 0;
 		}
+		actor__stat_add(&w->st.parks, 1);
+		w->rops->wait(w->reactor, timeout);
 		if (atomic_load(&w->wake))
 			actor__stat_add(&w->st.wakeups, 1);
 	}
 	actor__qsbr_online(w);
+}
+
+static uint64_t min_u64(uint64_t a, uint64_t b)
+{
+	return a < b ? a : b;
+}
+
+/* The earliest moment the worker must look again even if nothing wakes it. */
+static uint64_t next_deadline(struct actor_worker *w)
+{
+	uint64_t d = min_u64(actor__timers_next(w), actor__net_next_deadline(w));
+	if (w->retired_head != NULL)
+		d = min_u64(d, actor__now_ns() + IDLE_PARK_NS);
+	return d;
+}
+
+/* Timers and time-based network work (accept back-off, close linger) that are due. */
+static unsigned tick(struct actor_worker *w)
+{
+	uint64_t next = min_u64(actor__timers_next(w), actor__net_next_deadline(w));
+	if (next == UINT64_MAX)
+		return 0;
+	uint64_t now = actor__now_ns();
+	if (now < next)
+		return 0;
+	actor__net_tick(w, now);
+	return actor__timers_fire(w, now) + 1;
 }
 
 static bool done_shutting_down(struct actor_worker *w)
@@ -213,24 +266,30 @@ static void *worker_main(void *arg)
 	for (;;) {
 		actor__qsbr_quiescent(w);
 		take_inbox(w);
+		unsigned busy = run_cmds(w);
 		/* Checked every turn, not only when idle: a busy system must stop too. */
 		bool stopping = atomic_load_explicit(&sys->shutdown, memory_order_acquire);
 		if (stopping && atomic_load(&w->resident) > 0)
 			kill_residents(w);
-		unsigned ran = run_ready(w);
+		busy += run_ready(w);
+		if (actor__net_active(w) && actor__net_poll(w) > 0)
+			busy++;
+		busy += tick(w);
 		actor__reclaim(w);
-		if (ran > 0)
+		if (busy > 0)
 			continue;
 		if (stopping) {
 			if (done_shutting_down(w))
 				break;
-			park(w, true);
+			park(w, actor__now_ns() + IDLE_PARK_NS);
 			continue;
 		}
 		if (spin(w))
 			continue;
-		park(w, w->retired_head != NULL);
+		park(w, next_deadline(w));
 	}
+	actor__net_fini(w);
+	actor__timers_fini(w);
 	actor__qsbr_offline(w);
 	actor__tls_worker = NULL;
 	return NULL;

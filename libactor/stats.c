@@ -5,6 +5,7 @@
 #include <inttypes.h>
 
 #include "internal.h"
+#include "reactor.h"
 
 static uint64_t rd(const _Atomic uint64_t *c)
 {
@@ -22,6 +23,11 @@ int actor_stats_worker(const actor_system_t *sys, unsigned worker, actor_worker_
 	out->runq = rd(&w->st.runq);
 	out->parks = rd(&w->st.parks);
 	out->wakeups = rd(&w->st.wakeups);
+	out->conns = rd(&w->st.conns);
+	out->accepts = rd(&w->st.accepts);
+	out->accept_backoffs = rd(&w->st.accept_backoffs);
+	out->timers = rd(&w->st.timers);
+	out->reactor = sys->rops->name;
 	return 0;
 }
 
@@ -51,18 +57,20 @@ int actor_stats_print(const actor_system_t *sys, FILE *out)
 	if (out == NULL || actor_stats_system(sys, &s) < 0)
 		return -EINVAL;
 	fprintf(out,
-	        "libactor: %u workers, allocator %s\n"
+	        "libactor: %u workers, reactor %s, allocator %s\n"
 	        "  spawned %" PRIu64 " stopped %" PRIu64 " sent %" PRIu64 " delivered %" PRIu64
 	        " dead-lettered %" PRIu64 "\n",
-	        sys->nworkers, actor__alloc_name(), s.spawned, s.stopped, s.sent, s.delivered,
-	        s.dead_letters);
+	        sys->nworkers, sys->rops->name, actor__alloc_name(), s.spawned, s.stopped, s.sent,
+	        s.delivered, s.dead_letters);
 	for (unsigned i = 0; i < sys->nworkers; i++) {
 		actor_worker_stats_t w;
 		actor_stats_worker(sys, i, &w);
 		fprintf(out,
 		        "  worker %u: processed %" PRIu64 " resident %" PRIu64 " runq %" PRIu64
-		        " parks %" PRIu64 " wakeups %" PRIu64 "\n",
-		        i, w.processed, w.resident, w.runq, w.parks, w.wakeups);
+		        " parks %" PRIu64 " wakeups %" PRIu64 " conns %" PRIu64 " accepts %" PRIu64
+		        " backoffs %" PRIu64 " timers %" PRIu64 "\n",
+		        i, w.processed, w.resident, w.runq, w.parks, w.wakeups, w.conns, w.accepts,
+		        w.accept_backoffs, w.timers);
 	}
 	return 0;
 }

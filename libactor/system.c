@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "internal.h"
+#include "reactor.h"
 
 #define RUN_RECHECK_NS 100000000 /* run() re-checks its condition at least this often */
 
@@ -19,21 +20,45 @@ static unsigned default_workers(void)
 	return 1;
 }
 
-static void worker_init(actor_system_t *sys, struct actor_worker *w, unsigned i)
+static int worker_init(actor_system_t *sys, struct actor_worker *w, unsigned i)
 {
 	actor__mpsc_init(&w->inbox);
+	actor__mpsc_init(&w->cmdq);
 	atomic_init(&w->resident, 0);
 	atomic_init(&w->wake, 0);
 	atomic_init(&w->qs, UINT64_MAX);
 	w->sys = sys;
 	w->index = i;
+	w->rops = sys->rops;
+	int rc = w->rops->init(w, &w->reactor);
+	if (rc < 0)
+		return rc;
+	return actor__net_init(w);
+}
+
+/* Runs what was posted to workers that had already exited: each command sees w->net == NULL
+ * and only frees what it carries. */
+static void drain_cmds(struct actor_worker *w)
+{
+	struct actor__mpsc_node *n;
+	while ((n = actor__mpsc_pop(&w->cmdq)) != NULL) {
+		struct actor__cmd *cmd = (struct actor__cmd *)n;
+		cmd->fn(w, cmd);
+	}
 }
 
 static void free_system(actor_system_t *sys)
 {
 	if (sys->workers != NULL) {
-		for (unsigned i = 0; i < sys->nworkers; i++)
-			free(sys->workers[i].free_slots);
+		for (unsigned i = 0; i < sys->nworkers; i++) {
+			struct actor_worker *w = &sys->workers[i];
+			actor__net_fini(w); /* a no-op if the worker thread ran it */
+			actor__timers_fini(w);
+			drain_cmds(w);
+			if (w->reactor != NULL)
+				w->rops->fini(w->reactor);
+			free(w->free_slots);
+		}
 		free(sys->workers);
 	}
 	actor__slots_fini(sys);
@@ -63,7 +88,12 @@ int actor_system_create(const actor_config_t *cfg, actor_system_t **out)
 	sys->dead_letter_arg = cfg->dead_letter_arg;
 	atomic_init(&sys->epoch, 1);
 
-	int rc = actor__slots_init(sys);
+	int rc = actor__reactor_choose(cfg->reactor, &sys->rops);
+	if (rc < 0) {
+		free(sys);
+		return rc;
+	}
+	rc = actor__slots_init(sys);
 	if (rc < 0) {
 		free(sys);
 		return rc;
@@ -74,8 +104,13 @@ int actor_system_create(const actor_config_t *cfg, actor_system_t **out)
 		return -ENOMEM;
 	}
 	memset(sys->workers, 0, sizeof(*sys->workers) * sys->nworkers);
-	for (unsigned i = 0; i < sys->nworkers; i++)
-		worker_init(sys, &sys->workers[i], i);
+	for (unsigned i = 0; i < sys->nworkers; i++) {
+		rc = worker_init(sys, &sys->workers[i], i);
+		if (rc < 0) {
+			free_system(sys);
+			return rc;
+		}
+	}
 
 	rc = actor__workers_start(sys);
 	if (rc < 0) {
@@ -158,6 +193,11 @@ void actor_system_free(actor_system_t *sys)
 unsigned actor_system_workers(const actor_system_t *sys)
 {
 	return sys != NULL ? sys->nworkers : 0;
+}
+
+const char *actor_system_reactor(const actor_system_t *sys)
+{
+	return sys != NULL ? sys->rops->name : NULL;
 }
 
 const char *actor_version(void)

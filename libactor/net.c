@@ -1,0 +1,1163 @@
+/* net.c: TCP as messages: listeners, connections, output queues and flow control, on top of a
+ * worker's reactor backend.
+ *
+ * Ownership (the rule everything here follows): a connection lives in one worker's table and
+ * only that worker's thread touches it. Its owner is an actor living on the same worker, except
+ * a freshly accepted connection, which is owned by its listener's owner (maybe elsewhere) and is
+ * not read until handed off. A cross-worker hand-off travels as a MSG_TCP_ADOPT message to the
+ * target, which lives on the connection's worker, so the claim also happens on that worker.
+ *
+ * Lifetime: a connection leaves the table (its handle goes stale) when the owner closes or
+ * aborts it, when it fails, or when its owner stops; it is freed when the backend releases it
+ * (actor__net_conn_released), after any queued output was written or the linger ran out.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "reactor.h"
+
+#define OUTBUF_MIN 4096            /* smallest output chunk: small writes are appended */
+#define BACKOFF_FIRST_NS 10000000u /* first accept back-off after EMFILE: 10 ms */
+#define BACKOFF_MAX_NS 1000000000u /* doubling up to 1 s */
+
+struct actor__net {
+	struct actor__table conns;   /* this worker's connections */
+	struct actor__table lgroups; /* listeners opened by actors living here */
+	struct actor__conn *dirty;   /* output queued, waiting for this turn's flush */
+	struct actor__lsock *lsocks; /* listening sockets on this worker (open ones) */
+	unsigned nlsocks;
+	struct actor__conn **closing; /* closed by their owners, still flushing, with a deadline */
+	uint32_t nclosing, closing_cap;
+	uint64_t next_tick_ns;
+};
+
+/* A MSG_TCP_ADOPT payload; the same size as the actor_tcp_event_t it is turned into. */
+struct actor__adopt {
+	actor_conn_t conn;
+	actor_ref_t from;
+};
+_Static_assert(sizeof(struct actor__adopt) == sizeof(actor_tcp_event_t), "adopt is rewritten");
+
+struct conn_cmd {
+	struct actor__cmd cmd;
+	uint64_t conn;
+	actor_ref_t owner;
+};
+
+static void conn_release(struct actor__conn *c);
+static void conn_fail(struct actor__conn *c, int err);
+
+/* ---------------------------------------------------------------------------------------------
+ * Per-worker state
+ */
+
+int actor__net_init(struct actor_worker *w)
+{
+	w->net = calloc(1, sizeof(*w->net));
+	return w->net ? 0 : -ENOMEM;
+}
+
+bool actor__net_active(const struct actor_worker *w)
+{
+	return w->net != NULL && (w->net->conns.used > 0 || w->net->nlsocks > 0 ||
+	                          w->net->nclosing > 0 || w->net->dirty != NULL);
+}
+
+static struct actor__conn *conn_of(struct actor_worker *w, actor_conn_t h)
+{
+	if (actor__handle_worker(h.id) != w->index)
+		return NULL;
+	return actor__table_get(&w->net->conns, h.id);
+}
+
+static actor_conn_t handle_of(const struct actor__conn *c)
+{
+	return (actor_conn_t){((uint64_t)c->w->index << 56) | ((uint64_t)c->gen << 32) | c->idx};
+}
+
+static int send_event(struct actor__conn *c, uint32_t type, int err)
+{
+	actor_tcp_event_t ev = {.conn = handle_of(c), .error = err, .worker = c->w->index};
+	return actor__send_internal(c->w->sys, c->owner, ACTOR_REF_NONE, type, &ev, sizeof(ev));
+}
+
+/* Takes the connection out of the table: its handle is stale from now on. */
+static void conn_unlist(struct actor__conn *c)
+{
+	if (c->idx != 0) {
+		actor__table_del(&c->w->net->conns, c->idx);
+		c->idx = 0;
+	}
+}
+
+static void start_reading(struct actor__conn *c)
+{
+	if (c->state == CONN_OPEN && !c->paused && !c->rd_eof && !c->reading) {
+		int rc = c->w->rops->conn_read(c->w->reactor, c);
+		if (rc < 0)
+			conn_fail(c, rc);
+	}
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Creating connections
+ */
+
+static void set_nodelay(int fd)
+{
+	int one = 1;
+	/* Request/response traffic wants no Nagle delay; the output queue batches writes. */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+static struct actor__conn *conn_new(struct actor_worker *w, int fd, actor_ref_t owner, int state)
+{
+	struct actor__conn *c = actor__zalloc(sizeof(*c));
+	if (c == NULL)
+		return NULL;
+	int64_t idx = actor__table_put(&w->net->conns, c);
+	if (idx < 0) {
+		actor__free(c, sizeof(*c));
+		return NULL;
+	}
+	c->fd = fd;
+	c->idx = (uint32_t)idx;
+	c->gen = w->net->conns.gen[idx] & TABLE_GEN_MASK;
+	c->w = w;
+	c->owner = owner;
+	c->state = (uint8_t)state;
+	c->high = ACTOR_TCP_HIGH_WATER;
+	c->low = ACTOR_TCP_LOW_WATER;
+	actor__stat_add(&w->st.conns, 1);
+	return c;
+}
+
+void actor__net_on_accept(struct actor__lsock *ls, int fd, const struct sockaddr *peer,
+                          socklen_t peer_len)
+{
+	struct actor_worker *w = ls->w;
+	ls->backoff_ns = 0;
+	set_nodelay(fd);
+	struct actor__conn *c = conn_new(w, fd, ls->group->owner, CONN_PENDING);
+	if (c == NULL) {
+		close(fd);
+		return;
+	}
+	actor__stat_add(&w->st.accepts, 1);
+	actor_tcp_accepted_t acc = {
+	    .conn = handle_of(c),
+	    .listener = {ls->group->handle},
+	    .worker = w->index,
+	};
+	struct sockaddr_storage ss;
+	if (peer == NULL) { /* a completion-based accept does not report the address */
+		socklen_t sl = sizeof(ss);
+		peer_len = getpeername(fd, (struct sockaddr *)&ss, &sl) == 0 ? sl : 0;
+		peer = (struct sockaddr *)&ss;
+	}
+	if (peer_len > 0 && peer_len <= sizeof(acc.peer)) {
+		memcpy(acc.peer, peer, peer_len);
+		acc.peer_len = peer_len;
+		memcpy(&c->peer, peer, peer_len);
+		c->peer_len = peer_len;
+	}
+	if (actor__send_internal(w->sys, c->owner, ACTOR_REF_NONE, ACTOR_MSG_TCP_ACCEPTED, &acc,
+	                         sizeof(acc)) < 0) {
+		conn_unlist(c); /* the listener's owner is gone */
+		conn_release(c);
+	}
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Reading
+ */
+
+void actor__net_on_data(struct actor__conn *c, const void *data, size_t len)
+{
+	if (c->state != CONN_OPEN || len == 0)
+		return;
+	actor_msg_t *m;
+	if (actor_msg_alloc(sizeof(*m) + sizeof(actor_tcp_data_t) + len, 0, &m) < 0) {
+		conn_fail(c, -ENOMEM);
+		return;
+	}
+	actor_tcp_data_t *d = actor_msg_data(m);
+	d->conn = handle_of(c);
+	d->len = (uint32_t)len;
+	d->reserved_ = 0;
+	memcpy(d + 1, data, len);
+	m->type = ACTOR_MSG_TCP_DATA;
+	if (actor__send_internal_msg(c->w->sys, c->owner, m) < 0) {
+		actor_msg_free(m);
+		conn_fail(c, -ESRCH); /* the owner is gone: nobody will close it */
+	}
+}
+
+void actor__net_on_read_end(struct actor__conn *c, int err)
+{
+	c->reading = false;
+	if (c->state != CONN_OPEN)
+		return;
+	if (err == 0) {
+		c->rd_eof = true;
+		send_event(c, ACTOR_MSG_TCP_CLOSED, 0); /* the owner decides when to close */
+		return;
+	}
+	conn_fail(c, err);
+}
+
+/* The connection broke: tell the owner, and free it. */
+static void conn_fail(struct actor__conn *c, int err)
+{
+	if (c->state == CONN_OPEN || c->state == CONN_CONNECTING)
+		send_event(
+		    c, c->state == CONN_OPEN ? ACTOR_MSG_TCP_CLOSED : ACTOR_MSG_TCP_CONNECTED, err);
+	conn_unlist(c);
+	conn_release(c);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Writing
+ */
+
+int actor__net_iov(struct actor__conn *c, struct iovec *iov, int max)
+{
+	int n = 0;
+	for (struct actor__outbuf *b = c->out_head; b != NULL && n < max; b = b->next) {
+		iov[n].iov_base = b->data + b->off;
+		iov[n].iov_len = b->len - b->off;
+		n++;
+	}
+	return n;
+}
+
+ssize_t actor__net_write_fd(struct actor__conn *c)
+{
+	struct iovec iov[16];
+	int n = actor__net_iov(c, iov, 16);
+	struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+	/* MSG_NOSIGNAL: a closed peer is an EPIPE error here, never a SIGPIPE. */
+	ssize_t r = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+	return r < 0 ? -errno : r;
+}
+
+ssize_t actor__net_read_fd(struct actor__conn *c, void *buf, size_t len)
+{
+	ssize_t r = recv(c->fd, buf, len, MSG_DONTWAIT);
+	return r < 0 ? -errno : r;
+}
+
+static void mark_dirty(struct actor__conn *c)
+{
+	struct actor__net *net = c->w->net;
+	if (c->writing)
+		return; /* the backend goes on by itself when the current write completes */
+	if (!c->dirty_flag) {
+		c->dirty_flag = true;
+		c->dirty_next = net->dirty;
+		net->dirty = c;
+	}
+}
+
+/* Once per loop turn: hands every connection with new output to the backend. */
+static void flush_dirty(struct actor_worker *w)
+{
+	struct actor__conn *c = w->net->dirty;
+	w->net->dirty = NULL;
+	while (c != NULL) {
+		struct actor__conn *next = c->dirty_next;
+		c->dirty_flag = false;
+		c->dirty_next = NULL;
+		if (c->out_head != NULL && !c->writing) {
+			int rc = w->rops->conn_write(w->reactor, c);
+			if (rc < 0)
+				actor__net_on_sent(c, 0, rc);
+		}
+		c = next;
+	}
+}
+
+void actor__net_on_sent(struct actor__conn *c, size_t n, int err)
+{
+	c->queued -= n;
+	while (n > 0) {
+		struct actor__outbuf *b = c->out_head;
+		size_t take = b->len - b->off < n ? b->len - b->off : n;
+		b->off += (uint32_t)take;
+		n -= take;
+		if (b->off == b->len) {
+			c->out_head = b->next;
+			if (c->out_head == NULL)
+				c->out_tail = NULL;
+			actor__free(b, sizeof(*b) + b->cap);
+		}
+	}
+	if (err < 0) {
+		c->writing = false;
+		if (c->state == CONN_CLOSING) {
+			conn_release(c);
+			return;
+		}
+		conn_fail(c, err);
+		return;
+	}
+	if (c->out_head != NULL)
+		return; /* the backend keeps writing */
+	c->writing = false;
+	if (c->state == CONN_CLOSING) {
+		conn_release(c);
+		return;
+	}
+	if (c->wr_shut && !c->wr_shut_done) {
+		c->wr_shut_done = true;
+		shutdown(c->fd, SHUT_WR);
+	}
+	if (c->over_high && c->queued <= c->low) {
+		c->over_high = false;
+		send_event(c, ACTOR_MSG_TCP_DRAINED, 0);
+	}
+}
+
+static int queue_bytes(struct actor__conn *c, const void *data, size_t len)
+{
+	struct actor__outbuf *t = c->out_tail;
+	if (t != NULL && t->cap - t->len >= len) {
+		memcpy(t->data + t->len, data, len);
+		t->len += (uint32_t)len;
+	} else {
+		size_t cap = len > OUTBUF_MIN ? len : OUTBUF_MIN;
+		struct actor__outbuf *b = actor__alloc(sizeof(*b) + cap);
+		if (b == NULL)
+			return -ENOMEM;
+		b->next = NULL;
+		b->len = (uint32_t)len;
+		b->off = 0;
+		b->cap = (uint32_t)cap;
+		memcpy(b->data, data, len);
+		if (t != NULL)
+			t->next = b;
+		else
+			c->out_head = b;
+		c->out_tail = b;
+	}
+	c->queued += len;
+	mark_dirty(c);
+	return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Closing
+ */
+
+/* Hands the connection to the backend to be freed once no operation refers to it. */
+static void conn_release(struct actor__conn *c)
+{
+	struct actor__net *net = c->w->net;
+	if (c->dirty_flag) {
+		/* Short list (the connections written to this turn): unlink by walking it. */
+		struct actor__conn **pp = &net->dirty;
+		while (*pp != c)
+			pp = &(*pp)->dirty_next;
+		*pp = c->dirty_next;
+		c->dirty_flag = false;
+	}
+	if (c->closing_pos != 0) {
+		struct actor__conn *last = net->closing[--net->nclosing];
+		net->closing[c->closing_pos - 1] = last;
+		last->closing_pos = c->closing_pos;
+		c->closing_pos = 0;
+	}
+	c->state = CONN_CLOSING;
+	c->w->rops->conn_release(c->w->reactor, c);
+}
+
+void actor__net_conn_released(struct actor__conn *c)
+{
+	struct actor_worker *w = c->w;
+	close(c->fd);
+	struct actor__outbuf *b = c->out_head;
+	while (b != NULL) {
+		struct actor__outbuf *next = b->next;
+		actor__free(b, sizeof(*b) + b->cap);
+		b = next;
+	}
+	actor__stat_add(&w->st.conns, (uint64_t)-1);
+	actor__free(c, sizeof(*c));
+}
+
+/* Owner's close: the handle goes stale now; queued output is still written, for a while. */
+static void conn_close_graceful(struct actor__conn *c)
+{
+	conn_unlist(c);
+	if (c->reading)
+		c->w->rops->conn_pause(c->w->reactor, c);
+	if (c->out_head == NULL || c->state != CONN_OPEN) {
+		conn_release(c);
+		return;
+	}
+	struct actor__net *net = c->w->net;
+	if (net->nclosing == net->closing_cap) {
+		uint32_t cap = net->closing_cap ? net->closing_cap * 2 : 16;
+		struct actor__conn **p = realloc(net->closing, cap * sizeof(*p));
+		if (p == NULL) {
+			conn_release(c); /* cannot track a deadline: close now, unflushed */
+			return;
+		}
+		net->closing = p;
+		net->closing_cap = cap;
+	}
+	c->state = CONN_CLOSING;
+	c->linger_deadline_ns = actor__now_ns() + (uint64_t)ACTOR_TCP_LINGER_MS * 1000000u;
+	net->closing[net->nclosing++] = c;
+	c->closing_pos = net->nclosing;
+	if (net->next_tick_ns == 0 || c->linger_deadline_ns < net->next_tick_ns)
+		net->next_tick_ns = c->linger_deadline_ns;
+}
+
+static void conn_abort(struct actor__conn *c)
+{
+	struct linger lg = {.l_onoff = 1, .l_linger = 0};
+	/* A zero linger makes close() send RST and drop what is queued. */
+	setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	conn_unlist(c);
+	conn_release(c);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The public connection API (owner, inside its behaviour)
+ */
+
+/* The caller's connection, checked: -EXDEV from the wrong worker, -ESRCH for a stale handle,
+ * -EPERM for someone else's. */
+static int owned(actor_ctx_t *ctx, actor_conn_t h, struct actor__conn **out)
+{
+	struct actor_worker *w = actor__ctx_worker(ctx);
+	if (w == NULL)
+		return -EINVAL;
+	if (actor__handle_worker(h.id) != w->index)
+		return -EXDEV;
+	struct actor__conn *c = conn_of(w, h);
+	if (c == NULL)
+		return -ESRCH;
+	if (!actor_ref_eq(c->owner, ctx->actor->ref))
+		return -EPERM;
+	*out = c;
+	return 0;
+}
+
+int actor_tcp_write(actor_ctx_t *ctx, actor_conn_t conn, const void *data, size_t len)
+{
+	struct actor__conn *c;
+	int rc = owned(ctx, conn, &c);
+	if (rc < 0)
+		return rc;
+	if (data == NULL && len > 0)
+		return -EINVAL;
+	if (c->state != CONN_OPEN || c->wr_shut)
+		return -EPIPE;
+	if (len > UINT32_MAX)
+		return -EMSGSIZE;
+	if (c->queued > c->high) {
+		c->over_high = true;
+		return -ENOBUFS;
+	}
+	return len == 0 ? 0 : queue_bytes(c, data, len);
+}
+
+int actor_tcp_queued(actor_ctx_t *ctx, actor_conn_t conn, size_t *bytes)
+{
+	struct actor__conn *c;
+	int rc = owned(ctx, conn, &c);
+	if (rc < 0)
+		return rc;
+	if (bytes == NULL)
+		return -EINVAL;
+	*bytes = c->queued;
+	return 0;
+}
+
+int actor_tcp_set_watermarks(actor_ctx_t *ctx, actor_conn_t conn, size_t high, size_t low)
+{
+	struct actor__conn *c;
+	int rc = owned(ctx, conn, &c);
+	if (rc < 0)
+		return rc;
+	if (low > high)
+		return -EINVAL;
+	c->high = high;
+	c->low = low;
+	return 0;
+}
+
+int actor_tcp_pause(actor_ctx_t *ctx, actor_conn_t conn)
+{
+	struct actor__conn *c;
+	int rc = owned(ctx, conn, &c);
+	if (rc < 0)
+		return rc;
+	c->paused = true;
+	if (c->reading)
+		c->w->rops->conn_pause(c->w->reactor, c);
+	return 0;
+}
+
+int actor_tcp_resume(actor_ctx_t *ctx, actor_conn_t conn)
+{
+	struct actor__conn *c;
+	int rc = owned(ctx, conn, &c);
+	if (rc < 0)
+		return rc;
+	c->paused = false;
+	start_reading(c);
+	return 0;
+}
+
+int actor_tcp_shutdown(actor_ctx_t *ctx, actor_conn_t conn)
+{
+	struct actor__conn *c;
+	int rc = owned(ctx, conn, &c);
+	if (rc < 0)
+		return rc;
+	if (c->state != CONN_OPEN)
+		return -ENOTCONN;
+	c->wr_shut = true;
+	if (c->out_head == NULL && !c->wr_shut_done) {
+		c->wr_shut_done = true;
+		shutdown(c->fd, SHUT_WR);
+	}
+	return 0;
+}
+
+int actor_tcp_close(actor_ctx_t *ctx, actor_conn_t conn)
+{
+	struct actor__conn *c;
+	int rc = owned(ctx, conn, &c);
+	if (rc < 0)
+		return rc;
+	conn_close_graceful(c);
+	return 0;
+}
+
+int actor_tcp_abort(actor_ctx_t *ctx, actor_conn_t conn)
+{
+	struct actor__conn *c;
+	int rc = owned(ctx, conn, &c);
+	if (rc < 0)
+		return rc;
+	conn_abort(c);
+	return 0;
+}
+
+int actor_tcp_peer(actor_ctx_t *ctx, actor_conn_t conn, void *buf, uint32_t *len)
+{
+	struct actor__conn *c;
+	int rc = owned(ctx, conn, &c);
+	if (rc < 0)
+		return rc;
+	if (buf == NULL || len == NULL)
+		return -EINVAL;
+	if (c->peer_len == 0) {
+		socklen_t sl = sizeof(c->peer);
+		if (getpeername(c->fd, (struct sockaddr *)&c->peer, &sl) < 0)
+			return -errno;
+		c->peer_len = sl;
+	}
+	if (*len < c->peer_len)
+		return -ENOSPC;
+	memcpy(buf, &c->peer, c->peer_len);
+	*len = c->peer_len;
+	return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Hand-off
+ */
+
+static void mark_io_owner(actor_system_t *sys, actor_ref_t who, uint32_t flag)
+{
+	struct actor *a = actor__lookup(sys, who);
+	if (a != NULL)
+		a->flags |= flag; /* home-worker field: callers run on `who`'s home worker */
+}
+
+/* Makes `target` (living on c's worker, the current thread) the owner and starts reading. */
+static void adopt(struct actor__conn *c, actor_ref_t target)
+{
+	c->owner = target;
+	mark_io_owner(c->w->sys, target, ACTOR_HAS_IO);
+	if (c->state == CONN_PENDING)
+		c->state = CONN_OPEN;
+}
+
+int actor_tcp_handoff(actor_ctx_t *ctx, actor_conn_t conn, actor_ref_t target)
+{
+	struct actor_worker *w = actor__ctx_worker(ctx);
+	if (w == NULL)
+		return -EINVAL;
+	actor_info_t info;
+	int rc = actor_info(w->sys, target, &info);
+	if (rc < 0)
+		return rc;
+	unsigned cw = actor__handle_worker(conn.id);
+	if (cw >= w->sys->nworkers)
+		return -ESRCH;
+	if (info.worker != cw)
+		return -EXDEV;
+	if (cw != w->index) {
+		/* A pending connection accepted on another worker: its target claims it there. */
+		struct actor__adopt ad = {.conn = conn, .from = ctx->actor->ref};
+		return actor__send_internal(w->sys, target, ctx->actor->ref, MSG_TCP_ADOPT, &ad,
+		                            sizeof(ad));
+	}
+	struct actor__conn *c;
+	rc = owned(ctx, conn, &c);
+	if (rc < 0)
+		return rc;
+	if (c->state == CONN_CLOSING)
+		return -EPIPE;
+	actor_ref_t old = c->owner;
+	c->owner = target;
+	rc = send_event(c, ACTOR_MSG_TCP_ADOPTED, 0);
+	if (rc < 0) {
+		c->owner = old;
+		return rc;
+	}
+	adopt(c, target);
+	start_reading(c);
+	return 0;
+}
+
+bool actor__net_adopt(struct actor_worker *w, struct actor *a, actor_msg_t *m)
+{
+	struct actor__adopt ad;
+	memcpy(&ad, actor_msg_data(m), sizeof(ad));
+	struct actor__conn *c = conn_of(w, ad.conn);
+	if (c == NULL || c->state != CONN_PENDING || !actor_ref_eq(c->owner, ad.from))
+		return false; /* closed or claimed meanwhile */
+	adopt(c, a->ref);
+	a->flags |= ACTOR_HAS_IO;
+	actor_tcp_event_t ev = {.conn = ad.conn, .error = 0, .worker = w->index};
+	memcpy(actor_msg_data(m), &ev, sizeof(ev));
+	m->type = ACTOR_MSG_TCP_ADOPTED;
+	m->sender = ad.from;
+	start_reading(c);
+	return true;
+}
+
+/* Closes a pending connection nobody will claim (its ACCEPTED or ADOPT was dead-lettered). */
+static void close_pending(struct actor_worker *w, uint64_t id, actor_ref_t owner)
+{
+	struct actor__conn *c = conn_of(w, (actor_conn_t){id});
+	if (c != NULL && c->state == CONN_PENDING && actor_ref_eq(c->owner, owner)) {
+		conn_unlist(c);
+		conn_release(c);
+	}
+}
+
+static void close_pending_cmd(struct actor_worker *w, struct actor__cmd *cmd)
+{
+	struct conn_cmd *cc = (struct conn_cmd *)cmd;
+	if (w->net != NULL)
+		close_pending(w, cc->conn, cc->owner);
+	free(cc);
+}
+
+/* `to` is the actor that could not take `m`: for ACCEPTED, the listener's owner, which owns the
+ * pending connection; for ADOPT, the target, and the owner is the sender recorded inside. */
+void actor__net_dead_letter(struct actor_worker *w, actor_ref_t to, actor_msg_t *m)
+{
+	uint64_t id;
+	actor_ref_t owner = to;
+	if (m->type == MSG_TCP_ADOPT) {
+		struct actor__adopt ad;
+		memcpy(&ad, actor_msg_data(m), sizeof(ad));
+		id = ad.conn.id;
+		owner = ad.from;
+	} else {
+		actor_tcp_accepted_t acc;
+		memcpy(&acc, actor_msg_data(m), sizeof(acc));
+		id = acc.conn.id;
+	}
+	unsigned cw = actor__handle_worker(id);
+	if (cw >= w->sys->nworkers)
+		return;
+	if (cw == w->index) {
+		if (w->net != NULL)
+			close_pending(w, id, owner);
+		return;
+	}
+	struct conn_cmd *cc = malloc(sizeof(*cc));
+	if (cc == NULL)
+		return; /* that worker closes it when it exits */
+	cc->cmd.fn = close_pending_cmd;
+	cc->conn = id;
+	cc->owner = owner;
+	actor__worker_post(&w->sys->workers[cw], &cc->cmd);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Listening
+ */
+
+static int resolve(const char *host, uint16_t port, bool passive, struct addrinfo **out)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
+	                         .ai_flags = (passive ? AI_PASSIVE : 0) | AI_NUMERICSERV};
+	char portstr[8];
+	snprintf(portstr, sizeof(portstr), "%u", port);
+	int rc = getaddrinfo(host, portstr, &hints, out);
+	if (rc == 0)
+		return 0;
+	if (rc == EAI_MEMORY)
+		return -ENOMEM;
+	if (rc == EAI_SYSTEM)
+		return errno ? -errno : -EINVAL;
+	return -EADDRNOTAVAIL; /* unknown host or an address this machine cannot use */
+}
+
+static int open_listener(const struct sockaddr *sa, socklen_t len, int backlog, bool reuseport)
+{
+	int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	int one = 1, zero = 0;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
+		goto fail;
+	if (sa->sa_family == AF_INET6) /* "::" serves IPv4 too */
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+	if (bind(fd, sa, len) < 0 || listen(fd, backlog) < 0)
+		goto fail;
+	return fd;
+fail:;
+	int err = -errno;
+	close(fd);
+	return err;
+}
+
+static uint16_t bound_port(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
+		return 0;
+	if (ss.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+/* Opens every socket of the group: the first binds (maybe port 0), the rest reuse its port. */
+static int open_group(struct actor__lgroup *g, const actor_listen_opts_t *o, bool reuseport)
+{
+	const char *host = o->host;
+	struct addrinfo *ai;
+	int rc = resolve(host != NULL ? host : "::", o->port, true, &ai);
+	if (rc < 0 && host == NULL)
+		rc = resolve("0.0.0.0", o->port, true, &ai); /* no IPv6 on this machine */
+	if (rc < 0)
+		return rc;
+	int backlog = o->backlog > 0 ? o->backlog : SOMAXCONN;
+	uint16_t port = o->port;
+	for (unsigned i = 0; i < g->nsocks; i++) {
+		if (i == 1 && port == 0) {
+			port = g->port;
+			if (ai->ai_family == AF_INET6)
+				((struct sockaddr_in6 *)ai->ai_addr)->sin6_port = htons(port);
+			else
+				((struct sockaddr_in *)ai->ai_addr)->sin_port = htons(port);
+		}
+		int fd = open_listener(ai->ai_addr, ai->ai_addrlen, backlog, reuseport);
+		if (fd == -EAFNOSUPPORT && host == NULL && i == 0) {
+			freeaddrinfo(ai);
+			if ((rc = resolve("0.0.0.0", o->port, true, &ai)) < 0)
+				return rc;
+			fd = open_listener(ai->ai_addr, ai->ai_addrlen, backlog, reuseport);
+		}
+		if (fd < 0) {
+			while (i-- > 0)
+				close(g->socks[i].fd);
+			freeaddrinfo(ai);
+			return fd;
+		}
+		g->socks[i].fd = fd;
+		if (i == 0)
+			g->port = bound_port(fd);
+	}
+	freeaddrinfo(ai);
+	return 0;
+}
+
+static void group_unref(struct actor__lgroup *g)
+{
+	/* acq_rel: the last holder frees; every socket's worker has finished with it. */
+	if (atomic_fetch_sub_explicit(&g->refs, 1, memory_order_acq_rel) == 1)
+		free(g);
+}
+
+static void lsock_start(struct actor_worker *w, struct actor__lsock *ls)
+{
+	ls->next = w->net->lsocks;
+	w->net->lsocks = ls;
+	w->net->nlsocks++;
+	if (w->rops->listen_start(w->reactor, ls) == 0)
+		ls->armed = true;
+}
+
+#define lsock_of(cmd, field)                                                                       \
+	((struct actor__lsock *)((char *)(cmd)-offsetof(struct actor__lsock, field)))
+
+static void lsock_start_cmd(struct actor_worker *w, struct actor__cmd *cmd)
+{
+	struct actor__lsock *ls = lsock_of(cmd, start_cmd);
+	if (w->net != NULL) {
+		lsock_start(w, ls);
+	} else {
+		close(ls->fd); /* the worker has exited */
+		group_unref(ls->group);
+	}
+}
+
+int actor_tcp_listen(actor_ctx_t *ctx, const actor_listen_opts_t *opts, actor_listener_t *out)
+{
+	struct actor_worker *w = actor__ctx_worker(ctx);
+	if (w == NULL || opts == NULL || out == NULL || opts->backlog < 0)
+		return -EINVAL;
+	actor_system_t *sys = w->sys;
+	unsigned n = opts->per_worker ? sys->nworkers : 1;
+	struct actor__lgroup *g = calloc(1, sizeof(*g) + n * sizeof(g->socks[0]));
+	if (g == NULL)
+		return -ENOMEM;
+	g->nsocks = n;
+	g->owner = ctx->actor->ref;
+	int rc = open_group(g, opts, opts->per_worker != 0);
+	if (rc < 0) {
+		free(g);
+		return rc;
+	}
+	int64_t idx = actor__table_put(&w->net->lgroups, g);
+	if (idx < 0) {
+		for (unsigned i = 0; i < n; i++)
+			close(g->socks[i].fd);
+		free(g);
+		return -ENOMEM;
+	}
+	g->handle = actor__table_handle(&w->net->lgroups, w->index, (uint32_t)idx);
+	atomic_init(&g->refs, n + 1); /* one per socket, one for the handle */
+	ctx->actor->flags |= ACTOR_HAS_IO | ACTOR_LISTENS;
+	for (unsigned i = 0; i < n; i++) {
+		struct actor__lsock *ls = &g->socks[i];
+		ls->group = g;
+		ls->w = opts->per_worker ? &sys->workers[i] : w;
+		if (ls->w == w) {
+			lsock_start(w, ls);
+		} else {
+			ls->start_cmd.fn = lsock_start_cmd;
+			actor__worker_post(ls->w, &ls->start_cmd);
+		}
+	}
+	out->id = g->handle;
+	return 0;
+}
+
+static struct actor__lgroup *group_owned(actor_ctx_t *ctx, actor_listener_t l, int *rc)
+{
+	struct actor_worker *w = actor__ctx_worker(ctx);
+	*rc = -EINVAL;
+	if (w == NULL)
+		return NULL;
+	*rc = -ESRCH;
+	if (actor__handle_worker(l.id) != w->index)
+		return NULL;
+	struct actor__lgroup *g = actor__table_get(&w->net->lgroups, l.id);
+	if (g == NULL)
+		return NULL;
+	if (!actor_ref_eq(g->owner, ctx->actor->ref)) {
+		*rc = -EPERM;
+		return NULL;
+	}
+	*rc = 0;
+	return g;
+}
+
+int actor_tcp_listener_port(actor_ctx_t *ctx, actor_listener_t l, uint16_t *port)
+{
+	int rc;
+	struct actor__lgroup *g = group_owned(ctx, l, &rc);
+	if (g == NULL)
+		return rc;
+	if (port == NULL)
+		return -EINVAL;
+	*port = g->port;
+	return 0;
+}
+
+/* On the socket's worker: stop accepting and let the backend release it. */
+static void lsock_close(struct actor_worker *w, struct actor__lsock *ls)
+{
+	struct actor__lsock **pp = &w->net->lsocks;
+	while (*pp != NULL && *pp != ls)
+		pp = &(*pp)->next;
+	if (*pp == NULL)
+		return; /* already closed */
+	*pp = ls->next;
+	w->net->nlsocks--;
+	ls->resume_ns = 0;
+	w->rops->listen_release(w->reactor, ls);
+}
+
+void actor__net_lsock_released(struct actor__lsock *ls)
+{
+	close(ls->fd);
+	group_unref(ls->group);
+}
+
+static void lsock_close_cmd(struct actor_worker *w, struct actor__cmd *cmd)
+{
+	struct actor__lsock *ls = lsock_of(cmd, close_cmd);
+	if (w->net != NULL)
+		lsock_close(w, ls);
+	/* else: the worker's exit closed it */
+}
+
+static void group_close(struct actor_worker *w, struct actor__lgroup *g)
+{
+	actor__table_del(&w->net->lgroups, (uint32_t)g->handle);
+	for (unsigned i = 0; i < g->nsocks; i++) {
+		struct actor__lsock *ls = &g->socks[i];
+		if (ls->w == w) {
+			lsock_close(w, ls);
+		} else {
+			ls->close_cmd.fn = lsock_close_cmd;
+			actor__worker_post(ls->w, &ls->close_cmd);
+		}
+	}
+	group_unref(g); /* the handle's reference */
+}
+
+int actor_tcp_listener_close(actor_ctx_t *ctx, actor_listener_t l)
+{
+	int rc;
+	struct actor__lgroup *g = group_owned(ctx, l, &rc);
+	if (g == NULL)
+		return rc;
+	group_close(ctx->worker, g);
+	return 0;
+}
+
+void actor__net_on_accept_error(struct actor__lsock *ls, int err)
+{
+	if (err != -EMFILE && err != -ENFILE && err != -ENOBUFS && err != -ENOMEM)
+		return; /* ECONNABORTED and friends concern one connection only */
+	struct actor_worker *w = ls->w;
+	actor__stat_add(&w->st.accept_backoffs, 1);
+	/* Out of descriptors: stop accepting for a while instead of spinning on a listening socket
+	 * that stays readable, and double the pause while it lasts. */
+	w->rops->listen_pause(w->reactor, ls);
+	ls->armed = false;
+	ls->backoff_ns = ls->backoff_ns ? ls->backoff_ns * 2 : BACKOFF_FIRST_NS;
+	if (ls->backoff_ns > BACKOFF_MAX_NS)
+		ls->backoff_ns = BACKOFF_MAX_NS;
+	ls->resume_ns = actor__now_ns() + ls->backoff_ns;
+	if (w->net->next_tick_ns == 0 || ls->resume_ns < w->net->next_tick_ns)
+		w->net->next_tick_ns = ls->resume_ns;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The worker loop's share
+ */
+
+int actor__net_poll(struct actor_worker *w)
+{
+	flush_dirty(w);
+	return w->rops->wait(w->reactor, 0);
+}
+
+uint64_t actor__net_next_deadline(const struct actor_worker *w)
+{
+	return w->net != NULL && w->net->next_tick_ns != 0 ? w->net->next_tick_ns : UINT64_MAX;
+}
+
+/* Resumes backed-off listeners and gives up on closes whose linger ran out. */
+void actor__net_tick(struct actor_worker *w, uint64_t now)
+{
+	struct actor__net *net = w->net;
+	if (net == NULL || net->next_tick_ns == 0 || now < net->next_tick_ns)
+		return;
+	uint64_t next = 0;
+	for (struct actor__lsock *ls = net->lsocks; ls != NULL; ls = ls->next) {
+		if (ls->resume_ns == 0)
+			continue;
+		if (ls->resume_ns <= now) {
+			ls->resume_ns = 0;
+			if (w->rops->listen_start(w->reactor, ls) == 0)
+				ls->armed = true;
+		} else if (next == 0 || ls->resume_ns < next) {
+			next = ls->resume_ns;
+		}
+	}
+	for (uint32_t i = 0; i < net->nclosing;) {
+		struct actor__conn *c = net->closing[i];
+		if (c->linger_deadline_ns <= now) {
+			conn_abort(c); /* takes it off the list: look at index i again */
+			continue;
+		}
+		if (next == 0 || c->linger_deadline_ns < next)
+			next = c->linger_deadline_ns;
+		i++;
+	}
+	net->next_tick_ns = next;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Connecting
+ */
+
+int actor_tcp_connect(actor_ctx_t *ctx, const char *host, uint16_t port, actor_conn_t *out)
+{
+	struct actor_worker *w = actor__ctx_worker(ctx);
+	if (w == NULL || host == NULL || out == NULL || port == 0)
+		return -EINVAL;
+	struct addrinfo *ai;
+	int rc = resolve(host, port, false, &ai);
+	if (rc < 0)
+		return rc;
+	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		rc = -errno;
+		freeaddrinfo(ai);
+		return rc;
+	}
+	set_nodelay(fd);
+	int r = connect(fd, ai->ai_addr, ai->ai_addrlen);
+	int err = r == 0 ? 0 : errno;
+	freeaddrinfo(ai);
+	if (r < 0 && err != EINPROGRESS) {
+		close(fd);
+		return -err; /* refused at once (e.g. no route): no message will follow */
+	}
+	struct actor__conn *c = conn_new(w, fd, ctx->actor->ref, CONN_CONNECTING);
+	if (c == NULL) {
+		close(fd);
+		return -ENOMEM;
+	}
+	ctx->actor->flags |= ACTOR_HAS_IO;
+	*out = handle_of(c);
+	if (r == 0) {
+		actor__net_on_connected(c, 0);
+		return 0;
+	}
+	rc = w->rops->conn_connect(w->reactor, c);
+	if (rc < 0) {
+		conn_unlist(c);
+		conn_release(c);
+		return rc;
+	}
+	return 0;
+}
+
+void actor__net_on_connected(struct actor__conn *c, int err)
+{
+	if (c->state != CONN_CONNECTING)
+		return;
+	if (err != 0) {
+		conn_fail(c, err); /* CONNECTED with the error, then freed */
+		return;
+	}
+	c->state = CONN_OPEN;
+	if (send_event(c, ACTOR_MSG_TCP_CONNECTED, 0) < 0) {
+		conn_unlist(c);
+		conn_release(c);
+		return;
+	}
+	start_reading(c);
+	if (c->out_head != NULL)
+		mark_dirty(c);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Owners stopping, workers exiting
+ */
+
+static void close_owned_here(struct actor_worker *w, actor_ref_t owner)
+{
+	struct actor__table *t = &w->net->conns;
+	for (uint32_t i = 1; i < t->cap; i++) {
+		struct actor__conn *c = t->obj[i];
+		if (c != NULL && actor_ref_eq(c->owner, owner))
+			conn_close_graceful(c);
+	}
+}
+
+static void owner_stopped_cmd(struct actor_worker *w, struct actor__cmd *cmd)
+{
+	struct conn_cmd *cc = (struct conn_cmd *)cmd;
+	if (w->net != NULL)
+		close_owned_here(w, cc->owner);
+	free(cc);
+}
+
+/* Home worker of `a`, as it stops: closes its connections (queued output is still written) and
+ * its listeners, and the pending connections its listeners accepted on other workers. */
+void actor__net_owner_stopped(struct actor_worker *w, struct actor *a)
+{
+	if (w->net == NULL)
+		return;
+	close_owned_here(w, a->ref);
+	if (!(a->flags & ACTOR_LISTENS))
+		return;
+	struct actor__table *t = &w->net->lgroups;
+	for (uint32_t i = 1; i < t->cap; i++) {
+		struct actor__lgroup *g = t->obj[i];
+		if (g != NULL && actor_ref_eq(g->owner, a->ref))
+			group_close(w, g);
+	}
+	for (unsigned i = 0; i < w->sys->nworkers; i++) {
+		if (i == w->index)
+			continue;
+		struct conn_cmd *cc = malloc(sizeof(*cc));
+		if (cc == NULL)
+			continue; /* those conns close when their worker exits */
+		cc->cmd.fn = owner_stopped_cmd;
+		cc->owner = a->ref;
+		actor__worker_post(&w->sys->workers[i], &cc->cmd);
+	}
+}
+
+/* The worker is exiting: every actor has stopped. Closes what is left, at once. */
+void actor__net_fini(struct actor_worker *w)
+{
+	struct actor__net *net = w->net;
+	if (net == NULL)
+		return;
+	while (net->lsocks != NULL)
+		lsock_close(w, net->lsocks);
+	for (uint32_t i = 1; i < net->conns.cap; i++) {
+		struct actor__conn *c = net->conns.obj[i];
+		if (c != NULL)
+			conn_abort(c);
+	}
+	while (net->nclosing > 0)
+		conn_abort(net->closing[0]);
+	/* Listener groups whose owner lived here and whose sockets live elsewhere. */
+	for (uint32_t i = 1; i < net->lgroups.cap; i++) {
+		struct actor__lgroup *g = net->lgroups.obj[i];
+		if (g != NULL)
+			group_close(w, g);
+	}
+	/* Releases the backend still owes (io_uring cancellations) complete in its fini. */
+	actor__table_free(&net->conns);
+	actor__table_free(&net->lgroups);
+	free(net->closing);
+	free(net);
+	w->net = NULL;
+}

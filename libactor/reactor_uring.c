@@ -1,0 +1,565 @@
+/* reactor_uring.c: the completion backend on io_uring. The kernel accepts (multishot where it
+ * can), receives into buffers picked from a ring the reactor provides, and sends; the reactor
+ * submits once per loop turn (in `wait`) and reports completions through the net callbacks.
+ *
+ * Lifetime rule: every submitted operation holds its object (`inflight`). A release request
+ * cancels what is in flight and frees the object only when the last completion has come back,
+ * so no completion ever points at freed memory. Callbacks run while the completion still holds
+ * the object, so a callback that releases it cannot free it under our feet.
+ *
+ * Pausing cancels the receive in flight; bytes it had already taken are kept (`stash`) and
+ * delivered first on resume, so a paused connection delivers nothing and loses nothing.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <liburing.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "reactor.h"
+
+#define RING_ENTRIES 1024 /* submission queue; completions get twice that, and overflow safely */
+#define BUF_COUNT 256     /* provided receive buffers per worker (a power of two) */
+#define BUF_SIZE (16u << 10)
+#define BUF_GROUP 0
+
+/* user_data: the object's address with the operation in the low three bits. */
+enum { OP_WAKE = 0, OP_ACCEPT, OP_RECV, OP_SEND, OP_POLL, OP_CANCEL, OP_MASK = 7 };
+
+struct actor__reactor {
+	struct io_uring ring;
+	int evfd;
+	uint64_t evbuf;
+	bool multishot_accept;
+	struct io_uring_buf_ring *br; /* NULL: receive into per-connection buffers instead */
+	unsigned char *bufs;
+	unsigned pending_releases; /* objects released but still held by operations */
+};
+
+/* Per-connection backend state, allocated on first use. */
+struct uconn {
+	unsigned char *stash; /* bytes received while paused */
+	size_t stash_len;
+	unsigned char *rbuf; /* without provided buffers */
+	bool released;
+	bool cancel_recv;
+};
+
+static struct uconn *uc(struct actor__conn *c)
+{
+	return (struct uconn *)c->backend;
+}
+
+static uint64_t tag(void *obj, int op)
+{
+	return (uint64_t)(uintptr_t)obj | (uint64_t)op;
+}
+
+static struct io_uring_sqe *sqe_get(struct actor__reactor *r)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
+	if (sqe == NULL) {
+		io_uring_submit(&r->ring); /* the queue is full: hand this batch over now */
+		sqe = io_uring_get_sqe(&r->ring);
+	}
+	return sqe;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Setup
+ */
+
+static int setup_buffers(struct actor__reactor *r)
+{
+	size_t ring_bytes = BUF_COUNT * sizeof(struct io_uring_buf);
+	void *mem =
+	    mmap(NULL, ring_bytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+	if (mem == MAP_FAILED)
+		return -errno;
+	r->bufs = malloc((size_t)BUF_COUNT * BUF_SIZE);
+	if (r->bufs == NULL) {
+		munmap(mem, ring_bytes);
+		return -ENOMEM;
+	}
+	struct io_uring_buf_reg reg = {
+	    .ring_addr = (uint64_t)(uintptr_t)mem, .ring_entries = BUF_COUNT, .bgid = BUF_GROUP};
+	int rc = io_uring_register_buf_ring(&r->ring, &reg, 0);
+	if (rc < 0) {
+		munmap(mem, ring_bytes);
+		free(r->bufs);
+		r->bufs = NULL;
+		return rc;
+	}
+	r->br = mem;
+	io_uring_buf_ring_init(r->br);
+	for (unsigned i = 0; i < BUF_COUNT; i++)
+		io_uring_buf_ring_add(r->br, r->bufs + (size_t)i * BUF_SIZE, BUF_SIZE,
+		                      (unsigned short)i, io_uring_buf_ring_mask(BUF_COUNT), (int)i);
+	io_uring_buf_ring_advance(r->br, BUF_COUNT);
+	return 0;
+}
+
+static void recycle_buffer(struct actor__reactor *r, unsigned bid)
+{
+	io_uring_buf_ring_add(r->br, r->bufs + (size_t)bid * BUF_SIZE, BUF_SIZE,
+	                      (unsigned short)bid, io_uring_buf_ring_mask(BUF_COUNT), 0);
+	io_uring_buf_ring_advance(r->br, 1);
+}
+
+static void arm_wake(struct actor__reactor *r)
+{
+	struct io_uring_sqe *sqe = sqe_get(r);
+	if (sqe == NULL)
+		return;
+	io_uring_prep_read(sqe, r->evfd, &r->evbuf, sizeof(r->evbuf), 0);
+	io_uring_sqe_set_data64(sqe, tag(NULL, OP_WAKE));
+}
+
+static int ur_init(struct actor_worker *w, struct actor__reactor **out)
+{
+	(void)w;
+	struct actor__reactor *r = calloc(1, sizeof(*r));
+	if (r == NULL)
+		return -ENOMEM;
+	struct io_uring_params p = {.flags = IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL};
+	int rc = io_uring_queue_init_params(RING_ENTRIES, &r->ring, &p);
+	if (rc == -EINVAL) { /* kernels before 5.19 lack those flags */
+		memset(&p, 0, sizeof(p));
+		rc = io_uring_queue_init_params(RING_ENTRIES, &r->ring, &p);
+	}
+	if (rc < 0) {
+		free(r); /* -ENOSYS (old kernel), -EPERM (seccomp, sysctl), -ENOMEM (memlock) */
+		return rc;
+	}
+	/* Blocking, so that the ring's read waits for a wake instead of failing with EAGAIN. */
+	r->evfd = eventfd(0, EFD_CLOEXEC);
+	if (r->evfd < 0) {
+		rc = -errno;
+		io_uring_queue_exit(&r->ring);
+		free(r);
+		return rc;
+	}
+	struct io_uring_probe *probe = io_uring_get_probe_ring(&r->ring);
+	if (probe == NULL || !io_uring_opcode_supported(probe, IORING_OP_ACCEPT) ||
+	    !io_uring_opcode_supported(probe, IORING_OP_SEND) ||
+	    !io_uring_opcode_supported(probe, IORING_OP_RECV)) {
+		io_uring_free_probe(probe);
+		close(r->evfd);
+		io_uring_queue_exit(&r->ring);
+		free(r);
+		return -EOPNOTSUPP;
+	}
+	io_uring_free_probe(probe);
+	/* Multishot accept arrived with 5.19, as did ring-provided buffers. */
+	r->multishot_accept = (p.features & IORING_FEAT_NODROP) && setup_buffers(r) == 0;
+	arm_wake(r);
+	*out = r;
+	return 0;
+}
+
+static void drain_completions(struct actor__reactor *r);
+
+static void ur_fini(struct actor__reactor *r)
+{
+	/* Let outstanding cancellations finish so every released object is freed. */
+	for (int i = 0; i < 100 && r->pending_releases > 0; i++) {
+		struct __kernel_timespec ts = {0, 10000000};
+		struct io_uring_cqe *cqe;
+		io_uring_submit_and_wait_timeout(&r->ring, &cqe, 1, &ts, NULL);
+		drain_completions(r);
+	}
+	io_uring_queue_exit(&r->ring);
+	close(r->evfd);
+	if (r->br != NULL)
+		munmap(r->br, BUF_COUNT * sizeof(struct io_uring_buf));
+	free(r->bufs);
+	free(r);
+}
+
+static unsigned ur_caps(const struct actor__reactor *r)
+{
+	return REACTOR_CAP_COMPLETION | (r->multishot_accept ? REACTOR_CAP_MULTISHOT_ACCEPT : 0) |
+	       (r->br != NULL ? REACTOR_CAP_PROVIDED_BUFFERS : 0);
+}
+
+static void ur_wake(struct actor__reactor *r)
+{
+	uint64_t one = 1;
+	ssize_t n = write(r->evfd, &one, sizeof(one)); /* async-signal-safe */
+	(void)n;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Connections
+ */
+
+static struct uconn *uconn_of(struct actor__conn *c)
+{
+	if (c->backend == NULL)
+		c->backend = calloc(1, sizeof(struct uconn));
+	return uc(c);
+}
+
+static int submit_recv(struct actor__reactor *r, struct actor__conn *c)
+{
+	struct uconn *u = uconn_of(c);
+	if (u == NULL)
+		return -ENOMEM;
+	struct io_uring_sqe *sqe = sqe_get(r);
+	if (sqe == NULL)
+		return -EBUSY;
+	if (r->br != NULL) {
+		io_uring_prep_recv(sqe, c->fd, NULL, BUF_SIZE, 0);
+		sqe->flags |= IOSQE_BUFFER_SELECT;
+		sqe->buf_group = BUF_GROUP;
+	} else {
+		if (u->rbuf == NULL && (u->rbuf = malloc(BUF_SIZE)) == NULL)
+			return -ENOMEM;
+		io_uring_prep_recv(sqe, c->fd, u->rbuf, BUF_SIZE, 0);
+	}
+	io_uring_sqe_set_data64(sqe, tag(c, OP_RECV));
+	c->inflight++;
+	c->reading = true;
+	return 0;
+}
+
+static int ur_conn_read(struct actor__reactor *r, struct actor__conn *c)
+{
+	struct uconn *u = uconn_of(c);
+	if (u == NULL)
+		return -ENOMEM;
+	if (u->stash != NULL) {
+		/* Bytes taken while paused come first. on_data may pause us again. */
+		unsigned char *s = u->stash;
+		size_t n = u->stash_len;
+		u->stash = NULL;
+		u->stash_len = 0;
+		c->inflight++; /* hold across the callback */
+		actor__net_on_data(c, s, n);
+		free(s);
+		c->inflight--;
+		if (u->released || c->paused || c->state != CONN_OPEN)
+			return 0;
+	}
+	if (c->reading)
+		return 0; /* a receive is already in flight (its cancel lost the race) */
+	u->cancel_recv = false;
+	return submit_recv(r, c);
+}
+
+static void cancel_op(struct actor__reactor *r, void *obj, int op)
+{
+	struct io_uring_sqe *sqe = sqe_get(r);
+	if (sqe == NULL)
+		return;
+	io_uring_prep_cancel64(sqe, tag(obj, op), 0);
+	io_uring_sqe_set_data64(sqe, tag(NULL, OP_CANCEL));
+}
+
+static void ur_conn_pause(struct actor__reactor *r, struct actor__conn *c)
+{
+	struct uconn *u = uc(c);
+	if (c->reading && u != NULL && !u->cancel_recv) {
+		u->cancel_recv = true;
+		cancel_op(r, c, OP_RECV);
+	}
+}
+
+static int submit_send(struct actor__reactor *r, struct actor__conn *c)
+{
+	struct actor__outbuf *b = c->out_head;
+	struct io_uring_sqe *sqe = sqe_get(r);
+	if (sqe == NULL)
+		return -EBUSY;
+	/* MSG_NOSIGNAL: a vanished peer is -EPIPE, never SIGPIPE. */
+	io_uring_prep_send(sqe, c->fd, b->data + b->off, b->len - b->off, MSG_NOSIGNAL);
+	io_uring_sqe_set_data64(sqe, tag(c, OP_SEND));
+	c->inflight++;
+	c->writing = true;
+	return 0;
+}
+
+static int ur_conn_write(struct actor__reactor *r, struct actor__conn *c)
+{
+	if (c->writing || c->out_head == NULL)
+		return 0;
+	return submit_send(r, c);
+}
+
+static int ur_conn_connect(struct actor__reactor *r, struct actor__conn *c)
+{
+	struct io_uring_sqe *sqe = sqe_get(r);
+	if (sqe == NULL)
+		return -EBUSY;
+	io_uring_prep_poll_add(sqe, c->fd, POLLOUT);
+	io_uring_sqe_set_data64(sqe, tag(c, OP_POLL));
+	c->inflight++;
+	return 0;
+}
+
+static void free_uconn(struct actor__conn *c)
+{
+	struct uconn *u = uc(c);
+	if (u != NULL) {
+		free(u->stash);
+		free(u->rbuf);
+		free(u);
+		c->backend = NULL;
+	}
+}
+
+static void ur_conn_release(struct actor__reactor *r, struct actor__conn *c)
+{
+	struct uconn *u = uconn_of(c);
+	if (c->inflight == 0 || u == NULL) {
+		free_uconn(c);
+		actor__net_conn_released(c);
+		return;
+	}
+	if (u->released)
+		return;
+	u->released = true;
+	r->pending_releases++;
+	if (c->reading)
+		cancel_op(r, c, OP_RECV);
+	if (c->writing)
+		cancel_op(r, c, OP_SEND);
+	if (c->state == CONN_CONNECTING)
+		cancel_op(r, c, OP_POLL);
+}
+
+/* Drops the hold of one completed operation; frees a released connection on the last one. */
+static void conn_unhold(struct actor__reactor *r, struct actor__conn *c)
+{
+	struct uconn *u = uc(c);
+	if (--c->inflight == 0 && u != NULL && u->released) {
+		r->pending_releases--;
+		free_uconn(c);
+		actor__net_conn_released(c);
+	}
+}
+
+static bool released(struct actor__conn *c)
+{
+	return uc(c) != NULL && uc(c)->released;
+}
+
+static void on_recv(struct actor__reactor *r, struct actor__conn *c, int res, unsigned flags)
+{
+	c->reading = false;
+	struct uconn *u = uc(c);
+	const unsigned char *data = NULL;
+	int bid = -1;
+	if (res > 0) {
+		if (flags & IORING_CQE_F_BUFFER) {
+			bid = (int)(flags >> IORING_CQE_BUFFER_SHIFT);
+			data = r->bufs + (size_t)bid * BUF_SIZE;
+		} else {
+			data = u->rbuf;
+		}
+	}
+	if (released(c)) {
+		/* nothing to deliver to */
+	} else if (res > 0 && (c->paused || u->cancel_recv)) {
+		unsigned char *s = realloc(u->stash, u->stash_len + (size_t)res);
+		if (s != NULL) {
+			memcpy(s + u->stash_len, data, (size_t)res);
+			u->stash = s;
+			u->stash_len += (size_t)res;
+		}
+	} else if (res > 0) {
+		actor__net_on_data(c, data, (size_t)res);
+		if (!released(c) && c->state == CONN_OPEN && !c->paused && !c->reading)
+			submit_recv(r, c);
+	} else if (res == -ENOBUFS || (res == -ECANCELED && !c->paused && !released(c))) {
+		if (c->state == CONN_OPEN && !c->paused && !c->reading)
+			submit_recv(
+			    r, c); /* out of provided buffers for a moment, or a stale cancel */
+	} else if (res != -ECANCELED) {
+		actor__net_on_read_end(c, res == 0 ? 0 : res);
+	}
+	if (bid >= 0)
+		recycle_buffer(r, (unsigned)bid);
+	if (u != NULL && !c->reading)
+		u->cancel_recv = false;
+}
+
+static void on_send(struct actor__reactor *r, struct actor__conn *c, int res)
+{
+	if (released(c)) {
+		c->writing = false;
+		return;
+	}
+	if (res < 0) {
+		actor__net_on_sent(c, 0, res == -ECANCELED ? -EPIPE : res);
+		return;
+	}
+	actor__net_on_sent(c, (size_t)res, 0);
+	if (!released(c) && c->writing && c->out_head != NULL)
+		submit_send(r, c);
+}
+
+static void on_poll(struct actor__conn *c, int res)
+{
+	if (released(c))
+		return;
+	int err = 0;
+	socklen_t sl = sizeof(err);
+	if (res < 0)
+		err = -res;
+	else if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &sl) < 0)
+		err = errno;
+	actor__net_on_connected(c, -err);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Listening
+ */
+
+static int submit_accept(struct actor__reactor *r, struct actor__lsock *ls)
+{
+	struct io_uring_sqe *sqe = sqe_get(r);
+	if (sqe == NULL)
+		return -EBUSY;
+	if (r->multishot_accept)
+		io_uring_prep_multishot_accept(sqe, ls->fd, NULL, NULL,
+		                               SOCK_NONBLOCK | SOCK_CLOEXEC);
+	else
+		io_uring_prep_accept(sqe, ls->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	io_uring_sqe_set_data64(sqe, tag(ls, OP_ACCEPT));
+	ls->inflight++;
+	return 0;
+}
+
+static int ur_listen_start(struct actor__reactor *r, struct actor__lsock *ls)
+{
+	ls->armed = true;
+	if (ls->inflight > 0)
+		return 0; /* the previous accept is still being cancelled; its end re-arms */
+	return submit_accept(r, ls);
+}
+
+static void ur_listen_pause(struct actor__reactor *r, struct actor__lsock *ls)
+{
+	ls->armed = false;
+	if (ls->inflight > 0)
+		cancel_op(r, ls, OP_ACCEPT);
+}
+
+static void ur_listen_release(struct actor__reactor *r, struct actor__lsock *ls)
+{
+	ls->armed = false;
+	ls->closing = true;
+	if (ls->inflight == 0) {
+		actor__net_lsock_released(ls);
+		return;
+	}
+	r->pending_releases++;
+	cancel_op(r, ls, OP_ACCEPT);
+}
+
+static void on_accept(struct actor__reactor *r, struct actor__lsock *ls, int res, unsigned flags)
+{
+	bool more = flags & IORING_CQE_F_MORE;
+	if (res >= 0) {
+		if (ls->closing)
+			close(res);
+		else
+			actor__net_on_accept(ls, res, NULL, 0);
+	} else if (res != -ECANCELED && !ls->closing) {
+		actor__net_on_accept_error(ls, res);
+	}
+	if (more)
+		return;
+	if (--ls->inflight == 0 && ls->closing) {
+		r->pending_releases--;
+		actor__net_lsock_released(ls);
+		return;
+	}
+	if (ls->armed && ls->inflight == 0)
+		submit_accept(r, ls);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The loop
+ */
+
+static void dispatch(struct actor__reactor *r, struct io_uring_cqe *cqe)
+{
+	uint64_t d = io_uring_cqe_get_data64(cqe);
+	void *obj = (void *)(uintptr_t)(d & ~(uint64_t)OP_MASK);
+	int op = (int)(d & OP_MASK);
+	switch (op) {
+	case OP_WAKE:
+		arm_wake(r);
+		return;
+	case OP_CANCEL:
+		return;
+	case OP_ACCEPT:
+		on_accept(r, obj, cqe->res, cqe->flags);
+		return;
+	}
+	struct actor__conn *c = obj;
+	if (op == OP_RECV)
+		on_recv(r, c, cqe->res, cqe->flags);
+	else if (op == OP_SEND)
+		on_send(r, c, cqe->res);
+	else if (op == OP_POLL)
+		on_poll(c, cqe->res);
+	conn_unhold(r, c);
+}
+
+static void drain_completions(struct actor__reactor *r)
+{
+	struct io_uring_cqe *cqe;
+	/* One at a time: a handler may submit, and may itself need completion space. */
+	while (io_uring_peek_cqe(&r->ring, &cqe) == 0) {
+		struct io_uring_cqe copy = *cqe;
+		io_uring_cqe_seen(&r->ring, cqe);
+		dispatch(r, &copy);
+	}
+}
+
+static int ur_wait(struct actor__reactor *r, int64_t timeout_ns)
+{
+	struct io_uring_cqe *cqe;
+	int rc;
+	if (timeout_ns == 0) {
+		rc = io_uring_submit(&r->ring);
+	} else if (timeout_ns < 0) {
+		rc = io_uring_submit_and_wait(&r->ring, 1);
+	} else {
+		struct __kernel_timespec ts = {timeout_ns / 1000000000, timeout_ns % 1000000000};
+		rc = io_uring_submit_and_wait_timeout(&r->ring, &cqe, 1, &ts, NULL);
+	}
+	if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY)
+		return rc;
+	unsigned before = io_uring_cq_ready(&r->ring);
+	drain_completions(r);
+	return (int)before;
+}
+
+static const struct actor__reactor_ops uring_ops = {
+    .name = "io_uring",
+    .init = ur_init,
+    .fini = ur_fini,
+    .caps = ur_caps,
+    .wait = ur_wait,
+    .wake = ur_wake,
+    .listen_start = ur_listen_start,
+    .listen_pause = ur_listen_pause,
+    .listen_release = ur_listen_release,
+    .conn_read = ur_conn_read,
+    .conn_pause = ur_conn_pause,
+    .conn_write = ur_conn_write,
+    .conn_connect = ur_conn_connect,
+    .conn_release = ur_conn_release,
+};
+
+const struct actor__reactor_ops *const actor__reactor_uring = &uring_ops;
