@@ -172,7 +172,8 @@ typedef struct actor_spawn_opts {
 	void (*destroy)(void *state); /* called with the state on the home worker at stop */
 } actor_spawn_opts_t;
 
-/* Spawns an actor running `fn` with `state`. From any thread, including behaviours. */
+/* Spawns an actor running `fn` with `state`. From any thread, including behaviours. -EINVAL for
+ * a NULL sys, fn or out, or bad placement options; -ESHUTDOWN once shutdown was requested. */
 ACTOR_API int actor_spawn(actor_system_t *sys, const actor_spawn_opts_t *opts,
                           actor_behavior_fn *fn, void *state, actor_ref_t *out);
 
@@ -181,8 +182,9 @@ ACTOR_API int actor_spawn(actor_system_t *sys, const actor_spawn_opts_t *opts,
  *
  * From any thread. Inside a behaviour the message's sender is the running actor; from outside
  * the pool it is ACTOR_REF_NONE. Messages from one sender to one receiver arrive in order.
- * -ESRCH: the receiver has stopped. -EMSGSIZE: over ACTOR_MSG_MAX. -EINVAL: bad arguments or a
- * type >= ACTOR_MSG_SYSTEM. -ESHUTDOWN: the system has shut down.
+ * -ESRCH: the receiver has stopped, or `to` is ACTOR_REF_NONE or names no actor. -EMSGSIZE:
+ * over ACTOR_MSG_MAX. -EINVAL: bad arguments (a NULL system, NULL data with len > 0) or a type
+ * >= ACTOR_MSG_SYSTEM. -ESHUTDOWN: the system's workers have been joined (after run returned).
  */
 
 /* Copies `len` bytes of `data` into a new message of type `type`. */

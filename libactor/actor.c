@@ -137,7 +137,7 @@ static actor_ref_t current_sender(actor_system_t *sys)
 
 static int msg_new(size_t total, uint32_t type, actor_msg_t **out)
 {
-	actor_msg_t *m = actor__alloc(total);
+	actor_msg_t *m = actor__msg_alloc(total);
 	if (m == NULL)
 		return -ENOMEM;
 	m->link_ = NULL;
@@ -160,7 +160,7 @@ int actor_msg_alloc(size_t size, uint32_t type, actor_msg_t **out)
 void actor_msg_free(actor_msg_t *msg)
 {
 	if (msg != NULL)
-		actor__free(msg, actor__msg_bytes(msg));
+		actor__msg_free(msg, actor__msg_bytes(msg));
 }
 
 int actor__send_internal(actor_system_t *sys, actor_ref_t to, actor_ref_t from, uint32_t type,

@@ -11,4 +11,14 @@ void *actor__zalloc(size_t size);
 void actor__free(void *p, size_t size);
 const char *actor__alloc_name(void);
 
+/* Messages: like actor__alloc/free, through a per-worker cache of small blocks where the
+ * allocator has one. A worker attaches its cache at start and detaches (flushes) at exit. */
+struct actor__msg_cache_slot {
+	void *opaque[2];
+};
+void actor__msg_cache_attach(struct actor__msg_cache_slot *slot);
+void actor__msg_cache_detach(void);
+void *actor__msg_alloc(size_t size);
+void actor__msg_free(void *p, size_t size);
+
 #endif /* ACTOR_ALLOC_H */

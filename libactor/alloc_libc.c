@@ -25,3 +25,22 @@ const char *actor__alloc_name(void)
 {
 	return "libc";
 }
+
+/* No message cache here: sanitizer builds want every free to be a real one. */
+void actor__msg_cache_attach(struct actor__msg_cache_slot *slot)
+{
+	(void)slot;
+}
+
+void actor__msg_cache_detach(void) {}
+
+void *actor__msg_alloc(size_t size)
+{
+	return malloc(size);
+}
+
+void actor__msg_free(void *p, size_t size)
+{
+	(void)size;
+	free(p);
+}

@@ -125,6 +125,7 @@ struct actor_worker {
 	uint32_t free_len, free_cap;
 	unsigned rr_next; /* round-robin cursor for spawns from this worker */
 	struct actor_ctx ctx;
+	struct actor__msg_cache_slot msg_cache;
 	/* I/O and time, owner only (the reactor's wake excepted). */
 	const struct actor__reactor_ops *rops;
 	struct actor__reactor *reactor;

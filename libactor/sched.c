@@ -260,6 +260,7 @@ static void *worker_main(void *arg)
 	struct actor_worker *w = arg;
 	actor_system_t *sys = w->sys;
 	actor__tls_worker = w;
+	actor__msg_cache_attach(&w->msg_cache);
 	actor__qsbr_online(w);
 	w->ctx.worker = w;
 
@@ -290,6 +291,7 @@ static void *worker_main(void *arg)
 	}
 	actor__net_fini(w);
 	actor__timers_fini(w);
+	actor__msg_cache_detach();
 	actor__qsbr_offline(w);
 	actor__tls_worker = NULL;
 	return NULL;

@@ -101,15 +101,19 @@ static inline unsigned test_cpus(void)
 	return (unsigned)CPU_COUNT(&set);
 }
 
-/* Polls `cond` every 200 µs until it holds or `seconds` (scaled) pass; yields its last value. */
-#define WAIT_UNTIL(cond, seconds)                                                                  \
+/* Polls `cond` every 200 µs until it holds or the clock (now_sec) reaches `deadline`; yields
+ * its last value. */
+#define WAIT_UNTIL_DEADLINE(cond, deadline)                                                        \
 	({                                                                                         \
-		double wait_end_ = now_sec() + (seconds)*test_scale();                             \
+		double wait_end_ = (deadline);                                                     \
 		bool wait_ok_;                                                                     \
 		while (!(wait_ok_ = (cond)) && now_sec() < wait_end_)                              \
 			usleep(200);                                                               \
 		wait_ok_;                                                                          \
 	})
+
+/* The same for `seconds` from now, scaled by CK_TIMEOUT_MULTIPLIER. */
+#define WAIT_UNTIL(cond, seconds) WAIT_UNTIL_DEADLINE(cond, now_sec() + (seconds)*test_scale())
 
 /* A gate: a behaviour waits at it, holding its worker, until the test thread opens it. Lets
  * a test fill mailboxes while the receiver is known to be busy. False if it never opened. */
@@ -122,6 +126,20 @@ static inline void gate_open(atomic_int *gate)
 {
 	atomic_store_explicit(gate, 1, memory_order_release);
 }
+
+/* Fails the test unless `cond` holds within `seconds` (scaled). */
+#define assert_eventually(cond, seconds)                                                           \
+	ck_assert_msg(WAIT_UNTIL(cond, seconds), "not true within %g s: %s", (double)(seconds),    \
+	              #cond)
+
+/* Asserts an atomic counter's value, naming the counter rather than the expansion of
+ * atomic_load in the failure message. */
+#define assert_atomic_eq(var, expected)                                                            \
+	do {                                                                                       \
+		long long got_ = (long long)atomic_load(&(var));                                   \
+		long long want_ = (long long)(expected);                                           \
+		ck_assert_msg(got_ == want_, "%s is %lld, expected %lld", #var, got_, want_);      \
+	} while (0)
 
 /* ---------------------------------------------------------------------------------------------
  * Watchdog: a thread that, unless stopped in time, reports what hung, shuts the system down

@@ -431,7 +431,7 @@ START_TEST(stop_takes_effect_after_the_queued_messages)
 	ck_assert_uint_eq(w.downs, 1);
 	ck_assert(actor_ref_eq(w.down.actor, target));
 	ck_assert_int_eq(w.down.reason, ACTOR_REASON_KILLED);
-	ck_assert_int_eq(atomic_load(&s.destroyed), 1);
+	assert_atomic_eq(s.destroyed, 1);
 	ck_assert_ptr_eq(s.destroy_arg, &s);
 	ck_assert_msg(pthread_equal(s.destroy_thread, s.behavior_thread),
 	              "destroy ran off the home worker");
@@ -440,7 +440,7 @@ START_TEST(stop_takes_effect_after_the_queued_messages)
 	ck_assert_uint_eq(st.stopped, 2);
 	ck_assert_uint_eq(st.dead_letters, 0);
 	actor_system_free(sys);
-	ck_assert_int_eq(atomic_load(&s.destroyed), 1); /* not again at free */
+	assert_atomic_eq(s.destroyed, 1); /* not again at free */
 }
 END_TEST
 
@@ -460,13 +460,13 @@ START_TEST(stopped_actor_refuses_sends_stops_and_info)
 	ck_assert_int_eq(actor_info(sys, a, &info), -ESRCH);
 	system_run_to_end(sys, TEST_WATCHDOG, "a stopped actor");
 	ck_assert_uint_eq(s.calls, 0);
-	ck_assert_int_eq(atomic_load(&s.destroyed), 1);
+	assert_atomic_eq(s.destroyed, 1);
 	actor_stats_t st = stats_of(sys);
 	ck_assert_uint_eq(st.sent, st.delivered + st.dead_letters);
 	ck_assert_uint_eq(st.dead_letters, 0);
 	ck_assert_uint_eq(st.stopped, 1);
 	actor_system_free(sys);
-	ck_assert_int_eq(atomic_load(&s.destroyed), 1);
+	assert_atomic_eq(s.destroyed, 1);
 }
 END_TEST
 
@@ -488,11 +488,11 @@ START_TEST(destroy_runs_once_on_the_home_worker_after_exit)
 	system_run_to_end(sys, TEST_WATCHDOG, "exit with destroy");
 
 	ck_assert_uint_eq(s.calls, 1);
-	ck_assert_int_eq(atomic_load(&s.destroyed), 1);
+	assert_atomic_eq(s.destroyed, 1);
 	ck_assert_ptr_eq(s.destroy_arg, &s);
 	ck_assert(pthread_equal(s.destroy_thread, s.behavior_thread));
 	actor_system_free(sys);
-	ck_assert_int_eq(atomic_load(&s.destroyed), 1);
+	assert_atomic_eq(s.destroyed, 1);
 }
 END_TEST
 
@@ -539,7 +539,7 @@ START_TEST(exit_dead_letters_the_messages_still_queued)
 	ck_assert_uint_eq(st.delivered, 1);
 	ck_assert_uint_eq(st.dead_letters, 4);
 	actor_system_free(sys);
-	ck_assert_uint_eq(atomic_load(&d.count), 4);
+	assert_atomic_eq(d.count, 4);
 	unsigned seen = 0;
 	for (unsigned i = 0; i < 4; i++) {
 		ck_assert(actor_ref_eq(d.to[i], a));
@@ -895,7 +895,7 @@ START_TEST(messages_from_each_sender_arrive_in_order)
 	for (int i = 0; i < ORDER_THREADS; i++)
 		pthread_join(threads[i], NULL);
 
-	ck_assert_uint_eq(atomic_load(&o.send_failures), 0);
+	assert_atomic_eq(o.send_failures, 0);
 	ck_assert_uint_eq(o.malformed, 0);
 	ck_assert_msg(o.out_of_order == 0, "%" PRIu64 " messages out of order", o.out_of_order);
 	ck_assert_msg(o.wrong_sender == 0, "%" PRIu64 " messages with the wrong sender",

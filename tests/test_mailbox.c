@@ -390,9 +390,9 @@ START_TEST(mailbox_delivers_every_message_once_in_order_per_producer)
 	ck_assert(actor__mpsc_is_empty(&s.q));
 	tally_check(&t, &s);
 	/* The queue started marked: exactly one push (the first) saw EMPTY; none saw CLOSED. */
-	ck_assert_uint_eq(atomic_load(&s.empties), 1);
-	ck_assert_uint_eq(atomic_load(&s.closed), 0);
-	ck_assert_uint_eq(atomic_load(&s.bad_flags), 0);
+	assert_atomic_eq(s.empties, 1);
+	assert_atomic_eq(s.closed, 0);
+	assert_atomic_eq(s.bad_flags, 0);
 	stress_fini(&s);
 }
 END_TEST
@@ -463,9 +463,9 @@ START_TEST(mailbox_wakes_the_consumer_exactly_once_per_empty_push)
 	ck_assert_msg(empty_turns == 0, "%" PRIu64 " wakes found nothing to do", empty_turns);
 	/* Every EMPTY push was answered by exactly one turn of the consumer. */
 	ck_assert_uint_eq(s.signals, wakes);
-	ck_assert_uint_eq(atomic_load(&s.empties), wakes);
-	ck_assert_uint_eq(atomic_load(&s.closed), 0);
-	ck_assert_uint_eq(atomic_load(&s.bad_flags), 0);
+	assert_atomic_eq(s.empties, wakes);
+	assert_atomic_eq(s.closed, 0);
+	assert_atomic_eq(s.bad_flags, 0);
 	/* The consumer's last act was marking the queue empty: it must still be marked. */
 	struct item last;
 	ck_assert_uint_eq(actor__mpsc_push(&s.q, &last.node), MPSC_EMPTY);

@@ -131,8 +131,8 @@ START_TEST(local_placement_keeps_children_on_the_spawners_worker)
 		for (unsigned i = 0; i < 3; i++) {
 			ck_assert_uint_eq(t.chosen[i], w);
 			/* And the child really runs there. */
-			ck_assert(WAIT_UNTIL(atomic_load(&reports[i]) != 0, 10));
-			ck_assert_int_eq(atomic_load(&reports[i]), (int)w + 1);
+			assert_eventually(atomic_load(&reports[i]) != 0, 10);
+			assert_atomic_eq(reports[i], (int)w + 1);
 			ck_assert_int_eq(actor_stop(sys, t.refs[i]), 0);
 			wait_stopped(sys, t.refs[i]);
 		}
@@ -282,8 +282,8 @@ START_TEST(fixed_placement_honours_the_worker)
 		send_ok(sys, r, 1, NULL, 0);
 	}
 	for (unsigned w = 0; w < WORKERS; w++) {
-		ck_assert(WAIT_UNTIL(atomic_load(&reports[w]) != 0, 10));
-		ck_assert_int_eq(atomic_load(&reports[w]), (int)w + 1);
+		assert_eventually(atomic_load(&reports[w]) != 0, 10);
+		assert_atomic_eq(reports[w], (int)w + 1);
 		ck_assert_uint_eq(resident_on(sys, w), 1);
 	}
 	actor_system_free(sys);
