@@ -351,6 +351,8 @@ static void dead_letter(struct actor_worker *w, struct actor *a, actor_msg_t *m)
 {
 	if (m->type == MSG_TCP_ADOPT || m->type == ACTOR_MSG_TCP_ACCEPTED)
 		actor__net_dead_letter(w, a->ref, m); /* close the connection it carries */
+	else if (m->type == ACTOR_MSG_TCP_CLOSED || m->type == ACTOR_MSG_TCP_CONNECTED)
+		actor__net_delivered(w, m);
 	if (m->type == MSG_MONITOR) {
 		actor_ref_t watcher;
 		memcpy(&watcher, m + 1, sizeof(watcher));
@@ -466,6 +468,8 @@ void actor__run(struct actor_worker *w, struct actor *a)
 		ctx->msg = m;
 		ctx->kept = false;
 		a->fn(ctx, a->state, m);
+		if (m->type == ACTOR_MSG_TCP_CLOSED || m->type == ACTOR_MSG_TCP_CONNECTED)
+			actor__net_delivered(w, m); /* before the message may be freed */
 		if (!ctx->kept)
 			actor_msg_free(m);
 		if (a->flags & ACTOR_EXITING)

@@ -108,6 +108,10 @@ struct actor_worker {
 	CK_CC_CACHELINE _Atomic uint64_t resident;
 	/* Any thread: 1 once someone woke the parked worker; the futex word. */
 	_Atomic uint32_t wake;
+	/* Any thread: writing it wakes the worker's reactor wait (see sched.c). */
+	int evfd;
+	/* Start-up: 0 while the worker creates its reactor, then 1 or a negative errno. */
+	_Atomic int ready;
 	/* QSBR: the epoch seen at the last quiescent point, UINT64_MAX while offline. Written by
 	 * the worker, read by every reclaimer. */
 	_Atomic uint64_t qs;
@@ -150,6 +154,7 @@ struct actor_system {
 	void *dead_letter_arg;
 	struct actor_worker *workers;
 	const struct actor__reactor_ops *rops;
+	bool reactor_fallback; /* "auto": a worker whose io_uring fails uses epoll */
 
 	/* Reference slots: a two-level table that never moves. Chunks are published by CAS. */
 	struct actor__slot *_Atomic *chunks;
@@ -259,6 +264,8 @@ int actor__net_poll(struct actor_worker *w);
 /* A MSG_TCP_ADOPT reached its target: claims the conn; true if `m` was turned into an
  * ACTOR_MSG_TCP_ADOPTED message for the behaviour. */
 bool actor__net_adopt(struct actor_worker *w, struct actor *a, actor_msg_t *m);
+/* A CLOSED or CONNECTED message was handled or dead-lettered: frees a failed connection. */
+void actor__net_delivered(struct actor_worker *w, const actor_msg_t *m);
 /* A network message could not be delivered: releases what it carries. */
 void actor__net_dead_letter(struct actor_worker *w, actor_ref_t to, actor_msg_t *m);
 /* The actor stopped: closes what it owns. */

@@ -8,8 +8,10 @@
  * target, which lives on the connection's worker, so the claim also happens on that worker.
  *
  * Lifetime: a connection leaves the table (its handle goes stale) when the owner closes or
- * aborts it, when it fails, or when its owner stops; it is freed when the backend releases it
- * (actor__net_conn_released), after any queued output was written or the linger ran out.
+ * aborts it, when its owner stops, or, after it failed, once the CLOSED (or CONNECTED) message
+ * carrying the error has been delivered or dead-lettered; until then its handle stays valid and
+ * writes say -EPIPE. It is freed when the backend releases it (actor__net_conn_released), after
+ * any queued output was written or the linger ran out.
  */
 #include "config.h"
 
@@ -216,14 +218,37 @@ void actor__net_on_read_end(struct actor__conn *c, int err)
 	conn_fail(c, err);
 }
 
-/* The connection broke: tell the owner, and free it. */
+/* The connection broke: tell the owner; it is freed once the owner has the message. */
 static void conn_fail(struct actor__conn *c, int err)
 {
-	if (c->state == CONN_OPEN || c->state == CONN_CONNECTING)
-		send_event(
-		    c, c->state == CONN_OPEN ? ACTOR_MSG_TCP_CLOSED : ACTOR_MSG_TCP_CONNECTED, err);
+	if (c->state == CONN_FAILED)
+		return; /* already reported; a late completion of the same breakage */
+	if (c->state == CONN_OPEN || c->state == CONN_CONNECTING) {
+		uint32_t type =
+		    c->state == CONN_OPEN ? ACTOR_MSG_TCP_CLOSED : ACTOR_MSG_TCP_CONNECTED;
+		if (c->reading)
+			c->w->rops->conn_pause(c->w->reactor, c);
+		c->state = CONN_FAILED;
+		if (send_event(c, type, err) == 0)
+			return; /* actor__net_delivered frees it */
+	}
 	conn_unlist(c);
 	conn_release(c);
+}
+
+/* A CLOSED or CONNECTED message reached its end (the behaviour, or the dead-letter path): a
+ * connection that failed can go now. */
+void actor__net_delivered(struct actor_worker *w, const actor_msg_t *m)
+{
+	actor_tcp_event_t ev;
+	memcpy(&ev, actor_msg_data((actor_msg_t *)m), sizeof(ev));
+	if (ev.error == 0 || w->net == NULL)
+		return;
+	struct actor__conn *c = conn_of(w, ev.conn);
+	if (c != NULL && c->state == CONN_FAILED) {
+		conn_unlist(c);
+		conn_release(c);
+	}
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -278,7 +303,8 @@ static void flush_dirty(struct actor_worker *w)
 		struct actor__conn *next = c->dirty_next;
 		c->dirty_flag = false;
 		c->dirty_next = NULL;
-		if (c->out_head != NULL && !c->writing) {
+		if (c->out_head != NULL && !c->writing &&
+		    (c->state == CONN_OPEN || c->state == CONN_CLOSING)) {
 			int rc = w->rops->conn_write(w->reactor, c);
 			if (rc < 0)
 				actor__net_on_sent(c, 0, rc);

@@ -8,27 +8,16 @@
 #include "internal.h"
 #include "reactor.h"
 
-/* Probes io_uring the way the workers will use it: a ring that the kernel and the sandbox
- * (seccomp profiles often refuse io_uring_setup with EPERM) actually allow. */
-static int probe(const struct actor__reactor_ops *ops)
+int actor__reactor_choose(const char *want, const struct actor__reactor_ops **out, bool *fallback)
 {
-	struct actor__reactor *r;
-	int rc = ops->init(NULL, &r);
-	if (rc == 0)
-		ops->fini(r);
-	return rc;
-}
-
-int actor__reactor_choose(const char *want, const struct actor__reactor_ops **out)
-{
+	*fallback = false;
 	if (want == NULL || *want == '\0')
 		want = getenv("ACTOR_REACTOR");
 	if (want == NULL || *want == '\0' || strcmp(want, "auto") == 0) {
-		if (actor__reactor_uring != NULL && probe(actor__reactor_uring) == 0) {
-			*out = actor__reactor_uring;
-			return 0;
-		}
-		*out = &actor__reactor_epoll;
+		/* Whether io_uring works is found out by each worker on its own thread: a ring set
+		 * up and torn down on the caller's thread would interrupt its blocking calls. */
+		*out = actor__reactor_uring != NULL ? actor__reactor_uring : &actor__reactor_epoll;
+		*fallback = actor__reactor_uring != NULL;
 		return 0;
 	}
 	if (strcmp(want, "epoll") == 0) {
@@ -38,9 +27,6 @@ int actor__reactor_choose(const char *want, const struct actor__reactor_ops **ou
 	if (strcmp(want, "io_uring") == 0) {
 		if (actor__reactor_uring == NULL)
 			return -ENOSYS; /* built without liburing */
-		int rc = probe(actor__reactor_uring);
-		if (rc < 0)
-			return rc;
 		*out = actor__reactor_uring;
 		return 0;
 	}

@@ -7,7 +7,9 @@
  * turn events into messages; a backend knows nothing of actors beyond those callbacks.
  *
  * The worker parks in `wait`: one blocking call covers I/O, the next timer deadline and wake-ups
- * from other threads (an eventfd that `wake` writes).
+ * from other threads: the backend watches the worker's eventfd (w->evfd), which wakers write.
+ * The eventfd belongs to the worker and outlives the reactor, so a late waker never touches a
+ * freed backend.
  */
 #ifndef ACTOR_REACTOR_H
 #define ACTOR_REACTOR_H
@@ -34,6 +36,7 @@ enum actor__conn_state {
 	CONN_CONNECTING, /* connect() in progress */
 	CONN_OPEN,
 	CONN_CLOSING, /* the owner closed it: flushing output, then close */
+	CONN_FAILED,  /* broke (or failed to connect): no I/O; freed once the owner has been told */
 };
 
 struct actor__conn {
@@ -103,8 +106,6 @@ struct actor__reactor_ops {
 	/* Waits at most timeout_ns (0: poll, -1: no limit) for events and dispatches them. Returns
 	 * the number of events handled or a negative errno. */
 	int (*wait)(struct actor__reactor *r, int64_t timeout_ns);
-	/* Any thread, async-signal-safe: makes a blocked or the next `wait` return. */
-	void (*wake)(struct actor__reactor *r);
 
 	/* Starts (or restarts) accepting: connections arrive through actor__net_on_accept. */
 	int (*listen_start)(struct actor__reactor *r, struct actor__lsock *ls);
@@ -128,8 +129,9 @@ struct actor__reactor_ops {
 extern const struct actor__reactor_ops actor__reactor_epoll;
 extern const struct actor__reactor_ops *const actor__reactor_uring; /* NULL without liburing */
 
-/* Chooses the backend: "epoll", "io_uring", "auto" or NULL (ACTOR_REACTOR, else auto). */
-int actor__reactor_choose(const char *want, const struct actor__reactor_ops **out);
+/* Chooses the backend: "epoll", "io_uring", "auto" or NULL (ACTOR_REACTOR, else auto). With
+ * "auto", *fallback says that a worker whose io_uring cannot be created uses epoll instead. */
+int actor__reactor_choose(const char *want, const struct actor__reactor_ops **out, bool *fallback);
 
 /* Callbacks from the backends into net.c (worker thread only). */
 void actor__net_on_accept(struct actor__lsock *ls, int fd, const struct sockaddr *peer,

@@ -10,7 +10,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -34,14 +33,13 @@ struct actor__reactor {
 
 static int ep_init(struct actor_worker *w, struct actor__reactor **out)
 {
-	(void)w;
 	struct actor__reactor *r = malloc(sizeof(*r));
 	if (r == NULL)
 		return -ENOMEM;
 	r->have_pwait2 = true;
+	r->evfd = w->evfd; /* the worker's; read only when epoll says it is readable */
 	r->epfd = epoll_create1(EPOLL_CLOEXEC);
-	r->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (r->epfd < 0 || r->evfd < 0)
+	if (r->epfd < 0)
 		goto fail;
 	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = TAG_WAKE};
 	if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, r->evfd, &ev) < 0)
@@ -52,8 +50,6 @@ fail:;
 	int err = -errno;
 	if (r->epfd >= 0)
 		close(r->epfd);
-	if (r->evfd >= 0)
-		close(r->evfd);
 	free(r);
 	return err;
 }
@@ -61,7 +57,6 @@ fail:;
 static void ep_fini(struct actor__reactor *r)
 {
 	close(r->epfd);
-	close(r->evfd);
 	free(r);
 }
 
@@ -69,14 +64,6 @@ static unsigned ep_caps(const struct actor__reactor *r)
 {
 	(void)r;
 	return 0;
-}
-
-static void ep_wake(struct actor__reactor *r)
-{
-	uint64_t one = 1;
-	/* Async-signal-safe. EAGAIN (counter full) still leaves the eventfd readable. */
-	ssize_t n = write(r->evfd, &one, sizeof(one));
-	(void)n;
 }
 
 /* Brings the fd's registration in line with what the connection wants. */
@@ -290,7 +277,6 @@ const struct actor__reactor_ops actor__reactor_epoll = {
     .fini = ep_fini,
     .caps = ep_caps,
     .wait = ep_wait,
-    .wake = ep_wake,
     .listen_start = ep_listen_start,
     .listen_pause = ep_listen_pause,
     .listen_release = ep_listen_release,

@@ -17,7 +17,6 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -123,7 +122,6 @@ static void arm_wake(struct actor__reactor *r)
 
 static int ur_init(struct actor_worker *w, struct actor__reactor **out)
 {
-	(void)w;
 	struct actor__reactor *r = calloc(1, sizeof(*r));
 	if (r == NULL)
 		return -ENOMEM;
@@ -137,20 +135,12 @@ static int ur_init(struct actor_worker *w, struct actor__reactor **out)
 		free(r); /* -ENOSYS (old kernel), -EPERM (seccomp, sysctl), -ENOMEM (memlock) */
 		return rc;
 	}
-	/* Blocking, so that the ring's read waits for a wake instead of failing with EAGAIN. */
-	r->evfd = eventfd(0, EFD_CLOEXEC);
-	if (r->evfd < 0) {
-		rc = -errno;
-		io_uring_queue_exit(&r->ring);
-		free(r);
-		return rc;
-	}
+	r->evfd = w->evfd; /* the worker's, blocking: the ring's read on it waits for a wake */
 	struct io_uring_probe *probe = io_uring_get_probe_ring(&r->ring);
 	if (probe == NULL || !io_uring_opcode_supported(probe, IORING_OP_ACCEPT) ||
 	    !io_uring_opcode_supported(probe, IORING_OP_SEND) ||
 	    !io_uring_opcode_supported(probe, IORING_OP_RECV)) {
 		io_uring_free_probe(probe);
-		close(r->evfd);
 		io_uring_queue_exit(&r->ring);
 		free(r);
 		return -EOPNOTSUPP;
@@ -175,7 +165,6 @@ static void ur_fini(struct actor__reactor *r)
 		drain_completions(r);
 	}
 	io_uring_queue_exit(&r->ring);
-	close(r->evfd);
 	if (r->br != NULL)
 		munmap(r->br, BUF_COUNT * sizeof(struct io_uring_buf));
 	free(r->bufs);
@@ -186,13 +175,6 @@ static unsigned ur_caps(const struct actor__reactor *r)
 {
 	return REACTOR_CAP_COMPLETION | (r->multishot_accept ? REACTOR_CAP_MULTISHOT_ACCEPT : 0) |
 	       (r->br != NULL ? REACTOR_CAP_PROVIDED_BUFFERS : 0);
-}
-
-static void ur_wake(struct actor__reactor *r)
-{
-	uint64_t one = 1;
-	ssize_t n = write(r->evfd, &one, sizeof(one)); /* async-signal-safe */
-	(void)n;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -551,7 +533,6 @@ static const struct actor__reactor_ops uring_ops = {
     .fini = ur_fini,
     .caps = ur_caps,
     .wait = ur_wait,
-    .wake = ur_wake,
     .listen_start = ur_listen_start,
     .listen_pause = ur_listen_pause,
     .listen_release = ur_listen_release,

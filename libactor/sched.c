@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <sched.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "internal.h"
 #include "reactor.h"
@@ -60,8 +61,13 @@ static struct actor *runq_pop_local(struct actor_worker *w)
 void actor__worker_wake(struct actor_worker *w)
 {
 	/* seq_cst: see the protocol above. Only the first waker after a park writes the eventfd. */
-	if (atomic_exchange(&w->wake, 1) == 0)
-		w->rops->wake(w->reactor);
+	if (atomic_exchange(&w->wake, 1) == 0) {
+		uint64_t one = 1;
+		/* Async-signal-safe. Blocks only if the counter would overflow, which a flag that
+		 * admits one write per park cannot reach. */
+		ssize_t n = write(w->evfd, &one, sizeof(one));
+		(void)n;
+	}
 }
 
 #define wake_worker actor__worker_wake
@@ -255,10 +261,29 @@ static bool done_shutting_down(struct actor_worker *w)
 	       actor__mpsc_is_empty(&w->inbox);
 }
 
+/* Creates the worker's reactor on its own thread (io_uring ties work to the creating thread)
+ * and reports the outcome to actor__workers_start. */
+static int reactor_start(struct actor_worker *w)
+{
+	int rc = w->rops->init(w, &w->reactor);
+	if (rc < 0 && w->sys->reactor_fallback) {
+		w->rops = &actor__reactor_epoll;
+		rc = w->rops->init(w, &w->reactor);
+	}
+	if (rc < 0)
+		w->reactor = NULL;
+	/* seq_cst: publishes w->rops and w->reactor to the thread waiting in workers_start. */
+	atomic_store(&w->ready, rc < 0 ? rc : 1);
+	actor__unpark((_Atomic uint32_t *)&w->ready);
+	return rc;
+}
+
 static void *worker_main(void *arg)
 {
 	struct actor_worker *w = arg;
 	actor_system_t *sys = w->sys;
+	if (reactor_start(w) < 0)
+		return NULL;
 	actor__tls_worker = w;
 	actor__msg_cache_attach(&w->msg_cache);
 	actor__qsbr_online(w);
@@ -292,6 +317,8 @@ static void *worker_main(void *arg)
 	actor__net_fini(w);
 	actor__timers_fini(w);
 	actor__msg_cache_detach();
+	w->rops->fini(w->reactor); /* on the thread that created it */
+	w->reactor = NULL;
 	actor__qsbr_offline(w);
 	actor__tls_worker = NULL;
 	return NULL;
@@ -335,7 +362,18 @@ int actor__workers_start(actor_system_t *sys)
 			return -rc;
 		w->started = true;
 	}
-	return 0;
+	/* Wait until every worker has its reactor, so that creation reports a failure. */
+	int result = 0;
+	for (unsigned i = 0; i < sys->nworkers; i++) {
+		_Atomic int *ready = &sys->workers[i].ready;
+		int v;
+		while ((v = atomic_load(ready)) == 0)
+			actor__park_timed((_Atomic uint32_t *)ready,
+			                  &(struct timespec){0, 10000000});
+		if (v < 0 && result == 0)
+			result = v;
+	}
+	return result;
 }
 
 void actor__workers_join(actor_system_t *sys)

@@ -5,7 +5,9 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "internal.h"
 #include "reactor.h"
@@ -29,10 +31,11 @@ static int worker_init(actor_system_t *sys, struct actor_worker *w, unsigned i)
 	atomic_init(&w->qs, UINT64_MAX);
 	w->sys = sys;
 	w->index = i;
-	w->rops = sys->rops;
-	int rc = w->rops->init(w, &w->reactor);
-	if (rc < 0)
-		return rc;
+	w->rops = sys->rops; /* the worker creates its reactor itself (sched.c) */
+	/* Blocking, so an io_uring read on it waits; see actor__worker_wake for the write side. */
+	w->evfd = eventfd(0, EFD_CLOEXEC);
+	if (w->evfd < 0)
+		return -errno;
 	return actor__net_init(w);
 }
 
@@ -57,6 +60,8 @@ static void free_system(actor_system_t *sys)
 			drain_cmds(w);
 			if (w->reactor != NULL)
 				w->rops->fini(w->reactor);
+			if (w->evfd > 0)
+				close(w->evfd);
 			free(w->free_slots);
 		}
 		free(sys->workers);
@@ -88,7 +93,7 @@ int actor_system_create(const actor_config_t *cfg, actor_system_t **out)
 	sys->dead_letter_arg = cfg->dead_letter_arg;
 	atomic_init(&sys->epoch, 1);
 
-	int rc = actor__reactor_choose(cfg->reactor, &sys->rops);
+	int rc = actor__reactor_choose(cfg->reactor, &sys->rops, &sys->reactor_fallback);
 	if (rc < 0) {
 		free(sys);
 		return rc;
@@ -197,7 +202,7 @@ unsigned actor_system_workers(const actor_system_t *sys)
 
 const char *actor_system_reactor(const actor_system_t *sys)
 {
-	return sys != NULL ? sys->rops->name : NULL;
+	return sys != NULL ? sys->workers[0].rops->name : NULL;
 }
 
 const char *actor_version(void)

@@ -1,0 +1,96 @@
+#!/bin/sh
+# echo.sh: the echo benchmark: each server in turn (libactor on epoll, libactor on io_uring, and
+# a plain single-threaded C epoll server as the floor), on a free loopback port, driven by
+# bench/echo_client with 512-byte round trips at several connection counts. Prints the RESULT
+# lines on stdout; everything else goes to stderr.
+#
+# Usage: bench/echo.sh [dir-with-the-programs]      (default: the directory of this script)
+# Environment: ECHO_CONNS ("1 50 300 1000"), ECHO_DURATION (5 s), ECHO_WARMUP (1 s),
+#              ECHO_WORKERS (libactor workers; 0 = one per CPU), ECHO_CLIENT_THREADS (1).
+# A libactor reactor the machine refuses is skipped with a note; any other failure fails.
+set -u
+BIN=${1:-$(dirname "$0")}
+CONNS=${ECHO_CONNS:-"1 50 300 1000"}
+DURATION=${ECHO_DURATION:-5}
+WARMUP=${ECHO_WARMUP:-1}
+WORKERS=${ECHO_WORKERS:-0}
+THREADS=${ECHO_CLIENT_THREADS:-1}
+
+for p in echo_server echo_epoll echo_client; do
+	if [ ! -x "$BIN/$p" ]; then
+		echo "echo.sh: $BIN/$p not built (make bench/$p)" >&2
+		exit 2
+	fi
+done
+
+tmp=$(mktemp -d)
+pid=
+cleanup() {
+	[ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+echo "echo.sh: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)," \
+	"${DURATION}s per run after ${WARMUP}s warm-up" >&2
+
+# start_server NAME CMD...: starts the server on port 0 and sets $port; 77 if it cannot run
+# here (an unavailable reactor), 1 on other failures.
+start_server() {
+	name=$1
+	shift
+	: >"$tmp/out"
+	"$@" --port 0 >"$tmp/out" 2>"$tmp/err" &
+	pid=$!
+	port=
+	i=0
+	while [ $i -lt 100 ]; do
+		port=$(sed -n 's/^PORT \([0-9][0-9]*\)$/\1/p' "$tmp/out")
+		[ -n "$port" ] && return 0
+		if ! kill -0 "$pid" 2>/dev/null; then
+			wait "$pid"
+			rc=$?
+			pid=
+			cat "$tmp/err" >&2
+			[ $rc -eq 77 ] && return 77
+			echo "echo.sh: $name exited with $rc before listening" >&2
+			return 1
+		fi
+		sleep 0.05
+		i=$((i + 1))
+	done
+	echo "echo.sh: $name did not report its port in 5 s" >&2
+	return 1
+}
+
+stop_server() {
+	kill "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	pid=
+	[ -s "$tmp/err" ] && sed "s/^/  server: /" "$tmp/err" >&2
+}
+
+status=0
+run() { # IMPL CMD...
+	impl=$1
+	shift
+	start_server "$impl" "$@"
+	rc=$?
+	if [ $rc -eq 77 ]; then
+		echo "SKIP $impl: reactor not available here" >&2
+		return 0
+	fi
+	[ $rc -eq 0 ] || { status=1; return 0; }
+	echo "echo.sh: $impl on port $port" >&2
+	for n in $CONNS; do
+		"$BIN/echo_client" --port "$port" --conns "$n" --duration "$DURATION" \
+			--warmup "$WARMUP" --threads "$THREADS" --impl "$impl" || status=1
+	done
+	stop_server
+}
+
+run libactor-epoll "$BIN/echo_server" --reactor epoll --workers "$WORKERS"
+run libactor-io_uring "$BIN/echo_server" --reactor io_uring --workers "$WORKERS"
+run c-epoll "$BIN/echo_epoll"
+exit $status
