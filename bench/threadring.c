@@ -5,13 +5,20 @@
  * The benchmarks-game shape: actor 1 gets the token holding `hops`; each actor passes it on,
  * one lower, and the actor that receives 0 holds it at the end. That must be actor
  * (hops mod actors) + 1, which the program checks. Only one message is ever in flight, so this
- * measures the cost of one send plus one wake-up of the receiver. Actors are placed by the
- * default policy (round-robin), so neighbours sit on different workers when there are several.
+ * measures the cost of one send plus one wake-up of the receiver.
+ *
+ * Placement: one token means no parallelism to win, and a cross-core hand-off on every hop to
+ * lose, so the ring lives on one worker (ACTOR_PLACE_FIXED), where an expert would put it:
+ * `threadring_<n>`. The program then runs the ring again spread by the default round-robin
+ * policy, so that neighbours sit on different workers, and reports that as
+ * `threadring_<n>_spread`: the price of placing a sequential chain across cores.
  *
  * To stop, the final holder sends an EXIT around the ring and stops; each actor forwards it
  * and stops, except the one whose neighbour is the holder, which just stops. No message is
  * ever sent to a stopped actor.
  */
+#include <stdbool.h>
+
 #include "bench.h"
 
 #define HOPS_DEFAULT 10000000u
@@ -56,21 +63,23 @@ static void node_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
 	actor_exit(ctx, ACTOR_REASON_NORMAL);
 }
 
-int main(int argc, char **argv)
+/* One run; returns 0 if the token ended where it must. */
+static int run_ring(uint64_t hops, unsigned nactors, bool spread)
 {
-	uint64_t hops = bench_arg_u64(argc, argv, 1, HOPS_DEFAULT, UINT64_MAX / 2);
-	unsigned nactors = (unsigned)bench_arg_u64(argc, argv, 2, ACTORS_DEFAULT, 10000000u);
 	struct ring ring = {.nactors = nactors};
 	struct node *nodes = calloc(nactors, sizeof(*nodes));
 	actor_ref_t *refs = calloc(nactors, sizeof(*refs));
 	actor_system_t *sys = bench_system(0);
+	actor_spawn_opts_t one_worker = {.placement = ACTOR_PLACE_FIXED, .worker = 0};
 
 	if (nodes == NULL || refs == NULL)
 		bench_check(-ENOMEM, "calloc");
 	for (unsigned i = 0; i < nactors; i++) {
 		nodes[i].id = i + 1;
 		nodes[i].ring = &ring;
-		bench_check(actor_spawn(sys, NULL, node_fn, &nodes[i], &refs[i]), "actor_spawn");
+		bench_check(
+		    actor_spawn(sys, spread ? NULL : &one_worker, node_fn, &nodes[i], &refs[i]),
+		    "actor_spawn");
 	}
 	/* Links are filled in before the first message, whose send publishes them. */
 	for (unsigned i = 0; i < nactors; i++)
@@ -90,10 +99,20 @@ int main(int argc, char **argv)
 		rc = 1;
 	} else {
 		char name[64];
-		snprintf(name, sizeof(name), "threadring_%u", nactors);
+		snprintf(name, sizeof(name), "threadring_%u%s", nactors, spread ? "_spread" : "");
 		bench_result(name, "hops_per_s", (double)hops / bench_secs(t0, ring.t1), "1/s");
 	}
 	free(refs);
 	free(nodes);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	uint64_t hops = bench_arg_u64(argc, argv, 1, HOPS_DEFAULT, UINT64_MAX / 2);
+	unsigned nactors = (unsigned)bench_arg_u64(argc, argv, 2, ACTORS_DEFAULT, 10000000u);
+	int rc = run_ring(hops, nactors, false);
+	/* The spread ring is slower by an order of magnitude: a tenth of the hops is plenty. */
+	rc |= run_ring(hops / 10 > 0 ? hops / 10 : hops, nactors, true);
 	return rc;
 }

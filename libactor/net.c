@@ -950,9 +950,11 @@ void actor__net_lsock_released(struct actor__lsock *ls)
 static void lsock_close_cmd(struct actor_worker *w, struct actor__cmd *cmd)
 {
 	struct actor__lsock *ls = lsock_of(cmd, close_cmd);
+	struct actor__lgroup *g = ls->group;
 	if (w->net != NULL)
 		lsock_close(w, ls);
 	/* else: the worker's exit closed it */
+	group_unref(g); /* the command's own reference, taken when it was posted */
 }
 
 static void group_close(struct actor_worker *w, struct actor__lgroup *g)
@@ -963,6 +965,10 @@ static void group_close(struct actor_worker *w, struct actor__lgroup *g)
 		if (ls->w == w) {
 			lsock_close(w, ls);
 		} else {
+			/* The command lives in the group: it holds a reference until it has run,
+			 * or the socket's own release could free it while it waits in the queue
+			 * (seen when both workers exit with the listener open). */
+			atomic_fetch_add_explicit(&g->refs, 1, memory_order_relaxed);
 			ls->close_cmd.fn = lsock_close_cmd;
 			actor__worker_post(ls->w, &ls->close_cmd);
 		}

@@ -190,7 +190,8 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* Polls the inbox for a while: waking a parked thread costs tens of microseconds here. */
+/* Polls the inbox, the command queue and (every 64 pauses) the reactor for a while: waking a
+ * parked thread costs tens of microseconds here. */
 static bool spin(struct actor_worker *w)
 {
 	if (w->sys->spin_us <= 0)
@@ -203,6 +204,9 @@ static bool spin(struct actor_worker *w)
 			ck_pr_stall();
 		}
 		if (atomic_load_explicit(&w->sys->shutdown, memory_order_relaxed))
+			return true;
+		/* Sockets too: input arriving while we spin should not wait for the park. */
+		if (actor__net_active(w) && actor__net_poll(w) > 0)
 			return true;
 	} while (now_ns() < until);
 	return false;
