@@ -112,9 +112,12 @@ static int conn_recv(struct cconn *c, unsigned size, unsigned char *buf)
 			        n == 0 ? "closed by the server" : strerror(errno));
 			return -1;
 		}
-		if (c->recvd + (size_t)n > c->sent || memcmp(buf, c->req + c->recvd, (size_t)n) != 0) {
-			fprintf(stderr, "echo_client: conn %u request %" PRIu64
-			        ": the response differs from the request\n", c->id, c->seq);
+		if (c->recvd + (size_t)n > c->sent ||
+		    memcmp(buf, c->req + c->recvd, (size_t)n) != 0) {
+			fprintf(stderr,
+			        "echo_client: conn %u request %" PRIu64
+			        ": the response differs from the request\n",
+			        c->id, c->seq);
 			return -1;
 		}
 		c->recvd += (size_t)n;
@@ -158,7 +161,8 @@ static void *worker_main(void *arg)
 				w->counted++;
 			c->seq++;
 			fill_request(c, o->size);
-			/* A 512-byte request fits any socket buffer: a short send is an error here. */
+			/* A 512-byte request fits any socket buffer: a short send is an error here.
+			 */
 			if (!conn_send(c, o->size) || c->sent != o->size) {
 				fprintf(stderr, "echo_client: conn %u: short send\n", c->id);
 				w->failed = 1;
@@ -208,8 +212,13 @@ static void usage(const char *prog)
 
 static void parse(int argc, char **argv, struct opts *o)
 {
-	*o = (struct opts){.host = "127.0.0.1", .impl = "unknown", .conns = 1, .size = 512,
-	                   .threads = 1, .duration = 5, .warmup = 1};
+	*o = (struct opts){.host = "127.0.0.1",
+	                   .impl = "unknown",
+	                   .conns = 1,
+	                   .size = 512,
+	                   .threads = 1,
+	                   .duration = 5,
+	                   .warmup = 1};
 	for (int i = 1; i < argc; i++) {
 		if (i + 1 >= argc)
 			usage(argv[0]);
@@ -261,8 +270,11 @@ int main(int argc, char **argv)
 	uint64_t t_end = t_measure + (uint64_t)(o.duration * 1e9);
 	unsigned per = o.conns / o.threads, extra = o.conns % o.threads, first = 0;
 	for (unsigned t = 0; t < o.threads; t++) {
-		w[t] = (struct worker){.o = &o, .c = conns + first, .n = per + (t < extra),
-		                       .t_measure = t_measure, .t_end = t_end};
+		w[t] = (struct worker){.o = &o,
+		                       .c = conns + first,
+		                       .n = per + (t < extra),
+		                       .t_measure = t_measure,
+		                       .t_end = t_end};
 		first += w[t].n;
 		if (pthread_create(&w[t].thread, NULL, worker_main, &w[t]) != 0) {
 			fprintf(stderr, "echo_client: pthread_create failed\n");
@@ -288,7 +300,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	double rate = (double)counted / o.duration;
-	fprintf(stderr, "echo_client: %s c%u: %" PRIu64 " round trips in %.1f s (%" PRIu64
+	fprintf(stderr,
+	        "echo_client: %s c%u: %" PRIu64 " round trips in %.1f s (%" PRIu64
 	        " with warm-up), %.1f us mean\n",
 	        o.impl, o.conns, counted, o.duration, total,
 	        counted ? o.duration * 1e6 * o.conns / (double)counted : 0.0);

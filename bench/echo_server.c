@@ -123,7 +123,7 @@ static void listener_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
 		return;
 	e->conn = a->conn;
 	actor_spawn_opts_t o = {
-		.placement = ACTOR_PLACE_FIXED, .worker = a->worker, .destroy = echo_destroy};
+	    .placement = ACTOR_PLACE_FIXED, .worker = a->worker, .destroy = echo_destroy};
 	actor_ref_t ref;
 	if (actor_spawn(actor_ctx_system(ctx), &o, echo_fn, e, &ref) != 0) {
 		free(e);

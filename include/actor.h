@@ -268,8 +268,10 @@ typedef struct actor_listener {
 
 typedef struct actor_tcp_event {
 	actor_conn_t conn;
-	int error;       /* CLOSED: 0 = the peer closed its side (EOF), else -errno (-ECONNRESET,
-	                    -EPIPE, -ETIMEDOUT, ...); CONNECTED: 0 or -errno */
+	int error;       /* CLOSED: 0 = the peer closed its side (EOF): nothing more will be
+	                    read, but the connection stays open for writing until you close it;
+	                    else -errno (-ECONNRESET, -EPIPE, ...): it is gone, close it or not.
+	                    CONNECTED: 0 or -errno */
 	unsigned worker; /* the connection's worker */
 } actor_tcp_event_t;
 

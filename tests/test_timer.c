@@ -59,8 +59,9 @@ __attribute__((format(printf, 2, 3))) static void note_fail(int line, const char
 #define NOTE_FAIL(...) note_fail(__LINE__, __VA_ARGS__)
 
 #define assert_no_failures()                                                                       \
-	ck_assert_msg(atomic_load(&fail_count) == 0, "[%s] %d failure(s) inside actors; first: %s", \
-	              reactor, atomic_load(&fail_count),                                            \
+	ck_assert_msg(atomic_load(&fail_count) == 0,                                               \
+	              "[%s] %d failure(s) inside actors; first: %s", reactor,                      \
+	              atomic_load(&fail_count),                                                    \
 	              atomic_load_explicit(&fail_ready, memory_order_acquire) ? fail_msg : "?")
 
 static actor_system_t *timer_system(unsigned workers)
@@ -308,7 +309,8 @@ START_TEST(cancel_before_firing_prevents_delivery_and_cancel_after_returns_esrch
 	ck_assert_int_eq(atomic_load(&c.doomed_delivered), 0);
 	ck_assert_int_eq(c.cancel_again_rc, -ESRCH);
 	ck_assert_int_eq(c.cancel_fired_rc, -ESRCH);
-	ck_assert_msg(c.cancel_none_rc < 0, "cancel of the zero timer returned %d", c.cancel_none_rc);
+	ck_assert_msg(c.cancel_none_rc < 0, "cancel of the zero timer returned %d",
+	              c.cancel_none_rc);
 	ck_assert_uint_eq(pending_timers(sys), 0);
 	timer_system_end(sys, "cancel");
 }
@@ -332,9 +334,10 @@ static void order_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
 	struct order *o = state;
 	if (msg->type == MSG_GO) {
 		actor_timer_t t;
-		/* Set in one behaviour call: a runtime that reads its clock once per loop gives these
-		 * equal deadlines. Zero delays first, then equal positive delays: every deadline is
-		 * no earlier than the one set before it, so the order set is the order due. */
+		/* Set in one behaviour call: a runtime that reads its clock once per loop gives
+		 * these equal deadlines. Zero delays first, then equal positive delays: every
+		 * deadline is no earlier than the one set before it, so the order set is the order
+		 * due. */
 		for (uint64_t i = 0; i < ORDER_TIMERS; i++)
 			if (actor_timer_start(ctx, actor_self(ctx), 0, 0, i, &t) != 0)
 				NOTE_FAIL("actor_timer_start %" PRIu64, i);
@@ -379,8 +382,8 @@ END_TEST
 
 struct many {
 	uint64_t count;
-	uint64_t *deadline;    /* per tag: no earlier than this */
-	atomic_uchar *fired;   /* per tag */
+	uint64_t *deadline;  /* per tag: no earlier than this */
+	atomic_uchar *fired; /* per tag */
 	actor_ref_t counters[2];
 	atomic_uint_fast64_t total, early;
 	uint64_t pending_after_set[2];
@@ -463,8 +466,10 @@ START_TEST(hundred_thousand_pending_timers_each_fire_exactly_once)
 	for (uint64_t i = 0; i < m.count; i++)
 		if (atomic_load(&m.fired[i]) != 1 && wrong++ == 0)
 			first = i;
-	ck_assert_msg(wrong == 0, "[%s] %" PRIu64 " timers did not fire exactly once (first: %" PRIu64
-	              ", %u times)", reactor, wrong, first, first < m.count ? m.fired[first] : 0);
+	ck_assert_msg(wrong == 0,
+	              "[%s] %" PRIu64 " timers did not fire exactly once (first: %" PRIu64
+	              ", %u times)",
+	              reactor, wrong, first, first < m.count ? m.fired[first] : 0);
 	ck_assert_msg(atomic_load(&m.early) == 0, "[%s] %" PRIu64 " timers fired early", reactor,
 	              (uint64_t)atomic_load(&m.early));
 	/* Each setter's worker held its half (none can fire while the setter runs). */
@@ -617,9 +622,10 @@ START_TEST(timers_are_delivered_on_the_targets_worker)
 	send_ok(sys, spawn_on(sys, 0, where_setter_fn, &s), MSG_GO, NULL, 0);
 	send_ok(sys, spawn_on(sys, 1, where_setter_fn, &s), MSG_GO, NULL, 0);
 	for (unsigned w = 0; w < 2; w++)
-		ck_assert_msg(WAIT_UNTIL(atomic_load(&tg[w].count) == 2 * WHERE_TIMERS, TEST_WATCHDOG),
-		              "[%s] target on worker %u got %d of %d", reactor, w,
-		              atomic_load(&tg[w].count), 2 * WHERE_TIMERS);
+		ck_assert_msg(
+		    WAIT_UNTIL(atomic_load(&tg[w].count) == 2 * WHERE_TIMERS, TEST_WATCHDOG),
+		    "[%s] target on worker %u got %d of %d", reactor, w, atomic_load(&tg[w].count),
+		    2 * WHERE_TIMERS);
 	assert_no_failures();
 	for (unsigned w = 0; w < 2; w++) {
 		ck_assert_msg(atomic_load(&tg[w].wrong) == 0, "[%s] %d timers ran off worker %u",
@@ -648,8 +654,8 @@ static void keeper_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
 {
 	struct keeper *k = state;
 	if (msg->type == MSG_GO) {
-		k->start_rc = actor_timer_start(ctx, actor_self(ctx), 3600ull * 1000 * MS, 0, 0,
-		                                &k->timer);
+		k->start_rc =
+		    actor_timer_start(ctx, actor_self(ctx), 3600ull * 1000 * MS, 0, 0, &k->timer);
 		atomic_store(&k->set, 1);
 	} else if (msg->type == MSG_MARK) {
 		k->cancel_rc = actor_timer_cancel(ctx, k->timer);
@@ -694,8 +700,8 @@ START_TEST(idle_system_with_a_far_future_timer_uses_no_cpu)
 	              cpu * 1e3, wall * 1e3);
 	ck_assert_msg(p1 - p0 <= 10, "[%s] idle workers parked %" PRIu64 " times in %.0f ms",
 	              reactor, p1 - p0, wall * 1e3);
-	fprintf(stderr, "[%s] idle: %.2f ms CPU, %" PRIu64 " parks in %.0f ms\n", reactor, cpu * 1e3,
-	        p1 - p0, wall * 1e3);
+	fprintf(stderr, "[%s] idle: %.2f ms CPU, %" PRIu64 " parks in %.0f ms\n", reactor,
+	        cpu * 1e3, p1 - p0, wall * 1e3);
 
 	/* One cancelled, one left pending for the shutdown to free. */
 	send_ok(sys, ref[0], MSG_MARK, NULL, 0);
