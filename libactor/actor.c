@@ -163,8 +163,9 @@ void actor_msg_free(actor_msg_t *msg)
 		actor__msg_free(msg, actor__msg_bytes(msg));
 }
 
-int actor__send_internal(actor_system_t *sys, actor_ref_t to, actor_ref_t from, uint32_t type,
-                         const void *data, size_t len)
+/* Copies `len` bytes into a new message and sends it; frees it if the send fails. */
+static int send_copy(actor_system_t *sys, actor_ref_t to, actor_ref_t from, uint32_t type,
+                     const void *data, size_t len, bool count)
 {
 	actor_msg_t *m;
 	int rc = msg_new(sizeof(*m) + len, type, &m);
@@ -172,12 +173,18 @@ int actor__send_internal(actor_system_t *sys, actor_ref_t to, actor_ref_t from, 
 		return rc;
 	if (len > 0)
 		memcpy(m + 1, data, len);
-	/* Library messages that reach behaviours (DOWN, timers, network events) count as sent,
-	 * like the user's; control messages do not. */
-	rc = send_to(sys, to, m, from, type < MSG_CONTROL);
+	rc = send_to(sys, to, m, from, count);
 	if (rc < 0)
 		actor_msg_free(m);
 	return rc;
+}
+
+int actor__send_internal(actor_system_t *sys, actor_ref_t to, actor_ref_t from, uint32_t type,
+                         const void *data, size_t len)
+{
+	/* Library messages that reach behaviours (DOWN, timers, network events) count as sent,
+	 * like the user's; control messages do not. */
+	return send_copy(sys, to, from, type, data, len, type < MSG_CONTROL);
 }
 
 int actor__send_internal_msg(actor_system_t *sys, actor_ref_t to, actor_msg_t *m)
@@ -193,16 +200,7 @@ int actor_send(actor_system_t *sys, actor_ref_t to, uint32_t type, const void *d
 		return -EMSGSIZE;
 	if (actor_ref_is_none(to))
 		return -ESRCH;
-	actor_msg_t *m;
-	int rc = msg_new(sizeof(*m) + len, type, &m);
-	if (rc < 0)
-		return rc;
-	if (len > 0)
-		memcpy(m + 1, data, len);
-	rc = send_to(sys, to, m, current_sender(sys), true);
-	if (rc < 0)
-		actor_msg_free(m);
-	return rc;
+	return send_copy(sys, to, current_sender(sys), type, data, len, true);
 }
 
 int actor_send_msg(actor_system_t *sys, actor_ref_t to, actor_msg_t *msg)
