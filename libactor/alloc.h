@@ -14,7 +14,7 @@ const char *actor__alloc_name(void);
 /* Messages: like actor__alloc/free, through a per-worker cache of small blocks where the
  * allocator has one. A worker attaches its cache at start and detaches (flushes) at exit. */
 struct actor__msg_cache_slot {
-	void *opaque[2];
+	void *opaque[4];
 };
 void actor__msg_cache_attach(struct actor__msg_cache_slot *slot);
 void actor__msg_cache_detach(void);
