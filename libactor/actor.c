@@ -350,7 +350,7 @@ static void dead_letter(struct actor_worker *w, struct actor *a, actor_msg_t *m)
 	if (m->type == MSG_TCP_ADOPT || m->type == ACTOR_MSG_TCP_ACCEPTED)
 		actor__net_dead_letter(w, a->ref, m); /* close the connection it carries */
 	else if (m->type == ACTOR_MSG_TCP_CLOSED || m->type == ACTOR_MSG_TCP_CONNECTED)
-		actor__net_delivered(w, m);
+		actor__net_delivered(w, actor_msg_data(m));
 	if (m->type == MSG_MONITOR) {
 		actor_ref_t watcher;
 		memcpy(&watcher, m + 1, sizeof(watcher));
@@ -463,11 +463,18 @@ void actor__run(struct actor_worker *w, struct actor *a)
 		} else {
 			n++;
 		}
+		/* After the call, `m` may belong to someone else (forwarded with actor_send_msg,
+		 * and maybe freed on another worker already): take what is needed from it first. */
+		bool conn_end =
+		    m->type == ACTOR_MSG_TCP_CLOSED || m->type == ACTOR_MSG_TCP_CONNECTED;
+		actor_tcp_event_t ev;
+		if (conn_end)
+			memcpy(&ev, actor_msg_data(m), sizeof(ev));
 		ctx->msg = m;
 		ctx->kept = false;
 		a->fn(ctx, a->state, m);
-		if (m->type == ACTOR_MSG_TCP_CLOSED || m->type == ACTOR_MSG_TCP_CONNECTED)
-			actor__net_delivered(w, m); /* before the message may be freed */
+		if (conn_end)
+			actor__net_delivered(w, &ev);
 		if (!ctx->kept)
 			actor_msg_free(m);
 		if (a->flags & ACTOR_EXITING)

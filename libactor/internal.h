@@ -265,7 +265,7 @@ int actor__net_poll(struct actor_worker *w);
  * ACTOR_MSG_TCP_ADOPTED message for the behaviour. */
 bool actor__net_adopt(struct actor_worker *w, struct actor *a, actor_msg_t *m);
 /* A CLOSED or CONNECTED message was handled or dead-lettered: frees a failed connection. */
-void actor__net_delivered(struct actor_worker *w, const actor_msg_t *m);
+void actor__net_delivered(struct actor_worker *w, const actor_tcp_event_t *ev);
 /* A network message could not be delivered: releases what it carries. */
 void actor__net_dead_letter(struct actor_worker *w, actor_ref_t to, actor_msg_t *m);
 /* The actor stopped: closes what it owns. */

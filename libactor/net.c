@@ -238,10 +238,10 @@ static void conn_fail(struct actor__conn *c, int err)
 
 /* A CLOSED or CONNECTED message reached its end (the behaviour, or the dead-letter path): a
  * connection that failed can go now. */
-void actor__net_delivered(struct actor_worker *w, const actor_msg_t *m)
+void actor__net_delivered(struct actor_worker *w, const actor_tcp_event_t *evp)
 {
 	actor_tcp_event_t ev;
-	memcpy(&ev, actor_msg_data((actor_msg_t *)m), sizeof(ev));
+	memcpy(&ev, evp, sizeof(ev)); /* the payload need not be aligned */
 	if (ev.error == 0 || w->net == NULL)
 		return;
 	struct actor__conn *c = conn_of(w, ev.conn);
@@ -783,32 +783,65 @@ static uint16_t bound_port(int fd)
 }
 
 /* Opens every socket of the group: the first binds (maybe port 0), the rest reuse its port. */
+static void set_port(struct sockaddr *sa, uint16_t port)
+{
+	if (sa->sa_family == AF_INET6)
+		((struct sockaddr_in6 *)sa)->sin6_port = htons(port);
+	else
+		((struct sockaddr_in *)sa)->sin_port = htons(port);
+}
+
+/* With SO_REUSEPORT a bind joins whatever group already listens on the port (another server of
+ * the same user, say) instead of failing. A bind without it says whether the port is free; for
+ * port 0 it also picks the port the group then shares. */
+static int claim_port(struct sockaddr *sa, socklen_t len)
+{
+	int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	int one = 1, zero = 0;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (sa->sa_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+	int rc = bind(fd, sa, len) < 0 ? -errno : 0;
+	if (rc == 0)
+		set_port(sa, bound_port(fd));
+	close(fd);
+	return rc;
+}
+
+/* Resolves the address to listen on: NULL means every address, IPv6 and IPv4 ("::" with
+ * IPV6_V6ONLY off), or IPv4 alone on a machine without IPv6. */
+static int listen_addr(const actor_listen_opts_t *o, struct addrinfo **ai)
+{
+	if (o->host != NULL)
+		return resolve(o->host, o->port, true, ai);
+	int rc = resolve("::", o->port, true, ai);
+	if (rc == 0) {
+		int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd >= 0) {
+			close(fd);
+			return 0;
+		}
+		freeaddrinfo(*ai);
+	}
+	return resolve("0.0.0.0", o->port, true, ai);
+}
+
+/* Opens every socket of the group on one port. */
 static int open_group(struct actor__lgroup *g, const actor_listen_opts_t *o, bool reuseport)
 {
-	const char *host = o->host;
 	struct addrinfo *ai;
-	int rc = resolve(host != NULL ? host : "::", o->port, true, &ai);
-	if (rc < 0 && host == NULL)
-		rc = resolve("0.0.0.0", o->port, true, &ai); /* no IPv6 on this machine */
+	int rc = listen_addr(o, &ai);
 	if (rc < 0)
 		return rc;
+	if (reuseport && (rc = claim_port(ai->ai_addr, ai->ai_addrlen)) < 0) {
+		freeaddrinfo(ai);
+		return rc;
+	}
 	int backlog = o->backlog > 0 ? o->backlog : SOMAXCONN;
-	uint16_t port = o->port;
 	for (unsigned i = 0; i < g->nsocks; i++) {
-		if (i == 1 && port == 0) {
-			port = g->port;
-			if (ai->ai_family == AF_INET6)
-				((struct sockaddr_in6 *)ai->ai_addr)->sin6_port = htons(port);
-			else
-				((struct sockaddr_in *)ai->ai_addr)->sin_port = htons(port);
-		}
 		int fd = open_listener(ai->ai_addr, ai->ai_addrlen, backlog, reuseport);
-		if (fd == -EAFNOSUPPORT && host == NULL && i == 0) {
-			freeaddrinfo(ai);
-			if ((rc = resolve("0.0.0.0", o->port, true, &ai)) < 0)
-				return rc;
-			fd = open_listener(ai->ai_addr, ai->ai_addrlen, backlog, reuseport);
-		}
 		if (fd < 0) {
 			while (i-- > 0)
 				close(g->socks[i].fd);
@@ -816,9 +849,8 @@ static int open_group(struct actor__lgroup *g, const actor_listen_opts_t *o, boo
 			return fd;
 		}
 		g->socks[i].fd = fd;
-		if (i == 0)
-			g->port = bound_port(fd);
 	}
+	g->port = bound_port(g->socks[0].fd);
 	freeaddrinfo(ai);
 	return 0;
 }

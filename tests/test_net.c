@@ -1684,6 +1684,17 @@ START_TEST(listening_on_a_port_in_use_fails_with_eaddrinuse)
 	send_ok(sys, srv.ref, MSG_STOP, NULL, 0);
 	wait_stopped(sys, srv.ref);
 	ck_assert_int_eq(listen_try(sys, "127.0.0.1", port, 0), 0);
+
+	/* Regression: a per-worker listener binds with SO_REUSEPORT, and used to join another
+	 * per-worker group on the same port (a second server sharing the first one's clients)
+	 * instead of failing. */
+	struct server group = {.opts = {.per_worker = 1}};
+	echo_server_init(&group);
+	port = server_start(sys, &group);
+	ck_assert_int_eq(listen_try(sys, "127.0.0.1", port, 1), -EADDRINUSE);
+	ck_assert_int_eq(listen_try(sys, "127.0.0.1", port, 0), -EADDRINUSE);
+	send_ok(sys, group.ref, MSG_STOP, NULL, 0);
+	wait_stopped(sys, group.ref);
 	assert_no_failures();
 	net_system_end(sys, "EADDRINUSE");
 }
