@@ -9,5 +9,5 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
 	build-essential autoconf automake libtool pkg-config \
 	libck-dev libjemalloc-dev liburing-dev check \
-	clang libclang-rt-14-dev >/dev/null
+	clang libclang-rt-14-dev irssi tmux >/dev/null
 echo "deps.sh: build dependencies installed"

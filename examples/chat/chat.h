@@ -1,0 +1,327 @@
+/* chat.h: the chat server's parts and the messages between them.
+ *
+ * Four kinds of actor make the server (README.md has the picture):
+ *   session   one per connection, on the worker that accepted it (session.c, session_cmd.c)
+ *   channel   one per channel, placed by a hash of its name (channel.c)
+ *   registry  one per worker; owns the nicks and channel names that hash to it (registry.c)
+ *   fanout    one per worker; hands a channel's broadcast to the sessions living there
+ *             (fanout.c)
+ *
+ * None of them calls the actor runtime directly. They see the world through struct chat_env:
+ * sending, spawning a channel, the clock, timers and the running session's connection. The
+ * server (server.c) implements it over libactor; the unit tests implement it as a synchronous
+ * in-memory bus (tests/chat/bus.c). So every protocol rule is testable without sockets.
+ */
+#ifndef CHAT_CHAT_H
+#define CHAT_CHAT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <actor.h>
+
+#include "irc.h"
+
+/* ---------------------------------------------------------------------------------------------
+ * Configuration and shared counters
+ */
+
+/* Defaults, each a tunable with a command-line option in server.c. */
+#define CHAT_SENDQ_DEFAULT                                                                         \
+	(256u << 10)                   /* output cap per connection: the library's default         \
+	                                  high-water mark */
+#define CHAT_FLOOD_BURST_DEFAULT 20    /* lines a client may send at once... */
+#define CHAT_FLOOD_RATE_DEFAULT 10     /* ...then per second; ngircd and hybrid are stricter */
+#define CHAT_PING_INTERVAL_DEFAULT 120 /* seconds of silence before we PING */
+#define CHAT_PING_TIMEOUT_DEFAULT 60   /* seconds to answer it */
+#define CHAT_LINGER_MS 2000            /* after ERROR, how long we wait for the client to go */
+#define CHAT_INBUF_PAUSE (8u << 10)    /* unprocessed input that pauses reading */
+#define CHAT_INBUF_MAX (64u << 10)     /* unprocessed input that ends the connection */
+
+struct chat_srv {
+	/* Set before the workers start, read-only afterwards. */
+	char name[64];    /* the server name in prefixes and numerics */
+	char network[32]; /* NETWORK= */
+	char version[32]; /* the version in 002/004/351 */
+	char created[64]; /* the start time in 003 */
+	time_t started;
+	const char *password; /* NULL: no server password */
+	char **motd;          /* NULL: ERR_NOMOTD */
+	size_t motd_lines;
+	size_t max_line;      /* longest input line, CR LF included */
+	size_t sendq;         /* output cap per connection, bytes */
+	unsigned max_clients; /* connections beyond it get ERROR :Server full */
+	double flood_burst;   /* token bucket size, lines */
+	double flood_rate;    /* tokens per second; 0 turns flood control off */
+	uint64_t ping_interval_ns, ping_timeout_ns;
+	unsigned workers;
+	actor_ref_t *registry; /* one per worker */
+	actor_ref_t *fanout;   /* one per worker */
+
+	/* Counters for LUSERS and the connection cap: statistics, not synchronisation, so every
+	 * access is relaxed. */
+	atomic_uint conns; /* connections open, registered or not */
+	atomic_uint users; /* registered clients */
+	atomic_uint invisible;
+	atomic_uint channels;
+	atomic_uint max_users; /* the highest `users` seen */
+};
+
+/* The registry shard that owns a nick or channel name. */
+static inline actor_ref_t chat_registry_for(const struct chat_srv *srv, const char *name)
+{
+	return srv->registry[irc_hash(name) % srv->workers];
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The environment
+ */
+
+struct chat_env;
+struct sess;
+struct chan;
+struct registry;
+struct fanout;
+
+enum chat_close {
+	CHAT_CLOSE_GRACEFUL, /* send what is queued, then FIN; reading goes on */
+	CHAT_CLOSE_NOW,      /* close, still writing what is queued */
+	CHAT_CLOSE_ABORT,    /* drop what is queued and reset */
+};
+
+struct chat_env_ops {
+	actor_msg_t *(*alloc)(struct chat_env *e, size_t size, uint32_t type); /* NULL: ENOMEM */
+	void (*free)(struct chat_env *e, actor_msg_t *m);
+	/* 0: the message is on its way and no longer ours; <0: not sent, still ours. Sending the
+	 * message being handled forwards it (it is then not freed after the handler). */
+	int (*send)(struct chat_env *e, actor_ref_t to, actor_msg_t *m);
+	/* Starts a channel actor with state c, placed by `key`. */
+	int (*spawn_channel)(struct chat_env *e, struct chan *c, uint64_t key, actor_ref_t *out);
+	void (*exit)(struct chat_env *e); /* the running actor stops after this message */
+	uint64_t (*now_ns)(struct chat_env *e);
+	int (*timer)(struct chat_env *e, uint64_t delay_ns, uint64_t tag); /* one-shot, to self */
+	/* The running session's connection. */
+	int (*write)(struct chat_env *e, const void *data, size_t len); /* -ENOBUFS over sendq */
+	int (*set_sendq)(struct chat_env *e, size_t high, size_t low);
+	int (*pause)(struct chat_env *e, bool pause);
+	void (*close)(struct chat_env *e, enum chat_close how);
+	void (*shutdown_done)(struct chat_env *e); /* a fan-out has no more sessions to stop */
+};
+
+struct chat_env {
+	const struct chat_env_ops *ops;
+	actor_ref_t self;
+	unsigned worker;
+	void *impl;
+};
+
+/* ---------------------------------------------------------------------------------------------
+ * Messages
+ */
+
+enum chat_msg_type {
+	CM_TEXT = 1,     /* -> session: lines to write as they are (payload: the bytes) */
+	CM_LINE,         /* fan-out -> session: struct cm_line */
+	CM_FANOUT,       /* channel -> fan-out: struct cm_fanout */
+	CM_REQ,          /* a request, struct cm_req; its `op` says which */
+	CM_NICK_RESULT,  /* registry -> session: struct cm_nick_result */
+	CM_JOINED,       /* channel -> session: struct cm_joined, the end of a JOIN */
+	CM_PARTED,       /* channel -> session: struct cm_chan_note, you were kicked */
+	CM_CHAN_SECRET,  /* channel -> members: struct cm_chan_note, +s was set or unset */
+	CM_CHAN_INFO,    /* channel -> registry: struct cm_chan_info, for LIST */
+	CM_CHAN_EMPTY,   /* channel -> registry: struct cm_chan_empty */
+	CM_CHAN_STOP,    /* registry -> channel: you are forgotten, stop */
+	CM_LIST_REPLY,   /* registry -> session: struct cm_records */
+	CM_LOOKUP_REPLY, /* registry -> session: struct cm_records */
+	CM_SESS_HELLO,   /* session -> its fan-out: I live on your worker */
+	CM_SESS_GONE,    /* session -> its fan-out: I stopped */
+	CM_SHUTDOWN,     /* server -> fan-outs -> sessions: say goodbye and go */
+};
+
+/* What a cm_req asks. The first group goes to a registry; the second goes through a registry
+ * to the session owning the target nick; the third to a channel, directly from its members
+ * and through the name's registry from anyone else. */
+enum chat_op {
+	OP_NICK_CLAIM = 1, /* target: the nick */
+	OP_NICK_RELEASE,   /* target: the nick */
+	OP_USER_UPDATE,    /* the requester registered or went (un)away: who */
+	OP_LOOKUP,         /* args: nicks; tag: what for (USERHOST, ISON, MODE) */
+	OP_LIST,           /* all the shard's channels */
+
+	OP_TO_NICK_FIRST,
+	OP_MSG_NICK = OP_TO_NICK_FIRST, /* PRIVMSG/NOTICE to a nick: args[0] text, tag 1 = NOTICE */
+	OP_WHOIS,
+	OP_WHO_NICK,
+	OP_INVITE_DELIVER, /* from a channel: args[0] the channel */
+
+	OP_TO_CHAN_FIRST,
+	OP_JOIN = OP_TO_CHAN_FIRST, /* args[0]: the key */
+	OP_PART,                    /* args[0]: the reason, if any */
+	OP_MSG,                     /* PRIVMSG/NOTICE: args[0] text, tag 1 = NOTICE */
+	OP_TOPIC,                   /* args[0], if any: the new topic */
+	OP_NAMES,
+	OP_WHO,
+	OP_MODE,   /* args: the mode string and its parameters */
+	OP_KICK,   /* args[0]: nicks, args[1]: reason */
+	OP_INVITE, /* args[0]: the invited nick */
+	OP_QUIT,   /* args[0]: the reason; dedup */
+	OP_NICK,   /* args[0]: the new nick; dedup */
+	OP_AWAY,   /* who.away says which */
+};
+
+/* Who sent a request, as others see them. */
+struct irc_who {
+	char nick[IRC_NICKLEN + 1];
+	char user[IRC_USERLEN + 1];
+	char host[IRC_HOSTLEN + 1];
+	char real[IRC_REALLEN + 1];
+	uint8_t away;
+	uint8_t invisible;
+};
+
+struct cm_req {
+	actor_msg_t hdr;
+	uint16_t op;
+	uint8_t via;     /* 1: forwarded by a registry */
+	uint8_t nargs;   /* NUL-terminated strings packed in args[] */
+	uint32_t worker; /* the requester's worker */
+	actor_ref_t from;
+	uint64_t dedup; /* OP_QUIT, OP_NICK: a key the receivers use to drop copies */
+	uint64_t tag;
+	struct irc_who who;
+	char target[IRC_CHANLEN + 1]; /* a channel or nick as typed */
+	char args[];
+};
+
+/* The i-th packed argument, or "" past the end. */
+const char *cm_req_arg(const struct cm_req *r, unsigned i);
+
+/* A line shared by every receiver of one broadcast; freed by the last. */
+struct chat_line {
+	atomic_uint refs;
+	uint32_t len;
+	char data[];
+};
+
+struct chat_line *chat_line_new(const char *data, size_t len, unsigned refs);
+void chat_line_ref(struct chat_line *l, unsigned n);
+void chat_line_unref(struct chat_line *l);
+
+struct cm_line {
+	actor_msg_t hdr;
+	struct chat_line *line; /* one reference, ours */
+	uint64_t dedup;         /* 0, or a key for dropping copies (QUIT, NICK) */
+};
+
+struct cm_fanout {
+	actor_msg_t hdr;
+	struct chat_line *line; /* one reference, ours */
+	actor_ref_t exclude;    /* a member that does not get it (the speaker) */
+	uint64_t dedup;
+	uint32_t n;
+	actor_ref_t to[]; /* the members on the fan-out's worker */
+};
+
+struct cm_nick_result {
+	actor_msg_t hdr;
+	uint8_t ok;
+	char nick[IRC_NICKLEN + 1];
+};
+
+struct cm_joined {
+	actor_msg_t hdr;
+	uint8_t ok;     /* 1: joined; the channel is the sender */
+	uint8_t secret; /* the channel is +s */
+	char chan[IRC_CHANLEN + 1];
+	uint32_t len; /* lines for the joiner: the JOIN, topic and names, or the error */
+	char text[];
+};
+
+struct cm_chan_note {
+	actor_msg_t hdr;
+	uint8_t secret;
+	char chan[IRC_CHANLEN + 1];
+};
+
+struct cm_chan_info {
+	actor_msg_t hdr;
+	uint32_t users;
+	uint8_t secret;
+	char name[IRC_CHANLEN + 1];
+	char topic[]; /* NUL-terminated */
+};
+
+struct cm_chan_empty {
+	actor_msg_t hdr;
+	uint64_t via_seen; /* requests the channel got through the registry, all told */
+	char name[IRC_CHANLEN + 1];
+};
+
+/* Records, one per line: LIST "S|P <users> <name> <topic>", LOOKUP "<nick> <user> <host> <A|H>". */
+struct cm_records {
+	actor_msg_t hdr;
+	uint64_t tag;
+	uint32_t len;
+	char text[];
+};
+
+/* Lookup purposes (cm_req.tag for OP_LOOKUP). */
+enum { LOOKUP_USERHOST = 1, LOOKUP_ISON, LOOKUP_MODE };
+
+/* Helpers over the environment: allocate-and-send that frees what could not be sent. */
+void *chat_msg_new(struct chat_env *e, size_t size, uint32_t type);
+int chat_send(struct chat_env *e, actor_ref_t to, void *msg);
+int chat_send_text(struct chat_env *e, actor_ref_t to, const char *data, size_t len);
+struct cm_req *chat_req_new(struct chat_env *e, uint16_t op, const struct irc_who *who,
+                            const char *target, unsigned nargs, const char *const *args);
+
+/* Releases what a message of ours carries (a shared line) before it is freed unread: for the
+ * dead-letter hook and for tests. */
+void chat_msg_release(actor_msg_t *m);
+
+/* ---------------------------------------------------------------------------------------------
+ * The parts
+ */
+
+/* session.c */
+struct sess *sess_new(struct chat_srv *srv, const char *host);
+void sess_free(struct sess *s);
+/* The connection is ours: start (or refuse with ERROR :Server full when `full`). */
+void sess_start(struct sess *s, struct chat_env *e, bool full);
+void sess_input(struct sess *s, struct chat_env *e, const void *data, size_t len);
+void sess_closed(struct sess *s, struct chat_env *e, int error); /* 0 = EOF, else -errno */
+void sess_drained(struct sess *s, struct chat_env *e);
+void sess_timer(struct sess *s, struct chat_env *e, uint64_t tag);
+void sess_handle(struct sess *s, struct chat_env *e, actor_msg_t *m);
+const char *sess_nick(const struct sess *s);
+
+/* channel.c */
+struct chan *chan_new(struct chat_srv *srv, const char *name, actor_ref_t registry);
+void chan_free(struct chan *c);
+void chan_handle(struct chan *c, struct chat_env *e, actor_msg_t *m);
+
+/* registry.c */
+struct registry *registry_new(struct chat_srv *srv, unsigned index);
+void registry_free(struct registry *r);
+void registry_handle(struct registry *r, struct chat_env *e, actor_msg_t *m);
+
+/* fanout.c */
+struct fanout *fanout_new(struct chat_srv *srv, unsigned index);
+void fanout_free(struct fanout *f);
+void fanout_handle(struct fanout *f, struct chat_env *e, actor_msg_t *m);
+/* Hands `line` to each of the n sessions in `to` but `exclude`, taking one reference per
+ * delivery (the caller keeps its own). The sessions must live on the calling worker's. */
+void chat_deliver_local(struct chat_env *e, struct chat_line *line, const actor_ref_t *to,
+                        uint32_t n, actor_ref_t exclude, uint64_t dedup);
+
+/* srv.c: defaults, the MOTD, the welcome burst's pieces. */
+void chat_srv_init(struct chat_srv *srv, unsigned workers);
+int chat_srv_load_motd(struct chat_srv *srv, const char *path); /* 0 or -errno */
+void chat_srv_fini(struct chat_srv *srv);
+/* The ISUPPORT tokens, one 005 line's worth at a time: returns the number of lines. */
+unsigned chat_isupport(const struct chat_srv *srv, char lines[][400], unsigned max);
+
+#endif /* CHAT_CHAT_H */

@@ -1,0 +1,424 @@
+/* registry.c: one shard per worker of the server's two name spaces. A nick or channel name
+ * belongs to the shard its folded hash picks (chat_registry_for), so two clients racing for
+ * one nick meet in one actor, which decides, and no lock or global actor is involved.
+ *
+ * Nicks: claimed, released, looked up; messages, WHOIS, WHO and INVITE for a nick are
+ * forwarded (the same message, zero-copy) to the session owning it.
+ *
+ * Channels: the shard spawns a channel's actor on its first JOIN and forwards requests from
+ * non-members to it. A channel that empties asks to be forgotten with the number of forwarded
+ * requests it has seen; the shard agrees only if that is every request it forwarded, so a JOIN
+ * in flight never reaches a stopped channel.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chat.h"
+#include "hmap.h"
+
+struct nick_entry {
+	char nick[IRC_NICKLEN + 1];
+	char user[IRC_USERLEN + 1];
+	char host[IRC_HOSTLEN + 1];
+	actor_ref_t ref;
+	uint8_t away;
+	uint8_t registered;
+};
+
+struct chan_entry {
+	char name[IRC_CHANLEN + 1];
+	actor_ref_t ref;
+	uint64_t forwarded; /* requests sent on to the channel */
+	uint32_t users;
+	uint8_t secret;
+	char *topic;
+};
+
+struct registry {
+	struct chat_srv *srv;
+	unsigned index;
+	struct hmap nicks; /* irc_hash(nick) -> struct nick_entry */
+	struct hmap chans; /* irc_hash(name) -> struct chan_entry */
+	struct irc_buf out;
+};
+
+struct registry *registry_new(struct chat_srv *srv, unsigned index)
+{
+	struct registry *r = calloc(1, sizeof(*r));
+	if (r == NULL)
+		return NULL;
+	r->srv = srv;
+	r->index = index;
+	irc_buf_init(&r->out);
+	return r;
+}
+
+void registry_free(struct registry *r)
+{
+	if (r == NULL)
+		return;
+	for (size_t i = 0; i < r->nicks.cap; i++)
+		free(r->nicks.vals[i]); /* empty slots hold NULL */
+	for (size_t i = 0; i < r->chans.cap; i++) {
+		struct chan_entry *c = r->chans.vals[i];
+		if (c != NULL)
+			free(c->topic);
+		free(c);
+	}
+	hmap_free(&r->nicks);
+	hmap_free(&r->chans);
+	irc_buf_free(&r->out);
+	free(r);
+}
+
+static bool nick_is(const void *val, const void *arg)
+{
+	return irc_casecmp(((const struct nick_entry *)val)->nick, arg) == 0;
+}
+
+static bool chan_is(const void *val, const void *arg)
+{
+	return irc_casecmp(((const struct chan_entry *)val)->name, arg) == 0;
+}
+
+static struct nick_entry *find_nick(struct registry *r, const char *nick)
+{
+	return hmap_find(&r->nicks, irc_hash(nick), nick_is, nick);
+}
+
+static struct chan_entry *find_chan(struct registry *r, const char *name)
+{
+	return hmap_find(&r->chans, irc_hash(name), chan_is, name);
+}
+
+static void drop_nick(struct registry *r, struct nick_entry *n)
+{
+	hmap_del(&r->nicks, irc_hash(n->nick), n);
+	free(n);
+}
+
+static void drop_chan(struct registry *r, struct chan_entry *c)
+{
+	hmap_del(&r->chans, irc_hash(c->name), c);
+	atomic_fetch_sub_explicit(&r->srv->channels, 1, memory_order_relaxed);
+	free(c->topic);
+	free(c);
+}
+
+/* Sends the lines gathered in r->out to `to`. */
+static void flush_out(struct registry *r, struct chat_env *e, actor_ref_t to)
+{
+	chat_send_text(e, to, r->out.data, r->out.len);
+	irc_buf_reset(&r->out);
+}
+
+#define NUMERIC(r, req, num, fmt, ...)                                                             \
+	irc_buf_linef(&(r)->out, ":%s " num " %s " fmt, (r)->srv->name,                            \
+	              (req)->who.nick[0] ? (req)->who.nick : "*", __VA_ARGS__)
+
+/* ---------------------------------------------------------------------------------------------
+ * Nicks
+ */
+
+static void nick_claim(struct registry *r, struct chat_env *e, struct cm_req *q)
+{
+	struct nick_entry *n = find_nick(r, q->target);
+	bool ok = false;
+
+	if (n == NULL) {
+		n = calloc(1, sizeof(*n));
+		if (n != NULL && hmap_put(&r->nicks, irc_hash(q->target), n) == 0) {
+			n->ref = q->from;
+			ok = true;
+		} else {
+			free(n);
+			n = NULL;
+		}
+	} else if (actor_ref_eq(n->ref, q->from)) {
+		ok = true; /* the owner changing the case of its nick */
+	}
+	if (ok) {
+		if (q->tag) /* a registered client changing nick stays findable */
+			n->registered = 1;
+		snprintf(n->nick, sizeof(n->nick), "%.*s", IRC_NICKLEN, q->target);
+		snprintf(n->user, sizeof(n->user), "%s", q->who.user);
+		snprintf(n->host, sizeof(n->host), "%s", q->who.host);
+		n->away = q->who.away;
+	}
+	struct cm_nick_result *res = chat_msg_new(e, sizeof(*res), CM_NICK_RESULT);
+	if (res == NULL)
+		return;
+	res->ok = ok;
+	snprintf(res->nick, sizeof(res->nick), "%.*s", IRC_NICKLEN, q->target);
+	chat_send(e, q->from, res);
+}
+
+static void nick_release(struct registry *r, struct cm_req *q)
+{
+	struct nick_entry *n = find_nick(r, q->target);
+	if (n != NULL && actor_ref_eq(n->ref, q->from))
+		drop_nick(r, n);
+}
+
+static void user_update(struct registry *r, struct cm_req *q)
+{
+	struct nick_entry *n = find_nick(r, q->who.nick);
+	if (n == NULL || !actor_ref_eq(n->ref, q->from))
+		return;
+	snprintf(n->user, sizeof(n->user), "%s", q->who.user);
+	snprintf(n->host, sizeof(n->host), "%s", q->who.host);
+	n->away = q->who.away;
+	n->registered = 1;
+}
+
+/* USERHOST, ISON and the MODE check: the registered nicks among the arguments. */
+static void lookup(struct registry *r, struct chat_env *e, struct cm_req *q)
+{
+	struct irc_buf *b = &r->out;
+	for (unsigned i = 0; i < q->nargs; i++) {
+		struct nick_entry *n = find_nick(r, cm_req_arg(q, i));
+		if (n == NULL || !n->registered)
+			continue;
+		char rec[IRC_NICKLEN + IRC_USERLEN + IRC_HOSTLEN + 8];
+		int len = snprintf(rec, sizeof(rec), "%s %s %s %c\n", n->nick, n->user, n->host,
+		                   n->away ? 'A' : 'H');
+		irc_buf_put(b, rec, (size_t)len);
+	}
+	struct cm_records *rep = chat_msg_new(e, sizeof(*rep) + b->len, CM_LOOKUP_REPLY);
+	if (rep != NULL) {
+		rep->tag = q->tag;
+		rep->len = (uint32_t)b->len;
+		if (b->len > 0)
+			memcpy(rep->text, b->data, b->len);
+		chat_send(e, q->from, rep);
+	}
+	irc_buf_reset(b);
+}
+
+/* A request for the session owning q->target: forward it, or answer for the missing nick.
+ * Returns true when the message was forwarded (it is no longer ours). */
+static bool to_nick(struct registry *r, struct chat_env *e, struct cm_req *q)
+{
+	struct nick_entry *n = find_nick(r, q->target);
+	if (n != NULL && n->registered) {
+		if (e->ops->send(e, n->ref, &q->hdr) == 0)
+			return true;
+		drop_nick(r, n); /* its session is gone */
+	}
+	switch (q->op) {
+	case OP_MSG_NICK:
+		if (q->tag == 0) /* NOTICE never gets an automatic reply */
+			NUMERIC(r, q, "401", "%s :No such nick/channel", q->target);
+		break;
+	case OP_WHOIS:
+		NUMERIC(r, q, "401", "%s :No such nick/channel", q->target);
+		NUMERIC(r, q, "318", "%s :End of /WHOIS list", q->target);
+		break;
+	case OP_WHO_NICK:
+		NUMERIC(r, q, "315", "%s :End of /WHO list", q->target);
+		break;
+	case OP_INVITE_DELIVER:
+		NUMERIC(r, q, "401", "%s :No such nick/channel", q->target);
+		break;
+	}
+	flush_out(r, e, q->from);
+	return false;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Channels
+ */
+
+static struct chan_entry *create_chan(struct registry *r, struct chat_env *e, const char *name)
+{
+	struct chan_entry *c = calloc(1, sizeof(*c));
+	struct chan *state = chan_new(r->srv, name, e->self);
+	if (c == NULL || state == NULL)
+		goto fail;
+	snprintf(c->name, sizeof(c->name), "%s", name);
+	if (e->ops->spawn_channel(e, state, irc_hash(name), &c->ref) < 0)
+		goto fail;
+	state = NULL; /* the actor owns it now */
+	if (hmap_put(&r->chans, irc_hash(name), c) < 0) {
+		actor_msg_t *stop = chat_msg_new(e, sizeof(*stop), CM_CHAN_STOP);
+		chat_send(e, c->ref, stop);
+		goto fail;
+	}
+	atomic_fetch_add_explicit(&r->srv->channels, 1, memory_order_relaxed);
+	return c;
+fail:
+	chan_free(state);
+	free(c);
+	return NULL;
+}
+
+/* The answer for a channel that does not exist. */
+static void no_such_channel(struct registry *r, struct chat_env *e, struct cm_req *q)
+{
+	switch (q->op) {
+	case OP_JOIN: { /* could not create it: the session must not wait for ever */
+		struct cm_joined *j = chat_msg_new(e, sizeof(*j), CM_JOINED);
+		if (j != NULL) {
+			j->ok = 0;
+			j->len = 0;
+			snprintf(j->chan, sizeof(j->chan), "%s", q->target);
+			chat_send(e, q->from, j);
+		}
+		NUMERIC(r, q, "403", "%s :No such channel", q->target);
+		break;
+	}
+	case OP_MSG:
+		if (q->tag == 0)
+			NUMERIC(r, q, "401", "%s :No such nick/channel", q->target);
+		break;
+	case OP_PART:
+	case OP_TOPIC:
+	case OP_MODE:
+	case OP_KICK:
+	case OP_INVITE:
+		NUMERIC(r, q, "403", "%s :No such channel", q->target);
+		break;
+	case OP_NAMES:
+		NUMERIC(r, q, "366", "%s :End of /NAMES list", q->target);
+		break;
+	case OP_WHO:
+		NUMERIC(r, q, "315", "%s :End of /WHO list", q->target);
+		break;
+	default: /* QUIT after a JOIN that never happened, and the like: nothing to say */
+		break;
+	}
+	flush_out(r, e, q->from);
+}
+
+/* A request for the channel q->target. Returns true when the message was forwarded. */
+static bool to_chan(struct registry *r, struct chat_env *e, struct cm_req *q)
+{
+	struct chan_entry *c = find_chan(r, q->target);
+	for (int attempt = 0; attempt < 2; attempt++) {
+		if (c == NULL && q->op == OP_JOIN)
+			c = create_chan(r, e, q->target);
+		if (c == NULL)
+			break;
+		q->via = 1;
+		c->forwarded++;
+		if (e->ops->send(e, c->ref, &q->hdr) == 0)
+			return true;
+		drop_chan(r, c); /* its actor is gone: forget it, and for a JOIN start afresh */
+		c = NULL;
+	}
+	no_such_channel(r, e, q);
+	return false;
+}
+
+static void chan_info(struct registry *r, struct cm_chan_info *m)
+{
+	struct chan_entry *c = find_chan(r, m->name);
+	if (c == NULL || !actor_ref_eq(c->ref, m->hdr.sender))
+		return;
+	c->users = m->users;
+	c->secret = m->secret;
+	free(c->topic);
+	c->topic = m->topic[0] != '\0' ? strdup(m->topic) : NULL;
+}
+
+static void chan_empty(struct registry *r, struct chat_env *e, struct cm_chan_empty *m)
+{
+	struct chan_entry *c = find_chan(r, m->name);
+	if (c == NULL || !actor_ref_eq(c->ref, m->hdr.sender) || c->forwarded != m->via_seen)
+		return; /* a request is on its way to it: it will not stay empty, or will ask again
+		         */
+	actor_ref_t ref = c->ref;
+	drop_chan(r, c);
+	actor_msg_t *stop = chat_msg_new(e, sizeof(*stop), CM_CHAN_STOP);
+	chat_send(e, ref, stop);
+}
+
+static void list(struct registry *r, struct chat_env *e, struct cm_req *q)
+{
+	struct irc_buf *b = &r->out;
+	for (size_t i = 0; i < r->chans.cap; i++) {
+		struct chan_entry *c = r->chans.vals[i];
+		if (c == NULL)
+			continue;
+		char rec[600];
+		int len = snprintf(rec, sizeof(rec), "%c %u %s %s\n", c->secret ? 'S' : 'P',
+		                   c->users, c->name, c->topic != NULL ? c->topic : "");
+		if (len > 0)
+			irc_buf_put(b, rec,
+			            (size_t)len < sizeof(rec) ? (size_t)len : sizeof(rec) - 1);
+	}
+	struct cm_records *rep = chat_msg_new(e, sizeof(*rep) + b->len, CM_LIST_REPLY);
+	if (rep != NULL) {
+		rep->tag = q->tag;
+		rep->len = (uint32_t)b->len;
+		if (b->len > 0)
+			memcpy(rep->text, b->data, b->len);
+		chat_send(e, q->from, rep);
+	}
+	irc_buf_reset(b);
+}
+
+static void stop_all_channels(struct registry *r, struct chat_env *e)
+{
+	for (size_t i = 0; i < r->chans.cap; i++) {
+		struct chan_entry *c = r->chans.vals[i];
+		if (c == NULL)
+			continue;
+		actor_msg_t *stop = chat_msg_new(e, sizeof(*stop), CM_CHAN_STOP);
+		chat_send(e, c->ref, stop);
+	}
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Dispatch
+ */
+
+static void handle_req(struct registry *r, struct chat_env *e, struct cm_req *q)
+{
+	switch (q->op) {
+	case OP_NICK_CLAIM:
+		nick_claim(r, e, q);
+		return;
+	case OP_NICK_RELEASE:
+		nick_release(r, q);
+		return;
+	case OP_USER_UPDATE:
+		user_update(r, q);
+		return;
+	case OP_LOOKUP:
+		lookup(r, e, q);
+		return;
+	case OP_LIST:
+		list(r, e, q);
+		return;
+	default:
+		break;
+	}
+	if (q->op >= OP_TO_CHAN_FIRST && irc_is_channel(q->target))
+		to_chan(r, e, q);
+	else if (q->op >= OP_TO_NICK_FIRST && q->op < OP_TO_CHAN_FIRST)
+		to_nick(r, e, q);
+}
+
+void registry_handle(struct registry *r, struct chat_env *e, actor_msg_t *m)
+{
+	switch (m->type) {
+	case CM_REQ:
+		if (m->size >= sizeof(struct cm_req) - sizeof(actor_msg_t))
+			handle_req(r, e, (struct cm_req *)m);
+		break;
+	case CM_CHAN_INFO:
+		chan_info(r, (struct cm_chan_info *)m);
+		break;
+	case CM_CHAN_EMPTY:
+		chan_empty(r, e, (struct cm_chan_empty *)m);
+		break;
+	case CM_SHUTDOWN:
+		stop_all_channels(r, e);
+		break;
+	default:
+		break;
+	}
+}

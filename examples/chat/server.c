@@ -1,0 +1,715 @@
+/* server.c: chat-server, an IRC server on libactor. This file is the glue: options, signals,
+ * the acceptor, and struct chat_env implemented over the actor runtime, so that the protocol
+ * parts (session, channel, registry, fanout) run as actors. README.md has the design.
+ *
+ * Usage: chat-server [--bind 127.0.0.1] [--port 6667] [--workers N] [--reactor auto|epoll|
+ *        io_uring] [--max-clients N] [--motd FILE] [--password P] [more: --help]
+ *
+ * Prints "PORT <n>" on stdout once it listens (--port 0 takes any free port). SIGINT or
+ * SIGTERM: stop accepting, send ERROR to every client, wait for them to go (at most
+ * CHAT_LINGER_MS), exit 0.
+ */
+#define _GNU_SOURCE 1
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "chat.h"
+
+enum { MSG_LISTEN = 0x1000, MSG_FANOUT_DONE };
+
+#define FD_RESERVE 32 /* descriptors kept free of clients: listeners, reactors, the MOTD */
+#define SHUTDOWN_GRACE_MS (CHAT_LINGER_MS + 3000) /* then the runtime stops whatever is left */
+
+struct options {
+	const char *bind;
+	unsigned port;
+	unsigned workers;
+	const char *reactor;
+	long max_clients; /* -1: as many as the descriptor limit allows */
+	const char *motd;
+	const char *password;
+	int no_pin;
+};
+
+static struct chat_srv srv;
+static struct options opt = {
+    .bind = "127.0.0.1", .port = 6667, .reactor = "auto", .max_clients = -1};
+static actor_system_t *the_sys;
+static actor_ref_t acceptor_ref;
+static int listen_rc; /* set by the acceptor before anything else runs; read after run */
+
+/* ---------------------------------------------------------------------------------------------
+ * The environment over libactor
+ */
+
+struct actor_env {
+	struct chat_env env;
+	actor_ctx_t *ctx;
+	actor_conn_t *conn; /* the session's connection, or NULL */
+};
+
+static struct actor_env *aenv(struct chat_env *e)
+{
+	return e->impl;
+}
+
+static actor_msg_t *env_alloc(struct chat_env *e, size_t size, uint32_t type)
+{
+	(void)e;
+	actor_msg_t *m = NULL;
+	return actor_msg_alloc(size, type, &m) == 0 ? m : NULL;
+}
+
+static void env_free(struct chat_env *e, actor_msg_t *m)
+{
+	(void)e;
+	actor_msg_free(m);
+}
+
+static int env_send(struct chat_env *e, actor_ref_t to, actor_msg_t *m)
+{
+	return actor_send_msg(actor_ctx_system(aenv(e)->ctx), to, m);
+}
+
+static void channel_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg);
+
+static void channel_destroy(void *state)
+{
+	chan_free(state);
+}
+
+static int env_spawn_channel(struct chat_env *e, struct chan *c, uint64_t key, actor_ref_t *out)
+{
+	actor_spawn_opts_t o = {.placement = ACTOR_PLACE_HASH,
+	                        .key = key,
+	                        .name = "channel",
+	                        .destroy = channel_destroy};
+	return actor_spawn(actor_ctx_system(aenv(e)->ctx), &o, channel_fn, c, out);
+}
+
+static void env_exit(struct chat_env *e)
+{
+	actor_exit(aenv(e)->ctx, ACTOR_REASON_NORMAL);
+}
+
+static uint64_t env_now(struct chat_env *e)
+{
+	(void)e;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int env_timer(struct chat_env *e, uint64_t delay_ns, uint64_t tag)
+{
+	actor_timer_t t;
+	actor_ctx_t *ctx = aenv(e)->ctx;
+	return actor_timer_start(ctx, actor_self(ctx), delay_ns, 0, tag, &t);
+}
+
+static int env_write(struct chat_env *e, const void *data, size_t len)
+{
+	struct actor_env *a = aenv(e);
+	if (a->conn == NULL || a->conn->id == 0)
+		return -EPIPE;
+	return actor_tcp_write(a->ctx, *a->conn, data, len);
+}
+
+static int env_set_sendq(struct chat_env *e, size_t high, size_t low)
+{
+	struct actor_env *a = aenv(e);
+	if (a->conn == NULL || a->conn->id == 0)
+		return -EPIPE;
+	return actor_tcp_set_watermarks(a->ctx, *a->conn, high, low);
+}
+
+static int env_pause(struct chat_env *e, bool pause)
+{
+	struct actor_env *a = aenv(e);
+	if (a->conn == NULL || a->conn->id == 0)
+		return -EPIPE;
+	return pause ? actor_tcp_pause(a->ctx, *a->conn) : actor_tcp_resume(a->ctx, *a->conn);
+}
+
+static void env_close(struct chat_env *e, enum chat_close how)
+{
+	struct actor_env *a = aenv(e);
+	if (a->conn == NULL || a->conn->id == 0)
+		return;
+	switch (how) {
+	case CHAT_CLOSE_GRACEFUL:
+		actor_tcp_shutdown(a->ctx, *a->conn);
+		return; /* still ours: we read until the client hangs up */
+	case CHAT_CLOSE_NOW:
+		actor_tcp_close(a->ctx, *a->conn);
+		break;
+	case CHAT_CLOSE_ABORT:
+		actor_tcp_abort(a->ctx, *a->conn);
+		break;
+	}
+	a->conn->id = 0;
+}
+
+static void env_shutdown_done(struct chat_env *e)
+{
+	actor_send(actor_ctx_system(aenv(e)->ctx), acceptor_ref, MSG_FANOUT_DONE, NULL, 0);
+}
+
+static const struct chat_env_ops actor_ops = {
+    .alloc = env_alloc,
+    .free = env_free,
+    .send = env_send,
+    .spawn_channel = env_spawn_channel,
+    .exit = env_exit,
+    .now_ns = env_now,
+    .timer = env_timer,
+    .write = env_write,
+    .set_sendq = env_set_sendq,
+    .pause = env_pause,
+    .close = env_close,
+    .shutdown_done = env_shutdown_done,
+};
+
+#define ACTOR_ENV(name, ctx_, conn_)                                                               \
+	struct actor_env name = {.ctx = (ctx_), .conn = (conn_)};                                  \
+	name.env = (struct chat_env)                                                               \
+	{                                                                                          \
+		.ops = &actor_ops, .self = actor_self(ctx_), .worker = actor_ctx_worker(ctx_),     \
+		.impl = &name                                                                      \
+	}
+
+/* ---------------------------------------------------------------------------------------------
+ * Behaviours: each hands its messages to its part
+ */
+
+struct session_actor {
+	struct sess *s;
+	actor_conn_t conn;
+	bool full; /* refused: over --max-clients */
+};
+
+static void session_destroy(void *state)
+{
+	struct session_actor *a = state;
+	sess_free(a->s);
+	free(a);
+}
+
+static void session_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	struct session_actor *a = state;
+	ACTOR_ENV(e, ctx, &a->conn);
+
+	switch (msg->type) {
+	case ACTOR_MSG_TCP_ADOPTED:
+		sess_start(a->s, &e.env, a->full);
+		break;
+	case ACTOR_MSG_TCP_DATA: {
+		const actor_tcp_data_t *d = actor_msg_data(msg);
+		sess_input(a->s, &e.env, actor_tcp_data_bytes(msg), d->len);
+		break;
+	}
+	case ACTOR_MSG_TCP_CLOSED: {
+		const actor_tcp_event_t *ev = actor_msg_data(msg);
+		sess_closed(a->s, &e.env, ev->error);
+		break;
+	}
+	case ACTOR_MSG_TCP_DRAINED:
+		sess_drained(a->s, &e.env);
+		break;
+	case ACTOR_MSG_TIMER: {
+		const actor_timer_event_t *t = actor_msg_data(msg);
+		sess_timer(a->s, &e.env, t->tag);
+		break;
+	}
+	default:
+		if (msg->type < ACTOR_MSG_SYSTEM)
+			sess_handle(a->s, &e.env, msg);
+		break;
+	}
+}
+
+static void channel_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	ACTOR_ENV(e, ctx, NULL);
+	if (msg->type < ACTOR_MSG_SYSTEM)
+		chan_handle(state, &e.env, msg);
+}
+
+static void registry_destroy(void *state)
+{
+	registry_free(state);
+}
+
+static void registry_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	ACTOR_ENV(e, ctx, NULL);
+	if (msg->type < ACTOR_MSG_SYSTEM)
+		registry_handle(state, &e.env, msg);
+}
+
+static void fanout_destroy(void *state)
+{
+	fanout_free(state);
+}
+
+static void fanout_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	ACTOR_ENV(e, ctx, NULL);
+	if (msg->type < ACTOR_MSG_SYSTEM)
+		fanout_handle(state, &e.env, msg);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The acceptor: listens on every worker, spawns a session on the worker of each connection,
+ * and runs the shutdown.
+ */
+
+struct acceptor {
+	actor_listener_t listener;
+	bool listening;
+	bool stopping;
+	unsigned fanouts_done;
+};
+
+/* The peer's address as text: "10.0.0.1", "2001:db8::1"; IPv4-mapped IPv6 as IPv4. */
+static void peer_host(const actor_tcp_accepted_t *a, char *buf, size_t cap)
+{
+	const struct sockaddr *sa = (const struct sockaddr *)a->peer;
+	snprintf(buf, cap, "unknown");
+	if (sa->sa_family == AF_INET) {
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, buf,
+		          (socklen_t)cap);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct in6_addr *in6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+		if (IN6_IS_ADDR_V4MAPPED(in6))
+			inet_ntop(AF_INET, &in6->s6_addr[12], buf, (socklen_t)cap);
+		else
+			inet_ntop(AF_INET6, in6, buf, (socklen_t)cap);
+	}
+}
+
+static void accept_one(actor_ctx_t *ctx, struct acceptor *acc, const actor_tcp_accepted_t *a)
+{
+	if (acc->stopping) {
+		actor_tcp_abort(ctx, a->conn);
+		return;
+	}
+	char host[INET6_ADDRSTRLEN];
+	peer_host(a, host, sizeof(host));
+	struct session_actor *s = calloc(1, sizeof(*s));
+	unsigned n = atomic_fetch_add_explicit(&srv.conns, 1, memory_order_relaxed);
+	if (s != NULL)
+		s->s = sess_new(&srv, host);
+	if (s == NULL || s->s == NULL) {
+		atomic_fetch_sub_explicit(&srv.conns, 1, memory_order_relaxed);
+		free(s);
+		actor_tcp_abort(ctx, a->conn);
+		return;
+	}
+	s->conn = a->conn;
+	s->full = n >= srv.max_clients;
+	actor_spawn_opts_t o = {.placement = ACTOR_PLACE_FIXED,
+	                        .worker = a->worker,
+	                        .name = "session",
+	                        .destroy = session_destroy};
+	actor_ref_t ref;
+	if (actor_spawn(actor_ctx_system(ctx), &o, session_fn, s, &ref) < 0) {
+		session_destroy(s);
+		actor_tcp_abort(ctx, a->conn);
+		return;
+	}
+	if (actor_tcp_handoff(ctx, a->conn, ref) < 0) {
+		actor_tcp_abort(ctx, a->conn);
+		actor_stop(actor_ctx_system(ctx), ref);
+	}
+}
+
+static void start_listening(actor_ctx_t *ctx, struct acceptor *acc)
+{
+	actor_listen_opts_t o = {.host = opt.bind, .port = (uint16_t)opt.port, .per_worker = 1};
+	listen_rc = actor_tcp_listen(ctx, &o, &acc->listener);
+	if (listen_rc < 0) {
+		actor_system_shutdown(actor_ctx_system(ctx));
+		return;
+	}
+	acc->listening = true;
+	uint16_t port = 0;
+	actor_tcp_listener_port(ctx, acc->listener, &port);
+	fprintf(stderr, "chat-server: listening on %s port %u (%u workers, %s, max %u clients)\n",
+	        opt.bind, port, srv.workers, actor_system_reactor(actor_ctx_system(ctx)),
+	        srv.max_clients);
+	printf("PORT %u\n", port);
+	fflush(stdout);
+}
+
+/* Stop accepting, then have every session say goodbye; when the fan-outs report their
+ * sessions gone, stop the system. */
+static void begin_shutdown(actor_ctx_t *ctx, struct acceptor *acc)
+{
+	actor_system_t *sys = actor_ctx_system(ctx);
+	if (acc->stopping)
+		return;
+	acc->stopping = true;
+	fprintf(stderr, "chat-server: shutting down\n");
+	if (acc->listening)
+		actor_tcp_listener_close(ctx, acc->listener);
+	acc->listening = false;
+	for (unsigned w = 0; w < srv.workers; w++)
+		actor_send(sys, srv.fanout[w], CM_SHUTDOWN, NULL, 0);
+}
+
+static void acceptor_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	struct acceptor *acc = state;
+	switch (msg->type) {
+	case MSG_LISTEN:
+		start_listening(ctx, acc);
+		break;
+	case ACTOR_MSG_TCP_ACCEPTED:
+		accept_one(ctx, acc, actor_msg_data(msg));
+		break;
+	case CM_SHUTDOWN:
+		begin_shutdown(ctx, acc);
+		break;
+	case MSG_FANOUT_DONE:
+		if (++acc->fanouts_done == srv.workers)
+			actor_system_shutdown(actor_ctx_system(ctx));
+		break;
+	default:
+		break;
+	}
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Signals: a thread waits for them, so the handler's work can use the whole API
+ */
+
+static void *signal_thread(void *arg)
+{
+	sigset_t *set = arg;
+	bool asked = false;
+	for (;;) {
+		int sig;
+		if (!asked) {
+			if (sigwait(set, &sig) != 0)
+				continue;
+		} else {
+			struct timespec grace = {.tv_sec = SHUTDOWN_GRACE_MS / 1000,
+			                         .tv_nsec = (SHUTDOWN_GRACE_MS % 1000) * 1000000L};
+			sig = sigtimedwait(set, NULL, &grace);
+			if (sig < 0 && errno == EINTR)
+				continue;
+			if (sig < 0) { /* clients that would not go: the runtime stops them */
+				actor_system_shutdown(the_sys);
+				continue;
+			}
+		}
+		if (sig == SIGUSR1) /* main is done with the system */
+			return NULL;
+		if (!asked) { /* the orderly way: every client gets ERROR first */
+			asked = true;
+			actor_send(the_sys, acceptor_ref, CM_SHUTDOWN, NULL, 0);
+		} else { /* a second signal: stop now */
+			actor_system_shutdown(the_sys);
+		}
+	}
+}
+
+/* Messages the runtime could not deliver still hold references to shared lines. */
+static void dead_letter(void *arg, actor_ref_t to, const actor_msg_t *msg)
+{
+	(void)arg;
+	(void)to;
+	if (msg->type < ACTOR_MSG_SYSTEM)
+		chat_msg_release((actor_msg_t *)msg);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Options
+ */
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+	        "usage: chat-server [options]\n"
+	        "  --bind ADDR          address to listen on (default 127.0.0.1; :: for all)\n"
+	        "  --port N             TCP port (default 6667; 0 = any free port)\n"
+	        "  --workers N          worker threads (default 0: one per CPU)\n"
+	        "  --reactor NAME       auto, epoll or io_uring (default auto)\n"
+	        "  --no-pin             do not pin workers to CPUs (for machines shared with\n"
+	        "                       other busy processes)\n"
+	        "  --max-clients N      connections beyond N get ERROR :Server full\n"
+	        "                       (default: the descriptor limit less %d)\n"
+	        "  --motd FILE          message of the day (default: none, ERR_NOMOTD)\n"
+	        "  --password P         server password clients must send with PASS\n"
+	        "  --name NAME          server name (default irc.libactor.local)\n"
+	        "  --max-line N         longest input line with CR LF, %d..%d (default %d)\n"
+	        "  --sendq BYTES        output cap per client (default %u)\n"
+	        "  --flood-burst N      lines a client may send at once (default %d)\n"
+	        "  --flood-rate N       lines per second after the burst; 0 = no limit "
+	        "(default %d)\n"
+	        "  --ping-interval S    seconds of silence before PING (default %d)\n"
+	        "  --ping-timeout S     seconds to answer PING (default %d)\n"
+	        "  --help               this text\n"
+	        "Prints PORT <n> on stdout when listening. SIGINT/SIGTERM: ERROR to every client, "
+	        "exit 0.\n",
+	        FD_RESERVE, IRC_LINE_MIN, IRC_LINE_MAX, IRC_LINE_DEFAULT, CHAT_SENDQ_DEFAULT,
+	        CHAT_FLOOD_BURST_DEFAULT, CHAT_FLOOD_RATE_DEFAULT, CHAT_PING_INTERVAL_DEFAULT,
+	        CHAT_PING_TIMEOUT_DEFAULT);
+}
+
+static void bad_option(const char *name, const char *value, const char *want)
+{
+	fprintf(stderr, "chat-server: --%s: expected %s, got '%s'\n", name, want, value);
+	fprintf(stderr, "Try 'chat-server --help'.\n");
+	exit(2);
+}
+
+/* A whole number in [min, max]. */
+static unsigned long number(const char *name, const char *value, unsigned long min,
+                            unsigned long max)
+{
+	char *end = NULL;
+	errno = 0;
+	unsigned long v = strtoul(value, &end, 10);
+	if (errno != 0 || end == value || *end != '\0' || value[0] == '-' || v < min || v > max) {
+		char want[96];
+		snprintf(want, sizeof(want), "a whole number in %lu..%lu", min, max);
+		bad_option(name, value, want);
+	}
+	return v;
+}
+
+static void parse_options(int argc, char **argv)
+{
+	static const struct option longs[] = {{"bind", required_argument, NULL, 'b'},
+	                                      {"port", required_argument, NULL, 'p'},
+	                                      {"workers", required_argument, NULL, 'w'},
+	                                      {"reactor", required_argument, NULL, 'r'},
+	                                      {"max-clients", required_argument, NULL, 'c'},
+	                                      {"motd", required_argument, NULL, 'm'},
+	                                      {"password", required_argument, NULL, 'P'},
+	                                      {"name", required_argument, NULL, 'n'},
+	                                      {"max-line", required_argument, NULL, 'L'},
+	                                      {"sendq", required_argument, NULL, 'q'},
+	                                      {"flood-burst", required_argument, NULL, 'B'},
+	                                      {"flood-rate", required_argument, NULL, 'R'},
+	                                      {"ping-interval", required_argument, NULL, 'i'},
+	                                      {"ping-timeout", required_argument, NULL, 't'},
+	                                      {"no-pin", no_argument, NULL, 'N'},
+	                                      {"help", no_argument, NULL, 'h'},
+	                                      {NULL, 0, NULL, 0}};
+	int c;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", longs, NULL)) != -1) {
+		switch (c) {
+		case 'b':
+			opt.bind = optarg;
+			break;
+		case 'p':
+			opt.port = (unsigned)number("port", optarg, 0, 65535);
+			break;
+		case 'w':
+			opt.workers = (unsigned)number("workers", optarg, 0, ACTOR_WORKERS_MAX);
+			break;
+		case 'r':
+			if (strcmp(optarg, "auto") && strcmp(optarg, "epoll") &&
+			    strcmp(optarg, "io_uring"))
+				bad_option("reactor", optarg, "auto, epoll or io_uring");
+			opt.reactor = optarg;
+			break;
+		case 'c':
+			opt.max_clients = (long)number("max-clients", optarg, 1, 10000000);
+			break;
+		case 'm':
+			opt.motd = optarg;
+			break;
+		case 'N':
+			opt.no_pin = 1;
+			break;
+		case 'P':
+			if (optarg[0] == '\0' || strpbrk(optarg, " \r\n") != NULL)
+				bad_option("password", optarg, "a non-empty word without spaces");
+			opt.password = optarg;
+			break;
+		case 'n':
+			if (optarg[0] == '\0' || strpbrk(optarg, " :!@\r\n") != NULL ||
+			    strlen(optarg) >= sizeof(srv.name))
+				bad_option("name", optarg, "a host name");
+			snprintf(srv.name, sizeof(srv.name), "%s", optarg);
+			break;
+		case 'L':
+			srv.max_line = number("max-line", optarg, IRC_LINE_MIN, IRC_LINE_MAX);
+			break;
+		case 'q':
+			srv.sendq = number("sendq", optarg, 1024, 1ul << 30);
+			break;
+		case 'B':
+			srv.flood_burst = (double)number("flood-burst", optarg, 1, 1000000);
+			break;
+		case 'R':
+			srv.flood_rate = (double)number("flood-rate", optarg, 0, 1000000);
+			break;
+		case 'i':
+			srv.ping_interval_ns =
+			    number("ping-interval", optarg, 1, 86400) * 1000000000ull;
+			break;
+		case 't':
+			srv.ping_timeout_ns =
+			    number("ping-timeout", optarg, 1, 86400) * 1000000000ull;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		case ':':
+			fprintf(stderr,
+			        "chat-server: %s needs a value\nTry 'chat-server --help'.\n",
+			        argv[optind - 1]);
+			exit(2);
+		default:
+			fprintf(stderr,
+			        "chat-server: unknown option '%s'\nTry 'chat-server --help'.\n",
+			        argv[optind - 1]);
+			exit(2);
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr,
+		        "chat-server: unexpected argument '%s'\nTry 'chat-server --help'.\n",
+		        argv[optind]);
+		exit(2);
+	}
+}
+
+/* Raises the soft descriptor limit to the hard one and sets the client cap below it. */
+static void size_for_descriptors(void)
+{
+	struct rlimit r;
+	unsigned long fds = 1024;
+	if (getrlimit(RLIMIT_NOFILE, &r) == 0) {
+		if (r.rlim_cur < r.rlim_max) {
+			r.rlim_cur = r.rlim_max;
+			setrlimit(RLIMIT_NOFILE, &r);
+			getrlimit(RLIMIT_NOFILE, &r);
+		}
+		fds = r.rlim_cur == RLIM_INFINITY ? 1ul << 20 : (unsigned long)r.rlim_cur;
+	}
+	unsigned long room = fds > 2 * FD_RESERVE ? fds - FD_RESERVE : fds / 2;
+	if (opt.max_clients < 0)
+		srv.max_clients = (unsigned)room;
+	else if ((unsigned long)opt.max_clients > room) {
+		fprintf(stderr,
+		        "chat-server: --max-clients %ld is above what %lu descriptors allow; "
+		        "using %lu\n",
+		        opt.max_clients, fds, room);
+		srv.max_clients = (unsigned)room;
+	} else {
+		srv.max_clients = (unsigned)opt.max_clients;
+	}
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Main
+ */
+
+/* Spawns the per-worker registries and fan-outs, and the acceptor. */
+static int spawn_parts(void)
+{
+	for (unsigned w = 0; w < srv.workers; w++) {
+		actor_spawn_opts_t o = {.placement = ACTOR_PLACE_FIXED,
+		                        .worker = w,
+		                        .name = "registry",
+		                        .destroy = registry_destroy};
+		struct registry *r = registry_new(&srv, w);
+		if (r == NULL || actor_spawn(the_sys, &o, registry_fn, r, &srv.registry[w]) < 0) {
+			registry_free(r);
+			return -ENOMEM;
+		}
+		o.name = "fanout";
+		o.destroy = fanout_destroy;
+		struct fanout *f = fanout_new(&srv, w);
+		if (f == NULL || actor_spawn(the_sys, &o, fanout_fn, f, &srv.fanout[w]) < 0) {
+			fanout_free(f);
+			return -ENOMEM;
+		}
+	}
+	static struct acceptor acc;
+	actor_spawn_opts_t o = {.placement = ACTOR_PLACE_FIXED, .worker = 0, .name = "acceptor"};
+	int rc = actor_spawn(the_sys, &o, acceptor_fn, &acc, &acceptor_ref);
+	if (rc < 0)
+		return rc;
+	return actor_send(the_sys, acceptor_ref, MSG_LISTEN, NULL, 0);
+}
+
+int main(int argc, char **argv)
+{
+	chat_srv_init(&srv, 1);
+	parse_options(argc, argv);
+	size_for_descriptors();
+	if (opt.motd != NULL) {
+		int rc = chat_srv_load_motd(&srv, opt.motd);
+		if (rc < 0 && rc != -ENODATA) {
+			fprintf(stderr, "chat-server: --motd %s: %s\n", opt.motd, strerror(-rc));
+			return 1;
+		}
+	}
+	srv.password = opt.password;
+	snprintf(srv.version, sizeof(srv.version), "libactor-chat-%s", actor_version());
+
+	/* Block the signals before any thread starts: every thread inherits the mask, and only
+	 * signal_thread takes them. */
+	static sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+	actor_config_t cfg = {.workers = opt.workers,
+	                      .no_pin = opt.no_pin,
+	                      .reactor = opt.reactor,
+	                      .dead_letter = dead_letter};
+	int rc = actor_system_create(&cfg, &the_sys);
+	if (rc < 0) {
+		fprintf(stderr, "chat-server: cannot start the runtime (reactor %s): %s\n",
+		        opt.reactor, strerror(-rc));
+		return 1;
+	}
+	unsigned workers = actor_system_workers(the_sys);
+	free(srv.registry);
+	free(srv.fanout);
+	srv.workers = workers;
+	srv.registry = calloc(workers, sizeof(*srv.registry));
+	srv.fanout = calloc(workers, sizeof(*srv.fanout));
+	pthread_t sigthr;
+	if (srv.registry == NULL || srv.fanout == NULL || spawn_parts() < 0 ||
+	    pthread_create(&sigthr, NULL, signal_thread, &set) != 0) {
+		fprintf(stderr, "chat-server: out of memory\n");
+		actor_system_free(the_sys);
+		return 1;
+	}
+	actor_system_run(the_sys);
+	pthread_kill(sigthr, SIGUSR1);
+	pthread_join(sigthr, NULL);
+	actor_system_free(the_sys);
+	chat_srv_fini(&srv);
+	if (listen_rc < 0) {
+		fprintf(stderr, "chat-server: cannot listen on %s port %u: %s\n", opt.bind,
+		        opt.port,
+		        listen_rc == -EADDRINUSE ? "the port is in use" : strerror(-listen_rc));
+		return 1;
+	}
+	fprintf(stderr, "chat-server: stopped\n");
+	return 0;
+}

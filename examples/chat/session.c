@@ -1,0 +1,491 @@
+/* session.c: one actor per client connection, living on the worker that accepted it. This
+ * file is the connection's life: bytes in (framing, flood control, flow control), bytes out
+ * (the send queue cap), liveness (PING), registration and the welcome burst, and leaving
+ * (QUIT, ERROR, linger). The commands are in session_cmd.c.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "session.h"
+
+struct sess *sess_new(struct chat_srv *srv, const char *host)
+{
+	struct sess *s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return NULL;
+	s->srv = srv;
+	/* A host starting with ':' (IPv6 "::1") would read as a trailing parameter. */
+	snprintf(s->who.host, sizeof(s->who.host), "%s%s", host[0] == ':' ? "0" : "", host);
+	irc_framer_init(&s->framer, srv->max_line, IRC_NOEOL_MAX);
+	s->tokens = srv->flood_burst;
+	return s;
+}
+
+static void free_join(struct sess *s)
+{
+	free(s->join_list);
+	free(s->join_keys);
+	s->join_list = s->join_keys = s->join_cur = s->key_cur = NULL;
+}
+
+void sess_free(struct sess *s)
+{
+	if (s == NULL)
+		return;
+	/* Whoever accepted the connection counted it. */
+	atomic_fetch_sub_explicit(&s->srv->conns, 1, memory_order_relaxed);
+	free_join(s);
+	free(s->pass);
+	free(s->away);
+	free(s->chans);
+	free(s->lookup_arg);
+	free(s->in);
+	irc_buf_free(&s->acc);
+	free(s);
+}
+
+const char *sess_nick(const struct sess *s)
+{
+	return s->who.nick;
+}
+
+const char *sess_target_nick(const struct sess *s)
+{
+	return s->who.nick[0] != '\0' ? s->who.nick : "*";
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Output
+ */
+
+void sess_write(struct sess *s, const char *data, size_t len)
+{
+	if (s->flags & F_CLOSING || len == 0)
+		return;
+	int rc = s->e->ops->write(s->e, data, len);
+	if (rc == -ENOBUFS) {
+		/* Over the cap: make room for one last line, and say why we hang up. */
+		s->e->ops->set_sendq(s->e, s->srv->sendq + 1024, s->srv->sendq / 4);
+		sess_quit(s, "Max SendQ exceeded", true);
+	} else if (rc < 0) {
+		sess_quit(s, "Write error", false);
+	}
+}
+
+void sess_printf(struct sess *s, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+	va_start(ap, fmt);
+	size_t len = irc_vformat_line(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	sess_write(s, line, len);
+}
+
+void sess_numeric(struct sess *s, const char *num, const char *fmt, ...)
+{
+	char rest[512], line[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(rest, sizeof(rest), fmt, ap);
+	va_end(ap);
+	size_t len = irc_format_line(line, sizeof(line), ":%s %s %s %s", s->srv->name, num,
+	                             sess_target_nick(s), rest);
+	sess_write(s, line, len);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Input
+ */
+
+/* Appends to the unprocessed input; false when the client sent more than we hold. */
+static bool buffer_input(struct sess *s, const void *data, size_t len)
+{
+	if (s->inlen + len > CHAT_INBUF_MAX)
+		return false;
+	if (s->inlen + len > s->incap) {
+		size_t cap = s->incap ? s->incap : 1024;
+		while (cap < s->inlen + len)
+			cap *= 2;
+		char *in = realloc(s->in, cap);
+		if (in == NULL)
+			return false;
+		s->in = in;
+		s->incap = cap;
+	}
+	memcpy(s->in + s->inlen, data, len);
+	s->inlen += len;
+	return true;
+}
+
+/* Refills the token bucket; true when a line may be handled now. */
+static bool flood_allows(struct sess *s)
+{
+	if (s->srv->flood_rate <= 0)
+		return true;
+	uint64_t now = s->e->ops->now_ns(s->e);
+	s->tokens += (double)(now - s->refill_ns) / 1e9 * s->srv->flood_rate;
+	if (s->tokens > s->srv->flood_burst)
+		s->tokens = s->srv->flood_burst;
+	s->refill_ns = now;
+	if (s->tokens >= 1)
+		return true;
+	if (!(s->flags & F_FLOOD_TIMER)) { /* come back when one token has dripped in */
+		uint64_t wait = (uint64_t)((1 - s->tokens) / s->srv->flood_rate * 1e9) + 1;
+		if (s->e->ops->timer(s->e, wait, TAG_FLOOD) == 0)
+			s->flags |= F_FLOOD_TIMER;
+	}
+	return false;
+}
+
+static void handle_line(struct sess *s, char *line, size_t len)
+{
+	struct irc_msg m;
+	if (irc_parse(line, len, &m) < 0)
+		return;
+	if (s->srv->flood_rate > 0)
+		s->tokens -= 1;
+	sess_command(s, &m);
+}
+
+/* Pauses reading while too much input waits, so a client that floods or waits on a JOIN holds
+ * a bounded amount of our memory; TCP pushes back on it. */
+static void flow_control(struct sess *s)
+{
+	if (!(s->flags & F_PAUSED) && s->inlen > CHAT_INBUF_PAUSE) {
+		if (s->e->ops->pause(s->e, true) == 0)
+			s->flags |= F_PAUSED;
+	} else if ((s->flags & F_PAUSED) && s->inlen <= CHAT_INBUF_PAUSE / 2) {
+		if (s->e->ops->pause(s->e, false) == 0)
+			s->flags &= ~F_PAUSED;
+	}
+}
+
+/* Handles the complete lines waiting, as far as waits and flood control allow. */
+static void process(struct sess *s)
+{
+	size_t off = 0;
+	char line[IRC_LINE_MAX + 1];
+
+	while (!(s->flags & F_CLOSING) && s->wait == WAIT_NONE && off < s->inlen) {
+		if (!flood_allows(s))
+			break;
+		size_t used, loff, llen;
+		enum irc_frame r =
+		    irc_frame_next(&s->framer, s->in + off, s->inlen - off, &used, &loff, &llen);
+		if (r == IRC_FRAME_LINE)
+			memcpy(line, s->in + off + loff, llen);
+		off += used;
+		if (r == IRC_FRAME_MORE)
+			break;
+		if (r == IRC_FRAME_LINE) {
+			handle_line(s, line, llen);
+		} else if (r == IRC_FRAME_TOOLONG) {
+			if (s->srv->flood_rate > 0)
+				s->tokens -= 1;
+			sess_numeric(s, "417", ":Input line was too long");
+		} else { /* IRC_FRAME_NOEOL */
+			sess_quit(s, "Input line too long", true);
+		}
+	}
+	if (s->flags & F_CLOSING) {
+		s->inlen = 0;
+	} else if (off > 0) {
+		memmove(s->in, s->in + off, s->inlen - off);
+		s->inlen -= off;
+	}
+	if (s->inlen == 0 && s->incap > 0) { /* an idle client keeps no input buffer */
+		free(s->in);
+		s->in = NULL;
+		s->incap = 0;
+	}
+	if (!(s->flags & F_CLOSING))
+		flow_control(s);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Life
+ */
+
+static uint64_t tick_ns(const struct chat_srv *srv)
+{
+	uint64_t t = srv->ping_interval_ns < srv->ping_timeout_ns ? srv->ping_interval_ns
+	                                                          : srv->ping_timeout_ns;
+	return t / 2 > 0 ? t / 2 : 1;
+}
+
+void sess_start(struct sess *s, struct chat_env *e, bool full)
+{
+	s->e = e;
+	s->self = e->self;
+	s->worker = e->worker;
+	s->flags |= F_STARTED;
+	s->connected_ns = s->last_rx_ns = s->idle_ns = s->refill_ns = e->ops->now_ns(e);
+	s->signon = time(NULL);
+	if (full) {
+		static const char bye[] = "ERROR :Server full\r\n";
+		e->ops->write(e, bye, sizeof(bye) - 1);
+		s->flags |= F_CLOSING;
+		e->ops->close(e, CHAT_CLOSE_GRACEFUL);
+		e->ops->timer(e, CHAT_LINGER_MS * 1000000ull, TAG_LINGER);
+		return;
+	}
+	e->ops->set_sendq(e, s->srv->sendq, s->srv->sendq / 4);
+	actor_msg_t *hello = chat_msg_new(e, sizeof(*hello), CM_SESS_HELLO);
+	chat_send(e, s->srv->fanout[s->worker], hello);
+	e->ops->timer(e, tick_ns(s->srv), TAG_TICK);
+}
+
+void sess_input(struct sess *s, struct chat_env *e, const void *data, size_t len)
+{
+	s->e = e;
+	if (s->flags & F_CLOSING)
+		return;
+	s->last_rx_ns = e->ops->now_ns(e);
+	s->flags &= ~F_PING; /* anything from the client shows it is alive */
+	if (!buffer_input(s, data, len)) {
+		sess_quit(s, "Excess Flood", true);
+		return;
+	}
+	process(s);
+}
+
+/* The actor's end: the connection is closed and the runtime stops us after this message. */
+static void finish(struct sess *s, enum chat_close how)
+{
+	if (s->flags & F_EXITED)
+		return;
+	s->flags |= F_EXITED;
+	s->e->ops->close(s->e, how);
+	/* The fan-out waits for this at shutdown: only now is the client told all we had to say. */
+	actor_msg_t *gone = chat_msg_new(s->e, sizeof(*gone), CM_SESS_GONE);
+	chat_send(s->e, s->srv->fanout[s->worker], gone);
+	s->e->ops->exit(s->e);
+}
+
+void sess_quit(struct sess *s, const char *reason, bool error)
+{
+	struct chat_env *e = s->e;
+	if (s->flags & F_CLOSING)
+		return;
+	if (error) {
+		char line[512];
+		size_t len = irc_format_line(line, sizeof(line), "ERROR :Closing Link: %s (%s)",
+		                             s->who.host, reason);
+		e->ops->write(e, line, len);
+	}
+	s->flags |= F_CLOSING;
+
+	/* Everyone who shares a channel hears why we left: each channel relays it once, and their
+	 * sessions drop the copies from other channels by the dedup key. */
+	const char *args[] = {reason};
+	for (unsigned i = 0; i < s->nchans; i++) {
+		struct cm_req *q = sess_req(s, OP_QUIT, s->chans[i].name, 1, args);
+		if (q != NULL)
+			q->dedup = sess_dedup_key(s, UINT64_MAX);
+		sess_send(s, s->chans[i].ref, q);
+	}
+	if (s->wait == WAIT_JOIN) /* the JOIN on its way: leave that channel too, after it */
+		sess_send(s, chat_registry_for(s->srv, s->joining),
+		          sess_req(s, OP_QUIT, s->joining, 1, args));
+	if (s->wait == WAIT_NICK) /* a claim on its way: let go of it once it is made */
+		sess_send(s, chat_registry_for(s->srv, s->claim),
+		          sess_req(s, OP_NICK_RELEASE, s->claim, 0, NULL));
+	if (s->flags & F_NICK)
+		sess_send(s, chat_registry_for(s->srv, s->who.nick),
+		          sess_req(s, OP_NICK_RELEASE, s->who.nick, 0, NULL));
+	if (s->flags & F_REGISTERED) {
+		atomic_fetch_sub_explicit(&s->srv->users, 1, memory_order_relaxed);
+		if (s->who.invisible)
+			atomic_fetch_sub_explicit(&s->srv->invisible, 1, memory_order_relaxed);
+	}
+	s->nchans = 0;
+	s->wait = WAIT_NONE;
+	free_join(s);
+
+	if (error) { /* let the client read ERROR and hang up first; the linger timer ends it */
+		e->ops->close(e, CHAT_CLOSE_GRACEFUL);
+		if (e->ops->timer(e, CHAT_LINGER_MS * 1000000ull, TAG_LINGER) < 0)
+			finish(s, CHAT_CLOSE_NOW);
+	} else {
+		finish(s, CHAT_CLOSE_NOW);
+	}
+}
+
+void sess_closed(struct sess *s, struct chat_env *e, int error)
+{
+	s->e = e;
+	if (!(s->flags & F_CLOSING)) {
+		char reason[96];
+		if (error == 0)
+			snprintf(reason, sizeof(reason), "Remote host closed the connection");
+		else
+			snprintf(reason, sizeof(reason), "%s", strerror(-error));
+		sess_quit(s, reason, false);
+	}
+	finish(s, CHAT_CLOSE_NOW);
+}
+
+void sess_drained(struct sess *s, struct chat_env *e)
+{
+	s->e = e; /* nothing waits on it: we never queue past the cap, we hang up */
+}
+
+void sess_timer(struct sess *s, struct chat_env *e, uint64_t tag)
+{
+	s->e = e;
+	if (tag == TAG_LINGER) {
+		finish(s, CHAT_CLOSE_ABORT);
+		return;
+	}
+	if (s->flags & F_CLOSING)
+		return;
+	if (tag == TAG_FLOOD) {
+		s->flags &= ~F_FLOOD_TIMER;
+		process(s);
+		return;
+	}
+	uint64_t now = e->ops->now_ns(e);
+	const struct chat_srv *srv = s->srv;
+	if (!(s->flags & F_REGISTERED) &&
+	    now - s->connected_ns >= srv->ping_interval_ns + srv->ping_timeout_ns) {
+		sess_quit(s, "Registration timed out", true);
+		return;
+	}
+	if ((s->flags & F_PING) && now - s->ping_ns >= srv->ping_timeout_ns) {
+		char reason[64];
+		snprintf(reason, sizeof(reason), "Ping timeout: %llu seconds",
+		         (unsigned long long)((now - s->last_rx_ns) / 1000000000ull));
+		sess_quit(s, reason, true);
+		return;
+	}
+	if (!(s->flags & F_PING) && now - s->last_rx_ns >= srv->ping_interval_ns) {
+		sess_printf(s, "PING :%s", srv->name);
+		s->flags |= F_PING;
+		s->ping_ns = now;
+	}
+	e->ops->timer(e, tick_ns(srv), TAG_TICK);
+}
+
+void sess_handle(struct sess *s, struct chat_env *e, actor_msg_t *m)
+{
+	s->e = e;
+	if (m->type == CM_SHUTDOWN) {
+		sess_quit(s, "Server shutting down", true);
+		return;
+	}
+	if (m->type == CM_LINE) {
+		struct cm_line *l = (struct cm_line *)m;
+		if (l->dedup == 0 || !sess_dedup_seen(s, l->dedup))
+			sess_write(s, l->line->data, l->line->len);
+		chat_line_unref(l->line);
+		l->line = NULL;
+		return;
+	}
+	if (s->flags & F_CLOSING)
+		return;
+	sess_reply(s, m);
+	if (s->wait == WAIT_NONE && s->inlen > 0)
+		process(s);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Registration
+ */
+
+void sess_lusers(struct sess *s)
+{
+	struct chat_srv *srv = s->srv;
+	unsigned users = atomic_load_explicit(&srv->users, memory_order_relaxed);
+	unsigned inv = atomic_load_explicit(&srv->invisible, memory_order_relaxed);
+	unsigned conns = atomic_load_explicit(&srv->conns, memory_order_relaxed);
+	unsigned chans = atomic_load_explicit(&srv->channels, memory_order_relaxed);
+	unsigned max = atomic_load_explicit(&srv->max_users, memory_order_relaxed);
+	unsigned unknown = conns > users ? conns - users : 0;
+	inv = inv < users ? inv : users;
+
+	sess_numeric(s, "251", ":There are %u users and %u invisible on 1 servers", users - inv,
+	             inv);
+	if (unknown > 0)
+		sess_numeric(s, "253", "%u :unknown connection(s)", unknown);
+	sess_numeric(s, "254", "%u :channels formed", chans);
+	sess_numeric(s, "255", ":I have %u clients and 0 servers", users);
+	sess_numeric(s, "265", "%u %u :Current local users %u, max %u", users, max, users, max);
+	sess_numeric(s, "266", "%u %u :Current global users %u, max %u", users, max, users, max);
+}
+
+void sess_motd(struct sess *s)
+{
+	struct chat_srv *srv = s->srv;
+	if (srv->motd == NULL) {
+		sess_numeric(s, "422", ":MOTD File is missing");
+		return;
+	}
+	sess_numeric(s, "375", ":- %s Message of the day - ", srv->name);
+	for (size_t i = 0; i < srv->motd_lines; i++)
+		sess_numeric(s, "372", ":- %s", srv->motd[i]);
+	sess_numeric(s, "376", ":End of /MOTD command.");
+}
+
+static void welcome(struct sess *s)
+{
+	struct chat_srv *srv = s->srv;
+	sess_numeric(s, "001", ":Welcome to the %s Internet Relay Chat Network %s!%s@%s",
+	             srv->network, s->who.nick, s->who.user, s->who.host);
+	sess_numeric(s, "002", ":Your host is %s, running version %s", srv->name, srv->version);
+	sess_numeric(s, "003", ":This server was created %s", srv->created);
+	sess_numeric(s, "004", "%s %s iow biklmnostv bklov", srv->name, srv->version);
+	char lines[4][400];
+	unsigned n = chat_isupport(srv, lines, 4);
+	for (unsigned i = 0; i < n; i++)
+		sess_numeric(s, "005", "%s :are supported by this server", lines[i]);
+	sess_lusers(s);
+	sess_motd(s);
+}
+
+void sess_try_register(struct sess *s)
+{
+	unsigned need = F_NICK | F_USER;
+	if ((s->flags & (need | F_CAP | F_REGISTERED)) != need)
+		return;
+	const char *pw = s->srv->password;
+	if (pw != NULL && (s->pass == NULL || strcmp(s->pass, pw) != 0)) {
+		sess_numeric(s, "464", ":Password incorrect");
+		sess_quit(s, "Bad Password", true);
+		return;
+	}
+	s->flags |= F_REGISTERED;
+	unsigned users = atomic_fetch_add_explicit(&s->srv->users, 1, memory_order_relaxed) + 1;
+	unsigned max = atomic_load_explicit(&s->srv->max_users, memory_order_relaxed);
+	while (users > max &&
+	       !atomic_compare_exchange_weak_explicit(&s->srv->max_users, &max, users,
+	                                              memory_order_relaxed, memory_order_relaxed))
+		;
+	/* Others may now find us: the registry learns who we are. */
+	sess_send(s, chat_registry_for(s->srv, s->who.nick),
+	          sess_req(s, OP_USER_UPDATE, s->who.nick, 0, NULL));
+	welcome(s);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Dropping the copies of one event that several channels relay
+ */
+
+uint64_t sess_dedup_key(const struct sess *s, uint64_t seq)
+{
+	uint64_t k = s->self.id * 0x9e3779b97f4a7c15ull ^ (seq * 0xc2b2ae3d27d4eb4full);
+	return k != 0 ? k : 1;
+}
+
+bool sess_dedup_seen(struct sess *s, uint64_t key)
+{
+	for (unsigned i = 0; i < SESS_DEDUP; i++)
+		if (s->dedup[i] == key)
+			return true;
+	s->dedup[s->dedup_pos] = key;
+	s->dedup_pos = (s->dedup_pos + 1) % SESS_DEDUP;
+	return false;
+}

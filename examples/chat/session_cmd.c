@@ -1,0 +1,692 @@
+/* session_cmd.c: the commands a client sends (the replies and requests that other actors send
+ * to its session are in session_reply.c). A command is answered here when the session knows enough
+ * (PING, AWAY, user MODE, MOTD, the numerics for bad input); otherwise it becomes a request to the
+ * channel or registry that decides, which answers the client's session directly.
+ *
+ * Channel requests go straight to the channel's actor when we are a member (we learnt its
+ * reference when we joined) and through the name's registry otherwise.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "session.h"
+
+/* ---------------------------------------------------------------------------------------------
+ * Helpers
+ */
+
+void sess_send(struct sess *s, actor_ref_t to, void *msg)
+{
+	chat_send(s->e, to, msg);
+}
+
+struct cm_req *sess_req(struct sess *s, uint16_t op, const char *target, unsigned nargs,
+                        const char *const *args)
+{
+	return chat_req_new(s->e, op, &s->who, target, nargs, args);
+}
+
+struct sess_chan *sess_find_chan(struct sess *s, const char *name)
+{
+	for (unsigned i = 0; i < s->nchans; i++)
+		if (irc_casecmp(s->chans[i].name, name) == 0)
+			return &s->chans[i];
+	return NULL;
+}
+
+void sess_add_chan(struct sess *s, const char *name, actor_ref_t ref, bool secret)
+{
+	if (s->nchans == s->capchans) {
+		unsigned cap = s->capchans ? s->capchans * 2 : 4;
+		struct sess_chan *c = realloc(s->chans, cap * sizeof(*c));
+		if (c == NULL)
+			return;
+		s->chans = c;
+		s->capchans = cap;
+	}
+	struct sess_chan *c = &s->chans[s->nchans++];
+	snprintf(c->name, sizeof(c->name), "%s", name);
+	c->ref = ref;
+	c->secret = secret;
+}
+
+void sess_drop_chan(struct sess *s, struct sess_chan *c)
+{
+	*c = s->chans[--s->nchans];
+	if (s->nchans == 0) {
+		free(s->chans);
+		s->chans = NULL;
+		s->capchans = 0;
+	}
+}
+
+/* Sends a channel request: directly when we are in the channel, else through its registry. */
+static void to_channel(struct sess *s, struct cm_req *q)
+{
+	if (q == NULL)
+		return;
+	struct sess_chan *c = sess_find_chan(s, q->target);
+	if (c != NULL)
+		sess_send(s, c->ref, q);
+	else
+		sess_send(s, chat_registry_for(s->srv, q->target), q);
+}
+
+/* Every channel we are in hears the same request (QUIT, NICK, AWAY). */
+void sess_to_all_channels(struct sess *s, uint16_t op, uint64_t dedup, const char *arg)
+{
+	for (unsigned i = 0; i < s->nchans; i++) {
+		struct cm_req *q = sess_req(s, op, s->chans[i].name, arg ? 1 : 0, &arg);
+		if (q != NULL)
+			q->dedup = dedup;
+		sess_send(s, s->chans[i].ref, q);
+	}
+}
+
+#define NEED_PARAMS(s, m, n)                                                                       \
+	do {                                                                                       \
+		if ((m)->nparams < (n) || (m)->params[0][0] == '\0') {                             \
+			sess_numeric(s, "461", "%s :Not enough parameters", (m)->cmd);             \
+			return;                                                                    \
+		}                                                                                  \
+	} while (0)
+
+/* ---------------------------------------------------------------------------------------------
+ * Registration
+ */
+
+static void cmd_pass(struct sess *s, struct irc_msg *m)
+{
+	if (s->flags & F_REGISTERED) {
+		sess_numeric(s, "462", ":You may not reregister");
+		return;
+	}
+	NEED_PARAMS(s, m, 1);
+	free(s->pass);
+	s->pass = strndup(m->params[0], 128);
+}
+
+static void cmd_nick(struct sess *s, struct irc_msg *m)
+{
+	if (m->nparams < 1 || m->params[0][0] == '\0') {
+		sess_numeric(s, "431", ":No nickname given");
+		return;
+	}
+	const char *nick = m->params[0];
+	if (!irc_valid_nick(nick, IRC_NICKLEN)) {
+		sess_numeric(s, "432", "%s :Erroneous nickname", nick);
+		return;
+	}
+	if (strcmp(nick, s->who.nick) == 0)
+		return;
+	struct cm_req *q = sess_req(s, OP_NICK_CLAIM, nick, 0, NULL);
+	if (q == NULL)
+		return;
+	q->tag = (s->flags & F_REGISTERED) != 0;
+	snprintf(s->claim, sizeof(s->claim), "%s", nick);
+	s->wait = WAIT_NICK;
+	sess_send(s, chat_registry_for(s->srv, nick), q);
+}
+
+static void cmd_user(struct sess *s, struct irc_msg *m)
+{
+	if (s->flags & F_REGISTERED) {
+		sess_numeric(s, "462", ":You may not reregister");
+		return;
+	}
+	if (m->nparams < 4 || m->params[0][0] == '\0') {
+		sess_numeric(s, "461", "USER :Not enough parameters");
+		return;
+	}
+	/* No ident lookup: the user name is the client's word, marked with '~'. Keep only bytes
+	 * that cannot confuse a nick!user@host prefix. */
+	char user[IRC_USERLEN + 1] = "~";
+	size_t n = 1;
+	for (const char *p = m->params[0]; *p != '\0' && n < IRC_USERLEN; p++)
+		if ((unsigned char)*p > ' ' && *p != '@' && *p != '!' && *p != ':' && *p != ',')
+			user[n++] = *p;
+	user[n] = '\0';
+	if (n == 1)
+		snprintf(user, sizeof(user), "~user");
+	snprintf(s->who.user, sizeof(s->who.user), "%s", user);
+	snprintf(s->who.real, sizeof(s->who.real), "%s", m->params[3]);
+	s->flags |= F_USER;
+	sess_try_register(s);
+}
+
+static void cmd_cap(struct sess *s, struct irc_msg *m)
+{
+	NEED_PARAMS(s, m, 1);
+	const char *sub = m->params[0];
+	const char *nick = sess_target_nick(s);
+	if (strcasecmp(sub, "LS") == 0) {
+		if (!(s->flags & F_REGISTERED))
+			s->flags |= F_CAP; /* registration waits for CAP END */
+		sess_printf(s, ":%s CAP %s LS :", s->srv->name, nick);
+	} else if (strcasecmp(sub, "LIST") == 0) {
+		sess_printf(s, ":%s CAP %s LIST :", s->srv->name, nick);
+	} else if (strcasecmp(sub, "REQ") == 0) {
+		if (!(s->flags & F_REGISTERED))
+			s->flags |= F_CAP;
+		sess_printf(s, ":%s CAP %s NAK :%s", s->srv->name, nick,
+		            m->nparams > 1 ? m->params[1] : "");
+	} else if (strcasecmp(sub, "END") == 0) {
+		s->flags &= ~F_CAP;
+		sess_try_register(s);
+	} else {
+		sess_numeric(s, "410", "%s :Invalid CAP command", sub);
+	}
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Connection
+ */
+
+static void cmd_ping(struct sess *s, struct irc_msg *m)
+{
+	if (m->nparams < 1 || m->params[0][0] == '\0') {
+		sess_numeric(s, "409", ":No origin specified");
+		return;
+	}
+	sess_printf(s, ":%s PONG %s :%s", s->srv->name, s->srv->name, m->params[0]);
+}
+
+static void cmd_pong(struct sess *s, struct irc_msg *m)
+{
+	(void)m;
+	s->flags &= ~F_PING;
+}
+
+static void cmd_quit(struct sess *s, struct irc_msg *m)
+{
+	char reason[IRC_KICKLEN + 8];
+	if (m->nparams > 0 && m->params[0][0] != '\0')
+		snprintf(reason, sizeof(reason), "Quit: %s", m->params[0]);
+	else
+		snprintf(reason, sizeof(reason), "Client Quit");
+	sess_quit(s, reason, true);
+}
+
+static void cmd_motd(struct sess *s, struct irc_msg *m)
+{
+	(void)m;
+	sess_motd(s);
+}
+
+static void cmd_lusers(struct sess *s, struct irc_msg *m)
+{
+	(void)m;
+	sess_lusers(s);
+}
+
+static void cmd_version(struct sess *s, struct irc_msg *m)
+{
+	(void)m;
+	sess_numeric(s, "351", "%s. %s :libactor IRC example", s->srv->version, s->srv->name);
+}
+
+static void cmd_time(struct sess *s, struct irc_msg *m)
+{
+	(void)m;
+	char buf[64];
+	time_t now = time(NULL);
+	struct tm tm;
+	gmtime_r(&now, &tm);
+	strftime(buf, sizeof(buf), "%A %B %d %Y -- %H:%M:%S UTC", &tm);
+	sess_numeric(s, "391", "%s :%s", s->srv->name, buf);
+}
+
+static void cmd_away(struct sess *s, struct irc_msg *m)
+{
+	bool away = m->nparams > 0 && m->params[0][0] != '\0';
+	free(s->away);
+	s->away = away ? strndup(m->params[0], IRC_AWAYLEN) : NULL;
+	if (away)
+		sess_numeric(s, "306", ":You have been marked as being away");
+	else
+		sess_numeric(s, "305", ":You are no longer marked as being away");
+	if (s->who.away == away)
+		return;
+	s->who.away = away;
+	sess_to_all_channels(s, OP_AWAY, 0, NULL);
+	sess_send(s, chat_registry_for(s->srv, s->who.nick),
+	          sess_req(s, OP_USER_UPDATE, s->who.nick, 0, NULL));
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Lookups: ISON, USERHOST, and MODE on another nick (401 or 502?)
+ */
+
+/* Asks each registry shard about the nicks it owns. */
+static void lookup(struct sess *s, uint64_t tag, const char *const *nicks, unsigned n)
+{
+	unsigned asked = 0;
+	for (unsigned w = 0; w < s->srv->workers; w++) {
+		const char *mine[16];
+		unsigned k = 0;
+		for (unsigned i = 0; i < n && k < 16; i++)
+			if (irc_hash(nicks[i]) % s->srv->workers == w)
+				mine[k++] = nicks[i];
+		if (k == 0)
+			continue;
+		struct cm_req *q = sess_req(s, OP_LOOKUP, "", k, mine);
+		if (q == NULL)
+			continue;
+		q->tag = tag;
+		if (chat_send(s->e, s->srv->registry[w], q) == 0)
+			asked++;
+	}
+	irc_buf_reset(&s->acc);
+	s->lookup_tag = tag;
+	s->pending = asked;
+	s->wait = asked > 0 ? WAIT_LOOKUP : WAIT_NONE;
+	if (asked == 0 && tag == LOOKUP_ISON)
+		sess_numeric(s, "303", ":");
+	else if (asked == 0 && tag == LOOKUP_USERHOST)
+		sess_numeric(s, "302", ":");
+}
+
+static void cmd_ison(struct sess *s, struct irc_msg *m)
+{
+	NEED_PARAMS(s, m, 1);
+	const char *nicks[16];
+	unsigned n = 0;
+	char buf[512];
+	size_t off = 0;
+	for (int i = 0; i < m->nparams; i++) { /* "ISON a b" and "ISON :a b" */
+		off += (size_t)snprintf(buf + off, sizeof(buf) - off, "%s ", m->params[i]);
+		if (off >= sizeof(buf))
+			off = sizeof(buf) - 1;
+	}
+	for (char *save = NULL, *t = strtok_r(buf, " ", &save); t != NULL && n < 16;
+	     t = strtok_r(NULL, " ", &save))
+		nicks[n++] = t;
+	lookup(s, LOOKUP_ISON, nicks, n);
+}
+
+static void cmd_userhost(struct sess *s, struct irc_msg *m)
+{
+	NEED_PARAMS(s, m, 1);
+	const char *nicks[5];
+	unsigned n = 0;
+	for (int i = 0; i < m->nparams && n < 5; i++)
+		nicks[n++] = m->params[i];
+	lookup(s, LOOKUP_USERHOST, nicks, n);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Modes
+ */
+
+static void user_mode(struct sess *s, struct irc_msg *m)
+{
+	const char *target = m->params[0];
+	if (irc_casecmp(target, s->who.nick) != 0) {
+		free(s->lookup_arg);
+		s->lookup_arg = strdup(target);
+		lookup(s, LOOKUP_MODE, &target, 1);
+		return;
+	}
+	if (m->nparams < 2) {
+		sess_numeric(s, "221", "+%s%s", s->who.invisible ? "i" : "",
+		             (s->flags & F_WALLOPS) ? "w" : "");
+		return;
+	}
+	char changes[32];
+	size_t n = 0;
+	char sign = 0;
+	bool add = true, unknown = false;
+	for (const char *p = m->params[1]; *p != '\0' && n + 3 < sizeof(changes); p++) {
+		bool now, was;
+		if (*p == '+' || *p == '-') {
+			add = *p == '+';
+			continue;
+		}
+		if (*p == 'i') {
+			was = s->who.invisible;
+			s->who.invisible = add;
+			now = add;
+			atomic_fetch_add_explicit(&s->srv->invisible,
+			                          (unsigned)((int)now - (int)was),
+			                          memory_order_relaxed);
+		} else if (*p == 'w') {
+			was = (s->flags & F_WALLOPS) != 0;
+			s->flags = add ? s->flags | F_WALLOPS : s->flags & ~F_WALLOPS;
+			now = add;
+		} else if (*p == 'o' || *p == 'O') {
+			continue; /* only OPER makes an operator, and there are none */
+		} else {
+			unknown = true;
+			continue;
+		}
+		if (now == was)
+			continue;
+		if (sign != (add ? '+' : '-'))
+			changes[n++] = sign = add ? '+' : '-';
+		changes[n++] = *p;
+	}
+	changes[n] = '\0';
+	if (unknown)
+		sess_numeric(s, "501", ":Unknown MODE flag");
+	if (n > 0) {
+		sess_printf(s, ":%s!%s@%s MODE %s :%s", s->who.nick, s->who.user, s->who.host,
+		            s->who.nick, changes);
+		sess_to_all_channels(s, OP_AWAY, 0, NULL); /* +i changes what NAMES shows of us */
+	}
+}
+
+static void cmd_mode(struct sess *s, struct irc_msg *m)
+{
+	NEED_PARAMS(s, m, 1);
+	const char *target = m->params[0];
+	if (!irc_is_channel(target)) {
+		user_mode(s, m);
+		return;
+	}
+	if (!irc_valid_channel(target, IRC_CHANLEN)) {
+		sess_numeric(s, "403", "%s :No such channel", target);
+		return;
+	}
+	to_channel(s, sess_req(s, OP_MODE, target, (unsigned)m->nparams - 1, m->params + 1));
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Channels
+ */
+
+void sess_join_next(struct sess *s)
+{
+	char *name;
+	s->wait = WAIT_NONE;
+	while ((name = irc_list_next(&s->join_cur)) != NULL) {
+		char *key = irc_list_next(&s->key_cur);
+		if (!irc_valid_channel(name, IRC_CHANLEN)) {
+			sess_numeric(s, "403", "%s :No such channel", name);
+			continue;
+		}
+		if (sess_find_chan(s, name) != NULL)
+			continue;
+		if (s->nchans >= IRC_CHANLIMIT) {
+			sess_numeric(s, "405", "%s :You have joined too many channels", name);
+			continue;
+		}
+		const char *args[] = {key != NULL ? key : ""};
+		struct cm_req *q = sess_req(s, OP_JOIN, name, 1, args);
+		if (q == NULL)
+			continue;
+		snprintf(s->joining, sizeof(s->joining), "%s", name);
+		s->wait = WAIT_JOIN;
+		sess_send(s, chat_registry_for(s->srv, name), q);
+		return;
+	}
+	free(s->join_list);
+	free(s->join_keys);
+	s->join_list = s->join_keys = s->join_cur = s->key_cur = NULL;
+}
+
+static void part_all(struct sess *s)
+{
+	while (s->nchans > 0) {
+		struct sess_chan *c = &s->chans[s->nchans - 1];
+		sess_send(s, c->ref, sess_req(s, OP_PART, c->name, 0, NULL));
+		sess_drop_chan(s, c);
+	}
+}
+
+static void cmd_join(struct sess *s, struct irc_msg *m)
+{
+	NEED_PARAMS(s, m, 1);
+	if (strcmp(m->params[0], "0") == 0) {
+		part_all(s);
+		return;
+	}
+	free(s->join_list);
+	free(s->join_keys);
+	s->join_list = strdup(m->params[0]);
+	s->join_keys = m->nparams > 1 ? strdup(m->params[1]) : NULL;
+	s->join_cur = s->join_list;
+	s->key_cur = s->join_keys;
+	sess_join_next(s);
+}
+
+static void cmd_part(struct sess *s, struct irc_msg *m)
+{
+	NEED_PARAMS(s, m, 1);
+	const char *reason = m->nparams > 1 ? m->params[1] : NULL;
+	char *cur = (char *)m->params[0], *name;
+	while ((name = irc_list_next(&cur)) != NULL) {
+		if (!irc_valid_channel(name, IRC_CHANLEN)) {
+			sess_numeric(s, "403", "%s :No such channel", name);
+			continue;
+		}
+		struct cm_req *q = sess_req(s, OP_PART, name, reason ? 1 : 0, &reason);
+		struct sess_chan *c = sess_find_chan(s, name);
+		if (c != NULL) { /* we are out as of now: later requests go through the registry */
+			sess_send(s, c->ref, q);
+			sess_drop_chan(s, c);
+		} else {
+			to_channel(s, q);
+		}
+	}
+}
+
+/* A request about one channel with the parameters after its name: TOPIC, KICK, INVITE. */
+static void chan_request(struct sess *s, uint16_t op, const char *chan, unsigned nargs,
+                         const char *const *args)
+{
+	if (!irc_valid_channel(chan, IRC_CHANLEN)) {
+		sess_numeric(s, "403", "%s :No such channel", chan);
+		return;
+	}
+	to_channel(s, sess_req(s, op, chan, nargs, args));
+}
+
+static void cmd_topic(struct sess *s, struct irc_msg *m)
+{
+	NEED_PARAMS(s, m, 1);
+	chan_request(s, OP_TOPIC, m->params[0], m->nparams > 1 ? 1 : 0, m->params + 1);
+}
+
+static void cmd_kick(struct sess *s, struct irc_msg *m)
+{
+	if (m->nparams < 2 || m->params[1][0] == '\0') {
+		sess_numeric(s, "461", "KICK :Not enough parameters");
+		return;
+	}
+	char *cur = (char *)m->params[0];
+	const char *chan = irc_list_next(&cur);
+	const char *args[] = {m->params[1], m->nparams > 2 ? m->params[2] : ""};
+	chan_request(s, OP_KICK, chan != NULL ? chan : "", 2, args);
+}
+
+static void cmd_invite(struct sess *s, struct irc_msg *m)
+{
+	if (m->nparams < 2 || m->params[0][0] == '\0') {
+		sess_numeric(s, "461", "INVITE :Not enough parameters");
+		return;
+	}
+	chan_request(s, OP_INVITE, m->params[1], 1, m->params);
+}
+
+static void cmd_names(struct sess *s, struct irc_msg *m)
+{
+	if (m->nparams < 1 || m->params[0][0] == '\0') {
+		sess_numeric(s, "366", "* :End of /NAMES list");
+		return;
+	}
+	char *cur = (char *)m->params[0], *name;
+	while ((name = irc_list_next(&cur)) != NULL) {
+		if (irc_valid_channel(name, IRC_CHANLEN))
+			to_channel(s, sess_req(s, OP_NAMES, name, 0, NULL));
+		else
+			sess_numeric(s, "366", "%s :End of /NAMES list", name);
+	}
+}
+
+static void cmd_list(struct sess *s, struct irc_msg *m)
+{
+	free(s->lookup_arg);
+	s->lookup_arg = m->nparams > 0 && m->params[0][0] != '\0' ? strdup(m->params[0]) : NULL;
+	sess_numeric(s, "321", "Channel :Users  Name");
+	s->pending = 0;
+	for (unsigned w = 0; w < s->srv->workers; w++)
+		if (chat_send(s->e, s->srv->registry[w], sess_req(s, OP_LIST, "", 0, NULL)) == 0)
+			s->pending++;
+	s->wait = s->pending > 0 ? WAIT_LIST : WAIT_NONE;
+	if (s->pending == 0)
+		sess_numeric(s, "323", ":End of /LIST");
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Messages and queries about users
+ */
+
+static void cmd_msg(struct sess *s, struct irc_msg *m)
+{
+	bool notice = strcmp(m->cmd, "NOTICE") == 0;
+	if (m->nparams < 1 || m->params[0][0] == '\0') {
+		if (!notice)
+			sess_numeric(s, "411", ":No recipient given (%s)", m->cmd);
+		return;
+	}
+	if (m->nparams < 2 || m->params[1][0] == '\0') {
+		if (!notice)
+			sess_numeric(s, "412", ":No text to send");
+		return;
+	}
+	s->idle_ns = s->e->ops->now_ns(s->e);
+	char *cur = (char *)m->params[0], *target;
+	const char *text = m->params[1];
+	for (unsigned n = 0; (target = irc_list_next(&cur)) != NULL; n++) {
+		if (n >= IRC_MAXTARGETS) {
+			if (!notice)
+				sess_numeric(s, "407", "%s :Too many recipients", target);
+			continue;
+		}
+		bool chan = irc_is_channel(target);
+		if (chan ? !irc_valid_channel(target, IRC_CHANLEN)
+		         : !irc_valid_nick(target, IRC_NICKLEN)) {
+			if (!notice)
+				sess_numeric(s, "401", "%s :No such nick/channel", target);
+			continue;
+		}
+		struct cm_req *q = sess_req(s, chan ? OP_MSG : OP_MSG_NICK, target, 1, &text);
+		if (q == NULL)
+			continue;
+		q->tag = notice;
+		if (chan)
+			to_channel(s, q);
+		else
+			sess_send(s, chat_registry_for(s->srv, target), q);
+	}
+}
+
+static void cmd_who(struct sess *s, struct irc_msg *m)
+{
+	const char *mask = m->nparams > 0 && m->params[0][0] != '\0' ? m->params[0] : "*";
+	if (irc_is_channel(mask) && irc_valid_channel(mask, IRC_CHANLEN))
+		to_channel(s, sess_req(s, OP_WHO, mask, 0, NULL));
+	else if (irc_valid_nick(mask, IRC_NICKLEN))
+		sess_send(s, chat_registry_for(s->srv, mask),
+		          sess_req(s, OP_WHO_NICK, mask, 0, NULL));
+	else /* masks over the whole network are not searched */
+		sess_numeric(s, "315", "%s :End of /WHO list", mask);
+}
+
+static void cmd_whois(struct sess *s, struct irc_msg *m)
+{
+	if (m->nparams < 1 || m->params[0][0] == '\0') {
+		sess_numeric(s, "431", ":No nickname given");
+		return;
+	}
+	char buf[128];
+	snprintf(buf, sizeof(buf), "%s", m->params[m->nparams > 1 ? 1 : 0]); /* [server] nick */
+	char *cur = buf;
+	const char *nick = irc_list_next(&cur);
+	if (nick == NULL || !irc_valid_nick(nick, IRC_NICKLEN)) {
+		sess_numeric(s, "401", "%s :No such nick/channel", nick ? nick : buf);
+		sess_numeric(s, "318", "%s :End of /WHOIS list", nick ? nick : buf);
+		return;
+	}
+	sess_send(s, chat_registry_for(s->srv, nick), sess_req(s, OP_WHOIS, nick, 0, NULL));
+}
+
+static void cmd_whowas(struct sess *s, struct irc_msg *m)
+{
+	if (m->nparams < 1 || m->params[0][0] == '\0') {
+		sess_numeric(s, "431", ":No nickname given");
+		return;
+	}
+	sess_numeric(s, "406", "%s :There was no such nickname", m->params[0]);
+	sess_numeric(s, "369", "%s :End of WHOWAS", m->params[0]);
+}
+
+static void cmd_oper(struct sess *s, struct irc_msg *m)
+{
+	if (m->nparams < 2) {
+		sess_numeric(s, "461", "OPER :Not enough parameters");
+		return;
+	}
+	sess_numeric(s, "491", ":No O-lines for your host");
+}
+
+static void cmd_privileged(struct sess *s, struct irc_msg *m)
+{
+	(void)m;
+	sess_numeric(s, "481", ":Permission Denied- You're not an IRC operator");
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Dispatch
+ */
+
+struct command {
+	const char *name;
+	void (*fn)(struct sess *s, struct irc_msg *m);
+	bool before_registration; /* allowed before the welcome */
+};
+
+static const struct command commands[] = {
+    {"AWAY", cmd_away, false},         {"CAP", cmd_cap, true},
+    {"DIE", cmd_privileged, false},    {"INVITE", cmd_invite, false},
+    {"ISON", cmd_ison, false},         {"JOIN", cmd_join, false},
+    {"KICK", cmd_kick, false},         {"KILL", cmd_privileged, false},
+    {"LIST", cmd_list, false},         {"LUSERS", cmd_lusers, false},
+    {"MODE", cmd_mode, false},         {"MOTD", cmd_motd, false},
+    {"NAMES", cmd_names, false},       {"NICK", cmd_nick, true},
+    {"NOTICE", cmd_msg, false},        {"OPER", cmd_oper, false},
+    {"PART", cmd_part, false},         {"PASS", cmd_pass, true},
+    {"PING", cmd_ping, true},          {"PONG", cmd_pong, true},
+    {"PRIVMSG", cmd_msg, false},       {"QUIT", cmd_quit, true},
+    {"REHASH", cmd_privileged, false}, {"RESTART", cmd_privileged, false},
+    {"TIME", cmd_time, false},         {"TOPIC", cmd_topic, false},
+    {"USER", cmd_user, true},          {"USERHOST", cmd_userhost, false},
+    {"VERSION", cmd_version, false},   {"WALLOPS", cmd_privileged, false},
+    {"WHO", cmd_who, false},           {"WHOIS", cmd_whois, false},
+    {"WHOWAS", cmd_whowas, false},
+};
+
+static int command_cmp(const void *key, const void *elem)
+{
+	return strcmp(key, ((const struct command *)elem)->name);
+}
+
+void sess_command(struct sess *s, struct irc_msg *m)
+{
+	const struct command *c = bsearch(m->cmd, commands, sizeof(commands) / sizeof(commands[0]),
+	                                  sizeof(commands[0]), command_cmp);
+	if (c != NULL && !c->before_registration && !(s->flags & F_REGISTERED)) {
+		sess_numeric(s, "451", ":You have not registered");
+		return;
+	}
+	if (c == NULL) {
+		if (s->flags & F_REGISTERED)
+			sess_numeric(s, "421", "%.32s :Unknown command", m->cmd);
+		else
+			sess_numeric(s, "451", ":You have not registered");
+		return;
+	}
+	c->fn(s, m);
+}

@@ -1,0 +1,235 @@
+/* session_reply.c: what other actors send to a session: the answers to its requests (a nick
+ * claim, a JOIN, LIST, lookups), text to pass on, and requests about its own user: a private
+ * message, WHOIS, WHO or INVITE naming it. The answers go back to the requester's session.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "session.h"
+
+/* The registry's answer to our claim. */
+static void nick_result(struct sess *s, struct cm_nick_result *r)
+{
+	if (s->wait != WAIT_NICK)
+		return;
+	s->wait = WAIT_NONE;
+	if (!r->ok) {
+		sess_numeric(s, "433", "%s :Nickname is already in use", r->nick);
+		return;
+	}
+	bool had = (s->flags & F_NICK) != 0;
+	if (had && irc_casecmp(s->who.nick, r->nick) != 0)
+		sess_send(s, chat_registry_for(s->srv, s->who.nick),
+		          sess_req(s, OP_NICK_RELEASE, s->who.nick, 0, NULL));
+	if (s->flags & F_REGISTERED) {
+		sess_printf(s, ":%s!%s@%s NICK :%s", s->who.nick, s->who.user, s->who.host,
+		            r->nick);
+		sess_to_all_channels(s, OP_NICK, sess_dedup_key(s, ++s->nick_seq), r->nick);
+	}
+	snprintf(s->who.nick, sizeof(s->who.nick), "%.*s", IRC_NICKLEN, r->nick);
+	s->flags |= F_NICK;
+	sess_try_register(s);
+}
+
+static void lookup_reply(struct sess *s, struct cm_records *r)
+{
+	if (s->wait != WAIT_LOOKUP || r->tag != s->lookup_tag)
+		return;
+	char *text = strndup(r->text, r->len);
+	for (char *save = NULL, *rec = text ? strtok_r(text, "\n", &save) : NULL; rec != NULL;
+	     rec = strtok_r(NULL, "\n", &save)) {
+		char nick[IRC_NICKLEN + 1], user[IRC_USERLEN + 1], host[IRC_HOSTLEN + 1], away;
+		if (sscanf(rec, "%30s %12s %63s %c", nick, user, host, &away) != 4)
+			continue;
+		char item[128];
+		int len = s->lookup_tag == LOOKUP_USERHOST
+		              ? snprintf(item, sizeof(item), "%s%s=%c%s@%s", s->acc.len ? " " : "",
+		                         nick, away == 'A' ? '-' : '+', user, host)
+		              : snprintf(item, sizeof(item), "%s%s", s->acc.len ? " " : "", nick);
+		irc_buf_put(&s->acc, item, (size_t)len);
+	}
+	free(text);
+	if (--s->pending > 0)
+		return;
+	s->wait = WAIT_NONE;
+	int n = (int)s->acc.len;
+	switch (s->lookup_tag) {
+	case LOOKUP_ISON:
+		sess_numeric(s, "303", ":%.*s", n, s->acc.data ? s->acc.data : "");
+		break;
+	case LOOKUP_USERHOST:
+		sess_numeric(s, "302", ":%.*s", n, s->acc.data ? s->acc.data : "");
+		break;
+	case LOOKUP_MODE:
+		if (n > 0)
+			sess_numeric(s, "502", ":Can't change mode for other users");
+		else
+			sess_numeric(s, "401", "%s :No such nick/channel", s->lookup_arg);
+		break;
+	}
+	irc_buf_free(&s->acc);
+	free(s->lookup_arg);
+	s->lookup_arg = NULL;
+}
+
+static void joined(struct sess *s, struct cm_joined *j)
+{
+	if (s->wait != WAIT_JOIN || irc_casecmp(j->chan, s->joining) != 0)
+		return;
+	if (j->ok)
+		sess_add_chan(s, j->chan, j->hdr.sender, j->secret);
+	sess_write(s, j->text, j->len);
+	if (!(s->flags & F_CLOSING))
+		sess_join_next(s);
+}
+
+/* Whether LIST's filter (a comma list of names, or none) takes this channel. */
+static bool list_wants(const char *filter, const char *name)
+{
+	if (filter == NULL)
+		return true;
+	char buf[512];
+	snprintf(buf, sizeof(buf), "%s", filter);
+	char *cur = buf, *item;
+	while ((item = irc_list_next(&cur)) != NULL)
+		if (irc_casecmp(item, name) == 0)
+			return true;
+	return false;
+}
+
+static void list_reply(struct sess *s, struct cm_records *r)
+{
+	if (s->wait != WAIT_LIST)
+		return;
+	char *text = strndup(r->text, r->len);
+	for (char *save = NULL, *rec = text ? strtok_r(text, "\n", &save) : NULL; rec != NULL;
+	     rec = strtok_r(NULL, "\n", &save)) {
+		char flag, name[IRC_CHANLEN + 1];
+		unsigned users;
+		int off = 0;
+		if (sscanf(rec, "%c %u %50s %n", &flag, &users, name, &off) < 3)
+			continue;
+		if ((flag == 'S' && sess_find_chan(s, name) == NULL) ||
+		    !list_wants(s->lookup_arg, name))
+			continue;
+		sess_numeric(s, "322", "%s %u :%s", name, users, off > 0 ? rec + off : "");
+	}
+	free(text);
+	if (--s->pending > 0)
+		return;
+	s->wait = WAIT_NONE;
+	free(s->lookup_arg);
+	s->lookup_arg = NULL;
+	sess_numeric(s, "323", ":End of /LIST");
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * What other actors ask of this session: its user is the target of a message, WHOIS, WHO or
+ * INVITE. The answers go back to the requester's session as text.
+ */
+
+static void reply_to(struct sess *s, actor_ref_t to, struct irc_buf *b)
+{
+	chat_send_text(s->e, to, b->data, b->len);
+	irc_buf_free(b);
+}
+
+static void whois_me(struct sess *s, const struct cm_req *q)
+{
+	struct irc_buf b;
+	irc_buf_init(&b);
+	const char *srv = s->srv->name, *rq = q->who.nick, *me = s->who.nick;
+	irc_buf_linef(&b, ":%s 311 %s %s %s %s * :%s", srv, rq, me, s->who.user, s->who.host,
+	              s->who.real);
+	char chans[400];
+	size_t n = 0;
+	bool self = actor_ref_eq(q->from, s->self);
+	for (unsigned i = 0; i < s->nchans && n + IRC_CHANLEN + 2 < sizeof(chans); i++)
+		if (!s->chans[i].secret || self)
+			n += (size_t)snprintf(chans + n, sizeof(chans) - n, "%s%s", n ? " " : "",
+			                      s->chans[i].name);
+	if (n > 0)
+		irc_buf_linef(&b, ":%s 319 %s %s :%s", srv, rq, me, chans);
+	irc_buf_linef(&b, ":%s 312 %s %s %s :libactor chat server", srv, rq, me, srv);
+	if (s->away != NULL)
+		irc_buf_linef(&b, ":%s 301 %s %s :%s", srv, rq, me, s->away);
+	uint64_t idle = (s->e->ops->now_ns(s->e) - s->idle_ns) / 1000000000ull;
+	irc_buf_linef(&b, ":%s 317 %s %s %llu %lld :seconds idle, signon time", srv, rq, me,
+	              (unsigned long long)idle, (long long)s->signon);
+	irc_buf_linef(&b, ":%s 318 %s %s :End of /WHOIS list", srv, rq, me);
+	reply_to(s, q->from, &b);
+}
+
+static void request_for_me(struct sess *s, struct cm_req *q)
+{
+	struct irc_buf b;
+	irc_buf_init(&b);
+	const char *srv = s->srv->name, *me = s->who.nick;
+	switch (q->op) {
+	case OP_MSG_NICK:
+		sess_printf(s, ":%s!%s@%s %s %s :%s", q->who.nick, q->who.user, q->who.host,
+		            q->tag ? "NOTICE" : "PRIVMSG", me, cm_req_arg(q, 0));
+		if (!q->tag && s->away != NULL) {
+			irc_buf_linef(&b, ":%s 301 %s %s :%s", srv, q->who.nick, me, s->away);
+			reply_to(s, q->from, &b);
+		}
+		break;
+	case OP_WHOIS:
+		whois_me(s, q);
+		break;
+	case OP_WHO_NICK:
+		irc_buf_linef(&b, ":%s 352 %s * %s %s %s %s %c :0 %s", srv, q->who.nick,
+		              s->who.user, s->who.host, srv, me, s->away ? 'G' : 'H', s->who.real);
+		irc_buf_linef(&b, ":%s 315 %s %s :End of /WHO list", srv, q->who.nick, q->target);
+		reply_to(s, q->from, &b);
+		break;
+	case OP_INVITE_DELIVER:
+		sess_printf(s, ":%s!%s@%s INVITE %s :%s", q->who.nick, q->who.user, q->who.host, me,
+		            cm_req_arg(q, 0));
+		irc_buf_linef(&b, ":%s 341 %s %s %s", srv, q->who.nick, me, cm_req_arg(q, 0));
+		if (s->away != NULL)
+			irc_buf_linef(&b, ":%s 301 %s %s :%s", srv, q->who.nick, me, s->away);
+		reply_to(s, q->from, &b);
+		break;
+	}
+	irc_buf_free(&b);
+}
+
+void sess_reply(struct sess *s, actor_msg_t *m)
+{
+	switch (m->type) {
+	case CM_TEXT:
+		sess_write(s, actor_msg_data(m), m->size);
+		break;
+	case CM_REQ:
+		request_for_me(s, (struct cm_req *)m);
+		break;
+	case CM_NICK_RESULT:
+		nick_result(s, (struct cm_nick_result *)m);
+		break;
+	case CM_JOINED:
+		joined(s, (struct cm_joined *)m);
+		break;
+	case CM_PARTED: {
+		struct sess_chan *c = sess_find_chan(s, ((struct cm_chan_note *)m)->chan);
+		if (c != NULL)
+			sess_drop_chan(s, c);
+		break;
+	}
+	case CM_CHAN_SECRET: {
+		struct sess_chan *c = sess_find_chan(s, ((struct cm_chan_note *)m)->chan);
+		if (c != NULL)
+			c->secret = ((struct cm_chan_note *)m)->secret;
+		break;
+	}
+	case CM_LIST_REPLY:
+		list_reply(s, (struct cm_records *)m);
+		break;
+	case CM_LOOKUP_REPLY:
+		lookup_reply(s, (struct cm_records *)m);
+		break;
+	default:
+		break;
+	}
+}

@@ -1,0 +1,237 @@
+/* srv.c: what every part of the chat server shares: message helpers, shared lines, the
+ * server's defaults, its MOTD and its ISUPPORT tokens. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chat.h"
+
+/* ---------------------------------------------------------------------------------------------
+ * Messages
+ */
+
+void *chat_msg_new(struct chat_env *e, size_t size, uint32_t type)
+{
+	return e->ops->alloc(e, size, type);
+}
+
+int chat_send(struct chat_env *e, actor_ref_t to, void *msg)
+{
+	if (msg == NULL)
+		return -ENOMEM;
+	int rc = e->ops->send(e, to, msg);
+	if (rc < 0) {
+		chat_msg_release(msg);
+		e->ops->free(e, msg);
+	}
+	return rc;
+}
+
+int chat_send_text(struct chat_env *e, actor_ref_t to, const char *data, size_t len)
+{
+	if (len == 0)
+		return 0;
+	actor_msg_t *m = chat_msg_new(e, sizeof(*m) + len, CM_TEXT);
+	if (m == NULL)
+		return -ENOMEM;
+	memcpy(actor_msg_data(m), data, len);
+	return chat_send(e, to, m);
+}
+
+struct cm_req *chat_req_new(struct chat_env *e, uint16_t op, const struct irc_who *who,
+                            const char *target, unsigned nargs, const char *const *args)
+{
+	size_t argslen = 0;
+	if (nargs > 255)
+		nargs = 255;
+	for (unsigned i = 0; i < nargs; i++)
+		argslen += strlen(args[i]) + 1;
+	struct cm_req *r = chat_msg_new(e, sizeof(*r) + argslen, CM_REQ);
+	if (r == NULL)
+		return NULL;
+	r->op = op;
+	r->via = 0;
+	r->nargs = (uint8_t)nargs;
+	r->worker = e->worker;
+	r->from = e->self;
+	r->dedup = 0;
+	r->tag = 0;
+	if (who != NULL)
+		r->who = *who;
+	else
+		memset(&r->who, 0, sizeof(r->who));
+	snprintf(r->target, sizeof(r->target), "%s", target != NULL ? target : "");
+	char *p = r->args;
+	for (unsigned i = 0; i < nargs; i++) {
+		size_t n = strlen(args[i]) + 1;
+		memcpy(p, args[i], n);
+		p += n;
+	}
+	return r;
+}
+
+const char *cm_req_arg(const struct cm_req *r, unsigned i)
+{
+	if (i >= r->nargs)
+		return "";
+	const char *p = r->args;
+	while (i-- > 0)
+		p += strlen(p) + 1;
+	return p;
+}
+
+struct chat_line *chat_line_new(const char *data, size_t len, unsigned refs)
+{
+	struct chat_line *l = malloc(sizeof(*l) + len);
+	if (l == NULL)
+		return NULL;
+	atomic_init(&l->refs, refs);
+	l->len = (uint32_t)len;
+	memcpy(l->data, data, len);
+	return l;
+}
+
+void chat_line_ref(struct chat_line *l, unsigned n)
+{
+	/* relaxed: taking references needs no ordering, only the last release does. */
+	atomic_fetch_add_explicit(&l->refs, n, memory_order_relaxed);
+}
+
+void chat_line_unref(struct chat_line *l)
+{
+	/* acq_rel: the release orders our reads of the line before the free; the acquire in the
+	 * thread that drops the last reference pairs with every other thread's release. */
+	if (atomic_fetch_sub_explicit(&l->refs, 1, memory_order_acq_rel) == 1)
+		free(l);
+}
+
+void chat_msg_release(actor_msg_t *m)
+{
+	switch (m->type) {
+	case CM_LINE:
+		chat_line_unref(((struct cm_line *)m)->line);
+		break;
+	case CM_FANOUT:
+		chat_line_unref(((struct cm_fanout *)m)->line);
+		break;
+	default:
+		break;
+	}
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The server
+ */
+
+void chat_srv_init(struct chat_srv *srv, unsigned workers)
+{
+	memset(srv, 0, sizeof(*srv));
+	snprintf(srv->name, sizeof(srv->name), "irc.libactor.local");
+	snprintf(srv->network, sizeof(srv->network), "libactor");
+	snprintf(srv->version, sizeof(srv->version), "libactor-chat"); /* server.c adds more */
+	srv->started = time(NULL);
+	struct tm tm;
+	gmtime_r(&srv->started, &tm);
+	strftime(srv->created, sizeof(srv->created), "%a %b %d %Y at %H:%M:%S UTC", &tm);
+	srv->max_line = IRC_LINE_DEFAULT;
+	srv->sendq = CHAT_SENDQ_DEFAULT;
+	srv->max_clients = 1000;
+	srv->flood_burst = CHAT_FLOOD_BURST_DEFAULT;
+	srv->flood_rate = CHAT_FLOOD_RATE_DEFAULT;
+	srv->ping_interval_ns = CHAT_PING_INTERVAL_DEFAULT * 1000000000ull;
+	srv->ping_timeout_ns = CHAT_PING_TIMEOUT_DEFAULT * 1000000000ull;
+	srv->workers = workers;
+	srv->registry = calloc(workers, sizeof(*srv->registry));
+	srv->fanout = calloc(workers, sizeof(*srv->fanout));
+	atomic_init(&srv->conns, 0);
+	atomic_init(&srv->users, 0);
+	atomic_init(&srv->invisible, 0);
+	atomic_init(&srv->channels, 0);
+	atomic_init(&srv->max_users, 0);
+}
+
+static void free_motd(struct chat_srv *srv)
+{
+	for (size_t i = 0; i < srv->motd_lines; i++)
+		free(srv->motd[i]);
+	free(srv->motd);
+	srv->motd = NULL;
+	srv->motd_lines = 0;
+}
+
+int chat_srv_load_motd(struct chat_srv *srv, const char *path)
+{
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return -errno;
+	free_motd(srv);
+	char line[400];
+	int rc = 0;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		size_t n = strcspn(line, "\r\n");
+		if (line[n] == '\0' && !feof(f)) { /* longer than a line may be: skip the rest */
+			int c;
+			while ((c = fgetc(f)) != EOF && c != '\n')
+				;
+		}
+		line[n] = '\0';
+		char **m = realloc(srv->motd, (srv->motd_lines + 1) * sizeof(*m));
+		char *copy = strdup(line);
+		if (m == NULL || copy == NULL) {
+			free(copy);
+			if (m != NULL)
+				srv->motd = m;
+			rc = -ENOMEM;
+			break;
+		}
+		srv->motd = m;
+		srv->motd[srv->motd_lines++] = copy;
+	}
+	fclose(f);
+	if (rc == 0 && srv->motd == NULL) /* an empty file still means "there is a MOTD" */
+		rc = -ENODATA;
+	return rc;
+}
+
+void chat_srv_fini(struct chat_srv *srv)
+{
+	free_motd(srv);
+	free(srv->registry);
+	free(srv->fanout);
+	srv->registry = srv->fanout = NULL;
+}
+
+unsigned chat_isupport(const struct chat_srv *srv, char lines[][400], unsigned max)
+{
+	char tokens[20][64];
+	unsigned n = 0;
+#define TOK(...) snprintf(tokens[n++], sizeof(tokens[0]), __VA_ARGS__)
+	TOK("AWAYLEN=%d", IRC_AWAYLEN);
+	TOK("CASEMAPPING=rfc1459");
+	TOK("CHANLIMIT=#:%d", IRC_CHANLIMIT);
+	TOK("CHANMODES=b,k,l,imnst");
+	TOK("CHANNELLEN=%d", IRC_CHANLEN);
+	TOK("CHANTYPES=#");
+	TOK("KICKLEN=%d", IRC_KICKLEN);
+	TOK("MAXLIST=b:%d", IRC_MAXBANS);
+	TOK("MAXTARGETS=%d", IRC_MAXTARGETS);
+	TOK("MODES=%d", IRC_MAXMODES);
+	TOK("NETWORK=%s", srv->network);
+	TOK("NICKLEN=%d", IRC_NICKLEN);
+	TOK("PREFIX=(ov)@+");
+	TOK("TARGMAX=JOIN:,KICK:4,NAMES:,NOTICE:%d,PART:,PRIVMSG:%d,WHOIS:1", IRC_MAXTARGETS,
+	    IRC_MAXTARGETS);
+	TOK("TOPICLEN=%d", IRC_TOPICLEN);
+	TOK("USERLEN=%d", IRC_USERLEN);
+#undef TOK
+	unsigned nl = 0;
+	for (unsigned i = 0; i < n && nl < max; nl++) { /* at most 13 tokens per line */
+		lines[nl][0] = '\0';
+		size_t len = 0;
+		for (unsigned k = 0; k < 13 && i < n; k++, i++)
+			len += (size_t)snprintf(lines[nl] + len, 400 - len, "%s%s", k ? " " : "",
+			                        tokens[i]);
+	}
+	return nl;
+}

@@ -1,0 +1,589 @@
+/* bus.c: a synchronous, single-threaded struct chat_env for tests and fuzzing (see bus.h). */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bus.h"
+
+enum kind { K_SESS, K_CHAN, K_REG, K_FAN };
+
+struct entity {
+	enum kind kind;
+	void *state;
+	unsigned worker;
+	bool alive;
+	bool exiting; /* asked to stop after the current message */
+	struct bus_client *client;
+};
+
+struct bus_client {
+	struct bus *bus;
+	actor_ref_t ref;
+	struct irc_buf in; /* what the client received, not yet read */
+	char *read_copy;   /* the last bus_read */
+	char line_copy[1024];
+	size_t queued; /* bytes the client has not read, against the cap */
+	size_t high;   /* the send queue cap */
+	bool reading;  /* false: output stays queued */
+	bool closed;
+	bool paused;
+	bool hung_up;
+};
+
+struct qmsg {
+	actor_ref_t to;
+	actor_msg_t *m;
+};
+
+struct timer {
+	uint64_t at;
+	actor_ref_t to;
+	uint64_t tag;
+	uint64_t seq;
+};
+
+struct bus {
+	struct chat_srv srv;
+	struct entity *ents;
+	size_t nents, capents;
+	struct qmsg *q;
+	size_t qhead, qlen, qcap;
+	struct timer *timers;
+	size_t ntimers, captimers;
+	uint64_t timer_seq;
+	uint64_t now;
+	actor_ref_t current;
+	actor_msg_t *current_msg;
+	bool forwarded;
+	unsigned dead_letters;
+	unsigned shutdown_done;
+	struct bus_client **clients;
+	size_t nclients;
+};
+
+/* Refs are entity indexes + 1, so that 0 stays "no actor". */
+static struct entity *ent(struct bus *b, actor_ref_t r)
+{
+	if (r.id == 0 || r.id > b->nents)
+		return NULL;
+	return &b->ents[r.id - 1];
+}
+
+static actor_ref_t add_entity(struct bus *b, enum kind k, void *state, unsigned worker)
+{
+	if (b->nents == b->capents) {
+		b->capents = b->capents ? b->capents * 2 : 64;
+		b->ents = realloc(b->ents, b->capents * sizeof(*b->ents));
+	}
+	b->ents[b->nents++] =
+	    (struct entity){.kind = k, .state = state, .worker = worker, .alive = true};
+	return (actor_ref_t){.id = b->nents};
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The environment
+ */
+
+static struct bus *bus_of(struct chat_env *e)
+{
+	return e->impl;
+}
+
+static struct bus_client *client_of(struct chat_env *e)
+{
+	struct entity *x = ent(bus_of(e), e->self);
+	return x != NULL ? x->client : NULL;
+}
+
+static actor_msg_t *op_alloc(struct chat_env *e, size_t size, uint32_t type)
+{
+	(void)e;
+	if (size < sizeof(actor_msg_t))
+		return NULL;
+	actor_msg_t *m = calloc(1, size);
+	if (m == NULL)
+		return NULL;
+	m->type = type;
+	m->size = (uint32_t)(size - sizeof(actor_msg_t));
+	return m;
+}
+
+static void op_free(struct chat_env *e, actor_msg_t *m)
+{
+	(void)e;
+	free(m);
+}
+
+static int op_send(struct chat_env *e, actor_ref_t to, actor_msg_t *m)
+{
+	struct bus *b = bus_of(e);
+	struct entity *x = ent(b, to);
+	if (x == NULL || !x->alive)
+		return -ESRCH;
+	if (m == b->current_msg)
+		b->forwarded = true;
+	m->sender = e->self;
+	if (b->qlen == b->qcap) {
+		size_t cap = b->qcap ? b->qcap * 2 : 256;
+		struct qmsg *q = malloc(cap * sizeof(*q));
+		for (size_t i = 0; i < b->qlen; i++)
+			q[i] = b->q[(b->qhead + i) % b->qcap];
+		free(b->q);
+		b->q = q;
+		b->qcap = cap;
+		b->qhead = 0;
+	}
+	b->q[(b->qhead + b->qlen++) % b->qcap] = (struct qmsg){.to = to, .m = m};
+	return 0;
+}
+
+static int op_spawn_channel(struct chat_env *e, struct chan *c, uint64_t key, actor_ref_t *out)
+{
+	struct bus *b = bus_of(e);
+	*out = add_entity(b, K_CHAN, c, (unsigned)(key % b->srv.workers));
+	return 0;
+}
+
+static void op_exit(struct chat_env *e)
+{
+	struct entity *x = ent(bus_of(e), e->self);
+	if (x != NULL)
+		x->exiting = true;
+}
+
+static uint64_t op_now(struct chat_env *e)
+{
+	return bus_of(e)->now;
+}
+
+static int op_timer(struct chat_env *e, uint64_t delay_ns, uint64_t tag)
+{
+	struct bus *b = bus_of(e);
+	if (b->ntimers == b->captimers) {
+		b->captimers = b->captimers ? b->captimers * 2 : 64;
+		b->timers = realloc(b->timers, b->captimers * sizeof(*b->timers));
+	}
+	b->timers[b->ntimers++] = (struct timer){
+	    .at = b->now + delay_ns, .to = e->self, .tag = tag, .seq = b->timer_seq++};
+	return 0;
+}
+
+static int op_write(struct chat_env *e, const void *data, size_t len)
+{
+	struct bus_client *c = client_of(e);
+	if (c == NULL || c->closed)
+		return -EPIPE;
+	if (c->queued > c->high)
+		return -ENOBUFS;
+	irc_buf_put(&c->in, data, len);
+	if (!c->reading)
+		c->queued += len;
+	return 0;
+}
+
+static int op_set_sendq(struct chat_env *e, size_t high, size_t low)
+{
+	(void)low;
+	struct bus_client *c = client_of(e);
+	if (c != NULL)
+		c->high = high;
+	return 0;
+}
+
+static int op_pause(struct chat_env *e, bool pause)
+{
+	struct bus_client *c = client_of(e);
+	if (c != NULL)
+		c->paused = pause;
+	return 0;
+}
+
+static void op_close(struct chat_env *e, enum chat_close how)
+{
+	(void)how;
+	struct bus_client *c = client_of(e);
+	if (c != NULL)
+		c->closed = true;
+}
+
+static void op_shutdown_done(struct chat_env *e)
+{
+	bus_of(e)->shutdown_done++;
+}
+
+static const struct chat_env_ops bus_ops = {
+    .alloc = op_alloc,
+    .free = op_free,
+    .send = op_send,
+    .spawn_channel = op_spawn_channel,
+    .exit = op_exit,
+    .now_ns = op_now,
+    .timer = op_timer,
+    .write = op_write,
+    .set_sendq = op_set_sendq,
+    .pause = op_pause,
+    .close = op_close,
+    .shutdown_done = op_shutdown_done,
+};
+
+static struct chat_env env_for(struct bus *b, actor_ref_t self)
+{
+	struct entity *x = ent(b, self);
+	return (struct chat_env){
+	    .ops = &bus_ops, .self = self, .worker = x ? x->worker : 0, .impl = b};
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Delivery
+ */
+
+static void destroy(struct entity *x)
+{
+	switch (x->kind) {
+	case K_SESS:
+		sess_free(x->state);
+		break;
+	case K_CHAN:
+		chan_free(x->state);
+		break;
+	case K_REG:
+		registry_free(x->state);
+		break;
+	case K_FAN:
+		fanout_free(x->state);
+		break;
+	}
+	x->state = NULL;
+	x->alive = false;
+}
+
+/* Calls `fn` as the entity's behaviour would run, then stops it if it asked to. */
+static void finish_call(struct bus *b, actor_ref_t self)
+{
+	struct entity *x = ent(b, self);
+	b->current = ACTOR_REF_NONE;
+	if (x->exiting && x->alive)
+		destroy(x);
+}
+
+static void deliver(struct bus *b, actor_ref_t to, actor_msg_t *m)
+{
+	struct entity *x = ent(b, to);
+	if (x == NULL || !x->alive) {
+		b->dead_letters++;
+		chat_msg_release(m);
+		free(m);
+		return;
+	}
+	struct chat_env e = env_for(b, to);
+	b->current = to;
+	b->current_msg = m;
+	b->forwarded = false;
+	switch (x->kind) {
+	case K_SESS:
+		sess_handle(x->state, &e, m);
+		break;
+	case K_CHAN:
+		chan_handle(x->state, &e, m);
+		break;
+	case K_REG:
+		registry_handle(x->state, &e, m);
+		break;
+	case K_FAN:
+		fanout_handle(x->state, &e, m);
+		break;
+	}
+	b->current_msg = NULL;
+	if (!b->forwarded)
+		free(m);
+	finish_call(b, to);
+}
+
+void bus_run(struct bus *b)
+{
+	while (b->qlen > 0) {
+		struct qmsg q = b->q[b->qhead];
+		b->qhead = (b->qhead + 1) % b->qcap;
+		b->qlen--;
+		deliver(b, q.to, q.m);
+	}
+}
+
+void bus_advance_ms(struct bus *b, uint64_t ms)
+{
+	uint64_t end = b->now + ms * 1000000ull;
+	for (;;) {
+		size_t best = SIZE_MAX;
+		for (size_t i = 0; i < b->ntimers; i++)
+			if (b->timers[i].at <= end &&
+			    (best == SIZE_MAX || b->timers[i].at < b->timers[best].at ||
+			     (b->timers[i].at == b->timers[best].at &&
+			      b->timers[i].seq < b->timers[best].seq)))
+				best = i;
+		if (best == SIZE_MAX)
+			break;
+		struct timer t = b->timers[best];
+		b->timers[best] = b->timers[--b->ntimers];
+		if (t.at > b->now)
+			b->now = t.at;
+		struct entity *x = ent(b, t.to);
+		if (x == NULL || !x->alive || x->kind != K_SESS)
+			continue;
+		struct chat_env e = env_for(b, t.to);
+		b->current = t.to;
+		sess_timer(x->state, &e, t.tag);
+		finish_call(b, t.to);
+		bus_run(b);
+	}
+	b->now = end;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The server and its clients
+ */
+
+struct bus *bus_new(unsigned workers)
+{
+	struct bus *b = calloc(1, sizeof(*b));
+	chat_srv_init(&b->srv, workers);
+	snprintf(b->srv.name, sizeof(b->srv.name), "irc.test");
+	snprintf(b->srv.created, sizeof(b->srv.created), "today");
+	b->srv.flood_rate = 0; /* tests that want flood control turn it on */
+	b->now = 1000000000ull;
+	for (unsigned w = 0; w < workers; w++) {
+		b->srv.registry[w] = add_entity(b, K_REG, registry_new(&b->srv, w), w);
+		b->srv.fanout[w] = add_entity(b, K_FAN, fanout_new(&b->srv, w), w);
+	}
+	return b;
+}
+
+struct chat_srv *bus_srv(struct bus *b)
+{
+	return &b->srv;
+}
+
+unsigned bus_free(struct bus *b)
+{
+	bus_run(b);
+	for (size_t i = 0; i < b->nents; i++)
+		if (b->ents[i].alive)
+			destroy(&b->ents[i]);
+	for (size_t i = 0; i < b->nclients; i++) {
+		irc_buf_free(&b->clients[i]->in);
+		free(b->clients[i]->read_copy);
+		free(b->clients[i]);
+	}
+	unsigned dead = b->dead_letters;
+	free(b->clients);
+	free(b->ents);
+	free(b->q);
+	free(b->timers);
+	chat_srv_fini(&b->srv);
+	free(b);
+	return dead;
+}
+
+struct bus_client *bus_connect(struct bus *b, unsigned worker, const char *host, bool full)
+{
+	struct bus_client *c = calloc(1, sizeof(*c));
+	c->bus = b;
+	c->reading = true;
+	c->high = ACTOR_TCP_HIGH_WATER;
+	b->clients = realloc(b->clients, (b->nclients + 1) * sizeof(*b->clients));
+	b->clients[b->nclients++] = c;
+	struct sess *s = sess_new(&b->srv, host);
+	c->ref = add_entity(b, K_SESS, s, worker % b->srv.workers);
+	ent(b, c->ref)->client = c;
+	atomic_fetch_add_explicit(&b->srv.conns, 1, memory_order_relaxed);
+	struct chat_env e = env_for(b, c->ref);
+	b->current = c->ref;
+	sess_start(s, &e, full);
+	finish_call(b, c->ref);
+	bus_run(b);
+	return c;
+}
+
+void bus_send(struct bus_client *c, const char *data, size_t len)
+{
+	struct bus *b = c->bus;
+	struct entity *x = ent(b, c->ref);
+	if (!x->alive || c->hung_up)
+		return;
+	struct chat_env e = env_for(b, c->ref);
+	b->current = c->ref;
+	sess_input(x->state, &e, data, len);
+	finish_call(b, c->ref);
+	bus_run(b);
+}
+
+void bus_sendf(struct bus_client *c, const char *fmt, ...)
+{
+	char buf[8192];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	bus_send(c, buf, n < 0 ? 0 : (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
+}
+
+struct bus_client *bus_client_new(struct bus *b, unsigned worker, const char *nick)
+{
+	struct bus_client *c = bus_connect(b, worker, "127.0.0.1", false);
+	bus_sendf(c, "NICK %s\r\nUSER %s 0 * :Real %s\r\n", nick, nick, nick);
+	bus_read(c);
+	return c;
+}
+
+const char *bus_read(struct bus_client *c)
+{
+	free(c->read_copy);
+	c->read_copy = malloc(c->in.len + 1);
+	memcpy(c->read_copy, c->in.data ? c->in.data : "", c->in.len);
+	c->read_copy[c->in.len] = '\0';
+	irc_buf_reset(&c->in);
+	c->queued = 0;
+	return c->read_copy;
+}
+
+const char *bus_peek(struct bus_client *c)
+{
+	free(c->read_copy);
+	c->read_copy = malloc(c->in.len + 1);
+	memcpy(c->read_copy, c->in.data ? c->in.data : "", c->in.len);
+	c->read_copy[c->in.len] = '\0';
+	return c->read_copy;
+}
+
+/* Calls fn on each line received since the last read; stops when it returns true. */
+static bool each_line(struct bus_client *c,
+                      bool (*fn)(struct bus_client *, const char *, size_t, const void *),
+                      const void *arg)
+{
+	size_t off = 0;
+	while (off < c->in.len) {
+		const char *p = c->in.data + off;
+		const char *nl = memchr(p, '\n', c->in.len - off);
+		size_t len = nl ? (size_t)(nl - p) + 1 : c->in.len - off;
+		if (fn(c, p, len, arg))
+			return true;
+		off += len;
+	}
+	return false;
+}
+
+static bool line_has(const char *p, size_t len, const char *needle)
+{
+	size_t n = strlen(needle);
+	for (size_t i = 0; i + n <= len; i++)
+		if (memcmp(p + i, needle, n) == 0)
+			return true;
+	return false;
+}
+
+static bool copy_if(struct bus_client *c, const char *p, size_t len, const void *needle)
+{
+	if (!line_has(p, len, needle))
+		return false;
+	while (len > 0 && (p[len - 1] == '\n' || p[len - 1] == '\r'))
+		len--;
+	if (len >= sizeof(c->line_copy))
+		len = sizeof(c->line_copy) - 1;
+	memcpy(c->line_copy, p, len);
+	c->line_copy[len] = '\0';
+	return true;
+}
+
+const char *bus_line_with(struct bus_client *c, const char *needle)
+{
+	return each_line(c, copy_if, needle) ? c->line_copy : NULL;
+}
+
+struct count_arg {
+	const char *needle;
+	unsigned *n;
+};
+
+static bool count_if(struct bus_client *c, const char *p, size_t len, const void *arg)
+{
+	(void)c;
+	const struct count_arg *a = arg;
+	if (line_has(p, len, a->needle))
+		(*a->n)++;
+	return false;
+}
+
+unsigned bus_count(struct bus_client *c, const char *needle)
+{
+	unsigned n = 0;
+	struct count_arg a = {needle, &n};
+	each_line(c, count_if, &a);
+	return n;
+}
+
+void bus_stop_reading(struct bus_client *c, bool stop)
+{
+	c->reading = !stop;
+	if (!stop)
+		c->queued = 0;
+}
+
+void bus_hangup(struct bus_client *c, int error)
+{
+	struct bus *b = c->bus;
+	struct entity *x = ent(b, c->ref);
+	c->hung_up = true;
+	if (!x->alive)
+		return;
+	struct chat_env e = env_for(b, c->ref);
+	b->current = c->ref;
+	sess_closed(x->state, &e, error);
+	finish_call(b, c->ref);
+	bus_run(b);
+}
+
+bool bus_closed(struct bus_client *c)
+{
+	return c->closed;
+}
+
+bool bus_exited(struct bus_client *c)
+{
+	return !ent(c->bus, c->ref)->alive;
+}
+
+bool bus_paused(struct bus_client *c)
+{
+	return c->paused;
+}
+
+bool bus_shutdown(struct bus *b)
+{
+	for (unsigned w = 0; w < b->srv.workers; w++) {
+		actor_msg_t *m = op_alloc(NULL, sizeof(*m), CM_SHUTDOWN);
+		struct chat_env e = env_for(b, ACTOR_REF_NONE);
+		op_send(&e, b->srv.fanout[w], m);
+	}
+	bus_run(b);
+	return b->shutdown_done == b->srv.workers;
+}
+
+static unsigned count_kind(struct bus *b, enum kind k)
+{
+	unsigned n = 0;
+	for (size_t i = 0; i < b->nents; i++)
+		if (b->ents[i].alive && b->ents[i].kind == k)
+			n++;
+	return n;
+}
+
+unsigned bus_channels(struct bus *b)
+{
+	return count_kind(b, K_CHAN);
+}
+
+unsigned bus_sessions(struct bus *b)
+{
+	return count_kind(b, K_SESS);
+}

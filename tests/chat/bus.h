@@ -1,0 +1,64 @@
+/* bus.h: the chat server's parts wired together without threads or sockets, for unit tests
+ * and the fuzz target. Messages go through one FIFO queue and are handled one at a time, to
+ * completion, in the order sent; time moves only when a test says so. It implements the same
+ * struct chat_env as the server, so what passes here is the server's own protocol logic.
+ */
+#ifndef CHAT_BUS_H
+#define CHAT_BUS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chat.h"
+
+struct bus;
+struct bus_client;
+
+/* A server with `workers` registry/fan-out pairs; its config is adjustable before clients
+ * connect. */
+struct bus *bus_new(unsigned workers);
+struct chat_srv *bus_srv(struct bus *b);
+/* Frees everything; returns the number of messages that were dead-lettered. */
+unsigned bus_free(struct bus *b);
+
+/* Connects a client whose session lives on `worker`. `full`: refused as over the cap. */
+struct bus_client *bus_connect(struct bus *b, unsigned worker, const char *host, bool full);
+/* Sends bytes from the client, then delivers every message that follows. */
+void bus_send(struct bus_client *c, const char *data, size_t len);
+void bus_sendf(struct bus_client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Registers with NICK and USER and drops the welcome burst. */
+struct bus_client *bus_client_new(struct bus *b, unsigned worker, const char *nick);
+
+/* What the client received since the last call, NUL-terminated; valid until the next call. */
+const char *bus_read(struct bus_client *c);
+/* What was received since the last bus_read, without consuming it (for failure messages). */
+const char *bus_peek(struct bus_client *c);
+/* The first received line containing `needle` since the last bus_read, or NULL. The line is
+ * copied to a buffer valid until the next call. */
+const char *bus_line_with(struct bus_client *c, const char *needle);
+/* Number of received lines, since the last bus_read, containing `needle`. */
+unsigned bus_count(struct bus_client *c, const char *needle);
+
+/* The client stops reading: output accumulates against the send queue cap. */
+void bus_stop_reading(struct bus_client *c, bool stop);
+/* The client hangs up (EOF) or resets. */
+void bus_hangup(struct bus_client *c, int error);
+/* Did the server close the connection (and how: enum chat_close), did the actor stop? */
+bool bus_closed(struct bus_client *c);
+bool bus_exited(struct bus_client *c);
+bool bus_paused(struct bus_client *c);
+
+/* Advances the clock, firing due timers. */
+void bus_advance_ms(struct bus *b, uint64_t ms);
+/* Delivers queued messages. */
+void bus_run(struct bus *b);
+/* Sends CM_SHUTDOWN to every fan-out, as the server does on SIGTERM; true when all reported
+ * that their sessions are gone. */
+bool bus_shutdown(struct bus *b);
+
+/* Counters for tests: live channel actors, live sessions. */
+unsigned bus_channels(struct bus *b);
+unsigned bus_sessions(struct bus *b);
+
+#endif /* CHAT_BUS_H */

@@ -1,0 +1,660 @@
+/* test_chat_net.c: the chat server over real loopback sockets. Each test starts the built
+ * server (examples/chat/chat-server, or $CHAT_SERVER) on a free port as a child process, talks
+ * IRC to it, and where it matters watches its descriptors (/proc/<pid>/fd) and memory.
+ *
+ * Stress sizes are parameters: CHAT_BROADCAST_CLIENTS (50), CHAT_BROADCAST_MSGS (200),
+ * CHAT_RESET_CLIENTS (500).
+ */
+#include "../common.h"
+
+#include "client.h"
+
+#define NET_TIMEOUT 60 /* per test, before CK_TIMEOUT_MULTIPLIER */
+
+/* Runs the server with arguments and collects its exit status and output (stdout+stderr). */
+static int run_capture(const char *const *args, char *out, size_t cap)
+{
+	int p[2];
+	ck_assert_int_eq(pipe(p), 0);
+	const char *argv[20] = {server_path()};
+	int n = 1;
+	for (int i = 0; args[i] != NULL && n < 19; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		dup2(p[1], 1);
+		dup2(p[1], 2);
+		close(p[0]);
+		close(p[1]);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(p[1]);
+	size_t len = 0;
+	double end = now_sec() + 10 * test_scale();
+	for (;;) {
+		struct pollfd pf = {.fd = p[0], .events = POLLIN};
+		if (now_sec() > end || poll(&pf, 1, 100) < 0)
+			break;
+		if (!(pf.revents & (POLLIN | POLLHUP)))
+			continue;
+		ssize_t r = read(p[0], out + len, cap - 1 - len);
+		if (r <= 0)
+			break;
+		len += (size_t)r;
+	}
+	out[len] = '\0';
+	close(p[0]);
+	int status;
+	if (waitpid(pid, &status, WNOHANG) != pid) {
+		sleep_ms(200);
+		if (waitpid(pid, &status, WNOHANG) != pid) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			return -1;
+		}
+	}
+	return status;
+}
+
+/* A port held by a plain listening socket (*fd, to close): binding it must fail. Not another
+ * server's: per-worker listeners use SO_REUSEPORT, which lets sockets of the same user join
+ * the group, so two servers would share a port. */
+static uint16_t held_port(int *fd)
+{
+	*fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	socklen_t alen = sizeof(a);
+	ck_assert_int_eq(bind(*fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	ck_assert_int_eq(listen(*fd, 8), 0);
+	ck_assert_int_eq(getsockname(*fd, (struct sockaddr *)&a, &alen), 0);
+	return ntohs(a.sin_port);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Conversations
+ */
+
+START_TEST(clients_converse_in_channels_and_in_private)
+{
+	struct server s = server_start("--workers", "2");
+	struct ircc *a = ircc_new(s.port, "alice"), *b = ircc_new(s.port, "bob");
+	struct ircc *c = ircc_new(s.port, "carol"), *d = ircc_new(s.port, "dave");
+	ircc_join(a, "#talk");
+	ircc_join(b, "#talk");
+	ircc_join(c, "#talk");
+	EXPECT(a, ":carol!~carol@127.0.0.1 JOIN #talk");
+
+	ircc_send(a, "PRIVMSG #talk :hello, both of you\r\n");
+	EXPECT(b, ":alice!~alice@127.0.0.1 PRIVMSG #talk :hello, both of you");
+	EXPECT(c, ":alice!~alice@127.0.0.1 PRIVMSG #talk :hello, both of you");
+
+	ircc_send(d, "PRIVMSG bob :psst, bob\r\n");
+	EXPECT(b, ":dave!~dave@127.0.0.1 PRIVMSG bob :psst, bob");
+
+	ircc_send(a, "TOPIC #talk :today: actors\r\n");
+	EXPECT(c, ":alice!~alice@127.0.0.1 TOPIC #talk :today: actors");
+	ircc_send(b, "PART #talk :off to lunch\r\n");
+	EXPECT(a, ":bob!~bob@127.0.0.1 PART #talk :off to lunch");
+	EXPECT(c, ":bob!~bob@127.0.0.1 PART #talk :off to lunch");
+
+	ircc_send(c, "QUIT :good night\r\n");
+	EXPECT(c, "ERROR :Closing Link: 127.0.0.1 (Quit: good night)");
+	EXPECT(a, ":carol!~carol@127.0.0.1 QUIT :Quit: good night");
+	ck_assert(ircc_wait_eof(c, 5));
+
+	ircc_send(d, "WHOIS alice\r\n");
+	EXPECT(d, " 319 dave alice :#talk");
+	EXPECT(d, " 318 dave alice :End of /WHOIS list");
+	ircc_sync(d);
+	ck_assert_ptr_null(ircc_expect(d, "carol", 0.2)); /* dave shared no channel with carol */
+
+	ircc_close(a);
+	ircc_close(b);
+	ircc_close(c);
+	ircc_close(d);
+	server_stop(&s);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------------
+ * Broadcast conservation: every line reaches every other member exactly once, in per-sender
+ * order, while everyone talks at once.
+ */
+
+struct bc_client {
+	struct ircc *c;
+	unsigned sent;
+	unsigned got;
+	unsigned *next; /* per sender: the next sequence number expected */
+};
+
+static void bc_parse(struct bc_client *cl, unsigned self, unsigned n)
+{
+	while (ircc_take_line(cl->c)) {
+		const char *p = strstr(cl->c->line, " PRIVMSG #bc :");
+		if (p == NULL)
+			continue;
+		unsigned from, seq;
+		ck_assert_int_eq(sscanf(p, " PRIVMSG #bc :%u %u", &from, &seq), 2);
+		ck_assert_uint_lt(from, n);
+		ck_assert_msg(from != self, "client %u heard itself", self);
+		ck_assert_msg(seq == cl->next[from], "client %u: from %u got #%u, expected #%u",
+		              self, from, seq, cl->next[from]);
+		cl->next[from]++;
+		cl->got++;
+	}
+}
+
+START_TEST(broadcast_reaches_every_member_once_in_order)
+{
+	unsigned n = (unsigned)test_param(0, "CHAT_BROADCAST_CLIENTS", 50);
+	unsigned msgs = (unsigned)test_param(0, "CHAT_BROADCAST_MSGS", 200);
+	raise_fd_limit();
+	struct server s = server_start("--workers", "2", "--flood-rate", "0", "--sendq", "4194304");
+	struct bc_client *cl = calloc(n, sizeof(*cl));
+	for (unsigned i = 0; i < n; i++) {
+		char nick[16];
+		snprintf(nick, sizeof(nick), "bc%u", i);
+		cl[i].c = ircc_new(s.port, nick);
+		cl[i].next = calloc(n, sizeof(unsigned));
+		ircc_join(cl[i].c, "#bc");
+	}
+	for (unsigned i = 0; i < n; i++) /* every JOIN has been seen by everyone */
+		ircc_sync(cl[i].c);
+
+	uint64_t want = (uint64_t)(n - 1) * msgs, total_sent = 0, total_got = 0;
+	struct pollfd *pf = calloc(n, sizeof(*pf));
+	double end = now_sec() + 50 * test_scale();
+	bool done = false;
+	while (!done && now_sec() < end) {
+		for (unsigned i = 0; i < n; i++) {
+			pf[i].fd = cl[i].c->fd;
+			/* Stay at most a window ahead of what the slowest listener has heard. */
+			bool may_send =
+			    cl[i].sent < msgs && total_sent * (n - 1) < total_got + 200 * n;
+			pf[i].events = POLLIN | (may_send ? POLLOUT : 0);
+		}
+		ck_assert_int_ge(poll(pf, n, 100), 0);
+		done = true;
+		for (unsigned i = 0; i < n; i++) {
+			if (pf[i].revents & POLLOUT) {
+				char line[64];
+				for (int k = 0; k < 4 && cl[i].sent < msgs; k++) {
+					int len = snprintf(line, sizeof(line),
+					                   "PRIVMSG #bc :%u %u\r\n", i, cl[i].sent);
+					ck_assert(ircc_send_raw(cl[i].c, line, (size_t)len));
+					cl[i].sent++;
+					total_sent++;
+				}
+			}
+			if (pf[i].revents & (POLLIN | POLLHUP | POLLERR)) {
+				unsigned before = cl[i].got;
+				ck_assert_msg(ircc_fill(cl[i].c, 0), "client %u was disconnected",
+				              i);
+				bc_parse(&cl[i], i, n);
+				total_got += cl[i].got - before;
+			}
+			if (cl[i].got < want || cl[i].sent < msgs)
+				done = false;
+		}
+	}
+	for (unsigned i = 0; i < n; i++) {
+		ck_assert_msg(cl[i].got == want, "client %u heard %u lines of %llu", i, cl[i].got,
+		              (unsigned long long)want);
+		for (unsigned k = 0; k < n; k++)
+			ck_assert_uint_eq(cl[i].next[k], k == i ? 0 : msgs);
+	}
+	for (unsigned i = 0; i < n; i++) { /* and nothing more comes */
+		ircc_sync(cl[i].c);
+		bc_parse(&cl[i], i, n);
+		ck_assert_uint_eq(cl[i].got, want);
+	}
+	for (unsigned i = 0; i < n; i++) {
+		ircc_close(cl[i].c);
+		free(cl[i].next);
+	}
+	free(cl);
+	free(pf);
+	server_stop(&s);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------------
+ * Nicks
+ */
+
+START_TEST(nick_collisions_across_workers_have_exactly_one_winner)
+{
+	enum { PAIRS = 40 };
+	raise_fd_limit();
+	struct server s = server_start("--workers", "2");
+	struct ircc *x[PAIRS], *y[PAIRS];
+	for (int i = 0; i < PAIRS; i++) {
+		x[i] = ircc_open(s.port);
+		y[i] = ircc_open(s.port);
+	}
+	for (int i = 0; i < PAIRS; i++) { /* both ask at once */
+		char line[96];
+		int len = snprintf(line, sizeof(line), "NICK Racer%d\r\nUSER r 0 * :r\r\n", i);
+		ircc_send_raw(x[i], line, (size_t)len);
+		len = snprintf(line, sizeof(line), "NICK racer%d\r\nUSER r 0 * :r\r\n", i);
+		ircc_send_raw(y[i], line, (size_t)len);
+	}
+	for (int i = 0; i < PAIRS; i++) {
+		struct ircc *both[2] = {x[i], y[i]};
+		int won = 0, lost = 0;
+		for (int k = 0; k < 2; k++) {
+			/* Either the welcome or "in use", whichever comes. */
+			double end = now_sec() + 10 * test_scale();
+			bool decided = false;
+			while (!decided && now_sec() < end) {
+				while (!decided && ircc_take_line(both[k])) {
+					if (strstr(both[k]->line, " 001 ") != NULL)
+						won++, decided = true;
+					else if (strstr(both[k]->line, " 433 ") != NULL)
+						lost++, decided = true;
+				}
+				if (!decided)
+					ircc_fill(both[k], 50);
+			}
+		}
+		ck_assert_msg(won == 1 && lost == 1, "pair %d: %d won, %d lost", i, won, lost);
+	}
+	for (int i = 0; i < PAIRS; i++) {
+		ircc_close(x[i]);
+		ircc_close(y[i]);
+	}
+	server_stop(&s);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------------
+ * Limits and bad input
+ */
+
+START_TEST(a_slow_reader_is_disconnected_and_memory_stays_bounded)
+{
+	/* An AddressSanitizer build keeps freed memory in quarantine, which would count as
+	 * growth: keep that small for this server (no effect on other builds). */
+	char asan[512];
+	const char *prev = getenv("ASAN_OPTIONS");
+	snprintf(asan, sizeof(asan), "%s%squarantine_size_mb=4", prev ? prev : "", prev ? ":" : "");
+	setenv("ASAN_OPTIONS", asan, 1);
+	struct server s = server_start("--workers", "2", "--flood-rate", "0", "--sendq", "65536");
+	struct ircc *slow = ircc_open_rcvbuf(s.port, 4096);
+	ircc_register(slow, "sloth");
+	ircc_join(slow, "#firehose");
+	struct ircc *fast = ircc_new(s.port, "hose"), *obs = ircc_new(s.port, "watcher");
+	ircc_join(fast, "#firehose");
+	ircc_join(obs, "#firehose");
+	ircc_sync(obs);
+	uint64_t rss0 = proc_rss(s.pid);
+
+	char text[400];
+	memset(text, 'w', sizeof(text) - 1);
+	text[sizeof(text) - 1] = '\0';
+	bool gone = false;
+	for (int round = 0; round < 200 && !gone; round++) {
+		for (int i = 0; i < 50; i++)
+			ircc_send(fast, "PRIVMSG #firehose :%d %s\r\n", i, text);
+		while (ircc_fill(obs, 5) && obs->len > 0) /* the observer keeps up */
+			while (ircc_take_line(obs))
+				if (strstr(obs->line, ":sloth!") && strstr(obs->line, " QUIT :"))
+					gone = strstr(obs->line, "Max SendQ exceeded") != NULL;
+	}
+	ck_assert_msg(gone, "the slow reader was never disconnected for its send queue");
+	uint64_t rss1 = proc_rss(s.pid);
+	ck_assert_msg(rss1 < rss0 + (24u << 20), "server RSS grew from %llu to %llu bytes",
+	              (unsigned long long)rss0, (unsigned long long)rss1);
+	/* Everyone else is fine. */
+	ircc_send(obs, "PRIVMSG #firehose :still here\r\n");
+	EXPECT(fast, "PRIVMSG #firehose :still here");
+	ircc_close(slow);
+	ircc_close(fast);
+	ircc_close(obs);
+	server_stop(&s);
+}
+END_TEST
+
+START_TEST(an_overlong_line_gets_417_and_is_discarded)
+{
+	struct server s = server_start("--workers", "1");
+	struct ircc *a = ircc_new(s.port, "alice");
+	char big[700];
+	memset(big, 'x', sizeof(big));
+	memcpy(big, "PRIVMSG alice :", 15);
+	ircc_send_raw(a, big, sizeof(big));
+	ircc_send(a, "\r\nPING :after\r\n");
+	EXPECT(a, ":irc.libactor.local 417 alice :Input line was too long");
+	EXPECT(a, "PONG irc.libactor.local :after");
+	ircc_close(a);
+
+	struct server t = server_start("--workers", "1", "--max-line", "1024");
+	struct ircc *b = ircc_new(t.port, "bob");
+	memcpy(big, "PRIVMSG bob :xx", 15);
+	ircc_send_raw(b, big, sizeof(big));
+	ircc_send(b, "\r\n");
+	EXPECT(b, ":bob!~bob@127.0.0.1 PRIVMSG bob :xxx");
+	ircc_close(b);
+	server_stop(&t);
+	server_stop(&s);
+}
+END_TEST
+
+START_TEST(sixteen_kib_without_a_line_end_ends_the_connection)
+{
+	struct server s = server_start("--workers", "1");
+	struct ircc *a = ircc_new(s.port, "alice");
+	static char junk[17 << 10];
+	memset(junk, 'j', sizeof(junk));
+	ircc_send_raw(a, junk, sizeof(junk));
+	EXPECT(a, "ERROR :Closing Link: 127.0.0.1 (Input line too long)");
+	ck_assert(ircc_wait_eof(a, 5));
+	struct ircc *b = ircc_new(s.port, "bob"); /* the server is fine */
+	ircc_close(a);
+	ircc_close(b);
+	server_stop(&s);
+}
+END_TEST
+
+START_TEST(nul_bytes_lone_crs_and_invalid_utf8_do_no_harm)
+{
+	struct server s = server_start("--workers", "2");
+	struct ircc *a = ircc_new(s.port, "alice"), *b = ircc_new(s.port, "bob");
+	static const char bad[] = "PRIVMSG bob :nul\0here\r\xff\xfe\xfd\rNICK \xc3\xa9\r\n\0\0\0\r"
+	                          "PRIVMSG bob :caf\xc3\xa9 \xed\xa0\x80\r\n:::: :: :\r\n@@@\r\n";
+	ircc_send_raw(a, bad, sizeof(bad) - 1);
+	EXPECT(b, ":alice!~alice@127.0.0.1 PRIVMSG bob :nulhere");
+	EXPECT(a, " 432 alice \xc3\xa9 :Erroneous nickname");
+	EXPECT(b, "PRIVMSG bob :caf\xc3\xa9 \xed\xa0\x80");
+	ircc_sync(a);
+	ircc_close(a);
+	ircc_close(b);
+	server_stop(&s);
+}
+END_TEST
+
+START_TEST(clients_beyond_the_cap_are_told_the_server_is_full)
+{
+	struct server s = server_start("--workers", "2", "--max-clients", "5");
+	struct ircc *c[5];
+	for (int i = 0; i < 5; i++) {
+		char nick[16];
+		snprintf(nick, sizeof(nick), "cap%d", i);
+		c[i] = ircc_new(s.port, nick);
+	}
+	for (int k = 0; k < 3; k++) {
+		struct ircc *extra = ircc_open(s.port);
+		EXPECT(extra, "ERROR :Server full");
+		ck_assert(ircc_wait_eof(extra, 5));
+		ircc_close(extra);
+	}
+	ircc_sync(c[0]); /* the server keeps running */
+	ircc_send(c[4], "QUIT\r\n");
+	ck_assert(ircc_wait_eof(c[4], 5));
+	ircc_close(c[4]);
+	/* Room again once the quitter's session is gone. */
+	bool in = false;
+	for (int tries = 0; tries < 100 && !in; tries++) {
+		struct ircc *n = ircc_open(s.port);
+		ircc_send(n, "NICK late\r\nUSER l 0 * :l\r\n");
+		in = ircc_expect(n, " 001 late ", 2) != NULL;
+		ircc_close(n);
+		if (!in)
+			sleep_ms(50);
+	}
+	ck_assert_msg(in, "no room after a client left");
+	for (int i = 0; i < 4; i++)
+		ircc_close(c[i]);
+	server_stop(&s);
+}
+END_TEST
+
+START_TEST(resets_mid_broadcast_leave_no_descriptor_behind)
+{
+	unsigned n = (unsigned)test_param(0, "CHAT_RESET_CLIENTS", 500);
+	raise_fd_limit();
+	struct server s = server_start("--workers", "2", "--flood-rate", "0");
+	struct ircc *talker = ircc_new(s.port, "talker");
+	ircc_join(talker, "#storm");
+	unsigned base = proc_fds(s.pid);
+	struct ircc **c = calloc(n, sizeof(*c));
+	for (unsigned i = 0; i < n; i++) {
+		c[i] = ircc_open(s.port);
+		ircc_send(c[i], "NICK s%u\r\nUSER s 0 * :s\r\nJOIN #storm\r\n", i);
+	}
+	for (unsigned i = 0; i < n; i++)
+		ck_assert_msg(ircc_expect(c[i], " 366 ", 20) != NULL, "client %u did not join", i);
+	ck_assert_uint_ge(proc_fds(s.pid), base + n);
+
+	char text[200];
+	memset(text, 'r', sizeof(text) - 1);
+	text[sizeof(text) - 1] = '\0';
+	for (unsigned i = 0; i < n; i++) {
+		ircc_send(talker, "PRIVMSG #storm :%u %s\r\n", i, text);
+		ircc_reset(c[i]); /* mid-broadcast, with lines on the way to it */
+		if (i % 64 == 0)
+			while (ircc_fill(talker, 0) && talker->len > 0 && ircc_take_line(talker))
+				;
+	}
+	free(c);
+	ircc_sync(talker);
+	ck_assert_msg(WAIT_UNTIL(proc_fds(s.pid) <= base, 15), "descriptors: %u, baseline %u",
+	              proc_fds(s.pid), base);
+	ircc_send(talker, "NAMES #storm\r\n");
+	EXPECT(talker, " 353 talker = #storm :@talker");
+	ircc_send(talker, "QUIT\r\n");
+	ck_assert(ircc_wait_eof(talker, 5));
+	ircc_close(talker);
+	ck_assert_msg(WAIT_UNTIL(proc_fds(s.pid) <= base - 1, 10), "descriptors: %u, baseline %u",
+	              proc_fds(s.pid), base - 1);
+	server_stop(&s);
+}
+END_TEST
+
+START_TEST(one_flooder_cannot_starve_the_others)
+{
+	struct server s =
+	    server_start("--workers", "1", "--flood-burst", "10", "--flood-rate", "10");
+	struct ircc *f = ircc_new(s.port, "flooder"), *o = ircc_new(s.port, "other");
+	ircc_join(f, "#f");
+	ircc_join(o, "#f");
+	static char flood[64 << 10];
+	size_t len = 0;
+	for (int i = 0; len + 40 < sizeof(flood); i++)
+		len += (size_t)snprintf(flood + len, sizeof(flood) - len,
+		                        "PRIVMSG #f :flood %d\r\n", i);
+	double t0 = now_sec();
+	ircc_send_raw(f, flood, len);
+	ircc_send(o, "PING :quick\r\n");
+	EXPECT(o, "PONG irc.libactor.local :quick");
+	ck_assert_msg(now_sec() - t0 < 1.0 * test_scale(), "PONG took %.2f s", now_sec() - t0);
+	sleep_ms(1000);
+	unsigned heard = 0;
+	while (ircc_fill(o, 10) && o->len > 0)
+		while (ircc_take_line(o))
+			heard += strstr(o->line, "PRIVMSG #f :flood") != NULL;
+	/* The bucket lets through its 10 lines, then 10 a second: never the whole flood. */
+	double most = 10 + 10 * (now_sec() - t0) + 5;
+	ck_assert_msg(heard >= 1 && heard <= most, "heard %u lines of the flood in %.2f s", heard,
+	              now_sec() - t0);
+	ircc_close(f);
+	ircc_close(o);
+	server_stop(&s);
+}
+END_TEST
+
+START_TEST(idle_clients_are_pinged_and_dropped_when_silent)
+{
+	struct server s =
+	    server_start("--workers", "1", "--ping-interval", "1", "--ping-timeout", "1");
+	struct ircc *mute = ircc_new(s.port, "mute"), *live = ircc_new(s.port, "live");
+	ircc_join(mute, "#p");
+	ircc_join(live, "#p");
+	EXPECT(mute, "PING :irc.libactor.local");
+	double end = now_sec() + 6 * test_scale();
+	bool dropped = false;
+	while (now_sec() < end && !dropped) {
+		ircc_fill(live, 50);
+		while (ircc_take_line(live)) {
+			if (strncmp(live->line, "PING ", 5) == 0)
+				ircc_send(live, "PONG %s\r\n", live->line + 5);
+			if (strstr(live->line, ":mute!") &&
+			    strstr(live->line, "QUIT :Ping timeout"))
+				dropped = true;
+		}
+	}
+	ck_assert_msg(dropped, "the silent client was not dropped");
+	EXPECT(mute, "ERROR :Closing Link: 127.0.0.1 (Ping timeout");
+	ircc_sync(live);
+	ircc_close(mute);
+	ircc_close(live);
+	server_stop(&s);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------------
+ * Running
+ */
+
+START_TEST(sigterm_sends_error_to_every_client_and_exits_0)
+{
+	struct server s = server_start("--workers", "2");
+	struct ircc *a = ircc_new(s.port, "alice"), *b = ircc_new(s.port, "bob");
+	ircc_join(a, "#x");
+	ircc_join(b, "#x");
+	struct ircc *u = ircc_open(s.port); /* not registered */
+	ircc_send(u, "NICK halfway\r\n");
+	ircc_sync(u);
+	kill(s.pid, SIGTERM);
+	struct ircc *all[] = {a, b, u};
+	for (int i = 0; i < 3; i++) {
+		EXPECT(all[i], "ERROR :Closing Link: 127.0.0.1 (Server shutting down)");
+		ircc_close(all[i]); /* as clients do on ERROR */
+	}
+	int st = server_wait(&s, 10);
+	ck_assert_msg(st != -1, "the server did not exit");
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status 0x%x", st);
+}
+END_TEST
+
+START_TEST(sigint_with_a_client_that_never_leaves_still_exits_0)
+{
+	struct server s = server_start("--workers", "2");
+	struct ircc *a = ircc_new(s.port, "stubborn");
+	kill(s.pid, SIGINT);
+	EXPECT(a, "ERROR :Closing Link: 127.0.0.1 (Server shutting down)");
+	int st = server_wait(&s, 10); /* the linger runs out, the server goes anyway */
+	ck_assert_msg(st != -1, "the server did not exit");
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status 0x%x", st);
+	ck_assert(ircc_wait_eof(a, 5));
+	ircc_close(a);
+}
+END_TEST
+
+START_TEST(a_port_in_use_is_a_clear_error)
+{
+	int fd;
+	char port[16], out[2048];
+	snprintf(port, sizeof(port), "%u", held_port(&fd));
+	int st = run_capture((const char *const[]){"--port", port, "--workers", "1", NULL}, out,
+	                     sizeof(out));
+	close(fd);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 1, "status 0x%x: %s", st, out);
+	ck_assert_msg(strstr(out, "the port is in use") != NULL, "said: %s", out);
+}
+END_TEST
+
+START_TEST(bad_options_are_clear_errors)
+{
+	static const char *const cases[][4] = {
+	    {"--port", "70000", NULL, "--port: expected a whole number in 0..65535, got '70000'"},
+	    {"--workers", "zero", NULL, "--workers: expected"},
+	    {"--reactor", "kqueue", NULL, "--reactor: expected auto, epoll or io_uring"},
+	    {"--max-clients", "-5", NULL, "--max-clients: expected"},
+	    {"--motd", "/nonexistent/motd", NULL, "--motd /nonexistent/motd: No such file"},
+	    {"--frobnicate", NULL, NULL, "unknown option '--frobnicate'"},
+	    {"--port", NULL, NULL, "--port needs a value"},
+	};
+	char out[4096];
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *args[] = {cases[i][0], cases[i][1], NULL};
+		int st = run_capture(args, out, sizeof(out));
+		ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) != 0, "%s: status 0x%x", cases[i][0],
+		              st);
+		ck_assert_msg(strstr(out, cases[i][3]) != NULL, "%s: said '%s'", cases[i][0], out);
+	}
+	int st = run_capture((const char *const[]){"--help", NULL}, out, sizeof(out));
+	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	ck_assert_ptr_nonnull(strstr(out, "--max-clients"));
+}
+END_TEST
+
+START_TEST(both_reactors_serve_clients)
+{
+	static const char *reactors[] = {"epoll", "io_uring"};
+	char out[2048], port[16];
+	for (int r = 0; r < 2; r++) {
+		struct server s = server_start("--workers", "2", "--reactor", reactors[r]);
+		if (r == 0) { /* may io_uring run here? A server on a taken port tells. */
+			int fd;
+			snprintf(port, sizeof(port), "%u", held_port(&fd));
+			run_capture(
+			    (const char *const[]){"--reactor", "io_uring", "--port", port, NULL},
+			    out, sizeof(out));
+			close(fd);
+		}
+		struct ircc *a = ircc_new(s.port, "a"), *b = ircc_new(s.port, "b");
+		ircc_join(a, "#r");
+		ircc_join(b, "#r");
+		ircc_send(a, "PRIVMSG #r :via %s\r\n", reactors[r]);
+		char want[64];
+		snprintf(want, sizeof(want), "PRIVMSG #r :via %s", reactors[r]);
+		EXPECT(b, want);
+		ircc_close(a);
+		ircc_close(b);
+		server_stop(&s);
+		if (r == 0 && strstr(out, "cannot start the runtime") != NULL) {
+			fprintf(stderr, "SKIP io_uring: %s", out);
+			break;
+		}
+	}
+}
+END_TEST
+
+static Suite *net_suite(void)
+{
+	Suite *s = suite_create("chat_net");
+	TCase *tc = tcase_new("conversation", NET_TIMEOUT);
+	tcase_add_test(tc, clients_converse_in_channels_and_in_private);
+	tcase_add_test(tc, broadcast_reaches_every_member_once_in_order);
+	tcase_add_test(tc, nick_collisions_across_workers_have_exactly_one_winner);
+	tcase_add_test(tc, both_reactors_serve_clients);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_new("limits", NET_TIMEOUT);
+	tcase_add_test(tc, a_slow_reader_is_disconnected_and_memory_stays_bounded);
+	tcase_add_test(tc, an_overlong_line_gets_417_and_is_discarded);
+	tcase_add_test(tc, sixteen_kib_without_a_line_end_ends_the_connection);
+	tcase_add_test(tc, nul_bytes_lone_crs_and_invalid_utf8_do_no_harm);
+	tcase_add_test(tc, clients_beyond_the_cap_are_told_the_server_is_full);
+	tcase_add_test(tc, resets_mid_broadcast_leave_no_descriptor_behind);
+	tcase_add_test(tc, one_flooder_cannot_starve_the_others);
+	tcase_add_test(tc, idle_clients_are_pinged_and_dropped_when_silent);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_new("running", NET_TIMEOUT);
+	tcase_add_test(tc, sigterm_sends_error_to_every_client_and_exits_0);
+	tcase_add_test(tc, sigint_with_a_client_that_never_leaves_still_exits_0);
+	tcase_add_test(tc, a_port_in_use_is_a_clear_error);
+	tcase_add_test(tc, bad_options_are_clear_errors);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+TEST_MAIN(net_suite)

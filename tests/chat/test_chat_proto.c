@@ -1,0 +1,1166 @@
+/* test_chat_proto.c: every command of the chat server, its replies and its error numerics,
+ * run through the server's own sessions, channels, registries and fan-outs on the synchronous
+ * bus of bus.c: no sockets, no threads, and time that moves only when a test says so.
+ */
+#include "../common.h"
+
+#include "bus.h"
+
+/* Fails unless a line received since the last bus_read contains `needle`. */
+#define HAS(c, needle)                                                                             \
+	ck_assert_msg(bus_line_with((c), (needle)) != NULL, "%s:%d: no line with '%s' in:\n%s",    \
+	              __FILE__, __LINE__, (needle), bus_peek(c))
+#define HASNT(c, needle)                                                                           \
+	ck_assert_msg(bus_line_with((c), (needle)) == NULL, "%s:%d: a line with '%s' in:\n%s",     \
+	              __FILE__, __LINE__, (needle), bus_peek(c))
+#define COUNT(c, needle, n)                                                                        \
+	ck_assert_msg(bus_count((c), (needle)) == (n),                                             \
+	              "%s:%d: %u lines with '%s', expected %u:\n%s", __FILE__, __LINE__,           \
+	              bus_count((c), (needle)), (needle), (unsigned)(n), bus_peek(c))
+
+static struct bus *B;
+
+static void setup(void)
+{
+	B = bus_new(3);
+}
+
+static void teardown(void)
+{
+	bus_free(B);
+	B = NULL;
+}
+
+/* Two registered clients on different workers, both in #room, outputs read. */
+static void two_in_room(struct bus_client **a, struct bus_client **b)
+{
+	*a = bus_client_new(B, 0, "alice");
+	*b = bus_client_new(B, 1, "bob");
+	bus_sendf(*a, "JOIN #room\r\n");
+	bus_sendf(*b, "JOIN #room\r\n");
+	bus_read(*a);
+	bus_read(*b);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Registration
+ */
+
+START_TEST(registration_sends_the_welcome_burst)
+{
+	struct bus_client *c = bus_connect(B, 0, "10.1.2.3", false);
+	bus_sendf(c, "NICK alice\r\nUSER al 0 * :Alice Liddell\r\n");
+	HAS(c, ":irc.test 001 alice :Welcome to the libactor Internet Relay Chat Network "
+	       "alice!~al@10.1.2.3");
+	HAS(c, ":irc.test 002 alice :Your host is irc.test");
+	HAS(c, ":irc.test 003 alice :This server was created");
+	HAS(c, ":irc.test 004 alice irc.test ");
+	const char *tokens[] = {"CASEMAPPING=rfc1459",   "CHANTYPES=#",     "NICKLEN=30",
+	                        "CHANNELLEN=50",         "TOPICLEN=390",    "PREFIX=(ov)@+",
+	                        "CHANMODES=b,k,l,imnst", "NETWORK=libactor"};
+	for (size_t i = 0; i < sizeof(tokens) / sizeof(tokens[0]); i++) {
+		char needle[64];
+		snprintf(needle, sizeof(needle), " %s ", tokens[i]);
+		const char *l = bus_line_with(c, needle);
+		ck_assert_msg(l != NULL && strstr(l, " 005 alice ") != NULL, "no 005 with %s",
+		              tokens[i]);
+	}
+	HAS(c, ":are supported by this server");
+	HAS(c, " 251 alice :There are 1 users and 0 invisible on 1 servers");
+	HAS(c, " 254 alice 0 :channels formed");
+	HAS(c, " 255 alice :I have 1 clients and 0 servers");
+	HAS(c, " 422 alice :MOTD File is missing");
+}
+END_TEST
+
+START_TEST(registration_sends_the_motd_when_there_is_one)
+{
+	char path[] = "/tmp/chat-motd-XXXXXX";
+	int fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, "first line\nsecond line\n", 23), 23);
+	close(fd);
+	ck_assert_int_eq(chat_srv_load_motd(bus_srv(B), path), 0);
+	unlink(path);
+	struct bus_client *c = bus_connect(B, 0, "h", false);
+	bus_sendf(c, "USER u 0 * :r\r\nNICK n\r\n");
+	HAS(c, " 375 n :- irc.test Message of the day");
+	HAS(c, " 372 n :- first line");
+	HAS(c, " 372 n :- second line");
+	HAS(c, " 376 n :End of /MOTD command.");
+	HASNT(c, " 422 ");
+}
+END_TEST
+
+START_TEST(cap_ls_holds_registration_until_cap_end)
+{
+	struct bus_client *c = bus_connect(B, 0, "h", false);
+	bus_sendf(c, "CAP LS 302\r\nNICK n\r\nUSER u 0 * :r\r\n");
+	HAS(c, ":irc.test CAP * LS :");
+	HASNT(c, " 001 ");
+	bus_sendf(c, "CAP REQ :multi-prefix sasl\r\n");
+	HAS(c, ":irc.test CAP n NAK :multi-prefix sasl");
+	bus_sendf(c, "CAP LIST\r\nCAP END\r\n");
+	HAS(c, "CAP n LIST :");
+	HAS(c, " 001 n ");
+	bus_read(c);
+	bus_sendf(c, "CAP BOGUS\r\nCAP\r\n");
+	HAS(c, " 410 n BOGUS :Invalid CAP command");
+	HAS(c, " 461 n CAP :Not enough parameters");
+}
+END_TEST
+
+START_TEST(nick_errors_get_431_432_and_433)
+{
+	struct bus_client *a = bus_client_new(B, 0, "alice");
+	struct bus_client *c = bus_connect(B, 1, "h", false);
+	bus_sendf(c, "NICK\r\n");
+	HAS(c, ":irc.test 431 * :No nickname given");
+	bus_sendf(c, "NICK 9bad\r\nNICK a,b\r\n");
+	HAS(c, ":irc.test 432 * 9bad :Erroneous nickname");
+	HAS(c, ":irc.test 432 * a,b :Erroneous nickname");
+	bus_sendf(c, "NICK alice\r\n");
+	HAS(c, ":irc.test 433 * alice :Nickname is already in use");
+	bus_sendf(c, "NICK ALICE\r\n");
+	HAS(c, ":irc.test 433 * ALICE :Nickname is already in use");
+	bus_read(a);
+}
+END_TEST
+
+START_TEST(nicks_collide_under_the_rfc1459_case_mapping)
+{
+	struct bus_client *a = bus_client_new(B, 0, "[x]\\");
+	struct bus_client *c = bus_connect(B, 2, "h", false);
+	bus_sendf(c, "NICK {X}|\r\n");
+	HAS(c, " 433 * {X}| :Nickname is already in use");
+	bus_read(a);
+}
+END_TEST
+
+START_TEST(commands_before_registration_get_451)
+{
+	struct bus_client *c = bus_connect(B, 0, "h", false);
+	bus_sendf(c, "JOIN #a\r\nPRIVMSG x :y\r\nFOO\r\n");
+	COUNT(c, ":irc.test 451 * :You have not registered", 3);
+	bus_read(c);
+	bus_sendf(c, "PING :tok\r\n");
+	HAS(c, ":irc.test PONG irc.test :tok");
+}
+END_TEST
+
+START_TEST(unknown_commands_get_421)
+{
+	struct bus_client *c = bus_client_new(B, 0, "n");
+	bus_sendf(c, "FROBNICATE a b\r\n");
+	HAS(c, ":irc.test 421 n FROBNICATE :Unknown command");
+}
+END_TEST
+
+START_TEST(user_and_pass_errors_get_461_and_462)
+{
+	struct bus_client *c = bus_connect(B, 0, "h", false);
+	bus_sendf(c, "USER onlyone\r\nPASS\r\n");
+	HAS(c, " 461 * USER :Not enough parameters");
+	HAS(c, " 461 * PASS :Not enough parameters");
+	bus_sendf(c, "NICK n\r\nUSER u 0 * :r\r\n");
+	bus_read(c);
+	bus_sendf(c, "USER u 0 * :r\r\nPASS x\r\n");
+	COUNT(c, " 462 n :You may not reregister", 2);
+}
+END_TEST
+
+START_TEST(a_server_password_is_checked_at_registration)
+{
+	bus_srv(B)->password = "sesame";
+	struct bus_client *bad = bus_connect(B, 0, "h", false);
+	bus_sendf(bad, "PASS wrong\r\nNICK n\r\nUSER u 0 * :r\r\n");
+	HAS(bad, " 464 n :Password incorrect");
+	HAS(bad, "ERROR :Closing Link: h (Bad Password)");
+	HASNT(bad, " 001 ");
+	ck_assert(bus_closed(bad));
+
+	struct bus_client *none = bus_connect(B, 0, "h", false);
+	bus_sendf(none, "NICK m\r\nUSER u 0 * :r\r\n");
+	HAS(none, " 464 ");
+
+	struct bus_client *good = bus_connect(B, 1, "h", false);
+	bus_sendf(good, "PASS sesame\r\nNICK n\r\nUSER u 0 * :r\r\n");
+	HAS(good, " 001 n ");
+}
+END_TEST
+
+START_TEST(ping_is_answered_and_needs_a_token)
+{
+	struct bus_client *c = bus_client_new(B, 0, "n");
+	bus_sendf(c, "PING :12345\r\nPING\r\n");
+	HAS(c, ":irc.test PONG irc.test :12345");
+	HAS(c, ":irc.test 409 n :No origin specified");
+}
+END_TEST
+
+START_TEST(idle_clients_are_pinged_then_dropped)
+{
+	struct chat_srv *srv = bus_srv(B);
+	srv->ping_interval_ns = 10ull * 1000000000;
+	srv->ping_timeout_ns = 10ull * 1000000000;
+	struct bus_client *a = bus_client_new(B, 0, "alice");
+	struct bus_client *b = bus_client_new(B, 1, "bob");
+	bus_sendf(a, "JOIN #r\r\n");
+	bus_sendf(b, "JOIN #r\r\n");
+	bus_read(a);
+	bus_read(b);
+	bus_advance_ms(B, 11000);
+	HAS(a, "PING :irc.test");
+	HAS(b, "PING :irc.test");
+	bus_sendf(a, "PONG :irc.test\r\n");
+	bus_advance_ms(B, 11000);
+	ck_assert(!bus_closed(a));
+	HAS(b, "ERROR :Closing Link: 127.0.0.1 (Ping timeout: ");
+	ck_assert(bus_closed(b));
+	HAS(a, ":bob!~bob@127.0.0.1 QUIT :Ping timeout: ");
+}
+END_TEST
+
+START_TEST(clients_that_never_register_are_dropped)
+{
+	struct chat_srv *srv = bus_srv(B);
+	srv->ping_interval_ns = srv->ping_timeout_ns = 5ull * 1000000000;
+	struct bus_client *c = bus_connect(B, 0, "h", false);
+	bus_sendf(c, "NICK lurker\r\n");
+	bus_advance_ms(B, 12000);
+	HAS(c, "ERROR :Closing Link: h (Registration timed out)");
+	bus_advance_ms(B, CHAT_LINGER_MS + 10);
+	ck_assert(bus_exited(c));
+	struct bus_client *d = bus_connect(B, 0, "h", false); /* the nick is free again */
+	bus_sendf(d, "NICK lurker\r\nUSER u 0 * :r\r\n");
+	HAS(d, " 001 lurker ");
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------------
+ * JOIN, PART, NAMES, TOPIC
+ */
+
+START_TEST(join_creates_the_channel_and_makes_its_creator_operator)
+{
+	struct bus_client *c = bus_client_new(B, 0, "alice");
+	bus_sendf(c, "JOIN #Room\r\n");
+	HAS(c, ":alice!~alice@127.0.0.1 JOIN #Room");
+	HAS(c, ":irc.test 353 alice = #Room :@alice");
+	HAS(c, ":irc.test 366 alice #Room :End of /NAMES list");
+	ck_assert_uint_eq(bus_channels(B), 1);
+}
+END_TEST
+
+START_TEST(join_is_relayed_to_members_and_the_joiner_gets_topic_and_names)
+{
+	struct bus_client *a = bus_client_new(B, 0, "alice");
+	struct bus_client *b = bus_client_new(B, 1, "bob");
+	bus_sendf(a, "JOIN #room\r\nTOPIC #room :the topic\r\n");
+	bus_read(a);
+	bus_sendf(b, "JOIN #ROOM\r\n");
+	HAS(a, ":bob!~bob@127.0.0.1 JOIN #room");
+	HAS(b, ":bob!~bob@127.0.0.1 JOIN #room");
+	HAS(b, " 332 bob #room :the topic");
+	HAS(b, " 333 bob #room alice ");
+	HAS(b, " 353 bob = #room :");
+	const char *names = bus_line_with(b, " 353 ");
+	ck_assert_ptr_nonnull(strstr(names, "@alice"));
+	ck_assert_ptr_nonnull(strstr(names, "bob"));
+	HAS(b, " 366 bob #room :End of /NAMES list");
+}
+END_TEST
+
+START_TEST(join_takes_several_channels_and_keys)
+{
+	struct bus_client *a = bus_client_new(B, 0, "alice");
+	bus_sendf(a, "JOIN #k1,#k2\r\nMODE #k1 +k one\r\nMODE #k2 +k two\r\n");
+	bus_read(a);
+	struct bus_client *b = bus_client_new(B, 1, "bob");
+	bus_sendf(b, "JOIN #k1,#k2,#free one,bad\r\n");
+	HAS(b, ":bob!~bob@127.0.0.1 JOIN #k1");
+	HAS(b, " 475 bob #k2 :Cannot join channel (+k)");
+	HAS(b, ":bob!~bob@127.0.0.1 JOIN #free");
+}
+END_TEST
+
+START_TEST(join_0_parts_every_channel)
+{
+	struct bus_client *a, *b;
+	two_in_room(&a, &b);
+	bus_sendf(b, "JOIN #other\r\n");
+	bus_read(b);
+	bus_sendf(b, "JOIN 0\r\n");
+	HAS(a, ":bob!~bob@127.0.0.1 PART #room");
+	HAS(b, ":bob!~bob@127.0.0.1 PART #room");
+	HAS(b, ":bob!~bob@127.0.0.1 PART #other");
+	bus_read(b);
+	bus_sendf(b, "PRIVMSG #room :still here?\r\n");
+	HAS(b, " 404 bob #room :Cannot send to channel");
+}
+END_TEST
+
+START_TEST(join_errors_get_461_403_and_405)
+{
+	struct bus_client *c = bus_client_new(B, 0, "n");
+	bus_sendf(c, "JOIN\r\nJOIN nohash\r\nJOIN #bad:name\r\n");
+	HAS(c, " 461 n JOIN :Not enough parameters");
+	HAS(c, " 403 n nohash :No such channel");
+	HAS(c, " 403 n #bad:name :No such channel");
+	bus_read(c);
+	for (int i = 0; i < IRC_CHANLIMIT; i++)
+		bus_sendf(c, "JOIN #c%d\r\n", i);
+	bus_read(c);
+	bus_sendf(c, "JOIN #onetoomany\r\n");
+	HAS(c, " 405 n #onetoomany :You have joined too many channels");
+}
+END_TEST
+
+START_TEST(part_is_relayed_with_its_reason)
+{
+	struct bus_client *a, *b;
+	two_in_room(&a, &b);
+	bus_sendf(b, "PART #room :gone fishing\r\n");
+	HAS(a, ":bob!~bob@127.0.0.1 PART #room :gone fishing");
+	HAS(b, ":bob!~bob@127.0.0.1 PART #room :gone fishing");
+}
+END_TEST
+
+START_TEST(part_errors_get_461_403_and_442)
+{
+	struct bus_client *a, *b;
+	two_in_room(&a, &b);
+	struct bus_client *c = bus_client_new(B, 2, "carol");
+	bus_sendf(c, "PART\r\nPART #nowhere\r\nPART #room\r\nPART bad\r\n");
+	HAS(c, " 461 carol PART :Not enough parameters");
+	HAS(c, " 403 carol #nowhere :No such channel");
+	HAS(c, " 442 carol #room :You're not on that channel");
+	HAS(c, " 403 carol bad :No such channel");
+}
+END_TEST
+
+START_TEST(an_empty_channel_is_forgotten_and_made_afresh)
+{
+	struct bus_client *a = bus_client_new(B, 0, "alice");
+	bus_sendf(a, "JOIN #tmp\r\nMODE #tmp +k key\r\nPART #tmp\r\n");
+	ck_assert_uint_eq(bus_channels(B), 0);
+	bus_read(a);
+	bus_sendf(a, "JOIN #tmp\r\n");
+	HAS(a, ":alice!~alice@127.0.0.1 JOIN #tmp"); /* no key any more */
+	ck_assert_uint_eq(bus_channels(B), 1);
+}
+END_TEST
+
+START_TEST(names_lists_members_with_prefixes)
+{
+	struct bus_client *a, *b;
+	two_in_room(&a, &b);
+	bus_sendf(a, "MODE #room +v bob\r\n");
+	bus_read(a);
+	struct bus_client *c = bus_client_new(B, 2, "carol");
+	bus_sendf(c, "NAMES #room\r\nNAMES #none\r\nNAMES\r\n");
+	const char *l = bus_line_with(c, " 353 carol = #room :");
+	ck_assert_ptr_nonnull(l);
+	ck_assert_ptr_nonnull(strstr(l, "@alice"));
+	ck_assert_ptr_nonnull(strstr(l, "+bob"));
+	HAS(c, " 366 carol #room :End of /NAMES list");
+	HAS(c, " 366 carol #none :End of /NAMES list");
+	HAS(c, " 366 carol * :End of /NAMES list");
+}
+END_TEST
+
+START_TEST(names_splits_long_member_lists_over_lines)
+{
+	struct bus_client *a = bus_client_new(B, 0, "a0");
+	bus_sendf(a, "JOIN #big\r\n");
+	for (int i = 1; i < 80; i++) {
+		char nick[32];
+		snprintf(nick, sizeof(nick), "member_with_long_nick%02d", i);
+		struct bus_client *c = bus_client_new(B, (unsigned)i, nick);
+		bus_sendf(c, "JOIN #big\r\n");
+	}
+	bus_read(a);
+	bus_sendf(a, "NAMES #big\r\n");
+	ck_assert_uint_gt(bus_count(a, " 353 a0 = #big :"), 3);
+	const char *all = bus_peek(a);
+	for (const char *p = all; *p != '\0';) {
+		const char *nl = strchr(p, '\n');
+		ck_assert_ptr_nonnull(nl);
+		ck_assert_int_le(nl - p + 1, 512);
+		p = nl + 1;
+	}
+	for (int i = 1; i < 80; i++) {
+		char nick[32];
+		snprintf(nick, sizeof(nick), "member_with_long_nick%02d", i);
+		ck_assert_ptr_nonnull(strstr(all, nick));
+	}
+}
+END_TEST
+
+START_TEST(topic_is_set_queried_and_guarded)
+{
+	struct bus_client *a, *b;
+	two_in_room(&a, &b);
+	bus_sendf(b, "TOPIC #room\r\n");
+	HAS(b, " 331 bob #room :No topic is set");
+	bus_sendf(b, "TOPIC #room :mine now\r\n");
+	HAS(b, " 482 bob #room :You're not channel operator");
+	bus_sendf(a, "TOPIC #room :hello world\r\n");
+	HAS(a, ":alice!~alice@127.0.0.1 TOPIC #room :hello world");
+	HAS(b, ":alice!~alice@127.0.0.1 TOPIC #room :hello world");
+	bus_read(b);
+	bus_sendf(b, "TOPIC #room\r\n");
+	HAS(b, " 332 bob #room :hello world");
+	HAS(b, " 333 bob #room alice ");
+	bus_sendf(a, "MODE #room -t\r\n");
+	bus_sendf(b, "TOPIC #room :anyone may\r\n");
+	HAS(a, ":bob!~bob@127.0.0.1 TOPIC #room :anyone may");
+	struct bus_client *c = bus_client_new(B, 2, "carol");
+	bus_sendf(c, "TOPIC #room :outsider\r\nTOPIC #void\r\nTOPIC\r\n");
+	HAS(c, " 442 carol #room :You're not on that channel");
+	HAS(c, " 403 carol #void :No such channel");
+	HAS(c, " 461 carol TOPIC :Not enough parameters");
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------------
+ * PRIVMSG and NOTICE
+ */
+
+START_TEST(channel_messages_reach_every_member_but_the_sender)
+{
+	struct bus_client *a, *b;
+	two_in_room(&a, &b);
+	struct bus_client *c = bus_client_new(B, 2, "carol");
+	bus_sendf(c, "JOIN #room\r\n");
+	bus_read(a);
+	bus_read(b);
+	bus_read(c);
+	bus_sendf(a, "PRIVMSG #room :hi all\r\nNOTICE #room :note\r\n");
+	HAS(b, ":alice!~alice@127.0.0.1 PRIVMSG #room :hi all");
+	HAS(c, ":alice!~alice@127.0.0.1 PRIVMSG #room :hi all");
+	HAS(c, ":alice!~alice@127.0.0.1 NOTICE #room :note");
+	HASNT(a, "PRIVMSG");
+	ck_assert_uint_eq(bus_free(B), 0); /* and nothing was dead-lettered */
+	B = bus_new(1);
+}
+END_TEST
+
+START_TEST(private_messages_reach_the_nick_whatever_its_case)
+{
+	struct bus_client *a = bus_client_new(B, 0, "alice");
+	struct bus_client *b = bus_client_new(B, 1, "Bob");
+	bus_sendf(a, "PRIVMSG BOB :psst\r\nNOTICE bob :n\r\n");
+	HAS(b, ":alice!~alice@127.0.0.1 PRIVMSG Bob :psst");
+	HAS(b, ":alice!~alice@127.0.0.1 NOTICE Bob :n");
+	HASNT(a, " 401 ");
+}
+END_TEST
+
+START_TEST(messages_go_to_several_targets)
+{
+	struct bus_client *a, *b;
+	two_in_room(&a, &b);
+	struct bus_client *c = bus_client_new(B, 2, "carol");
+	bus_sendf(a, "PRIVMSG #room,carol,nobody :to many\r\n");
+	HAS(b, "PRIVMSG #room :to many");
+	HAS(c, "PRIVMSG carol :to many");
+	HAS(a, " 401 alice nobody :No such nick/channel");
+	bus_read(a);
+	bus_sendf(a, "PRIVMSG carol,carol,carol,carol,carol :x\r\n");
+	HAS(a, " 407 alice carol :Too many recipients");
+	COUNT(c, "PRIVMSG carol :x", 4);
+}
+END_TEST
+
+START_TEST(message_errors_get_411_412_401_and_404)
+{
+	struct bus_client *a, *b;
+	two_in_room(&a, &b);
+	struct bus_client *c = bus_client_new(B, 2, "carol");
+	bus_sendf(c, "PRIVMSG\r\nPRIVMSG bob\r\nPRIVMSG bob :\r\nPRIVMSG ghost :x\r\n"
+	             "PRIVMSG #ghost :x\r\nPRIVMSG #room :x\r\nPRIVMSG #bad,name :x\r\n");
+	HAS(c, " 411 carol :No recipient given (PRIVMSG)");
+	COUNT(c, " 412 carol :No text to send", 2);
+	HAS(c, " 401 carol ghost :No such nick/channel");
+	HAS(c, " 401 carol #ghost :No such nick/channel");
+	HAS(c, " 404 carol #room :Cannot send to channel");
+	HAS(c, " 401 carol #bad :No such nick/channel");
+	HASNT(b, "PRIVMSG");
+}
+END_TEST
+
+START_TEST(notices_never_get_error_replies)
+{
+	struct bus_client *a, *b;
+	two_in_room(&a, &b);
+	struct bus_client *c = bus_client_new(B, 2, "carol");
+	bus_sendf(c, "NOTICE\r\nNOTICE bob\r\nNOTICE ghost :x\r\nNOTICE #ghost :x\r\n"
+	             "NOTICE #room :x\r\n");
+	ck_assert_str_eq(bus_peek(c), "");
+}
+END_TEST
+
+START_TEST(an_open_channel_takes_messages_from_outside)
+{
+	struct bus_client *a, *b;
+	two_in_room(&a, &b);
+	struct bus_client *c = bus_client_new(B, 2, "carol");
+	bus_sendf(a, "MODE #room -n\r\n");
+	bus_sendf(c, "PRIVMSG #room :from outside\r\n");
+	HAS(b, ":carol!~carol@127.0.0.1 PRIVMSG #room :from outside");
+	HASNT(c, " 404 ");
+}
+END_TEST
+
+START_TEST(a_moderated_channel_hears_only_voices_and_operators)
+{
+	struct bus_client *a, *b;
+	two_in_room(&a, &b);
+	bus_sendf(a, "MODE #room +m\r\n");
+	bus_read(b);
+	bus_sendf(b, "PRIVMSG #room :can I?\r\n");
+	HAS(b, " 404 bob #room :Cannot send to channel");
+	bus_sendf(a, "MODE #room +v bob\r\n");
+	bus_sendf(b, "PRIVMSG #room :now I can\r\n");
+	HAS(a, ":bob!~bob@127.0.0.1 PRIVMSG #room :now I can");
+}
+END_TEST
+
+START_TEST(a_message_joined_in_the_same_packet_as_its_join_is_delivered)
+{
+	struct bus_client *a = bus_client_new(B, 0, "alice");
+	bus_sendf(a, "JOIN #fast\r\n");
+	bus_read(a);
+	struct bus_client *b = bus_client_new(B, 1, "bob");
+	bus_sendf(b, "JOIN #fast\r\nPRIVMSG #fast :first words\r\n");
+	HAS(a, ":bob!~bob@127.0.0.1 PRIVMSG #fast :first words");
+	HASNT(b, " 404 ");
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------------
+ * MODE
+ */
+
+START_TEST(channel_mode_query_shows_modes_and_creation_time)
+{
+	struct bus_client *a = bus_client_new(B, 0, "alice");
+	bus_sendf(a, "JOIN #m\r\n");
+	bus_read(a);
+	bus_sendf(a, "MODE #m\r\n");
+	HAS(a, " 324 alice #m +nt");
+	HAS(a, " 329 alice #m ");
+	bus_sendf(a, "MODE #m +k-t+l secret 5\r\n");
+	HAS(a, ":alice!~alice@127.0.0.1 MODE #m +k-t+l secret 5");
+	bus_read(a);
+	bus_sendf(a, "MODE #m\r\n");
+	HAS(a, " 324 alice #m +nkl secret 5");
+	struct bus_client *c = bus_client_new(B, 1, "carol");
+	bus_sendf(c, "MODE #m\r\nMODE #none\r\n");
+	HAS(c, " 324 carol #m +nkl * 5");
+	HAS(c, " 403 carol #none :No such channel");
+}
+END_TEST
+
+START_TEST(channel_modes_need_an_operator)
+{
+	struct bus_client *a, *b;
+	two_in_room(&a, &b);
+	bus_sendf(b, "MODE #room +i\r\n");
+	HAS(b, " 482 bob #room :You're not channel operator");
+	struct bus_client *c = bus_client_new(B, 2, "carol");
+	bus_sendf(c, "MODE #room +i\r\n");
+	HAS(c, " 442 carol #room :You're not on that channel");
+	bus_sendf(a, "MODE #room +o bob\r\n");
+	HAS(b, ":alice!~alice@127.0.0.1 MODE #room +o bob");
+	bus_read(b);
+	bus_sendf(b, "MODE #room +i\r\n");
+	HAS(a, ":bob!~bob@127.0.0.1 MODE #room +i");
+}
+END_TEST
+
+START_TEST(unknown_channel_modes_get_472_and_missing_members_441)
+{
+	struct bus_client *a = bus_client_new(B, 0, "alice");
+	bus_sendf(a, "JOIN #m\r\n");
+	bus_read(a);
+	bus_sendf(a, "MODE #m +zo nobody\r\n");
+	HAS(a, " 472 alice z :is unknown mode char to me");
+	HAS(a, " 441 alice nobody #m :They aren't on that channel");
+	bus_sendf(a, "MODE\r\n");
+	HAS(a, " 461 alice MODE :Not enough parameters");
+}
+END_TEST
+
+START_TEST(a_key_a_limit_and_invite_only_keep_people_out)
+{
+	struct bus_client *a = bus_client_new(B, 0, "alice");
+	bus_sendf(a, "JOIN #vault\r\nMODE #vault +k pw\r\n");
+	struct bus_client *b = bus_client_new(B, 1, "bob");
+	bus_sendf(b, "JOIN #vault\r\nJOIN #vault wrong\r\n");
+	COUNT(b, " 475 bob #vault :Cannot join channel (+k)", 2);
+	bus_sendf(b, "JOIN #vault pw\r\n");
+	HAS(b, "JOIN #vault");
+	bus_sendf(a, "MODE #vault -k+l pw 2\r\n"); /* -k takes the key too */
+	struct bus_client *c = bus_client_new(B, 2, "carol");
+	bus_sendf(c, "JOIN #vault\r\n");
+	HAS(c, " 471 carol #vault :Cannot join channel (+l)");
+	bus_sendf(a, "MODE #vault -l+i\r\n");
+	bus_read(c);
+	bus_sendf(c, "JOIN #vault\r\n");
+	HAS(c, " 473 carol #vault :Cannot join channel (+i)");
+	bus_sendf(a, "INVITE carol #vault\r\n");
+	bus_sendf(c, "JOIN #vault\r\n");
+	HAS(c, ":carol!~carol@127.0.0.1 JOIN #vault");
+}
+END_TEST
+
+START_TEST(a_secret_channel_hides_from_list_names_and_whois)
+{
+	struct bus_client *a = bus_client_new(B, 0, "alice");
+	bus_sendf(a, "JOIN #hidden,#shown\r\nMODE #hidden +s\r\n");
+	bus_read(a);
+	struct bus_client *c = bus_client_new(B, 1, "carol");
+	bus_sendf(c, "LIST\r\nNAMES #hidden\r\nWHOIS alice\r\n");
+	HAS(c, " 322 carol #shown 1 :");
+	HASNT(c, "#hidden 1");
+	HASNT(c, " 353 ");
+	HAS(c, " 366 carol #hidden :End of /NAMES list");
+	const char *l = bus_line_with(c, " 319 carol alice :");
+	ck_assert_ptr_nonnull(l);
+	ck_assert_ptr_null(strstr(l, "#hidden"));
+	bus_sendf(a, "LIST\r\n");
+	HAS(a, " 322 alice #hidden 1 :");
+}
+END_TEST
+
+START_TEST(bans_are_listed_set_and_enforced)
+{
+	struct bus_client *a = bus_client_new(B, 0, "alice");
+	bus_sendf(a, "JOIN #b\r\nMODE #b +b bob\r\n");
+	HAS(a, ":alice!~alice@127.0.0.1 MODE #b +b bob!*@*");
+	bus_read(a);
+	bus_sendf(a, "MODE #b b\r\n");
+	HAS(a, " 367 alice #b bob!*@* alice ");
+	HAS(a, " 368 alice #b :End of channel ban list");
+	struct bus_client *b = bus_client_new(B, 1, "Bob");
+	bus_sendf(b, "JOIN #b\r\n");
+	HAS(b, " 474 Bob #b :Cannot join channel (+b)");
+	bus_sendf(a, "MODE #b -b bob!*@*\r\n");
+	bus_sendf(b, "JOIN #b\r\n");
+	HAS(b, ":Bob!~Bob@127.0.0.1 JOIN #b");
+}
+END_TEST
+
+START_TEST(user_modes_are_queried_and_set_on_oneself_only)
+{
+	struct bus_client *a = bus_client_new(B, 0, "alice");
+	struct bus_client *b = bus_client_new(B, 1, "bob");
+	bus_sendf(a, "MODE alice\r\n");
+	HAS(a, " 221 alice +");
+	bus_sendf(a, "MODE alice +i\r\n");
+	HAS(a, ":alice!~alice@127.0.0.1 MODE alice :+i");
+	bus_read(a);
+	bus_sendf(a, "MODE alice\r\nMODE alice +x\r\nMODE bob +i\r\nMODE ghost\r\n");
+	HAS(a, " 221 alice +i");
+	HAS(a, " 501 alice :Unknown MODE flag");
+	HAS(a, " 502 alice :Can't change mode for other users");
+	HAS(a, " 401 alice ghost :No such nick/channel");
+	bus_sendf(b, "LUSERS\r\n");
+	HAS(b, " 251 bob :There are 1 users and 1 invisible on 1 servers");
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------------
+ * KICK and INVITE
+ */
+
+START_TEST(kick_removes_the_target_and_tells_everyone)
+{
+	struct bus_client *a, *b;
+	two_in_room(&a, &b);
+	bus_sendf(a, "KICK #room bob :behave\r\n");
+	HAS(a, ":alice!~alice@127.0.0.1 KICK #room bob :behave");
+	HAS(b, ":alice!~alice@127.0.0.1 KICK #room bob :behave");
+	bus_read(a);
+	bus_read(b);
+	bus_sendf(b, "PRIVMSG #room :let me back\r\n");
+	HAS(b, " 404 bob #room :Cannot send to channel");
+	HASNT(a, "let me back");
+}
+END_TEST
+
+START_TEST(kick_errors_get_461_403_442_482_and_441)
+{
+	struct bus_client *a, *b;
+	two_in_room(&a, &b);
+	struct bus_client *c = bus_client_new(B, 2, "carol");
+	bus_sendf(c, "KICK #room\r\nKICK #nope bob\r\nKICK #room bob\r\n");
+	HAS(c, " 461 carol KICK :Not enough parameters");
+	HAS(c, " 403 carol #nope :No such channel");
+	HAS(c, " 442 carol #room :You're not on that channel");
+	bus_sendf(b, "KICK #room alice\r\n");
+	HAS(b, " 482 bob #room :You're not channel operator");
+	bus_sendf(a, "KICK #room carol\r\n");
+	HAS(a, " 441 alice carol #room :They aren't on that channel");
+}
+END_TEST
+
+START_TEST(invite_reaches_the_invitee_and_confirms_with_341)
+{
+	struct bus_client *a = bus_client_new(B, 0, "alice");
+	struct bus_client *b = bus_client_new(B, 1, "bob");
+	bus_sendf(a, "JOIN #inv\r\n");
+	bus_read(a);
+	bus_sendf(a, "INVITE bob #inv\r\n");
+	HAS(a, ":irc.test 341 alice bob #inv");
+	HAS(b, ":alice!~alice@127.0.0.1 INVITE bob :#inv");
+}
+END_TEST
+
+START_TEST(invite_errors_get_461_401_403_442_443_and_482)
+{
+	struct bus_client *a, *b;
+	two_in_room(&a, &b);
+	struct bus_client *c = bus_client_new(B, 2, "carol");
+	bus_sendf(a, "INVITE\r\nINVITE ghost #room\r\nINVITE bob #room\r\nINVITE carol #none\r\n");
+	HAS(a, " 461 alice INVITE :Not enough parameters");
+	HAS(a, " 401 alice ghost :No such nick/channel");
+	HAS(a, " 443 alice bob #room :is already on channel");
+	HAS(a, " 403 alice #none :No such channel");
+	bus_sendf(c, "INVITE alice #room\r\n");
+	HAS(c, " 442 carol #room :You're not on that channel");
+	bus_sendf(a, "MODE #room +i\r\n");
+	bus_sendf(b, "INVITE carol #room\r\n");
+	HAS(b, " 482 bob #room :You're not channel operator");
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------------
+ * Queries: WHO, WHOIS, LIST, ISON, USERHOST, LUSERS, MOTD, VERSION, TIME, WHOWAS
+ */
+
+START_TEST(who_lists_a_channel_or_a_nick)
+{
+	struct bus_client *a, *b;
+	two_in_room(&a, &b);
+	bus_sendf(b, "AWAY :lunch\r\n");
+	bus_read(b);
+	bus_sendf(a, "WHO #room\r\n");
+	HAS(a, " 352 alice #room ~alice 127.0.0.1 irc.test alice H@ :0 Real alice");
+	HAS(a, " 352 alice #room ~bob 127.0.0.1 irc.test bob G :0 Real bob");
+	HAS(a, " 315 alice #room :End of /WHO list");
+	bus_read(a);
+	bus_sendf(a, "WHO bob\r\nWHO nobody\r\nWHO *.com\r\n");
+	HAS(a, " 352 alice * ~bob 127.0.0.1 irc.test bob G :0 Real bob");
+	HAS(a, " 315 alice bob :End of /WHO list");
+	HAS(a, " 315 alice nobody :End of /WHO list");
+	HAS(a, " 315 alice *.com :End of /WHO list");
+}
+END_TEST
+
+START_TEST(whois_describes_a_user_or_says_there_is_none)
+{
+	struct bus_client *a, *b;
+	two_in_room(&a, &b);
+	bus_sendf(b, "AWAY :out\r\n");
+	bus_sendf(a, "WHOIS bob\r\n");
+	HAS(a, " 311 alice bob ~bob 127.0.0.1 * :Real bob");
+	HAS(a, " 319 alice bob :#room");
+	HAS(a, " 312 alice bob irc.test :");
+	HAS(a, " 301 alice bob :out");
+	HAS(a, " 317 alice bob ");
+	HAS(a, " 318 alice bob :End of /WHOIS list");
+	bus_read(a);
+	bus_sendf(a, "WHOIS irc.test BOB\r\nWHOIS ghost\r\nWHOIS\r\n");
+	HAS(a, " 311 alice bob ");
+	HAS(a, " 401 alice ghost :No such nick/channel");
+	HAS(a, " 318 alice ghost :End of /WHOIS list");
+	HAS(a, " 431 alice :No nickname given");
+}
+END_TEST
+
+START_TEST(list_shows_channels_users_and_topics)
+{
+	struct bus_client *a, *b;
+	two_in_room(&a, &b);
+	bus_sendf(a, "TOPIC #room :chat here\r\nJOIN #solo\r\n");
+	bus_read(a);
+	bus_sendf(a, "LIST\r\n");
+	HAS(a, " 321 alice Channel :Users  Name");
+	HAS(a, " 322 alice #room 2 :chat here");
+	HAS(a, " 322 alice #solo 1 :");
+	HAS(a, " 323 alice :End of /LIST");
+	bus_read(a);
+	bus_sendf(a, "LIST #solo\r\n");
+	HASNT(a, "#room");
+	HAS(a, " 322 alice #solo 1 :");
+}
+END_TEST
+
+START_TEST(ison_and_userhost_find_registered_nicks)
+{
+	struct bus_client *a = bus_client_new(B, 0, "alice");
+	bus_client_new(B, 1, "bob");
+	struct bus_client *c = bus_client_new(B, 2, "carol");
+	bus_sendf(c, "AWAY :zzz\r\n");
+	bus_sendf(a, "ISON bob ghost carol\r\n");
+	const char *l = bus_line_with(a, " 303 alice :");
+	ck_assert_ptr_nonnull(l);
+	ck_assert_ptr_nonnull(strstr(l, "bob"));
+	ck_assert_ptr_nonnull(strstr(l, "carol"));
+	ck_assert_ptr_null(strstr(l, "ghost"));
+	bus_read(a);
+	bus_sendf(a, "USERHOST bob carol\r\n");
+	l = bus_line_with(a, " 302 alice :");
+	ck_assert_ptr_nonnull(l);
+	ck_assert_ptr_nonnull(strstr(l, "bob=+~bob@127.0.0.1"));
+	ck_assert_ptr_nonnull(strstr(l, "carol=-~carol@127.0.0.1"));
+	bus_sendf(a, "ISON\r\n");
+	HAS(a, " 461 alice ISON :Not enough parameters");
+}
+END_TEST
+
+START_TEST(small_queries_answer_with_their_numerics)
+{
+	struct bus_client *a = bus_client_new(B, 0, "alice");
+	bus_sendf(a,
+	          "LUSERS\r\nMOTD\r\nVERSION\r\nTIME\r\nWHOWAS old\r\nOPER a b\r\nKILL x :y\r\n");
+	HAS(a, " 251 alice ");
+	HAS(a, " 422 alice ");
+	HAS(a, " 351 alice libactor-chat");
+	HAS(a, " 391 alice irc.test :");
+	HAS(a, " 406 alice old :There was no such nickname");
+	HAS(a, " 369 alice old :End of WHOWAS");
+	HAS(a, " 491 alice :No O-lines for your host");
+	HAS(a, " 481 alice :Permission Denied- You're not an IRC operator");
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------------
+ * AWAY, NICK changes, QUIT
+ */
+
+START_TEST(away_is_set_cleared_and_shown_to_who_messages_you)
+{
+	struct bus_client *a = bus_client_new(B, 0, "alice");
+	struct bus_client *b = bus_client_new(B, 1, "bob");
+	bus_sendf(b, "AWAY :back soon\r\n");
+	HAS(b, " 306 bob :You have been marked as being away");
+	bus_sendf(a, "PRIVMSG bob :hello?\r\nNOTICE bob :n\r\n");
+	COUNT(a, " 301 alice bob :back soon", 1);
+	bus_read(b);
+	bus_sendf(b, "AWAY\r\n");
+	HAS(b, " 305 bob :You are no longer marked as being away");
+	bus_read(a);
+	bus_sendf(a, "PRIVMSG bob :hello?\r\n");
+	HASNT(a, " 301 ");
+}
+END_TEST
+
+START_TEST(a_nick_change_reaches_each_channel_peer_once)
+{
+	struct bus_client *a, *b;
+	two_in_room(&a, &b);
+	bus_sendf(a, "JOIN #two\r\n");
+	bus_sendf(b, "JOIN #two\r\n");
+	bus_read(a);
+	bus_read(b);
+	bus_sendf(b, "NICK robert\r\n");
+	COUNT(b, ":bob!~bob@127.0.0.1 NICK :robert", 1);
+	COUNT(a, ":bob!~bob@127.0.0.1 NICK :robert", 1);
+	bus_read(a);
+	bus_sendf(a, "PRIVMSG robert :hi\r\nPRIVMSG bob :hi\r\n");
+	HAS(b, ":alice!~alice@127.0.0.1 PRIVMSG robert :hi");
+	HAS(a, " 401 alice bob :No such nick/channel");
+	struct bus_client *c = bus_client_new(B, 2, "bob"); /* the old nick is free */
+	bus_sendf(c, "NICK Robert\r\n");
+	HAS(c, " 433 bob Robert :Nickname is already in use");
+	bus_sendf(b, "NICK Robert\r\n");
+	HAS(b, ":robert!~bob@127.0.0.1 NICK :Robert");
+}
+END_TEST
+
+START_TEST(quit_reason_reaches_everyone_sharing_a_channel_once)
+{
+	struct bus_client *a, *b;
+	two_in_room(&a, &b);
+	struct bus_client *c = bus_client_new(B, 2, "carol");
+	struct bus_client *d = bus_client_new(B, 0, "dave");
+	bus_sendf(a, "JOIN #x,#y\r\n");
+	bus_sendf(b, "JOIN #x,#y\r\n");
+	bus_sendf(c, "JOIN #y\r\n");
+	bus_read(a);
+	bus_read(c);
+	bus_read(d);
+	bus_sendf(b, "QUIT :see you\r\n");
+	HAS(b, "ERROR :Closing Link: 127.0.0.1 (Quit: see you)");
+	ck_assert(bus_closed(b));
+	COUNT(a, ":bob!~bob@127.0.0.1 QUIT :Quit: see you", 1);
+	COUNT(c, ":bob!~bob@127.0.0.1 QUIT :Quit: see you", 1);
+	HASNT(d, "QUIT");
+	bus_hangup(b, 0);
+	ck_assert(bus_exited(b));
+	bus_read(a);
+	bus_sendf(a, "NAMES #x\r\n");
+	HASNT(a, "bob");
+}
+END_TEST
+
+START_TEST(a_client_that_hangs_up_quits_with_a_reason)
+{
+	struct bus_client *a, *b;
+	two_in_room(&a, &b);
+	bus_hangup(b, -ECONNRESET);
+	HAS(a, ":bob!~bob@127.0.0.1 QUIT :Connection reset by peer");
+	ck_assert(bus_exited(b));
+	struct bus_client *c = bus_client_new(B, 1, "carol");
+	bus_sendf(c, "JOIN #room\r\n");
+	bus_read(a);
+	bus_hangup(c, 0);
+	HAS(a, ":carol!~carol@127.0.0.1 QUIT :Remote host closed the connection");
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------------
+ * Limits and bad input
+ */
+
+START_TEST(an_overlong_line_gets_417_and_the_next_line_works)
+{
+	struct bus_client *a = bus_client_new(B, 0, "alice");
+	char big[700];
+	memset(big, 'x', sizeof(big));
+	memcpy(big, "PRIVMSG alice :", 15);
+	bus_send(a, big, sizeof(big));
+	bus_sendf(a, "tail\r\nPING :after\r\n");
+	HAS(a, ":irc.test 417 alice :Input line was too long");
+	HASNT(a, "tail");
+	HAS(a, "PONG irc.test :after");
+}
+END_TEST
+
+START_TEST(sixteen_kib_without_a_line_end_disconnects)
+{
+	struct bus_client *a, *b;
+	two_in_room(&a, &b);
+	char chunk[1024];
+	memset(chunk, 'g', sizeof(chunk));
+	for (int i = 0; i < 17 && !bus_closed(b); i++)
+		bus_send(b, chunk, sizeof(chunk));
+	ck_assert(bus_closed(b));
+	HAS(b, "ERROR :Closing Link: 127.0.0.1 (Input line too long)");
+	HAS(a, ":bob!~bob@127.0.0.1 QUIT :Input line too long");
+}
+END_TEST
+
+START_TEST(nul_bytes_lone_crs_and_invalid_utf8_do_no_harm)
+{
+	struct bus_client *a, *b;
+	two_in_room(&a, &b);
+	const char in[] = "PRIV\0MSG #room :a\0b\rPRIVMSG #room :\xff\xfe\xc0\r\n\0\0\r\n";
+	bus_send(a, in, sizeof(in) - 1);
+	HAS(b, ":alice!~alice@127.0.0.1 PRIVMSG #room :ab\r\n");
+	HAS(b, ":alice!~alice@127.0.0.1 PRIVMSG #room :\xff\xfe\xc0\r\n");
+	bus_sendf(a, "NICK \xc3\xa9\r\nJOIN #\xff\xfe\r\n");
+	HAS(a, " 432 alice \xc3\xa9 :Erroneous nickname");
+	HAS(a, "JOIN #\xff\xfe");
+}
+END_TEST
+
+START_TEST(a_slow_reader_over_its_send_queue_is_disconnected)
+{
+	bus_srv(B)->sendq = 4096;
+	struct bus_client *a, *b;
+	two_in_room(&a, &b);
+	struct bus_client *c = bus_client_new(B, 2, "carol");
+	bus_sendf(c, "JOIN #room\r\n");
+	bus_read(a);
+	bus_stop_reading(b, true);
+	char text[300];
+	memset(text, 'm', sizeof(text) - 1);
+	text[sizeof(text) - 1] = '\0';
+	for (int i = 0; i < 40 && !bus_closed(b); i++)
+		bus_sendf(a, "PRIVMSG #room :%s\r\n", text);
+	ck_assert(bus_closed(b));
+	HAS(b, "ERROR :Closing Link: 127.0.0.1 (Max SendQ exceeded)");
+	HAS(a, ":bob!~bob@127.0.0.1 QUIT :Max SendQ exceeded");
+	HAS(c, ":bob!~bob@127.0.0.1 QUIT :Max SendQ exceeded");
+	COUNT(c, "PRIVMSG #room", 40 > 0 ? bus_count(c, "PRIVMSG #room") : 0);
+	ck_assert(!bus_closed(c));
+}
+END_TEST
+
+START_TEST(flood_control_spreads_a_burst_over_time)
+{
+	struct chat_srv *srv = bus_srv(B);
+	srv->flood_burst = 5;
+	srv->flood_rate = 2;
+	struct bus_client *a = bus_client_new(B, 0, "alice");
+	bus_advance_ms(B, 10000); /* a full bucket */
+	bus_read(a);
+	char many[400] = "";
+	for (int i = 0; i < 20; i++)
+		snprintf(many + strlen(many), sizeof(many) - strlen(many), "PING :%d\r\n", i);
+	bus_sendf(a, "%s", many);
+	COUNT(a, "PONG", 5);
+	bus_advance_ms(B, 1001);
+	COUNT(a, "PONG", 7);
+	bus_advance_ms(B, 10000);
+	COUNT(a, "PONG", 20);
+	HAS(a, "PONG irc.test :19");
+}
+END_TEST
+
+START_TEST(a_flooder_is_paused_while_others_are_served)
+{
+	struct chat_srv *srv = bus_srv(B);
+	srv->flood_burst = 2;
+	srv->flood_rate = 1;
+	struct bus_client *a, *b;
+	two_in_room(&a, &b);
+	bus_advance_ms(B, 5000);
+	bus_read(a);
+	bus_read(b);
+	static char flood[20000];
+	size_t n = 0;
+	while (n + 20 < sizeof(flood))
+		n += (size_t)snprintf(flood + n, sizeof(flood) - n, "PRIVMSG #room :f\r\n");
+	bus_send(a, flood, n);
+	ck_assert(bus_paused(a));
+	bus_sendf(b, "PRIVMSG #room :not starved\r\n");
+	HAS(a, ":bob!~bob@127.0.0.1 PRIVMSG #room :not starved");
+	ck_assert_uint_le(bus_count(b, "PRIVMSG #room :f"), 2);
+}
+END_TEST
+
+START_TEST(a_full_server_says_so_and_closes)
+{
+	struct bus_client *c = bus_connect(B, 0, "h", true);
+	ck_assert_str_eq(bus_read(c), "ERROR :Server full\r\n");
+	ck_assert(bus_closed(c));
+	bus_advance_ms(B, CHAT_LINGER_MS + 1);
+	ck_assert(bus_exited(c));
+}
+END_TEST
+
+START_TEST(shutdown_says_error_to_every_client)
+{
+	struct bus_client *a, *b;
+	two_in_room(&a, &b);
+	struct bus_client *c = bus_connect(B, 2, "h", false);
+	ck_assert(!bus_shutdown(B)); /* sessions linger until their clients go */
+	HAS(a, "ERROR :Closing Link: 127.0.0.1 (Server shutting down)");
+	HAS(b, "ERROR :Closing Link: 127.0.0.1 (Server shutting down)");
+	HAS(c, "ERROR :Closing Link: h (Server shutting down)");
+	struct bus_client *late = bus_connect(B, 1, "late", false); /* accepted just before */
+	HAS(late, "ERROR :Closing Link: late (Server shutting down)");
+	bus_hangup(late, 0);
+	bus_hangup(a, 0);
+	bus_hangup(b, 0);
+	bus_advance_ms(B, CHAT_LINGER_MS + 1);
+	ck_assert(bus_exited(a) && bus_exited(b) && bus_exited(c));
+	ck_assert_uint_eq(bus_sessions(B), 0);
+}
+END_TEST
+
+START_TEST(broadcasts_reach_members_on_every_worker_in_order)
+{
+	enum { CLIENTS = 12, MSGS = 30 };
+	struct bus_client *c[CLIENTS];
+	for (int i = 0; i < CLIENTS; i++) {
+		char nick[16];
+		snprintf(nick, sizeof(nick), "u%d", i);
+		c[i] = bus_client_new(B, (unsigned)i, nick);
+		bus_sendf(c[i], "JOIN #all\r\n");
+	}
+	for (int i = 0; i < CLIENTS; i++)
+		bus_read(c[i]);
+	for (int m = 0; m < MSGS; m++)
+		for (int i = 0; i < CLIENTS; i++)
+			bus_sendf(c[i], "PRIVMSG #all :%d %d\r\n", i, m);
+	for (int i = 0; i < CLIENTS; i++) {
+		int next[CLIENTS] = {0};
+		const char *all = bus_read(c[i]);
+		for (const char *p = all; (p = strstr(p, "PRIVMSG #all :")) != NULL; p++) {
+			int from, seq;
+			ck_assert_int_eq(sscanf(p, "PRIVMSG #all :%d %d", &from, &seq), 2);
+			ck_assert_int_ne(from, i);
+			ck_assert_int_eq(seq, next[from]);
+			next[from]++;
+		}
+		for (int k = 0; k < CLIENTS; k++)
+			ck_assert_int_eq(next[k], k == i ? 0 : MSGS);
+	}
+}
+END_TEST
+
+static Suite *proto_suite(void)
+{
+	Suite *s = suite_create("chat_proto");
+	struct {
+		const char *name;
+		const TTest *tests[20];
+	} groups[] = {
+	    {"registration",
+	     {registration_sends_the_welcome_burst, registration_sends_the_motd_when_there_is_one,
+	      cap_ls_holds_registration_until_cap_end, nick_errors_get_431_432_and_433,
+	      nicks_collide_under_the_rfc1459_case_mapping, commands_before_registration_get_451,
+	      unknown_commands_get_421, user_and_pass_errors_get_461_and_462,
+	      a_server_password_is_checked_at_registration, ping_is_answered_and_needs_a_token,
+	      idle_clients_are_pinged_then_dropped, clients_that_never_register_are_dropped}},
+	    {"channels",
+	     {join_creates_the_channel_and_makes_its_creator_operator,
+	      join_is_relayed_to_members_and_the_joiner_gets_topic_and_names,
+	      join_takes_several_channels_and_keys, join_0_parts_every_channel,
+	      join_errors_get_461_403_and_405, part_is_relayed_with_its_reason,
+	      part_errors_get_461_403_and_442, an_empty_channel_is_forgotten_and_made_afresh,
+	      names_lists_members_with_prefixes, names_splits_long_member_lists_over_lines,
+	      topic_is_set_queried_and_guarded}},
+	    {"messages",
+	     {channel_messages_reach_every_member_but_the_sender,
+	      private_messages_reach_the_nick_whatever_its_case, messages_go_to_several_targets,
+	      message_errors_get_411_412_401_and_404, notices_never_get_error_replies,
+	      an_open_channel_takes_messages_from_outside,
+	      a_moderated_channel_hears_only_voices_and_operators,
+	      a_message_joined_in_the_same_packet_as_its_join_is_delivered,
+	      broadcasts_reach_members_on_every_worker_in_order}},
+	    {"modes",
+	     {channel_mode_query_shows_modes_and_creation_time, channel_modes_need_an_operator,
+	      unknown_channel_modes_get_472_and_missing_members_441,
+	      a_key_a_limit_and_invite_only_keep_people_out,
+	      a_secret_channel_hides_from_list_names_and_whois, bans_are_listed_set_and_enforced,
+	      user_modes_are_queried_and_set_on_oneself_only}},
+	    {"kick_invite",
+	     {kick_removes_the_target_and_tells_everyone, kick_errors_get_461_403_442_482_and_441,
+	      invite_reaches_the_invitee_and_confirms_with_341,
+	      invite_errors_get_461_401_403_442_443_and_482}},
+	    {"queries",
+	     {who_lists_a_channel_or_a_nick, whois_describes_a_user_or_says_there_is_none,
+	      list_shows_channels_users_and_topics, ison_and_userhost_find_registered_nicks,
+	      small_queries_answer_with_their_numerics}},
+	    {"presence",
+	     {away_is_set_cleared_and_shown_to_who_messages_you,
+	      a_nick_change_reaches_each_channel_peer_once,
+	      quit_reason_reaches_everyone_sharing_a_channel_once,
+	      a_client_that_hangs_up_quits_with_a_reason}},
+	    {"limits",
+	     {an_overlong_line_gets_417_and_the_next_line_works,
+	      sixteen_kib_without_a_line_end_disconnects,
+	      nul_bytes_lone_crs_and_invalid_utf8_do_no_harm,
+	      a_slow_reader_over_its_send_queue_is_disconnected,
+	      flood_control_spreads_a_burst_over_time, a_flooder_is_paused_while_others_are_served,
+	      a_full_server_says_so_and_closes, shutdown_says_error_to_every_client}},
+	};
+	for (size_t g = 0; g < sizeof(groups) / sizeof(groups[0]); g++) {
+		TCase *tc = tcase_new(groups[g].name, TEST_TIMEOUT);
+		tcase_add_checked_fixture(tc, setup, teardown);
+		for (size_t i = 0; i < 20 && groups[g].tests[i] != NULL; i++)
+			tcase_add_test(tc, groups[g].tests[i]);
+		suite_add_tcase(s, tc);
+	}
+	return s;
+}
+
+TEST_MAIN(proto_suite)
