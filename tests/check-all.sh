@@ -2,16 +2,30 @@
 # check-all.sh: the whole test gate: `make check` and `make distcheck` on the default build
 # (jemalloc), then the suite again under ThreadSanitizer and under AddressSanitizer with
 # UndefinedBehaviorSanitizer (both with clang, without jemalloc), each in its own copy of the
-# distributed tree so that they never disturb the in-tree build.
+# distributed tree so that they never disturb the in-tree build. Ends with one line:
+# "N passed, M failed", the test programs over all four builds.
 set -eu
 cd "$(dirname "$0")/.."
 JOBS=$(nproc 2>/dev/null || echo 2)
+LOG=$(mktemp)
+STEP=$(mktemp)
+trap 'rm -f "$LOG" "$STEP"' EXIT
+
+# logged CMD...: runs CMD, shows its output, keeps it for the count, and returns its status
+# (a pipe into tee would lose the status: /bin/sh has no pipefail).
+logged() {
+	rc=0
+	"$@" >"$STEP" 2>&1 || rc=$?
+	cat "$STEP"
+	cat "$STEP" >>"$LOG"
+	return $rc
+}
 
 [ -x configure ] || autoreconf -fi
 [ -f Makefile ] || ./configure
 make -j"$JOBS"
-make -j"$JOBS" check
-make -j"$JOBS" distcheck
+logged make -j"$JOBS" check
+logged make -j"$JOBS" distcheck
 
 sanitize() { # name, CFLAGS
 	dir="build-$1"
@@ -20,15 +34,22 @@ sanitize() { # name, CFLAGS
 	(
 		cd "$dir"
 		./configure -q --without-jemalloc CC=clang CFLAGS="$2 -O1 -g -fno-omit-frame-pointer"
-		make -j"$JOBS" check
+		make -j"$JOBS" >/dev/null
 	)
+	logged make -C "$dir" -j"$JOBS" check
 	rm -rf "$dir"
 	echo "check-all.sh: $1 build passed"
 }
 
-# Sanitized code runs 5-20x slower: give Check's per-test timeouts room.
+# Sanitized code runs 5-20x slower: give Check's per-test timeouts room. Each sanitizer reads
+# only its own options.
 export CK_TIMEOUT_MULTIPLIER=10
-TSAN_OPTIONS="halt_on_error=1" sanitize tsan "-fsanitize=thread"
-ASAN_OPTIONS="detect_leaks=1" UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1" \
-	sanitize asan "-fsanitize=address,undefined -fno-sanitize-recover=undefined"
+export TSAN_OPTIONS="halt_on_error=1"
+export ASAN_OPTIONS="detect_leaks=1"
+export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
+sanitize tsan "-fsanitize=thread"
+sanitize asan "-fsanitize=address,undefined -fno-sanitize-recover=undefined"
 echo "check-all.sh: all builds passed"
+passed=$(sed -n 's/^# PASS: *//p' "$LOG" | awk '{n += $1} END {print n + 0}')
+failed=$(sed -n 's/^# \(FAIL\|ERROR\|XPASS\): *//p' "$LOG" | awk '{n += $1} END {print n + 0}')
+echo "$passed passed, $failed failed"
