@@ -111,8 +111,8 @@ typedef struct actor_config {
 	int spin_us;      /* idle spin before parking, µs; 0 = default, -1 = never spin */
 	actor_dead_letter_fn *dead_letter; /* optional hook; dead letters are counted anyway */
 	void *dead_letter_arg;
-	/* "epoll", "io_uring" or "auto" (io_uring where the kernel and sandbox allow it, else
-	 * epoll). NULL = the ACTOR_REACTOR environment variable, else "auto". */
+	/* "epoll", "io_uring" or "auto" (currently epoll: see README "Backends"). NULL = the
+	 * ACTOR_REACTOR environment variable, else "auto". */
 	const char *reactor;
 } actor_config_t;
 

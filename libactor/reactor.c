@@ -14,10 +14,10 @@ int actor__reactor_choose(const char *want, const struct actor__reactor_ops **ou
 	if (want == NULL || *want == '\0')
 		want = getenv("ACTOR_REACTOR");
 	if (want == NULL || *want == '\0' || strcmp(want, "auto") == 0) {
-		/* Whether io_uring works is found out by each worker on its own thread: a ring set
-		 * up and torn down on the caller's thread would interrupt its blocking calls. */
-		*out = actor__reactor_uring != NULL ? actor__reactor_uring : &actor__reactor_epoll;
-		*fallback = actor__reactor_uring != NULL;
+		/* epoll for now: the io_uring backend passes every test but a single connection
+		 * doing request/response (bench/echo.sh, c1) stalls now and then for seconds, for a
+		 * reason not yet found. "io_uring" asks for it explicitly. */
+		*out = &actor__reactor_epoll;
 		return 0;
 	}
 	if (strcmp(want, "epoll") == 0) {
