@@ -91,11 +91,34 @@ static inline void bench_check(int rc, const char *what)
 	}
 }
 
-/* Creates a system with `workers` threads (0 = one per CPU) and default everything else. */
+/* The worker count the environment asks for: ACTOR_BENCH_WORKERS, or 0 (one per CPU) when it is
+ * unset or empty. Exits on anything else that is not a whole number in [1, ACTOR_WORKERS_MAX],
+ * like a bad argument: a scaling run with a typo must not report the default's figures. */
+static inline unsigned bench_env_workers(void)
+{
+	const char *s = getenv("ACTOR_BENCH_WORKERS");
+
+	if (s == NULL || *s == '\0')
+		return 0;
+
+	char *end = NULL;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (errno != 0 || *end != '\0' || s[0] == '-' || v < 1 || v > ACTOR_WORKERS_MAX) {
+		fprintf(stderr, "bench: ACTOR_BENCH_WORKERS must be in [1, %u], not '%s'\n",
+		        ACTOR_WORKERS_MAX, s);
+		exit(2);
+	}
+	return (unsigned)v;
+}
+
+/* Creates a system with `workers` threads and default everything else. 0 means the default:
+ * ACTOR_BENCH_WORKERS when set (bench/compare.sh's scaling runs), else one per CPU. An explicit
+ * count (pingpong_1core's 1) is kept whatever the environment says. */
 static inline actor_system_t *bench_system(unsigned workers)
 {
 	actor_system_t *sys = NULL;
-	actor_config_t cfg = {.workers = workers};
+	actor_config_t cfg = {.workers = workers != 0 ? workers : bench_env_workers()};
 
 	bench_check(actor_system_create(&cfg, &sys), "actor_system_create");
 	return sys;

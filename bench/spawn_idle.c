@@ -5,8 +5,9 @@
  * The main thread spawns `actors` actors with no state that never get a message, then reads
  * the growth of the resident set size. bytes_per_actor is that growth divided by the count: it
  * covers everything an actor costs the runtime (actor struct, mailbox, reference slot, its
- * share of the allocator's overhead), not just sizeof. Then the system is shut down, which
- * stops every actor, and freed.
+ * share of the allocator's overhead), not just sizeof. spawns_per_s times spawns from outside
+ * the worker pool, the path a program takes to build its initial actors. Then the system is
+ * shut down, which stops every actor, and freed.
  */
 #include "bench.h"
 

@@ -1,0 +1,479 @@
+# compare-report.awk: turns bench/compare.sh's raw RESULT lines into RESULTS.md (on stdout) and
+# the gnuplot data and scripts for the charts (in `work`). POSIX awk (mawk is enough).
+#
+# Input: the raw lines, of the form
+#   round=<r> workers=<w|all> RESULT name=<n> impl=<i> metric=<m> value=<v> unit=<u>
+# Variables: metaf (a file of "key value" lines), versionsf (toolchain lines), notesf (notes of
+# failures and missing peers), out (where the SVGs go), work (where chart data and scripts go).
+#
+# Orientation: a ratio is libactor's performance over the peer's, so >1 always means libactor
+# did better: value_libactor / value_peer for rates (unit 1/s), value_peer / value_libactor for
+# times and sizes (ms, B), where less is better.
+
+function better_higher(unit) { return unit == "1/s" }
+
+function group_of(name) {
+	if (name ~ /^(pingpong|counting|threadring|chameneos|big$|fork_join_throughput)/)
+		return "messaging"
+	if (name ~ /^(skynet|spawn_idle|fork_join_create)/)
+		return "spawning"
+	if (name ~ /^(echo|chat)/)
+		return "network"
+	return "other"
+}
+
+# Three significant digits, with k/M/G for rates; "ms" and "B" as they are.
+function sig3(x) {
+	if (x >= 100 || x == int(x) && x >= 10)
+		return sprintf("%.0f", x)
+	if (x >= 10)
+		return sprintf("%.1f", x)
+	if (x >= 1)
+		return sprintf("%.2f", x)
+	return sprintf("%.3g", x)
+}
+function human(v, unit) {
+	if (unit == "1/s") {
+		if (v >= 999500000) return sig3(v / 1e9) "G"
+		if (v >= 999500) return sig3(v / 1e6) "M"
+		if (v >= 999.5) return sig3(v / 1e3) "k"
+		return sig3(v)
+	}
+	return sig3(v)
+}
+function unit_words(unit) {
+	if (unit == "1/s") return "per second, higher is better"
+	if (unit == "ms") return "milliseconds, lower is better"
+	if (unit == "B") return "bytes, lower is better"
+	return unit
+}
+
+# Sorts the n values in list (1..n) ascending: insertion sort, the lists are short.
+function sort_list(list, n,    i, j, t) {
+	for (i = 2; i <= n; i++) {
+		t = list[i]
+		for (j = i - 1; j >= 1 && list[j] > t; j--)
+			list[j + 1] = list[j]
+		list[j + 1] = t
+	}
+}
+
+# Fills med, lo, hi (globals) from the values of key k in arrays cnt/val; returns the count.
+function stats(k,    n, i, l) {
+	n = cnt[k] + 0
+	if (n == 0)
+		return 0
+	for (i = 1; i <= n; i++)
+		l[i] = val[k, i]
+	sort_list(l, n)
+	lo = l[1]
+	hi = l[n]
+	med = (n % 2) ? l[(n + 1) / 2] : (l[n / 2] + l[n / 2 + 1]) / 2
+	return n
+}
+
+# 1 if an implementation other than libactor has main-run values for this row.
+function has_peer(row,    j) {
+	for (j = 1; j <= nimpls; j++)
+		if (impls[j] != "libactor" && cnt[row SUBSEP impls[j] SUBSEP "all"] + 0 > 0)
+			return 1
+	return 0
+}
+
+function ratio(lib, peer, unit) {
+	if (lib <= 0 || peer <= 0)
+		return ""
+	return better_higher(unit) ? lib / peer : peer / lib
+}
+
+function fmt_ratio(r) {
+	if (r == "")
+		return "—"
+	return sprintf(r >= 10 ? "%.1f×" : "%.2f×", r)
+}
+
+BEGIN {
+	while ((getline line < metaf) > 0) {
+		k = line
+		sub(/ .*/, "", k)
+		v = substr(line, length(k) + 2)
+		meta[k] = v
+	}
+	while ((getline line < versionsf) > 0)
+		versions[++nversions] = line
+	while ((getline line < notesf) > 0)
+		notes[++nnotes] = line
+}
+
+# The raw RESULT lines.
+{
+	delete f
+	for (i = 1; i <= NF; i++) {
+		eq = index($i, "=")
+		if (eq > 0)
+			f[substr($i, 1, eq - 1)] = substr($i, eq + 1)
+	}
+	if (!("name" in f) || !("impl" in f) || !("value" in f))
+		next
+	row = f["name"] SUBSEP f["metric"]
+	if (!(row in unit_of)) {
+		unit_of[row] = f["unit"]
+		g = group_of(f["name"])
+		rows[g, ++nrows[g]] = row
+		# Rows of one benchmark name, in order, for the per-benchmark tables.
+		if (!((g, f["name"]) in seen_name)) {
+			seen_name[g, f["name"]] = 1
+			names[g, ++nnames[g]] = f["name"]
+		}
+		metrics_of[f["name"], ++nmetrics[f["name"]]] = f["metric"]
+	}
+	if (!(f["impl"] in seen_impl)) {
+		seen_impl[f["impl"]] = 1
+		impl_order[++nimpl_seen] = f["impl"]
+	}
+	k = row SUBSEP f["impl"] SUBSEP f["workers"]
+	val[k, ++cnt[k]] = f["value"] + 0
+	if (f["workers"] != "all" && f["workers"] + 0 > maxw_seen)
+		maxw_seen = f["workers"] + 0
+}
+
+# ---------------------------------------------------------------------------------------------
+
+function impl_list(    s, n, i, k) {
+	# The configured implementations first (in run order), then any other seen (network).
+	n = split(meta["impls"], s, " ")
+	nimpls = 0
+	for (i = 1; i <= n; i++) {
+		impls[++nimpls] = s[i]
+		listed[s[i]] = 1
+	}
+	for (i = 1; i <= nimpl_seen; i++)
+		if (!(impl_order[i] in listed))
+			impls[++nimpls] = impl_order[i]
+}
+
+function label(row,    p, name, metric) {
+	split(row, p, SUBSEP)
+	name = p[1]
+	metric = p[2]
+	return nmetrics[name] > 1 ? name " " metric : name
+}
+
+function headline(g,    i, j, row, unit, lib, line, r, n) {
+	if (nrows[g] == 0)
+		return
+	printf "| %s | unit | libactor |", g
+	for (j = 1; j <= nimpls; j++)
+		if (impls[j] != "libactor")
+			printf " %s (libactor advantage) |", impls[j]
+	printf "\n|---|---|--:|"
+	for (j = 1; j <= nimpls; j++)
+		if (impls[j] != "libactor")
+			printf "--:|"
+	printf "\n"
+	for (i = 1; i <= nrows[g]; i++) {
+		row = rows[g, i]
+		unit = unit_of[row]
+		lib = stats(row SUBSEP "libactor" SUBSEP "all") ? med : 0
+		line = "| " label(row) (has_peer(row) ? "" : " (libactor only)") " | " unit " | " \
+		    (lib ? human(lib, unit) : "—") " |"
+		for (j = 1; j <= nimpls; j++) {
+			if (impls[j] == "libactor")
+				continue
+			n = stats(row SUBSEP impls[j] SUBSEP "all")
+			if (n == 0) {
+				line = line " — |"
+				continue
+			}
+			r = lib ? ratio(lib, med, unit) : ""
+			line = line " " human(med, unit) " (" fmt_ratio(r) ") |"
+		}
+		print line
+	}
+	print ""
+}
+
+function bench_tables(g,    i, j, m, name, metric, row, unit, lib, n, r, only) {
+	for (i = 1; i <= nnames[g]; i++) {
+		name = names[g, i]
+		printf "### %s\n\n", name
+		print "| metric | implementation | median | min–max | runs | libactor advantage (>1: libactor better) |"
+		print "|---|---|--:|--:|--:|--:|"
+		for (m = 1; m <= nmetrics[name]; m++) {
+			metric = metrics_of[name, m]
+			row = name SUBSEP metric
+			unit = unit_of[row]
+			lib = stats(row SUBSEP "libactor" SUBSEP "all") ? med : 0
+			only = !has_peer(row)
+			for (j = 1; j <= nimpls; j++) {
+				n = stats(row SUBSEP impls[j] SUBSEP "all")
+				if (n == 0) {
+					if ((impls[j] in active_impl) && !only)
+						printf "| %s (%s) | %s | — | — | 0 | not run (see notes) |\n", \
+						    metric, unit, impls[j]
+					continue
+				}
+				r = (impls[j] == "libactor") ? "" : (lib ? ratio(lib, med, unit) : "")
+				printf "| %s (%s) | %s | %s | %s–%s | %d | %s |\n", metric, unit, impls[j], \
+				    human(med, unit), human(lo, unit), human(hi, unit), n, \
+				    impls[j] == "libactor" ? "(baseline)" : fmt_ratio(r)
+			}
+		}
+		print ""
+		if (only) {
+			print "libactor only: no peer has a counterpart (see bench/peers/README.md)."
+			print ""
+		}
+	}
+}
+
+function chart(g, title,    i, j, row, unit, lib, n, dat, gp, col, ncols, r, any) {
+	dat = work "/chart-" g ".dat"
+	gp = work "/chart-" g ".gp"
+	printf "" > dat
+	any = 0
+	for (i = 1; i <= nrows[g]; i++) {
+		row = rows[g, i]
+		unit = unit_of[row]
+		lib = stats(row SUBSEP "libactor" SUBSEP "all") ? med : 0
+		if (!lib || !has_peer(row))
+			continue
+		printf "\"%s\"", label(row) >> dat
+		for (j = 1; j <= nimpls; j++) {
+			if (impls[j] == "libactor")
+				continue
+			n = stats(row SUBSEP impls[j] SUBSEP "all")
+			r = n ? ratio(lib, med, unit) : ""
+			if (r != "")
+				any = 1
+			printf " %s", (r == "" ? "NaN" : sprintf("%.4f", r)) >> dat
+		}
+		printf "\n" >> dat
+	}
+	close(dat)
+	if (!any) {
+		printf "" > dat
+		close(dat)
+		return
+	}
+	ncols = 0
+	print "set terminal svg size 960,540 dynamic noenhanced font 'sans,12' background '#ffffff'" > gp
+	print "set output '" out "/compare-" g ".svg'" >> gp
+	print "set title '" title "'" >> gp
+	print "set style data histograms" >> gp
+	print "set style histogram clustered gap 1" >> gp
+	print "set style fill solid 0.85 border -1" >> gp
+	print "set datafile missing 'NaN'" >> gp
+	print "set logscale y" >> gp
+	print "set ylabel 'libactor advantage, x (log scale; >1: libactor better)'" >> gp
+	print "set xtics rotate by -30 scale 0 nomirror" >> gp
+	print "set grid ytics" >> gp
+	print "set key outside top right" >> gp
+	print "set bmargin 8" >> gp
+	printf "plot" >> gp
+	col = 1
+	for (j = 1; j <= nimpls; j++) {
+		if (impls[j] == "libactor")
+			continue
+		col++
+		printf "%s '%s' using %d%s title 'vs %s'", (col > 2 ? "," : ""), dat, col, \
+		    (col == 2 ? ":xtic(1)" : ""), impls[j] >> gp
+	}
+	print ", 1 with lines lt -1 lw 1.5 notitle" >> gp
+	close(gp)
+	printf "![%s](compare-%s.svg)\n\n", g, g
+}
+
+function scaling_section(    i, j, w, row, unit, base, n, r, line, dat, gp, any, g, ncpu, col) {
+	g = "messaging"
+	ncpu = meta["ncpu"] + 0
+	if (maxw_seen == 0)
+		return
+	print "## Scaling"
+	print ""
+	printf "Each messaging benchmark at 1 worker and at every worker count up to the %d CPUs, as a ratio\n", ncpu
+	print "to its own 1-worker median (>1: faster with more workers). Workers are libactor's worker"
+	print "threads (ACTOR_BENCH_WORKERS), Go's GOMAXPROCS, Erlang's schedulers (+S), and CAF's"
+	printf "scheduler threads. The %d-worker column is the main runs above (every runtime's default is\n", ncpu
+	print "one worker per CPU). `_1core` rows are fixed at one worker and left out."
+	print ""
+	printf "| benchmark | implementation | 1 worker |"
+	for (w = 2; w <= ncpu; w++)
+		printf " %d workers |", w
+	printf "\n|---|---|--:|"
+	for (w = 2; w <= ncpu; w++)
+		printf "--:|"
+	printf "\n"
+	dat = work "/chart-scaling.dat"
+	printf "" > dat
+	any = 0
+	for (i = 1; i <= nrows[g]; i++) {
+		row = rows[g, i]
+		if (row ~ /_1core/)
+			continue
+		unit = unit_of[row]
+		printf "\"%s\"", label(row) >> dat
+		for (j = 1; j <= nimpls; j++) {
+			if (!stats(row SUBSEP impls[j] SUBSEP 1)) {
+				if (impls[j] in active_impl)
+					printf " NaN" >> dat
+				continue
+			}
+			base = med
+			line = "| " label(row) " | " impls[j] " | " human(base, unit) " " unit " |"
+			r = ""
+			for (w = 2; w <= ncpu; w++) {
+				n = stats(row SUBSEP impls[j] SUBSEP (w == ncpu ? "all" : w))
+				r = n ? ratio(med, base, unit) : ""
+				line = line " " fmt_ratio(r) " |"
+			}
+			print line
+			if (impls[j] in active_impl) {
+				printf " %s", (r == "" ? "NaN" : sprintf("%.4f", r)) >> dat
+				if (r != "")
+					any = 1
+			}
+		}
+		printf "\n" >> dat
+	}
+	close(dat)
+	print ""
+	if (!any)
+		return
+	gp = work "/chart-scaling.gp"
+	print "set terminal svg size 960,540 dynamic noenhanced font 'sans,12' background '#ffffff'" > gp
+	print "set output '" out "/compare-scaling.svg'" >> gp
+	printf "set title 'Scaling: %d workers against 1 (median of %s rounds)'\n", ncpu, meta["rounds"] >> gp
+	print "set style data histograms" >> gp
+	print "set style histogram clustered gap 1" >> gp
+	print "set style fill solid 0.85 border -1" >> gp
+	print "set datafile missing 'NaN'" >> gp
+	print "set logscale y" >> gp
+	printf "set ylabel 'speed at %d workers / speed at 1 (log scale)'\n", ncpu >> gp
+	print "set xtics rotate by -30 scale 0 nomirror" >> gp
+	print "set grid ytics" >> gp
+	print "set key outside top right" >> gp
+	print "set bmargin 8" >> gp
+	printf "plot" >> gp
+	col = 1
+	for (j = 1; j <= nimpls; j++) {
+		if (!(impls[j] in active_impl))
+			continue
+		col++
+		printf "%s '%s' using %d%s title '%s'", (col > 2 ? "," : ""), dat, col, \
+		    (col == 2 ? ":xtic(1)" : ""), impls[j] >> gp
+	}
+	print ", 1 with lines lt -1 lw 1.5 notitle" >> gp
+	close(gp)
+	print "![scaling](compare-scaling.svg)"
+	print ""
+}
+
+END {
+	impl_list()
+	n = split(meta["impls"], s, " ")
+	for (i = 1; i <= n; i++)
+		active_impl[s[i]] = 1
+
+	print "# libactor benchmark comparison"
+	print ""
+	if (meta["quick"] == "1") {
+		print "**QUICK RUN (BENCH_COMPARE_QUICK=1): reduced counts, for checking the suite only. These"
+		print "figures are not comparable with the full ones.**"
+		print ""
+	}
+	printf "Generated by `make bench-compare` (bench/compare.sh) on %s. Do not edit by hand.\n", meta["date"]
+	print ""
+	print "## Machine and method"
+	print ""
+	printf "- **Machine:** %s, %s CPUs, %s, %s.\n", meta["cpu"], meta["ncpu"], meta["kernel"], meta["os"]
+	printf "- **Load average** (1, 5, 15 min) before and after: %s. The runs took about %s min.\n", meta["load"], meta["minutes"]
+	if (split(meta["runloads"], rl, " ") == 3)
+		printf "  The 1-minute load average as each run started: min %s, median %s, max %s (the suite's own\n  runs account for up to about %s: every runtime keeps each CPU busy).\n", rl[1], rl[2], rl[3], meta["ncpu"]
+	printf "- **Toolchains:** "
+	for (i = 1; i <= nversions; i++)
+		printf "%s%s", (i > 1 ? "; " : ""), versions[i]
+	print "."
+	printf "- **Rounds:** %s. In each round every benchmark runs once per implementation, the\n", meta["rounds"]
+	print "  implementations alternating (libactor, go, erlang, caf, libactor, ...). A cell is the median of"
+	print "  the rounds, with their min–max."
+	print "- **Ratios** (\"libactor advantage\") are oriented so that **>1 means libactor did better**:"
+	print "  libactor's rate over the peer's for rates (1/s), the peer's time or size over libactor's for"
+	print "  times (ms) and sizes (B)."
+	print "- **Peers** (bench/peers/, described in bench/peers/README.md) do the same work and check the"
+	print "  same result as the libactor program, with their runtime's defaults: Go with goroutines and"
+	print "  channels, Erlang with processes (escripts, compiled), CAF 0.17 with event-based actors. Every"
+	print "  runtime uses one worker thread per CPU unless a row says otherwise (`_1core`: one worker:"
+	print "  libactor `workers = 1`, Go `GOMAXPROCS=1`, Erlang one scheduler online, CAF"
+	print "  `scheduler.max-threads=1`)."
+	missing = 0
+	for (i = 1; i <= nnotes; i++)
+		if (notes[i] ~ /^MISSING/) {
+			if (!missing++)
+				print "- **Missing peers** (skipped, never estimated):"
+			sub(/^MISSING: /, "", notes[i])
+			print "  - " notes[i]
+		}
+	if (!missing)
+		print "- **Missing peers:** none; every implementation ran."
+	print ""
+	for (i = 1; i <= nnotes; i++)
+		if (notes[i] !~ /^MISSING/ && notes[i] != "")
+			print "> " notes[i]
+	print ""
+
+	print "## Reading the numbers"
+	print ""
+	print "- **Placement.** libactor's default placement (round-robin) puts actors spawned one after"
+	print "  another on different workers, and an actor only ever runs on its own worker. The peers'"
+	print "  schedulers are free to run both ends of a conversation on one thread (Go and CAF run a"
+	print "  woken goroutine or actor on the waker's thread first; Erlang compacts a light load onto"
+	print "  fewer schedulers) and move work between threads. So in `pingpong`, `counting_*`,"
+	print "  `chameneos` and `big` most libactor messages cross cores and the peers' often do not; the"
+	print "  `_1core` rows and the scaling table show every runtime without that difference. A"
+	print "  `_spread` row (libactor only) spreads a chain over the workers on purpose."
+	print "- **Outside senders.** `fork_join_*` spawn and send from the program's main thread: a thread"
+	print "  outside the worker pool for libactor and CAF (whose workers have every CPU), a goroutine or"
+	print "  a process on the scheduler for Go and Erlang."
+	print "- **Noise.** A message that crosses cores costs a cache-line transfer between CPUs; on a"
+	print "  virtual machine its latency depends on where the host runs the virtual CPUs and can change"
+	print "  from one run to the next. The min–max columns show how much; trust a ratio only where the"
+	print "  ranges do not overlap."
+	print "- **Savina rows** (`chameneos`, `big`, `fork_join_*`) report execution time, Savina's metric."
+	print ""
+	print "## Headline"
+	print ""
+	print "Medians; in brackets the libactor advantage (>1: libactor better)."
+	print ""
+	headline("messaging")
+	headline("spawning")
+	headline("network")
+	headline("other")
+
+	print "## Messaging"
+	print ""
+	chart("messaging", "libactor vs peers: messaging (median of " meta["rounds"] " rounds; >1: libactor better)")
+	bench_tables("messaging")
+	print "## Spawning"
+	print ""
+	chart("spawning", "libactor vs peers: spawning (median of " meta["rounds"] " rounds; >1: libactor better)")
+	bench_tables("spawning")
+	print "## Network"
+	print ""
+	if (nrows["network"] == 0) {
+		print "No network results in this run. The echo and chat benchmarks join this group when their"
+		print "RESULT lines (names starting with `echo` or `chat`) are present: `BENCH_COMPARE_NETWORK=1`"
+		print "runs bench/echo.sh each round, and `BENCH_COMPARE_NETWORK_RESULTS=\"file ...\"` reads lines"
+		print "recorded elsewhere."
+		print ""
+	} else {
+		chart("network", "libactor vs peers: network (median; >1: libactor better)")
+		bench_tables("network")
+	}
+	if (nrows["other"] > 0) {
+		print "## Other"
+		print ""
+		bench_tables("other")
+	}
+	scaling_section()
+}

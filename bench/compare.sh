@@ -1,0 +1,345 @@
+#!/bin/sh
+# compare.sh: libactor against its peers in Go, Erlang and CAF on every benchmark; writes
+# RESULTS.md (tables, machine, date, scaling) and one SVG chart per group. `make bench-compare`.
+#
+# Usage: bench/compare.sh [builddir]   (default: the current directory; the libactor
+#                                      benchmarks must be built there, in bench/)
+#
+# Each round runs every benchmark once per implementation, the implementations alternating
+# (libactor go erlang caf libactor go ...), so slow drifts of the machine hit all of them alike.
+# A table cell is the median of the rounds, with their min-max. Peers are built here (Go with
+# `go build`, CAF with the C++ compiler) into <builddir>/bench/peers/; Erlang peers are escripts
+# run from the source tree. A peer whose toolchain is missing is named in RESULTS.md and skipped;
+# nothing is ever filled in for it.
+#
+# Scaling: every messaging benchmark also runs at 1, 2, ... workers below the CPU count
+# (libactor: ACTOR_BENCH_WORKERS; Go: GOMAXPROCS; Erlang: +S; CAF: ACTOR_BENCH_WORKERS, read by
+# bench.hpp), and is reported as a ratio to 1 worker; the all-CPUs column is the main runs.
+#
+# Environment:
+#   BENCH_COMPARE_ROUNDS=N      rounds (default 5: about 9 minutes on a 2-CPU machine, builds
+#                               and scaling runs included)
+#   BENCH_COMPARE_QUICK=1       reduced counts (about a tenth), for a quick check of the suite
+#   BENCH_COMPARE_IMPLS="..."   implementations (default "libactor go erlang caf")
+#   BENCH_COMPARE_BENCHES="..." benchmark programs (default: all of them, see BENCHES below)
+#   BENCH_COMPARE_SCALING=0     skip the scaling runs
+#   BENCH_COMPARE_OUT=DIR       where RESULTS.md and the charts go. Default: the source bench/
+#                               for a full run; <builddir>/bench/compare-quick/ (QUICK) or
+#                               compare-partial/ (fewer benchmarks, implementations or rounds)
+#                               otherwise, so that bench/RESULTS.md is always a full run
+#   Network group (the hook for the echo and chat benchmarks: RESULT lines named echo* or chat*
+#   form the "network" group, with its own tables and chart):
+#   BENCH_COMPARE_NETWORK=1     also run bench/echo.sh once per round (takes minutes)
+#   BENCH_COMPARE_NETWORK_RESULTS="f1 f2"  files of RESULT lines recorded elsewhere (for
+#                               example `make bench-echo > f1`); each file counts as one round
+set -u
+
+here=$(cd "$(dirname "$0")" && pwd) # the source bench/
+builddir=$(cd "${1:-.}" && pwd)
+rounds=${BENCH_COMPARE_ROUNDS:-5}
+quick=${BENCH_COMPARE_QUICK:-0}
+impls=${BENCH_COMPARE_IMPLS:-"libactor go erlang caf"}
+scaling=${BENCH_COMPARE_SCALING:-1}
+peerbin=$builddir/bench/peers
+timeout_s=900 # per run: a hung peer must not hang the suite
+
+# The benchmark programs, by group. A program may print several rows (pingpong prints pingpong
+# and pingpong_1core).
+MESSAGING="pingpong counting threadring chameneos big fork_join_throughput"
+SPAWNING="skynet spawn_idle fork_join_create"
+BENCHES=${BENCH_COMPARE_BENCHES:-"$MESSAGING $SPAWNING"}
+
+# bench/RESULTS.md only ever comes from a full run: every benchmark, every implementation, full
+# counts, at least three rounds. Anything less goes to the build tree.
+if [ "$quick" = 1 ]; then
+	out=${BENCH_COMPARE_OUT:-$builddir/bench/compare-quick}
+elif [ "$BENCHES" != "$MESSAGING $SPAWNING" ] || [ "$impls" != "libactor go erlang caf" ] ||
+	[ "$rounds" -lt 3 ]; then
+	out=${BENCH_COMPARE_OUT:-$builddir/bench/compare-partial}
+else
+	out=${BENCH_COMPARE_OUT:-$here}
+fi
+work=$builddir/bench/compare-work
+mkdir -p "$out" "$work" "$peerbin/go" "$peerbin/caf"
+raw=$work/raw.txt
+notes=$work/notes.txt
+: >"$raw"
+: >"$notes"
+: >"$work/stderr.log"
+: >"$work/loads.txt"
+
+say() { echo "compare.sh: $*" >&2; }
+note() { echo "$*" >>"$notes"; }
+
+# Arguments for quick runs: about a tenth of the work. Full runs use each program's defaults.
+quick_args() {
+	case $1 in
+	pingpong) echo 200000 ;;
+	counting) echo 1000000 ;;
+	threadring) echo 1000000 ;;
+	skynet) echo 100000 ;;
+	spawn_idle) echo 100000 ;;
+	chameneos) echo 20000 ;;
+	big) echo 2000 ;;
+	fork_join_throughput) echo 1000 ;;
+	fork_join_create) echo 4000 ;;
+	esac
+}
+
+args_for() {
+	if [ "$quick" = 1 ]; then quick_args "$1"; fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# Toolchains and builds
+
+have_impl() { # impl: 0 if its toolchain is usable
+	case $1 in
+	libactor) return 0 ;;
+	go) command -v go >/dev/null 2>&1 ;;
+	erlang) command -v escript >/dev/null 2>&1 && command -v erl >/dev/null 2>&1 ;;
+	caf) printf '#include <caf/all.hpp>\nint main(){}\n' |
+		${CXX:-c++} -std=c++17 -fsyntax-only -x c++ - >/dev/null 2>&1 ;;
+	*) return 1 ;;
+	esac
+}
+
+why_missing() {
+	case $1 in
+	go) echo "no \`go\` (Debian: apt-get install golang-go)" ;;
+	erlang) echo "no \`escript\`/\`erl\` (Debian: apt-get install erlang-base)" ;;
+	caf) echo "CAF headers do not compile with ${CXX:-c++} (Debian: apt-get install libcaf-dev)" ;;
+	*) echo "unknown implementation" ;;
+	esac
+}
+
+# needs_build target sources...: 0 when target is missing or older than any source.
+needs_build() {
+	t=$1
+	shift
+	[ -e "$t" ] || return 0
+	for s in "$@"; do
+		[ -n "$(find "$s" -newer "$t")" ] && return 0
+	done
+	return 1
+}
+
+build_peer() { # impl bench: builds the peer if it has one; 1 if it has none or fails
+	case $1 in
+	go)
+		src=$here/peers/go/$2.go
+		[ -f "$src" ] || return 1
+		bin=$peerbin/go/$2
+		if needs_build "$bin" "$src" "$here/peers/go/bench.go"; then
+			say "go build $2"
+			# Go's own build cache, or one in the build tree when there is no home.
+			if [ -z "${HOME:-}" ] && [ -z "${GOCACHE:-}" ]; then
+				GOCACHE=$peerbin/go-cache
+				export GOCACHE
+			fi
+			GOFLAGS='' go build -o "$bin" "$here/peers/go/bench.go" "$src" || return 1
+		fi
+		;;
+	caf)
+		src=$here/peers/caf/$2.cpp
+		[ -f "$src" ] || return 1
+		bin=$peerbin/caf/$2
+		if needs_build "$bin" "$src" "$here/peers/caf/bench.hpp"; then
+			say "c++ $2 (CAF)"
+			${CXX:-c++} -O2 -std=c++17 -Wall -Wextra -o "$bin" "$src" -lcaf_core \
+				-pthread || return 1
+		fi
+		;;
+	erlang)
+		[ -f "$here/peers/erlang/$2.escript" ] || return 1
+		;;
+	libactor)
+		[ -x "$builddir/bench/$2" ] || return 1
+		;;
+	esac
+	return 0
+}
+
+# run_one impl bench workers: runs one benchmark once; appends its RESULT lines to $raw, tagged
+# with the round and the worker count ("all" = the runtime's default). Returns its status.
+run_one() {
+	impl=$1 b=$2 w=$3
+	args=$(args_for "$b")
+	case $impl in
+	libactor) set -- "$builddir/bench/$b" ;;
+	go) set -- "$peerbin/go/$b" ;;
+	erlang) set -- escript "$here/peers/erlang/$b.escript" ;;
+	caf) set -- "$peerbin/caf/$b" ;;
+	esac
+	cut -d' ' -f1 /proc/loadavg >>"$work/loads.txt" # how busy the machine was, for the report
+	# The worker count, in each runtime's own terms; "all" is every runtime's default, so
+	# nothing inherited from the caller's environment may change it.
+	(
+		unset ACTOR_BENCH_WORKERS GOMAXPROCS ERL_FLAGS
+		if [ "$w" != all ]; then
+			case $impl in
+			libactor | caf) ACTOR_BENCH_WORKERS=$w && export ACTOR_BENCH_WORKERS ;;
+			go) GOMAXPROCS=$w && export GOMAXPROCS ;;
+			erlang) ERL_FLAGS="+S $w:$w" && export ERL_FLAGS ;;
+			esac
+		fi
+		# shellcheck disable=SC2086 # $args is a word list on purpose
+		exec timeout $timeout_s "$@" $args >"$work/out" 2>"$work/err"
+	)
+	rc=$?
+	grep '^RESULT ' "$work/out" | sed "s/^/round=$round workers=$w /" >>"$raw"
+	{
+		echo "== round $round, workers $w: $impl $b (status $rc)"
+		cat "$work/err"
+	} >>"$work/stderr.log"
+	if [ $rc -ne 0 ]; then
+		say "$impl $b (workers $w) FAILED with status $rc:"
+		sed 's/^/    /' "$work/err" >&2
+		note "FAILED: $impl $b (round $round, workers $w) exited with status $rc;" \
+			"its rows are missing from that round"
+	fi
+	return $rc
+}
+
+# ---------------------------------------------------------------------------------------------
+# Setup
+
+ncpu=$(nproc)
+active=""
+for impl in $impls; do
+	if have_impl "$impl"; then
+		active="$active $impl"
+	else
+		say "skipping $impl: $(why_missing "$impl")"
+		note "MISSING: $impl: $(why_missing "$impl"). Skipped, not estimated."
+	fi
+done
+
+# runs.txt lists what will run: "impl bench" for every pair that has a program.
+: >"$work/runs.txt"
+for b in $BENCHES; do
+	for impl in $active; do
+		if build_peer "$impl" "$b"; then
+			echo "$impl $b" >>"$work/runs.txt"
+		elif [ "$impl" = libactor ]; then
+			say "bench/$b is not built in $builddir (make bench/$b)"
+			exit 2
+		else
+			note "NO PEER: $impl has no $b (or it failed to build); that cell is empty."
+		fi
+	done
+done
+
+has_run() { grep -qx "$1 $2" "$work/runs.txt"; }
+
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
+t_start=$(date +%s)
+say "$rounds rounds of: $BENCHES; implementations:$active; $ncpu CPUs; load $load0"
+
+# ---------------------------------------------------------------------------------------------
+# The main runs: every benchmark on every implementation, alternating, once per round.
+
+round=1
+while [ $round -le "$rounds" ]; do
+	for b in $BENCHES; do
+		for impl in $active; do
+			has_run "$impl" "$b" || continue
+			say "round $round/$rounds: $impl $b"
+			run_one "$impl" "$b" all
+		done
+	done
+	if [ "${BENCH_COMPARE_NETWORK:-0}" = 1 ] && [ -x "$builddir/bench/echo_client" ]; then
+		say "round $round/$rounds: bench/echo.sh"
+		sh "$here/echo.sh" "$builddir/bench" 2>"$work/err" |
+			grep '^RESULT ' | sed "s/^/round=$round workers=all /" >>"$raw" ||
+			note "FAILED: bench/echo.sh in round $round"
+	fi
+	round=$((round + 1))
+done
+
+# Network results recorded elsewhere: each file is one round.
+n=0
+for f in ${BENCH_COMPARE_NETWORK_RESULTS:-}; do
+	n=$((n + 1))
+	grep '^RESULT ' "$f" | sed "s/^/round=file$n workers=all /" >>"$raw"
+done
+
+# ---------------------------------------------------------------------------------------------
+# Scaling: the messaging benchmarks at every worker count below the CPU count.
+
+if [ "$scaling" = 1 ] && [ "$ncpu" -gt 1 ]; then
+	round=1
+	while [ $round -le "$rounds" ]; do
+		w=1
+		while [ $w -lt "$ncpu" ]; do
+			for b in $MESSAGING; do
+				for impl in $active; do
+					has_run "$impl" "$b" || continue
+					say "scaling round $round/$rounds, $w workers: $impl $b"
+					run_one "$impl" "$b" "$w"
+				done
+			done
+			w=$((w + 1))
+		done
+		round=$((round + 1))
+	done
+fi
+
+t_end=$(date +%s)
+load1=$(cut -d' ' -f1-3 /proc/loadavg)
+cp "$raw" "$out/compare-raw.txt"
+
+# ---------------------------------------------------------------------------------------------
+# The report
+
+cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+[ -n "$cpu" ] || cpu=$(uname -m)
+versions=$work/versions.txt
+{
+	echo "libactor $(sed -n 's/^#define PACKAGE_VERSION "\(.*\)"/\1/p' "$builddir/config.h" \
+		2>/dev/null), $(${CC:-cc} --version | head -n 1)"
+	case " $active " in *" go "*) go version ;; esac
+	case " $active " in *" erlang "*)
+		echo "Erlang/OTP $(erl -noshell -eval \
+			'io:format("~s, erts ~s, ~s", [erlang:system_info(otp_release),
+			 erlang:system_info(version), erlang:system_info(emu_flavor)]), halt().' \
+			2>/dev/null)" ;;
+	esac
+	case " $active " in *" caf "*)
+		echo "CAF $(dpkg-query -W -f '${Version}' libcaf-dev 2>/dev/null ||
+			echo '(version unknown)'), $(${CXX:-c++} --version | head -n 1)" ;;
+	esac
+} >"$versions"
+
+meta=$work/meta.txt
+{
+	echo "date $(date -u '+%Y-%m-%d %H:%M UTC')"
+	echo "cpu $cpu"
+	echo "ncpu $ncpu"
+	echo "kernel $(uname -sr)"
+	# shellcheck disable=SC1091 # the system's file, read for its name
+	echo "os $(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME")"
+	echo "rounds $rounds"
+	echo "quick $quick"
+	echo "impls$active"
+	echo "load $load0 -> $load1"
+	echo "runloads $(sort -n "$work/loads.txt" | awk '{v[NR] = $1}
+		END { if (NR) printf "%s %s %s", v[1], v[int((NR + 1) / 2)], v[NR] }')"
+	echo "minutes $(((t_end - t_start + 59) / 60))"
+	echo "messaging $MESSAGING"
+	echo "spawning $SPAWNING"
+} >"$meta"
+
+awk -f "$here/compare-report.awk" -v out="$out" -v work="$work" -v metaf="$meta" \
+	-v versionsf="$versions" -v notesf="$notes" "$raw" >"$out/RESULTS.md" || exit 1
+
+# Charts: one per group that has data, and one for scaling.
+if command -v gnuplot >/dev/null 2>&1; then
+	for g in messaging spawning network scaling; do
+		[ -s "$work/chart-$g.dat" ] || continue
+		gnuplot "$work/chart-$g.gp" || say "gnuplot failed for $g"
+	done
+else
+	say "no gnuplot (Debian: apt-get install gnuplot-nox): RESULTS.md without charts"
+fi
+say "wrote $out/RESULTS.md ($(((t_end - t_start + 59) / 60)) min of runs)"
