@@ -332,6 +332,11 @@ meta=$work/meta.txt
 
 awk -f "$here/compare-report.awk" -v out="$out" -v work="$work" -v metaf="$meta" \
 	-v versionsf="$versions" -v notesf="$notes" "$raw" >"$out/RESULTS.md" || exit 1
+# The hand-written part: where libactor is behind, and why.
+if [ -f "$here/compare-notes.md" ]; then
+	printf '\n' >>"$out/RESULTS.md"
+	cat "$here/compare-notes.md" >>"$out/RESULTS.md"
+fi
 
 # Charts: one per group that has data, and one for scaling.
 if command -v gnuplot >/dev/null 2>&1; then
