@@ -30,70 +30,7 @@
 
 enum { MSG_GO = 1, MSG_RESUME, MSG_STOP };
 
-/* ---------------------------------------------------------------------------------------------
- * The backend under test, and failures seen inside behaviours (which run on worker threads
- * and must not call ck_assert: they note the first failure, the test thread asserts on it).
- */
-
-static const char *reactor = "epoll";
-static atomic_int fail_count;
-static atomic_int fail_ready;
-static char fail_msg[512];
-
-static void reset_failures(void)
-{
-	atomic_store(&fail_count, 0);
-	atomic_store(&fail_ready, 0);
-	fail_msg[0] = '\0';
-}
-
-static void use_epoll(void)
-{
-	reactor = "epoll";
-	reset_failures();
-}
-
-static void use_io_uring(void)
-{
-	reactor = "io_uring";
-	reset_failures();
-}
-
-__attribute__((format(printf, 2, 3))) static void note_fail(int line, const char *fmt, ...)
-{
-	if (atomic_fetch_add(&fail_count, 1) != 0)
-		return;
-	int n = snprintf(fail_msg, sizeof(fail_msg), "line %d: ", line);
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(fail_msg + n, sizeof(fail_msg) - (size_t)n, fmt, ap);
-	va_end(ap);
-	/* release: pairs with the acquire in assert_no_failures */
-	atomic_store_explicit(&fail_ready, 1, memory_order_release);
-}
-#define NOTE_FAIL(...) note_fail(__LINE__, __VA_ARGS__)
-
-#define assert_no_failures()                                                                       \
-	ck_assert_msg(atomic_load(&fail_count) == 0,                                               \
-	              "[%s] %d failure(s) inside actors; first: %s", reactor,                      \
-	              atomic_load(&fail_count),                                                    \
-	              atomic_load_explicit(&fail_ready, memory_order_acquire) ? fail_msg : "?")
-
-static actor_system_t *net_system(unsigned workers)
-{
-	actor_config_t cfg = {.workers = workers, .reactor = reactor};
-	actor_system_t *sys = system_new_cfg(&cfg);
-	ck_assert_str_eq(actor_system_reactor(sys), reactor);
-	return sys;
-}
-
-/* Shuts the system down and frees it; fails if that hangs. */
-static void net_system_end(actor_system_t *sys, const char *what)
-{
-	ck_assert_int_eq(actor_system_shutdown(sys), 0);
-	system_run_to_end(sys, TEST_WATCHDOG, what);
-	actor_system_free(sys);
-}
+#include "backend.h" /* the backend under test; failures seen inside behaviours */
 
 static uint64_t stat_sum(actor_system_t *sys, size_t offset)
 {
@@ -771,7 +708,7 @@ static void sink_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
 START_TEST(server_actor_receives_100_mb_byte_for_byte)
 {
 	uint64_t total = test_param(1, "NET_TRANSFER_MB", TRANSFER_MB_DEFAULT) << 20;
-	actor_system_t *sys = net_system(2);
+	actor_system_t *sys = backend_system(2);
 	struct sink_report rep = {0};
 	struct server srv = {
 	    .conn_fn = sink_fn, .conn_size = sizeof(struct sink_conn), .user = &rep};
@@ -801,7 +738,7 @@ START_TEST(server_actor_receives_100_mb_byte_for_byte)
 	ck_assert_uint_eq(atomic_load(&rep.bytes), total);
 	fprintf(stderr, "[%s] %" PRIu64 " MB to a server actor in %.2f s\n", reactor, total >> 20,
 	        secs);
-	net_system_end(sys, "100 MB to a server actor");
+	backend_system_end(sys, "100 MB to a server actor");
 }
 END_TEST
 
@@ -897,7 +834,7 @@ static void pump_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
 START_TEST(client_actor_streams_100_mb_to_a_plain_socket_under_back_pressure)
 {
 	uint64_t total = test_param(1, "NET_TRANSFER_MB", TRANSFER_MB_DEFAULT) << 20;
-	actor_system_t *sys = net_system(2);
+	actor_system_t *sys = backend_system(2);
 	uint16_t port;
 	int lfd = tcp_plain_listener(&port);
 	struct pump *p = calloc(1, sizeof(*p));
@@ -942,7 +879,7 @@ START_TEST(client_actor_streams_100_mb_to_a_plain_socket_under_back_pressure)
 	              reactor, p->enobufs, p->drained);
 	fprintf(stderr, "[%s] %" PRIu64 " MB from a client actor in %.2f s (%u ENOBUFS)\n", reactor,
 	        total >> 20, secs, p->enobufs);
-	net_system_end(sys, "100 MB from a client actor");
+	backend_system_end(sys, "100 MB from a client actor");
 	free(p);
 }
 END_TEST
@@ -965,7 +902,7 @@ START_TEST(thousand_connections_each_echo_their_own_stream)
 		        (unsigned long)old.rlim_max, fit, n);
 		n = fit;
 	}
-	actor_system_t *sys = net_system(2);
+	actor_system_t *sys = backend_system(2);
 	struct server srv = {0};
 	echo_server_init(&srv);
 	uint16_t port = server_start(sys, &srv);
@@ -987,7 +924,7 @@ START_TEST(thousand_connections_each_echo_their_own_stream)
 	assert_eventually(STAT_SUM(sys, conns) == 0, TEST_WATCHDOG);
 	assert_no_failures();
 	ck_assert_uint_eq(STAT_SUM(sys, accepts), n);
-	net_system_end(sys, "a thousand echo connections");
+	backend_system_end(sys, "a thousand echo connections");
 	setrlimit(RLIMIT_NOFILE, &old);
 }
 END_TEST
@@ -1069,7 +1006,7 @@ static void flood_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
 
 START_TEST(peer_reset_during_a_large_write_arrives_as_closed_with_an_error)
 {
-	actor_system_t *sys = net_system(2);
+	actor_system_t *sys = backend_system(2);
 	struct flood_report rep = {0};
 	struct server srv = {
 	    .conn_fn = flood_fn, .conn_size = sizeof(struct flood_conn), .user = &rep};
@@ -1099,7 +1036,7 @@ START_TEST(peer_reset_during_a_large_write_arrives_as_closed_with_an_error)
 	int wr = atomic_load(&rep.write_after_close);
 	ck_assert_msg(wr < 0, "[%s] a write after CLOSED returned %d", reactor, wr);
 	assert_eventually(STAT_SUM(sys, conns) == 0, TEST_WATCHDOG);
-	net_system_end(sys, "a reset connection");
+	backend_system_end(sys, "a reset connection");
 }
 END_TEST
 
@@ -1164,7 +1101,7 @@ static void halfclose_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
 
 START_TEST(peer_eof_arrives_as_closed_with_error_zero_after_all_its_data)
 {
-	actor_system_t *sys = net_system(2);
+	actor_system_t *sys = backend_system(2);
 	struct halfclose_report *rep = calloc(1, sizeof(*rep));
 	atomic_store(&rep->reply_rc, 1);
 	struct server srv = {
@@ -1213,14 +1150,14 @@ START_TEST(peer_eof_arrives_as_closed_with_error_zero_after_all_its_data)
 		ck_assert_int_eq(reply, -EPIPE);
 		ck_assert_uint_eq(nin, 0);
 	}
-	net_system_end(sys, "peer EOF");
+	backend_system_end(sys, "peer EOF");
 	free(rep);
 }
 END_TEST
 
 START_TEST(shutdown_sends_fin_after_the_queued_output_while_reading_goes_on)
 {
-	actor_system_t *sys = net_system(2);
+	actor_system_t *sys = backend_system(2);
 	struct halfclose_report *rep = calloc(1, sizeof(*rep));
 	rep->shut_first = true;
 	struct server srv = {
@@ -1252,7 +1189,7 @@ START_TEST(shutdown_sends_fin_after_the_queued_output_while_reading_goes_on)
 	assert_no_failures();
 	ck_assert_msg(memcmp(rep->got, out, sizeof(out)) == 0, "bytes differ");
 	ck_assert_int_eq(atomic_load(&rep->closed_error), 0);
-	net_system_end(sys, "server half-close");
+	backend_system_end(sys, "server half-close");
 	free(rep);
 }
 END_TEST
@@ -1348,7 +1285,7 @@ static void slow_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
 
 START_TEST(slow_reader_pushes_the_writer_over_high_water_and_drained_follows)
 {
-	actor_system_t *sys = net_system(2);
+	actor_system_t *sys = backend_system(2);
 	struct slow_report rep = {.total = 32u << 20};
 	atomic_store(&rep.queued_at_enobufs, UINT64_MAX);
 	struct server srv = {
@@ -1405,7 +1342,7 @@ START_TEST(slow_reader_pushes_the_writer_over_high_water_and_drained_follows)
 	ck_assert_msg(qd <= ACTOR_TCP_LOW_WATER,
 	              "[%s] DRAINED with %" PRIu64 " bytes queued, above low water %u", reactor, qd,
 	              ACTOR_TCP_LOW_WATER);
-	net_system_end(sys, "a slow reader");
+	backend_system_end(sys, "a slow reader");
 }
 END_TEST
 
@@ -1484,7 +1421,7 @@ static void *writer_main(void *arg)
 
 START_TEST(paused_connection_delivers_nothing_until_resumed)
 {
-	actor_system_t *sys = net_system(2);
+	actor_system_t *sys = backend_system(2);
 	struct pause_report rep = {0};
 	struct server srv = {
 	    .conn_fn = pause_fn, .conn_size = sizeof(struct pause_conn), .user = &rep};
@@ -1521,7 +1458,7 @@ START_TEST(paused_connection_delivers_nothing_until_resumed)
 	ck_assert_int_eq(atomic_load(&rep.resume_rc), 0);
 	assert_no_failures();
 	free(out);
-	net_system_end(sys, "pause and resume");
+	backend_system_end(sys, "pause and resume");
 }
 END_TEST
 
@@ -1571,7 +1508,7 @@ START_TEST(accept_backs_off_on_emfile_and_serves_again_when_descriptors_free)
 	low.rlim_cur = (rlim_t)highest_fd() + 256;
 	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
 
-	actor_system_t *sys = net_system(2);
+	actor_system_t *sys = backend_system(2);
 	struct server srv = {0};
 	echo_server_init(&srv);
 	uint16_t port = server_start(sys, &srv);
@@ -1637,7 +1574,7 @@ START_TEST(accept_backs_off_on_emfile_and_serves_again_when_descriptors_free)
 	assert_no_failures();
 	fprintf(stderr, "[%s] EMFILE: %" PRIu64 " back-offs, %.1f ms CPU in %.0f ms\n", reactor,
 	        STAT_SUM(sys, accept_backoffs), cpu * 1e3, wall * 1e3);
-	net_system_end(sys, "EMFILE back-off");
+	backend_system_end(sys, "EMFILE back-off");
 }
 END_TEST
 
@@ -1668,7 +1605,7 @@ static int listen_try(actor_system_t *sys, const char *host, uint16_t port, int 
 
 START_TEST(listening_on_a_port_in_use_fails_with_eaddrinuse)
 {
-	actor_system_t *sys = net_system(2);
+	actor_system_t *sys = backend_system(2);
 	uint16_t port;
 	int lfd = tcp_plain_listener(&port);
 	ck_assert_int_eq(listen_try(sys, "127.0.0.1", port, 0), -EADDRINUSE);
@@ -1696,16 +1633,16 @@ START_TEST(listening_on_a_port_in_use_fails_with_eaddrinuse)
 	send_ok(sys, group.ref, MSG_STOP, NULL, 0);
 	wait_stopped(sys, group.ref);
 	assert_no_failures();
-	net_system_end(sys, "EADDRINUSE");
+	backend_system_end(sys, "EADDRINUSE");
 }
 END_TEST
 
 START_TEST(listening_on_an_address_not_on_this_host_fails_with_eaddrnotavail)
 {
-	actor_system_t *sys = net_system(1);
+	actor_system_t *sys = backend_system(1);
 	/* 192.0.2.1 is TEST-NET-1: documentation only, never a local address. */
 	ck_assert_int_eq(listen_try(sys, "192.0.2.1", 0, 0), -EADDRNOTAVAIL);
-	net_system_end(sys, "EADDRNOTAVAIL");
+	backend_system_end(sys, "EADDRNOTAVAIL");
 }
 END_TEST
 
@@ -1796,7 +1733,7 @@ START_TEST(ipv6_loopback_listen_and_connect_work)
 		printf("SKIP ipv6_loopback_listen_and_connect_work: no IPv6 loopback here\n");
 		return;
 	}
-	actor_system_t *sys = net_system(2);
+	actor_system_t *sys = backend_system(2);
 	struct server srv = {.opts = {.host = "::1"}};
 	echo_server_init(&srv);
 	uint16_t port = server_start(sys, &srv);
@@ -1820,13 +1757,13 @@ START_TEST(ipv6_loopback_listen_and_connect_work)
 	memcpy(&p, srv.peer, sizeof(p));
 	ck_assert_int_eq(p.sin6_family, AF_INET6);
 	ck_assert(memcmp(&p.sin6_addr, &loop.sin6_addr, sizeof(p.sin6_addr)) == 0);
-	net_system_end(sys, "IPv6 loopback");
+	backend_system_end(sys, "IPv6 loopback");
 }
 END_TEST
 
 START_TEST(connect_to_a_closed_port_reports_econnrefused)
 {
-	actor_system_t *sys = net_system(2);
+	actor_system_t *sys = backend_system(2);
 	/* A port nobody listens on: bound, never listened, closed. */
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -1843,7 +1780,7 @@ START_TEST(connect_to_a_closed_port_reports_econnrefused)
 	/* Either form keeps the contract: a failed call, or CONNECTED carrying the error. */
 	ck_assert_int_eq(atomic_load(&c.connect_error), -ECONNREFUSED);
 	assert_eventually(STAT_SUM(sys, conns) == 0, TEST_WATCHDOG);
-	net_system_end(sys, "refused connect");
+	backend_system_end(sys, "refused connect");
 }
 END_TEST
 
@@ -1855,7 +1792,7 @@ END_TEST
 
 START_TEST(per_worker_listener_spreads_connections_and_keeps_each_on_its_worker)
 {
-	actor_system_t *sys = net_system(2);
+	actor_system_t *sys = backend_system(2);
 	struct server srv = {.opts = {.per_worker = 1}};
 	echo_server_init(&srv);
 	uint16_t port = server_start(sys, &srv);
@@ -1877,7 +1814,7 @@ START_TEST(per_worker_listener_spreads_connections_and_keeps_each_on_its_worker)
 		              w, st.accepts, atomic_load(&srv.by_worker[w]));
 		ck_assert_str_eq(st.reactor, reactor);
 	}
-	net_system_end(sys, "per-worker listener");
+	backend_system_end(sys, "per-worker listener");
 }
 END_TEST
 
@@ -1905,7 +1842,7 @@ static void try_bad_handoffs(actor_ctx_t *ctx, struct server *srv, const actor_t
 
 START_TEST(handoff_to_an_actor_on_another_worker_fails_with_exdev_and_changes_nothing)
 {
-	actor_system_t *sys = net_system(2);
+	actor_system_t *sys = backend_system(2);
 	struct handoff_rules h = {0};
 	h.on_worker[0] = spawn_on(sys, 0, idle_fn, NULL);
 	h.on_worker[1] = spawn_on(sys, 1, idle_fn, NULL);
@@ -1925,7 +1862,7 @@ START_TEST(handoff_to_an_actor_on_another_worker_fails_with_exdev_and_changes_no
 	int bogus = atomic_load(&h.bogus_rc);
 	ck_assert_msg(bogus < 0, "[%s] hand-off of a made-up connection returned %d", reactor,
 	              bogus);
-	net_system_end(sys, "hand-off rules");
+	backend_system_end(sys, "hand-off rules");
 }
 END_TEST
 
@@ -1977,7 +1914,7 @@ static void holder_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
 START_TEST(system_shuts_down_cleanly_with_connections_open)
 {
 	unsigned fds_before = count_open_fds();
-	actor_system_t *sys = net_system(2);
+	actor_system_t *sys = backend_system(2);
 	struct server srv = {0};
 	echo_server_init(&srv);
 	uint16_t port = server_start(sys, &srv);
@@ -2013,7 +1950,7 @@ START_TEST(system_shuts_down_cleanly_with_connections_open)
 	assert_eventually(STAT_SUM(sys, conns) >= 23, TEST_WATCHDOG);
 
 	double t0 = now_sec();
-	net_system_end(sys, "shutdown with open connections");
+	backend_system_end(sys, "shutdown with open connections");
 	fprintf(stderr, "[%s] shutdown with open connections took %.3f s\n", reactor,
 	        now_sec() - t0);
 
@@ -2061,9 +1998,9 @@ static int idle_recv_result(void)
 
 START_TEST(system_creation_does_not_interrupt_the_callers_blocking_calls)
 {
-	actor_system_t *sys = net_system(2);
+	actor_system_t *sys = backend_system(2);
 	int during = idle_recv_result();
-	net_system_end(sys, "an idle system");
+	backend_system_end(sys, "an idle system");
 	int after = idle_recv_result();
 	ck_assert_msg(during == -EAGAIN,
 	              "[%s] a recv timeout in the thread that created the system "

@@ -16,68 +16,7 @@
 
 enum { MSG_GO = 1, MSG_MARK };
 
-/* ---------------------------------------------------------------------------------------------
- * The backend under test, and failures seen inside behaviours
- */
-
-static const char *reactor = "epoll";
-static atomic_int fail_count;
-static atomic_int fail_ready;
-static char fail_msg[512];
-
-static void reset_failures(void)
-{
-	atomic_store(&fail_count, 0);
-	atomic_store(&fail_ready, 0);
-	fail_msg[0] = '\0';
-}
-
-static void use_epoll(void)
-{
-	reactor = "epoll";
-	reset_failures();
-}
-
-static void use_io_uring(void)
-{
-	reactor = "io_uring";
-	reset_failures();
-}
-
-__attribute__((format(printf, 2, 3))) static void note_fail(int line, const char *fmt, ...)
-{
-	if (atomic_fetch_add(&fail_count, 1) != 0)
-		return;
-	int n = snprintf(fail_msg, sizeof(fail_msg), "line %d: ", line);
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(fail_msg + n, sizeof(fail_msg) - (size_t)n, fmt, ap);
-	va_end(ap);
-	/* release: pairs with the acquire in assert_no_failures */
-	atomic_store_explicit(&fail_ready, 1, memory_order_release);
-}
-#define NOTE_FAIL(...) note_fail(__LINE__, __VA_ARGS__)
-
-#define assert_no_failures()                                                                       \
-	ck_assert_msg(atomic_load(&fail_count) == 0,                                               \
-	              "[%s] %d failure(s) inside actors; first: %s", reactor,                      \
-	              atomic_load(&fail_count),                                                    \
-	              atomic_load_explicit(&fail_ready, memory_order_acquire) ? fail_msg : "?")
-
-static actor_system_t *timer_system(unsigned workers)
-{
-	actor_config_t cfg = {.workers = workers, .reactor = reactor};
-	actor_system_t *sys = system_new_cfg(&cfg);
-	ck_assert_str_eq(actor_system_reactor(sys), reactor);
-	return sys;
-}
-
-static void timer_system_end(actor_system_t *sys, const char *what)
-{
-	ck_assert_int_eq(actor_system_shutdown(sys), 0);
-	system_run_to_end(sys, TEST_WATCHDOG, what);
-	actor_system_free(sys);
-}
+#include "backend.h" /* the backend under test; failures seen inside behaviours */
 
 static inline uint64_t now_ns(void)
 {
@@ -152,7 +91,7 @@ static void one_shot_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
 
 START_TEST(one_shot_fires_once_after_at_least_its_delay)
 {
-	actor_system_t *sys = timer_system(2);
+	actor_system_t *sys = backend_system(2);
 	struct one_shot o = {0};
 	actor_ref_t a = spawn_on(sys, 1, one_shot_fn, &o);
 	send_ok(sys, a, MSG_GO, NULL, 0);
@@ -171,7 +110,7 @@ START_TEST(one_shot_fires_once_after_at_least_its_delay)
 	ck_assert_uint_eq(o.ev.expirations, 1);
 	ck_assert_uint_eq(pending_timers(sys), 0);
 	fprintf(stderr, "[%s] 50 ms one-shot fired after %.3f ms\n", reactor, (double)waited / 1e6);
-	timer_system_end(sys, "one-shot");
+	backend_system_end(sys, "one-shot");
 }
 END_TEST
 
@@ -232,7 +171,7 @@ static void periodic_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
 
 START_TEST(periodic_timer_fires_repeatedly_until_cancel_stops_it)
 {
-	actor_system_t *sys = timer_system(2);
+	actor_system_t *sys = backend_system(2);
 	struct periodic p = {0};
 	actor_ref_t a = spawn_on(sys, 0, periodic_fn, &p);
 	send_ok(sys, a, MSG_GO, NULL, 0);
@@ -246,7 +185,7 @@ START_TEST(periodic_timer_fires_repeatedly_until_cancel_stops_it)
 	ck_assert_uint_ge(p.messages, 2);
 	ck_assert_uint_eq(pending_timers(sys), 0);
 	fprintf(stderr, "[%s] %d periods in %" PRIu64 " messages\n", reactor, PERIODS, p.messages);
-	timer_system_end(sys, "periodic");
+	backend_system_end(sys, "periodic");
 }
 END_TEST
 
@@ -297,7 +236,7 @@ static void cancels_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
 
 START_TEST(cancel_before_firing_prevents_delivery_and_cancel_after_returns_esrch)
 {
-	actor_system_t *sys = timer_system(2);
+	actor_system_t *sys = backend_system(2);
 	struct cancels c = {0};
 	actor_ref_t a = spawn_on(sys, 1, cancels_fn, &c);
 	send_ok(sys, a, MSG_GO, NULL, 0);
@@ -312,7 +251,7 @@ START_TEST(cancel_before_firing_prevents_delivery_and_cancel_after_returns_esrch
 	ck_assert_msg(c.cancel_none_rc < 0, "cancel of the zero timer returned %d",
 	              c.cancel_none_rc);
 	ck_assert_uint_eq(pending_timers(sys), 0);
-	timer_system_end(sys, "cancel");
+	backend_system_end(sys, "cancel");
 }
 END_TEST
 
@@ -359,7 +298,7 @@ static void order_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
 
 START_TEST(timers_with_equal_deadlines_fire_in_the_order_set)
 {
-	actor_system_t *sys = timer_system(2);
+	actor_system_t *sys = backend_system(2);
 	struct order o = {0};
 	actor_ref_t a = spawn_on(sys, 0, order_fn, &o);
 	send_ok(sys, a, MSG_GO, NULL, 0);
@@ -370,7 +309,7 @@ START_TEST(timers_with_equal_deadlines_fire_in_the_order_set)
 	ck_assert_msg(atomic_load(&o.wrong) == 0,
 	              "[%s] %d out of order; first: tag %" PRIu64 " where %" PRIu64 " was due",
 	              reactor, atomic_load(&o.wrong), o.first_wrong_tag, o.first_wrong_expected);
-	timer_system_end(sys, "equal deadlines");
+	backend_system_end(sys, "equal deadlines");
 }
 END_TEST
 
@@ -444,7 +383,7 @@ static void many_counter_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
 
 START_TEST(hundred_thousand_pending_timers_each_fire_exactly_once)
 {
-	actor_system_t *sys = timer_system(2);
+	actor_system_t *sys = backend_system(2);
 	struct many m = {.count = test_param(1, "TIMER_COUNT", TIMER_COUNT_DEFAULT)};
 	m.count += m.count % 2;
 	m.deadline = calloc(m.count, sizeof(*m.deadline));
@@ -476,7 +415,7 @@ START_TEST(hundred_thousand_pending_timers_each_fire_exactly_once)
 	ck_assert_uint_eq(m.pending_after_set[0], m.count / 2);
 	ck_assert_uint_eq(m.pending_after_set[1], m.count / 2);
 	ck_assert_uint_eq(pending_timers(sys), 0);
-	timer_system_end(sys, "many timers");
+	backend_system_end(sys, "many timers");
 	free(m.deadline);
 	free(m.fired);
 }
@@ -539,7 +478,7 @@ static void dropper_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
 
 START_TEST(timer_to_a_stopped_target_is_dropped_without_error)
 {
-	actor_system_t *sys = timer_system(2);
+	actor_system_t *sys = backend_system(2);
 	struct victim v = {0}, g = {0};
 	struct dropper d = {0};
 	d.victim = spawn_on(sys, 1, victim_fn, &v);
@@ -564,7 +503,7 @@ START_TEST(timer_to_a_stopped_target_is_dropped_without_error)
 	ck_assert_uint_eq(d.pending_at_probe, 0);
 	ck_assert_int_eq(d.cancel_rc, -ESRCH);
 	ck_assert_uint_eq(pending_timers(sys), 0);
-	timer_system_end(sys, "timers to stopped targets");
+	backend_system_end(sys, "timers to stopped targets");
 }
 END_TEST
 
@@ -611,7 +550,7 @@ static void where_target_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
 
 START_TEST(timers_are_delivered_on_the_targets_worker)
 {
-	actor_system_t *sys = timer_system(2);
+	actor_system_t *sys = backend_system(2);
 	struct where_target tg[2] = {{.home = 0}, {.home = 1}};
 	struct where_setter s = {0};
 	for (unsigned w = 0; w < 2; w++) {
@@ -633,7 +572,7 @@ START_TEST(timers_are_delivered_on_the_targets_worker)
 		ck_assert_int_eq(atomic_load(&tg[w].thread_changed), 0);
 	}
 	ck_assert(!pthread_equal(atomic_load(&tg[0].thread), atomic_load(&tg[1].thread)));
-	timer_system_end(sys, "timer delivery worker");
+	backend_system_end(sys, "timer delivery worker");
 }
 END_TEST
 
@@ -678,7 +617,7 @@ static uint64_t parks(actor_system_t *sys)
 
 START_TEST(idle_system_with_a_far_future_timer_uses_no_cpu)
 {
-	actor_system_t *sys = timer_system(2);
+	actor_system_t *sys = backend_system(2);
 	struct keeper k[2] = {0};
 	actor_ref_t ref[2];
 	for (unsigned w = 0; w < 2; w++) {
@@ -709,7 +648,7 @@ START_TEST(idle_system_with_a_far_future_timer_uses_no_cpu)
 	ck_assert_int_eq(k[0].cancel_rc, 0);
 	ck_assert_uint_eq(pending_timers(sys), 1);
 	assert_no_failures();
-	timer_system_end(sys, "idle with a far-future timer");
+	backend_system_end(sys, "idle with a far-future timer");
 }
 END_TEST
 
