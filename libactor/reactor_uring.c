@@ -153,7 +153,7 @@ static int ur_init(struct actor_worker *w, struct actor__reactor **out)
 	return 0;
 }
 
-static void drain_completions(struct actor__reactor *r);
+static int drain_completions(struct actor__reactor *r);
 
 static void ur_fini(struct actor__reactor *r)
 {
@@ -497,15 +497,19 @@ static void dispatch(struct actor__reactor *r, struct io_uring_cqe *cqe)
 	conn_unhold(r, c);
 }
 
-static void drain_completions(struct actor__reactor *r)
+/* Returns how many completions it dispatched. */
+static int drain_completions(struct actor__reactor *r)
 {
 	struct io_uring_cqe *cqe;
+	int n = 0;
 	/* One at a time: a handler may submit, and may itself need completion space. */
 	while (io_uring_peek_cqe(&r->ring, &cqe) == 0) {
 		struct io_uring_cqe copy = *cqe;
 		io_uring_cqe_seen(&r->ring, cqe);
 		dispatch(r, &copy);
+		n++;
 	}
+	return n;
 }
 
 static int ur_wait(struct actor__reactor *r, int64_t timeout_ns)
@@ -522,9 +526,11 @@ static int ur_wait(struct actor__reactor *r, int64_t timeout_ns)
 	}
 	if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY)
 		return rc;
-	unsigned before = io_uring_cq_ready(&r->ring);
-	drain_completions(r);
-	return (int)before;
+	/* Count what was dispatched, not what was ready before: peeking may enter the kernel and
+	 * post completions whose task work was pending (IORING_SETUP_COOP_TASKRUN), and reporting
+	 * 0 after dispatching them let the worker park with actors they had made runnable: a
+	 * single request/response connection stalled for seconds (bench/echo.sh, c1). */
+	return drain_completions(r);
 }
 
 static const struct actor__reactor_ops uring_ops = {

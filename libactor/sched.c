@@ -205,8 +205,9 @@ static bool spin(struct actor_worker *w)
 		}
 		if (atomic_load_explicit(&w->sys->shutdown, memory_order_relaxed))
 			return true;
-		/* Sockets too: input arriving while we spin should not wait for the park. */
-		if (actor__net_active(w) && actor__net_poll(w) > 0)
+		/* Sockets too: input arriving while we spin should not wait for the park. Any work
+		 * the poll made runnable counts, whatever the backend reported. */
+		if (actor__net_active(w) && (actor__net_poll(w) > 0 || w->runq_head != NULL))
 			return true;
 	} while (now_ns() < until);
 	return false;
@@ -215,6 +216,8 @@ static bool spin(struct actor_worker *w)
 /* Blocks in the reactor until I/O, `deadline_ns` (UINT64_MAX: none) or a wake-up. */
 static void park(struct actor_worker *w, uint64_t deadline_ns)
 {
+	if (w->runq_head != NULL)
+		return; /* never sleep on runnable actors */
 	atomic_store(&w->wake, 0);
 	actor__qsbr_offline(w);
 	if (actor__mpsc_mark_empty(&w->inbox) && actor__mpsc_mark_empty(&w->cmdq) &&
