@@ -14,8 +14,8 @@ int actor__reactor_choose(const char *want, const struct actor__reactor_ops **ou
 	if (want == NULL || *want == '\0')
 		want = getenv("ACTOR_REACTOR");
 	if (want == NULL || *want == '\0' || strcmp(want, "auto") == 0) {
-		/* epoll for now: io_uring is no faster here at 300 connections and slower at one
-		 * (bench/README.md, Echo). "io_uring" asks for it explicitly. */
+		/* epoll for now: io_uring is no faster here (bench/README.md, Echo), and its
+		 * backend's last two fixes are recent. "io_uring" asks for it explicitly. */
 		*out = &actor__reactor_epoll;
 		return 0;
 	}
