@@ -154,7 +154,6 @@ struct actor_system {
 	void *dead_letter_arg;
 	struct actor_worker *workers;
 	const struct actor__reactor_ops *rops;
-	bool reactor_fallback; /* "auto": a worker whose io_uring fails uses epoll */
 
 	/* Reference slots: a two-level table that never moves. Chunks are published by CAS. */
 	struct actor__slot *_Atomic *chunks;
@@ -279,7 +278,6 @@ int actor__place(actor_system_t *sys, const actor_spawn_opts_t *opts, struct act
 
 /* park.c: block a worker until woken (futex), and wake it. */
 struct timespec;
-void actor__park(_Atomic uint32_t *word);
 void actor__park_timed(_Atomic uint32_t *word, const struct timespec *timeout);
 void actor__unpark(_Atomic uint32_t *word);
 

@@ -16,12 +16,6 @@ static void futex_wait(_Atomic uint32_t *word, const struct timespec *timeout)
 	syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE, 0, timeout, NULL, 0);
 }
 
-void actor__park(_Atomic uint32_t *word)
-{
-	while (atomic_load(word) == 0)
-		futex_wait(word, NULL);
-}
-
 void actor__park_timed(_Atomic uint32_t *word, const struct timespec *timeout)
 {
 	if (atomic_load(word) == 0)

@@ -8,9 +8,8 @@
 #include "internal.h"
 #include "reactor.h"
 
-int actor__reactor_choose(const char *want, const struct actor__reactor_ops **out, bool *fallback)
+int actor__reactor_choose(const char *want, const struct actor__reactor_ops **out)
 {
-	*fallback = false;
 	if (want == NULL || *want == '\0')
 		want = getenv("ACTOR_REACTOR");
 	if (want == NULL || *want == '\0' || strcmp(want, "auto") == 0) {
