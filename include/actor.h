@@ -111,8 +111,8 @@ typedef struct actor_config {
 	int spin_us;      /* idle spin before parking, µs; 0 = default, -1 = never spin */
 	actor_dead_letter_fn *dead_letter; /* optional hook; dead letters are counted anyway */
 	void *dead_letter_arg;
-	/* "epoll", "io_uring" or "auto" (currently epoll: see README "Backends"). NULL = the
-	 * ACTOR_REACTOR environment variable, else "auto". */
+	/* "epoll", "io_uring" or "auto": io_uring where the kernel and the sandbox allow it, else
+	 * epoll. NULL = the ACTOR_REACTOR environment variable, else "auto". */
 	const char *reactor;
 } actor_config_t;
 
@@ -135,7 +135,8 @@ ACTOR_API void actor_system_free(actor_system_t *sys);
 /* Number of workers. */
 ACTOR_API unsigned actor_system_workers(const actor_system_t *sys);
 
-/* The reactor backend in use: "epoll" or "io_uring". */
+/* The reactor backend in use: "epoll" or "io_uring"; "mixed" if, under "auto", some workers
+ * could create an io_uring and others could not (each worker's statistics name its own). */
 ACTOR_API const char *actor_system_reactor(const actor_system_t *sys);
 
 /* ---------------------------------------------------------------------------------------------

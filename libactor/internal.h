@@ -154,6 +154,7 @@ struct actor_system {
 	void *dead_letter_arg;
 	struct actor_worker *workers;
 	const struct actor__reactor_ops *rops;
+	bool reactor_fallback; /* "auto": a worker whose io_uring fails uses epoll */
 
 	/* Reference slots: a two-level table that never moves. Chunks are published by CAS. */
 	struct actor__slot *_Atomic *chunks;

@@ -8,14 +8,18 @@
 #include "internal.h"
 #include "reactor.h"
 
-int actor__reactor_choose(const char *want, const struct actor__reactor_ops **out)
+int actor__reactor_choose(const char *want, const struct actor__reactor_ops **out, bool *fallback)
 {
+	*fallback = false;
 	if (want == NULL || *want == '\0')
 		want = getenv("ACTOR_REACTOR");
 	if (want == NULL || *want == '\0' || strcmp(want, "auto") == 0) {
-		/* epoll for now: io_uring is no faster here (bench/README.md, Echo), and its
-		 * backend's last two fixes are recent. "io_uring" asks for it explicitly. */
-		*out = &actor__reactor_epoll;
+		/* io_uring where it can be created, decided by each worker when it creates its ring
+		 * (sched.c, reactor_start): that is the probe, on the thread the ring belongs to,
+		 * and it catches every refusal (-ENOSYS on old kernels, -EPERM from seccomp or the
+		 * io_uring_disabled sysctl, -ENOMEM from the locked-memory limit). */
+		*out = actor__reactor_uring != NULL ? actor__reactor_uring : &actor__reactor_epoll;
+		*fallback = actor__reactor_uring != NULL;
 		return 0;
 	}
 	if (strcmp(want, "epoll") == 0) {

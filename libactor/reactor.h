@@ -129,8 +129,9 @@ struct actor__reactor_ops {
 extern const struct actor__reactor_ops actor__reactor_epoll;
 extern const struct actor__reactor_ops *const actor__reactor_uring; /* NULL without liburing */
 
-/* Chooses the backend: "epoll", "io_uring", "auto" or NULL (ACTOR_REACTOR, else auto). */
-int actor__reactor_choose(const char *want, const struct actor__reactor_ops **out);
+/* Chooses the backend: "epoll", "io_uring", "auto" or NULL (ACTOR_REACTOR, else auto). With
+ * "auto", *fallback says that a worker whose io_uring cannot be created uses epoll instead. */
+int actor__reactor_choose(const char *want, const struct actor__reactor_ops **out, bool *fallback);
 
 /* Callbacks from the backends into net.c (worker thread only). */
 void actor__net_on_accept(struct actor__lsock *ls, int fd, const struct sockaddr *peer,

@@ -273,6 +273,10 @@ static bool done_shutting_down(struct actor_worker *w)
 static int reactor_start(struct actor_worker *w)
 {
 	int rc = w->rops->init(w, &w->reactor);
+	if (rc < 0 && w->sys->reactor_fallback) {
+		w->rops = &actor__reactor_epoll;
+		rc = w->rops->init(w, &w->reactor);
+	}
 	if (rc < 0)
 		w->reactor = NULL;
 	/* seq_cst: publishes w->rops and w->reactor to the thread waiting in workers_start. */

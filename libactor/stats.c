@@ -60,7 +60,7 @@ int actor_stats_print(const actor_system_t *sys, FILE *out)
 	        "libactor: %u workers, reactor %s, allocator %s\n"
 	        "  spawned %" PRIu64 " stopped %" PRIu64 " sent %" PRIu64 " delivered %" PRIu64
 	        " dead-lettered %" PRIu64 "\n",
-	        sys->nworkers, sys->workers[0].rops->name, actor__alloc_name(), s.spawned,
+	        sys->nworkers, actor_system_reactor(sys), actor__alloc_name(), s.spawned,
 	        s.stopped, s.sent, s.delivered, s.dead_letters);
 	for (unsigned i = 0; i < sys->nworkers; i++) {
 		actor_worker_stats_t w;
@@ -68,9 +68,9 @@ int actor_stats_print(const actor_system_t *sys, FILE *out)
 		fprintf(out,
 		        "  worker %u: processed %" PRIu64 " resident %" PRIu64 " runq %" PRIu64
 		        " parks %" PRIu64 " wakeups %" PRIu64 " conns %" PRIu64 " accepts %" PRIu64
-		        " backoffs %" PRIu64 " timers %" PRIu64 "\n",
+		        " backoffs %" PRIu64 " timers %" PRIu64 " %s\n",
 		        i, w.processed, w.resident, w.runq, w.parks, w.wakeups, w.conns, w.accepts,
-		        w.accept_backoffs, w.timers);
+		        w.accept_backoffs, w.timers, w.reactor);
 	}
 	return 0;
 }

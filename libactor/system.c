@@ -93,7 +93,7 @@ int actor_system_create(const actor_config_t *cfg, actor_system_t **out)
 	sys->dead_letter_arg = cfg->dead_letter_arg;
 	atomic_init(&sys->epoch, 1);
 
-	int rc = actor__reactor_choose(cfg->reactor, &sys->rops);
+	int rc = actor__reactor_choose(cfg->reactor, &sys->rops, &sys->reactor_fallback);
 	if (rc < 0) {
 		free(sys);
 		return rc;
@@ -202,7 +202,14 @@ unsigned actor_system_workers(const actor_system_t *sys)
 
 const char *actor_system_reactor(const actor_system_t *sys)
 {
-	return sys != NULL ? sys->workers[0].rops->name : NULL;
+	if (sys == NULL)
+		return NULL;
+	/* Under "auto" a worker refused io_uring (say, by the locked-memory limit) uses epoll. */
+	for (unsigned i = 1; i < sys->nworkers; i++) {
+		if (sys->workers[i].rops != sys->workers[0].rops)
+			return "mixed";
+	}
+	return sys->workers[0].rops->name;
 }
 
 const char *actor_version(void)
