@@ -104,7 +104,8 @@ static void conn_unlist(struct actor__conn *c)
 
 static void start_reading(struct actor__conn *c)
 {
-	if (c->state == CONN_OPEN && !c->paused && !c->rd_eof && !c->reading) {
+	/* Even while c->reading: a pause may still be cancelling the read (reactor.h). */
+	if (c->state == CONN_OPEN && !c->paused && !c->rd_eof) {
 		int rc = c->w->rops->conn_read(c->w->reactor, c);
 		if (rc < 0)
 			conn_fail(c, rc);

@@ -114,7 +114,9 @@ struct actor__reactor_ops {
 	/* Stops for good; calls actor__net_lsock_released once nothing refers to the socket. */
 	void (*listen_release)(struct actor__reactor *r, struct actor__lsock *ls);
 
-	/* Starts reading (or resumes): data arrives through actor__net_on_data. */
+	/* Starts reading (or resumes): data arrives through actor__net_on_data. Called whenever
+	 * reading is wanted, also while c->reading is still set: a pause whose receive is still in
+	 * flight (completion backends) must then be undone, not left to stash what arrives. */
 	int (*conn_read)(struct actor__reactor *r, struct actor__conn *c);
 	/* Stops reading (pause). Data already read may still arrive. */
 	void (*conn_pause)(struct actor__reactor *r, struct actor__conn *c);

@@ -95,6 +95,8 @@ static int update(struct actor__reactor *r, struct actor__conn *c)
 
 static int ep_conn_read(struct actor__reactor *r, struct actor__conn *c)
 {
+	if (c->reading)
+		return 0; /* already registered for input */
 	c->reading = true;
 	int rc = update(r, c);
 	if (rc < 0)

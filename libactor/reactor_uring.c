@@ -235,9 +235,12 @@ static int ur_conn_read(struct actor__reactor *r, struct actor__conn *c)
 		if (u->released || c->paused || c->state != CONN_OPEN)
 			return 0;
 	}
-	if (c->reading)
-		return 0; /* a receive is already in flight (its cancel lost the race) */
+	/* Reading is wanted again: bytes of a receive still in flight are delivered, not stashed.
+	 * Its cancel, if queued, either loses the race or ends it with -ECANCELED, and on_recv
+	 * then submits a new one. */
 	u->cancel_recv = false;
+	if (c->reading)
+		return 0;
 	return submit_recv(r, c);
 }
 

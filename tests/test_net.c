@@ -1495,6 +1495,107 @@ START_TEST(paused_connection_delivers_nothing_until_resumed)
 }
 END_TEST
 
+/* Toggles reading on every DATA message: pause and resume in the same behaviour call on odd
+ * messages, pause now and resume on the next turn (a message to itself) on even ones. */
+#define TOGGLE_BYTES (8u << 20)
+#define MSG_TOGGLE_RESUME 2
+
+struct toggle_conn {
+	struct conn_base b;
+	struct stream rx;
+	uint64_t bytes, msgs;
+	bool paused;
+};
+
+struct toggle_report {
+	atomic_uint_fast64_t bytes, msgs;
+	atomic_int errors;
+};
+
+static void toggle_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	struct toggle_conn *t = state;
+	struct toggle_report *r = t->b.srv->user;
+	actor_tcp_event_t ev;
+	actor_tcp_data_t d;
+	if (msg->type == MSG_TOGGLE_RESUME) {
+		if (actor_tcp_resume(ctx, t->b.conn) != 0)
+			atomic_fetch_add(&r->errors, 1);
+		t->paused = false;
+		return;
+	}
+	if (!conn_message(ctx, &t->b, msg, &ev, &d))
+		return;
+	switch (msg->type) {
+	case ACTOR_MSG_TCP_ADOPTED:
+		t->rx.seed = 11;
+		return;
+	case ACTOR_MSG_TCP_DATA: {
+		size_t ok = stream_check(&t->rx, actor_tcp_data_bytes(msg), d.len);
+		if (ok != d.len)
+			NOTE_FAIL("toggle: wrong byte at offset %" PRIu64, t->bytes + ok);
+		t->bytes += d.len;
+		atomic_store(&r->bytes, t->bytes);
+		atomic_store(&r->msgs, ++t->msgs);
+		if (t->paused)
+			return; /* taken before the pause reached the reactor: allowed */
+		if (actor_tcp_pause(ctx, t->b.conn) != 0)
+			atomic_fetch_add(&r->errors, 1);
+		if (t->msgs % 2 == 1) {
+			if (actor_tcp_resume(ctx, t->b.conn) != 0)
+				atomic_fetch_add(&r->errors, 1);
+		} else {
+			t->paused = true;
+			if (actor_send(actor_ctx_system(ctx), actor_self(ctx), MSG_TOGGLE_RESUME, NULL,
+			               0) != 0)
+				atomic_fetch_add(&r->errors, 1);
+		}
+		return;
+	}
+	case ACTOR_MSG_TCP_CLOSED:
+		if (ev.error != 0)
+			NOTE_FAIL("toggle: CLOSED %d", ev.error);
+		actor_tcp_close(ctx, t->b.conn);
+		actor_exit(ctx, ACTOR_REASON_NORMAL);
+		return;
+	default:
+		return;
+	}
+}
+
+/* A regression test: on io_uring, a resume in the same turn as the pause (the receive still in
+ * flight, its cancel queued) left the connection marked as cancelling, so the next bytes were
+ * stashed for a resume that had already happened, and reading stopped for good. */
+START_TEST(pause_and_resume_in_quick_succession_lose_and_stall_nothing)
+{
+	actor_system_t *sys = backend_system(2);
+	struct toggle_report rep = {0};
+	struct server srv = {
+	    .conn_fn = toggle_fn, .conn_size = sizeof(struct toggle_conn), .user = &rep};
+	uint16_t port = server_start(sys, &srv);
+
+	int fd = tcp_client_ok(port);
+	unsigned char *out = malloc(TOGGLE_BYTES);
+	struct stream tx = {11, 0};
+	stream_fill(&tx, out, TOGGLE_BYTES);
+	struct writer_thread wt = {.fd = fd, .buf = out, .len = TOGGLE_BYTES};
+	pthread_t th;
+	ck_assert_int_eq(pthread_create(&th, NULL, writer_main, &wt), 0);
+	bool all = WAIT_UNTIL(atomic_load(&rep.bytes) == TOGGLE_BYTES, TEST_WATCHDOG);
+	close(fd); /* unblocks the writer if reading stalled */
+	pthread_join(th, NULL);
+	ck_assert_msg(all, "[%s] reading stalled: %" PRIu64 " of %u bytes in %" PRIu64 " messages",
+	              reactor, (uint64_t)atomic_load(&rep.bytes), TOGGLE_BYTES,
+	              (uint64_t)atomic_load(&rep.msgs));
+	ck_assert_msg(wt.ok, "client send failed");
+	ck_assert_int_eq(atomic_load(&rep.errors), 0);
+	ck_assert_uint_gt(atomic_load(&rep.msgs), 2);
+	assert_no_failures();
+	free(out);
+	backend_system_end(sys, "pause and resume toggling");
+}
+END_TEST
+
 /* ---------------------------------------------------------------------------------------------
  * Running out of descriptors
  */
@@ -2087,6 +2188,7 @@ static void add_cases(Suite *s, unsigned b, void (*fixture)(void))
 	TC("flow control", TEST_TIMEOUT);
 	tcase_add_test(tc, slow_reader_pushes_the_writer_over_high_water_and_drained_follows);
 	tcase_add_test(tc, paused_connection_delivers_nothing_until_resumed);
+	tcase_add_test(tc, pause_and_resume_in_quick_succession_lose_and_stall_nothing);
 	tcase_add_test(tc, accept_backs_off_on_emfile_and_serves_again_when_descriptors_free);
 
 	TC("addresses and workers", TEST_TIMEOUT);
