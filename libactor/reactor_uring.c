@@ -1,5 +1,6 @@
 /* reactor_uring.c: the completion backend on io_uring. The kernel accepts (multishot where it
- * can), receives into buffers picked from a ring the reactor provides, and sends; the reactor
+ * can), receives (multishot where it can: one armed receive per connection, not one submission
+ * per read) into buffers picked from a ring the reactor provides, and sends; the reactor
  * submits once per loop turn (in `wait`) and reports completions through the net callbacks.
  *
  * Lifetime rule: every submitted operation holds its object (`inflight`). A release request
@@ -36,6 +37,7 @@ struct actor__reactor {
 	int evfd;
 	uint64_t evbuf;
 	bool multishot_accept;
+	bool multishot_recv; /* cleared if the kernel refuses it (before 6.0) */
 	struct io_uring_buf_ring *br; /* NULL: receive into per-connection buffers instead */
 	unsigned char *bufs;
 	unsigned pending_releases; /* objects released but still held by operations */
@@ -46,6 +48,7 @@ struct uconn {
 	unsigned char *stash; /* bytes received while paused */
 	size_t stash_len;
 	unsigned char *rbuf; /* without provided buffers */
+	bool multishot;      /* the receive in flight is multishot */
 	bool released;
 	bool cancel_recv;
 };
@@ -154,6 +157,9 @@ static int ur_init(struct actor_worker *w, struct actor__reactor **out)
 	io_uring_free_probe(probe);
 	/* Multishot accept arrived with 5.19, as did ring-provided buffers. */
 	r->multishot_accept = (p.features & IORING_FEAT_NODROP) && setup_buffers(r) == 0;
+	/* Multishot receive (6.0) needs provided buffers; a kernel without it says -EINVAL on
+	 * the first one (on_recv), and single receives are used from then on. */
+	r->multishot_recv = r->br != NULL;
 	arm_wake(r);
 	*out = r;
 	return 0;
@@ -202,7 +208,15 @@ static int submit_recv(struct actor__reactor *r, struct actor__conn *c)
 	struct io_uring_sqe *sqe = sqe_get(r);
 	if (sqe == NULL)
 		return -EBUSY;
-	if (r->br != NULL) {
+	u->multishot = false;
+	if (r->br != NULL && r->multishot_recv) {
+		/* Stays armed: one completion per chunk received (IORING_CQE_F_MORE), until EOF,
+		 * an error, a cancel, or the buffers running out. No submission per read. */
+		io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+		sqe->flags |= IOSQE_BUFFER_SELECT;
+		sqe->buf_group = BUF_GROUP;
+		u->multishot = true;
+	} else if (r->br != NULL) {
 		io_uring_prep_recv(sqe, c->fd, NULL, BUF_SIZE, 0);
 		sqe->flags |= IOSQE_BUFFER_SELECT;
 		sqe->buf_group = BUF_GROUP;
@@ -343,8 +357,15 @@ static bool released(struct actor__conn *c)
 
 static void on_recv(struct actor__reactor *r, struct actor__conn *c, int res, unsigned flags)
 {
-	c->reading = false;
+	/* A multishot receive with more to come is still in flight (and still holds c). */
+	c->reading = (flags & IORING_CQE_F_MORE) != 0;
 	struct uconn *u = uc(c);
+	if (res == -EINVAL && u != NULL && u->multishot) {
+		r->multishot_recv = false; /* this kernel has no multishot receive */
+		if (!released(c) && c->state == CONN_OPEN && !c->paused)
+			submit_recv(r, c);
+		return;
+	}
 	const unsigned char *data = NULL;
 	int bid = -1;
 	if (res > 0) {
@@ -497,9 +518,11 @@ static void dispatch(struct actor__reactor *r, struct io_uring_cqe *cqe)
 		return;
 	}
 	struct actor__conn *c = obj;
-	if (op == OP_RECV)
+	if (op == OP_RECV) {
 		on_recv(r, c, cqe->res, cqe->flags);
-	else if (op == OP_SEND)
+		if (cqe->flags & IORING_CQE_F_MORE)
+			return; /* the multishot receive still holds c */
+	} else if (op == OP_SEND)
 		on_send(r, c, cqe->res);
 	else if (op == OP_POLL)
 		on_poll(c, cqe->res);
