@@ -2,11 +2,20 @@
 # echo.sh: the echo benchmark: each server in turn (libactor on epoll, libactor on io_uring, and
 # a plain single-threaded C epoll server as the floor), on a free loopback port, driven by
 # bench/echo_client with 512-byte round trips at several connection counts. Prints the RESULT
-# lines on stdout; everything else goes to stderr.
+# lines on stdout (requests per second, and the server's CPU time per request); everything
+# else goes to stderr.
 #
 # Usage: bench/echo.sh [dir-with-the-programs]      (default: the directory of this script)
 # Environment: ECHO_CONNS ("1 50 300 1000"), ECHO_DURATION (5 s), ECHO_WARMUP (1 s),
-#              ECHO_WORKERS (libactor workers; 0 = one per CPU), ECHO_CLIENT_THREADS (1).
+#              ECHO_WORKERS (libactor workers; 0 = one per CPU), ECHO_CLIENT_THREADS (1),
+#              ECHO_IMPLS (servers, in order; default "libactor-epoll libactor-io_uring c-epoll"):
+#                libactor-epoll, libactor-io_uring: bench/echo_server on that reactor
+#                libactor: bench/echo_server on its default reactor ("auto")
+#                c-epoll: bench/echo_epoll
+#                go, caf: <dir>/peers/<impl>/echo_server (bench/compare.sh builds them)
+#                erlang: bench/peers/erlang/echo_server.escript, run with escript
+#              The peers run with their runtime's defaults (every CPU); ECHO_WORKERS is
+#              libactor's alone.
 # A libactor reactor the machine refuses is skipped with a note; any other failure fails.
 set -u
 BIN=${1:-$(dirname "$0")}
@@ -15,6 +24,8 @@ DURATION=${ECHO_DURATION:-5}
 WARMUP=${ECHO_WARMUP:-1}
 WORKERS=${ECHO_WORKERS:-0}
 THREADS=${ECHO_CLIENT_THREADS:-1}
+IMPLS=${ECHO_IMPLS:-"libactor-epoll libactor-io_uring c-epoll"}
+SRC=$(cd "$(dirname "$0")" && pwd)
 
 for p in echo_server echo_epoll echo_client; do
 	if [ ! -x "$BIN/$p" ]; then
@@ -85,12 +96,31 @@ run() { # IMPL CMD...
 	echo "echo.sh: $impl on port $port" >&2
 	for n in $CONNS; do
 		"$BIN/echo_client" --port "$port" --conns "$n" --duration "$DURATION" \
-			--warmup "$WARMUP" --threads "$THREADS" --impl "$impl" || status=1
+			--warmup "$WARMUP" --threads "$THREADS" --impl "$impl" \
+			--server-pid "$pid" || status=1
 	done
 	stop_server
 }
 
-run libactor-epoll "$BIN/echo_server" --reactor epoll --workers "$WORKERS"
-run libactor-io_uring "$BIN/echo_server" --reactor io_uring --workers "$WORKERS"
-run c-epoll "$BIN/echo_epoll"
+for impl in $IMPLS; do
+	case $impl in
+	libactor) run libactor "$BIN/echo_server" --reactor auto --workers "$WORKERS" ;;
+	libactor-epoll) run "$impl" "$BIN/echo_server" --reactor epoll --workers "$WORKERS" ;;
+	libactor-io_uring) run "$impl" "$BIN/echo_server" --reactor io_uring --workers "$WORKERS" ;;
+	c-epoll) run "$impl" "$BIN/echo_epoll" ;;
+	go | caf)
+		if [ -x "$BIN/peers/$impl/echo_server" ]; then
+			run "$impl" "$BIN/peers/$impl/echo_server"
+		else
+			echo "echo.sh: $BIN/peers/$impl/echo_server not built" >&2
+			status=1
+		fi
+		;;
+	erlang) run "$impl" escript "$SRC/peers/erlang/echo_server.escript" ;;
+	*)
+		echo "echo.sh: unknown server $impl" >&2
+		status=1
+		;;
+	esac
+done
 exit $status

@@ -2,6 +2,7 @@
  *
  * Usage: bench/echo_client --port P [--host 127.0.0.1] [--conns N] [--size 512]
  *                          [--duration S] [--warmup S] [--threads T] [--impl NAME]
+ *                          [--server-pid PID]
  *
  * Opens N connections (blocking connects, then nonblocking), and on each runs request/response
  * round trips: send `size` bytes, wait for all of them to come back, check they equal what was
@@ -11,6 +12,12 @@
  *   RESULT name=echo_c<N> impl=<NAME> metric=requests_per_s value=<v> unit=1/s
  * The client runs on `threads` epoll loops (default 1), each owning N/T connections; it shares
  * the machine with the server, the same way for every server measured.
+ *
+ * With --server-pid it also reports the server's CPU time per round trip over the measured
+ * window (user + system, all its threads, from /proc/PID/stat):
+ *   RESULT name=echo_c<N> impl=<NAME> metric=server_cpu_us_per_req value=<v> unit=us
+ * When both sides are busy, the rate says what the pair did and this says what the server
+ * spent: a server that needs less CPU per request only gets a higher rate if the client keeps up.
  */
 #define _GNU_SOURCE 1
 #include <arpa/inet.h>
@@ -39,6 +46,7 @@ struct opts {
 	int port;
 	unsigned conns, size, threads;
 	double duration, warmup;
+	int server_pid; /* 0: not measured */
 };
 
 struct cconn {
@@ -59,6 +67,33 @@ struct worker {
 	int failed;
 	pthread_t thread;
 };
+
+/* The process's user + system CPU time in seconds, or -1. */
+static double proc_cpu_s(int pid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return -1;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* Fields after the command name, which is in parentheses and may hold spaces. */
+	const char *p = strrchr(buf, ')');
+	unsigned long long ut, st;
+	if (p == NULL || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+	                        &ut, &st) != 2)
+		return -1;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static void sleep_until(uint64_t t)
+{
+	struct timespec ts = {(time_t)(t / 1000000000u), (long)(t % 1000000000u)};
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+		;
+}
 
 static uint64_t now_ns(void)
 {
@@ -205,7 +240,7 @@ static void usage(const char *prog)
 {
 	fprintf(stderr,
 	        "usage: %s --port P [--host 127.0.0.1] [--conns N] [--size BYTES] "
-	        "[--duration S] [--warmup S] [--threads T] [--impl NAME]\n",
+	        "[--duration S] [--warmup S] [--threads T] [--impl NAME] [--server-pid PID]\n",
 	        prog);
 	exit(2);
 }
@@ -239,11 +274,14 @@ static void parse(int argc, char **argv, struct opts *o)
 			o->threads = (unsigned)atoi(v);
 		else if (strcmp(k, "--impl") == 0)
 			o->impl = v;
+		else if (strcmp(k, "--server-pid") == 0)
+			o->server_pid = atoi(v);
 		else
 			usage(argv[0]);
 	}
 	if (o->port <= 0 || o->port > 65535 || o->conns == 0 || o->size < 16 ||
-	    o->size > SIZE_MAX_BYTES || o->threads == 0 || o->duration <= 0 || o->warmup < 0)
+	    o->size > SIZE_MAX_BYTES || o->threads == 0 || o->duration <= 0 || o->warmup < 0 ||
+	    o->server_pid < 0)
 		usage(argv[0]);
 	if (o->threads > o->conns)
 		o->threads = o->conns;
@@ -281,6 +319,13 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
+	double srv0 = -1, srv1 = -1;
+	if (o.server_pid > 0) {
+		sleep_until(t_measure);
+		srv0 = proc_cpu_s(o.server_pid);
+		sleep_until(t_end);
+		srv1 = proc_cpu_s(o.server_pid);
+	}
 	uint64_t counted = 0, total = 0;
 	int failed = 0;
 	for (unsigned t = 0; t < o.threads; t++) {
@@ -307,6 +352,17 @@ int main(int argc, char **argv)
 	        counted ? o.duration * 1e6 * o.conns / (double)counted : 0.0);
 	printf("RESULT name=echo_c%u impl=%s metric=requests_per_s value=%.*f unit=1/s\n", o.conns,
 	       o.impl, rate >= 10000.0 ? 0 : 3, rate);
+	if (o.server_pid > 0) {
+		if (srv0 < 0 || srv1 < 0 || counted == 0) {
+			fprintf(stderr, "echo_client: cannot read the CPU time of process %d\n",
+			        o.server_pid);
+			return 1;
+		}
+		fprintf(stderr, "echo_client: %s c%u: the server used %.2f CPUs\n", o.impl, o.conns,
+		        (srv1 - srv0) / o.duration);
+		printf("RESULT name=echo_c%u impl=%s metric=server_cpu_us_per_req value=%.3f unit=us\n",
+		       o.conns, o.impl, (srv1 - srv0) * 1e6 / (double)counted);
+	}
 	fflush(stdout);
 	return 0;
 }
