@@ -45,6 +45,7 @@ function unit_words(unit) {
 	if (unit == "1/s") return "per second, higher is better"
 	if (unit == "ms") return "milliseconds, lower is better"
 	if (unit == "B") return "bytes, lower is better"
+	if (unit == "us") return "microseconds, lower is better"
 	return unit
 }
 
@@ -76,6 +77,15 @@ function stats(k,    n, i, l) {
 function has_peer(row,    j) {
 	for (j = 1; j <= nimpls; j++)
 		if (impls[j] != "libactor" && cnt[row SUBSEP impls[j] SUBSEP "all"] + 0 > 0)
+			return 1
+	return 0
+}
+
+# 1 if `impl` has main-run values for some row of group g: a group's tables and chart show
+# only the implementations it has (the network group has servers the others do not).
+function in_group(g, impl,    i) {
+	for (i = 1; i <= nrows[g]; i++)
+		if (cnt[rows[g, i] SUBSEP impl SUBSEP "all"] + 0 > 0)
 			return 1
 	return 0
 }
@@ -164,11 +174,11 @@ function headline(g,    i, j, row, unit, lib, line, r, n) {
 		return
 	printf "| %s | unit | libactor |", g
 	for (j = 1; j <= nimpls; j++)
-		if (impls[j] != "libactor")
+		if (impls[j] != "libactor" && in_group(g, impls[j]))
 			printf " %s (libactor advantage) |", impls[j]
 	printf "\n|---|---|--:|"
 	for (j = 1; j <= nimpls; j++)
-		if (impls[j] != "libactor")
+		if (impls[j] != "libactor" && in_group(g, impls[j]))
 			printf "--:|"
 	printf "\n"
 	for (i = 1; i <= nrows[g]; i++) {
@@ -178,7 +188,7 @@ function headline(g,    i, j, row, unit, lib, line, r, n) {
 		line = "| " label(row) (has_peer(row) ? "" : " (libactor only)") " | " unit " | " \
 		    (lib ? human(lib, unit) : "—") " |"
 		for (j = 1; j <= nimpls; j++) {
-			if (impls[j] == "libactor")
+			if (impls[j] == "libactor" || !in_group(g, impls[j]))
 				continue
 			n = stats(row SUBSEP impls[j] SUBSEP "all")
 			if (n == 0) {
@@ -240,7 +250,7 @@ function chart(g, title,    i, j, row, unit, lib, n, dat, gp, col, ncols, r, any
 			continue
 		printf "\"%s\"", label(row) >> dat
 		for (j = 1; j <= nimpls; j++) {
-			if (impls[j] == "libactor")
+			if (impls[j] == "libactor" || !in_group(g, impls[j]))
 				continue
 			n = stats(row SUBSEP impls[j] SUBSEP "all")
 			r = n ? ratio(lib, med, unit) : ""
@@ -273,7 +283,7 @@ function chart(g, title,    i, j, row, unit, lib, n, dat, gp, col, ncols, r, any
 	printf "plot" >> gp
 	col = 1
 	for (j = 1; j <= nimpls; j++) {
-		if (impls[j] == "libactor")
+		if (impls[j] == "libactor" || !in_group(g, impls[j]))
 			continue
 		col++
 		printf "%s '%s' using %d%s title 'vs %s'", (col > 2 ? "," : ""), dat, col, \
@@ -467,6 +477,22 @@ END {
 		print "recorded elsewhere."
 		print ""
 	} else {
+		if (meta["network"] == "1") {
+			print "**Echo** (bench/echo.sh, " meta["echo"] "): 512-byte request/response round trips"
+			print "over N loopback connections, driven by bench/echo_client (one thread, epoll; it checks"
+			print "every byte) on the same CPUs as the server. `libactor` is bench/echo_server on its default"
+			print "reactor (`auto`: io_uring where the kernel allows it) with one worker per CPU, not pinned"
+			print "(`--no-pin`: no other server pins its threads, and the client shares the CPUs), an actor"
+			print "per connection; `c-epoll` is a plain single-threaded C epoll loop (bench/echo_epoll.c), the"
+			print "floor; the peers' servers are bench/peers/*/echo_server.*, with their runtime's defaults."
+			print "Two metrics: `requests_per_s` is what client and server did together, and"
+			print "`server_cpu_us_per_req` is the server's CPU time (user + system, every thread) per request"
+			print "over the measured window, lower is better. A server that needs less CPU only gets a higher"
+			print "rate if the client keeps up, and here the client shares the CPUs with the server; a server"
+			print "that spins while waiting for the next request (libactor's workers poll for 50 µs before"
+			print "parking) spends CPU on that at low load (`echo_c1`)."
+			print ""
+		}
 		chart("network", "libactor vs peers: network (median; >1: libactor better)")
 		bench_tables("network")
 	}

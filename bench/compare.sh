@@ -27,11 +27,15 @@
 #                               for a full run; <builddir>/bench/compare-quick/ (QUICK) or
 #                               compare-partial/ (fewer benchmarks, implementations or rounds)
 #                               otherwise, so that bench/RESULTS.md is always a full run
-#   Network group (the hook for the echo and chat benchmarks: RESULT lines named echo* or chat*
-#   form the "network" group, with its own tables and chart):
-#   BENCH_COMPARE_NETWORK=1     also run bench/echo.sh once per round (takes minutes)
+#   Network group (RESULT lines named echo* or chat* form the "network" group, with its own
+#   tables and chart):
+#   BENCH_COMPARE_NETWORK=0     skip the echo benchmark. By default each round runs
+#                               bench/echo.sh once with libactor (its default reactor), the plain
+#                               C epoll loop (c-epoll) and each peer's echo server
+#                               (bench/peers/*/echo_server.*), at 1, 50, 300 and 1,000 connections
+#   BENCH_COMPARE_ECHO_DURATION=S  measured seconds per echo run (default 3; quick: 1)
 #   BENCH_COMPARE_NETWORK_RESULTS="f1 f2"  files of RESULT lines recorded elsewhere (for
-#                               example `make bench-echo > f1`); each file counts as one round
+#                               example `make bench-chat > f1`); each file counts as one round
 set -u
 
 here=$(cd "$(dirname "$0")" && pwd) # the source bench/
@@ -40,6 +44,7 @@ rounds=${BENCH_COMPARE_ROUNDS:-5}
 quick=${BENCH_COMPARE_QUICK:-0}
 impls=${BENCH_COMPARE_IMPLS:-"libactor go erlang caf"}
 scaling=${BENCH_COMPARE_SCALING:-1}
+network=${BENCH_COMPARE_NETWORK:-1}
 peerbin=$builddir/bench/peers
 timeout_s=900 # per run: a hung peer must not hang the suite
 
@@ -49,12 +54,12 @@ MESSAGING="pingpong counting threadring chameneos big fork_join_throughput"
 SPAWNING="skynet spawn_idle fork_join_create"
 BENCHES=${BENCH_COMPARE_BENCHES:-"$MESSAGING $SPAWNING"}
 
-# bench/RESULTS.md only ever comes from a full run: every benchmark, every implementation, full
-# counts, at least three rounds. Anything less goes to the build tree.
+# bench/RESULTS.md only ever comes from a full run: every benchmark (the network one included),
+# every implementation, full counts, at least three rounds. Anything less goes to the build tree.
 if [ "$quick" = 1 ]; then
 	out=${BENCH_COMPARE_OUT:-$builddir/bench/compare-quick}
 elif [ "$BENCHES" != "$MESSAGING $SPAWNING" ] || [ "$impls" != "libactor go erlang caf" ] ||
-	[ "$rounds" -lt 3 ]; then
+	[ "$rounds" -lt 3 ] || [ "$network" != 1 ] || [ -n "${BENCH_COMPARE_NETWORK_RESULTS:-}" ]; then
 	out=${BENCH_COMPARE_OUT:-$builddir/bench/compare-partial}
 else
 	out=${BENCH_COMPARE_OUT:-$here}
@@ -130,23 +135,29 @@ build_peer() { # impl bench: builds the peer if it has one; 1 if it has none or 
 		src=$here/peers/go/$2.go
 		[ -f "$src" ] || return 1
 		bin=$peerbin/go/$2
-		if needs_build "$bin" "$src" "$here/peers/go/bench.go"; then
+		# The echo server stands alone; the others share bench.go.
+		common=$here/peers/go/bench.go
+		[ "$2" = echo_server ] && common=
+		if needs_build "$bin" "$src" $common; then
 			say "go build $2"
 			# Go's own build cache, or one in the build tree when there is no home.
 			if [ -z "${HOME:-}" ] && [ -z "${GOCACHE:-}" ]; then
 				GOCACHE=$peerbin/go-cache
 				export GOCACHE
 			fi
-			GOFLAGS='' go build -o "$bin" "$here/peers/go/bench.go" "$src" || return 1
+			GOFLAGS='' go build -o "$bin" $common "$src" || return 1
 		fi
 		;;
 	caf)
 		src=$here/peers/caf/$2.cpp
 		[ -f "$src" ] || return 1
 		bin=$peerbin/caf/$2
+		libs=-lcaf_core
+		[ "$2" = echo_server ] && libs="-lcaf_io -lcaf_core"
 		if needs_build "$bin" "$src" "$here/peers/caf/bench.hpp"; then
 			say "c++ $2 (CAF)"
-			${CXX:-c++} -O2 -std=c++17 -Wall -Wextra -o "$bin" "$src" -lcaf_core \
+			# shellcheck disable=SC2086 # $libs is a word list on purpose
+			${CXX:-c++} -O2 -std=c++17 -Wall -Wextra -o "$bin" "$src" $libs \
 				-pthread || return 1
 		fi
 		;;
@@ -230,6 +241,34 @@ for b in $BENCHES; do
 	done
 done
 
+# The echo servers: libactor's and the plain C loop must be built; a peer's that fails to build
+# is named and left out.
+echo_impls=""
+if [ "$network" = 1 ]; then
+	for p in echo_server echo_epoll echo_client; do
+		if [ ! -x "$builddir/bench/$p" ]; then
+			say "bench/$p is not built in $builddir (make bench/$p)"
+			exit 2
+		fi
+	done
+	echo_impls="libactor c-epoll"
+	for impl in $active; do
+		[ "$impl" = libactor ] && continue
+		if build_peer "$impl" echo_server; then
+			echo_impls="$echo_impls $impl"
+		else
+			note "NO PEER: $impl has no echo server (or it failed to build); its echo cells are empty."
+		fi
+	done
+fi
+if [ "$quick" = 1 ]; then
+	echo_conns="1 300"
+	echo_duration=${BENCH_COMPARE_ECHO_DURATION:-1}
+else
+	echo_conns="1 50 300 1000"
+	echo_duration=${BENCH_COMPARE_ECHO_DURATION:-3}
+fi
+
 has_run() { grep -qx "$1 $2" "$work/runs.txt"; }
 
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -248,11 +287,28 @@ while [ $round -le "$rounds" ]; do
 			run_one "$impl" "$b" all
 		done
 	done
-	if [ "${BENCH_COMPARE_NETWORK:-0}" = 1 ] && [ -x "$builddir/bench/echo_client" ]; then
-		say "round $round/$rounds: bench/echo.sh"
-		sh "$here/echo.sh" "$builddir/bench" 2>"$work/err" |
-			grep '^RESULT ' | sed "s/^/round=$round workers=all /" >>"$raw" ||
-			note "FAILED: bench/echo.sh in round $round"
+	if [ "$network" = 1 ]; then
+		say "round $round/$rounds: bench/echo.sh ($echo_impls)"
+		cut -d' ' -f1 /proc/loadavg >>"$work/loads.txt"
+		# Every runtime's defaults: libactor one worker per CPU, the peers every CPU.
+		(
+			unset ACTOR_BENCH_WORKERS GOMAXPROCS ERL_FLAGS ACTOR_REACTOR
+			ECHO_IMPLS=$echo_impls ECHO_CONNS=$echo_conns ECHO_DURATION=$echo_duration \
+				ECHO_WARMUP=1 ECHO_WORKERS=0 sh "$here/echo.sh" "$builddir/bench" \
+				>"$work/out" 2>"$work/err"
+		)
+		rc=$?
+		grep '^RESULT ' "$work/out" | sed "s/^/round=$round workers=all /" >>"$raw"
+		{
+			echo "== round $round: bench/echo.sh (status $rc)"
+			cat "$work/err"
+		} >>"$work/stderr.log"
+		if [ $rc -ne 0 ]; then
+			say "bench/echo.sh FAILED with status $rc:"
+			sed 's/^/    /' "$work/err" >&2
+			note "FAILED: bench/echo.sh in round $round exited with status $rc; rows it did" \
+				"not print are missing from that round"
+		fi
 	fi
 	round=$((round + 1))
 done
@@ -326,6 +382,8 @@ meta=$work/meta.txt
 	echo "runloads $(sort -n "$work/loads.txt" | awk '{v[NR] = $1}
 		END { if (NR) printf "%s %s %s", v[1], v[int((NR + 1) / 2)], v[NR] }')"
 	echo "minutes $(((t_end - t_start + 59) / 60))"
+	echo "network $network"
+	echo "echo $echo_conns connections, ${echo_duration}s per run after 1s of warm-up"
 	echo "messaging $MESSAGING"
 	echo "spawning $SPAWNING"
 } >"$meta"

@@ -15,7 +15,10 @@
 #                go, caf: <dir>/peers/<impl>/echo_server (bench/compare.sh builds them)
 #                erlang: bench/peers/erlang/echo_server.escript, run with escript
 #              The peers run with their runtime's defaults (every CPU); ECHO_WORKERS is
-#              libactor's alone.
+#              libactor's alone, and so is ECHO_LIBACTOR_ARGS (more bench/echo_server options;
+#              default --no-pin: the client shares the CPUs with the server, none of the other
+#              servers pins its threads, and a worker pinned to the CPU the client runs on
+#              halves the rate at 2 workers on 2 CPUs: bench/README.md, Echo).
 # A libactor reactor the machine refuses is skipped with a note; any other failure fails.
 set -u
 BIN=${1:-$(dirname "$0")}
@@ -26,6 +29,7 @@ WORKERS=${ECHO_WORKERS:-0}
 THREADS=${ECHO_CLIENT_THREADS:-1}
 IMPLS=${ECHO_IMPLS:-"libactor-epoll libactor-io_uring c-epoll"}
 SRC=$(cd "$(dirname "$0")" && pwd)
+LIBACTOR_ARGS=${ECHO_LIBACTOR_ARGS---no-pin}
 
 for p in echo_server echo_epoll echo_client; do
 	if [ ! -x "$BIN/$p" ]; then
@@ -104,9 +108,13 @@ run() { # IMPL CMD...
 
 for impl in $IMPLS; do
 	case $impl in
-	libactor) run libactor "$BIN/echo_server" --reactor auto --workers "$WORKERS" ;;
-	libactor-epoll) run "$impl" "$BIN/echo_server" --reactor epoll --workers "$WORKERS" ;;
-	libactor-io_uring) run "$impl" "$BIN/echo_server" --reactor io_uring --workers "$WORKERS" ;;
+	# shellcheck disable=SC2086 # $LIBACTOR_ARGS is a word list on purpose
+	libactor) run libactor "$BIN/echo_server" --reactor auto --workers "$WORKERS" $LIBACTOR_ARGS ;;
+	libactor-epoll | libactor-io_uring)
+		# shellcheck disable=SC2086
+		run "$impl" "$BIN/echo_server" --reactor "${impl#libactor-}" --workers "$WORKERS" \
+			$LIBACTOR_ARGS
+		;;
 	c-epoll) run "$impl" "$BIN/echo_epoll" ;;
 	go | caf)
 		if [ -x "$BIN/peers/$impl/echo_server" ]; then

@@ -2,6 +2,7 @@
  * the worker that accepted it (a per-worker listener).
  *
  * Usage: bench/echo_server [--port N] [--reactor epoll|io_uring|auto] [--workers N]
+ *                          [--no-pin] [--spin-us N]
  *
  * Prints "PORT <n>" on stdout once it listens on 127.0.0.1 (--port 0, the default, takes any
  * free port), then echoes until SIGINT or SIGTERM. Exits 77 when the requested reactor is not
@@ -141,7 +142,9 @@ static void on_signal(int sig)
 
 static void usage(const char *prog)
 {
-	fprintf(stderr, "usage: %s [--port N] [--reactor epoll|io_uring|auto] [--workers N]\n",
+	fprintf(stderr,
+	        "usage: %s [--port N] [--reactor epoll|io_uring|auto] [--workers N] [--no-pin] "
+	        "[--spin-us N]\n",
 	        prog);
 	exit(2);
 }
@@ -150,6 +153,10 @@ int main(int argc, char **argv)
 {
 	actor_config_t cfg = {.reactor = "auto"};
 	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--no-pin") == 0) {
+			cfg.no_pin = 1;
+			continue;
+		}
 		if (i + 1 >= argc)
 			usage(argv[0]);
 		if (strcmp(argv[i], "--port") == 0)
@@ -158,6 +165,8 @@ int main(int argc, char **argv)
 			cfg.reactor = argv[++i];
 		else if (strcmp(argv[i], "--workers") == 0)
 			cfg.workers = (unsigned)atoi(argv[++i]);
+		else if (strcmp(argv[i], "--spin-us") == 0)
+			cfg.spin_us = atoi(argv[++i]);
 		else
 			usage(argv[0]);
 	}
