@@ -82,8 +82,8 @@ static double proc_cpu_s(int pid)
 	/* Fields after the command name, which is in parentheses and may hold spaces. */
 	const char *p = strrchr(buf, ')');
 	unsigned long long ut, st;
-	if (p == NULL || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
-	                        &ut, &st) != 2)
+	if (p == NULL ||
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
 		return -1;
 	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
@@ -360,7 +360,8 @@ int main(int argc, char **argv)
 		}
 		fprintf(stderr, "echo_client: %s c%u: the server used %.2f CPUs\n", o.impl, o.conns,
 		        (srv1 - srv0) / o.duration);
-		printf("RESULT name=echo_c%u impl=%s metric=server_cpu_us_per_req value=%.3f unit=us\n",
+		printf("RESULT name=echo_c%u impl=%s metric=server_cpu_us_per_req value=%.3f "
+		       "unit=us\n",
 		       o.conns, o.impl, (srv1 - srv0) * 1e6 / (double)counted);
 	}
 	fflush(stdout);

@@ -37,7 +37,7 @@ struct actor__reactor {
 	int evfd;
 	uint64_t evbuf;
 	bool multishot_accept;
-	bool multishot_recv; /* cleared if the kernel refuses it (before 6.0) */
+	bool multishot_recv;          /* cleared if the kernel refuses it (before 6.0) */
 	struct io_uring_buf_ring *br; /* NULL: receive into per-connection buffers instead */
 	unsigned char *bufs;
 	unsigned pending_releases; /* objects released but still held by operations */

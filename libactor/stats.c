@@ -60,8 +60,8 @@ int actor_stats_print(const actor_system_t *sys, FILE *out)
 	        "libactor: %u workers, reactor %s, allocator %s\n"
 	        "  spawned %" PRIu64 " stopped %" PRIu64 " sent %" PRIu64 " delivered %" PRIu64
 	        " dead-lettered %" PRIu64 "\n",
-	        sys->nworkers, actor_system_reactor(sys), actor__alloc_name(), s.spawned,
-	        s.stopped, s.sent, s.delivered, s.dead_letters);
+	        sys->nworkers, actor_system_reactor(sys), actor__alloc_name(), s.spawned, s.stopped,
+	        s.sent, s.delivered, s.dead_letters);
 	for (unsigned i = 0; i < sys->nworkers; i++) {
 		actor_worker_stats_t w;
 		actor_stats_worker(sys, i, &w);

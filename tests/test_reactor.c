@@ -157,7 +157,7 @@ struct filtered {
 	int auto_rc;      /* with "auto" */
 	char reactor[16]; /* actor_system_reactor of the "auto" system */
 	char worker_reactor[2][16];
-	int echo_rc;     /* the round trip: 0 or a description's line number */
+	int echo_rc; /* the round trip: 0 or a description's line number */
 	int echo_errno;
 	int echo_failures;
 };
@@ -268,7 +268,8 @@ START_TEST(auto_falls_back_to_epoll_where_seccomp_refuses_io_uring)
 	ck_assert_int_eq(pthread_create(&t, NULL, filtered_thread, &f), 0);
 	ck_assert_int_eq(pthread_join(t, NULL), 0);
 
-	ck_assert_msg(f.filter_rc == 0, "installing the seccomp filter: %s", strerror(-f.filter_rc));
+	ck_assert_msg(f.filter_rc == 0, "installing the seccomp filter: %s",
+	              strerror(-f.filter_rc));
 	ck_assert_msg(f.setup_errno == EPERM, "the filter did not refuse io_uring_setup (errno %d)",
 	              f.setup_errno);
 	/* Asked for by name, io_uring is an error (-EPERM; -ENOSYS in a build without liburing). */
