@@ -1,6 +1,7 @@
-/* backend.h: what the network and timer suites share: the reactor backend under test, and
- * failures seen inside behaviours (which run on worker threads and must not call ck_assert:
- * they note the first failure, and the test thread asserts on it). */
+/* backend.h: what the network and timer suites share: the reactor backend under test, failures
+ * seen inside behaviours (which run on worker threads and must not call ck_assert: they note the
+ * first failure, and the test thread asserts on it), and the main that runs the cases once per
+ * backend this kernel and sandbox allow. */
 #ifndef TESTS_BACKEND_H
 #define TESTS_BACKEND_H
 
@@ -9,26 +10,26 @@ static atomic_int fail_count;
 static atomic_int fail_ready;
 static char fail_msg[512];
 
-static void reset_failures(void)
+static inline void reset_failures(void)
 {
 	atomic_store(&fail_count, 0);
 	atomic_store(&fail_ready, 0);
 	fail_msg[0] = '\0';
 }
 
-static void use_epoll(void)
+static inline void use_epoll(void)
 {
 	reactor = "epoll";
 	reset_failures();
 }
 
-static void use_io_uring(void)
+static inline void use_io_uring(void)
 {
 	reactor = "io_uring";
 	reset_failures();
 }
 
-__attribute__((format(printf, 2, 3))) static void note_fail(int line, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static inline void note_fail(int line, const char *fmt, ...)
 {
 	if (atomic_fetch_add(&fail_count, 1) != 0)
 		return;
@@ -48,7 +49,7 @@ __attribute__((format(printf, 2, 3))) static void note_fail(int line, const char
 	              atomic_load(&fail_count),                                                    \
 	              atomic_load_explicit(&fail_ready, memory_order_acquire) ? fail_msg : "?")
 
-static actor_system_t *backend_system(unsigned workers)
+static inline actor_system_t *backend_system(unsigned workers)
 {
 	actor_config_t cfg = {.workers = workers, .reactor = reactor};
 	actor_system_t *sys = system_new_cfg(&cfg);
@@ -57,11 +58,76 @@ static actor_system_t *backend_system(unsigned workers)
 }
 
 /* Shuts the system down and frees it; fails if that hangs. */
-static void backend_system_end(actor_system_t *sys, const char *what)
+static inline void backend_system_end(actor_system_t *sys, const char *what)
 {
 	ck_assert_int_eq(actor_system_shutdown(sys), 0);
 	system_run_to_end(sys, TEST_WATCHDOG, what);
 	actor_system_free(sys);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Suites: one per backend that this kernel and sandbox allow
+ */
+
+/* Adds the cases to suite s for backend b (0 = epoll, 1 = io_uring), each test case with the
+ * fixture that selects the backend. */
+typedef void backend_cases_fn(Suite *s, unsigned b, void (*fixture)(void));
+
+/* Check keeps the name pointers: they live here. */
+static char backend_names[2][16][64];
+static char backend_suite_names[2][32];
+
+/* The k-th test case of backend b, named "<backend>: <label>". */
+static inline TCase *backend_tcase(Suite *s, unsigned b, unsigned k, const char *label,
+                                   double timeout, void (*fixture)(void))
+{
+	if (k >= 16) { /* not a test failure: Check is not running tests yet */
+		fprintf(stderr, "backend_tcase: more than 16 test cases; enlarge backend_names\n");
+		exit(2);
+	}
+	snprintf(backend_names[b][k], sizeof(backend_names[b][k]), "%s: %s",
+	         b ? "io_uring" : "epoll", label);
+	TCase *tc = tcase_new(backend_names[b][k], timeout);
+	tcase_add_checked_fixture(tc, fixture, NULL);
+	suite_add_tcase(s, tc);
+	return tc;
+}
+
+/* 0 if a system with this backend can be created, else the negative errno. */
+static inline int backend_probe(const char *backend)
+{
+	actor_config_t cfg = {.workers = 1, .reactor = backend};
+	actor_system_t *sys = NULL;
+	int rc = actor_system_create(&cfg, &sys);
+	if (rc == 0)
+		actor_system_free(sys);
+	return rc;
+}
+
+/* The main of a per-backend program: suites "<name>-epoll" and, where io_uring can be created,
+ * "<name>-io_uring" (else "SKIP io_uring: <reason>" and no cases). */
+static inline int backend_main(int argc, char **argv, const char *name, backend_cases_fn *add)
+{
+	test_argc = argc;
+	test_argv = argv;
+	signal(SIGPIPE, SIG_DFL); /* a SIGPIPE anywhere kills the test and fails it */
+	snprintf(backend_suite_names[0], sizeof(backend_suite_names[0]), "%s-epoll", name);
+	snprintf(backend_suite_names[1], sizeof(backend_suite_names[1]), "%s-io_uring", name);
+	Suite *epoll = suite_create(backend_suite_names[0]);
+	add(epoll, 0, use_epoll);
+	SRunner *sr = srunner_create(epoll);
+	int rc = backend_probe("io_uring");
+	if (rc == 0) {
+		Suite *uring = suite_create(backend_suite_names[1]);
+		add(uring, 1, use_io_uring);
+		srunner_add_suite(sr, uring);
+	} else {
+		printf("SKIP io_uring: actor_system_create says %d (%s)\n", rc, strerror(-rc));
+	}
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 
 #endif /* TESTS_BACKEND_H */

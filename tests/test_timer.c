@@ -656,19 +656,6 @@ END_TEST
  * Suites
  */
 
-static char tcase_names[2][4][64];
-
-static TCase *backend_tcase(Suite *s, unsigned b, unsigned k, const char *label, double timeout,
-                            void (*fixture)(void))
-{
-	snprintf(tcase_names[b][k], sizeof(tcase_names[b][k]), "%s: %s", b ? "io_uring" : "epoll",
-	         label);
-	TCase *tc = tcase_new(tcase_names[b][k], timeout);
-	tcase_add_checked_fixture(tc, fixture, NULL);
-	suite_add_tcase(s, tc);
-	return tc;
-}
-
 static void add_cases(Suite *s, unsigned b, void (*fixture)(void))
 {
 	TCase *tc = backend_tcase(s, b, 0, "timers", TEST_TIMEOUT, fixture);
@@ -684,33 +671,7 @@ static void add_cases(Suite *s, unsigned b, void (*fixture)(void))
 	tcase_add_test(tc, hundred_thousand_pending_timers_each_fire_exactly_once);
 }
 
-static int backend_probe(const char *backend)
-{
-	actor_config_t cfg = {.workers = 1, .reactor = backend};
-	actor_system_t *sys = NULL;
-	int rc = actor_system_create(&cfg, &sys);
-	if (rc == 0)
-		actor_system_free(sys);
-	return rc;
-}
-
 int main(int argc, char **argv)
 {
-	test_argc = argc;
-	test_argv = argv;
-	Suite *epoll = suite_create("timer-epoll");
-	add_cases(epoll, 0, use_epoll);
-	SRunner *sr = srunner_create(epoll);
-	int rc = backend_probe("io_uring");
-	if (rc == 0) {
-		Suite *uring = suite_create("timer-io_uring");
-		add_cases(uring, 1, use_io_uring);
-		srunner_add_suite(sr, uring);
-	} else {
-		printf("SKIP io_uring: actor_system_create says %d (%s)\n", rc, strerror(-rc));
-	}
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return backend_main(argc, argv, "timer", add_cases);
 }

@@ -1,0 +1,713 @@
+/* test_net_flow.c: how connections end and how their flow is controlled, once per available
+ * reactor backend: a peer reset in the middle of a write, EOF after all the data, a half-close
+ * whose FIN follows the queued output, a slow reader that crosses the high-water mark with the
+ * drained message after it, pause and resume, and accept backing off on EMFILE.
+ *
+ * The binary holds one suite per backend ("net_flow-epoll", "net_flow-io_uring"), as
+ * test_net.c does.
+ */
+#include "common.h"
+
+#include "net_common.h"
+
+/* ---------------------------------------------------------------------------------------------
+ * Resets, half-closes, back-pressure, pause
+ */
+
+START_TEST(peer_reset_during_a_large_write_arrives_as_closed_with_an_error)
+{
+	actor_system_t *sys = backend_system(2);
+	struct flood_report rep = {0};
+	struct server srv = {
+	    .conn_fn = flood_fn, .conn_size = sizeof(struct flood_conn), .user = &rep};
+	uint16_t port = server_start(sys, &srv);
+
+	int fd = tcp_client_ok(port);
+	unsigned char *buf = malloc(CHUNK);
+	ck_assert(recv_all(fd, buf, CHUNK));
+	struct stream rx = {3, 0};
+	ck_assert_uint_eq(stream_check(&rx, buf, CHUNK), CHUNK);
+	free(buf);
+	/* The server is mid-write (its queue is full while we do not read); reset under it. */
+	ck_assert_msg(WAIT_UNTIL(atomic_load(&rep.enobufs) > 0, TEST_WATCHDOG),
+	              "the server never filled its queue");
+	struct linger lg = {.l_onoff = 1, .l_linger = 0};
+	ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+	close(fd);
+
+	ck_assert_msg(WAIT_UNTIL(atomic_load(&rep.closed), TEST_WATCHDOG),
+	              "[%s] the server never heard of the reset (%" PRIu64 " bytes written)",
+	              reactor, (uint64_t)atomic_load(&rep.written));
+	assert_no_failures();
+	int err = atomic_load(&rep.closed_error);
+	ck_assert_msg(err == -ECONNRESET || err == -EPIPE,
+	              "[%s] CLOSED with %d (%s), expected -ECONNRESET or -EPIPE", reactor, err,
+	              strerror(-err));
+	int wr = atomic_load(&rep.write_after_close);
+	ck_assert_msg(wr < 0, "[%s] a write after CLOSED returned %d", reactor, wr);
+	assert_eventually(STAT_SUM(sys, conns) == 0, TEST_WATCHDOG);
+	backend_system_end(sys, "a reset connection");
+}
+END_TEST
+
+/* Collects what the peer sends; at CLOSED answers, if the connection still allows it. */
+struct halfclose_report {
+	unsigned char got[16384];
+	atomic_uint_fast64_t bytes;
+	atomic_int closed, closed_error;
+	atomic_int adopted;
+	atomic_int reply_rc;         /* peer-EOF test: the write after CLOSED(0) */
+	atomic_int shutdown_rc;      /* shutdown test: actor_tcp_shutdown */
+	atomic_int write_after_shut; /* shutdown test: a write after actor_tcp_shutdown */
+	bool shut_first;             /* the shutdown test: write "hello" and shut down on ADOPTED */
+};
+
+struct halfclose_conn {
+	struct conn_base b;
+	uint64_t bytes;
+};
+
+#define HELLO "hello, then FIN"
+#define REPLY "reply after your EOF"
+
+static void halfclose_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	struct halfclose_conn *h = state;
+	struct halfclose_report *r = h->b.srv->user;
+	actor_tcp_event_t ev;
+	actor_tcp_data_t d;
+	if (!conn_message(ctx, &h->b, msg, &ev, &d))
+		return;
+	switch (msg->type) {
+	case ACTOR_MSG_TCP_ADOPTED:
+		if (r->shut_first) {
+			int rc = actor_tcp_write(ctx, h->b.conn, HELLO, strlen(HELLO));
+			if (rc != 0)
+				NOTE_FAIL("write before shutdown: %d", rc);
+			atomic_store(&r->shutdown_rc, actor_tcp_shutdown(ctx, h->b.conn));
+			atomic_store(&r->write_after_shut, actor_tcp_write(ctx, h->b.conn, "x", 1));
+		}
+		atomic_store(&r->adopted, 1);
+		return;
+	case ACTOR_MSG_TCP_DATA:
+		if (h->bytes + d.len <= sizeof(r->got))
+			memcpy(r->got + h->bytes, actor_tcp_data_bytes(msg), d.len);
+		h->bytes += d.len;
+		atomic_store(&r->bytes, h->bytes);
+		return;
+	case ACTOR_MSG_TCP_CLOSED:
+		atomic_store(&r->closed_error, ev.error);
+		if (!r->shut_first && ev.error == 0)
+			atomic_store(&r->reply_rc,
+			             actor_tcp_write(ctx, h->b.conn, REPLY, strlen(REPLY)));
+		actor_tcp_close(ctx, h->b.conn);
+		atomic_store(&r->closed, 1);
+		actor_exit(ctx, ACTOR_REASON_NORMAL);
+		return;
+	default:
+		return;
+	}
+}
+
+START_TEST(peer_eof_arrives_as_closed_with_error_zero_after_all_its_data)
+{
+	actor_system_t *sys = backend_system(2);
+	struct halfclose_report *rep = calloc(1, sizeof(*rep));
+	atomic_store(&rep->reply_rc, 1);
+	struct server srv = {
+	    .conn_fn = halfclose_fn, .conn_size = sizeof(struct halfclose_conn), .user = rep};
+	uint16_t port = server_start(sys, &srv);
+
+	int fd = tcp_client_ok(port);
+	unsigned char out[10000];
+	struct stream tx = {4, 0};
+	stream_fill(&tx, out, sizeof(out));
+	ck_assert(send_all(fd, out, sizeof(out)));
+	ck_assert_int_eq(shutdown(fd, SHUT_WR), 0);
+	/* Whatever the server answers, then its FIN. */
+	char in[64] = {0};
+	size_t nin = 0;
+	ssize_t n;
+	while (nin < sizeof(in) - 1 && (n = recv_some(fd, in + nin, sizeof(in) - 1 - nin)) > 0)
+		nin += (size_t)n;
+	int end = n == 0 ? 0 : (n < 0 ? -errno : 1);
+
+	/* The accepted peer is our socket. */
+	struct sockaddr_in me;
+	socklen_t melen = sizeof(me);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&me, &melen), 0);
+	close(fd);
+	ck_assert_msg(WAIT_UNTIL(atomic_load(&rep->closed), TEST_WATCHDOG), "no CLOSED");
+	assert_no_failures();
+	ck_assert_uint_eq(atomic_load_explicit(&srv.accepted, memory_order_acquire), 1);
+	struct sockaddr_in peer;
+	ck_assert_uint_eq(srv.peer_len, sizeof(peer));
+	memcpy(&peer, srv.peer, sizeof(peer));
+	ck_assert_int_eq(peer.sin_family, AF_INET);
+	ck_assert_uint_eq(peer.sin_port, me.sin_port);
+	ck_assert_uint_eq(peer.sin_addr.s_addr, me.sin_addr.s_addr);
+
+	ck_assert_uint_eq(atomic_load(&rep->bytes), sizeof(out));
+	ck_assert_msg(memcmp(rep->got, out, sizeof(out)) == 0, "bytes differ");
+	ck_assert_int_eq(atomic_load(&rep->closed_error), 0);
+	int reply = atomic_load(&rep->reply_rc);
+	ck_assert_msg(end == 0, "[%s] after the reply: %d, expected EOF", reactor, end);
+	if (reply == 0) {
+		ck_assert_str_eq(in, REPLY);
+	} else {
+		/* The header leaves open whether a connection at peer EOF still takes writes. */
+		fprintf(stderr, "[%s] NOTE: a write after CLOSED(0) returned %d\n", reactor, reply);
+		ck_assert_int_eq(reply, -EPIPE);
+		ck_assert_uint_eq(nin, 0);
+	}
+	backend_system_end(sys, "peer EOF");
+	free(rep);
+}
+END_TEST
+
+START_TEST(shutdown_sends_fin_after_the_queued_output_while_reading_goes_on)
+{
+	actor_system_t *sys = backend_system(2);
+	struct halfclose_report *rep = calloc(1, sizeof(*rep));
+	rep->shut_first = true;
+	struct server srv = {
+	    .conn_fn = halfclose_fn, .conn_size = sizeof(struct halfclose_conn), .user = rep};
+	uint16_t port = server_start(sys, &srv);
+
+	int fd = tcp_client_ok(port);
+	char in[sizeof(HELLO)] = {0};
+	ck_assert_msg(recv_all(fd, in, strlen(HELLO)), "[%s] no hello: %s", reactor,
+	              strerror(errno));
+	ck_assert_str_eq(in, HELLO);
+	size_t extra = 0;
+	ck_assert_msg(recv_eof(fd, &extra) == 0, "[%s] no FIN after the hello", reactor);
+	ck_assert_uint_eq(extra, 0);
+	ck_assert_int_eq(atomic_load(&rep->shutdown_rc), 0);
+	int was = atomic_load(&rep->write_after_shut);
+	ck_assert_msg(was < 0, "[%s] a write after actor_tcp_shutdown returned %d", reactor, was);
+
+	/* Our direction is still open: the server reads on. */
+	unsigned char out[5000];
+	struct stream tx = {5, 0};
+	stream_fill(&tx, out, sizeof(out));
+	ck_assert(send_all(fd, out, sizeof(out)));
+	assert_eventually(atomic_load(&rep->bytes) == sizeof(out), TEST_WATCHDOG);
+	ck_assert_int_eq(atomic_load(&rep->closed), 0);
+	ck_assert_int_eq(shutdown(fd, SHUT_WR), 0);
+	ck_assert_msg(WAIT_UNTIL(atomic_load(&rep->closed), TEST_WATCHDOG), "no CLOSED");
+	close(fd);
+	assert_no_failures();
+	ck_assert_msg(memcmp(rep->got, out, sizeof(out)) == 0, "bytes differ");
+	ck_assert_int_eq(atomic_load(&rep->closed_error), 0);
+	backend_system_end(sys, "server half-close");
+	free(rep);
+}
+END_TEST
+
+/* Writes `total` bytes of seed 6 under back-pressure, checking the marks, then closes. */
+struct slow_conn {
+	struct conn_base b;
+	struct stream tx;
+	unsigned char chunk[CHUNK];
+	size_t chunk_len;
+	uint64_t sent;
+	bool blocked;
+};
+
+struct slow_report {
+	uint64_t total;
+	atomic_uint_fast64_t sent;
+	atomic_int enobufs, drained;
+	atomic_int blocked;                     /* the last write got -ENOBUFS and no DRAINED yet */
+	atomic_uint_fast64_t queued_at_enobufs; /* the smallest seen */
+	atomic_uint_fast64_t queued_at_drained; /* the largest seen */
+	atomic_int done;
+};
+
+static void slow_write(actor_ctx_t *ctx, struct slow_conn *s)
+{
+	struct slow_report *r = s->b.srv->user;
+	while (s->sent < r->total) {
+		if (s->chunk_len == 0) {
+			uint64_t left = r->total - s->sent;
+			s->chunk_len = left < CHUNK ? (size_t)left : CHUNK;
+			stream_fill(&s->tx, s->chunk, s->chunk_len);
+		}
+		size_t before = 0, after = 0;
+		actor_tcp_queued(ctx, s->b.conn, &before);
+		int rc = actor_tcp_write(ctx, s->b.conn, s->chunk, s->chunk_len);
+		actor_tcp_queued(ctx, s->b.conn, &after);
+		if (rc == -ENOBUFS) {
+			if (after != before)
+				NOTE_FAIL("-ENOBUFS queued something: %zu -> %zu", before, after);
+			if (before < atomic_load(&r->queued_at_enobufs))
+				atomic_store(&r->queued_at_enobufs, before);
+			atomic_fetch_add(&r->enobufs, 1);
+			atomic_store(&r->blocked, 1);
+			return;
+		}
+		if (rc != 0) {
+			NOTE_FAIL("slow: actor_tcp_write: %d", rc);
+			return;
+		}
+		if (after != before + s->chunk_len)
+			NOTE_FAIL("a write of %zu took the queue from %zu to %zu", s->chunk_len,
+			          before, after);
+		s->sent += s->chunk_len;
+		s->chunk_len = 0;
+		atomic_store(&r->sent, s->sent);
+	}
+	actor_tcp_close(ctx, s->b.conn);
+	atomic_store(&r->done, 1);
+	actor_exit(ctx, ACTOR_REASON_NORMAL);
+}
+
+static void slow_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	struct slow_conn *s = state;
+	struct slow_report *r = s->b.srv->user;
+	actor_tcp_event_t ev;
+	actor_tcp_data_t d;
+	if (!conn_message(ctx, &s->b, msg, &ev, &d))
+		return;
+	switch (msg->type) {
+	case ACTOR_MSG_TCP_ADOPTED:
+		s->tx.seed = 6;
+		slow_write(ctx, s);
+		return;
+	case ACTOR_MSG_TCP_DRAINED: {
+		size_t q = 0;
+		actor_tcp_queued(ctx, s->b.conn, &q);
+		if (q > atomic_load(&r->queued_at_drained))
+			atomic_store(&r->queued_at_drained, q);
+		atomic_store(&r->blocked, 0);
+		atomic_fetch_add(&r->drained, 1);
+		slow_write(ctx, s);
+		return;
+	}
+	case ACTOR_MSG_TCP_CLOSED:
+		NOTE_FAIL("slow: CLOSED %d", ev.error);
+		return;
+	default:
+		return;
+	}
+}
+
+START_TEST(slow_reader_pushes_the_writer_over_high_water_and_drained_follows)
+{
+	actor_system_t *sys = backend_system(2);
+	struct slow_report rep = {.total = 32u << 20};
+	atomic_store(&rep.queued_at_enobufs, UINT64_MAX);
+	struct server srv = {
+	    .conn_fn = slow_fn, .conn_size = sizeof(struct slow_conn), .user = &rep};
+	uint16_t port = server_start(sys, &srv);
+
+	/* A small receive buffer, so that the kernel soaks up little of the stream. */
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int rcvbuf = 4096;
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+	set_io_timeouts(fd, IO_TIMEOUT_S);
+	struct sockaddr_in a = {.sin_family = AF_INET,
+	                        .sin_port = htons(port),
+	                        .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+
+	/* Not reading: the writer must stall above high water. */
+	double end = now_sec() + TEST_WATCHDOG * test_scale();
+	uint64_t last = UINT64_MAX;
+	bool stalled = false;
+	while (!stalled && now_sec() < end && !atomic_load(&rep.done)) {
+		uint64_t s = atomic_load(&rep.sent);
+		stalled = s == last && atomic_load(&rep.blocked);
+		last = s;
+		sleep_ms(200);
+	}
+	int drained_before = atomic_load(&rep.drained);
+	ck_assert_msg(stalled, "[%s] the writer never stalled (sent %" PRIu64 " of %" PRIu64 ")",
+	              reactor, (uint64_t)atomic_load(&rep.sent), rep.total);
+
+	/* Read it all: DRAINED follows, the writer finishes, every byte is right. */
+	struct stream rx = {6, 0};
+	unsigned char *buf = malloc(CHUNK);
+	uint64_t got = 0, bad_at = UINT64_MAX;
+	ssize_t n;
+	while ((n = recv_some(fd, buf, CHUNK)) > 0) {
+		size_t ok = stream_check(&rx, buf, (size_t)n);
+		if (ok != (size_t)n && bad_at == UINT64_MAX)
+			bad_at = got + ok;
+		got += (uint64_t)n;
+	}
+	free(buf);
+	close(fd);
+	ck_assert_msg(WAIT_UNTIL(atomic_load(&rep.done), TEST_WATCHDOG), "writer never done");
+	assert_no_failures();
+	ck_assert_msg(n == 0, "[%s] reading: %s", reactor, strerror(errno));
+	ck_assert_msg(bad_at == UINT64_MAX, "[%s] wrong byte at offset %" PRIu64, reactor, bad_at);
+	ck_assert_uint_eq(got, rep.total);
+	ck_assert_int_gt(atomic_load(&rep.drained), drained_before);
+	uint64_t qe = atomic_load(&rep.queued_at_enobufs), qd = atomic_load(&rep.queued_at_drained);
+	ck_assert_msg(qe >= ACTOR_TCP_HIGH_WATER,
+	              "[%s] -ENOBUFS with %" PRIu64 " bytes queued, below high water %u", reactor,
+	              qe, ACTOR_TCP_HIGH_WATER);
+	ck_assert_msg(qd <= ACTOR_TCP_LOW_WATER,
+	              "[%s] DRAINED with %" PRIu64 " bytes queued, above low water %u", reactor, qd,
+	              ACTOR_TCP_LOW_WATER);
+	backend_system_end(sys, "a slow reader");
+}
+END_TEST
+
+/* Pauses after the first PAUSE_AFTER bytes; resumes on MSG_RESUME. */
+#define PAUSE_AFTER 4096
+#define PAUSED_BYTES (256u << 10)
+
+struct pause_conn {
+	struct conn_base b;
+	struct stream rx;
+	uint64_t bytes;
+	bool paused;
+};
+
+struct pause_report {
+	atomic_int paused;
+	atomic_uint_fast64_t bytes, while_paused;
+	atomic_int pause_rc, resume_rc;
+};
+
+static void pause_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	struct pause_conn *p = state;
+	struct pause_report *r = p->b.srv->user;
+	actor_tcp_event_t ev;
+	actor_tcp_data_t d;
+	if (!conn_message(ctx, &p->b, msg, &ev, &d))
+		return;
+	switch (msg->type) {
+	case ACTOR_MSG_TCP_ADOPTED:
+		p->rx.seed = 7;
+		return;
+	case ACTOR_MSG_TCP_DATA: {
+		size_t ok = stream_check(&p->rx, actor_tcp_data_bytes(msg), d.len);
+		if (ok != d.len)
+			NOTE_FAIL("pause: wrong byte at offset %" PRIu64, p->bytes + ok);
+		if (p->paused)
+			atomic_fetch_add(&r->while_paused, d.len);
+		p->bytes += d.len;
+		atomic_store(&r->bytes, p->bytes);
+		if (p->bytes == PAUSE_AFTER && !p->paused) {
+			atomic_store(&r->pause_rc, actor_tcp_pause(ctx, p->b.conn));
+			p->paused = true;
+			atomic_store(&r->paused, 1);
+		}
+		return;
+	}
+	case MSG_RESUME:
+		p->paused = false;
+		atomic_store(&r->resume_rc, actor_tcp_resume(ctx, p->b.conn));
+		return;
+	case ACTOR_MSG_TCP_CLOSED:
+		if (ev.error != 0)
+			NOTE_FAIL("pause: CLOSED %d", ev.error);
+		actor_tcp_close(ctx, p->b.conn);
+		actor_exit(ctx, ACTOR_REASON_NORMAL);
+		return;
+	default:
+		return;
+	}
+}
+
+struct writer_thread {
+	int fd;
+	const unsigned char *buf;
+	size_t len;
+	bool ok;
+};
+
+static void *writer_main(void *arg)
+{
+	struct writer_thread *w = arg;
+	w->ok = send_all(w->fd, w->buf, w->len);
+	return NULL;
+}
+
+START_TEST(paused_connection_delivers_nothing_until_resumed)
+{
+	actor_system_t *sys = backend_system(2);
+	struct pause_report rep = {0};
+	struct server srv = {
+	    .conn_fn = pause_fn, .conn_size = sizeof(struct pause_conn), .user = &rep};
+	uint16_t port = server_start(sys, &srv);
+
+	int fd = tcp_client_ok(port);
+	size_t total = PAUSE_AFTER + PAUSED_BYTES;
+	unsigned char *out = malloc(total);
+	struct stream tx = {7, 0};
+	stream_fill(&tx, out, total);
+	ck_assert(send_all(fd, out, PAUSE_AFTER));
+	ck_assert_msg(WAIT_UNTIL(atomic_load(&rep.paused), TEST_WATCHDOG), "never paused");
+	ck_assert_int_eq(atomic_load(&rep.pause_rc), 0);
+
+	/* Sent after the pause, from a thread: the kernel buffers may not take it all. */
+	struct writer_thread wt = {.fd = fd, .buf = out + PAUSE_AFTER, .len = PAUSED_BYTES};
+	pthread_t th;
+	ck_assert_int_eq(pthread_create(&th, NULL, writer_main, &wt), 0);
+	sleep_ms(300);
+	uint64_t leaked = atomic_load(&rep.while_paused);
+
+	uint64_t conn_actor = atomic_load(&srv.last_conn_actor);
+	send_ok(sys, (actor_ref_t){conn_actor}, MSG_RESUME, NULL, 0);
+	bool all = WAIT_UNTIL(atomic_load(&rep.bytes) == total, TEST_WATCHDOG);
+	pthread_join(th, NULL);
+	close(fd);
+	ck_assert_msg(leaked == 0,
+	              "[%s] %" PRIu64 " bytes sent after the pause were delivered "
+	              "before the resume",
+	              reactor, leaked);
+	ck_assert_msg(wt.ok, "client send failed");
+	ck_assert_msg(all, "[%s] %" PRIu64 " of %zu bytes after the resume", reactor,
+	              (uint64_t)atomic_load(&rep.bytes), total);
+	ck_assert_int_eq(atomic_load(&rep.resume_rc), 0);
+	assert_no_failures();
+	free(out);
+	backend_system_end(sys, "pause and resume");
+}
+END_TEST
+
+/* Toggles reading on every DATA message: pause and resume in the same behaviour call on odd
+ * messages, pause now and resume on the next turn (a message to itself) on even ones. */
+#define TOGGLE_BYTES (8u << 20)
+#define MSG_TOGGLE_RESUME 2
+
+struct toggle_conn {
+	struct conn_base b;
+	struct stream rx;
+	uint64_t bytes, msgs;
+	bool paused;
+};
+
+struct toggle_report {
+	atomic_uint_fast64_t bytes, msgs;
+	atomic_int errors;
+};
+
+static void toggle_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	struct toggle_conn *t = state;
+	struct toggle_report *r = t->b.srv->user;
+	actor_tcp_event_t ev;
+	actor_tcp_data_t d;
+	if (msg->type == MSG_TOGGLE_RESUME) {
+		if (actor_tcp_resume(ctx, t->b.conn) != 0)
+			atomic_fetch_add(&r->errors, 1);
+		t->paused = false;
+		return;
+	}
+	if (!conn_message(ctx, &t->b, msg, &ev, &d))
+		return;
+	switch (msg->type) {
+	case ACTOR_MSG_TCP_ADOPTED:
+		t->rx.seed = 11;
+		return;
+	case ACTOR_MSG_TCP_DATA: {
+		size_t ok = stream_check(&t->rx, actor_tcp_data_bytes(msg), d.len);
+		if (ok != d.len)
+			NOTE_FAIL("toggle: wrong byte at offset %" PRIu64, t->bytes + ok);
+		t->bytes += d.len;
+		atomic_store(&r->bytes, t->bytes);
+		atomic_store(&r->msgs, ++t->msgs);
+		if (t->paused)
+			return; /* taken before the pause reached the reactor: allowed */
+		if (actor_tcp_pause(ctx, t->b.conn) != 0)
+			atomic_fetch_add(&r->errors, 1);
+		if (t->msgs % 2 == 1) {
+			if (actor_tcp_resume(ctx, t->b.conn) != 0)
+				atomic_fetch_add(&r->errors, 1);
+		} else {
+			t->paused = true;
+			if (actor_send(actor_ctx_system(ctx), actor_self(ctx), MSG_TOGGLE_RESUME,
+			               NULL, 0) != 0)
+				atomic_fetch_add(&r->errors, 1);
+		}
+		return;
+	}
+	case ACTOR_MSG_TCP_CLOSED:
+		if (ev.error != 0)
+			NOTE_FAIL("toggle: CLOSED %d", ev.error);
+		actor_tcp_close(ctx, t->b.conn);
+		actor_exit(ctx, ACTOR_REASON_NORMAL);
+		return;
+	default:
+		return;
+	}
+}
+
+/* A regression test: on io_uring, a resume in the same turn as the pause (the receive still in
+ * flight, its cancel queued) left the connection marked as cancelling, so the next bytes were
+ * stashed for a resume that had already happened, and reading stopped for good. */
+START_TEST(pause_and_resume_in_quick_succession_lose_and_stall_nothing)
+{
+	actor_system_t *sys = backend_system(2);
+	struct toggle_report rep = {0};
+	struct server srv = {
+	    .conn_fn = toggle_fn, .conn_size = sizeof(struct toggle_conn), .user = &rep};
+	uint16_t port = server_start(sys, &srv);
+
+	int fd = tcp_client_ok(port);
+	unsigned char *out = malloc(TOGGLE_BYTES);
+	struct stream tx = {11, 0};
+	stream_fill(&tx, out, TOGGLE_BYTES);
+	struct writer_thread wt = {.fd = fd, .buf = out, .len = TOGGLE_BYTES};
+	pthread_t th;
+	ck_assert_int_eq(pthread_create(&th, NULL, writer_main, &wt), 0);
+	bool all = WAIT_UNTIL(atomic_load(&rep.bytes) == TOGGLE_BYTES, TEST_WATCHDOG);
+	close(fd); /* unblocks the writer if reading stalled */
+	pthread_join(th, NULL);
+	ck_assert_msg(all, "[%s] reading stalled: %" PRIu64 " of %u bytes in %" PRIu64 " messages",
+	              reactor, (uint64_t)atomic_load(&rep.bytes), TOGGLE_BYTES,
+	              (uint64_t)atomic_load(&rep.msgs));
+	ck_assert_msg(wt.ok, "client send failed");
+	ck_assert_int_eq(atomic_load(&rep.errors), 0);
+	ck_assert_uint_gt(atomic_load(&rep.msgs), 2);
+	assert_no_failures();
+	free(out);
+	backend_system_end(sys, "pause and resume toggling");
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------------
+ * Running out of descriptors
+ */
+
+#define EMFILE_CLIENTS 8
+
+static void counter_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	(void)ctx;
+	(void)msg;
+	atomic_fetch_add((atomic_int *)state, 1);
+}
+
+/* The highest descriptor open now. */
+static int highest_fd(void)
+{
+	int maxfd = 2;
+	DIR *d = opendir("/proc/self/fd");
+	ck_assert_ptr_nonnull(d);
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL)
+		if (atoi(de->d_name) > maxfd)
+			maxfd = atoi(de->d_name);
+	closedir(d);
+	return maxfd;
+}
+
+START_TEST(accept_backs_off_on_emfile_and_serves_again_when_descriptors_free)
+{
+	/* The client sockets come first: connect() needs no new descriptor. */
+	int cl[EMFILE_CLIENTS];
+	for (int i = 0; i < EMFILE_CLIENTS; i++) {
+		cl[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		ck_assert_int_ge(cl[i], 0);
+		set_io_timeouts(cl[i], IO_TIMEOUT_S);
+	}
+	int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(devnull, 0);
+	/* The low limit is in force before the listener exists: an io_uring accept takes the
+	 * limit when it is submitted, so lowering it under an armed accept would not bite. */
+	struct rlimit old, low;
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+	low = old;
+	low.rlim_cur = (rlim_t)highest_fd() + 256;
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+
+	actor_system_t *sys = backend_system(2);
+	struct server srv = {0};
+	echo_server_init(&srv);
+	uint16_t port = server_start(sys, &srv);
+	atomic_int pings = 0;
+	actor_ref_t pinger = spawn_on(sys, 0, counter_fn, &pings); /* on the listener's worker */
+
+	/* Fill the table: no descriptor left for accept. */
+	int *fill = malloc(sizeof(int) * (size_t)low.rlim_cur);
+	int nfill = 0, f;
+	while ((f = dup(devnull)) >= 0)
+		fill[nfill++] = f;
+	int dup_errno = errno;
+
+	struct sockaddr_in a = {.sin_family = AF_INET,
+	                        .sin_port = htons(port),
+	                        .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	int connected = 0;
+	for (int i = 0; i < EMFILE_CLIENTS; i++) {
+		int rc = connect(cl[i], (struct sockaddr *)&a, sizeof(a));
+		connected += rc == 0 || (errno == EINTR && connect_finish(cl[i]) == 0);
+	}
+	bool backed_off = WAIT_UNTIL(STAT_SUM(sys, accept_backoffs) > 0, TEST_WATCHDOG);
+
+	/* While backed off: little CPU, and the worker still runs actors. */
+	double w0 = now_sec(), c0 = cpu_sec();
+	sleep_ms(300);
+	double cpu = cpu_sec() - c0, wall = now_sec() - w0;
+	int ping_rc = actor_send(sys, pinger, 1, NULL, 0);
+	bool pinged = WAIT_UNTIL(atomic_load(&pings) == 1, TEST_WATCHDOG);
+	unsigned adopted_while_low = atomic_load(&srv.adopted);
+
+	for (int i = 0; i < nfill; i++)
+		close(fill[i]);
+	free(fill);
+	setrlimit(RLIMIT_NOFILE, &old);
+
+	ck_assert_msg(dup_errno == EMFILE, "filling the table ended with %s", strerror(dup_errno));
+	ck_assert_int_eq(connected, EMFILE_CLIENTS);
+	ck_assert_msg(backed_off,
+	              "[%s] no accept back-off counted (%u connections adopted with "
+	              "the table full)",
+	              reactor, atomic_load(&srv.adopted));
+	ck_assert_msg(cpu < 0.1 + 0.2 * wall, "[%s] %.3f s of CPU in %.3f s while backed off",
+	              reactor, cpu, wall);
+	ck_assert_int_eq(ping_rc, 0);
+	ck_assert_msg(pinged, "[%s] the listener's worker stopped running actors", reactor);
+	ck_assert_uint_eq(adopted_while_low, 0);
+
+	/* Descriptors are back: every waiting connection is served. */
+	for (int i = 0; i < EMFILE_CLIENTS; i++) {
+		char out[16], in[16];
+		snprintf(out, sizeof(out), "client %d", i);
+		ck_assert_msg(send_all(cl[i], out, sizeof(out)), "send %d", i);
+		ck_assert_msg(recv_all(cl[i], in, sizeof(in)),
+		              "[%s] client %d got no echo after the "
+		              "descriptors came back",
+		              reactor, i);
+		ck_assert_str_eq(in, out);
+		close(cl[i]);
+	}
+	close(devnull);
+	ck_assert_uint_ge(STAT_SUM(sys, accepts), EMFILE_CLIENTS);
+	assert_no_failures();
+	fprintf(stderr, "[%s] EMFILE: %" PRIu64 " back-offs, %.1f ms CPU in %.0f ms\n", reactor,
+	        STAT_SUM(sys, accept_backoffs), cpu * 1e3, wall * 1e3);
+	backend_system_end(sys, "EMFILE back-off");
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------------
+ * Suites
+ */
+
+static void add_cases(Suite *s, unsigned b, void (*fixture)(void))
+{
+	TCase *tc = backend_tcase(s, b, 0, "connection ends", TEST_TIMEOUT, fixture);
+	tcase_add_test(tc, peer_reset_during_a_large_write_arrives_as_closed_with_an_error);
+	tcase_add_test(tc, peer_eof_arrives_as_closed_with_error_zero_after_all_its_data);
+	tcase_add_test(tc, shutdown_sends_fin_after_the_queued_output_while_reading_goes_on);
+
+	tc = backend_tcase(s, b, 1, "flow control", TEST_TIMEOUT, fixture);
+	tcase_add_test(tc, slow_reader_pushes_the_writer_over_high_water_and_drained_follows);
+	tcase_add_test(tc, paused_connection_delivers_nothing_until_resumed);
+	tcase_add_test(tc, pause_and_resume_in_quick_succession_lose_and_stall_nothing);
+	tcase_add_test(tc, accept_backs_off_on_emfile_and_serves_again_when_descriptors_free);
+}
+
+int main(int argc, char **argv)
+{
+	return backend_main(argc, argv, "net_flow", add_cases);
+}
