@@ -310,7 +310,9 @@ ACTOR_API int actor_tcp_listen(actor_ctx_t *ctx, const actor_listen_opts_t *opts
                                actor_listener_t *out);
 /* The port the listener is bound to. */
 ACTOR_API int actor_tcp_listener_port(actor_ctx_t *ctx, actor_listener_t l, uint16_t *port);
-/* Stops listening and closes the socket(s). */
+/* Stops listening and closes the socket(s): the one on the caller's worker before it returns,
+ * so its port can be listened on again at once; with per_worker, the other workers' sockets
+ * on those workers' next turn. */
 ACTOR_API int actor_tcp_listener_close(actor_ctx_t *ctx, actor_listener_t l);
 
 /* Connects to host:port (numeric or a name, resolved synchronously). ACTOR_MSG_TCP_CONNECTED

@@ -976,7 +976,8 @@ static void lsock_close(struct actor_worker *w, struct actor__lsock *ls)
 
 void actor__net_lsock_released(struct actor__lsock *ls)
 {
-	close(ls->fd);
+	if (ls->fd >= 0) /* -1: the backend closed it early (reactor_uring.c) */
+		close(ls->fd);
 	group_unref(ls->group);
 }
 

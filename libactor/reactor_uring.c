@@ -473,6 +473,19 @@ static void ur_listen_release(struct actor__reactor *r, struct actor__lsock *ls)
 		return;
 	}
 	r->pending_releases++;
+	/* The accept in flight holds the socket open, and with it the port, until it is gone. A
+	 * synchronous cancel (6.0) ends it before returning, so the socket is closed here and the
+	 * port is free when actor_tcp_listener_close returns, as it is on epoll; the cancelled
+	 * completion still comes back, and frees `ls` then. Older kernels cancel in the next
+	 * submission, and the socket closes with that completion. */
+	struct io_uring_sync_cancel_reg reg = {.addr = tag(ls, OP_ACCEPT),
+	                                       .timeout = {.tv_sec = -1, .tv_nsec = -1}};
+	int rc = io_uring_register_sync_cancel(&r->ring, &reg);
+	if (rc == 0 || rc == -ENOENT) {
+		close(ls->fd); /* -ENOENT: it had already completed, and let go of the socket */
+		ls->fd = -1;
+		return;
+	}
 	cancel_op(r, ls, OP_ACCEPT);
 }
 

@@ -372,6 +372,47 @@ START_TEST(listening_on_a_port_in_use_fails_with_eaddrinuse)
 }
 END_TEST
 
+/* Listens, closes, and listens again on the same port, within one behaviour call. */
+struct relisten {
+	int first, close_rc, again;
+	uint16_t port;
+};
+
+static void relisten_task(actor_ctx_t *ctx, void *arg)
+{
+	struct relisten *t = arg;
+	actor_listen_opts_t o = {.host = "127.0.0.1"};
+	actor_listener_t l;
+	t->first = actor_tcp_listen(ctx, &o, &l);
+	if (t->first != 0 || actor_tcp_listener_port(ctx, l, &t->port) != 0)
+		return;
+	t->close_rc = actor_tcp_listener_close(ctx, l);
+	o.port = t->port;
+	t->again = actor_tcp_listen(ctx, &o, &l);
+	if (t->again == 0)
+		actor_tcp_listener_close(ctx, l);
+}
+
+/* A regression test: on io_uring the socket was closed only once the cancelled accept had come
+ * back, a loop turn or more later, so listening again on the port at once (a server
+ * reconfiguring itself, or a test) failed with EADDRINUSE. */
+START_TEST(a_closed_listeners_port_can_be_listened_on_again_at_once)
+{
+	actor_system_t *sys = backend_system(2);
+	for (int i = 0; i < 20; i++) {
+		struct relisten t = {0};
+		run_in_actor(sys, NULL, relisten_task, &t);
+		ck_assert_int_eq(t.first, 0);
+		ck_assert_int_eq(t.close_rc, 0);
+		ck_assert_msg(t.again == 0,
+		              "[%s] listening again on port %u right after closing: %d (%s)",
+		              reactor, t.port, t.again, strerror(-t.again));
+	}
+	assert_no_failures();
+	backend_system_end(sys, "listen again");
+}
+END_TEST
+
 START_TEST(listening_on_an_address_not_on_this_host_fails_with_eaddrnotavail)
 {
 	actor_system_t *sys = backend_system(1);
@@ -770,6 +811,7 @@ static void add_cases(Suite *s, unsigned b, void (*fixture)(void))
 
 	TC("addresses and workers", TEST_TIMEOUT);
 	tcase_add_test(tc, listening_on_a_port_in_use_fails_with_eaddrinuse);
+	tcase_add_test(tc, a_closed_listeners_port_can_be_listened_on_again_at_once);
 	tcase_add_test(tc, listening_on_an_address_not_on_this_host_fails_with_eaddrnotavail);
 	tcase_add_test(tc, ipv6_loopback_listen_and_connect_work);
 	tcase_add_test(tc, connect_to_a_closed_port_reports_econnrefused);
