@@ -473,16 +473,24 @@ static void ur_listen_release(struct actor__reactor *r, struct actor__lsock *ls)
 		return;
 	}
 	r->pending_releases++;
-	/* The accept in flight holds the socket open, and with it the port, until it is gone. A
-	 * synchronous cancel (6.0) ends it before returning, so the socket is closed here and the
-	 * port is free when actor_tcp_listener_close returns, as it is on epoll; the cancelled
-	 * completion still comes back, and frees `ls` then. Older kernels cancel in the next
-	 * submission, and the socket closes with that completion. */
+	/* The accept in flight holds the socket open, and with it the port, until the kernel has
+	 * freed it. To close the socket here, so that the port is free when
+	 * actor_tcp_listener_close returns (as on epoll): submit what is queued (the accept may
+	 * still be in the submission queue, listened on in this same turn), cancel it synchronously
+	 * (6.0), then enter the kernel once more to run the task work that frees it (with
+	 * COOP_TASKRUN nothing runs it on the way back from the cancel). Only then is our
+	 * descriptor the socket's last reference; closing it earlier would also let a new socket
+	 * reuse the number while a stale accept could still be submitted on it. The cancelled
+	 * completion still comes back, and frees `ls`. Where the synchronous cancel is missing,
+	 * the accept is cancelled in the next submission and the socket closes with its
+	 * completion. */
+	io_uring_submit(&r->ring);
 	struct io_uring_sync_cancel_reg reg = {.addr = tag(ls, OP_ACCEPT),
 	                                       .timeout = {.tv_sec = -1, .tv_nsec = -1}};
 	int rc = io_uring_register_sync_cancel(&r->ring, &reg);
-	if (rc == 0 || rc == -ENOENT) {
-		close(ls->fd); /* -ENOENT: it had already completed, and let go of the socket */
+	if (rc == 0 || rc == -ENOENT) { /* -ENOENT: it had already completed */
+		io_uring_get_events(&r->ring);
+		close(ls->fd);
 		ls->fd = -1;
 		return;
 	}

@@ -559,8 +559,9 @@ START_TEST(pause_and_resume_in_quick_succession_lose_and_stall_nothing)
 	pthread_t th;
 	ck_assert_int_eq(pthread_create(&th, NULL, writer_main, &wt), 0);
 	bool all = WAIT_UNTIL(atomic_load(&rep.bytes) == TOGGLE_BYTES, TEST_WATCHDOG);
-	close(fd); /* unblocks the writer if reading stalled */
+	shutdown(fd, SHUT_RDWR); /* unblocks the writer if reading stalled */
 	pthread_join(th, NULL);
+	close(fd);
 	ck_assert_msg(all, "[%s] reading stalled: %" PRIu64 " of %u bytes in %" PRIu64 " messages",
 	              reactor, (uint64_t)atomic_load(&rep.bytes), TOGGLE_BYTES,
 	              (uint64_t)atomic_load(&rep.msgs));
