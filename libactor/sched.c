@@ -195,8 +195,8 @@ static uint64_t now_ns(void)
  * on its CPU the worker gets it straight back (sched_yield, a fraction of a microsecond), but a
  * thread that shares the CPU with it (a load generator, another process) gets the time the
  * spin would burn: the chat broadcast, its load generator on the same two CPUs, went from
- * 3.6M-4.1M to 4.9M-5.3M deliveries/s, and the messaging benchmarks did not change
- * (bench/README.md, "Spin before park"). */
+ * 4.0M-4.2M to 4.7M-5.5M deliveries/s (the same build with and without the yield), and the
+ * messaging benchmarks did not change (bench/README.md, "Spin before park"). */
 static bool spin(struct actor_worker *w)
 {
 	if (w->sys->spin_us <= 0)
