@@ -417,6 +417,21 @@ static bool timed_out(uint64_t t0)
 	return bench_secs(t0, now_ns()) > o.timeout;
 }
 
+/* One poll; *last is when a delivery last arrived. Ten seconds without one, or the run's
+ * timeout, fails the run. */
+static void poll_watching(int timeout_ms, uint64_t *last, uint64_t t0)
+{
+	uint64_t before = got_total;
+	poll_once(timeout_ms);
+	if (got_total != before)
+		*last = now_ns();
+	if (bench_secs(*last, now_ns()) > 10 || timed_out(t0)) {
+		fprintf(stderr, "chat_load: stalled at %" PRIu64 " of %" PRIu64 " deliveries\n",
+		        got_total, want_total);
+		failed = true;
+	}
+}
+
 /* Connects everyone, o.batch at a time (a server with a short listen backlog is faster with
  * fewer: a dropped SYN costs a second), and waits until they registered (and joined). */
 static void connect_all(void)
@@ -467,16 +482,7 @@ static void broadcast(void)
 				in_flight_want += fanout_of(i);
 			}
 		}
-		uint64_t before = got_total;
-		poll_once(1);
-		if (got_total != before)
-			last = now_ns();
-		if (bench_secs(last, now_ns()) > 10 || timed_out(t0)) {
-			fprintf(stderr,
-			        "chat_load: stalled at %" PRIu64 " of %" PRIu64 " deliveries\n",
-			        got_total, want_total);
-			failed = true;
-		}
+		poll_watching(1, &last, t0);
 	}
 	if (failed)
 		return;
@@ -517,16 +523,7 @@ static void paced(void)
 			double due = (double)g * gap_ns - (double)(now_ns() - t0);
 			wait_ms = due <= 0 ? 0 : (int)(due / 1e6);
 		}
-		uint64_t before = got_total;
-		poll_once(wait_ms);
-		if (got_total != before)
-			last = now_ns();
-		if (bench_secs(last, now_ns()) > 10 || timed_out(t0)) {
-			fprintf(stderr,
-			        "chat_load: stalled at %" PRIu64 " of %" PRIu64 " deliveries\n",
-			        got_total, want_total);
-			failed = true;
-		}
+		poll_watching(wait_ms, &last, t0);
 	}
 	if (failed)
 		return;

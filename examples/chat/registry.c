@@ -114,6 +114,21 @@ static void flush_out(struct registry *r, struct chat_env *e, actor_ref_t to)
 	irc_buf_reset(&r->out);
 }
 
+/* Answers request q with the records gathered in r->out, one per line, and empties it. */
+static void send_records(struct registry *r, struct chat_env *e, struct cm_req *q, uint32_t type)
+{
+	struct irc_buf *b = &r->out;
+	struct cm_records *rep = chat_msg_new(e, sizeof(*rep) + b->len, type);
+	if (rep != NULL) {
+		rep->tag = q->tag;
+		rep->len = (uint32_t)b->len;
+		if (b->len > 0)
+			memcpy(rep->text, b->data, b->len);
+		chat_send(e, q->from, rep);
+	}
+	irc_buf_reset(b);
+}
+
 #define NUMERIC(r, req, num, fmt, ...)                                                             \
 	irc_buf_linef(&(r)->out, ":%s " num " %s " fmt, (r)->srv->name,                            \
 	              (req)->who.nick[0] ? (req)->who.nick : "*", __VA_ARGS__)
@@ -186,15 +201,7 @@ static void lookup(struct registry *r, struct chat_env *e, struct cm_req *q)
 		                   n->away ? 'A' : 'H');
 		irc_buf_put(b, rec, (size_t)len);
 	}
-	struct cm_records *rep = chat_msg_new(e, sizeof(*rep) + b->len, CM_LOOKUP_REPLY);
-	if (rep != NULL) {
-		rep->tag = q->tag;
-		rep->len = (uint32_t)b->len;
-		if (b->len > 0)
-			memcpy(rep->text, b->data, b->len);
-		chat_send(e, q->from, rep);
-	}
-	irc_buf_reset(b);
+	send_records(r, e, q, CM_LOOKUP_REPLY);
 }
 
 /* A request for the session owning q->target: forward it, or answer for the missing nick.
@@ -349,15 +356,7 @@ static void list(struct registry *r, struct chat_env *e, struct cm_req *q)
 			irc_buf_put(b, rec,
 			            (size_t)len < sizeof(rec) ? (size_t)len : sizeof(rec) - 1);
 	}
-	struct cm_records *rep = chat_msg_new(e, sizeof(*rep) + b->len, CM_LIST_REPLY);
-	if (rep != NULL) {
-		rep->tag = q->tag;
-		rep->len = (uint32_t)b->len;
-		if (b->len > 0)
-			memcpy(rep->text, b->data, b->len);
-		chat_send(e, q->from, rep);
-	}
-	irc_buf_reset(b);
+	send_records(r, e, q, CM_LIST_REPLY);
 }
 
 static void stop_all_channels(struct registry *r, struct chat_env *e)
