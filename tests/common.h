@@ -358,6 +358,42 @@ static inline void run_in_actor(actor_system_t *sys, const actor_spawn_opts_t *o
 }
 
 /* ---------------------------------------------------------------------------------------------
+ * A system's counters; an actor that records the one message it gets and stops
+ */
+
+static inline actor_stats_t stats_of(actor_system_t *sys)
+{
+	actor_stats_t st;
+	ck_assert_int_eq(actor_stats_system(sys, &st), 0);
+	return st;
+}
+
+struct recorder {
+	unsigned calls;
+	char data[64];
+	uint32_t size, type;
+	actor_ref_t self, msg_sender, ctx_sender;
+	actor_system_t *sys;
+	pthread_t thread;
+};
+
+/* Records the message and stops. */
+static inline void record_and_exit(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	struct recorder *r = state;
+	r->calls++;
+	r->size = msg->size;
+	r->type = msg->type;
+	memcpy(r->data, actor_msg_data(msg), msg->size < sizeof(r->data) ? msg->size : 0);
+	r->self = actor_self(ctx);
+	r->msg_sender = msg->sender;
+	r->ctx_sender = actor_sender(ctx);
+	r->sys = actor_ctx_system(ctx);
+	r->thread = pthread_self();
+	actor_exit(ctx, ACTOR_REASON_NORMAL);
+}
+
+/* ---------------------------------------------------------------------------------------------
  * Suites
  */
 
