@@ -128,14 +128,28 @@ static int ur_init(struct actor_worker *w, struct actor__reactor **out)
 	struct actor__reactor *r = calloc(1, sizeof(*r));
 	if (r == NULL)
 		return -ENOMEM;
-	/* COOP_TASKRUN: the kernel does not interrupt the worker to post completions; it posts them
-	 * when the worker enters it. TASKRUN_FLAG: it also marks the ring when completions wait, so
-	 * that the non-blocking poll of a spinning worker (io_uring_peek_cqe) enters and posts
-	 * them. Without it the worker saw a reply's completion only when it parked, a whole idle
-	 * spin later: 66 us per round trip on one connection instead of 24 (bench/echo.sh, c1). */
-	struct io_uring_params p = {.flags = IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG |
-	                                     IORING_SETUP_SUBMIT_ALL};
+	/* DEFER_TASKRUN (6.1): the kernel never interrupts the worker to post completions; it
+	 * queues them on the ring and posts them only when the worker enters it asking for events,
+	 * which ur_wait does once per loop turn. It needs SINGLE_ISSUER: only the thread that
+	 * created the ring may submit to it, and that holds here (the ring is created, used and
+	 * destroyed on its worker's thread; sched.c, reactor_start). With the one-entry poll in
+	 * ur_wait, against COOP_TASKRUN (which posts them on any entry), echo at 50 connections:
+	 * 1% more requests/s and 1% less server CPU per request; level at 300 (bench/README.md,
+	 * Echo). COOP_TASKRUN remains the fallback for 5.19 and 6.0.
+	 * TASKRUN_FLAG: the kernel also marks the ring when completions wait, so that the
+	 * non-blocking poll of a spinning worker enters and posts them. Without it the worker saw
+	 * a reply's completion only when it parked, a whole idle spin later: 66 us per round trip
+	 * on one connection instead of 24 (bench/echo.sh, c1). */
+	struct io_uring_params p = {.flags = IORING_SETUP_SINGLE_ISSUER |
+	                                     IORING_SETUP_DEFER_TASKRUN |
+	                                     IORING_SETUP_TASKRUN_FLAG | IORING_SETUP_SUBMIT_ALL};
 	int rc = io_uring_queue_init_params(RING_ENTRIES, &r->ring, &p);
+	if (rc == -EINVAL) { /* kernels before 6.1 lack DEFER_TASKRUN */
+		memset(&p, 0, sizeof(p));
+		p.flags =
+		    IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG | IORING_SETUP_SUBMIT_ALL;
+		rc = io_uring_queue_init_params(RING_ENTRIES, &r->ring, &p);
+	}
 	if (rc == -EINVAL) { /* kernels before 5.19 lack those flags */
 		memset(&p, 0, sizeof(p));
 		rc = io_uring_queue_init_params(RING_ENTRIES, &r->ring, &p);
@@ -570,7 +584,12 @@ static int ur_wait(struct actor__reactor *r, int64_t timeout_ns)
 	struct io_uring_cqe *cqe;
 	int rc;
 	if (timeout_ns == 0) {
-		rc = io_uring_submit(&r->ring);
+		/* A poll: one entry that both submits and posts what completed, and none when there
+		 * is nothing to submit and nothing waiting (IORING_SQ_TASKRUN unset). */
+		rc = 0;
+		if (io_uring_sq_ready(&r->ring) > 0 ||
+		    (IO_URING_READ_ONCE(*r->ring.sq.kflags) & IORING_SQ_TASKRUN))
+			rc = io_uring_submit_and_get_events(&r->ring);
 	} else if (timeout_ns < 0) {
 		rc = io_uring_submit_and_wait(&r->ring, 1);
 	} else {
