@@ -197,19 +197,26 @@ run_one() {
 		# shellcheck disable=SC2086 # $args is a word list on purpose
 		exec timeout $timeout_s "$@" $args >"$work/out" 2>"$work/err"
 	)
-	rc=$?
+	record $? "$impl $b" "$w"
+}
+
+# record status what workers: files what a run left in $work/out and $work/err: its RESULT lines
+# into $raw, tagged with the round and the worker count; its stderr into the log; a failure on
+# the terminal and in the notes. Returns the status.
+record() {
+	rc=$1 what=$2 w=$3
 	grep '^RESULT ' "$work/out" | sed "s/^/round=$round workers=$w /" >>"$raw"
 	{
-		echo "== round $round, workers $w: $impl $b (status $rc)"
+		echo "== round $round, workers $w: $what (status $rc)"
 		cat "$work/err"
 	} >>"$work/stderr.log"
-	if [ $rc -ne 0 ]; then
-		say "$impl $b (workers $w) FAILED with status $rc:"
+	if [ "$rc" -ne 0 ]; then
+		say "$what (workers $w) FAILED with status $rc:"
 		sed 's/^/    /' "$work/err" >&2
-		note "FAILED: $impl $b (round $round, workers $w) exited with status $rc;" \
-			"its rows are missing from that round"
+		note "FAILED: $what (round $round, workers $w) exited with status $rc;" \
+			"the rows it did not print are missing from that round"
 	fi
-	return $rc
+	return "$rc"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -292,23 +299,13 @@ while [ $round -le "$rounds" ]; do
 		cut -d' ' -f1 /proc/loadavg >>"$work/loads.txt"
 		# Every runtime's defaults: libactor one worker per CPU, the peers every CPU.
 		(
-			unset ACTOR_BENCH_WORKERS GOMAXPROCS ERL_FLAGS ACTOR_REACTOR
+			unset ACTOR_BENCH_WORKERS GOMAXPROCS ERL_FLAGS ACTOR_REACTOR ECHO_PIN \
+				ECHO_LIBACTOR_ARGS ECHO_CLIENT_THREADS
 			ECHO_IMPLS=$echo_impls ECHO_CONNS=$echo_conns ECHO_DURATION=$echo_duration \
 				ECHO_WARMUP=1 ECHO_WORKERS=0 sh "$here/echo.sh" "$builddir/bench" \
 				>"$work/out" 2>"$work/err"
 		)
-		rc=$?
-		grep '^RESULT ' "$work/out" | sed "s/^/round=$round workers=all /" >>"$raw"
-		{
-			echo "== round $round: bench/echo.sh (status $rc)"
-			cat "$work/err"
-		} >>"$work/stderr.log"
-		if [ $rc -ne 0 ]; then
-			say "bench/echo.sh FAILED with status $rc:"
-			sed 's/^/    /' "$work/err" >&2
-			note "FAILED: bench/echo.sh in round $round exited with status $rc; rows it did" \
-				"not print are missing from that round"
-		fi
+		record $? bench/echo.sh all
 	fi
 	round=$((round + 1))
 done

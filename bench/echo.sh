@@ -14,6 +14,10 @@
 #                c-epoll: bench/echo_epoll
 #                go, caf: <dir>/peers/<impl>/echo_server (bench/compare.sh builds them)
 #                erlang: bench/peers/erlang/echo_server.escript, run with escript
+#              ECHO_PIN ("SERVER_CPUS:CLIENT_CPUS", e.g. "0:1"; default unset): run every
+#                server under taskset -c SERVER_CPUS and the client under taskset -c CLIENT_CPUS,
+#                so that neither takes the other's CPU (with one libactor worker, the fairest
+#                comparison with the single-threaded c-epoll; bench/README.md, Echo)
 #              The peers run with their runtime's defaults (every CPU); ECHO_WORKERS is
 #              libactor's alone, and so is ECHO_LIBACTOR_ARGS (more bench/echo_server options;
 #              default --no-pin: the client shares the CPUs with the server, none of the other
@@ -30,6 +34,24 @@ THREADS=${ECHO_CLIENT_THREADS:-1}
 IMPLS=${ECHO_IMPLS:-"libactor-epoll libactor-io_uring c-epoll"}
 SRC=$(cd "$(dirname "$0")" && pwd)
 LIBACTOR_ARGS=${ECHO_LIBACTOR_ARGS---no-pin}
+PIN=${ECHO_PIN:-}
+SERVER_PIN=
+CLIENT_PIN=
+if [ -n "$PIN" ]; then
+	case $PIN in
+	*:*) ;;
+	*)
+		echo "echo.sh: ECHO_PIN must be SERVER_CPUS:CLIENT_CPUS, e.g. 0:1 (got '$PIN')" >&2
+		exit 2
+		;;
+	esac
+	SERVER_PIN="taskset -c ${PIN%%:*}"
+	CLIENT_PIN="taskset -c ${PIN#*:}"
+	if ! $SERVER_PIN true || ! $CLIENT_PIN true; then
+		echo "echo.sh: cannot pin to ECHO_PIN=$PIN" >&2
+		exit 2
+	fi
+fi
 
 for p in echo_server echo_epoll echo_client; do
 	if [ ! -x "$BIN/$p" ]; then
@@ -48,7 +70,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 echo "echo.sh: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)," \
-	"${DURATION}s per run after ${WARMUP}s warm-up" >&2
+	"${DURATION}s per run after ${WARMUP}s warm-up${PIN:+, server:client CPUs $PIN}" >&2
 
 # start_server NAME CMD...: starts the server on port 0 and sets $port; 77 if it cannot run
 # here (an unavailable reactor), 1 on other failures.
@@ -56,7 +78,8 @@ start_server() {
 	name=$1
 	shift
 	: >"$tmp/out"
-	"$@" --port 0 >"$tmp/out" 2>"$tmp/err" &
+	# shellcheck disable=SC2086 # $SERVER_PIN is a word list on purpose (or empty)
+	$SERVER_PIN "$@" --port 0 >"$tmp/out" 2>"$tmp/err" &
 	pid=$!
 	port=
 	i=0
@@ -99,7 +122,8 @@ run() { # IMPL CMD...
 	[ $rc -eq 0 ] || { status=1; return 0; }
 	echo "echo.sh: $impl on port $port" >&2
 	for n in $CONNS; do
-		"$BIN/echo_client" --port "$port" --conns "$n" --duration "$DURATION" \
+		# shellcheck disable=SC2086
+		$CLIENT_PIN "$BIN/echo_client" --port "$port" --conns "$n" --duration "$DURATION" \
 			--warmup "$WARMUP" --threads "$THREADS" --impl "$impl" \
 			--server-pid "$pid" || status=1
 	done
