@@ -112,7 +112,9 @@ typedef struct actor_config {
 	actor_dead_letter_fn *dead_letter; /* optional hook; dead letters are counted anyway */
 	void *dead_letter_arg;
 	/* "epoll", "io_uring" or "auto": io_uring where the kernel and the sandbox allow it, else
-	 * epoll. NULL = the ACTOR_REACTOR environment variable, else "auto". */
+	 * epoll. NULL = the ACTOR_REACTOR environment variable, else "auto". The environment
+	 * variable ACTOR_IO_URING_FEATURES=basic limits io_uring to what kernels before 5.19
+	 * offer ("all", the default, uses what the kernel has; other values: -EINVAL). */
 	const char *reactor;
 } actor_config_t;
 

@@ -132,8 +132,11 @@ extern const struct actor__reactor_ops actor__reactor_epoll;
 extern const struct actor__reactor_ops *const actor__reactor_uring; /* NULL without liburing */
 
 /* Chooses the backend: "epoll", "io_uring", "auto" or NULL (ACTOR_REACTOR, else auto). With
- * "auto", *fallback says that a worker whose io_uring cannot be created uses epoll instead. */
-int actor__reactor_choose(const char *want, const struct actor__reactor_ops **out, bool *fallback);
+ * "auto", *fallback says that a worker whose io_uring cannot be created uses epoll instead.
+ * *uring_basic: ACTOR_IO_URING_FEATURES=basic, io_uring limited to what kernels before 5.19
+ * offer (any other value than "basic" or "all" is -EINVAL). */
+int actor__reactor_choose(const char *want, const struct actor__reactor_ops **out, bool *fallback,
+                          bool *uring_basic);
 
 /* Callbacks from the backends into net.c (worker thread only). */
 void actor__net_on_accept(struct actor__lsock *ls, int fd, const struct sockaddr *peer,

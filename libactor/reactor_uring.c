@@ -38,6 +38,7 @@ struct actor__reactor {
 	uint64_t evbuf;
 	bool multishot_accept;
 	bool multishot_recv;          /* cleared if the kernel refuses it (before 6.0) */
+	bool sync_cancel;             /* io_uring_register_sync_cancel may be tried (6.0) */
 	struct io_uring_buf_ring *br; /* NULL: receive into per-connection buffers instead */
 	unsigned char *bufs;
 	unsigned pending_releases; /* objects released but still held by operations */
@@ -143,6 +144,9 @@ static int ur_init(struct actor_worker *w, struct actor__reactor **out)
 	struct io_uring_params p = {.flags = IORING_SETUP_SINGLE_ISSUER |
 	                                     IORING_SETUP_DEFER_TASKRUN |
 	                                     IORING_SETUP_TASKRUN_FLAG | IORING_SETUP_SUBMIT_ALL};
+	bool basic = w->sys->uring_basic; /* as before 5.19: none of the flags, nor what follows */
+	if (basic)
+		p.flags = 0;
 	int rc = io_uring_queue_init_params(RING_ENTRIES, &r->ring, &p);
 	if (rc == -EINVAL) { /* kernels before 6.1 lack DEFER_TASKRUN */
 		memset(&p, 0, sizeof(p));
@@ -170,10 +174,11 @@ static int ur_init(struct actor_worker *w, struct actor__reactor **out)
 	}
 	io_uring_free_probe(probe);
 	/* Multishot accept arrived with 5.19, as did ring-provided buffers. */
-	r->multishot_accept = (p.features & IORING_FEAT_NODROP) && setup_buffers(r) == 0;
+	r->multishot_accept = !basic && (p.features & IORING_FEAT_NODROP) && setup_buffers(r) == 0;
 	/* Multishot receive (6.0) needs provided buffers; a kernel without it says -EINVAL on
 	 * the first one (on_recv), and single receives are used from then on. */
 	r->multishot_recv = r->br != NULL;
+	r->sync_cancel = !basic;
 	arm_wake(r);
 	*out = r;
 	return 0;
@@ -492,22 +497,28 @@ static void ur_listen_release(struct actor__reactor *r, struct actor__lsock *ls)
 	 * actor_tcp_listener_close returns (as on epoll): submit what is queued (the accept may
 	 * still be in the submission queue, listened on in this same turn), cancel it synchronously
 	 * (6.0), then enter the kernel once more to run the task work that frees it (with
-	 * COOP_TASKRUN nothing runs it on the way back from the cancel). Only then is our
-	 * descriptor the socket's last reference; closing it earlier would also let a new socket
-	 * reuse the number while a stale accept could still be submitted on it. The cancelled
-	 * completion still comes back, and frees `ls`. Where the synchronous cancel is missing,
-	 * the accept is cancelled in the next submission and the socket closes with its
-	 * completion. */
-	io_uring_submit(&r->ring);
-	struct io_uring_sync_cancel_reg reg = {.addr = tag(ls, OP_ACCEPT),
-	                                       .timeout = {.tv_sec = -1, .tv_nsec = -1}};
-	int rc = io_uring_register_sync_cancel(&r->ring, &reg);
-	if (rc == 0 || rc == -ENOENT) { /* -ENOENT: it had already completed */
-		io_uring_get_events(&r->ring);
-		close(ls->fd);
-		ls->fd = -1;
-		return;
+	 * DEFER_TASKRUN or COOP_TASKRUN nothing runs it on the way back from the cancel). Only then
+	 * is our descriptor the socket's last reference; closing it earlier would also let a new
+	 * socket reuse the number while a stale accept could still be submitted on it. The
+	 * cancelled completion still comes back, and frees `ls`. */
+	if (r->sync_cancel) {
+		io_uring_submit(&r->ring);
+		struct io_uring_sync_cancel_reg reg = {.addr = tag(ls, OP_ACCEPT),
+		                                       .timeout = {.tv_sec = -1, .tv_nsec = -1}};
+		int rc = io_uring_register_sync_cancel(&r->ring, &reg);
+		if (rc == 0 || rc == -ENOENT) { /* -ENOENT: it had already completed */
+			io_uring_get_events(&r->ring);
+			close(ls->fd);
+			ls->fd = -1;
+			return;
+		}
+		if (rc == -EINVAL)
+			r->sync_cancel = false; /* before 6.0: not there; do not ask again */
 	}
+	/* Without it: shutting the socket down takes it out of the listening state at once, so
+	 * the port can be bound again (SO_REUSEADDR) before the socket is closed; the accept then
+	 * fails or is cancelled, and its completion closes the socket and frees `ls`. */
+	shutdown(ls->fd, SHUT_RDWR);
 	cancel_op(r, ls, OP_ACCEPT);
 }
 

@@ -93,7 +93,8 @@ int actor_system_create(const actor_config_t *cfg, actor_system_t **out)
 	sys->dead_letter_arg = cfg->dead_letter_arg;
 	atomic_init(&sys->epoch, 1);
 
-	int rc = actor__reactor_choose(cfg->reactor, &sys->rops, &sys->reactor_fallback);
+	int rc = actor__reactor_choose(cfg->reactor, &sys->rops, &sys->reactor_fallback,
+	                               &sys->uring_basic);
 	if (rc < 0) {
 		free(sys);
 		return rc;

@@ -17,15 +17,29 @@ static inline void reset_failures(void)
 	fail_msg[0] = '\0';
 }
 
+/* The fixtures run in the test's own process (Check forks one per test), so the environment
+ * they set is that test's alone. */
 static inline void use_epoll(void)
 {
 	reactor = "epoll";
+	unsetenv("ACTOR_IO_URING_FEATURES");
 	reset_failures();
 }
 
 static inline void use_io_uring(void)
 {
 	reactor = "io_uring";
+	unsetenv("ACTOR_IO_URING_FEATURES");
+	reset_failures();
+}
+
+/* io_uring as a kernel before 5.19 offers it (ACTOR_IO_URING_FEATURES=basic): the fallbacks
+ * for missing ring flags, provided buffers, multishot operations and synchronous cancel, which
+ * this machine's kernel would otherwise never take. */
+static inline void use_io_uring_basic(void)
+{
+	reactor = "io_uring";
+	setenv("ACTOR_IO_URING_FEATURES", "basic", 1);
 	reset_failures();
 }
 
@@ -69,13 +83,16 @@ static inline void backend_system_end(actor_system_t *sys, const char *what)
  * Suites: one per backend that this kernel and sandbox allow
  */
 
-/* Adds the cases to suite s for backend b (0 = epoll, 1 = io_uring), each test case with the
- * fixture that selects the backend. */
+/* Adds the cases to suite s for backend b (0 = epoll, 1 = io_uring, 2 = io_uring with basic
+ * features), each test case with the fixture that selects the backend. */
 typedef void backend_cases_fn(Suite *s, unsigned b, void (*fixture)(void));
 
+enum { BACKENDS = 3 };
+static const char *const backend_labels[BACKENDS] = {"epoll", "io_uring", "io_uring-basic"};
+
 /* Check keeps the name pointers: they live here. */
-static char backend_names[2][16][64];
-static char backend_suite_names[2][32];
+static char backend_names[BACKENDS][16][64];
+static char backend_suite_names[BACKENDS][48];
 
 /* The k-th test case of backend b, named "<backend>: <label>". */
 static inline TCase *backend_tcase(Suite *s, unsigned b, unsigned k, const char *label,
@@ -85,8 +102,8 @@ static inline TCase *backend_tcase(Suite *s, unsigned b, unsigned k, const char 
 		fprintf(stderr, "backend_tcase: more than 16 test cases; enlarge backend_names\n");
 		exit(2);
 	}
-	snprintf(backend_names[b][k], sizeof(backend_names[b][k]), "%s: %s",
-	         b ? "io_uring" : "epoll", label);
+	snprintf(backend_names[b][k], sizeof(backend_names[b][k]), "%s: %s", backend_labels[b],
+	         label);
 	TCase *tc = tcase_new(backend_names[b][k], timeout);
 	tcase_add_checked_fixture(tc, fixture, NULL);
 	suite_add_tcase(s, tc);
@@ -105,22 +122,28 @@ static inline int backend_probe(const char *backend)
 }
 
 /* The main of a per-backend program: suites "<name>-epoll" and, where io_uring can be created,
- * "<name>-io_uring" (else "SKIP io_uring: <reason>" and no cases). */
+ * "<name>-io_uring" and "<name>-io_uring-basic" (else "SKIP io_uring: <reason>" and no cases). */
 static inline int backend_main(int argc, char **argv, const char *name, backend_cases_fn *add)
 {
+	static void (*const fixtures[BACKENDS])(void) = {use_epoll, use_io_uring,
+	                                                 use_io_uring_basic};
 	test_argc = argc;
 	test_argv = argv;
-	signal(SIGPIPE, SIG_DFL); /* a SIGPIPE anywhere kills the test and fails it */
-	snprintf(backend_suite_names[0], sizeof(backend_suite_names[0]), "%s-epoll", name);
-	snprintf(backend_suite_names[1], sizeof(backend_suite_names[1]), "%s-io_uring", name);
+	signal(SIGPIPE, SIG_DFL);            /* a SIGPIPE anywhere kills the test and fails it */
+	unsetenv("ACTOR_IO_URING_FEATURES"); /* each fixture sets what its backend needs */
+	for (unsigned b = 0; b < BACKENDS; b++)
+		snprintf(backend_suite_names[b], sizeof(backend_suite_names[b]), "%s-%s", name,
+		         backend_labels[b]);
 	Suite *epoll = suite_create(backend_suite_names[0]);
 	add(epoll, 0, use_epoll);
 	SRunner *sr = srunner_create(epoll);
 	int rc = backend_probe("io_uring");
 	if (rc == 0) {
-		Suite *uring = suite_create(backend_suite_names[1]);
-		add(uring, 1, use_io_uring);
-		srunner_add_suite(sr, uring);
+		for (unsigned b = 1; b < BACKENDS; b++) {
+			Suite *uring = suite_create(backend_suite_names[b]);
+			add(uring, b, fixtures[b]);
+			srunner_add_suite(sr, uring);
+		}
 	} else {
 		printf("SKIP io_uring: actor_system_create says %d (%s)\n", rc, strerror(-rc));
 	}
