@@ -113,8 +113,9 @@ typedef struct actor_config {
 	void *dead_letter_arg;
 	/* "epoll", "io_uring" or "auto": io_uring where the kernel and the sandbox allow it, else
 	 * epoll. NULL = the ACTOR_REACTOR environment variable, else "auto". The environment
-	 * variable ACTOR_IO_URING_FEATURES=basic limits io_uring to what kernels before 5.19
-	 * offer ("all", the default, uses what the kernel has; other values: -EINVAL). */
+	 * variable ACTOR_IO_URING_FEATURES limits io_uring to what older kernels offer: "5.19",
+	 * or "basic" (before 5.19); "all", the default, uses what the kernel has; other values
+	 * make actor_system_create fail with -EINVAL. */
 	const char *reactor;
 } actor_config_t;
 

@@ -155,7 +155,7 @@ struct actor_system {
 	struct actor_worker *workers;
 	const struct actor__reactor_ops *rops;
 	bool reactor_fallback; /* "auto": a worker whose io_uring fails uses epoll */
-	bool uring_basic;      /* ACTOR_IO_URING_FEATURES=basic (reactor.c) */
+	int uring_level;       /* enum actor__uring_level: ACTOR_IO_URING_FEATURES (reactor.c) */
 
 	/* Reference slots: a two-level table that never moves. Chunks are published by CAS. */
 	struct actor__slot *_Atomic *chunks;

@@ -133,10 +133,15 @@ extern const struct actor__reactor_ops *const actor__reactor_uring; /* NULL with
 
 /* Chooses the backend: "epoll", "io_uring", "auto" or NULL (ACTOR_REACTOR, else auto). With
  * "auto", *fallback says that a worker whose io_uring cannot be created uses epoll instead.
- * *uring_basic: ACTOR_IO_URING_FEATURES=basic, io_uring limited to what kernels before 5.19
- * offer (any other value than "basic" or "all" is -EINVAL). */
+ * *uring_level: the io_uring features to use, from ACTOR_IO_URING_FEATURES ("all" or unset,
+ * "5.19", "basic"; any other value is -EINVAL). */
+enum actor__uring_level {
+	URING_ALL,   /* whatever the kernel has */
+	URING_5_19,  /* as 5.19: COOP_TASKRUN, provided buffers, multishot accept, nothing newer */
+	URING_BASIC, /* as before 5.19: no ring flags, no provided buffers, no multishot */
+};
 int actor__reactor_choose(const char *want, const struct actor__reactor_ops **out, bool *fallback,
-                          bool *uring_basic);
+                          enum actor__uring_level *uring_level);
 
 /* Callbacks from the backends into net.c (worker thread only). */
 void actor__net_on_accept(struct actor__lsock *ls, int fd, const struct sockaddr *peer,

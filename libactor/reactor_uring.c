@@ -144,8 +144,11 @@ static int ur_init(struct actor_worker *w, struct actor__reactor **out)
 	struct io_uring_params p = {.flags = IORING_SETUP_SINGLE_ISSUER |
 	                                     IORING_SETUP_DEFER_TASKRUN |
 	                                     IORING_SETUP_TASKRUN_FLAG | IORING_SETUP_SUBMIT_ALL};
-	bool basic = w->sys->uring_basic; /* as before 5.19: none of the flags, nor what follows */
-	if (basic)
+	int level = w->sys->uring_level; /* ACTOR_IO_URING_FEATURES: as an older kernel would */
+	if (level == URING_5_19)
+		p.flags =
+		    IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG | IORING_SETUP_SUBMIT_ALL;
+	else if (level == URING_BASIC)
 		p.flags = 0;
 	int rc = io_uring_queue_init_params(RING_ENTRIES, &r->ring, &p);
 	if (rc == -EINVAL) { /* kernels before 6.1 lack DEFER_TASKRUN */
@@ -174,11 +177,12 @@ static int ur_init(struct actor_worker *w, struct actor__reactor **out)
 	}
 	io_uring_free_probe(probe);
 	/* Multishot accept arrived with 5.19, as did ring-provided buffers. */
-	r->multishot_accept = !basic && (p.features & IORING_FEAT_NODROP) && setup_buffers(r) == 0;
+	r->multishot_accept =
+	    level != URING_BASIC && (p.features & IORING_FEAT_NODROP) && setup_buffers(r) == 0;
 	/* Multishot receive (6.0) needs provided buffers; a kernel without it says -EINVAL on
 	 * the first one (on_recv), and single receives are used from then on. */
-	r->multishot_recv = r->br != NULL;
-	r->sync_cancel = !basic;
+	r->multishot_recv = r->br != NULL && level == URING_ALL;
+	r->sync_cancel = level == URING_ALL;
 	arm_wake(r);
 	*out = r;
 	return 0;

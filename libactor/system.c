@@ -93,12 +93,13 @@ int actor_system_create(const actor_config_t *cfg, actor_system_t **out)
 	sys->dead_letter_arg = cfg->dead_letter_arg;
 	atomic_init(&sys->epoch, 1);
 
-	int rc = actor__reactor_choose(cfg->reactor, &sys->rops, &sys->reactor_fallback,
-	                               &sys->uring_basic);
+	enum actor__uring_level level;
+	int rc = actor__reactor_choose(cfg->reactor, &sys->rops, &sys->reactor_fallback, &level);
 	if (rc < 0) {
 		free(sys);
 		return rc;
 	}
+	sys->uring_level = (int)level;
 	rc = actor__slots_init(sys);
 	if (rc < 0) {
 		free(sys);

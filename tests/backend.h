@@ -33,9 +33,17 @@ static inline void use_io_uring(void)
 	reset_failures();
 }
 
-/* io_uring as a kernel before 5.19 offers it (ACTOR_IO_URING_FEATURES=basic): the fallbacks
- * for missing ring flags, provided buffers, multishot operations and synchronous cancel, which
- * this machine's kernel would otherwise never take. */
+/* io_uring as older kernels offer it (ACTOR_IO_URING_FEATURES): the fallbacks this machine's
+ * kernel would otherwise never take. 5.19: COOP_TASKRUN instead of DEFER_TASKRUN, single
+ * receives into provided buffers, asynchronous cancel. Before 5.19 ("basic"): no ring flags,
+ * no provided buffers, no multishot accept either. */
+static inline void use_io_uring_5_19(void)
+{
+	reactor = "io_uring";
+	setenv("ACTOR_IO_URING_FEATURES", "5.19", 1);
+	reset_failures();
+}
+
 static inline void use_io_uring_basic(void)
 {
 	reactor = "io_uring";
@@ -83,12 +91,13 @@ static inline void backend_system_end(actor_system_t *sys, const char *what)
  * Suites: one per backend that this kernel and sandbox allow
  */
 
-/* Adds the cases to suite s for backend b (0 = epoll, 1 = io_uring, 2 = io_uring with basic
- * features), each test case with the fixture that selects the backend. */
+/* Adds the cases to suite s for backend b (0 = epoll, 1 = io_uring, 2 and 3 = io_uring as on
+ * older kernels), each test case with the fixture that selects the backend. */
 typedef void backend_cases_fn(Suite *s, unsigned b, void (*fixture)(void));
 
-enum { BACKENDS = 3 };
-static const char *const backend_labels[BACKENDS] = {"epoll", "io_uring", "io_uring-basic"};
+enum { BACKENDS = 4 };
+static const char *const backend_labels[BACKENDS] = {"epoll", "io_uring", "io_uring-5.19",
+                                                     "io_uring-basic"};
 
 /* Check keeps the name pointers: they live here. */
 static char backend_names[BACKENDS][16][64];
@@ -122,10 +131,11 @@ static inline int backend_probe(const char *backend)
 }
 
 /* The main of a per-backend program: suites "<name>-epoll" and, where io_uring can be created,
- * "<name>-io_uring" and "<name>-io_uring-basic" (else "SKIP io_uring: <reason>" and no cases). */
+ * "<name>-io_uring", "<name>-io_uring-5.19" and "<name>-io_uring-basic" (else "SKIP io_uring:
+ * <reason>" and no cases). */
 static inline int backend_main(int argc, char **argv, const char *name, backend_cases_fn *add)
 {
-	static void (*const fixtures[BACKENDS])(void) = {use_epoll, use_io_uring,
+	static void (*const fixtures[BACKENDS])(void) = {use_epoll, use_io_uring, use_io_uring_5_19,
 	                                                 use_io_uring_basic};
 	test_argc = argc;
 	test_argv = argv;
