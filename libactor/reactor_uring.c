@@ -407,6 +407,10 @@ static void on_recv(struct actor__reactor *r, struct actor__conn *c, int res, un
 			memcpy(s + u->stash_len, data, (size_t)res);
 			u->stash = s;
 			u->stash_len += (size_t)res;
+		} else {
+			/* Out of memory: the bytes cannot be kept, so the stream is broken; say so
+			 * rather than deliver it with a hole in it. */
+			actor__net_on_read_end(c, -ENOMEM);
 		}
 	} else if (res > 0) {
 		actor__net_on_data(c, data, (size_t)res);
