@@ -401,7 +401,7 @@ static void on_recv(struct actor__reactor *r, struct actor__conn *c, int res, un
 	}
 	if (released(c)) {
 		/* nothing to deliver to */
-	} else if (res > 0 && (c->paused || u->cancel_recv)) {
+	} else if (res > 0 && c->state == CONN_OPEN && (c->paused || u->cancel_recv)) {
 		unsigned char *s = realloc(u->stash, u->stash_len + (size_t)res);
 		if (s != NULL) {
 			memcpy(s + u->stash_len, data, (size_t)res);
@@ -409,8 +409,10 @@ static void on_recv(struct actor__reactor *r, struct actor__conn *c, int res, un
 			u->stash_len += (size_t)res;
 		} else {
 			/* Out of memory: the bytes cannot be kept, so the stream is broken; say so
-			 * rather than deliver it with a hole in it. */
+			 * rather than deliver it with a hole in it. on_read_end clears `reading`,
+			 * but a multishot receive may still be in flight (its cancel is, too). */
 			actor__net_on_read_end(c, -ENOMEM);
+			c->reading = (flags & IORING_CQE_F_MORE) != 0;
 		}
 	} else if (res > 0) {
 		actor__net_on_data(c, data, (size_t)res);
@@ -514,8 +516,15 @@ static void ur_listen_release(struct actor__reactor *r, struct actor__lsock *ls)
 		struct io_uring_sync_cancel_reg reg = {.addr = tag(ls, OP_ACCEPT),
 		                                       .timeout = {.tv_sec = -1, .tv_nsec = -1}};
 		int rc = io_uring_register_sync_cancel(&r->ring, &reg);
-		if (rc == 0 || rc == -ENOENT) { /* -ENOENT: it had already completed */
+		/* -ENOENT: it had already completed, if it was submitted at all (a submission that
+		 * failed leaves it queued, and then only the asynchronous path below is safe). */
+		if (rc == 0 || (rc == -ENOENT && io_uring_sq_ready(&r->ring) == 0)) {
 			io_uring_get_events(&r->ring);
+			/* That entry runs a bounded batch of queued completions (DEFER_TASKRUN), so
+			 * on a busy ring the cancelled accept may still hold the socket after it:
+			 * shut the socket down so that it stops listening now whatever holds it
+			 * (a_closed_listeners_port_is_free_at_once_while_the_worker_is_busy). */
+			shutdown(ls->fd, SHUT_RDWR);
 			close(ls->fd);
 			ls->fd = -1;
 			return;
