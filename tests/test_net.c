@@ -801,6 +801,14 @@ START_TEST(system_shuts_down_cleanly_with_connections_open)
 	bool streamed =
 	    WAIT_UNTIL(atomic_load(&h->bytes) > (1u << 20) || atomic_load(&h->connect_error) != 0,
 	               TEST_WATCHDOG);
+	if (!streamed) { /* what the workers were doing, for the failure below */
+		fprintf(stderr, "[%s] flood: %llu bytes written, %d ENOBUFS; holder connected %d\n",
+		        reactor, (unsigned long long)atomic_load(&frep.written),
+		        atomic_load(&frep.enobufs), atomic_load(&h->connected));
+		actor_stats_print(sys, stderr);
+		sleep_ms(500);
+		actor_stats_print(sys, stderr);
+	}
 	int cerr = atomic_load(&h->connect_error);
 	ck_assert_msg(cerr == 0, "[%s] the client actor's connect: %d (%s)", reactor, cerr,
 	              strerror(-cerr));

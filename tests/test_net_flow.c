@@ -690,6 +690,91 @@ START_TEST(accept_backs_off_on_emfile_and_serves_again_when_descriptors_free)
 }
 END_TEST
 
+/* Regression: on io_uring the worker drained completions until the ring stayed empty, and each
+ * time it ran dry the peek entered the kernel, which ran the multishot receive again: with a
+ * stream arriving faster than the worker turned it into messages, the drain never ended, and
+ * the actor the messages were for never ran (they piled up in its mailbox). Here a thread
+ * streams as fast as loopback goes to a client actor, which must keep receiving. */
+struct fast_reader {
+	uint16_t port;
+	actor_conn_t conn;
+	atomic_int connect_error;
+	atomic_uint_fast64_t bytes;
+};
+
+static void fast_reader_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	struct fast_reader *f = state;
+	if (msg->type == MSG_GO) {
+		int rc = actor_tcp_connect(ctx, "127.0.0.1", f->port, &f->conn);
+		if (rc != 0)
+			atomic_store(&f->connect_error, rc);
+	} else if (msg->type == ACTOR_MSG_TCP_CONNECTED) {
+		actor_tcp_event_t ev;
+		memcpy(&ev, actor_msg_data(msg), sizeof(ev));
+		if (ev.error != 0)
+			atomic_store(&f->connect_error, ev.error);
+	} else if (msg->type == ACTOR_MSG_TCP_DATA) {
+		actor_tcp_data_t d;
+		memcpy(&d, actor_msg_data(msg), sizeof(d));
+		atomic_fetch_add(&f->bytes, d.len);
+	}
+}
+
+struct fast_writer {
+	int lfd, fd;
+	atomic_int stop;
+	uint64_t sent;
+};
+
+static void *fast_writer_main(void *arg)
+{
+	struct fast_writer *w = arg;
+	w->fd = accept(w->lfd, NULL, NULL);
+	if (w->fd < 0)
+		return NULL;
+	static unsigned char chunk[CHUNK];
+	memset(chunk, 'f', sizeof(chunk));
+	set_io_timeouts(w->fd, 0.2); /* a blocked send returns, to look at `stop` */
+	while (!atomic_load(&w->stop)) {
+		ssize_t n = send(w->fd, chunk, sizeof(chunk), MSG_NOSIGNAL);
+		if (n > 0)
+			w->sent += (uint64_t)n;
+		else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+			break;
+	}
+	return NULL;
+}
+
+START_TEST(a_fast_stream_keeps_reaching_its_actor)
+{
+	const uint64_t want = 256u << 20;
+	actor_system_t *sys = backend_system(1);
+	struct fast_writer w = {.fd = -1};
+	uint16_t port;
+	w.lfd = tcp_plain_listener(&port);
+	pthread_t thr;
+	ck_assert_int_eq(pthread_create(&thr, NULL, fast_writer_main, &w), 0);
+	struct fast_reader f = {.port = port};
+	actor_ref_t a = spawn_on(sys, 0, fast_reader_fn, &f);
+	send_ok(sys, a, MSG_GO, NULL, 0);
+	bool got = WAIT_UNTIL(atomic_load(&f.bytes) >= want || atomic_load(&f.connect_error) != 0,
+	                      TEST_WATCHDOG);
+	uint64_t bytes = atomic_load(&f.bytes);
+	atomic_store(&w.stop, 1);
+	if (w.fd >= 0)
+		shutdown(w.fd, SHUT_RDWR);
+	pthread_join(thr, NULL);
+	ck_assert_int_eq(atomic_load(&f.connect_error), 0);
+	ck_assert_msg(got, "[%s] the actor received %llu of the %llu bytes sent", reactor,
+	              (unsigned long long)bytes, (unsigned long long)w.sent);
+	printf("[%s] %llu MB streamed to an actor\n", reactor, (unsigned long long)(bytes >> 20));
+	backend_system_end(sys, "fast stream");
+	close(w.fd);
+	close(w.lfd);
+}
+END_TEST
+
 /* ---------------------------------------------------------------------------------------------
  * Suites
  */
@@ -705,6 +790,7 @@ static void add_cases(Suite *s, unsigned b, void (*fixture)(void))
 	tcase_add_test(tc, slow_reader_pushes_the_writer_over_high_water_and_drained_follows);
 	tcase_add_test(tc, paused_connection_delivers_nothing_until_resumed);
 	tcase_add_test(tc, pause_and_resume_in_quick_succession_lose_and_stall_nothing);
+	tcase_add_test(tc, a_fast_stream_keeps_reaching_its_actor);
 	tcase_add_test(tc, accept_backs_off_on_emfile_and_serves_again_when_descriptors_free);
 }
 
