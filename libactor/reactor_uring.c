@@ -38,6 +38,7 @@ struct actor__reactor {
 	uint64_t evbuf;
 	bool multishot_accept;
 	bool multishot_recv;          /* cleared if the kernel refuses it (before 6.0) */
+	bool refuse_multishot_recv;   /* URING_5_19: have the kernel refuse it, as 5.19 would */
 	bool sync_cancel;             /* io_uring_register_sync_cancel may be tried (6.0) */
 	struct io_uring_buf_ring *br; /* NULL: receive into per-connection buffers instead */
 	unsigned char *bufs;
@@ -181,7 +182,8 @@ static int ur_init(struct actor_worker *w, struct actor__reactor **out)
 	    level != URING_BASIC && (p.features & IORING_FEAT_NODROP) && setup_buffers(r) == 0;
 	/* Multishot receive (6.0) needs provided buffers; a kernel without it says -EINVAL on
 	 * the first one (on_recv), and single receives are used from then on. */
-	r->multishot_recv = r->br != NULL && level == URING_ALL;
+	r->multishot_recv = r->br != NULL && level != URING_BASIC;
+	r->refuse_multishot_recv = level == URING_5_19;
 	r->sync_cancel = level == URING_ALL;
 	arm_wake(r);
 	*out = r;
@@ -236,7 +238,10 @@ static int submit_recv(struct actor__reactor *r, struct actor__conn *c)
 		/* Stays armed: one completion per chunk received (IORING_CQE_F_MORE), until EOF,
 		 * an error, a cancel, or the buffers running out. No submission per read. */
 		io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
-		sqe->flags |= IOSQE_BUFFER_SELECT;
+		/* Without a buffer group the kernel refuses a multishot receive with -EINVAL, the
+		 * answer a kernel without multishot receive gives: on_recv's fallback runs. */
+		if (!r->refuse_multishot_recv)
+			sqe->flags |= IOSQE_BUFFER_SELECT;
 		sqe->buf_group = BUF_GROUP;
 		u->multishot = true;
 	} else if (r->br != NULL) {

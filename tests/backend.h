@@ -34,8 +34,9 @@ static inline void use_io_uring(void)
 }
 
 /* io_uring as older kernels offer it (ACTOR_IO_URING_FEATURES): the fallbacks this machine's
- * kernel would otherwise never take. 5.19: COOP_TASKRUN instead of DEFER_TASKRUN, single
- * receives into provided buffers, asynchronous cancel. Before 5.19 ("basic"): no ring flags,
+ * kernel would otherwise never take. 5.19: COOP_TASKRUN instead of DEFER_TASKRUN, the kernel
+ * refusing the first multishot receive and single receives into provided buffers from then on,
+ * asynchronous cancel. Before 5.19 ("basic"): no ring flags,
  * no provided buffers, no multishot accept either. */
 static inline void use_io_uring_5_19(void)
 {
