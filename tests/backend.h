@@ -17,39 +17,42 @@ static inline void reset_failures(void)
 	fail_msg[0] = '\0';
 }
 
-/* The fixtures run in the test's own process (Check forks one per test), so the environment
- * they set is that test's alone. */
+/* Selects the backend for one test: the reactor, and the io_uring feature level (NULL: all
+ * the kernel has). The fixtures run in the test's own process (Check forks one per test), so
+ * the environment they set is that test's alone. */
+static inline void use_backend(const char *name, const char *uring_features)
+{
+	reactor = name;
+	if (uring_features != NULL)
+		setenv("ACTOR_IO_URING_FEATURES", uring_features, 1);
+	else
+		unsetenv("ACTOR_IO_URING_FEATURES");
+	reset_failures();
+}
+
 static inline void use_epoll(void)
 {
-	reactor = "epoll";
-	unsetenv("ACTOR_IO_URING_FEATURES");
-	reset_failures();
+	use_backend("epoll", NULL);
 }
 
 static inline void use_io_uring(void)
 {
-	reactor = "io_uring";
-	unsetenv("ACTOR_IO_URING_FEATURES");
-	reset_failures();
+	use_backend("io_uring", NULL);
 }
 
-/* io_uring as older kernels offer it (ACTOR_IO_URING_FEATURES): the fallbacks this machine's
- * kernel would otherwise never take. 5.19: COOP_TASKRUN instead of DEFER_TASKRUN, the kernel
- * refusing the first multishot receive and single receives into provided buffers from then on,
- * asynchronous cancel. Before 5.19 ("basic"): no ring flags,
- * no provided buffers, no multishot accept either. */
+/* io_uring as older kernels offer it: the fallbacks this machine's kernel would otherwise
+ * never take. 5.19: COOP_TASKRUN instead of DEFER_TASKRUN, the kernel refusing the first
+ * multishot receive and single receives into provided buffers from then on, asynchronous
+ * cancel. Before 5.19 ("basic"): no ring flags, no provided buffers, no multishot accept
+ * either. */
 static inline void use_io_uring_5_19(void)
 {
-	reactor = "io_uring";
-	setenv("ACTOR_IO_URING_FEATURES", "5.19", 1);
-	reset_failures();
+	use_backend("io_uring", "5.19");
 }
 
 static inline void use_io_uring_basic(void)
 {
-	reactor = "io_uring";
-	setenv("ACTOR_IO_URING_FEATURES", "basic", 1);
-	reset_failures();
+	use_backend("io_uring", "basic");
 }
 
 __attribute__((format(printf, 2, 3))) static inline void note_fail(int line, const char *fmt, ...)

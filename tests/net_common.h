@@ -669,6 +669,36 @@ struct flood_conn {
 	size_t chunk_len;
 };
 
+/* A client actor: connects to 127.0.0.1:port on MSG_GO and counts the bytes that arrive,
+ * discarding them. */
+struct holder {
+	uint16_t port;
+	actor_conn_t conn;
+	atomic_int connect_error;
+	atomic_int connected;
+	atomic_uint_fast64_t bytes;
+};
+
+static inline void holder_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	struct holder *h = state;
+	actor_tcp_event_t ev = {0};
+	if (msg->type == MSG_GO) {
+		int rc = actor_tcp_connect(ctx, "127.0.0.1", h->port, &h->conn);
+		if (rc != 0)
+			atomic_store(&h->connect_error, rc);
+	} else if (msg->type == ACTOR_MSG_TCP_CONNECTED) {
+		memcpy(&ev, actor_msg_data(msg), sizeof(ev));
+		atomic_store(&h->connect_error, ev.error);
+		atomic_store(&h->connected, 1);
+	} else if (msg->type == ACTOR_MSG_TCP_DATA) {
+		actor_tcp_data_t d;
+		memcpy(&d, actor_msg_data(msg), sizeof(d));
+		atomic_fetch_add(&h->bytes, d.len);
+	}
+	/* CLOSED may come first, for instance if a shutdown stops the other side before us. */
+}
+
 struct flood_report {
 	atomic_uint_fast64_t written;
 	atomic_int enobufs;

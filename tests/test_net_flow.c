@@ -695,32 +695,6 @@ END_TEST
  * stream arriving faster than the worker turned it into messages, the drain never ended, and
  * the actor the messages were for never ran (they piled up in its mailbox). Here a thread
  * streams as fast as loopback goes to a client actor, which must keep receiving. */
-struct fast_reader {
-	uint16_t port;
-	actor_conn_t conn;
-	atomic_int connect_error;
-	atomic_uint_fast64_t bytes;
-};
-
-static void fast_reader_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
-{
-	struct fast_reader *f = state;
-	if (msg->type == MSG_GO) {
-		int rc = actor_tcp_connect(ctx, "127.0.0.1", f->port, &f->conn);
-		if (rc != 0)
-			atomic_store(&f->connect_error, rc);
-	} else if (msg->type == ACTOR_MSG_TCP_CONNECTED) {
-		actor_tcp_event_t ev;
-		memcpy(&ev, actor_msg_data(msg), sizeof(ev));
-		if (ev.error != 0)
-			atomic_store(&f->connect_error, ev.error);
-	} else if (msg->type == ACTOR_MSG_TCP_DATA) {
-		actor_tcp_data_t d;
-		memcpy(&d, actor_msg_data(msg), sizeof(d));
-		atomic_fetch_add(&f->bytes, d.len);
-	}
-}
-
 struct fast_writer {
 	int lfd, fd;
 	atomic_int stop;
@@ -755,8 +729,8 @@ START_TEST(a_fast_stream_keeps_reaching_its_actor)
 	w.lfd = tcp_plain_listener(&port);
 	pthread_t thr;
 	ck_assert_int_eq(pthread_create(&thr, NULL, fast_writer_main, &w), 0);
-	struct fast_reader f = {.port = port};
-	actor_ref_t a = spawn_on(sys, 0, fast_reader_fn, &f);
+	struct holder f = {.port = port};
+	actor_ref_t a = spawn_on(sys, 0, holder_fn, &f);
 	send_ok(sys, a, MSG_GO, NULL, 0);
 	bool got = WAIT_UNTIL(atomic_load(&f.bytes) >= want || atomic_load(&f.connect_error) != 0,
 	                      TEST_WATCHDOG);
