@@ -15,7 +15,6 @@ int actor__reactor_choose(const char *want, const struct actor__reactor_ops **ou
 	/* The io_uring fallbacks for older kernels, on demand: the test suite runs them this way
 	 * on a kernel that would never take them. Checked whichever backend is asked for. */
 	const char *features = getenv("ACTOR_IO_URING_FEATURES");
-	*uring_level = URING_ALL;
 	if (features == NULL || *features == '\0' || strcmp(features, "all") == 0)
 		*uring_level = URING_ALL;
 	else if (strcmp(features, "5.19") == 0)

@@ -39,7 +39,6 @@ struct actor__reactor {
 	bool multishot_accept;
 	bool multishot_recv;          /* cleared if the kernel refuses it (before 6.0) */
 	bool refuse_multishot_recv;   /* URING_5_19: have the kernel refuse it, as 5.19 would */
-	bool sync_cancel;             /* io_uring_register_sync_cancel may be tried (6.0) */
 	struct io_uring_buf_ring *br; /* NULL: receive into per-connection buffers instead */
 	unsigned char *bufs;
 	unsigned pending_releases; /* objects released but still held by operations */
@@ -184,7 +183,6 @@ static int ur_init(struct actor_worker *w, struct actor__reactor **out)
 	 * the first one (on_recv), and single receives are used from then on. */
 	r->multishot_recv = r->br != NULL && level != URING_BASIC;
 	r->refuse_multishot_recv = level == URING_5_19;
-	r->sync_cancel = level == URING_ALL;
 	arm_wake(r);
 	*out = r;
 	return 0;
@@ -507,39 +505,13 @@ static void ur_listen_release(struct actor__reactor *r, struct actor__lsock *ls)
 		return;
 	}
 	r->pending_releases++;
-	/* The accept in flight holds the socket open, and with it the port, until the kernel has
-	 * freed it. To close the socket here, so that the port is free when
-	 * actor_tcp_listener_close returns (as on epoll): submit what is queued (the accept may
-	 * still be in the submission queue, listened on in this same turn), cancel it synchronously
-	 * (6.0), then enter the kernel once more to run the task work that frees it (with
-	 * DEFER_TASKRUN or COOP_TASKRUN nothing runs it on the way back from the cancel). Only then
-	 * is our descriptor the socket's last reference; closing it earlier would also let a new
-	 * socket reuse the number while a stale accept could still be submitted on it. The
-	 * cancelled completion still comes back, and frees `ls`. */
-	if (r->sync_cancel) {
-		io_uring_submit(&r->ring);
-		struct io_uring_sync_cancel_reg reg = {.addr = tag(ls, OP_ACCEPT),
-		                                       .timeout = {.tv_sec = -1, .tv_nsec = -1}};
-		int rc = io_uring_register_sync_cancel(&r->ring, &reg);
-		/* -ENOENT: it had already completed, if it was submitted at all (a submission that
-		 * failed leaves it queued, and then only the asynchronous path below is safe). */
-		if (rc == 0 || (rc == -ENOENT && io_uring_sq_ready(&r->ring) == 0)) {
-			io_uring_get_events(&r->ring);
-			/* That entry runs a bounded batch of queued completions (DEFER_TASKRUN), so
-			 * on a busy ring the cancelled accept may still hold the socket after it:
-			 * shut the socket down so that it stops listening now whatever holds it
-			 * (a_closed_listeners_port_is_free_at_once_while_the_worker_is_busy). */
-			shutdown(ls->fd, SHUT_RDWR);
-			close(ls->fd);
-			ls->fd = -1;
-			return;
-		}
-		if (rc == -EINVAL)
-			r->sync_cancel = false; /* before 6.0: not there; do not ask again */
-	}
-	/* Without it: shutting the socket down takes it out of the listening state at once, so
-	 * the port can be bound again (SO_REUSEADDR) before the socket is closed; the accept then
-	 * fails or is cancelled, and its completion closes the socket and frees `ls`. */
+	/* The accept in flight holds the socket open until its cancelled completion comes back,
+	 * which closes the socket and frees `ls` (actor__net_lsock_released); closing our
+	 * descriptor before that would let a new socket reuse the number while a stale accept could
+	 * still be submitted on it. Shutting the socket down now takes it out of the listening
+	 * state at once, so that the port can be bound again (SO_REUSEADDR) as soon as
+	 * actor_tcp_listener_close returns, as on epoll, however busy the ring is
+	 * (a_closed_listeners_port_is_free_at_once_while_the_worker_is_busy). */
 	shutdown(ls->fd, SHUT_RDWR);
 	cancel_op(r, ls, OP_ACCEPT);
 }

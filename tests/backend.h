@@ -42,9 +42,8 @@ static inline void use_io_uring(void)
 
 /* io_uring as older kernels offer it: the fallbacks this machine's kernel would otherwise
  * never take. 5.19: COOP_TASKRUN instead of DEFER_TASKRUN, the kernel refusing the first
- * multishot receive and single receives into provided buffers from then on, asynchronous
- * cancel. Before 5.19 ("basic"): no ring flags, no provided buffers, no multishot accept
- * either. */
+ * multishot receive and single receives into provided buffers from then on. Before 5.19 ("basic"):
+ * no ring flags, no provided buffers, no multishot accept either. */
 static inline void use_io_uring_5_19(void)
 {
 	use_backend("io_uring", "5.19");
