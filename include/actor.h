@@ -289,8 +289,8 @@ typedef struct actor_tcp_accepted {
 
 typedef struct actor_tcp_data {
 	actor_conn_t conn;
-	uint32_t len; /* bytes that follow this struct */
-	uint32_t reserved_;
+	uint32_t len;       /* bytes that follow this struct */
+	uint32_t reserved_; /* the library's (input flow control) */
 } actor_tcp_data_t;
 
 /* The bytes of an ACTOR_MSG_TCP_DATA message. */
@@ -346,6 +346,22 @@ ACTOR_API int actor_tcp_set_watermarks(actor_ctx_t *ctx, actor_conn_t conn, size
 ACTOR_API int actor_tcp_pause(actor_ctx_t *ctx, actor_conn_t conn);
 ACTOR_API int actor_tcp_resume(actor_ctx_t *ctx, actor_conn_t conn);
 
+/* Input kept in step with the owner: once more than `bytes` of this connection's data messages
+ * are waiting for the owner (sent to it, their behaviour calls not yet returned), reading
+ * stops until the owner has handled them down to half of that, so a peer that sends faster
+ * than the owner handles meets TCP's flow control instead of filling the owner's mailbox (on
+ * io_uring, what the kernel had already received when reading stopped, up to a loop turn's
+ * worth, is held by the reactor until reading resumes). A message counts as handled when the
+ * behaviour call it was delivered to returns (even if the behaviour kept it) or when it
+ * becomes a dead letter. Independent of actor_tcp_pause: reading goes on only when neither
+ * holds it. 0 = no limit. Default ACTOR_TCP_READ_LIMIT. */
+ACTOR_API int actor_tcp_set_read_limit(actor_ctx_t *ctx, actor_conn_t conn, size_t bytes);
+#define ACTOR_TCP_READ_LIMIT (1u << 20)
+
+/* Bytes of this connection's data messages waiting for the owner, counted as above (the
+ * message being handled included). */
+ACTOR_API int actor_tcp_backlog(actor_ctx_t *ctx, actor_conn_t conn, size_t *bytes);
+
 /* Half-closes: sends FIN once the queued output is written; reading goes on. */
 ACTOR_API int actor_tcp_shutdown(actor_ctx_t *ctx, actor_conn_t conn);
 
@@ -397,6 +413,7 @@ typedef struct actor_worker_stats {
 	uint64_t conns;           /* open connections */
 	uint64_t accepts;         /* connections accepted */
 	uint64_t accept_backoffs; /* accepts paused by EMFILE/ENFILE/ENOBUFS/ENOMEM */
+	uint64_t read_throttles;  /* reads stopped: an owner was behind by its read limit */
 	uint64_t timers;          /* pending timers */
 	const char *reactor;      /* "epoll" or "io_uring" */
 } actor_worker_stats_t;

@@ -345,12 +345,22 @@ static void send_down(struct actor *a, actor_ref_t watcher)
 	actor__send_internal(a->home->sys, watcher, a->ref, ACTOR_MSG_DOWN, &d, sizeof(d));
 }
 
+static void data_handled(struct actor_worker *w, actor_msg_t *m)
+{
+	actor_conn_t conn;
+	uint32_t len = actor__net_take_count(m, &conn);
+	if (len > 0)
+		actor__net_handled(w, conn, len);
+}
+
 static void dead_letter(struct actor_worker *w, struct actor *a, actor_msg_t *m)
 {
 	if (m->type == MSG_TCP_ADOPT || m->type == ACTOR_MSG_TCP_ACCEPTED)
 		actor__net_dead_letter(w, a->ref, m); /* close the connection it carries */
 	else if (m->type == ACTOR_MSG_TCP_CLOSED || m->type == ACTOR_MSG_TCP_CONNECTED)
 		actor__net_delivered(w, actor_msg_data(m));
+	else if (m->type == ACTOR_MSG_TCP_DATA)
+		data_handled(w, m);
 	if (m->type == MSG_MONITOR) {
 		actor_ref_t watcher;
 		memcpy(&watcher, m + 1, sizeof(watcher));
@@ -470,11 +480,17 @@ void actor__run(struct actor_worker *w, struct actor *a)
 		actor_tcp_event_t ev;
 		if (conn_end)
 			memcpy(&ev, actor_msg_data(m), sizeof(ev));
+		actor_conn_t data_conn;
+		uint32_t data_len = 0;
+		if (m->type == ACTOR_MSG_TCP_DATA)
+			data_len = actor__net_take_count(m, &data_conn);
 		ctx->msg = m;
 		ctx->kept = false;
 		a->fn(ctx, a->state, m);
 		if (conn_end)
 			actor__net_delivered(w, &ev);
+		else if (data_len > 0)
+			actor__net_handled(w, data_conn, data_len);
 		if (!ctx->kept)
 			actor_msg_free(m);
 		if (a->flags & ACTOR_EXITING)

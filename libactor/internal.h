@@ -77,7 +77,7 @@ struct actor_ctx {
 /* Counters a worker writes with relaxed stores and anyone reads with relaxed loads. */
 struct actor__wstats {
 	_Atomic uint64_t processed, parks, wakeups, spawned, stopped, sent, dead_letters, runq;
-	_Atomic uint64_t conns, accepts, accept_backoffs, timers;
+	_Atomic uint64_t conns, accepts, accept_backoffs, read_throttles, timers;
 };
 
 /* A job for a worker's own thread, posted from any thread (actor__worker_post). */
@@ -267,6 +267,11 @@ int actor__net_poll(struct actor_worker *w);
 bool actor__net_adopt(struct actor_worker *w, struct actor *a, actor_msg_t *m);
 /* A CLOSED or CONNECTED message was handled or dead-lettered: frees a failed connection. */
 void actor__net_delivered(struct actor_worker *w, const actor_tcp_event_t *ev);
+/* A DATA message is about to be handled for the first time (behaviour or dead letter): takes
+ * its mark and returns the bytes it counted for, 0 if it counts for none (handled before). */
+uint32_t actor__net_take_count(actor_msg_t *m, actor_conn_t *conn);
+/* ...and that handling is over: the owner is `len` bytes less behind (may resume reading). */
+void actor__net_handled(struct actor_worker *w, actor_conn_t conn, uint32_t len);
 /* A network message could not be delivered: releases what it carries. */
 void actor__net_dead_letter(struct actor_worker *w, actor_ref_t to, actor_msg_t *m);
 /* The actor stopped: closes what it owns. */

@@ -7,6 +7,14 @@
  * not read until handed off. A cross-worker hand-off travels as a MSG_TCP_ADOPT message to the
  * target, which lives on the connection's worker, so the claim also happens on that worker.
  *
+ * Input flow control: `unhandled` counts the bytes of the DATA messages sent to the owner whose
+ * behaviour calls have not returned yet. A DATA message carries a mark (actor_tcp_data_t's
+ * reserved_ field) while its bytes are counted; the first handling of the message (actor.c:
+ * the behaviour call returning, or a dead letter) takes the mark before anything else can see
+ * the message and then subtracts, on this worker, since the owner lives here. A message kept
+ * and handled again is not counted twice: its mark is gone. Above read_limit the connection is
+ * `throttled` (reads stop, as for a pause); at half of it reading resumes.
+ *
  * Lifetime: a connection leaves the table (its handle goes stale) when the owner closes or
  * aborts it, when its owner stops, or, after it failed, once the CLOSED (or CONNECTED) message
  * carrying the error has been delivered or dead-lettered; until then its handle stays valid and
@@ -31,6 +39,7 @@
 #define OUTBUF_MIN 4096            /* smallest output chunk: small writes are appended */
 #define BACKOFF_FIRST_NS 10000000u /* first accept back-off after EMFILE: 10 ms */
 #define BACKOFF_MAX_NS 1000000000u /* doubling up to 1 s */
+#define DATA_COUNTED 1u            /* actor_tcp_data_t.reserved_: counted in `unhandled` */
 
 struct actor__net {
 	struct actor__table conns;   /* this worker's connections */
@@ -112,6 +121,27 @@ static void start_reading(struct actor__conn *c)
 	}
 }
 
+/* Reading is wanted unless the owner paused it or is too far behind: c->paused, which the
+ * backends look at, says whether either holds. */
+static void update_reading(struct actor__conn *c)
+{
+	c->paused = c->owner_paused || c->throttled;
+	if (!c->paused)
+		start_reading(c);
+	else if (c->reading)
+		c->w->rops->conn_pause(c->w->reactor, c);
+}
+
+static void set_throttled(struct actor__conn *c, bool on)
+{
+	if (on == c->throttled)
+		return;
+	c->throttled = on;
+	if (on)
+		actor__stat_add(&c->w->st.read_throttles, 1);
+	update_reading(c);
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Creating connections
  */
@@ -141,6 +171,7 @@ static struct actor__conn *conn_new(struct actor_worker *w, int fd, actor_ref_t 
 	c->state = (uint8_t)state;
 	c->high = ACTOR_TCP_HIGH_WATER;
 	c->low = ACTOR_TCP_LOW_WATER;
+	c->read_limit = ACTOR_TCP_READ_LIMIT;
 	actor__stat_add(&w->st.conns, 1);
 	return c;
 }
@@ -197,13 +228,41 @@ void actor__net_on_data(struct actor__conn *c, const void *data, size_t len)
 	actor_tcp_data_t *d = actor_msg_data(m);
 	d->conn = handle_of(c);
 	d->len = (uint32_t)len;
-	d->reserved_ = 0;
+	d->reserved_ = DATA_COUNTED;
 	memcpy(d + 1, data, len);
 	m->type = ACTOR_MSG_TCP_DATA;
 	if (actor__send_internal_msg(c->w->sys, c->owner, m) < 0) {
 		actor_msg_free(m);
 		conn_fail(c, -ESRCH); /* the owner is gone: nobody will close it */
+		return;
 	}
+	c->unhandled += len;
+	if (c->read_limit != 0 && c->unhandled > c->read_limit)
+		set_throttled(c, true);
+}
+
+uint32_t actor__net_take_count(actor_msg_t *m, actor_conn_t *conn)
+{
+	actor_tcp_data_t d;
+	memcpy(&d, actor_msg_data(m), sizeof(d)); /* the payload need not be aligned */
+	if (d.reserved_ != DATA_COUNTED)
+		return 0;
+	d.reserved_ = 0;
+	memcpy(actor_msg_data(m), &d, sizeof(d));
+	*conn = d.conn;
+	return d.len;
+}
+
+void actor__net_handled(struct actor_worker *w, actor_conn_t conn, uint32_t len)
+{
+	struct actor__conn *c = w->net != NULL ? conn_of(w, conn) : NULL;
+	if (c == NULL)
+		return; /* gone since: nothing to resume */
+	/* Never below zero, even for a message so old that its handle's generation came round
+	 * again (2^24 reuses of the slot). */
+	c->unhandled -= len < c->unhandled ? len : c->unhandled;
+	if (c->throttled && c->unhandled <= c->read_limit / 2)
+		set_throttled(c, false);
 }
 
 void actor__net_on_read_end(struct actor__conn *c, int err)
@@ -532,9 +591,8 @@ int actor_tcp_pause(actor_ctx_t *ctx, actor_conn_t conn)
 	int rc = owned(ctx, conn, &c);
 	if (rc < 0)
 		return rc;
-	c->paused = true;
-	if (c->reading)
-		c->w->rops->conn_pause(c->w->reactor, c);
+	c->owner_paused = true;
+	update_reading(c);
 	return 0;
 }
 
@@ -544,8 +602,34 @@ int actor_tcp_resume(actor_ctx_t *ctx, actor_conn_t conn)
 	int rc = owned(ctx, conn, &c);
 	if (rc < 0)
 		return rc;
-	c->paused = false;
-	start_reading(c);
+	c->owner_paused = false;
+	update_reading(c);
+	return 0;
+}
+
+int actor_tcp_set_read_limit(actor_ctx_t *ctx, actor_conn_t conn, size_t bytes)
+{
+	struct actor__conn *c;
+	int rc = owned(ctx, conn, &c);
+	if (rc < 0)
+		return rc;
+	c->read_limit = bytes;
+	if (bytes == 0 || c->unhandled <= bytes / 2)
+		set_throttled(c, false);
+	else if (c->unhandled > bytes)
+		set_throttled(c, true);
+	return 0;
+}
+
+int actor_tcp_backlog(actor_ctx_t *ctx, actor_conn_t conn, size_t *bytes)
+{
+	struct actor__conn *c;
+	int rc = owned(ctx, conn, &c);
+	if (rc < 0)
+		return rc;
+	if (bytes == NULL)
+		return -EINVAL;
+	*bytes = c->unhandled;
 	return 0;
 }
 

@@ -45,9 +45,11 @@ struct actor__conn {
 	struct actor_worker *w;
 	actor_ref_t owner;
 	uint8_t state;
-	bool paused;  /* the owner asked for no reads */
-	bool rd_eof;  /* the peer's FIN was seen */
-	bool wr_shut; /* shutdown(SHUT_WR) requested once the queue drains */
+	bool paused; /* no reads wanted: owner_paused || throttled (net.c); backends read this */
+	bool owner_paused; /* the owner asked for no reads */
+	bool throttled;    /* the owner is behind by more than read_limit bytes */
+	bool rd_eof;       /* the peer's FIN was seen */
+	bool wr_shut;      /* shutdown(SHUT_WR) requested once the queue drains */
 	bool wr_shut_done;
 	bool over_high;  /* -ENOBUFS was reported: send DRAINED below low water */
 	bool reading;    /* the backend is reading (armed or a receive in flight) */
@@ -59,6 +61,8 @@ struct actor__conn {
 	struct actor__outbuf *out_head, *out_tail;
 	size_t queued; /* bytes in the output queue, not yet written */
 	size_t high, low;
+	size_t unhandled;  /* bytes in DATA messages the owner has not finished handling */
+	size_t read_limit; /* throttle above this many unhandled bytes; 0: never */
 	uint64_t linger_deadline_ns;
 	uint32_t closing_pos; /* 1 + index in the worker's lingering-close list, 0 if not in it */
 	uint32_t peer_len;

@@ -9,7 +9,9 @@
  * the object, so a callback that releases it cannot free it under our feet.
  *
  * Pausing cancels the receive in flight; bytes it had already taken are kept (`stash`) and
- * delivered first on resume, so a paused connection delivers nothing and loses nothing.
+ * delivered first on resume (the peer's EOF or a reset after them), so a paused connection
+ * delivers nothing and loses nothing. The owner's read limit pauses the same way, even in the
+ * middle of delivering a stash: what is left of it waits for the next resume.
  */
 #include "config.h"
 
@@ -48,6 +50,9 @@ struct actor__reactor {
 struct uconn {
 	unsigned char *stash; /* bytes received while paused */
 	size_t stash_len;
+	size_t stash_off;    /* bytes of the stash already delivered */
+	int end_res;         /* with end_held: 0 (the peer's EOF) or the read error */
+	bool end_held;       /* the receive ended while bytes were stashed: report after them */
 	unsigned char *rbuf; /* without provided buffers */
 	bool multishot;      /* the receive in flight is multishot */
 	bool released;
@@ -257,23 +262,42 @@ static int submit_recv(struct actor__reactor *r, struct actor__conn *c)
 	return 0;
 }
 
+static bool conn_unhold(struct actor__reactor *r, struct actor__conn *c);
+
 static int ur_conn_read(struct actor__reactor *r, struct actor__conn *c)
 {
 	struct uconn *u = uconn_of(c);
 	if (u == NULL)
 		return -ENOMEM;
 	if (u->stash != NULL) {
-		/* Bytes taken while paused come first. on_data may pause us again. */
-		unsigned char *s = u->stash;
-		size_t n = u->stash_len;
-		u->stash = NULL;
-		u->stash_len = 0;
-		c->inflight++; /* hold across the callback */
-		actor__net_on_data(c, s, n);
-		free(s);
-		c->inflight--;
-		if (u->released || c->paused || c->state != CONN_OPEN)
+		/* Bytes taken while paused come first, at most a receive's worth per message: one
+		 * may pause the connection again (its owner's read limit), and the rest then waits
+		 * for the next resume. The hold keeps `c` if a callback releases it. */
+		c->inflight++;
+		while (u->stash_off < u->stash_len && !u->released && !c->paused &&
+		       c->state == CONN_OPEN) {
+			size_t n = u->stash_len - u->stash_off;
+			n = n < BUF_SIZE ? n : BUF_SIZE;
+			actor__net_on_data(c, u->stash + u->stash_off, n);
+			u->stash_off += n;
+		}
+		if (u->stash_off == u->stash_len) {
+			free(u->stash);
+			u->stash = NULL;
+			u->stash_len = u->stash_off = 0;
+		} else if (u->stash_off >= u->stash_len / 2) {
+			/* Moves no more than was delivered since the last move: linear in all. */
+			memmove(u->stash, u->stash + u->stash_off, u->stash_len - u->stash_off);
+			u->stash_len -= u->stash_off;
+			u->stash_off = 0;
+		}
+		if (conn_unhold(r, c) || u->released || c->paused || c->state != CONN_OPEN)
 			return 0;
+	}
+	if (u->end_held) {
+		u->end_held = false;
+		actor__net_on_read_end(c, u->end_res);
+		return 0;
 	}
 	/* Reading is wanted again: bytes of a receive still in flight are delivered, not stashed.
 	 * Its cancel, if queued, either loses the race or ends it with -ECANCELED, and on_recv
@@ -365,15 +389,18 @@ static void ur_conn_release(struct actor__reactor *r, struct actor__conn *c)
 		cancel_op(r, c, OP_POLL);
 }
 
-/* Drops the hold of one completed operation; frees a released connection on the last one. */
-static void conn_unhold(struct actor__reactor *r, struct actor__conn *c)
+/* Drops the hold of one completed operation; frees a released connection on the last one
+ * (then true: `c` is gone). */
+static bool conn_unhold(struct actor__reactor *r, struct actor__conn *c)
 {
 	struct uconn *u = uc(c);
 	if (--c->inflight == 0 && u != NULL && u->released) {
 		r->pending_releases--;
 		free_uconn(c);
 		actor__net_conn_released(c);
+		return true;
 	}
+	return false;
 }
 
 static bool released(struct actor__conn *c)
@@ -425,8 +452,13 @@ static void on_recv(struct actor__reactor *r, struct actor__conn *c, int res, un
 		if (c->state == CONN_OPEN && !c->paused && !c->reading)
 			submit_recv(
 			    r, c); /* out of provided buffers for a moment, or a stale cancel */
+	} else if (res != -ECANCELED && u != NULL && u->stash != NULL && c->state == CONN_OPEN) {
+		/* The peer's EOF, or a reset, comes after the bytes still stashed, as it would have
+		 * without the pause. */
+		u->end_held = true;
+		u->end_res = res;
 	} else if (res != -ECANCELED) {
-		actor__net_on_read_end(c, res == 0 ? 0 : res);
+		actor__net_on_read_end(c, res);
 	}
 	if (bid >= 0)
 		recycle_buffer(r, (unsigned)bid);

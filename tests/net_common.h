@@ -673,6 +673,7 @@ struct flood_conn {
  * discarding them. */
 struct holder {
 	uint16_t port;
+	bool no_read_limit; /* reads never wait for the holder (actor_tcp_set_read_limit 0) */
 	actor_conn_t conn;
 	atomic_int connect_error;
 	atomic_int connected;
@@ -689,6 +690,8 @@ static inline void holder_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
 			atomic_store(&h->connect_error, rc);
 	} else if (msg->type == ACTOR_MSG_TCP_CONNECTED) {
 		memcpy(&ev, actor_msg_data(msg), sizeof(ev));
+		if (ev.error == 0 && h->no_read_limit)
+			ev.error = actor_tcp_set_read_limit(ctx, h->conn, 0);
 		atomic_store(&h->connect_error, ev.error);
 		atomic_store(&h->connected, 1);
 	} else if (msg->type == ACTOR_MSG_TCP_DATA) {

@@ -1,12 +1,16 @@
 /* test_net_flow.c: how connections end and how their flow is controlled, once per available
  * reactor backend: a peer reset in the middle of a write, EOF after all the data, a half-close
  * whose FIN follows the queued output, a slow reader that crosses the high-water mark with the
- * drained message after it, pause and resume, and accept backing off on EMFILE.
+ * drained message after it, pause and resume, an owner slower than its peer held to its read
+ * limit (and a reset behind the held-back data), and accept backing off on EMFILE.
  *
  * The binary holds one suite per backend ("net_flow-epoll", "net_flow-io_uring"), as
  * test_net.c does.
  */
 #include "common.h"
+
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 
 #include "net_common.h"
 
@@ -729,7 +733,9 @@ START_TEST(a_fast_stream_keeps_reaching_its_actor)
 	w.lfd = tcp_plain_listener(&port);
 	pthread_t thr;
 	ck_assert_int_eq(pthread_create(&thr, NULL, fast_writer_main, &w), 0);
-	struct holder f = {.port = port};
+	/* No read limit: the stream must keep reaching the actor because the worker's loop comes
+	 * back to it, not because reading stopped. */
+	struct holder f = {.port = port, .no_read_limit = true};
 	actor_ref_t a = spawn_on(sys, 0, holder_fn, &f);
 	send_ok(sys, a, MSG_GO, NULL, 0);
 	bool got = WAIT_UNTIL(atomic_load(&f.bytes) >= want || atomic_load(&f.connect_error) != 0,
@@ -749,6 +755,187 @@ START_TEST(a_fast_stream_keeps_reaching_its_actor)
 }
 END_TEST
 
+/* An owner slower than its peer: a thread sends a seeded stream as fast as loopback takes it
+ * to a client actor that sets a small read limit and sleeps over every message. Reading must
+ * stop whenever more than the limit waits for the actor (one read past it at most: the one
+ * that crossed it), and the stream must arrive whole. The actor also calls actor_tcp_resume
+ * on every message, which must not lift the limit: pause and read limit are independent.
+ * Without the limit, io_uring reads up to its 4 MiB of provided buffers per loop turn and the
+ * backlog grows with the stream. */
+#define SLOW_LIMIT (8u << 10) /* below every backend's read size: each read crosses it */
+#define SLOW_TOTAL (16u << 20)
+#define SLOW_SEED 23
+
+struct slow_owner {
+	uint16_t port;
+	size_t limit;  /* the read limit it sets */
+	long sleep_ns; /* over each data message */
+	actor_conn_t conn;
+	struct stream rx;
+	atomic_int connect_error, closed;
+	atomic_uint_fast64_t bytes;
+	/* behaviour only until the actor has exited */
+	uint64_t max_backlog;
+	uint32_t max_msg;
+	int rc;          /* the first failed call */
+	int null_out_rc; /* actor_tcp_backlog with a NULL out */
+	int closed_error;
+};
+
+static void slow_owner_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	struct slow_owner *o = state;
+	actor_tcp_event_t ev;
+	if (msg->type == MSG_GO) {
+		int rc = actor_tcp_connect(ctx, "127.0.0.1", o->port, &o->conn);
+		if (rc != 0)
+			atomic_store(&o->connect_error, rc);
+	} else if (msg->type == ACTOR_MSG_TCP_CONNECTED) {
+		memcpy(&ev, actor_msg_data(msg), sizeof(ev));
+		if (ev.error == 0)
+			ev.error = actor_tcp_set_read_limit(ctx, o->conn, o->limit);
+		atomic_store(&o->connect_error, ev.error);
+		/* Slow from the start: the worker is busy while the first bytes come in. */
+		nanosleep(&(struct timespec){0, o->sleep_ns}, NULL);
+	} else if (msg->type == ACTOR_MSG_TCP_DATA) {
+		actor_tcp_data_t d;
+		memcpy(&d, actor_msg_data(msg), sizeof(d));
+		size_t backlog = 0;
+		int rc = actor_tcp_backlog(ctx, o->conn, &backlog);
+		if (rc == 0)
+			rc = actor_tcp_resume(ctx, o->conn);
+		if (rc != 0 && o->rc == 0)
+			o->rc = rc;
+		if (backlog > o->max_backlog)
+			o->max_backlog = backlog;
+		if (d.len > o->max_msg)
+			o->max_msg = d.len;
+		uint64_t at = atomic_load(&o->bytes);
+		size_t ok = stream_check(&o->rx, actor_tcp_data_bytes(msg), d.len);
+		if (ok != d.len)
+			NOTE_FAIL("slow owner: wrong byte at offset %" PRIu64, at + ok);
+		atomic_store(&o->bytes, at + d.len);
+		nanosleep(&(struct timespec){0, o->sleep_ns}, NULL);
+	} else if (msg->type == ACTOR_MSG_TCP_CLOSED) {
+		memcpy(&ev, actor_msg_data(msg), sizeof(ev));
+		o->closed_error = ev.error;
+		o->null_out_rc = actor_tcp_backlog(ctx, o->conn, NULL);
+		actor_tcp_close(ctx, o->conn);
+		atomic_store(&o->closed, 1);
+		actor_exit(ctx, ACTOR_REASON_NORMAL);
+	}
+}
+
+struct stream_sender {
+	int lfd;
+	uint64_t total;
+	bool reset; /* end with a reset once the peer has acknowledged everything */
+	bool ok;
+};
+
+/* Waits until the peer's kernel has acknowledged all we sent (at most the I/O timeout). */
+static bool all_acked(int fd)
+{
+	for (int i = 0; i < IO_TIMEOUT_S * 1000; i++) {
+		int unacked = 0;
+		if (ioctl(fd, SIOCOUTQ, &unacked) != 0)
+			return false;
+		if (unacked == 0)
+			return true;
+		nanosleep(&(struct timespec){0, 1000000}, NULL);
+	}
+	return false;
+}
+
+static void *stream_sender_main(void *arg)
+{
+	struct stream_sender *t = arg;
+	int fd = accept(t->lfd, NULL, NULL);
+	if (fd < 0)
+		return NULL;
+	set_io_timeouts(fd, IO_TIMEOUT_S);
+	struct stream tx = {.seed = SLOW_SEED};
+	static unsigned char chunk[CHUNK];
+	t->ok = true;
+	for (uint64_t sent = 0; t->ok && sent < t->total; sent += CHUNK) {
+		stream_fill(&tx, chunk, CHUNK);
+		size_t n = t->total - sent < CHUNK ? (size_t)(t->total - sent) : CHUNK;
+		t->ok = send_all(fd, chunk, n);
+	}
+	if (t->ok && t->reset) {
+		struct linger lg = {.l_onoff = 1, .l_linger = 0};
+		t->ok =
+		    all_acked(fd) && setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)) == 0;
+	}
+	close(fd);
+	return NULL;
+}
+
+/* Runs a slow owner against a stream sender until the owner has had CLOSED, and stops the
+ * system (the actor has exited: its fields are the test's to read). Returns the workers'
+ * read_throttles. */
+static uint64_t run_slow_owner(struct slow_owner *o, struct stream_sender *t)
+{
+	actor_system_t *sys = backend_system(1);
+	t->lfd = tcp_plain_listener(&o->port);
+	pthread_t thr;
+	ck_assert_int_eq(pthread_create(&thr, NULL, stream_sender_main, t), 0);
+	actor_ref_t a = spawn_on(sys, 0, slow_owner_fn, o);
+	send_ok(sys, a, MSG_GO, NULL, 0);
+	bool done = WAIT_UNTIL(atomic_load(&o->closed) || atomic_load(&o->connect_error) != 0,
+	                       TEST_WATCHDOG);
+	pthread_join(thr, NULL);
+	close(t->lfd);
+	ck_assert_int_eq(atomic_load(&o->connect_error), 0);
+	ck_assert_msg(done, "[%s] no CLOSED after %" PRIu64 " of %" PRIu64 " bytes", reactor,
+	              (uint64_t)atomic_load(&o->bytes), t->total);
+	ck_assert_msg(t->ok, "the sender could not send, or its data was never acknowledged");
+	uint64_t throttles = STAT_SUM(sys, read_throttles);
+	backend_system_end(sys, "slow owner");
+	ck_assert_int_eq(o->rc, 0);
+	assert_no_failures();
+	return throttles;
+}
+
+START_TEST(a_slow_owner_stops_reading_at_its_read_limit)
+{
+	struct stream_sender t = {.total = SLOW_TOTAL};
+	struct slow_owner o = {.limit = SLOW_LIMIT, .sleep_ns = 100000, .rx = {.seed = SLOW_SEED}};
+	uint64_t throttles = run_slow_owner(&o, &t);
+	ck_assert_int_eq(o.null_out_rc, -EINVAL);
+	ck_assert_int_eq(o.closed_error, 0);
+	ck_assert_uint_eq(atomic_load(&o.bytes), SLOW_TOTAL);
+	printf("[%s] read limit %u: backlog at most %" PRIu64
+	       " bytes (largest message %u), %" PRIu64 " throttles\n",
+	       reactor, SLOW_LIMIT, o.max_backlog, o.max_msg, throttles);
+	ck_assert_msg(o.max_backlog <= SLOW_LIMIT + o.max_msg,
+	              "[%s] %" PRIu64 " bytes waited for the actor, read limit %u", reactor,
+	              o.max_backlog, SLOW_LIMIT);
+	ck_assert_uint_gt(throttles, 0);
+}
+END_TEST
+
+/* The peer sends a few receive buffers' worth and resets the connection at once; the owner's
+ * read limit stops reading after the first message. On io_uring the rest was already received
+ * (held by the reactor until reading resumes), and the reset came behind it: it must still
+ * come after those bytes, not overtake them and throw them away. */
+START_TEST(a_reset_behind_held_back_data_arrives_after_that_data)
+{
+	struct stream_sender t = {.total = 3 * CHUNK / 4 /* within the first window */,
+	                          .reset = true};
+	/* The owner sleeps over CONNECTED too, while the data and the reset come in: the worker
+	 * receives both in one go, as a busy worker would. */
+	struct slow_owner o = {
+	    .limit = SLOW_LIMIT, .sleep_ns = 200000000, .rx = {.seed = SLOW_SEED}};
+	run_slow_owner(&o, &t);
+	ck_assert_msg(atomic_load(&o.bytes) == t.total,
+	              "[%s] CLOSED (%d) after %" PRIu64 " of the %" PRIu64 " bytes received",
+	              reactor, o.closed_error, (uint64_t)atomic_load(&o.bytes), t.total);
+	ck_assert_msg(o.closed_error == -ECONNRESET, "[%s] CLOSED with %d (%s)", reactor,
+	              o.closed_error, strerror(-o.closed_error));
+}
+END_TEST
+
 /* ---------------------------------------------------------------------------------------------
  * Suites
  */
@@ -765,6 +952,8 @@ static void add_cases(Suite *s, unsigned b, void (*fixture)(void))
 	tcase_add_test(tc, paused_connection_delivers_nothing_until_resumed);
 	tcase_add_test(tc, pause_and_resume_in_quick_succession_lose_and_stall_nothing);
 	tcase_add_test(tc, a_fast_stream_keeps_reaching_its_actor);
+	tcase_add_test(tc, a_slow_owner_stops_reading_at_its_read_limit);
+	tcase_add_test(tc, a_reset_behind_held_back_data_arrives_after_that_data);
 	tcase_add_test(tc, accept_backs_off_on_emfile_and_serves_again_when_descriptors_free);
 }
 
