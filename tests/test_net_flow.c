@@ -2,7 +2,8 @@
  * reactor backend: a peer reset in the middle of a write, EOF after all the data, a half-close
  * whose FIN follows the queued output, a slow reader that crosses the high-water mark with the
  * drained message after it, pause and resume, an owner slower than its peer held to its read
- * limit (and a reset behind the held-back data), and accept backing off on EMFILE.
+ * limit (and a reset behind the held-back data), all of these at random on eight streams, and
+ * accept backing off on EMFILE.
  *
  * The binary holds one suite per backend ("net_flow-epoll", "net_flow-io_uring"), as
  * test_net.c does.
@@ -936,6 +937,187 @@ START_TEST(a_reset_behind_held_back_data_arrives_after_that_data)
 }
 END_TEST
 
+/* Everything at once, at random, on two workers: eight owners read seeded streams (4 MiB each,
+ * written in random sizes, then FIN) while they pause and resume on timers, change their read
+ * limits (none, 1 byte to 1 MiB), keep messages for a while and take their time. Every byte
+ * must arrive once and in order, nothing new while paused (only what was already on its way
+ * when the pause came), EOF after the last byte, and nothing left counted at the end. */
+#define MIX_CONNS 8
+#define MIX_TOTAL (4u << 20)
+#define MIX_KEEP 4
+
+struct mix_owner {
+	uint16_t port;
+	unsigned index;
+	actor_conn_t conn;
+	struct stream rx;
+	uint64_t rnd, got;
+	bool paused;
+	uint64_t may_arrive; /* while paused: bytes already sent to us when we paused */
+	actor_msg_t *kept[MIX_KEEP];
+	unsigned nkept;
+	atomic_int connecting, done;
+};
+
+static unsigned mix_rand(struct mix_owner *o, unsigned n)
+{
+	o->rnd = mix64(o->rnd);
+	return (unsigned)(o->rnd % n);
+}
+
+static void mix_free_kept(struct mix_owner *o)
+{
+	for (unsigned i = 0; i < o->nkept; i++)
+		actor_msg_free(o->kept[i]);
+	o->nkept = 0;
+}
+
+static void mix_data(actor_ctx_t *ctx, struct mix_owner *o, actor_msg_t *msg)
+{
+	static const size_t limits[] = {0, 1, 4096, 16384, 100000, 1u << 20};
+	actor_tcp_data_t d;
+	memcpy(&d, actor_msg_data(msg), sizeof(d));
+	size_t ok = stream_check(&o->rx, actor_tcp_data_bytes(msg), d.len);
+	if (ok != d.len)
+		NOTE_FAIL("mix %u: wrong byte at offset %" PRIu64, o->index, o->got + ok);
+	o->got += d.len;
+	size_t backlog = 0;
+	if (actor_tcp_backlog(ctx, o->conn, &backlog) != 0 || backlog < d.len)
+		NOTE_FAIL("mix %u: backlog %zu while handling %u bytes", o->index, backlog, d.len);
+	if (o->paused) {
+		if (d.len > o->may_arrive)
+			NOTE_FAIL("mix %u: %u bytes read while paused", o->index, d.len);
+		o->may_arrive -= d.len < o->may_arrive ? d.len : o->may_arrive;
+	}
+	actor_timer_t t;
+	unsigned r = mix_rand(o, 100);
+	if (r < 5) {
+		if (!o->paused)
+			o->may_arrive = backlog - d.len;
+		o->paused = true;
+		if (actor_tcp_pause(ctx, o->conn) != 0 ||
+		    actor_timer_start(ctx, actor_self(ctx), 200000 + mix_rand(o, 1000000), 0, 0,
+		                      &t) != 0)
+			NOTE_FAIL("mix %u: pause or its timer failed", o->index);
+	} else if (r < 15) {
+		if (actor_tcp_set_read_limit(ctx, o->conn, limits[mix_rand(o, 6)]) != 0)
+			NOTE_FAIL("mix %u: actor_tcp_set_read_limit failed", o->index);
+	} else if (r < 20 && o->nkept < MIX_KEEP) {
+		actor_msg_keep(ctx);
+		o->kept[o->nkept++] = msg;
+		if (actor_timer_start(ctx, actor_self(ctx), 100000, 0, 0, &t) != 0)
+			NOTE_FAIL("mix %u: timer failed", o->index);
+	}
+	if (mix_rand(o, 4) == 0)
+		nanosleep(&(struct timespec){0, 20000 + mix_rand(o, 50000)}, NULL);
+}
+
+static void mix_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	struct mix_owner *o = state;
+	actor_tcp_event_t ev;
+	size_t backlog = 1;
+	switch (msg->type) {
+	case MSG_GO:
+		if (actor_tcp_connect(ctx, "127.0.0.1", o->port, &o->conn) != 0)
+			NOTE_FAIL("mix %u: connect failed", o->index);
+		atomic_store(&o->connecting, 1);
+		return;
+	case ACTOR_MSG_TCP_CONNECTED:
+		memcpy(&ev, actor_msg_data(msg), sizeof(ev));
+		if (ev.error != 0 || actor_tcp_set_read_limit(ctx, o->conn, 4096) != 0)
+			NOTE_FAIL("mix %u: CONNECTED %d", o->index, ev.error);
+		return;
+	case ACTOR_MSG_TIMER:
+		if (o->paused) {
+			o->paused = false;
+			if (actor_tcp_resume(ctx, o->conn) != 0)
+				NOTE_FAIL("mix %u: resume failed", o->index);
+		}
+		mix_free_kept(o);
+		return;
+	case ACTOR_MSG_TCP_DATA:
+		mix_data(ctx, o, msg);
+		return;
+	case ACTOR_MSG_TCP_CLOSED:
+		memcpy(&ev, actor_msg_data(msg), sizeof(ev));
+		actor_tcp_backlog(ctx, o->conn, &backlog);
+		if (ev.error != 0 || o->got != MIX_TOTAL || backlog != 0)
+			NOTE_FAIL("mix %u: CLOSED %d after %" PRIu64 " bytes, backlog %zu",
+			          o->index, ev.error, o->got, backlog);
+		mix_free_kept(o);
+		actor_tcp_close(ctx, o->conn);
+		atomic_store(&o->done, 1);
+		actor_exit(ctx, ACTOR_REASON_NORMAL);
+		return;
+	default:
+		return;
+	}
+}
+
+struct mix_sender {
+	int fd;
+	uint64_t seed;
+	bool ok;
+};
+
+static void *mix_sender_main(void *arg)
+{
+	struct mix_sender *m = arg;
+	struct stream tx = {.seed = m->seed};
+	static _Thread_local unsigned char buf[50000];
+	uint64_t r = m->seed;
+	m->ok = true;
+	for (uint64_t sent = 0; m->ok && sent < MIX_TOTAL;) {
+		r = mix64(r);
+		size_t n = 1 + (size_t)(r % sizeof(buf));
+		n = n < MIX_TOTAL - sent ? n : (size_t)(MIX_TOTAL - sent);
+		stream_fill(&tx, buf, n);
+		m->ok = send_all(m->fd, buf, n);
+		sent += n;
+	}
+	close(m->fd);
+	return NULL;
+}
+
+START_TEST(random_pauses_read_limits_and_kept_messages_lose_nothing)
+{
+	actor_system_t *sys = backend_system(2);
+	uint16_t port;
+	int lfd = tcp_plain_listener(&port);
+	static struct mix_owner owners[MIX_CONNS];
+	struct mix_sender senders[MIX_CONNS];
+	pthread_t thr[MIX_CONNS];
+	for (unsigned i = 0; i < MIX_CONNS; i++) {
+		owners[i] = (struct mix_owner){
+		    .port = port, .index = i, .rnd = 1000 + i, .rx = {.seed = 500 + i}};
+		actor_ref_t a = spawn_on(sys, i % 2, mix_fn, &owners[i]);
+		send_ok(sys, a, MSG_GO, NULL, 0);
+		/* One connect at a time: the i-th connection accepted is the i-th owner's, so both
+		 * ends know its stream's seed. */
+		ck_assert(WAIT_UNTIL(atomic_load(&owners[i].connecting), TEST_WATCHDOG));
+		senders[i] = (struct mix_sender){.fd = accept(lfd, NULL, NULL), .seed = 500 + i};
+		ck_assert_int_ge(senders[i].fd, 0);
+		set_io_timeouts(senders[i].fd, IO_TIMEOUT_S);
+	}
+	for (unsigned i = 0; i < MIX_CONNS; i++)
+		ck_assert_int_eq(pthread_create(&thr[i], NULL, mix_sender_main, &senders[i]), 0);
+	bool done = true;
+	for (unsigned i = 0; i < MIX_CONNS; i++)
+		done = done && WAIT_UNTIL(atomic_load(&owners[i].done), TEST_WATCHDOG);
+	for (unsigned i = 0; i < MIX_CONNS; i++) {
+		pthread_join(thr[i], NULL);
+		ck_assert_msg(senders[i].ok, "sender %u failed", i);
+	}
+	close(lfd);
+	assert_no_failures();
+	ck_assert_msg(done, "[%s] not every stream ended", reactor);
+	printf("[%s] random mix: %u streams of %u bytes whole, %" PRIu64 " throttles\n", reactor,
+	       MIX_CONNS, MIX_TOTAL, STAT_SUM(sys, read_throttles));
+	backend_system_end(sys, "random mix");
+}
+END_TEST
+
 /* ---------------------------------------------------------------------------------------------
  * Suites
  */
@@ -954,6 +1136,7 @@ static void add_cases(Suite *s, unsigned b, void (*fixture)(void))
 	tcase_add_test(tc, a_fast_stream_keeps_reaching_its_actor);
 	tcase_add_test(tc, a_slow_owner_stops_reading_at_its_read_limit);
 	tcase_add_test(tc, a_reset_behind_held_back_data_arrives_after_that_data);
+	tcase_add_test(tc, random_pauses_read_limits_and_kept_messages_lose_nothing);
 	tcase_add_test(tc, accept_backs_off_on_emfile_and_serves_again_when_descriptors_free);
 }
 
