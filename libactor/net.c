@@ -114,19 +114,17 @@ static void conn_unlist(struct actor__conn *c)
 static void start_reading(struct actor__conn *c)
 {
 	/* Even while c->reading: a pause may still be cancelling the read (reactor.h). */
-	if (c->state == CONN_OPEN && !c->paused && !c->rd_eof) {
+	if (c->state == CONN_OPEN && !actor__conn_paused(c) && !c->rd_eof) {
 		int rc = c->w->rops->conn_read(c->w->reactor, c);
 		if (rc < 0)
 			conn_fail(c, rc);
 	}
 }
 
-/* Reading is wanted unless the owner paused it or is too far behind: c->paused, which the
- * backends look at, says whether either holds. */
+/* Brings reading in line with owner_paused and throttled (see actor__conn_paused). */
 static void update_reading(struct actor__conn *c)
 {
-	c->paused = c->owner_paused || c->throttled;
-	if (!c->paused)
+	if (!actor__conn_paused(c))
 		start_reading(c);
 	else if (c->reading)
 		c->w->rops->conn_pause(c->w->reactor, c);

@@ -45,7 +45,6 @@ struct actor__conn {
 	struct actor_worker *w;
 	actor_ref_t owner;
 	uint8_t state;
-	bool paused; /* no reads wanted: owner_paused || throttled (net.c); backends read this */
 	bool owner_paused; /* the owner asked for no reads */
 	bool throttled;    /* the owner is behind by more than read_limit bytes */
 	bool rd_eof;       /* the peer's FIN was seen */
@@ -70,6 +69,13 @@ struct actor__conn {
 	uint32_t ep_events; /* epoll: the events registered */
 	void *backend;      /* io_uring: per-connection state */
 };
+
+/* No reads wanted: the owner paused the connection, or is behind by more than its read limit
+ * (net.c). Data already read may still arrive (conn_pause below). */
+static inline bool actor__conn_paused(const struct actor__conn *c)
+{
+	return c->owner_paused || c->throttled;
+}
 
 /* A listening socket on one worker. A listener handle names a group of these (one, or one per
  * worker); each belongs to its worker and is touched only there. */

@@ -274,7 +274,7 @@ static int ur_conn_read(struct actor__reactor *r, struct actor__conn *c)
 		 * may pause the connection again (its owner's read limit), and the rest then waits
 		 * for the next resume. The hold keeps `c` if a callback releases it. */
 		c->inflight++;
-		while (u->stash_off < u->stash_len && !u->released && !c->paused &&
+		while (u->stash_off < u->stash_len && !u->released && !actor__conn_paused(c) &&
 		       c->state == CONN_OPEN) {
 			size_t n = u->stash_len - u->stash_off;
 			n = n < BUF_SIZE ? n : BUF_SIZE;
@@ -291,7 +291,8 @@ static int ur_conn_read(struct actor__reactor *r, struct actor__conn *c)
 			u->stash_len -= u->stash_off;
 			u->stash_off = 0;
 		}
-		if (conn_unhold(r, c) || u->released || c->paused || c->state != CONN_OPEN)
+		if (conn_unhold(r, c) || u->released || actor__conn_paused(c) ||
+		    c->state != CONN_OPEN)
 			return 0;
 	}
 	if (u->end_held) {
@@ -415,7 +416,7 @@ static void on_recv(struct actor__reactor *r, struct actor__conn *c, int res, un
 	struct uconn *u = uc(c);
 	if (res == -EINVAL && u != NULL && u->multishot) {
 		r->multishot_recv = false; /* this kernel has no multishot receive */
-		if (!released(c) && c->state == CONN_OPEN && !c->paused)
+		if (!released(c) && c->state == CONN_OPEN && !actor__conn_paused(c))
 			submit_recv(r, c);
 		return;
 	}
@@ -431,7 +432,7 @@ static void on_recv(struct actor__reactor *r, struct actor__conn *c, int res, un
 	}
 	if (released(c)) {
 		/* nothing to deliver to */
-	} else if (res > 0 && c->state == CONN_OPEN && (c->paused || u->cancel_recv)) {
+	} else if (res > 0 && c->state == CONN_OPEN && (actor__conn_paused(c) || u->cancel_recv)) {
 		unsigned char *s = realloc(u->stash, u->stash_len + (size_t)res);
 		if (s != NULL) {
 			memcpy(s + u->stash_len, data, (size_t)res);
@@ -446,10 +447,11 @@ static void on_recv(struct actor__reactor *r, struct actor__conn *c, int res, un
 		}
 	} else if (res > 0) {
 		actor__net_on_data(c, data, (size_t)res);
-		if (!released(c) && c->state == CONN_OPEN && !c->paused && !c->reading)
+		if (!released(c) && c->state == CONN_OPEN && !actor__conn_paused(c) && !c->reading)
 			submit_recv(r, c);
-	} else if (res == -ENOBUFS || (res == -ECANCELED && !c->paused && !released(c))) {
-		if (c->state == CONN_OPEN && !c->paused && !c->reading)
+	} else if (res == -ENOBUFS ||
+	           (res == -ECANCELED && !actor__conn_paused(c) && !released(c))) {
+		if (c->state == CONN_OPEN && !actor__conn_paused(c) && !c->reading)
 			submit_recv(
 			    r, c); /* out of provided buffers for a moment, or a stale cancel */
 	} else if (res != -ECANCELED && u != NULL && u->stash != NULL && c->state == CONN_OPEN) {
