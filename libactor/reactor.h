@@ -39,9 +39,12 @@ enum actor__conn_state {
 	CONN_FAILED,  /* broke (or failed to connect): no I/O; freed once the owner has been told */
 };
 
+/* Laid out by use: the first 64 bytes hold what every read and write touches, the next 64 the
+ * queue and flow-control counts; the peer's address, read once, comes last. */
 struct actor__conn {
 	int fd;
-	uint32_t idx, gen; /* the handle: see net.c */
+	uint32_t idx, gen;  /* the handle: see net.c */
+	uint32_t ep_events; /* epoll: the events registered */
 	struct actor_worker *w;
 	actor_ref_t owner;
 	uint8_t state;
@@ -50,13 +53,14 @@ struct actor__conn {
 	bool rd_eof;       /* the peer's FIN was seen */
 	bool wr_shut;      /* shutdown(SHUT_WR) requested once the queue drains */
 	bool wr_shut_done;
-	bool over_high;  /* -ENOBUFS was reported: send DRAINED below low water */
-	bool reading;    /* the backend is reading (armed or a receive in flight) */
-	bool writing;    /* the backend is writing (armed or a send in flight) */
-	bool dirty_flag; /* on the worker's dirty list */
-	bool registered; /* epoll: the fd is in the epoll set */
-	struct actor__conn *dirty_next;
+	bool over_high;    /* -ENOBUFS was reported: send DRAINED below low water */
+	bool reading;      /* the backend is reading (armed or a receive in flight) */
+	bool writing;      /* the backend is writing (armed or a send in flight) */
+	bool dirty_flag;   /* on the worker's dirty list */
+	bool registered;   /* epoll: the fd is in the epoll set */
 	uint32_t inflight; /* io_uring: operations submitted and not completed */
+	struct actor__conn *dirty_next;
+	void *backend; /* io_uring: per-connection state */
 	struct actor__outbuf *out_head, *out_tail;
 	size_t queued; /* bytes in the output queue, not yet written */
 	size_t high, low;
@@ -66,8 +70,6 @@ struct actor__conn {
 	uint32_t closing_pos; /* 1 + index in the worker's lingering-close list, 0 if not in it */
 	uint32_t peer_len;
 	struct sockaddr_storage peer;
-	uint32_t ep_events; /* epoll: the events registered */
-	void *backend;      /* io_uring: per-connection state */
 };
 
 /* No reads wanted: the owner paused the connection, or is behind by more than its read limit
