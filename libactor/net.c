@@ -36,8 +36,9 @@
 #include "internal.h"
 #include "reactor.h"
 
-#define OUTBUF_MIN 4096            /* smallest output chunk: small writes are appended */
-#define OUTBUF_SPARE_MAX 64        /* freed OUTBUF_MIN chunks a worker keeps: 256 KiB */
+#define OUTBUF_SMALL 4096          /* bytes of an output chunk while its queue is short */
+#define OUTBUF_LARGE (64u << 10)   /* the most a chunk grows to for a long queue */
+#define OUTBUF_SPARE_MAX 64        /* freed OUTBUF_SMALL chunks a worker keeps: 256 KiB */
 #define BACKOFF_FIRST_NS 10000000u /* first accept back-off after EMFILE: 10 ms */
 #define BACKOFF_MAX_NS 1000000000u /* doubling up to 1 s */
 #define DATA_COUNTED 1u            /* actor_tcp_data_t.reserved_: counted in `unhandled` */
@@ -51,7 +52,7 @@ struct actor__net {
 	struct actor__conn **closing; /* closed by their owners, still flushing, with a deadline */
 	uint32_t nclosing, closing_cap;
 	uint64_t next_tick_ns;
-	/* Output chunks of OUTBUF_MIN bytes, written and kept for the next write (linked through
+	/* Output chunks of OUTBUF_SMALL bytes, written and kept for the next write (linked through
 	 * next). A request/response connection takes one and gives one back every round trip;
 	 * from jemalloc that pair cost about 1,000 instructions (its thread cache for this size
 	 * refilled and flushed through the arena, behind a lock), from here a dozen. */
@@ -320,19 +321,31 @@ void actor__net_delivered(struct actor_worker *w, const actor_tcp_event_t *evp)
  * Writing
  */
 
-static struct actor__outbuf *outbuf_new(struct actor__net *net, size_t len)
+/* A chunk for a write of `len` bytes to a queue holding `queued`. Small writes are appended
+ * to the tail chunk while it has room. A short queue gets OUTBUF_SMALL-byte chunks (header
+ * included: a jemalloc size class), reused through `spare`; a longer one, chunks about as large
+ * as what it already holds, up to OUTBUF_LARGE. So a stream of small writes that the socket does
+ * not take at once goes out in a few large sends (the io_uring backend sends one chunk at a
+ * time, epoll up to 16 in one sendmsg), and the chunks allocated stay within about twice what
+ * is queued. */
+static struct actor__outbuf *outbuf_new(struct actor__net *net, size_t len, size_t queued)
 {
+	const size_t hdr = sizeof(struct actor__outbuf);
+	size_t bytes = OUTBUF_SMALL;
+	while (bytes < OUTBUF_LARGE && bytes - hdr < queued)
+		bytes <<= 1;
+	if (bytes - hdr < len)
+		bytes = hdr + len;
 	struct actor__outbuf *b;
-	if (len <= OUTBUF_MIN && net->spare != NULL) {
+	if (bytes == OUTBUF_SMALL && net->spare != NULL) {
 		b = net->spare;
 		net->spare = b->next;
 		net->nspare--;
 		return b;
 	}
-	size_t cap = len > OUTBUF_MIN ? len : OUTBUF_MIN;
-	b = actor__alloc(sizeof(*b) + cap);
+	b = actor__alloc(bytes);
 	if (b != NULL)
-		b->cap = (uint32_t)cap;
+		b->cap = (uint32_t)(bytes - hdr);
 	return b;
 }
 
@@ -341,7 +354,7 @@ static struct actor__outbuf *outbuf_new(struct actor__net *net, size_t len)
 static void outbuf_free(struct actor_worker *w, struct actor__outbuf *b)
 {
 	struct actor__net *net = w->net;
-	if (net != NULL && b->cap == OUTBUF_MIN && net->nspare < OUTBUF_SPARE_MAX) {
+	if (net != NULL && sizeof(*b) + b->cap == OUTBUF_SMALL && net->nspare < OUTBUF_SPARE_MAX) {
 		b->next = net->spare;
 		net->spare = b;
 		net->nspare++;
@@ -456,7 +469,7 @@ static int queue_bytes(struct actor__conn *c, const void *data, size_t len)
 		memcpy(t->data + t->len, data, len);
 		t->len += (uint32_t)len;
 	} else {
-		struct actor__outbuf *b = outbuf_new(c->w->net, len);
+		struct actor__outbuf *b = outbuf_new(c->w->net, len, c->queued);
 		if (b == NULL)
 			return -ENOMEM;
 		b->next = NULL;

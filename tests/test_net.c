@@ -103,6 +103,8 @@ struct pump {
 	struct stream tx;
 	unsigned char chunk[CHUNK];
 	size_t chunk_len; /* bytes in `chunk` not yet accepted by actor_tcp_write */
+	uint64_t rnd;     /* non-zero: each write is 1 to max_piece bytes, at random */
+	size_t max_piece;
 	unsigned enobufs, drained;
 	atomic_int connect_error;
 	atomic_int closed_error;
@@ -114,7 +116,12 @@ static void pump_write(actor_ctx_t *ctx, struct pump *p)
 	while (p->sent < p->total) {
 		if (p->chunk_len == 0) {
 			uint64_t left = p->total - p->sent;
-			p->chunk_len = left < CHUNK ? (size_t)left : CHUNK;
+			size_t want = CHUNK;
+			if (p->rnd != 0) {
+				p->rnd = mix64(p->rnd);
+				want = 1 + (size_t)(p->rnd % p->max_piece);
+			}
+			p->chunk_len = left < want ? (size_t)left : want;
 			stream_fill(&p->tx, p->chunk, p->chunk_len);
 		}
 		int rc = actor_tcp_write(ctx, p->conn, p->chunk, p->chunk_len);
@@ -232,6 +239,68 @@ START_TEST(client_actor_streams_100_mb_to_a_plain_socket_under_back_pressure)
 	fprintf(stderr, "[%s] %" PRIu64 " MB from a client actor in %.2f s (%u ENOBUFS)\n", reactor,
 	        total >> 20, secs, p->enobufs);
 	backend_system_end(sys, "100 MB from a client actor");
+	free(p);
+}
+END_TEST
+
+/* Output chunks grow with the queue (net.c, outbuf_new): writes of 1 to 9,000 bytes, at random,
+ * land in chunks of 4 KiB up to 64 KiB, and a write may straddle none or several of them. A
+ * reader that stalls now and then lets the queue fill to its high-water mark again and again;
+ * every byte must arrive once and in order. */
+START_TEST(small_writes_to_a_reader_that_stalls_arrive_byte_for_byte)
+{
+	const uint64_t total = 16u << 20;
+	actor_system_t *sys = backend_system(2);
+	uint16_t port;
+	int lfd = tcp_plain_listener(&port);
+	struct pump *p = calloc(1, sizeof(*p));
+	p->port = port;
+	p->total = total;
+	p->rnd = 77;
+	p->max_piece = 9000;
+	actor_ref_t a = spawn_on(sys, 1, pump_fn, p);
+	send_ok(sys, a, MSG_GO, NULL, 0);
+
+	struct pollfd pfd = {.fd = lfd, .events = POLLIN};
+	ck_assert_msg(poll(&pfd, 1, (int)(TEST_WATCHDOG * 1000 * test_scale())) == 1,
+	              "[%s] the client actor never connected (connect_error %d)", reactor,
+	              atomic_load(&p->connect_error));
+	int fd = accept(lfd, NULL, NULL);
+	ck_assert_int_ge(fd, 0);
+	set_io_timeouts(fd, IO_TIMEOUT_S);
+	struct stream rx = {2, 0};
+	unsigned char *buf = malloc(CHUNK);
+	uint64_t got = 0, bad_at = UINT64_MAX, r = 99, next_stall = 0;
+	ssize_t n;
+	do {
+		r = mix64(r);
+		if (got >= next_stall) { /* about every 512 KiB: 2 ms without reading */
+			sleep_ms(2);
+			next_stall = got + (r % (1u << 20));
+		}
+		n = recv_some(fd, buf, 1 + (size_t)(r % CHUNK));
+		if (n > 0) {
+			size_t ok = stream_check(&rx, buf, (size_t)n);
+			if (ok != (size_t)n && bad_at == UINT64_MAX)
+				bad_at = got + ok;
+			got += (uint64_t)n;
+		}
+	} while (n > 0);
+	int read_errno = n < 0 ? errno : 0;
+	free(buf);
+	close(fd);
+	close(lfd);
+
+	ck_assert_msg(WAIT_UNTIL(atomic_load(&p->done), TEST_WATCHDOG), "pump never finished");
+	assert_no_failures();
+	ck_assert_int_eq(atomic_load(&p->connect_error), 0);
+	ck_assert_msg(read_errno == 0, "[%s] reading: %s", reactor, strerror(read_errno));
+	ck_assert_msg(bad_at == UINT64_MAX, "[%s] wrong byte at offset %" PRIu64, reactor, bad_at);
+	ck_assert_uint_eq(got, total);
+	ck_assert_msg(p->enobufs > 0 && p->drained > 0,
+	              "[%s] the queue never reached its high-water mark (ENOBUFS %u, DRAINED %u)",
+	              reactor, p->enobufs, p->drained);
+	backend_system_end(sys, "small writes");
 	free(p);
 }
 END_TEST
@@ -864,6 +933,7 @@ static void add_cases(Suite *s, unsigned b, void (*fixture)(void))
 	TC("bulk", TEST_TIMEOUT_STRESS);
 	tcase_add_test(tc, server_actor_receives_100_mb_byte_for_byte);
 	tcase_add_test(tc, client_actor_streams_100_mb_to_a_plain_socket_under_back_pressure);
+	tcase_add_test(tc, small_writes_to_a_reader_that_stalls_arrive_byte_for_byte);
 	tcase_add_test(tc, thousand_connections_each_echo_their_own_stream);
 	tcase_add_test(tc, one_connection_request_response_never_stalls);
 
