@@ -57,6 +57,16 @@ struct uconn {
 	bool multishot;      /* the receive in flight is multishot */
 	bool released;
 	bool cancel_recv;
+	struct uwrite *wv; /* a vectored send's header, once the queue first held two chunks */
+};
+
+/* The kernel reads a sendmsg's header and vector no earlier than when the loop turn hands its
+ * submissions over, after submit_send has returned: both live here, one per connection, until
+ * the connection is freed (which waits for its operations to complete). */
+#define SEND_IOV 8
+struct uwrite {
+	struct msghdr mh;
+	struct iovec iov[SEND_IOV];
 };
 
 static struct uconn *uc(struct actor__conn *c)
@@ -174,6 +184,7 @@ static int ur_init(struct actor_worker *w, struct actor__reactor **out)
 	struct io_uring_probe *probe = io_uring_get_probe_ring(&r->ring);
 	if (probe == NULL || !io_uring_opcode_supported(probe, IORING_OP_ACCEPT) ||
 	    !io_uring_opcode_supported(probe, IORING_OP_SEND) ||
+	    !io_uring_opcode_supported(probe, IORING_OP_SENDMSG) ||
 	    !io_uring_opcode_supported(probe, IORING_OP_RECV)) {
 		io_uring_free_probe(probe);
 		io_uring_queue_exit(&r->ring);
@@ -327,14 +338,25 @@ static void ur_conn_pause(struct actor__reactor *r, struct actor__conn *c)
 	}
 }
 
+/* One chunk: a plain send. More: one sendmsg of up to SEND_IOV of them, as epoll's write does. */
 static int submit_send(struct actor__reactor *r, struct actor__conn *c)
 {
 	struct actor__outbuf *b = c->out_head;
+	struct uconn *u = uc(c);
+	if (b->next != NULL && u != NULL && u->wv == NULL)
+		u->wv = malloc(sizeof(*u->wv)); /* without it, a chunk at a time */
 	struct io_uring_sqe *sqe = sqe_get(r);
 	if (sqe == NULL)
 		return -EBUSY;
 	/* MSG_NOSIGNAL: a vanished peer is -EPIPE, never SIGPIPE. */
-	io_uring_prep_send(sqe, c->fd, b->data + b->off, b->len - b->off, MSG_NOSIGNAL);
+	if (b->next != NULL && u != NULL && u->wv != NULL) {
+		struct uwrite *v = u->wv;
+		v->mh = (struct msghdr){.msg_iov = v->iov};
+		v->mh.msg_iovlen = (size_t)actor__net_iov(c, v->iov, SEND_IOV);
+		io_uring_prep_sendmsg(sqe, c->fd, &v->mh, MSG_NOSIGNAL);
+	} else {
+		io_uring_prep_send(sqe, c->fd, b->data + b->off, b->len - b->off, MSG_NOSIGNAL);
+	}
 	io_uring_sqe_set_data64(sqe, tag(c, OP_SEND));
 	c->inflight++;
 	c->writing = true;
@@ -365,6 +387,7 @@ static void free_uconn(struct actor__conn *c)
 	if (u != NULL) {
 		free(u->stash);
 		free(u->rbuf);
+		free(u->wv);
 		free(u);
 		c->backend = NULL;
 	}
