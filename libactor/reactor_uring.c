@@ -1,6 +1,7 @@
 /* reactor_uring.c: the completion backend on io_uring. The kernel accepts (multishot where it
  * can), receives (multishot where it can: one armed receive per connection, not one submission
- * per read) into buffers picked from a ring the reactor provides, and sends; the reactor
+ * per read) into buffers picked from a ring the reactor provides, and sends (one send in flight
+ * per connection: its first output chunk, or up to SEND_IOV of them in a sendmsg); the reactor
  * submits once per loop turn (in `wait`) and reports completions through the net callbacks.
  *
  * Lifetime rule: every submitted operation holds its object (`inflight`). A release request
