@@ -190,74 +190,14 @@ static void pump_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
 	}
 }
 
-START_TEST(client_actor_streams_100_mb_to_a_plain_socket_under_back_pressure)
+/* Runs the pump `p` (its total and write sizes set) on worker 1 against a plain reader, which
+ * with `stalls` reads random sizes and stops for 2 ms about every 512 KiB. Checks every byte,
+ * the end of the stream and that the queue met its high-water mark; returns the seconds the
+ * reading took. */
+static double run_pump(struct pump *p, bool stalls, const char *what)
 {
-	uint64_t total = test_param(1, "NET_TRANSFER_MB", TRANSFER_MB_DEFAULT) << 20;
 	actor_system_t *sys = backend_system(2);
-	uint16_t port;
-	int lfd = tcp_plain_listener(&port);
-	struct pump *p = calloc(1, sizeof(*p));
-	p->port = port;
-	p->total = total;
-	actor_ref_t a = spawn_on(sys, 1, pump_fn, p);
-	send_ok(sys, a, MSG_GO, NULL, 0);
-
-	struct pollfd pfd = {.fd = lfd, .events = POLLIN};
-	ck_assert_msg(poll(&pfd, 1, (int)(TEST_WATCHDOG * 1000 * test_scale())) == 1,
-	              "[%s] the client actor never connected (connect_error %d)", reactor,
-	              atomic_load(&p->connect_error));
-	int fd = accept(lfd, NULL, NULL);
-	ck_assert_int_ge(fd, 0);
-	set_io_timeouts(fd, IO_TIMEOUT_S);
-	struct stream rx = {2, 0};
-	unsigned char *buf = malloc(CHUNK);
-	uint64_t got = 0, bad_at = UINT64_MAX;
-	double t0 = now_sec();
-	ssize_t n;
-	while ((n = recv_some(fd, buf, CHUNK)) > 0) {
-		size_t ok = stream_check(&rx, buf, (size_t)n);
-		if (ok != (size_t)n && bad_at == UINT64_MAX)
-			bad_at = got + ok;
-		got += (uint64_t)n;
-	}
-	int read_errno = n < 0 ? errno : 0;
-	double secs = now_sec() - t0;
-	free(buf);
-	close(fd); /* our EOF ends the pump */
-	close(lfd);
-
-	ck_assert_msg(WAIT_UNTIL(atomic_load(&p->done), TEST_WATCHDOG), "pump never finished");
-	assert_no_failures();
-	ck_assert_int_eq(atomic_load(&p->connect_error), 0);
-	ck_assert_msg(read_errno == 0, "[%s] reading: %s", reactor, strerror(read_errno));
-	ck_assert_msg(bad_at == UINT64_MAX, "[%s] wrong byte at offset %" PRIu64, reactor, bad_at);
-	ck_assert_uint_eq(got, total);
-	ck_assert_int_eq(atomic_load(&p->closed_error), 0);
-	ck_assert_msg(p->enobufs > 0 && p->drained > 0,
-	              "[%s] a 100 MB stream never met back-pressure (ENOBUFS %u, DRAINED %u)",
-	              reactor, p->enobufs, p->drained);
-	fprintf(stderr, "[%s] %" PRIu64 " MB from a client actor in %.2f s (%u ENOBUFS)\n", reactor,
-	        total >> 20, secs, p->enobufs);
-	backend_system_end(sys, "100 MB from a client actor");
-	free(p);
-}
-END_TEST
-
-/* Output chunks grow with the queue (net.c, outbuf_new): writes of 1 to 9,000 bytes, at random,
- * land in chunks of 4 KiB up to 64 KiB, and a write may straddle none or several of them. A
- * reader that stalls now and then lets the queue fill to its high-water mark again and again;
- * every byte must arrive once and in order. */
-START_TEST(small_writes_to_a_reader_that_stalls_arrive_byte_for_byte)
-{
-	const uint64_t total = 16u << 20;
-	actor_system_t *sys = backend_system(2);
-	uint16_t port;
-	int lfd = tcp_plain_listener(&port);
-	struct pump *p = calloc(1, sizeof(*p));
-	p->port = port;
-	p->total = total;
-	p->rnd = 77;
-	p->max_piece = 9000;
+	int lfd = tcp_plain_listener(&p->port);
 	actor_ref_t a = spawn_on(sys, 1, pump_fn, p);
 	send_ok(sys, a, MSG_GO, NULL, 0);
 
@@ -271,14 +211,19 @@ START_TEST(small_writes_to_a_reader_that_stalls_arrive_byte_for_byte)
 	struct stream rx = {2, 0};
 	unsigned char *buf = malloc(CHUNK);
 	uint64_t got = 0, bad_at = UINT64_MAX, r = 99, next_stall = 0;
+	double t0 = now_sec();
 	ssize_t n;
 	do {
-		r = mix64(r);
-		if (got >= next_stall) { /* about every 512 KiB: 2 ms without reading */
-			sleep_ms(2);
-			next_stall = got + (r % (1u << 20));
+		size_t want = CHUNK;
+		if (stalls) {
+			r = mix64(r);
+			if (got >= next_stall) {
+				sleep_ms(2);
+				next_stall = got + (r % (1u << 20));
+			}
+			want = 1 + (size_t)(r % CHUNK);
 		}
-		n = recv_some(fd, buf, 1 + (size_t)(r % CHUNK));
+		n = recv_some(fd, buf, want);
 		if (n > 0) {
 			size_t ok = stream_check(&rx, buf, (size_t)n);
 			if (ok != (size_t)n && bad_at == UINT64_MAX)
@@ -287,8 +232,9 @@ START_TEST(small_writes_to_a_reader_that_stalls_arrive_byte_for_byte)
 		}
 	} while (n > 0);
 	int read_errno = n < 0 ? errno : 0;
+	double secs = now_sec() - t0;
 	free(buf);
-	close(fd);
+	close(fd); /* our EOF ends the pump */
 	close(lfd);
 
 	ck_assert_msg(WAIT_UNTIL(atomic_load(&p->done), TEST_WATCHDOG), "pump never finished");
@@ -296,11 +242,37 @@ START_TEST(small_writes_to_a_reader_that_stalls_arrive_byte_for_byte)
 	ck_assert_int_eq(atomic_load(&p->connect_error), 0);
 	ck_assert_msg(read_errno == 0, "[%s] reading: %s", reactor, strerror(read_errno));
 	ck_assert_msg(bad_at == UINT64_MAX, "[%s] wrong byte at offset %" PRIu64, reactor, bad_at);
-	ck_assert_uint_eq(got, total);
+	ck_assert_uint_eq(got, p->total);
+	ck_assert_int_eq(atomic_load(&p->closed_error), 0);
 	ck_assert_msg(p->enobufs > 0 && p->drained > 0,
-	              "[%s] the queue never reached its high-water mark (ENOBUFS %u, DRAINED %u)",
-	              reactor, p->enobufs, p->drained);
-	backend_system_end(sys, "small writes");
+	              "[%s] the stream never met back-pressure (ENOBUFS %u, DRAINED %u)", reactor,
+	              p->enobufs, p->drained);
+	backend_system_end(sys, what);
+	return secs;
+}
+
+START_TEST(client_actor_streams_100_mb_to_a_plain_socket_under_back_pressure)
+{
+	struct pump *p = calloc(1, sizeof(*p));
+	p->total = test_param(1, "NET_TRANSFER_MB", TRANSFER_MB_DEFAULT) << 20;
+	double secs = run_pump(p, false, "100 MB from a client actor");
+	fprintf(stderr, "[%s] %" PRIu64 " MB from a client actor in %.2f s (%u ENOBUFS)\n", reactor,
+	        p->total >> 20, secs, p->enobufs);
+	free(p);
+}
+END_TEST
+
+/* Output chunks grow with the queue (net.c, outbuf_new): writes of 1 to 9,000 bytes, at random,
+ * land in chunks of 4 KiB up to 64 KiB, and a write may straddle none or several of them; the
+ * io_uring backend sends several chunks at once. A reader that stalls now and then lets the
+ * queue fill to its high-water mark again and again; every byte must arrive once and in order. */
+START_TEST(small_writes_to_a_reader_that_stalls_arrive_byte_for_byte)
+{
+	struct pump *p = calloc(1, sizeof(*p));
+	p->total = 16u << 20;
+	p->rnd = 77;
+	p->max_piece = 9000;
+	run_pump(p, true, "small writes");
 	free(p);
 }
 END_TEST
