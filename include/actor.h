@@ -366,7 +366,10 @@ ACTOR_API int actor_tcp_backlog(actor_ctx_t *ctx, actor_conn_t conn, size_t *byt
 ACTOR_API int actor_tcp_shutdown(actor_ctx_t *ctx, actor_conn_t conn);
 
 /* Closes: queued output is still written (for at most ACTOR_TCP_LINGER_MS), then the socket is
- * closed. The handle is invalid at once and no further message about it arrives. */
+ * closed. The handle is invalid at once and no further message about it arrives. A system that
+ * shuts down (actor_system_shutdown, or its last actor stopping) ends such closes at once, with
+ * a reset and the rest of the output discarded: to be sure the peer has everything, half-close
+ * with actor_tcp_shutdown and close when the peer's EOF arrives. */
 ACTOR_API int actor_tcp_close(actor_ctx_t *ctx, actor_conn_t conn);
 #define ACTOR_TCP_LINGER_MS 5000
 

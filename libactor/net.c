@@ -323,11 +323,11 @@ void actor__net_delivered(struct actor_worker *w, const actor_tcp_event_t *evp)
 
 /* A chunk for a write of `len` bytes to a queue holding `queued`. Small writes are appended
  * to the tail chunk while it has room. A short queue gets OUTBUF_SMALL-byte chunks (header
- * included: a jemalloc size class), reused through `spare`; a longer one, chunks about as large
- * as what it already holds, up to OUTBUF_LARGE. So a stream of small writes that the socket does
- * not take at once goes out in a few large sends (the io_uring backend sends one chunk at a
- * time, epoll up to 16 in one sendmsg), and the chunks allocated stay within about twice what
- * is queued. */
+ * included, so that this and the larger powers of two are jemalloc size classes), reused
+ * through `spare`; a longer one, chunks about as large as what it already holds, up to
+ * OUTBUF_LARGE; a larger write, a chunk of its own size. So a stream of small writes that the
+ * socket does not take at once goes out in a few large sends, and a queue's chunks take about
+ * twice what it holds at most, plus the part of the head chunk already written. */
 static struct actor__outbuf *outbuf_new(struct actor__net *net, size_t len, size_t queued)
 {
 	const size_t hdr = sizeof(struct actor__outbuf);
