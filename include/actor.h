@@ -117,7 +117,14 @@ typedef struct actor_config {
 	 * or "basic" (before 5.19); "all", the default, uses what the kernel has; other values
 	 * make actor_system_create fail with -EINVAL. */
 	const char *reactor;
+	/* Once a shutdown has stopped every actor, how long (ms) each worker goes on writing the
+	 * queued output of connections closed with output still queued (by actor_tcp_close, or as
+	 * their owners stopped) before it resets them: 0 = ACTOR_SHUTDOWN_DRAIN_MS, -1 = not at
+	 * all (reset at once), at most 3,600,000. Each close's own linger still applies. */
+	int shutdown_drain_ms;
 } actor_config_t;
+
+#define ACTOR_SHUTDOWN_DRAIN_MS ACTOR_TCP_LINGER_MS
 
 #define ACTOR_WORKERS_MAX 256
 
@@ -367,9 +374,11 @@ ACTOR_API int actor_tcp_shutdown(actor_ctx_t *ctx, actor_conn_t conn);
 
 /* Closes: queued output is still written (for at most ACTOR_TCP_LINGER_MS), then the socket is
  * closed. The handle is invalid at once and no further message about it arrives. A system that
- * shuts down (actor_system_shutdown, or its last actor stopping) ends such closes at once, with
- * a reset and the rest of the output discarded: to be sure the peer has everything, half-close
- * with actor_tcp_shutdown and close when the peer's EOF arrives. */
+ * shuts down (actor_system_shutdown, or its last actor stopping) goes on writing for at most
+ * its shutdown_drain_ms (actor_config_t) before it resets what is left. A close that runs out
+ * of time resets the connection, drops the rest of the output and counts in the worker's
+ * closes_reset. To know the peer has everything, half-close with actor_tcp_shutdown and close
+ * when the peer's EOF arrives. */
 ACTOR_API int actor_tcp_close(actor_ctx_t *ctx, actor_conn_t conn);
 #define ACTOR_TCP_LINGER_MS 5000
 
@@ -418,6 +427,7 @@ typedef struct actor_worker_stats {
 	uint64_t accept_backoffs; /* accepts paused by EMFILE/ENFILE/ENOBUFS/ENOMEM */
 	uint64_t read_throttles;  /* reads stopped: an owner was behind by its read limit */
 	uint64_t timers;          /* pending timers */
+	uint64_t closes_reset;    /* closes out of linger or shutdown drain: output dropped */
 	const char *reactor;      /* "epoll" or "io_uring" */
 } actor_worker_stats_t;
 

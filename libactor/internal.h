@@ -77,7 +77,7 @@ struct actor_ctx {
 /* Counters a worker writes with relaxed stores and anyone reads with relaxed loads. */
 struct actor__wstats {
 	_Atomic uint64_t processed, parks, wakeups, spawned, stopped, sent, dead_letters, runq;
-	_Atomic uint64_t conns, accepts, accept_backoffs, read_throttles, timers;
+	_Atomic uint64_t conns, accepts, accept_backoffs, read_throttles, timers, closes_reset;
 };
 
 /* A job for a worker's own thread, posted from any thread (actor__worker_post). */
@@ -135,6 +135,7 @@ struct actor_worker {
 	struct actor__reactor *reactor;
 	struct actor__net *net;
 	struct actor__timers timers;
+	uint64_t drain_deadline_ns; /* shutting down: when lingering closes are reset; 0: unset */
 	struct actor__wstats st;
 };
 
@@ -149,6 +150,7 @@ struct actor_system {
 	unsigned nworkers;
 	unsigned batch;
 	int spin_us;
+	int shutdown_drain_ms; /* -1: none */
 	bool pin;
 	actor_dead_letter_fn *dead_letter;
 	void *dead_letter_arg;
@@ -260,6 +262,8 @@ void actor__timers_fini(struct actor_worker *w);
 int actor__net_init(struct actor_worker *w);
 void actor__net_fini(struct actor_worker *w); /* worker thread, at exit: closes everything */
 bool actor__net_active(const struct actor_worker *w);
+/* Closes still writing their queued output (within their linger) on this worker. */
+bool actor__net_closing(const struct actor_worker *w);
 /* Flushes this turn's output and polls the reactor without blocking; events handled. */
 int actor__net_poll(struct actor_worker *w);
 /* A MSG_TCP_ADOPT reached its target: claims the conn; true if `m` was turned into an

@@ -565,6 +565,13 @@ static void conn_abort(struct actor__conn *c)
 	conn_release(c);
 }
 
+/* A close still writing ran out of time (its linger, or the shutdown's drain): reset. */
+static void conn_cut_close(struct actor__conn *c)
+{
+	actor__stat_add(&c->w->st.closes_reset, 1);
+	conn_abort(c);
+}
+
 /* ---------------------------------------------------------------------------------------------
  * The public connection API (owner, inside its behaviour)
  */
@@ -1178,6 +1185,11 @@ int actor__net_poll(struct actor_worker *w)
 	return w->rops->wait(w->reactor, 0);
 }
 
+bool actor__net_closing(const struct actor_worker *w)
+{
+	return w->net != NULL && w->net->nclosing > 0;
+}
+
 uint64_t actor__net_next_deadline(const struct actor_worker *w)
 {
 	return w->net != NULL && w->net->next_tick_ns != 0 ? w->net->next_tick_ns : UINT64_MAX;
@@ -1204,7 +1216,7 @@ void actor__net_tick(struct actor_worker *w, uint64_t now)
 	for (uint32_t i = 0; i < net->nclosing;) {
 		struct actor__conn *c = net->closing[i];
 		if (c->linger_deadline_ns <= now) {
-			conn_abort(c); /* takes it off the list: look at index i again */
+			conn_cut_close(c); /* takes it off the list: look at index i again */
 			continue;
 		}
 		if (next == 0 || c->linger_deadline_ns < next)
@@ -1343,7 +1355,7 @@ void actor__net_fini(struct actor_worker *w)
 			conn_abort(c);
 	}
 	while (net->nclosing > 0)
-		conn_abort(net->closing[0]);
+		conn_cut_close(net->closing[0]);
 	/* Listener groups whose owner lived here and whose sockets live elsewhere. */
 	for (uint32_t i = 1; i < net->lgroups.cap; i++) {
 		struct actor__lgroup *g = net->lgroups.obj[i];

@@ -219,15 +219,18 @@ static bool spin(struct actor_worker *w)
 	return false;
 }
 
-/* Blocks in the reactor until I/O, `deadline_ns` (UINT64_MAX: none) or a wake-up. */
-static void park(struct actor_worker *w, uint64_t deadline_ns)
+/* Blocks in the reactor until I/O, `deadline_ns` (UINT64_MAX: none) or a wake-up. Once the
+ * system is stopping it does not block, so that the worker keeps stopping actors (spawns that
+ * raced the flag included), except to `drain`: every actor here has stopped then, and what it
+ * waits for is I/O, the deadline, or work posted to it, which wakes it as always. */
+static void park(struct actor_worker *w, uint64_t deadline_ns, bool draining)
 {
 	if (w->runq_head != NULL)
 		return; /* never sleep on runnable actors */
 	atomic_store(&w->wake, 0);
 	actor__qsbr_offline(w);
 	if (actor__mpsc_mark_empty(&w->inbox) && actor__mpsc_mark_empty(&w->cmdq) &&
-	    !atomic_load(&w->sys->shutdown)) {
+	    (draining || !atomic_load(&w->sys->shutdown))) {
 		int64_t timeout = -1;
 		if (deadline_ns != UINT64_MAX) {
 			uint64_t now = actor__now_ns();
@@ -274,6 +277,23 @@ static bool done_shutting_down(struct actor_worker *w)
 	       actor__mpsc_is_empty(&w->inbox);
 }
 
+/* Shutting down, every actor here stopped: closes still writing their output (their owners
+ * closed them, or stopped) go on until they are done, their linger runs out, or the system's
+ * shutdown_drain_ms has passed since this worker got here; then actor__net_fini resets what
+ * is left. True while there is something to wait for (after blocking for it a while). */
+static bool drain(struct actor_worker *w)
+{
+	if (w->sys->shutdown_drain_ms < 0 || !actor__net_closing(w))
+		return false;
+	uint64_t now = actor__now_ns();
+	if (w->drain_deadline_ns == 0)
+		w->drain_deadline_ns = now + (uint64_t)w->sys->shutdown_drain_ms * 1000000u;
+	if (now >= w->drain_deadline_ns)
+		return false;
+	park(w, min_u64(w->drain_deadline_ns, next_deadline(w)), true);
+	return true;
+}
+
 /* Creates the worker's reactor on its own thread (io_uring ties work to the creating thread)
  * and reports the outcome to actor__workers_start. */
 static int reactor_start(struct actor_worker *w)
@@ -318,14 +338,15 @@ static void *worker_main(void *arg)
 		if (busy > 0)
 			continue;
 		if (stopping) {
-			if (done_shutting_down(w))
+			if (!done_shutting_down(w))
+				park(w, actor__now_ns() + IDLE_PARK_NS, false);
+			else if (!drain(w))
 				break;
-			park(w, actor__now_ns() + IDLE_PARK_NS);
 			continue;
 		}
 		if (spin(w))
 			continue;
-		park(w, next_deadline(w));
+		park(w, next_deadline(w), false);
 	}
 	actor__net_fini(w);
 	actor__timers_fini(w);

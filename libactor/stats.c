@@ -28,6 +28,7 @@ int actor_stats_worker(const actor_system_t *sys, unsigned worker, actor_worker_
 	out->accept_backoffs = rd(&w->st.accept_backoffs);
 	out->read_throttles = rd(&w->st.read_throttles);
 	out->timers = rd(&w->st.timers);
+	out->closes_reset = rd(&w->st.closes_reset);
 	out->reactor = w->rops->name;
 	return 0;
 }
@@ -69,9 +70,10 @@ int actor_stats_print(const actor_system_t *sys, FILE *out)
 		fprintf(out,
 		        "  worker %u: processed %" PRIu64 " resident %" PRIu64 " runq %" PRIu64
 		        " parks %" PRIu64 " wakeups %" PRIu64 " conns %" PRIu64 " accepts %" PRIu64
-		        " backoffs %" PRIu64 " throttles %" PRIu64 " timers %" PRIu64 " %s\n",
+		        " backoffs %" PRIu64 " throttles %" PRIu64 " timers %" PRIu64
+		        " closes-reset %" PRIu64 " %s\n",
 		        i, w.processed, w.resident, w.runq, w.parks, w.wakeups, w.conns, w.accepts,
-		        w.accept_backoffs, w.read_throttles, w.timers, w.reactor);
+		        w.accept_backoffs, w.read_throttles, w.timers, w.closes_reset, w.reactor);
 	}
 	return 0;
 }

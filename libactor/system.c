@@ -77,7 +77,8 @@ int actor_system_create(const actor_config_t *cfg, actor_system_t **out)
 		return -EINVAL;
 	if (cfg == NULL)
 		cfg = &defaults;
-	if (cfg->workers > ACTOR_WORKERS_MAX || cfg->spin_us < -1 || cfg->spin_us > 1000000)
+	if (cfg->workers > ACTOR_WORKERS_MAX || cfg->spin_us < -1 || cfg->spin_us > 1000000 ||
+	    cfg->shutdown_drain_ms < -1 || cfg->shutdown_drain_ms > 3600000)
 		return -EINVAL;
 
 	actor_system_t *sys = calloc(1, sizeof(*sys));
@@ -88,6 +89,8 @@ int actor_system_create(const actor_config_t *cfg, actor_system_t **out)
 		sys->nworkers = ACTOR_WORKERS_MAX;
 	sys->batch = cfg->batch ? cfg->batch : ACTOR_BATCH_DEFAULT;
 	sys->spin_us = cfg->spin_us ? cfg->spin_us : ACTOR_SPIN_US_DEFAULT;
+	sys->shutdown_drain_ms =
+	    cfg->shutdown_drain_ms ? cfg->shutdown_drain_ms : ACTOR_SHUTDOWN_DRAIN_MS;
 	sys->pin = !cfg->no_pin;
 	sys->dead_letter = cfg->dead_letter;
 	sys->dead_letter_arg = cfg->dead_letter_arg;

@@ -74,12 +74,18 @@ __attribute__((format(printf, 2, 3))) static inline void note_fail(int line, con
 	              atomic_load(&fail_count),                                                    \
 	              atomic_load_explicit(&fail_ready, memory_order_acquire) ? fail_msg : "?")
 
-static inline actor_system_t *backend_system(unsigned workers)
+/* A system on this suite's backend with the rest of `cfg`. */
+static inline actor_system_t *backend_system_cfg(actor_config_t cfg)
 {
-	actor_config_t cfg = {.workers = workers, .reactor = reactor};
+	cfg.reactor = reactor;
 	actor_system_t *sys = system_new_cfg(&cfg);
 	ck_assert_str_eq(actor_system_reactor(sys), reactor);
 	return sys;
+}
+
+static inline actor_system_t *backend_system(unsigned workers)
+{
+	return backend_system_cfg((actor_config_t){.workers = workers});
 }
 
 /* Shuts the system down and frees it; fails if that hangs. */

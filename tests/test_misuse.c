@@ -85,6 +85,25 @@ START_TEST(system_create_rejects_absurd_worker_counts)
 }
 END_TEST
 
+START_TEST(system_create_rejects_a_shutdown_drain_out_of_range)
+{
+	static const int bad[] = {-2, -1000, 3600001, INT_MAX};
+	for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		actor_config_t cfg = {.workers = 1, .shutdown_drain_ms = bad[i]};
+		actor_system_t *sys = NULL;
+		ck_assert_int_eq(actor_system_create(&cfg, &sys), -EINVAL);
+		ck_assert_ptr_null(sys);
+	}
+	static const int good[] = {-1, 1, 3600000};
+	for (unsigned i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		actor_config_t cfg = {.workers = 1, .shutdown_drain_ms = good[i]};
+		actor_system_t *sys = NULL;
+		ck_assert_int_eq(actor_system_create(&cfg, &sys), 0);
+		actor_system_free(sys);
+	}
+}
+END_TEST
+
 /* ---------------------------------------------------------------------------------------------
  * NULL arguments
  */
@@ -424,6 +443,7 @@ static Suite *misuse_suite(void)
 	tcase_add_test(tc, system_create_rejects_a_null_out);
 	tcase_add_test(tc, system_create_defaults_to_one_worker_per_cpu);
 	tcase_add_test(tc, system_create_rejects_absurd_worker_counts);
+	tcase_add_test(tc, system_create_rejects_a_shutdown_drain_out_of_range);
 	tcase_add_test(tc, null_system_is_rejected_everywhere);
 	tcase_add_test(tc, null_arguments_are_rejected_with_einval);
 	tcase_add_test(tc, spawn_without_an_out_ref_does_not_crash);

@@ -1119,6 +1119,155 @@ START_TEST(random_pauses_read_limits_and_kept_messages_lose_nothing)
 END_TEST
 
 /* ---------------------------------------------------------------------------------------------
+ * Shutting down with output still queued
+ */
+
+#define BURST_BYTES (16u << 20) /* more than loopback's socket buffers hold unread */
+
+/* Queues BURST_BYTES of seed 8 in one turn (the marks raised above that), then either closes
+ * the connection and stops, or keeps it open for the shutdown to stop it. */
+struct burst_report {
+	bool keep_open;
+	atomic_int done;
+	atomic_int write_rc;
+};
+
+static void burst_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	struct conn_base *b = state;
+	struct burst_report *r = b->srv->user;
+	actor_tcp_event_t ev;
+	actor_tcp_data_t d;
+	if (!conn_message(ctx, b, msg, &ev, &d) || msg->type != ACTOR_MSG_TCP_ADOPTED)
+		return;
+	int rc = actor_tcp_set_watermarks(ctx, b->conn, 2 * BURST_BYTES, BURST_BYTES);
+	static unsigned char chunk[CHUNK]; /* one worker writes at a time: one burst per test */
+	struct stream tx = {8, 0};
+	for (uint32_t sent = 0; rc == 0 && sent < BURST_BYTES; sent += CHUNK) {
+		stream_fill(&tx, chunk, CHUNK);
+		rc = actor_tcp_write(ctx, b->conn, chunk, CHUNK);
+	}
+	atomic_store(&r->write_rc, rc);
+	if (!r->keep_open) {
+		actor_tcp_close(ctx, b->conn);
+		actor_exit(ctx, ACTOR_REASON_NORMAL);
+	}
+	atomic_store(&r->done, 1);
+}
+
+/* Reads a socket to its end, checking the bytes against stream seed 8. */
+struct drain_reader {
+	int fd;
+	pthread_t thread;
+	uint64_t bytes;
+	size_t bad_at; /* SIZE_MAX: every byte right */
+	int end;       /* 0: EOF; -errno */
+};
+
+static void *drain_reader_main(void *arg)
+{
+	struct drain_reader *dr = arg;
+	struct stream rx = {8, 0};
+	static unsigned char buf[CHUNK];
+	dr->bad_at = SIZE_MAX;
+	for (;;) {
+		ssize_t n = recv_some(dr->fd, buf, sizeof(buf));
+		if (n <= 0) {
+			dr->end = n == 0 ? 0 : -errno;
+			return NULL;
+		}
+		size_t ok = stream_check(&rx, buf, (size_t)n);
+		if (ok != (size_t)n && dr->bad_at == SIZE_MAX)
+			dr->bad_at = dr->bytes + ok;
+		dr->bytes += (uint64_t)n;
+	}
+}
+
+/* A connection holding BURST_BYTES of output nobody has read yet, on a system made with `cfg`;
+ * *fd is the reading end, not read. */
+static actor_system_t *burst_start(actor_config_t cfg, struct server *srv, struct burst_report *rep,
+                                   int *fd)
+{
+	actor_system_t *sys = backend_system_cfg(cfg);
+	*srv = (struct server){
+	    .conn_fn = burst_fn, .conn_size = sizeof(struct conn_base), .user = rep};
+	uint16_t port = server_start(sys, srv);
+	*fd = tcp_client_ok(port);
+	ck_assert_msg(WAIT_UNTIL(atomic_load(&rep->done), TEST_WATCHDOG), "[%s] no burst", reactor);
+	ck_assert_int_eq(atomic_load(&rep->write_rc), 0);
+	return sys;
+}
+
+/* A regression test: a shutdown reset every connection still writing its output, closed by
+ * its owner or by the owner's stop, at once, and the peer lost what was queued. */
+START_TEST(output_queued_at_shutdown_is_written_before_the_connection_ends)
+{
+	for (int keep_open = 0; keep_open <= 1; keep_open++) {
+		struct burst_report rep = {.keep_open = keep_open};
+		struct server srv;
+		struct drain_reader dr = {0};
+		actor_system_t *sys =
+		    burst_start((actor_config_t){.workers = 2}, &srv, &rep, &dr.fd);
+		/* Nothing read before the shutdown starts: what arrives is the drain's. */
+		ck_assert_int_eq(actor_system_shutdown(sys), 0);
+		ck_assert_int_eq(pthread_create(&dr.thread, NULL, drain_reader_main, &dr), 0);
+		system_run_to_end(sys, TEST_WATCHDOG, "shutdown with output queued");
+		uint64_t cut = STAT_SUM(sys, closes_reset);
+		actor_system_free(sys);
+		pthread_join(dr.thread, NULL);
+		close(dr.fd);
+		assert_no_failures();
+		const char *how =
+		    keep_open ? "owner stopped by the shutdown" : "closed by its owner";
+		ck_assert_msg(dr.bytes == BURST_BYTES && dr.end == 0,
+		              "[%s] %s: %" PRIu64 " of %u bytes, then %s", reactor, how, dr.bytes,
+		              BURST_BYTES, dr.end == 0 ? "EOF" : strerror(-dr.end));
+		ck_assert_msg(dr.bad_at == SIZE_MAX, "[%s] %s: byte %zu differs", reactor, how,
+		              dr.bad_at);
+		ck_assert_msg(cut == 0, "[%s] %s: %" PRIu64 " closes reset", reactor, how, cut);
+	}
+}
+END_TEST
+
+/* A peer that reads nothing holds a shutdown for shutdown_drain_ms, no longer; then it is reset
+ * and the rest of the output dropped, and counted. -1: no wait at all. */
+START_TEST(a_shutdown_drain_that_runs_out_resets_the_connection)
+{
+	static const int drain_ms[] = {300, -1};
+	for (unsigned i = 0; i < sizeof(drain_ms) / sizeof(drain_ms[0]); i++) {
+		struct burst_report rep = {0};
+		struct server srv;
+		struct drain_reader dr = {0};
+		actor_config_t cfg = {.workers = 2, .shutdown_drain_ms = drain_ms[i]};
+		actor_system_t *sys = burst_start(cfg, &srv, &rep, &dr.fd);
+		double t0 = now_sec();
+		ck_assert_int_eq(actor_system_shutdown(sys), 0);
+		system_run_to_end(sys, TEST_WATCHDOG, "shutdown drain running out");
+		double took = now_sec() - t0;
+		uint64_t cut = STAT_SUM(sys, closes_reset);
+		actor_system_free(sys);
+		drain_reader_main(&dr);
+		close(dr.fd);
+		assert_no_failures();
+		fprintf(stderr,
+		        "[%s] drain %d ms: shutdown took %.3f s, %" PRIu64 " bytes arrived\n",
+		        reactor, drain_ms[i], took, dr.bytes);
+		if (drain_ms[i] > 0)
+			ck_assert_msg(took >= drain_ms[i] / 1000.0 * 0.9,
+			              "[%s] shut down in %.3f s, before the %d ms drain ran out",
+			              reactor, took, drain_ms[i]);
+		ck_assert_msg(cut == 1, "[%s] drain %d: %" PRIu64 " closes reset, expected 1",
+		              reactor, drain_ms[i], cut);
+		ck_assert_msg(dr.bytes < BURST_BYTES && dr.end == -ECONNRESET,
+		              "[%s] drain %d: %" PRIu64 " of %u bytes, then %s", reactor,
+		              drain_ms[i], dr.bytes, BURST_BYTES,
+		              dr.end == 0 ? "EOF" : strerror(-dr.end));
+		ck_assert_msg(dr.bad_at == SIZE_MAX, "[%s] byte %zu differs", reactor, dr.bad_at);
+	}
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------------
  * Suites
  */
 
@@ -1128,6 +1277,8 @@ static void add_cases(Suite *s, unsigned b, void (*fixture)(void))
 	tcase_add_test(tc, peer_reset_during_a_large_write_arrives_as_closed_with_an_error);
 	tcase_add_test(tc, peer_eof_arrives_as_closed_with_error_zero_after_all_its_data);
 	tcase_add_test(tc, shutdown_sends_fin_after_the_queued_output_while_reading_goes_on);
+	tcase_add_test(tc, output_queued_at_shutdown_is_written_before_the_connection_ends);
+	tcase_add_test(tc, a_shutdown_drain_that_runs_out_resets_the_connection);
 
 	tc = backend_tcase(s, b, 1, "flow control", TEST_TIMEOUT, fixture);
 	tcase_add_test(tc, slow_reader_pushes_the_writer_over_high_water_and_drained_follows);
