@@ -69,6 +69,9 @@ int actor_spawn(actor_system_t *sys, const actor_spawn_opts_t *opts, actor_behav
 	a->flags = 0;
 	a->reason = 0;
 
+	/* Read before it is visible: from then on its home worker may stop and free it (a
+	 * shutdown racing this spawn, say) while this thread is still here. */
+	*out = a->ref;
 	/* seq_cst: counted before it is visible, so the "all stopped" check in
 	 * actor__note_stopped never sees zero while this actor lives. */
 	atomic_fetch_add(&a->home->resident, 1);
@@ -80,7 +83,6 @@ int actor_spawn(actor_system_t *sys, const actor_spawn_opts_t *opts, actor_behav
 		actor__stat_add(&self->st.spawned, 1);
 	else
 		atomic_fetch_add_explicit(&sys->ext_spawned, 1, memory_order_relaxed);
-	*out = a->ref;
 	return 0;
 }
 
