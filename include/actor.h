@@ -117,10 +117,10 @@ typedef struct actor_config {
 	 * or "basic" (before 5.19); "all", the default, uses what the kernel has; other values
 	 * make actor_system_create fail with -EINVAL. */
 	const char *reactor;
-	/* Once a shutdown has stopped every actor, how long (ms) each worker goes on writing the
-	 * queued output of connections closed with output still queued (by actor_tcp_close, or as
-	 * their owners stopped) before it resets them: 0 = ACTOR_SHUTDOWN_DRAIN_MS, -1 = not at
-	 * all (reset at once), at most 3,600,000. Each close's own linger still applies. */
+	/* At shutdown, once a worker's actors have all stopped, how long (ms) it goes on writing
+	 * the output still queued on connections closed by actor_tcp_close or by their owners
+	 * stopping, before it resets them: 0 = ACTOR_SHUTDOWN_DRAIN_MS, -1 = not at all (reset at
+	 * once); at most ACTOR_TCP_LINGER_MS, which no close outlasts anyway. */
 	int shutdown_drain_ms;
 } actor_config_t;
 
@@ -373,12 +373,14 @@ ACTOR_API int actor_tcp_backlog(actor_ctx_t *ctx, actor_conn_t conn, size_t *byt
 ACTOR_API int actor_tcp_shutdown(actor_ctx_t *ctx, actor_conn_t conn);
 
 /* Closes: queued output is still written (for at most ACTOR_TCP_LINGER_MS), then the socket is
- * closed. The handle is invalid at once and no further message about it arrives. A system that
- * shuts down (actor_system_shutdown, or its last actor stopping) goes on writing for at most
- * its shutdown_drain_ms (actor_config_t) before it resets what is left. A close that runs out
- * of time resets the connection, drops the rest of the output and counts in the worker's
- * closes_reset. To know the peer has everything, half-close with actor_tcp_shutdown and close
- * when the peer's EOF arrives. */
+ * closed; meanwhile what the peer sends is read and discarded. The handle is invalid at once
+ * and no further message about it arrives. A system that shuts down (actor_system_shutdown, or
+ * its last actor stopping) goes on writing for at most its shutdown_drain_ms (actor_config_t)
+ * before it resets what is left. A close that runs out of time resets the connection, drops
+ * the rest of the output and counts in the worker's closes_reset. Bytes the peer sends after
+ * the socket is closed are answered with a reset, which makes the peer's kernel drop what it
+ * has not read yet: to know the peer has everything, half-close with actor_tcp_shutdown and
+ * close when the peer's EOF arrives. */
 ACTOR_API int actor_tcp_close(actor_ctx_t *ctx, actor_conn_t conn);
 #define ACTOR_TCP_LINGER_MS 5000
 

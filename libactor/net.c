@@ -527,13 +527,18 @@ void actor__net_conn_released(struct actor__conn *c)
 	actor__free(c, sizeof(*c));
 }
 
-/* Owner's close: the handle goes stale now; queued output is still written, for a while. */
+/* Owner's close: the handle goes stale now; queued output is still written, for a while.
+ * Meanwhile the connection reads on and discards what arrives (actor__net_on_data delivers
+ * nothing once it is CLOSING): input left unread when the socket is closed makes the kernel
+ * reset the connection and drop the output the peer has not read yet, and a peer that reads
+ * only once its own writes are through (another lingering close, say) would wait out the
+ * linger. */
 static void conn_close_graceful(struct actor__conn *c)
 {
 	conn_unlist(c);
-	if (c->reading)
-		c->w->rops->conn_pause(c->w->reactor, c);
 	if (c->out_head == NULL || c->state != CONN_OPEN) {
+		if (c->reading)
+			c->w->rops->conn_pause(c->w->reactor, c);
 		conn_release(c);
 		return;
 	}
@@ -549,6 +554,9 @@ static void conn_close_graceful(struct actor__conn *c)
 		net->closing_cap = cap;
 	}
 	c->state = CONN_CLOSING;
+	c->owner_paused = c->throttled = false; /* nobody to hold reading back for now */
+	if (!c->reading && !c->rd_eof)
+		c->w->rops->conn_read(c->w->reactor, c); /* failing, the close only reads nothing */
 	c->linger_deadline_ns = actor__now_ns() + (uint64_t)ACTOR_TCP_LINGER_MS * 1000000u;
 	net->closing[net->nclosing++] = c;
 	c->closing_pos = net->nclosing;

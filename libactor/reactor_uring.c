@@ -12,7 +12,8 @@
  * Pausing cancels the receive in flight; bytes it had already taken are kept (`stash`) and
  * delivered first on resume (the peer's EOF or a reset after them), so a paused connection
  * delivers nothing and loses nothing. The owner's read limit pauses the same way, even in the
- * middle of delivering a stash: what is left of it waits for the next resume.
+ * middle of delivering a stash: what is left of it waits for the next resume. A close that
+ * is still writing receives on and drops what arrives, the stash too (net.c).
  */
 #include "config.h"
 
@@ -281,6 +282,17 @@ static int ur_conn_read(struct actor__reactor *r, struct actor__conn *c)
 	struct uconn *u = uconn_of(c);
 	if (u == NULL)
 		return -ENOMEM;
+	if (c->state == CONN_CLOSING) {
+		/* A close reads on only to discard (net.c, conn_close_graceful): so goes the stash,
+		 * and after the peer's end there is nothing more to read. */
+		free(u->stash);
+		u->stash = NULL;
+		u->stash_len = u->stash_off = 0;
+		if (u->end_held) {
+			u->end_held = false;
+			return 0;
+		}
+	}
 	if (u->stash != NULL) {
 		/* Bytes taken while paused come first, at most a receive's worth per message: one
 		 * may pause the connection again (its owner's read limit), and the rest then waits
@@ -433,6 +445,14 @@ static bool released(struct actor__conn *c)
 	return uc(c) != NULL && uc(c)->released;
 }
 
+/* Whether a receive should stay in flight: the owner wants input, or a close reads on to
+ * discard it (net.c, conn_close_graceful). */
+static bool wants_recv(struct actor__conn *c)
+{
+	return !released(c) &&
+	       ((c->state == CONN_OPEN && !actor__conn_paused(c)) || c->state == CONN_CLOSING);
+}
+
 static void on_recv(struct actor__reactor *r, struct actor__conn *c, int res, unsigned flags)
 {
 	/* A multishot receive with more to come is still in flight (and still holds c). */
@@ -440,7 +460,7 @@ static void on_recv(struct actor__reactor *r, struct actor__conn *c, int res, un
 	struct uconn *u = uc(c);
 	if (res == -EINVAL && u != NULL && u->multishot) {
 		r->multishot_recv = false; /* this kernel has no multishot receive */
-		if (!released(c) && c->state == CONN_OPEN && !actor__conn_paused(c))
+		if (wants_recv(c))
 			submit_recv(r, c);
 		return;
 	}
@@ -470,14 +490,14 @@ static void on_recv(struct actor__reactor *r, struct actor__conn *c, int res, un
 			c->reading = (flags & IORING_CQE_F_MORE) != 0;
 		}
 	} else if (res > 0) {
-		actor__net_on_data(c, data, (size_t)res);
-		if (!released(c) && c->state == CONN_OPEN && !actor__conn_paused(c) && !c->reading)
+		actor__net_on_data(c, data, (size_t)res); /* nothing, once CLOSING */
+		if (wants_recv(c) && !c->reading)
 			submit_recv(r, c);
 	} else if (res == -ENOBUFS ||
 	           (res == -ECANCELED && !actor__conn_paused(c) && !released(c))) {
-		if (c->state == CONN_OPEN && !actor__conn_paused(c) && !c->reading)
-			submit_recv(
-			    r, c); /* out of provided buffers for a moment, or a stale cancel */
+		/* Out of provided buffers for a moment, or a stale cancel. */
+		if (wants_recv(c) && !c->reading)
+			submit_recv(r, c);
 	} else if (res != -ECANCELED && u != NULL && u->stash != NULL && c->state == CONN_OPEN) {
 		/* The peer's EOF, or a reset, comes after the bytes still stashed, as it would have
 		 * without the pause. */

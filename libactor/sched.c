@@ -222,7 +222,9 @@ static bool spin(struct actor_worker *w)
 /* Blocks in the reactor until I/O, `deadline_ns` (UINT64_MAX: none) or a wake-up. Once the
  * system is stopping it does not block, so that the worker keeps stopping actors (spawns that
  * raced the flag included), except to `drain`: every actor here has stopped then, and what it
- * waits for is I/O, the deadline, or work posted to it, which wakes it as always. */
+ * waits for is I/O, the deadline, or messages and commands posted to it, which wake it as
+ * always. A spawn that raced the flag does not wake it: that actor is stopped when the wait
+ * ends, by the drain deadline at the latest. */
 static void park(struct actor_worker *w, uint64_t deadline_ns, bool draining)
 {
 	if (w->runq_head != NULL)

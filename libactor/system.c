@@ -78,7 +78,7 @@ int actor_system_create(const actor_config_t *cfg, actor_system_t **out)
 	if (cfg == NULL)
 		cfg = &defaults;
 	if (cfg->workers > ACTOR_WORKERS_MAX || cfg->spin_us < -1 || cfg->spin_us > 1000000 ||
-	    cfg->shutdown_drain_ms < -1 || cfg->shutdown_drain_ms > 3600000)
+	    cfg->shutdown_drain_ms < -1 || cfg->shutdown_drain_ms > ACTOR_TCP_LINGER_MS)
 		return -EINVAL;
 
 	actor_system_t *sys = calloc(1, sizeof(*sys));

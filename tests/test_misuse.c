@@ -87,14 +87,14 @@ END_TEST
 
 START_TEST(system_create_rejects_a_shutdown_drain_out_of_range)
 {
-	static const int bad[] = {-2, -1000, 3600001, INT_MAX};
+	static const int bad[] = {-2, -1000, ACTOR_TCP_LINGER_MS + 1, INT_MAX};
 	for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		actor_config_t cfg = {.workers = 1, .shutdown_drain_ms = bad[i]};
 		actor_system_t *sys = NULL;
 		ck_assert_int_eq(actor_system_create(&cfg, &sys), -EINVAL);
 		ck_assert_ptr_null(sys);
 	}
-	static const int good[] = {-1, 1, 3600000};
+	static const int good[] = {-1, 1, ACTOR_TCP_LINGER_MS};
 	for (unsigned i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
 		actor_config_t cfg = {.workers = 1, .shutdown_drain_ms = good[i]};
 		actor_system_t *sys = NULL;
