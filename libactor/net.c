@@ -554,9 +554,11 @@ static void conn_close_graceful(struct actor__conn *c)
 		net->closing_cap = cap;
 	}
 	c->state = CONN_CLOSING;
-	c->owner_paused = c->throttled = false; /* nobody to hold reading back for now */
-	if (!c->reading && !c->rd_eof)
-		c->w->rops->conn_read(c->w->reactor, c); /* failing, the close only reads nothing */
+	/* Nobody to hold reading back for now. Asked even while c->reading, as start_reading
+	 * does: a pause may still be cancelling the read. Failing, the close only reads nothing. */
+	c->owner_paused = c->throttled = false;
+	if (!c->rd_eof)
+		c->w->rops->conn_read(c->w->reactor, c);
 	c->linger_deadline_ns = actor__now_ns() + (uint64_t)ACTOR_TCP_LINGER_MS * 1000000u;
 	net->closing[net->nclosing++] = c;
 	c->closing_pos = net->nclosing;
