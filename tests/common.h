@@ -158,6 +158,9 @@ struct watchdog {
 	const char *what;
 	void (*on_fire)(void *arg); /* optional: called first when the watchdog fires */
 	void *on_fire_arg;
+	/* Optional: a counter the test advances as it goes. Then the watchdog fires only when it
+	 * stands still for `seconds`: it bounds a hang, not the speed of a busy machine. */
+	const atomic_ullong *progress;
 };
 
 static inline bool watchdog_wait(struct watchdog *wd, double seconds)
@@ -178,11 +181,21 @@ static inline bool watchdog_wait(struct watchdog *wd, double seconds)
 static inline void *watchdog_main(void *arg)
 {
 	struct watchdog *wd = arg;
-	if (watchdog_wait(wd, wd->seconds))
-		return NULL;
+	unsigned long long seen = wd->progress != NULL ? atomic_load(wd->progress) : 0;
+	for (;;) {
+		if (watchdog_wait(wd, wd->seconds))
+			return NULL;
+		if (wd->progress == NULL)
+			break;
+		unsigned long long now = atomic_load(wd->progress);
+		if (now == seen)
+			break;
+		seen = now;
+	}
 	atomic_store(&wd->fired, true);
-	fprintf(stderr, "watchdog: %s did not finish within %.0f s; shutting the system down\n",
-	        wd->what, wd->seconds);
+	fprintf(stderr, "watchdog: %s %s %.0f s; shutting the system down\n", wd->what,
+	        wd->progress != NULL ? "made no progress for" : "did not finish within",
+	        wd->seconds);
 	if (wd->on_fire != NULL)
 		wd->on_fire(wd->on_fire_arg);
 	if (wd->sys != NULL)
@@ -196,8 +209,9 @@ static inline void *watchdog_main(void *arg)
 /* Starts a watchdog of `seconds` (scaled by CK_TIMEOUT_MULTIPLIER). `sys` may be NULL. When it
  * fires it first calls on_fire(arg), if given: for tests whose actors must be told to stop
  * before the system can end. */
-static inline void watchdog_start_cb(struct watchdog *wd, actor_system_t *sys, double seconds,
-                                     const char *what, void (*on_fire)(void *), void *arg)
+static inline void watchdog_launch(struct watchdog *wd, actor_system_t *sys, double seconds,
+                                   const char *what, void (*on_fire)(void *), void *arg,
+                                   const atomic_ullong *progress)
 {
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
@@ -212,7 +226,21 @@ static inline void watchdog_start_cb(struct watchdog *wd, actor_system_t *sys, d
 	wd->what = what;
 	wd->on_fire = on_fire;
 	wd->on_fire_arg = arg;
+	wd->progress = progress;
 	ck_assert_int_eq(pthread_create(&wd->thread, NULL, watchdog_main, wd), 0);
+}
+
+static inline void watchdog_start_cb(struct watchdog *wd, actor_system_t *sys, double seconds,
+                                     const char *what, void (*on_fire)(void *), void *arg)
+{
+	watchdog_launch(wd, sys, seconds, what, on_fire, arg, NULL);
+}
+
+/* A watchdog that fires once `progress` has stood still for `seconds` (scaled). */
+static inline void watchdog_start_progress(struct watchdog *wd, actor_system_t *sys, double seconds,
+                                           const char *what, const atomic_ullong *progress)
+{
+	watchdog_launch(wd, sys, seconds, what, NULL, NULL, progress);
 }
 
 static inline void watchdog_start(struct watchdog *wd, actor_system_t *sys, double seconds,
