@@ -122,6 +122,10 @@ typedef struct actor_config {
 	 * stopping, before it resets them: 0 = ACTOR_SHUTDOWN_DRAIN_MS, -1 = not at all (reset at
 	 * once); at most ACTOR_TCP_LINGER_MS, which no close outlasts anyway. */
 	int shutdown_drain_ms;
+	/* 1 = actors never move: every actor stays on the worker its placement picked, as if
+	 * spawned with `stay`. 0 (default): unpinned actors follow their conversations and idle
+	 * workers take over queued ones (see actor_spawn_opts_t.stay). */
+	int no_move;
 } actor_config_t;
 
 #define ACTOR_SHUTDOWN_DRAIN_MS ACTOR_TCP_LINGER_MS
@@ -181,6 +185,14 @@ typedef struct actor_spawn_opts {
 	void *place_arg;
 	const char *name;             /* shown in actor_info; not copied, must outlive the actor */
 	void (*destroy)(void *state); /* called with the state on the home worker at stop */
+	/* 1 = the actor stays on the worker placement picked, always. 0 (default): placement is a
+	 * first guess. Between messages the library may move the actor's home toward the worker
+	 * whose actors keep waking it (so a conversation stops crossing cores), or hand it to an
+	 * idle worker while it waits to run (so work spreads). It still runs on one worker at a
+	 * time, in order (the guarantees in the README hold across moves). Actors placed with
+	 * ACTOR_PLACE_FIXED, and actors that own a connection or listener or have set a timer,
+	 * never move. actor_info tells where an actor lives now. */
+	int stay;
 } actor_spawn_opts_t;
 
 /* Spawns an actor running `fn` with `state`. From any thread, including behaviours. -EINVAL for
@@ -331,8 +343,9 @@ ACTOR_API int actor_tcp_connect(actor_ctx_t *ctx, const char *host, uint16_t por
                                 actor_conn_t *out);
 
 /* Makes `target` the owner. The caller must own the connection (or be the listener owner of a
- * connection not yet handed off); `target` must live on the connection's worker (-EXDEV
- * otherwise) and may be the caller itself. */
+ * connection not yet handed off); `target` must live on the connection's worker and stay
+ * there (spawned with ACTOR_PLACE_FIXED or `stay`: an actor that may move could leave it), or
+ * be the caller itself; -EXDEV otherwise. */
 ACTOR_API int actor_tcp_handoff(actor_ctx_t *ctx, actor_conn_t conn, actor_ref_t target);
 
 /* Queues `len` bytes for writing, in order. -ENOBUFS, with nothing queued, while the output
@@ -431,6 +444,9 @@ typedef struct actor_worker_stats {
 	uint64_t timers;          /* pending timers */
 	uint64_t closes_reset;    /* closes out of linger or shutdown drain: output dropped */
 	const char *reactor;      /* "epoll" or "io_uring" */
+	uint64_t migrations;      /* actors that moved here to follow a conversation */
+	uint64_t shared;          /* queued actors this worker handed to an idle worker */
+	uint64_t contended;       /* idle spins cut short: another thread wanted this CPU */
 } actor_worker_stats_t;
 
 typedef struct actor_stats {
@@ -448,7 +464,7 @@ ACTOR_API int actor_stats_print(const actor_system_t *sys, FILE *out);
 
 typedef struct actor_info {
 	const char *name; /* the spawn name, or NULL */
-	unsigned worker;  /* home worker */
+	unsigned worker;  /* home worker now (an actor that may move can live elsewhere later) */
 } actor_info_t;
 
 /* -ESRCH once the actor has stopped. Safe from any thread. */

@@ -36,6 +36,8 @@ int actor_spawn(actor_system_t *sys, const actor_spawn_opts_t *opts, actor_behav
 		return -EINVAL;
 	if (opts == NULL)
 		opts = &defaults;
+	if (opts->stay < 0 || opts->stay > 1)
+		return -EINVAL;
 	if (atomic_load_explicit(&sys->shutdown, memory_order_acquire))
 		return -ESHUTDOWN;
 
@@ -62,19 +64,23 @@ int actor_spawn(actor_system_t *sys, const actor_spawn_opts_t *opts, actor_behav
 	a->fn = fn;
 	a->state = state;
 	a->ref.id = ((uint64_t)gen << 32) | idx;
-	a->home = &sys->workers[home];
+	atomic_init(&a->home, &sys->workers[home]);
 	a->name = opts->name;
 	a->destroy = opts->destroy;
 	a->monitors = NULL;
 	a->flags = 0;
 	a->reason = 0;
+	a->waker = 0;
+	a->streak = 0;
+	a->cooldown = 0;
+	a->pinned = sys->no_move || opts->stay || opts->placement == ACTOR_PLACE_FIXED;
 
 	/* Read before it is visible: from then on its home worker may stop and free it (a
 	 * shutdown racing this spawn, say) while this thread is still here. */
 	*out = a->ref;
 	/* seq_cst: counted before it is visible, so the "all stopped" check in
 	 * actor__note_stopped never sees zero while this actor lives. */
-	atomic_fetch_add(&a->home->resident, 1);
+	atomic_fetch_add(&sys->workers[home].resident, 1);
 	/* release: pairs with the acquire in actor__lookup; publishes the fields above. */
 	atomic_store_explicit(&slot->actor, a, memory_order_release);
 	ACTOR_TSAN_RELEASE(a);
@@ -260,7 +266,7 @@ int actor_info(actor_system_t *sys, actor_ref_t ref, actor_info_t *out)
 	struct actor *a = actor__lookup(sys, ref);
 	if (a != NULL) {
 		out->name = a->name;
-		out->worker = a->home->index;
+		out->worker = actor__home(a)->index;
 	}
 	if (self == NULL)
 		actor__ext_leave(sys);
@@ -333,7 +339,8 @@ static void add_monitor(struct actor *a, actor_ref_t watcher)
 	if (m == NULL) {
 		/* Cannot record it: tell the watcher now rather than never. */
 		actor_down_t d = {.actor = a->ref, .reason = -ENOMEM};
-		actor__send_internal(a->home->sys, watcher, a->ref, ACTOR_MSG_DOWN, &d, sizeof(d));
+		actor__send_internal(actor__home(a)->sys, watcher, a->ref, ACTOR_MSG_DOWN, &d,
+		                     sizeof(d));
 		return;
 	}
 	m->watcher = watcher;
@@ -344,7 +351,7 @@ static void add_monitor(struct actor *a, actor_ref_t watcher)
 static void send_down(struct actor *a, actor_ref_t watcher)
 {
 	actor_down_t d = {.actor = a->ref, .reason = a->reason};
-	actor__send_internal(a->home->sys, watcher, a->ref, ACTOR_MSG_DOWN, &d, sizeof(d));
+	actor__send_internal(actor__home(a)->sys, watcher, a->ref, ACTOR_MSG_DOWN, &d, sizeof(d));
 }
 
 static void data_handled(struct actor_worker *w, actor_msg_t *m)
@@ -392,7 +399,7 @@ void actor__free_actor(struct actor *a)
 /* Steps 1 and 2 of the stop. The actor may be running, queued or idle. */
 void actor__kill_now(struct actor_worker *w, struct actor *a, int reason)
 {
-	assert(a->home == w);
+	assert(actor__home(a) == w);
 	if (a->flags & ACTOR_DEAD)
 		return;
 	a->flags = (a->flags & ~ACTOR_EXITING) | ACTOR_DEAD;
@@ -450,6 +457,8 @@ static void handle_control(struct actor *a, actor_msg_t *m)
 
 void actor__run(struct actor_worker *w, struct actor *a)
 {
+	if (w->stopping && !(a->flags & ACTOR_DEAD))
+		actor__kill_now(w, a, ACTOR_REASON_SHUTDOWN); /* queued or running at shutdown */
 	if (a->flags & ACTOR_DEAD) {
 		finish_dead_turn(w, a);
 		return;

@@ -1,8 +1,11 @@
 /* internal.h: the runtime's shared structures and the functions its files share.
  *
  * Ownership at a glance (the rule every field below follows):
- *   - An actor's fields other than its mailbox producer end are touched only by its home worker,
- *     except `home`, `ref`, `name` and `fn`-independent immutable fields set before publication.
+ *   - An actor's fields other than its mailbox producer end are touched only by whoever holds
+ *     the actor: its home worker while it is queued or running, or, while it is idle (mailbox
+ *     empty-marked), the one thread whose push finds the mark and so schedules it (sched.c,
+ *     "Moving actors"). `ref`, `name` and `pinned` are immutable, set before publication;
+ *     `home` is also read by any thread (actor_info, the shutdown scan), hence atomic.
  *   - A worker's fields are its own thread's, except those marked "any thread".
  *   - Actor memory is reclaimed with quiescent-state-based reclamation (QSBR, refs.c): a worker
  *     is quiescent between loop turns, so the send path pays nothing for safe references.
@@ -42,6 +45,7 @@ enum actor_flags {
 	ACTOR_DEAD = 2,    /* stopped: slot cleared, waiting to close its mailbox and retire */
 	ACTOR_HAS_IO = 4,  /* has owned a connection or listener: clean up at stop */
 	ACTOR_LISTENS = 8, /* has owned a listener: its accepted conns may be on other workers */
+	ACTOR_BOUND = 16,  /* holds a per-worker resource (a timer it set): never moves */
 };
 
 struct actor__monitor {
@@ -52,18 +56,27 @@ struct actor__monitor {
 struct actor {
 	struct actor__mpsc mbox;      /* producer end: any thread; consumer end: home worker */
 	struct actor__mpsc_node link; /* run queue, remote inbox, or retired list: one at a time */
+	/* Beside the mailbox's producer end, which a waking sender has just written: the fields
+	 * that sender reads to decide on a move (sched.c, "Moving actors"). The holder's. */
+	uint32_t flags;
+	int32_t reason;
+	uint16_t waker;    /* index + 1 of the worker whose sends last woke it remotely; 0: none */
+	uint16_t streak;   /* consecutive remote wake-ups from `waker` */
+	uint16_t cooldown; /* remote wake-ups to ignore after a move */
+	bool pinned;       /* immutable: ACTOR_PLACE_FIXED, opts->stay or cfg->no_move */
 	actor_behavior_fn *fn;
 	void *state;
-	actor_ref_t ref;           /* immutable */
-	struct actor_worker *home; /* immutable */
-	const char *name;          /* immutable */
+	actor_ref_t ref; /* immutable */
+	/* Written only by the actor's holder as it moves the actor (sched.c); relaxed loads
+	 * elsewhere: a reader that is not the holder gets a hint (actor_info) or re-checks it
+	 * after claiming the actor (the shutdown scan). */
+	struct actor_worker *_Atomic home;
+	const char *name; /* immutable */
 	void (*destroy)(void *state);
 	union {
 		struct actor__monitor *monitors; /* while alive */
 		uint64_t retire_epoch;           /* once retired */
 	};
-	uint32_t flags;
-	int32_t reason;
 };
 
 /* What a behaviour's ctx points at: one per worker, describing the current turn. */
@@ -78,6 +91,7 @@ struct actor_ctx {
 struct actor__wstats {
 	_Atomic uint64_t processed, parks, wakeups, spawned, stopped, sent, dead_letters, runq;
 	_Atomic uint64_t conns, accepts, accept_backoffs, read_throttles, timers, closes_reset;
+	_Atomic uint64_t migrations, shared, contended;
 };
 
 /* A job for a worker's own thread, posted from any thread (actor__worker_post). */
@@ -108,6 +122,9 @@ struct actor_worker {
 	CK_CC_CACHELINE _Atomic uint64_t resident;
 	/* Any thread: 1 once someone woke the parked worker; the futex word. */
 	_Atomic uint32_t wake;
+	/* Written by the worker as it runs out of work (1) or finds some (0); busy workers read
+	 * it to hand actors over (sched.c, "Sharing"). Relaxed: a hint, never a guarantee. */
+	_Atomic uint32_t idle;
 	/* Any thread: writing it wakes the worker's reactor wait (see sched.c). */
 	int evfd;
 	/* Start-up: 0 while the worker creates its reactor, then 1 or a negative errno. */
@@ -127,7 +144,9 @@ struct actor_worker {
 	uint64_t ext_clear_epoch; /* epochs below this have no external reader left */
 	uint32_t *free_slots;     /* slot indices ready for reuse */
 	uint32_t free_len, free_cap;
-	unsigned rr_next; /* round-robin cursor for spawns from this worker */
+	unsigned rr_next;       /* round-robin cursor for spawns from this worker */
+	bool stopping;          /* the system is shutting down (as of this loop turn) */
+	uint64_t no_spin_until; /* the CPU is contended: park without spinning until then */
 	struct actor_ctx ctx;
 	struct actor__msg_cache_slot msg_cache;
 	/* I/O and time, owner only (the reactor's wake excepted). */
@@ -152,6 +171,7 @@ struct actor_system {
 	int spin_us;
 	int shutdown_drain_ms; /* -1: none */
 	bool pin;
+	bool no_move; /* every actor is pinned */
 	actor_dead_letter_fn *dead_letter;
 	void *dead_letter_arg;
 	struct actor_worker *workers;
@@ -244,6 +264,14 @@ int actor__send_internal_msg(actor_system_t *sys, actor_ref_t to, actor_msg_t *m
 int actor__workers_start(actor_system_t *sys);
 void actor__workers_join(actor_system_t *sys);
 void actor__schedule(struct actor_worker *self, struct actor *a);
+/* The actor's home, as a hint for any thread (exact for its holder). */
+static inline struct actor_worker *actor__home(const struct actor *a)
+{
+	/* relaxed: see the field; the holder's own store or the hand-off ordered it. */
+	return atomic_load_explicit(&((struct actor *)a)->home, memory_order_relaxed);
+}
+/* The holder of an idle or queued actor makes it live on `to` (resident counts follow). */
+void actor__move(struct actor *a, struct actor_worker *to);
 void actor__runq_push_local(struct actor_worker *w, struct actor *a);
 void actor__wake_all(actor_system_t *sys);
 void actor__note_stopped(struct actor_worker *w);

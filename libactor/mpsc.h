@@ -67,6 +67,10 @@ static inline uintptr_t actor__mpsc_push(struct actor__mpsc *q, struct actor__mp
 	struct actor__mpsc_node *prev = ck_pr_fas_ptr(&q->head, n);
 	uintptr_t flags = (uintptr_t)prev & MPSC_FLAGS;
 	prev = (struct actor__mpsc_node *)((uintptr_t)prev & ~MPSC_FLAGS);
+	/* The exchange read the consumer's empty-mark: this caller now holds the consumer (an
+	 * actor may change workers, sched.c); its last turn happens before what we do next. */
+	if (flags & MPSC_EMPTY)
+		ACTOR_TSAN_ACQUIRE(q); /* pairs with the release in mpsc_mark_empty */
 	/* release: pairs with the fence_load after the consumer's load of `next` in mpsc_pop. */
 	ck_pr_fence_store();
 	ck_pr_store_ptr(&prev->next, n);
@@ -135,6 +139,9 @@ static inline bool actor__mpsc_mark_empty(struct actor__mpsc *q)
 	void *marked = (void *)((uintptr_t)&q->stub | MPSC_EMPTY);
 	if (ck_pr_load_ptr(&q->head) == marked)
 		return true;
+	/* The consumer's work so far happens before the turn of whoever the next push hands it
+	 * to (pairs with the acquire in mpsc_push and mpsc_close_idle). */
+	ACTOR_TSAN_RELEASE(q);
 	/* Full barrier: a later push's exchange either precedes this (we fail) or sees the bit. */
 	return ck_pr_cas_ptr(&q->head, &q->stub, marked);
 }
@@ -149,6 +156,21 @@ static inline bool actor__mpsc_close(struct actor__mpsc *q, bool was_marked)
 	void *from = (void *)((uintptr_t)&q->stub | (was_marked ? MPSC_EMPTY : 0));
 	void *to = (void *)((uintptr_t)&q->stub | MPSC_EMPTY | MPSC_CLOSED);
 	return ck_pr_cas_ptr(&q->head, from, to);
+}
+
+/* Any thread. Closes the queue if it is empty-marked (its consumer idle), so that no push can
+ * schedule the consumer again: the caller then holds the consumer alone, as the producer told
+ * "was empty" would have. False if the queue is not idle (or is closed already). Touches only
+ * `head`, never the consumer's fields: an empty-marked queue has its stub at the tail. */
+static inline bool actor__mpsc_close_idle(struct actor__mpsc *q)
+{
+	void *from = (void *)((uintptr_t)&q->stub | MPSC_EMPTY);
+	void *to = (void *)((uintptr_t)&q->stub | MPSC_EMPTY | MPSC_CLOSED);
+	/* Full barrier; success read the consumer's mark, so its last turn happens before ours. */
+	if (!ck_pr_cas_ptr(&q->head, from, to))
+		return false;
+	ACTOR_TSAN_ACQUIRE(q); /* pairs with the release in mpsc_mark_empty */
+	return true;
 }
 
 #endif /* ACTOR_MPSC_H */

@@ -787,6 +787,13 @@ int actor_tcp_handoff(actor_ctx_t *ctx, actor_conn_t conn, actor_ref_t target)
 		return -ESRCH;
 	if (info.worker != cw)
 		return -EXDEV;
+	/* A target that may move could leave the connection's worker at any moment: only one
+	 * that stays there (pinned) or the caller itself (running here now) can take it. */
+	struct actor *t = actor__lookup(w->sys, target);
+	if (t == NULL)
+		return -ESRCH;
+	if (t != ctx->actor && !t->pinned)
+		return -EXDEV;
 	if (cw != w->index) {
 		/* A pending connection accepted on another worker: its target claims it there. */
 		struct actor__adopt ad = {.conn = conn, .from = ctx->actor->ref};

@@ -29,6 +29,10 @@
 __attribute__((tls_model("initial-exec"))) _Thread_local struct actor_worker *actor__tls_worker;
 
 #define IDLE_PARK_NS 1000000 /* park timeout while retired actors wait for a grace period */
+/* An idle spin round (64 polls and a yield) longer than this: the CPU is contended. Alone on
+ * its CPU a round takes 1-2 us; a yield to a busy neighbour returns after its time slice. */
+#define SPIN_CONTENDED_NS 50000
+#define NO_SPIN_NS 100000000 /* then no spinning for 100 ms: one probe costs one lost slice */
 
 /* ---------------------------------------------------------------------------------------------
  * Run queues
@@ -91,16 +95,156 @@ static unsigned run_cmds(struct actor_worker *w)
 	return n;
 }
 
-/* Any thread, with `a` protected by QSBR: makes `a` runnable on its home worker. */
+/* ---------------------------------------------------------------------------------------------
+ * Moving actors
+ *
+ * Placement at spawn is a first guess. An actor that may move (actor_movable: not pinned, no
+ * connection, listener or timer of its own) changes home in two ways, each at a moment when
+ * one thread holds it alone:
+ *
+ *   Following. The push that finds a mailbox empty-marked makes its caller the actor's only
+ *   holder (mpsc.h): nobody runs the actor, nobody else will queue it. If that caller is a
+ *   worker other than the home, and the same worker has woken the actor FOLLOW_STREAK times
+ *   in a row (it is in a conversation with actors there), the caller makes itself the home
+ *   and queues the actor locally, so the conversation stops crossing cores. A wake-up from
+ *   the home resets the streak, so two actors in conversation never both move: the first to
+ *   reach the streak moves, and from then on the other's wake-ups are local.
+ *
+ *   Sharing. A worker with actors waiting in its run queue hands some to an idle worker (one
+ *   that found nothing to do and raised its `idle` flag; the giver lowers it, so two givers
+ *   do not pile onto one). Queued actors are their worker's alone: it sets their home and
+ *   pushes them onto the idle worker's inbox.
+ *
+ * After either move an actor ignores MOVE_COOLDOWN remote wake-ups (hysteresis), so that
+ * following and sharing cannot toss it back and forth at message rate.
+ *
+ * Why the contract holds: one thread holds an actor at a time, and every hand-over is
+ * ordered. The old home's last turn ends with the empty-mark CAS (a full barrier) that the
+ * new holder's exchange reads; a shared actor travels through an MPSC inbox (release on push,
+ * acquire on pop). So the behaviour never runs on two threads at once, and its state, its
+ * mailbox's consumer end and the fields here go with it. Per-sender order holds because a
+ * mailbox is one FIFO wherever its consumer runs. References stay safe: a move changes no
+ * slot, and reclamation (refs.c) waits for every worker, not only the home. Shutdown stops
+ * queued actors on the worker that runs them and claims idle ones (kill_residents).
+ *
+ * Resident counts (termination, LEAST_LOADED) move too: the new home's goes up before the old
+ * one's goes down, so their sum never passes through zero early.
+ */
+#define FOLLOW_STREAK 4  /* bench/pingpong: a pair settles within a few round trips */
+#define MOVE_COOLDOWN 64 /* bench/counting: sharing and following meet at most this often */
+#define SHARE_MAX 32     /* actors handed over at once: a batch, not the whole queue */
+#define SHARE_SCAN 64    /* queued actors looked at per hand-over */
+#define SHARE_EVERY 8    /* actor turns between two looks for an idle worker */
+
+static bool actor_movable(const struct actor *a)
+{
+	/* `pinned` first: it is immutable, while a pinned actor's flags may be written by its
+	 * home worker outside its turns (a connection handed to it). */
+	return !a->pinned && !(a->flags & (ACTOR_BOUND | ACTOR_HAS_IO | ACTOR_DEAD));
+}
+
+void actor__move(struct actor *a, struct actor_worker *to)
+{
+	struct actor_worker *from = actor__home(a);
+	/* seq_cst both: up before down, so actor__resident_total never sees the actor missing. */
+	atomic_fetch_add(&to->resident, 1);
+	/* relaxed: the holder's own field; the next holder is ordered by the hand-over. */
+	atomic_store_explicit(&a->home, to, memory_order_relaxed);
+	atomic_fetch_sub(&from->resident, 1);
+	a->cooldown = MOVE_COOLDOWN;
+	a->waker = 0;
+	a->streak = 0;
+}
+
+/* The holder of idle `a`, on worker `self`, which is not its home: true if `a` should follow
+ * its conversation here. */
+static bool follows(struct actor_worker *self, struct actor *a)
+{
+	if (!actor_movable(a))
+		return false;
+	if (a->cooldown > 0) {
+		a->cooldown--;
+		return false;
+	}
+	uint16_t me = (uint16_t)(self->index + 1);
+	if (a->waker != me) {
+		a->waker = me;
+		a->streak = 1;
+		return false;
+	}
+	return ++a->streak >= FOLLOW_STREAK;
+}
+
+/* Any thread, holding `a` (its push found the mailbox empty-marked), with `a` protected by
+ * QSBR: makes `a` runnable on its home worker, or moves it here (above). */
 void actor__schedule(struct actor_worker *self, struct actor *a)
 {
-	struct actor_worker *home = a->home;
+	struct actor_worker *home = actor__home(a);
 	if (home == self) {
+		if (a->streak != 0)
+			a->streak = 0;
+		actor__runq_push_local(self, a);
+		return;
+	}
+	if (self != NULL && follows(self, a)) {
+		actor__move(a, self);
+		actor__stat_add(&self->st.migrations, 1);
 		actor__runq_push_local(self, a);
 		return;
 	}
 	if (actor__mpsc_push(&home->inbox, &a->link) & MPSC_EMPTY)
 		wake_worker(home);
+}
+
+/* An idle worker other than `w`, claimed (its flag lowered), or NULL. */
+static struct actor_worker *claim_idle(struct actor_worker *w)
+{
+	actor_system_t *sys = w->sys;
+	for (unsigned k = 1; k < sys->nworkers; k++) {
+		struct actor_worker *o = &sys->workers[(w->index + k) % sys->nworkers];
+		/* relaxed: a hint; a stale flag costs one hand-over to a worker that found work. */
+		if (atomic_load_explicit(&o->idle, memory_order_relaxed) &&
+		    atomic_exchange_explicit(&o->idle, 0, memory_order_relaxed))
+			return o;
+	}
+	return NULL;
+}
+
+/* Sharing (above): hands some of the actors queued behind the next one to an idle worker. */
+static void share(struct actor_worker *w)
+{
+	if (w->runq_len < 2 || w->stopping)
+		return;
+	struct actor_worker *to = claim_idle(w);
+	if (to == NULL)
+		return;
+	uint64_t give = w->runq_len / 2 < SHARE_MAX ? w->runq_len / 2 : SHARE_MAX;
+	unsigned given = 0, seen = 0;
+	bool wake = false;
+	struct actor__mpsc_node **pp = &w->runq_head, *prev = NULL;
+	/* Every other actor, the head excepted: both workers get a mix of the queue. */
+	while (*pp != NULL && given < give && seen < SHARE_SCAN) {
+		struct actor__mpsc_node *n = *pp;
+		struct actor *a = link_actor(n);
+		if (seen++ % 2 == 0 || !actor_movable(a)) {
+			prev = n;
+			pp = &n->next;
+			continue;
+		}
+		*pp = n->next;
+		if (w->runq_tail == n)
+			w->runq_tail = prev;
+		w->runq_len--;
+		actor__move(a, to);
+		if (actor__mpsc_push(&to->inbox, &a->link) & MPSC_EMPTY)
+			wake = true;
+		given++;
+	}
+	if (wake)
+		wake_worker(to);
+	else if (given == 0)
+		atomic_store_explicit(&to->idle, 1, memory_order_relaxed); /* unclaim: still idle */
+	actor__stat_add(&w->st.shared, given);
 }
 
 void actor__wake_all(actor_system_t *sys)
@@ -143,8 +287,10 @@ void actor__note_stopped(struct actor_worker *w)
 	}
 }
 
-/* On shutdown: stops every actor living here. Spawns that raced the shutdown flag are caught by
- * a later call (the worker calls this while its resident count is not zero). */
+/* On shutdown: stops every idle actor living here; queued and running ones stop on their next
+ * turn (actor__run). Spawns that raced the shutdown flag, and actors that moved here after the
+ * scan read their home, are caught by a later call (the worker calls this while its resident
+ * count is not zero). */
 static void kill_residents(struct actor_worker *w)
 {
 	actor_system_t *sys = w->sys;
@@ -158,12 +304,19 @@ static void kill_residents(struct actor_worker *w)
 		/* acquire: pairs with the release publication in actor_spawn. QSBR keeps `a`
 		 * allocated: this worker is online and between quiescent points. */
 		struct actor *a = atomic_load_explicit(&s->actor, memory_order_acquire);
-		if (a == NULL || a->home != w)
+		if (a == NULL || actor__home(a) != w)
 			continue;
+		/* Claim it as a waking sender would: closing its idle mailbox makes this thread its
+		 * only holder. A busy actor refuses the claim and stops on its next turn. */
+		if (!actor__mpsc_close_idle(&a->mbox))
+			continue;
+		/* The claim read the last holder's mark, so `home` is exact now: an actor that
+		 * moved away and went idle again (the first read was stale) is stopped here all the
+		 * same. */
+		if (actor__home(a) != w)
+			actor__move(a, w);
 		actor__kill_now(w, a, ACTOR_REASON_SHUTDOWN);
-		/* Idle (empty-marked) actors are closed here; queued ones on their next turn. */
-		if (actor__mpsc_close(&a->mbox, true))
-			actor__retire(w, a);
+		actor__retire(w, a);
 	}
 }
 
@@ -171,13 +324,24 @@ static void kill_residents(struct actor_worker *w)
  * The loop
  */
 
+/* Raises or lowers this worker's idle flag (Sharing), writing only on a change. */
+static void set_idle(struct actor_worker *w, bool idle)
+{
+	/* relaxed: a hint for givers; the inbox push and wake carry the actors themselves. */
+	if (atomic_load_explicit(&w->idle, memory_order_relaxed) != (uint32_t)idle)
+		atomic_store_explicit(&w->idle, (uint32_t)idle, memory_order_relaxed);
+}
+
 static unsigned run_ready(struct actor_worker *w)
 {
 	unsigned ran = 0;
 	struct actor *a;
 	while (ran < ACTOR_RUN_PER_TURN && (a = runq_pop_local(w)) != NULL) {
 		actor__run(w, a);
-		ran++;
+		/* A turn of many long-running actors can take a while: look for idle workers
+		 * within it too (a few relaxed loads). */
+		if (++ran % SHARE_EVERY == 0)
+			share(w);
 	}
 	atomic_store_explicit(&w->st.runq, w->runq_len, memory_order_relaxed);
 	return ran;
@@ -201,7 +365,10 @@ static bool spin(struct actor_worker *w)
 {
 	if (w->sys->spin_us <= 0)
 		return false;
-	uint64_t until = now_ns() + (uint64_t)w->sys->spin_us * 1000u;
+	uint64_t now = now_ns();
+	if (now < w->no_spin_until)
+		return false;
+	uint64_t until = now + (uint64_t)w->sys->spin_us * 1000u;
 	do {
 		for (int i = 0; i < 64; i++) {
 			if (!actor__mpsc_is_empty(&w->inbox) || !actor__mpsc_is_empty(&w->cmdq))
@@ -215,7 +382,18 @@ static bool spin(struct actor_worker *w)
 		if (actor__net_active(w) && (actor__net_poll(w) > 0 || w->runq_head != NULL))
 			return true;
 		sched_yield();
-	} while (now_ns() < until);
+		/* A round takes about a microsecond. Much longer means another thread ran on this
+		 * CPU, in the yield or by preempting us: spinning would take its time slices and
+		 * lose ours (a woken thread gets the CPU at once, a runnable spinner waits out the
+		 * other's slice), so park straight away for a while, then try again. */
+		uint64_t t = now_ns();
+		if (t - now > SPIN_CONTENDED_NS) {
+			w->no_spin_until = t + NO_SPIN_NS;
+			actor__stat_add(&w->st.contended, 1);
+			return false;
+		}
+		now = t;
+	} while (now < until);
 	return false;
 }
 
@@ -330,6 +508,7 @@ static void *worker_main(void *arg)
 		unsigned busy = run_cmds(w);
 		/* Checked every turn, not only when idle: a busy system must stop too. */
 		bool stopping = atomic_load_explicit(&sys->shutdown, memory_order_acquire);
+		w->stopping = stopping;
 		if (stopping && atomic_load(&w->resident) > 0)
 			kill_residents(w);
 		busy += run_ready(w);
@@ -337,6 +516,7 @@ static void *worker_main(void *arg)
 			busy++;
 		busy += tick(w);
 		actor__reclaim(w);
+		set_idle(w, busy == 0 && w->runq_head == NULL);
 		if (busy > 0)
 			continue;
 		if (stopping) {

@@ -30,6 +30,9 @@ int actor_stats_worker(const actor_system_t *sys, unsigned worker, actor_worker_
 	out->timers = rd(&w->st.timers);
 	out->closes_reset = rd(&w->st.closes_reset);
 	out->reactor = w->rops->name;
+	out->migrations = rd(&w->st.migrations);
+	out->shared = rd(&w->st.shared);
+	out->contended = rd(&w->st.contended);
 	return 0;
 }
 
@@ -71,9 +74,11 @@ int actor_stats_print(const actor_system_t *sys, FILE *out)
 		        "  worker %u: processed %" PRIu64 " resident %" PRIu64 " runq %" PRIu64
 		        " parks %" PRIu64 " wakeups %" PRIu64 " conns %" PRIu64 " accepts %" PRIu64
 		        " backoffs %" PRIu64 " throttles %" PRIu64 " timers %" PRIu64
-		        " closes-reset %" PRIu64 " %s\n",
+		        " closes-reset %" PRIu64 " migrations %" PRIu64 " shared %" PRIu64
+		        " contended %" PRIu64 " %s\n",
 		        i, w.processed, w.resident, w.runq, w.parks, w.wakeups, w.conns, w.accepts,
-		        w.accept_backoffs, w.read_throttles, w.timers, w.closes_reset, w.reactor);
+		        w.accept_backoffs, w.read_throttles, w.timers, w.closes_reset, w.migrations,
+		        w.shared, w.contended, w.reactor);
 	}
 	return 0;
 }

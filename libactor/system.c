@@ -78,7 +78,8 @@ int actor_system_create(const actor_config_t *cfg, actor_system_t **out)
 	if (cfg == NULL)
 		cfg = &defaults;
 	if (cfg->workers > ACTOR_WORKERS_MAX || cfg->spin_us < -1 || cfg->spin_us > 1000000 ||
-	    cfg->shutdown_drain_ms < -1 || cfg->shutdown_drain_ms > ACTOR_TCP_LINGER_MS)
+	    cfg->shutdown_drain_ms < -1 || cfg->shutdown_drain_ms > ACTOR_TCP_LINGER_MS ||
+	    cfg->no_move < 0 || cfg->no_move > 1)
 		return -EINVAL;
 
 	actor_system_t *sys = calloc(1, sizeof(*sys));
@@ -92,6 +93,7 @@ int actor_system_create(const actor_config_t *cfg, actor_system_t **out)
 	sys->shutdown_drain_ms =
 	    cfg->shutdown_drain_ms ? cfg->shutdown_drain_ms : ACTOR_SHUTDOWN_DRAIN_MS;
 	sys->pin = !cfg->no_pin;
+	sys->no_move = cfg->no_move == 1;
 	sys->dead_letter = cfg->dead_letter;
 	sys->dead_letter_arg = cfg->dead_letter_arg;
 	atomic_init(&sys->epoch, 1);

@@ -166,6 +166,8 @@ int actor_timer_start(actor_ctx_t *ctx, actor_ref_t target, uint64_t delay_ns, u
 	t->heap_pos = ts->len++;
 	sift_up(ts, t->heap_pos);
 	actor__stat_add(&w->st.timers, 1);
+	/* Only this worker can cancel it, so the actor that set it stays here. */
+	ctx->actor->flags |= ACTOR_BOUND;
 	out->id = t->handle;
 	return 0;
 }

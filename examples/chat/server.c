@@ -90,10 +90,14 @@ static void channel_destroy(void *state)
 
 static int env_spawn_channel(struct chat_env *e, struct chan *c, uint64_t key, actor_ref_t *out)
 {
+	/* `stay`: a channel delivers to members on its own worker directly and to the others
+	 * through their workers' fan-outs; were it to move, a line sent directly after the move
+	 * could overtake the one before it, still in a fan-out's mailbox. */
 	actor_spawn_opts_t o = {.placement = ACTOR_PLACE_HASH,
 	                        .key = key,
 	                        .name = "channel",
-	                        .destroy = channel_destroy};
+	                        .destroy = channel_destroy,
+	                        .stay = 1};
 	return actor_spawn(actor_ctx_system(aenv(e)->ctx), &o, channel_fn, c, out);
 }
 

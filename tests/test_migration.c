@@ -1,0 +1,618 @@
+/* test_migration.c: actors that move between workers: a conversation settles on one worker and
+ * stays there; producers sending while their receivers move lose nothing and keep their order;
+ * bound actors (fixed, `stay`, a timer, a listener) never move; idle workers take queued
+ * actors from a busy one; a shutdown among moving actors stops each exactly once; and a
+ * million round trips finish beside busy threads on every CPU.
+ *
+ * Stress parameters (environment): MOVE_ROUNDS, MOVE_BURSTS, NOISY_ROUNDS.
+ */
+#include "common.h"
+
+#define SETTLE_ROUNDS 10000
+#define MOVE_ROUNDS_DEFAULT 400 /* bursts per producer per consumer */
+#define MOVE_PRODUCERS 6
+#define MOVE_CONSUMERS 8
+#define MOVE_WORKERS 3
+#define BOUND_ROUNDS 2000
+#define SPREAD_ACTORS 16
+#define SPREAD_STEPS 2000
+#define NOISY_ROUNDS_DEFAULT 1000000
+
+enum { MSG_GO = 1, MSG_BALL, MSG_DATA, MSG_CONTINUE, MSG_END };
+
+static uint64_t wstat_sum(actor_system_t *sys, size_t field)
+{
+	uint64_t sum = 0;
+	for (unsigned i = 0; i < actor_system_workers(sys); i++) {
+		actor_worker_stats_t st;
+		ck_assert_int_eq(actor_stats_worker(sys, i, &st), 0);
+		sum += *(uint64_t *)((char *)&st + field);
+	}
+	return sum;
+}
+
+#define WSUM(sys, name) wstat_sum(sys, offsetof(actor_worker_stats_t, name))
+
+static int place_at(void *arg, const actor_place_info_t *info)
+{
+	(void)info;
+	return (int)(uintptr_t)arg;
+}
+
+/* Placed on `worker` by a callback: a first guess, free to move (unlike ACTOR_PLACE_FIXED). */
+static actor_ref_t spawn_movable_at(actor_system_t *sys, unsigned worker, actor_behavior_fn *fn,
+                                    void *state)
+{
+	actor_spawn_opts_t o = {.placement = ACTOR_PLACE_CALLBACK,
+	                        .place = place_at,
+	                        .place_arg = (void *)(uintptr_t)worker};
+	return spawn_ok(sys, &o, fn, state);
+}
+
+/* Marks a behaviour call as running; a second thread inside the same actor is an error. */
+static void enter(atomic_int *inside, atomic_int *overlaps)
+{
+	if (atomic_exchange(inside, 1) != 0)
+		atomic_fetch_add(overlaps, 1);
+}
+
+static void leave(atomic_int *inside)
+{
+	atomic_store(inside, 0);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * A conversation settles
+ */
+
+struct player {
+	actor_ref_t peer;
+	uint64_t target, rounds, errors, send_failures;
+	unsigned last_worker;
+	atomic_int inside, overlaps;
+	atomic_ullong progress;
+};
+
+/* The server (target != 0) counts the returns and sends the next ball, then ends the game; the
+ * other end (target 0) checks each ball and returns it as it is. */
+static void player_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	struct player *p = state;
+	actor_system_t *sys = actor_ctx_system(ctx);
+	enter(&p->inside, &p->overlaps);
+	p->last_worker = actor_ctx_worker(ctx);
+	uint64_t n = 0;
+	if (msg->type == MSG_END) {
+		actor_exit(ctx, ACTOR_REASON_NORMAL);
+		leave(&p->inside);
+		return;
+	}
+	if (msg->type == MSG_BALL) {
+		n = msg_u64(msg);
+		if (n != p->rounds)
+			p->errors++;
+		p->rounds++;
+		atomic_store_explicit(&p->progress, p->rounds, memory_order_relaxed);
+	}
+	if (p->target != 0 && p->rounds == p->target) {
+		actor_send(sys, p->peer, MSG_END, NULL, 0);
+		actor_exit(ctx, ACTOR_REASON_NORMAL);
+	} else {
+		if (p->target != 0)
+			n = p->rounds;
+		if (actor_send(sys, p->peer, MSG_BALL, &n, sizeof(n)) != 0)
+			p->send_failures++; /* the peer stopped: only at shutdown */
+	}
+	leave(&p->inside);
+}
+
+/* Plays `rounds` round trips between a player placed on worker `wa` and one on `wb`; both may
+ * move unless `opts_b` says otherwise. */
+static void play(actor_system_t *sys, struct player *a, struct player *b, unsigned wa, unsigned wb,
+                 uint64_t rounds, const char *what)
+{
+	a->target = rounds;
+	actor_ref_t rb = spawn_movable_at(sys, wb, player_fn, b);
+	actor_ref_t ra = spawn_movable_at(sys, wa, player_fn, a);
+	a->peer = rb;
+	b->peer = ra;
+	send_ok(sys, ra, MSG_GO, NULL, 0);
+	struct watchdog wd;
+	watchdog_start_progress(&wd, sys, TEST_WATCHDOG, what, &a->progress);
+	int rc = actor_system_run(sys);
+	bool fired = watchdog_stop(&wd);
+	ck_assert_msg(!fired, "%s: stuck at %llu of %llu round trips", what,
+	              (unsigned long long)atomic_load(&a->progress), (unsigned long long)rounds);
+	ck_assert_int_eq(rc, 0);
+	ck_assert_uint_eq(a->rounds, rounds);
+	ck_assert_uint_eq(b->rounds, rounds);
+	ck_assert_uint_eq(a->errors + b->errors, 0);
+	ck_assert_uint_eq(a->send_failures + b->send_failures, 0);
+	ck_assert_int_eq(atomic_load(&a->overlaps) + atomic_load(&b->overlaps), 0);
+}
+
+START_TEST(a_conversation_settles_on_one_worker_and_stays)
+{
+	actor_system_t *sys = system_new(2);
+	struct player a = {0}, b = {0};
+	play(sys, &a, &b, 0, 1, SETTLE_ROUNDS, "settling pair");
+	/* The ball went back and forth between one worker's actors at the end. */
+	ck_assert_uint_eq(a.last_worker, b.last_worker);
+	/* One of the two moved, once: the other's wake-ups were local from then on. */
+	ck_assert_uint_eq(WSUM(sys, migrations), 1);
+	ck_assert_uint_eq(WSUM(sys, shared), 0);
+	actor_stats_t st = stats_of(sys);
+	ck_assert_uint_eq(st.delivered, st.sent);
+	actor_system_free(sys);
+}
+END_TEST
+
+START_TEST(no_move_keeps_a_conversation_across_workers)
+{
+	actor_config_t cfg = {.workers = 2, .no_move = 1};
+	actor_system_t *sys = system_new_cfg(&cfg);
+	struct player a = {0}, b = {0};
+	play(sys, &a, &b, 0, 1, SETTLE_ROUNDS, "pair that may not move");
+	ck_assert_uint_eq(a.last_worker, 0);
+	ck_assert_uint_eq(b.last_worker, 1);
+	ck_assert_uint_eq(WSUM(sys, migrations), 0);
+	actor_system_free(sys);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------------
+ * Producers and moving consumers: exact counts, per-sender order
+ */
+
+#define SENDERS (MOVE_PRODUCERS + 2) /* six producer actors and two outside threads */
+
+struct consumer {
+	uint64_t next[SENDERS]; /* per sender: the sequence number due next */
+	uint64_t got, expected, errors;
+	bool worker_seen[MOVE_WORKERS];
+	atomic_int inside, overlaps;
+	atomic_ullong *progress;
+};
+
+struct mover_test {
+	actor_system_t *sys;
+	actor_ref_t consumers[MOVE_CONSUMERS];
+	struct consumer cs[MOVE_CONSUMERS];
+	uint64_t bursts; /* per sender per consumer */
+	atomic_ullong progress;
+	atomic_int send_failures;
+};
+
+/* A message: the sender's index in the top byte, its sequence number to this consumer below. */
+static uint64_t tag(unsigned sender, uint64_t seq)
+{
+	return (uint64_t)sender << 56 | seq;
+}
+
+static void consumer_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	struct consumer *c = state;
+	enter(&c->inside, &c->overlaps);
+	unsigned w = actor_ctx_worker(ctx);
+	if (w < MOVE_WORKERS)
+		c->worker_seen[w] = true;
+	uint64_t v = msg_u64(msg);
+	unsigned s = (unsigned)(v >> 56);
+	if (s >= SENDERS || (v & ((UINT64_C(1) << 56) - 1)) != c->next[s])
+		c->errors++;
+	else
+		c->next[s]++;
+	atomic_fetch_add_explicit(c->progress, 1, memory_order_relaxed);
+	if (++c->got == c->expected)
+		actor_exit(ctx, ACTOR_REASON_NORMAL);
+	leave(&c->inside);
+}
+
+struct producer {
+	struct mover_test *t;
+	unsigned index;
+	uint64_t burst; /* bursts sent so far */
+};
+
+/* One burst per turn: a message to each consumer, then a CONTINUE to itself, so that its
+ * worker turns over and the consumers go idle and are woken again and again. */
+static void producer_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	struct producer *p = state;
+	struct mover_test *t = p->t;
+	(void)msg;
+	for (unsigned c = 0; c < MOVE_CONSUMERS; c++) {
+		uint64_t v = tag(p->index, p->burst);
+		if (actor_send(t->sys, t->consumers[c], MSG_DATA, &v, sizeof(v)) != 0)
+			atomic_fetch_add(&t->send_failures, 1);
+	}
+	if (++p->burst == t->bursts)
+		actor_exit(ctx, ACTOR_REASON_NORMAL);
+	else
+		actor_send(t->sys, actor_self(ctx), MSG_CONTINUE, NULL, 0);
+}
+
+struct outside {
+	struct mover_test *t;
+	unsigned index;
+};
+
+static void *outside_main(void *arg)
+{
+	struct outside *o = arg;
+	struct mover_test *t = o->t;
+	for (uint64_t b = 0; b < t->bursts; b++) {
+		for (unsigned c = 0; c < MOVE_CONSUMERS; c++) {
+			uint64_t v = tag(o->index, b);
+			if (actor_send(t->sys, t->consumers[c], MSG_DATA, &v, sizeof(v)) != 0)
+				atomic_fetch_add(&t->send_failures, 1);
+		}
+	}
+	return NULL;
+}
+
+START_TEST(producers_lose_nothing_and_keep_order_while_receivers_move)
+{
+	actor_config_t cfg = {.workers = MOVE_WORKERS};
+	struct mover_test *t = calloc(1, sizeof(*t));
+	ck_assert_ptr_nonnull(t);
+	t->sys = system_new_cfg(&cfg);
+	t->bursts = test_param(0, "MOVE_ROUNDS", MOVE_ROUNDS_DEFAULT);
+	for (unsigned c = 0; c < MOVE_CONSUMERS; c++) {
+		t->cs[c].expected = SENDERS * t->bursts;
+		t->cs[c].progress = &t->progress;
+		t->consumers[c] =
+		    spawn_movable_at(t->sys, c % MOVE_WORKERS, consumer_fn, &t->cs[c]);
+	}
+	struct producer ps[MOVE_PRODUCERS];
+	for (unsigned i = 0; i < MOVE_PRODUCERS; i++) {
+		ps[i] = (struct producer){.t = t, .index = i};
+		actor_ref_t r = spawn_on(t->sys, i % MOVE_WORKERS, producer_fn, &ps[i]);
+		send_ok(t->sys, r, MSG_GO, NULL, 0);
+	}
+	pthread_t thr[SENDERS - MOVE_PRODUCERS];
+	struct outside os[SENDERS - MOVE_PRODUCERS];
+	for (unsigned i = 0; i < SENDERS - MOVE_PRODUCERS; i++) {
+		os[i] = (struct outside){.t = t, .index = MOVE_PRODUCERS + i};
+		ck_assert_int_eq(pthread_create(&thr[i], NULL, outside_main, &os[i]), 0);
+	}
+	struct watchdog wd;
+	watchdog_start_progress(&wd, t->sys, TEST_WATCHDOG, "moving consumers", &t->progress);
+	int rc = actor_system_run(t->sys);
+	bool fired = watchdog_stop(&wd);
+	for (unsigned i = 0; i < SENDERS - MOVE_PRODUCERS; i++)
+		pthread_join(thr[i], NULL);
+	ck_assert_msg(!fired, "moving consumers: stuck after %llu messages",
+	              (unsigned long long)atomic_load(&t->progress));
+	ck_assert_int_eq(rc, 0);
+	ck_assert_int_eq(atomic_load(&t->send_failures), 0);
+	uint64_t moved = 0;
+	for (unsigned c = 0; c < MOVE_CONSUMERS; c++) {
+		struct consumer *cs = &t->cs[c];
+		ck_assert_uint_eq(cs->got, cs->expected);
+		ck_assert_uint_eq(cs->errors, 0);
+		ck_assert_int_eq(atomic_load(&cs->overlaps), 0);
+		for (unsigned s = 0; s < SENDERS; s++)
+			ck_assert_uint_eq(cs->next[s], t->bursts);
+		unsigned seen = 0;
+		for (unsigned w = 0; w < MOVE_WORKERS; w++)
+			seen += cs->worker_seen[w];
+		moved += seen > 1;
+	}
+	/* The test means something only if receivers did move while messages flowed. */
+	uint64_t moves = WSUM(t->sys, migrations) + WSUM(t->sys, shared);
+	fprintf(stderr,
+	        "moving consumers: %" PRIu64 " moves; %" PRIu64 " of %u consumers ran on "
+	        "more than one worker\n",
+	        moves, moved, MOVE_CONSUMERS);
+	ck_assert_uint_gt(moves, 0);
+	ck_assert_uint_gt(moved, 0);
+	actor_stats_t st = stats_of(t->sys);
+	ck_assert_uint_eq(st.delivered, st.sent);
+	ck_assert_uint_eq(st.dead_letters, 0);
+	actor_system_free(t->sys);
+	free(t);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------------
+ * Bound actors stay
+ */
+
+enum bound_kind { BOUND_FIXED, BOUND_STAY, BOUND_TIMER, BOUND_LISTENER, FREE_CONTROL, KINDS };
+static const char *const kind_names[KINDS] = {"fixed", "stay", "timer", "listener", "free"};
+
+struct bound {
+	enum bound_kind kind;
+	uint64_t rounds, errors;
+	bool off_home; /* ran somewhere else than worker 1 */
+	unsigned last_worker;
+	actor_timer_t timer;
+	actor_listener_t listener;
+	int setup_rc;
+};
+
+/* The actor under test: on its first message takes its resource, then returns every ball. */
+static void bound_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	struct bound *b = state;
+	b->last_worker = actor_ctx_worker(ctx);
+	if (b->last_worker != 1)
+		b->off_home = true;
+	if (msg->type == MSG_END) {
+		if (b->kind == BOUND_TIMER)
+			actor_timer_cancel(ctx, b->timer);
+		if (b->kind == BOUND_LISTENER)
+			actor_tcp_listener_close(ctx, b->listener);
+		actor_exit(ctx, ACTOR_REASON_NORMAL);
+		return;
+	}
+	if (b->rounds == 0 && b->kind == BOUND_TIMER)
+		b->setup_rc = actor_timer_start(ctx, actor_self(ctx), UINT64_C(3600000000000), 0, 0,
+		                                &b->timer);
+	if (b->rounds == 0 && b->kind == BOUND_LISTENER) {
+		actor_listen_opts_t o = {.host = "127.0.0.1"};
+		b->setup_rc = actor_tcp_listen(ctx, &o, &b->listener);
+	}
+	uint64_t n = msg_u64(msg);
+	if (n != b->rounds)
+		b->errors++;
+	b->rounds++;
+	if (actor_send(actor_ctx_system(ctx), actor_sender(ctx), MSG_BALL, &n, sizeof(n)) != 0)
+		b->errors++;
+}
+
+struct server_peer {
+	actor_ref_t target;
+	uint64_t target_rounds, rounds, errors;
+};
+
+/* Lives on worker 0 (fixed) and keeps waking the actor under test from there. */
+static void server_peer_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	struct server_peer *p = state;
+	actor_system_t *sys = actor_ctx_system(ctx);
+	if (msg->type == MSG_BALL) {
+		if (msg_u64(msg) != p->rounds)
+			p->errors++;
+		p->rounds++;
+	}
+	if (p->rounds == p->target_rounds) {
+		actor_send(sys, p->target, MSG_END, NULL, 0);
+		actor_exit(ctx, ACTOR_REASON_NORMAL);
+		return;
+	}
+	uint64_t n = p->rounds;
+	if (actor_send(sys, p->target, MSG_BALL, &n, sizeof(n)) != 0)
+		p->errors++;
+}
+
+START_TEST(bound_actors_never_move)
+{
+	enum bound_kind kind = (enum bound_kind)_i;
+	actor_system_t *sys = system_new(2);
+	struct bound b = {.kind = kind};
+	actor_spawn_opts_t o = {.placement = ACTOR_PLACE_CALLBACK,
+	                        .place = place_at,
+	                        .place_arg = (void *)(uintptr_t)1};
+	if (kind == BOUND_FIXED)
+		o = (actor_spawn_opts_t){.placement = ACTOR_PLACE_FIXED, .worker = 1};
+	if (kind == BOUND_STAY)
+		o.stay = 1;
+	actor_ref_t target = spawn_ok(sys, &o, bound_fn, &b);
+	struct server_peer p = {.target = target, .target_rounds = BOUND_ROUNDS};
+	actor_ref_t peer = spawn_on(sys, 0, server_peer_fn, &p);
+	send_ok(sys, peer, MSG_GO, NULL, 0);
+	system_run_to_end(sys, TEST_WATCHDOG, kind_names[kind]);
+	ck_assert_int_eq(b.setup_rc, 0);
+	ck_assert_uint_eq(p.rounds, BOUND_ROUNDS);
+	ck_assert_uint_eq(b.rounds, BOUND_ROUNDS);
+	ck_assert_uint_eq(b.errors + p.errors, 0);
+	if (kind == FREE_CONTROL) {
+		/* The same traffic moves an actor that is free to move: the test can fail. */
+		ck_assert_msg(b.off_home, "free: never left worker 1");
+		ck_assert_uint_eq(b.last_worker, 0);
+		ck_assert_uint_ge(WSUM(sys, migrations), 1);
+	} else {
+		ck_assert_msg(!b.off_home, "%s: ran on worker %u", kind_names[kind], b.last_worker);
+		ck_assert_uint_eq(WSUM(sys, migrations), 0);
+	}
+	actor_system_free(sys);
+}
+END_TEST
+
+START_TEST(a_stay_value_other_than_0_or_1_is_refused)
+{
+	actor_system_t *sys = system_new(1);
+	actor_spawn_opts_t o = {.stay = 2};
+	actor_ref_t r;
+	ck_assert_int_eq(actor_spawn(sys, &o, player_fn, NULL, &r), -EINVAL);
+	o.stay = -1;
+	ck_assert_int_eq(actor_spawn(sys, &o, player_fn, NULL, &r), -EINVAL);
+	actor_system_free(sys);
+	actor_config_t cfg = {.workers = 1, .no_move = 2};
+	ck_assert_int_eq(actor_system_create(&cfg, &sys), -EINVAL);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------------
+ * Idle workers take queued actors
+ */
+
+struct cruncher {
+	unsigned steps;
+	uint64_t sink;
+	bool worker_seen[2];
+	atomic_int inside, overlaps;
+};
+
+/* Burns a little CPU per message and sends itself the next step: always runnable. */
+static void cruncher_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	struct cruncher *c = state;
+	(void)msg;
+	enter(&c->inside, &c->overlaps);
+	c->worker_seen[actor_ctx_worker(ctx) & 1] = true;
+	uint64_t x = c->sink + 1;
+	for (int i = 0; i < 2000; i++)
+		x = x * 6364136223846793005u + 1442695040888963407u;
+	c->sink = x;
+	if (++c->steps == SPREAD_STEPS)
+		actor_exit(ctx, ACTOR_REASON_NORMAL);
+	else
+		actor_send(actor_ctx_system(ctx), actor_self(ctx), MSG_CONTINUE, NULL, 0);
+	leave(&c->inside);
+}
+
+START_TEST(idle_workers_take_queued_actors_from_a_busy_one)
+{
+	actor_system_t *sys = system_new(2);
+	struct cruncher cs[SPREAD_ACTORS];
+	memset(cs, 0, sizeof(cs));
+	for (unsigned i = 0; i < SPREAD_ACTORS; i++) {
+		actor_ref_t r = spawn_movable_at(sys, 0, cruncher_fn, &cs[i]);
+		send_ok(sys, r, MSG_GO, NULL, 0);
+	}
+	system_run_to_end(sys, TEST_WATCHDOG_STRESS, "crunchers");
+	unsigned on_both = 0;
+	for (unsigned i = 0; i < SPREAD_ACTORS; i++) {
+		ck_assert_uint_eq(cs[i].steps, SPREAD_STEPS);
+		ck_assert_int_eq(atomic_load(&cs[i].overlaps), 0);
+		on_both += cs[i].worker_seen[0] && cs[i].worker_seen[1];
+	}
+	actor_worker_stats_t w0, w1;
+	ck_assert_int_eq(actor_stats_worker(sys, 0, &w0), 0);
+	ck_assert_int_eq(actor_stats_worker(sys, 1, &w1), 0);
+	fprintf(stderr,
+	        "crunchers: worker 0 ran %" PRIu64 ", worker 1 %" PRIu64 " (shared %" PRIu64
+	        "); %u of %u ran on both\n",
+	        w0.processed, w1.processed, w0.shared, on_both, SPREAD_ACTORS);
+	/* Every one was placed on worker 0: whatever worker 1 ran, it was handed. */
+	ck_assert_uint_gt(w0.shared, 0);
+	ck_assert_uint_gt(w1.processed, 0);
+	ck_assert_uint_eq(w0.processed + w1.processed, SPREAD_ACTORS * SPREAD_STEPS);
+	actor_system_free(sys);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------------
+ * Shutdown among moving actors
+ */
+
+#define SHUTDOWN_PAIRS 64
+
+struct counted {
+	atomic_int *destroyed;
+	struct player p;
+};
+
+static void counted_destroy(void *state)
+{
+	struct counted *c = state;
+	atomic_fetch_add(c->destroyed, 1);
+}
+
+static void counted_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	struct counted *c = state;
+	player_fn(ctx, &c->p, msg);
+}
+
+START_TEST(a_shutdown_among_moving_actors_stops_each_exactly_once)
+{
+	actor_system_t *sys = system_new(3);
+	atomic_int destroyed = 0;
+	struct counted *cs = calloc(2 * SHUTDOWN_PAIRS, sizeof(*cs));
+	ck_assert_ptr_nonnull(cs);
+	actor_ref_t refs[2 * SHUTDOWN_PAIRS];
+	for (unsigned i = 0; i < 2 * SHUTDOWN_PAIRS; i++) {
+		cs[i].destroyed = &destroyed;
+		actor_spawn_opts_t o = {.placement = ACTOR_PLACE_CALLBACK,
+		                        .place = place_at,
+		                        .place_arg = (void *)(uintptr_t)(i % 3),
+		                        .destroy = counted_destroy};
+		refs[i] = spawn_ok(sys, &o, counted_fn, &cs[i]);
+	}
+	for (unsigned i = 0; i < SHUTDOWN_PAIRS; i++) {
+		cs[2 * i].p.target = UINT64_MAX; /* endless games */
+		cs[2 * i].p.peer = refs[2 * i + 1];
+		cs[2 * i + 1].p.peer = refs[2 * i];
+		send_ok(sys, refs[2 * i], MSG_GO, NULL, 0);
+	}
+	/* Let the games run and the pairs move, then stop everything mid-flight. */
+	bool moving = WAIT_UNTIL(WSUM(sys, migrations) >= SHUTDOWN_PAIRS / 4, TEST_WATCHDOG);
+	ck_assert_msg(moving, "the pairs never moved (%" PRIu64 " migrations)",
+	              WSUM(sys, migrations));
+	ck_assert_int_eq(actor_system_shutdown(sys), 0);
+	system_run_to_end(sys, TEST_WATCHDOG, "shutdown among moving actors");
+	actor_system_free(sys);
+	ck_assert_int_eq(atomic_load(&destroyed), 2 * SHUTDOWN_PAIRS);
+	for (unsigned i = 0; i < 2 * SHUTDOWN_PAIRS; i++) {
+		ck_assert_int_eq(atomic_load(&cs[i].p.overlaps), 0);
+		ck_assert_uint_eq(cs[i].p.errors, 0);
+	}
+	free(cs);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------------
+ * A busy neighbour
+ */
+
+struct hog {
+	atomic_int *stop;
+};
+
+static void *hog_main(void *arg)
+{
+	atomic_int *stop = arg;
+	volatile uint64_t x = 0;
+	while (!atomic_load_explicit(stop, memory_order_relaxed))
+		x++;
+	return NULL;
+}
+
+START_TEST(a_million_round_trips_finish_beside_busy_threads_on_every_cpu)
+{
+	unsigned cpus = test_cpus();
+	atomic_int stop = 0;
+	pthread_t hogs[64];
+	unsigned nhogs = cpus < 64 ? cpus : 64;
+	for (unsigned i = 0; i < nhogs; i++)
+		ck_assert_int_eq(pthread_create(&hogs[i], NULL, hog_main, &stop), 0);
+	actor_system_t *sys = system_new(0);
+	struct player a = {0}, b = {0};
+	uint64_t rounds = test_param(0, "NOISY_ROUNDS", NOISY_ROUNDS_DEFAULT);
+	double t0 = now_sec();
+	play(sys, &a, &b, 0, actor_system_workers(sys) > 1 ? 1 : 0, rounds,
+	     "round trips beside busy threads");
+	double t = now_sec() - t0;
+	atomic_store(&stop, 1);
+	for (unsigned i = 0; i < nhogs; i++)
+		pthread_join(hogs[i], NULL);
+	fprintf(stderr, "%llu round trips beside %u busy threads: %.2f s\n",
+	        (unsigned long long)rounds, nhogs, t);
+	actor_system_free(sys);
+}
+END_TEST
+
+static Suite *migration_suite(void)
+{
+	Suite *s = suite_create("migration");
+	TCase *tc = tcase_new("following", TEST_TIMEOUT);
+	tcase_add_test(tc, a_conversation_settles_on_one_worker_and_stays);
+	tcase_add_test(tc, no_move_keeps_a_conversation_across_workers);
+	tcase_add_loop_test(tc, bound_actors_never_move, 0, KINDS);
+	tcase_add_test(tc, a_stay_value_other_than_0_or_1_is_refused);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_new("stress", TEST_TIMEOUT_STRESS);
+	tcase_add_test(tc, producers_lose_nothing_and_keep_order_while_receivers_move);
+	tcase_add_test(tc, idle_workers_take_queued_actors_from_a_busy_one);
+	tcase_add_test(tc, a_shutdown_among_moving_actors_stops_each_exactly_once);
+	tcase_add_test(tc, a_million_round_trips_finish_beside_busy_threads_on_every_cpu);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+TEST_MAIN(migration_suite)
