@@ -88,7 +88,7 @@ int actor_spawn(actor_system_t *sys, const actor_spawn_opts_t *opts, actor_behav
 	if (self != NULL)
 		actor__stat_add(&self->st.spawned, 1);
 	else
-		atomic_fetch_add_explicit(&sys->ext_spawned, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&actor__ext_of(sys)->spawned, 1, memory_order_relaxed);
 	return 0;
 }
 
@@ -114,23 +114,25 @@ static int send_to(actor_system_t *sys, actor_ref_t to, actor_msg_t *msg, actor_
                    bool count)
 {
 	struct actor_worker *self = actor__self_worker(sys);
+	struct actor__ext *x = NULL;
 	if (self == NULL) {
 		if (atomic_load_explicit(&sys->finished, memory_order_acquire))
 			return -ESHUTDOWN;
-		actor__ext_enter(sys);
+		x = actor__ext_enter(sys);
 	}
 	struct actor *a = actor__lookup(sys, to);
 	if (a == NULL) {
-		if (self == NULL)
-			actor__ext_leave(sys);
+		if (x != NULL)
+			actor__ext_leave(x);
 		return -ESRCH;
 	}
 	msg->sender = from;
 	actor__deliver(sys, self, a, msg);
-	if (self == NULL) {
-		actor__ext_leave(sys);
+	if (x != NULL) {
+		actor__ext_leave(x);
+		/* relaxed: a counter on this thread's stripe; see actor.h on consistency. */
 		if (count)
-			atomic_fetch_add_explicit(&sys->ext_sent, 1, memory_order_relaxed);
+			atomic_fetch_add_explicit(&x->sent, 1, memory_order_relaxed);
 	} else if (count) {
 		actor__stat_add(&self->st.sent, 1);
 	}
@@ -260,16 +262,14 @@ int actor_info(actor_system_t *sys, actor_ref_t ref, actor_info_t *out)
 {
 	if (sys == NULL || out == NULL)
 		return -EINVAL;
-	struct actor_worker *self = actor__self_worker(sys);
-	if (self == NULL)
-		actor__ext_enter(sys);
+	struct actor__ext *x = actor__self_worker(sys) == NULL ? actor__ext_enter(sys) : NULL;
 	struct actor *a = actor__lookup(sys, ref);
 	if (a != NULL) {
 		out->name = a->name;
 		out->worker = actor__home(a)->index;
 	}
-	if (self == NULL)
-		actor__ext_leave(sys);
+	if (x != NULL)
+		actor__ext_leave(x);
 	return a != NULL ? 0 : -ESRCH;
 }
 

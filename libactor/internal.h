@@ -158,6 +158,16 @@ struct actor_worker {
 	struct actor__wstats st;
 };
 
+/* One stripe of the state of threads outside the pool (refs.c, "Outside threads"). Each such
+ * thread keeps to one stripe, and threads are spread over the stripes, so an outside sender
+ * writes a cache line no other sender writes (until there are more senders than stripes). */
+#define ACTOR_EXT_STRIPES 64
+struct actor__ext {
+	CK_CC_CACHELINE _Atomic uint64_t active; /* its threads' lookups in flight */
+	_Atomic uint64_t sent, spawned;          /* counters; relaxed */
+	_Atomic unsigned rr;                     /* round-robin cursor for spawns */
+};
+
 struct actor__slot {
 	_Atomic uint32_t gen;        /* bumped when the actor stops; matches ref.id >> 32 */
 	uint32_t free_next;          /* global free list link (under slot_lock) */
@@ -186,12 +196,10 @@ struct actor_system {
 	uint32_t slot_free_head;    /* 0 = empty */
 	uint32_t slot_free_len;
 
-	/* QSBR epoch and the count of sends/lookups in flight from non-worker threads. */
+	/* QSBR epoch. */
 	CK_CC_CACHELINE _Atomic uint64_t epoch;
-	CK_CC_CACHELINE _Atomic uint64_t ext_active;
-	/* Counters for operations by threads outside the pool. */
-	CK_CC_CACHELINE _Atomic uint64_t ext_sent, ext_spawned;
-	_Atomic unsigned ext_rr;
+	/* Threads outside the pool: sections in flight and counters, striped (refs.c). */
+	struct actor__ext ext[ACTOR_EXT_STRIPES];
 
 	/* Lifecycle. */
 	CK_CC_CACHELINE _Atomic int shutdown; /* 1 once shutdown is requested */
@@ -241,8 +249,9 @@ int actor__slot_alloc(actor_system_t *sys, struct actor_worker *w, uint32_t *idx
 void actor__slot_release(actor_system_t *sys, struct actor_worker *w, uint32_t idx);
 struct actor__slot *actor__slot_at(actor_system_t *sys, uint32_t idx);
 struct actor *actor__lookup(actor_system_t *sys, actor_ref_t ref);
-void actor__ext_enter(actor_system_t *sys);
-void actor__ext_leave(actor_system_t *sys);
+struct actor__ext *actor__ext_enter(actor_system_t *sys);
+void actor__ext_leave(struct actor__ext *x);
+struct actor__ext *actor__ext_of(actor_system_t *sys); /* this thread's stripe */
 void actor__qsbr_quiescent(struct actor_worker *w);
 void actor__qsbr_offline(struct actor_worker *w);
 void actor__qsbr_online(struct actor_worker *w);

@@ -17,7 +17,7 @@ static uint64_t mix64(uint64_t x)
 }
 
 /* Round-robin per spawning thread: a worker keeps its own cursor (no shared write on the spawn
- * path); threads outside the pool share one atomic cursor. */
+ * path); threads outside the pool one per stripe (refs.c). */
 static unsigned round_robin(actor_system_t *sys, struct actor_worker *self)
 {
 	if (self != NULL) {
@@ -25,7 +25,8 @@ static unsigned round_robin(actor_system_t *sys, struct actor_worker *self)
 		return i;
 	}
 	/* relaxed: only distinctness of successive values matters. */
-	return atomic_fetch_add_explicit(&sys->ext_rr, 1, memory_order_relaxed) % sys->nworkers;
+	return atomic_fetch_add_explicit(&actor__ext_of(sys)->rr, 1, memory_order_relaxed) %
+	       sys->nworkers;
 }
 
 static unsigned least_loaded(actor_system_t *sys)

@@ -9,15 +9,23 @@
  * QSBR, the rules:
  *   R1. A worker thread holds actor pointers only between two quiescent points of its loop
  *       (actor__qsbr_quiescent), never across one, and never while offline (parked).
- *   R2. A thread outside the pool holds them only between actor__ext_enter and _leave.
+ *   R2. A thread outside the pool holds them only between actor__ext_enter and _leave, which
+ *       count it in and out of its stripe's `active` (internal.h, struct actor__ext).
  *   R3. Stopping clears the slot (seq_cst) before actor__retire reads the epoch to tag the
  *       actor; the epoch is bumped after that. So a worker whose quiescent point saw an epoch
  *       greater than the tag has finished every access that could have found the actor, and
  *       cannot find it again.
  *   R4. An actor tagged t is freed once every online worker's `qs` is > t and, after the bump,
- *       the external in-flight count was seen at zero (ext_clear_epoch > t).
- * The seq_cst accesses on `epoch`, `qs` (when coming online) and `ext_active` give the total
- * order these arguments rely on.
+ *       every stripe's in-flight count was seen at zero (ext_clear_epoch > t). Stripes are
+ *       read one at a time, which is enough: a thread keeps to one stripe, so each of its
+ *       sections either ended before that stripe was read or began after, and then after the
+ *       bump, when the slot was already clear.
+ * The seq_cst accesses on `epoch`, `qs` (when coming online) and `active` give the total order
+ * these arguments rely on.
+ *
+ * Outside threads: their in-flight count and counters are striped (ACTOR_EXT_STRIPES lines
+ * per system), each thread taking a stripe of its own on first use, so that a send from
+ * outside costs a full barrier on a line nobody else writes, not on one every sender shares.
  */
 #include "config.h"
 
@@ -211,16 +219,45 @@ struct actor *actor__lookup(actor_system_t *sys, actor_ref_t ref)
  * QSBR
  */
 
-void actor__ext_enter(actor_system_t *sys)
+/* This thread's stripe number, from a process-wide counter on first use. */
+static unsigned ext_stripe(void)
 {
-	/* seq_cst: ordered before this thread's lookups; pairs with the load in reclaim (R4). */
-	atomic_fetch_add(&sys->ext_active, 1);
+	static _Atomic unsigned next;
+	static _Thread_local unsigned mine; /* stripe + 1; 0: none yet */
+	if (mine == 0)
+		mine =
+		    atomic_fetch_add_explicit(&next, 1, memory_order_relaxed) % ACTOR_EXT_STRIPES +
+		    1; /* relaxed: only distinctness matters */
+	return mine - 1;
 }
 
-void actor__ext_leave(actor_system_t *sys)
+struct actor__ext *actor__ext_of(actor_system_t *sys)
+{
+	return &sys->ext[ext_stripe()];
+}
+
+struct actor__ext *actor__ext_enter(actor_system_t *sys)
+{
+	struct actor__ext *x = actor__ext_of(sys);
+	/* seq_cst: ordered before this thread's lookups; pairs with the load in reclaim (R4). */
+	atomic_fetch_add(&x->active, 1);
+	return x;
+}
+
+void actor__ext_leave(struct actor__ext *x)
 {
 	/* seq_cst: every access of the section happens before a reclaimer that sees the drop. */
-	atomic_fetch_sub(&sys->ext_active, 1);
+	atomic_fetch_sub(&x->active, 1);
+}
+
+/* R4: true if no outside thread is in a section (each stripe seen at zero, seq_cst). */
+static bool ext_idle(actor_system_t *sys)
+{
+	for (unsigned i = 0; i < ACTOR_EXT_STRIPES; i++) {
+		if (atomic_load(&sys->ext[i].active) != 0)
+			return false;
+	}
+	return true;
 }
 
 void actor__qsbr_quiescent(struct actor_worker *w)
@@ -288,7 +325,7 @@ void actor__reclaim(struct actor_worker *w)
 		e = atomic_load(&sys->epoch);
 	}
 	/* R4: seq_cst load of the external count after reading epoch `e`. */
-	if (atomic_load(&sys->ext_active) == 0)
+	if (ext_idle(sys))
 		w->ext_clear_epoch = e;
 	uint64_t safe = min_online_qs(sys);
 	if (w->ext_clear_epoch < safe)

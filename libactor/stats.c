@@ -40,10 +40,11 @@ int actor_stats_system(const actor_system_t *sys, actor_stats_t *out)
 {
 	if (sys == NULL || out == NULL)
 		return -EINVAL;
-	actor_stats_t s = {
-	    .spawned = rd(&sys->ext_spawned),
-	    .sent = rd(&sys->ext_sent),
-	};
+	actor_stats_t s = {0};
+	for (unsigned i = 0; i < ACTOR_EXT_STRIPES; i++) {
+		s.spawned += rd(&sys->ext[i].spawned);
+		s.sent += rd(&sys->ext[i].sent);
+	}
 	for (unsigned i = 0; i < sys->nworkers; i++) {
 		const struct actor_worker *w = &sys->workers[i];
 		s.spawned += rd(&w->st.spawned);

@@ -82,9 +82,13 @@ int actor_system_create(const actor_config_t *cfg, actor_system_t **out)
 	    cfg->no_move < 0 || cfg->no_move > 1)
 		return -EINVAL;
 
-	actor_system_t *sys = calloc(1, sizeof(*sys));
+	/* Aligned, so that the cache-line padding in the struct matches the real lines. */
+	size_t size =
+	    (sizeof(actor_system_t) + CK_MD_CACHELINE - 1) / CK_MD_CACHELINE * CK_MD_CACHELINE;
+	actor_system_t *sys = aligned_alloc(CK_MD_CACHELINE, size);
 	if (sys == NULL)
 		return -ENOMEM;
+	memset(sys, 0, size);
 	sys->nworkers = cfg->workers ? cfg->workers : default_workers();
 	if (sys->nworkers > ACTOR_WORKERS_MAX)
 		sys->nworkers = ACTOR_WORKERS_MAX;
