@@ -102,6 +102,12 @@ int actor__deliver(actor_system_t *sys, struct actor_worker *self, struct actor 
                    actor_msg_t *msg)
 {
 	(void)sys;
+	/* A behaviour's message to an actor elsewhere travels with its others (sched.c, Outbox);
+	 * so does one to an actor that has just moved here while a chain for it is waiting. */
+	if (self != NULL && self->ctx.actor != NULL &&
+	    (actor__home(a) != self || self->outbox_len != 0) &&
+	    actor__outbox_add(self, a, msg, actor__home(a) == self))
+		return 0;
 	uintptr_t was = actor__mpsc_push(&a->mbox, (struct actor__mpsc_node *)msg);
 	if (was == MPSC_EMPTY)
 		actor__schedule(self, a);
@@ -509,6 +515,7 @@ void actor__run(struct actor_worker *w, struct actor *a)
 	}
 	ctx->actor = NULL;
 	ctx->msg = NULL;
+	actor__outbox_flush(w);
 	actor__stat_add(&w->st.processed, n);
 
 	if (a->flags & ACTOR_EXITING) {

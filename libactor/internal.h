@@ -100,6 +100,16 @@ struct actor__cmd {
 	void (*fn)(struct actor_worker *w, struct actor__cmd *cmd);
 };
 
+/* Messages a behaviour sent to an actor living on another worker, not yet pushed: one chain
+ * per receiver, pushed with one exchange (sched.c, "Outbox"). */
+#define ACTOR_OUTBOX_SLOTS 8  /* receivers at once */
+#define ACTOR_OUTBOX_CHAIN 16 /* messages per push, as Seastar batches its cross-core queues */
+struct actor__outbox {
+	struct actor *to;
+	struct actor__mpsc_node *first, *last;
+	unsigned len;
+};
+
 struct actor__timer;
 struct actor__timers {
 	struct actor__timer **heap;
@@ -148,6 +158,8 @@ struct actor_worker {
 	bool stopping;          /* the system is shutting down (as of this loop turn) */
 	uint64_t no_spin_until; /* the CPU is contended: park without spinning until then */
 	struct actor_ctx ctx;
+	struct actor__outbox outbox[ACTOR_OUTBOX_SLOTS];
+	unsigned outbox_len;
 	struct actor__msg_cache_slot msg_cache;
 	/* I/O and time, owner only (the reactor's wake excepted). */
 	const struct actor__reactor_ops *rops;
@@ -282,6 +294,11 @@ static inline struct actor_worker *actor__home(const struct actor *a)
 /* The holder of an idle or queued actor makes it live on `to` (resident counts follow). */
 void actor__move(struct actor *a, struct actor_worker *to);
 void actor__runq_push_local(struct actor_worker *w, struct actor *a);
+/* Owner only, inside a behaviour's turn: queues `m` for `a`, which lives elsewhere, or lives
+ * here (`here`) and has a chain waiting; false if it lives here and has none (push it). */
+bool actor__outbox_add(struct actor_worker *w, struct actor *a, actor_msg_t *m, bool here);
+/* Owner only: pushes every chain queued by the turn that is ending. */
+void actor__outbox_flush(struct actor_worker *w);
 void actor__wake_all(actor_system_t *sys);
 void actor__note_stopped(struct actor_worker *w);
 uint64_t actor__resident_total(const actor_system_t *sys);

@@ -55,16 +55,21 @@ static inline void actor__mpsc_init(struct actor__mpsc *q)
 	q->head = (struct actor__mpsc_node *)((uintptr_t)&q->stub | MPSC_EMPTY);
 }
 
-/* Any thread. Returns the flag bits the push found: MPSC_EMPTY means this caller must schedule
- * the consumer; MPSC_EMPTY|MPSC_CLOSED means the consumer is gone and must not be scheduled. */
-static inline uintptr_t actor__mpsc_push(struct actor__mpsc *q, struct actor__mpsc_node *n)
+/* Any thread. Pushes the chain first..last, linked through `next` by the caller (each node
+ * released for TSan as it was linked, mpsc_chain_link), in one exchange: the consumer sees the
+ * nodes in order. Returns the flag bits the push found: MPSC_EMPTY means this caller must
+ * schedule the consumer; MPSC_EMPTY|MPSC_CLOSED means the consumer is gone and must not be
+ * scheduled. */
+static inline uintptr_t actor__mpsc_push_chain(struct actor__mpsc *q,
+                                               struct actor__mpsc_node *first,
+                                               struct actor__mpsc_node *last)
 {
-	ck_pr_store_ptr(&n->next, NULL);
-	ACTOR_TSAN_RELEASE(n); /* the happens-before edge TSan cannot see through ck_pr asm */
-	/* The exchange is a full barrier on x86; fence_store_atomic orders `n->next = NULL` and
-	 * the caller's writes to the node before it on weaker CPUs. */
+	ck_pr_store_ptr(&last->next, NULL);
+	ACTOR_TSAN_RELEASE(last); /* the happens-before edge TSan cannot see through ck_pr asm */
+	/* The exchange is a full barrier on x86; fence_store_atomic orders `last->next = NULL`,
+	 * the chain's links and the caller's writes to the nodes before it on weaker CPUs. */
 	ck_pr_fence_store_atomic();
-	struct actor__mpsc_node *prev = ck_pr_fas_ptr(&q->head, n);
+	struct actor__mpsc_node *prev = ck_pr_fas_ptr(&q->head, last);
 	uintptr_t flags = (uintptr_t)prev & MPSC_FLAGS;
 	prev = (struct actor__mpsc_node *)((uintptr_t)prev & ~MPSC_FLAGS);
 	/* The exchange read the consumer's empty-mark: this caller now holds the consumer (an
@@ -73,8 +78,21 @@ static inline uintptr_t actor__mpsc_push(struct actor__mpsc *q, struct actor__mp
 		ACTOR_TSAN_ACQUIRE(q); /* pairs with the release in mpsc_mark_empty */
 	/* release: pairs with the fence_load after the consumer's load of `next` in mpsc_pop. */
 	ck_pr_fence_store();
-	ck_pr_store_ptr(&prev->next, n);
+	ck_pr_store_ptr(&prev->next, first);
 	return flags;
+}
+
+/* Any thread: pushes one node (see mpsc_push_chain). */
+static inline uintptr_t actor__mpsc_push(struct actor__mpsc *q, struct actor__mpsc_node *n)
+{
+	return actor__mpsc_push_chain(q, n, n);
+}
+
+/* Links `n` behind `last` in a chain that is not yet pushed (the caller's alone). */
+static inline void actor__mpsc_chain_link(struct actor__mpsc_node *last, struct actor__mpsc_node *n)
+{
+	last->next = n;
+	ACTOR_TSAN_RELEASE(last); /* pairs with the acquire in mpsc_pop, as for a pushed node */
 }
 
 /* Consumer only. Reads the successor of `n` with acquire semantics. */

@@ -196,6 +196,60 @@ void actor__schedule(struct actor_worker *self, struct actor *a)
 		wake_worker(home);
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * Outbox
+ *
+ * A message to an actor on another worker costs a cache-line transfer for the exchange on its
+ * mailbox and, if the receiver was idle, more for scheduling it there. A behaviour that sends
+ * many messages to one remote actor in a turn (a producer feeding a consumer) pays it per
+ * message unless they travel together: its worker chains them per receiver and pushes each
+ * chain with one exchange when it holds ACTOR_OUTBOX_CHAIN messages or the turn ends, so the
+ * receiver is scheduled at most once per chain. Per-sender order holds: within a turn every
+ * message from the running actor to that receiver goes through the one chain, even if the
+ * receiver moves here meanwhile (another worker shares it with this one), and the chains are
+ * pushed before the turn ends (so before the sender's next message). The chains hold actor
+ * pointers only within the turn, between two quiescent points (QSBR, R1).
+ */
+
+static void outbox_push(struct actor_worker *w, unsigned i)
+{
+	struct actor__outbox *o = &w->outbox[i];
+	struct actor *a = o->to;
+	uintptr_t was = actor__mpsc_push_chain(&a->mbox, o->first, o->last);
+	*o = w->outbox[--w->outbox_len];
+	if (was == MPSC_EMPTY)
+		actor__schedule(w, a);
+	/* MPSC_CLOSED: as in actor__deliver, reclamation dead-letters the chain. */
+}
+
+bool actor__outbox_add(struct actor_worker *w, struct actor *a, actor_msg_t *m, bool here)
+{
+	struct actor__mpsc_node *n = (struct actor__mpsc_node *)m;
+	for (unsigned i = 0; i < w->outbox_len; i++) {
+		struct actor__outbox *o = &w->outbox[i];
+		if (o->to != a)
+			continue;
+		actor__mpsc_chain_link(o->last, n);
+		o->last = n;
+		if (++o->len == ACTOR_OUTBOX_CHAIN)
+			outbox_push(w, i);
+		return true;
+	}
+	if (here)
+		return false;
+	if (w->outbox_len == ACTOR_OUTBOX_SLOTS)
+		outbox_push(w, 0); /* the oldest receiver's chain makes room */
+	w->outbox[w->outbox_len++] =
+	    (struct actor__outbox){.to = a, .first = n, .last = n, .len = 1};
+	return true;
+}
+
+void actor__outbox_flush(struct actor_worker *w)
+{
+	while (w->outbox_len > 0)
+		outbox_push(w, w->outbox_len - 1);
+}
+
 /* An idle worker other than `w`, claimed (its flag lowered), or NULL. */
 static struct actor_worker *claim_idle(struct actor_worker *w)
 {
@@ -253,12 +307,22 @@ void actor__wake_all(actor_system_t *sys)
 		wake_worker(&sys->workers[i]);
 }
 
+/* Raises or lowers this worker's idle flag (Sharing), writing only on a change. */
+static void set_idle(struct actor_worker *w, bool idle)
+{
+	/* relaxed: a hint for givers; the inbox push and wake carry the actors themselves. */
+	if (atomic_load_explicit(&w->idle, memory_order_relaxed) != (uint32_t)idle)
+		atomic_store_explicit(&w->idle, (uint32_t)idle, memory_order_relaxed);
+}
+
 /* Moves every actor made runnable elsewhere to the local run queue. */
 static void take_inbox(struct actor_worker *w)
 {
 	struct actor__mpsc_node *n;
 	while ((n = actor__mpsc_pop(&w->inbox)) != NULL)
 		actor__runq_push_local(w, link_actor(n));
+	if (w->runq_head != NULL)
+		set_idle(w, false); /* no more hand-overs until this is done */
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -323,14 +387,6 @@ static void kill_residents(struct actor_worker *w)
 /* ---------------------------------------------------------------------------------------------
  * The loop
  */
-
-/* Raises or lowers this worker's idle flag (Sharing), writing only on a change. */
-static void set_idle(struct actor_worker *w, bool idle)
-{
-	/* relaxed: a hint for givers; the inbox push and wake carry the actors themselves. */
-	if (atomic_load_explicit(&w->idle, memory_order_relaxed) != (uint32_t)idle)
-		atomic_store_explicit(&w->idle, (uint32_t)idle, memory_order_relaxed);
-}
 
 static unsigned run_ready(struct actor_worker *w)
 {

@@ -7,6 +7,7 @@
  * Stress parameters (environment): MOVE_ROUNDS, MOVE_BURSTS, NOISY_ROUNDS.
  */
 #include "common.h"
+#include "internal.h"
 
 #define SETTLE_ROUNDS 10000
 #define MOVE_ROUNDS_DEFAULT 400 /* bursts per producer per consumer */
@@ -315,6 +316,102 @@ START_TEST(producers_lose_nothing_and_keep_order_while_receivers_move)
 }
 END_TEST
 
+/* Regression: a behaviour's messages to an actor on another worker wait in its worker's outbox
+ * until the turn ends. When another worker handed that actor to this one meanwhile (sharing,
+ * on an idle flag raised before this worker found work), the next message took the direct
+ * path and overtook the chain (bench/counting_4to1 failed its order check in about one run in
+ * ten). Made to happen here: a sender on worker 0 queues a first message for each of several
+ * busy receivers on worker 1, raises worker 0's idle flag (white box: internal.h) and waits,
+ * inside its turn, until worker 1 has handed it one of them; then it sends the second. */
+#define HANDED_RECEIVERS 4
+#define HANDED_WAIT_S 10.0
+
+struct handed {
+	atomic_int stage; /* 0: crunching; 1: got the first; 2: got the second */
+	atomic_int errors;
+	unsigned steps;
+	uint64_t sink;
+};
+
+static void handed_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	struct handed *h = state;
+	if (msg->type == MSG_DATA) {
+		int want = (int)msg_u64(msg); /* 1, then 2 */
+		if (atomic_load(&h->stage) != want - 1)
+			atomic_fetch_add(&h->errors, 1);
+		atomic_store(&h->stage, want);
+		if (want == 2) {
+			actor_exit(ctx, ACTOR_REASON_NORMAL);
+			return;
+		}
+	}
+	/* Always runnable: a little work, then the next step, so that worker 1's run queue
+	 * stays long and it hands actors to an idle worker. */
+	uint64_t x = h->sink + 1;
+	for (int i = 0; i < 2000; i++)
+		x = x * 6364136223846793005u + 1442695040888963407u;
+	h->sink = x;
+	h->steps++;
+	actor_send(actor_ctx_system(ctx), actor_self(ctx), MSG_CONTINUE, NULL, 0);
+}
+
+struct handing_sender {
+	actor_ref_t receivers[HANDED_RECEIVERS];
+	bool handed; /* a receiver moved to worker 0 during the turn */
+	int send_failures;
+};
+
+static void handing_sender_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	struct handing_sender *p = state;
+	actor_system_t *sys = actor_ctx_system(ctx);
+	(void)msg;
+	uint64_t one = 1, two = 2;
+	for (unsigned r = 0; r < HANDED_RECEIVERS; r++)
+		p->send_failures += actor_send(sys, p->receivers[r], MSG_DATA, &one, 8) != 0;
+	double end = now_sec() + HANDED_WAIT_S * test_scale();
+	while (!p->handed && now_sec() < end) {
+		atomic_store(&sys->workers[0].idle, 1); /* as if this worker had not found work */
+		for (unsigned r = 0; r < HANDED_RECEIVERS; r++) {
+			actor_info_t info;
+			if (actor_info(sys, p->receivers[r], &info) == 0 && info.worker == 0)
+				p->handed = true;
+		}
+	}
+	atomic_store(&sys->workers[0].idle, 0);
+	for (unsigned r = 0; r < HANDED_RECEIVERS; r++)
+		p->send_failures += actor_send(sys, p->receivers[r], MSG_DATA, &two, 8) != 0;
+	actor_exit(ctx, ACTOR_REASON_NORMAL);
+}
+
+START_TEST(a_chain_for_a_receiver_handed_here_keeps_its_order)
+{
+	actor_system_t *sys = system_new(2);
+	struct handed hs[HANDED_RECEIVERS];
+	memset(hs, 0, sizeof(hs));
+	struct handing_sender p = {0};
+	for (unsigned r = 0; r < HANDED_RECEIVERS; r++) {
+		p.receivers[r] = spawn_movable_at(sys, 1, handed_fn, &hs[r]);
+		send_ok(sys, p.receivers[r], MSG_CONTINUE, NULL, 0);
+	}
+	/* The receivers are crunching on worker 1 before the sender starts. */
+	bool busy = WAIT_UNTIL(hs[HANDED_RECEIVERS - 1].steps > 0, TEST_WATCHDOG);
+	ck_assert(busy);
+	actor_ref_t s = spawn_on(sys, 0, handing_sender_fn, &p);
+	send_ok(sys, s, MSG_GO, NULL, 0);
+	system_run_to_end(sys, TEST_WATCHDOG_STRESS, "handed receivers");
+	ck_assert_msg(p.handed, "no receiver was handed to worker 0 (the case was not made)");
+	ck_assert_int_eq(p.send_failures, 0);
+	for (unsigned r = 0; r < HANDED_RECEIVERS; r++) {
+		ck_assert_int_eq(atomic_load(&hs[r].stage), 2);
+		ck_assert_msg(atomic_load(&hs[r].errors) == 0,
+		              "receiver %u got the second message before the first", r);
+	}
+	actor_system_free(sys);
+}
+END_TEST
+
 /* ---------------------------------------------------------------------------------------------
  * Bound actors stay
  */
@@ -608,6 +705,7 @@ static Suite *migration_suite(void)
 
 	tc = tcase_new("stress", TEST_TIMEOUT_STRESS);
 	tcase_add_test(tc, producers_lose_nothing_and_keep_order_while_receivers_move);
+	tcase_add_test(tc, a_chain_for_a_receiver_handed_here_keeps_its_order);
 	tcase_add_test(tc, idle_workers_take_queued_actors_from_a_busy_one);
 	tcase_add_test(tc, a_shutdown_among_moving_actors_stops_each_exactly_once);
 	tcase_add_test(tc, a_million_round_trips_finish_beside_busy_threads_on_every_cpu);
