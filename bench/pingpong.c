@@ -3,8 +3,9 @@
  * Usage: bench/pingpong [roundtrips]   (default 2,000,000)
  *
  * Two actors bounce an 8-byte counter. `pingpong` runs on the default system, where default
- * placement (round-robin) puts the two actors on different workers, so every message crosses
- * threads; `pingpong_1core` runs on a one-worker system, where every send is a local enqueue.
+ * placement (round-robin) puts the two actors on different workers at first and the library
+ * then moves one to the other's worker (it follows the conversation) within a few round trips;
+ * `pingpong_1core` runs on a one-worker system, where every send is a local enqueue.
  * Time runs from the first serve to the last return, both measured inside the ping actor.
  */
 #include "bench.h"

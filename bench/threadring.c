@@ -9,8 +9,9 @@
  *
  * Placement: one token means no parallelism to win, and a cross-core hand-off on every hop to
  * lose, so the ring lives on one worker (ACTOR_PLACE_FIXED), where an expert would put it:
- * `threadring_<n>`. The program then runs the ring again spread by the default round-robin
- * policy, so that neighbours sit on different workers, and reports that as
+ * `threadring_<n>`. The program then runs the ring again spread by the round-robin policy and
+ * kept there (`stay`: the library would otherwise gather the ring onto one worker, following
+ * the token), so that neighbours sit on different workers, and reports that as
  * `threadring_<n>_spread`: the price of placing a sequential chain across cores.
  *
  * To stop, the final holder sends an EXIT around the ring and stops; each actor forwards it
@@ -71,6 +72,7 @@ static int run_ring(uint64_t hops, unsigned nactors, bool spread)
 	actor_ref_t *refs = calloc(nactors, sizeof(*refs));
 	actor_system_t *sys = bench_system(0);
 	actor_spawn_opts_t one_worker = {.placement = ACTOR_PLACE_FIXED, .worker = 0};
+	actor_spawn_opts_t spread_out = {.stay = 1}; /* round-robin, and no following */
 
 	if (nodes == NULL || refs == NULL)
 		bench_check(-ENOMEM, "calloc");
@@ -78,7 +80,7 @@ static int run_ring(uint64_t hops, unsigned nactors, bool spread)
 		nodes[i].id = i + 1;
 		nodes[i].ring = &ring;
 		bench_check(
-		    actor_spawn(sys, spread ? NULL : &one_worker, node_fn, &nodes[i], &refs[i]),
+		    actor_spawn(sys, spread ? &spread_out : &one_worker, node_fn, &nodes[i], &refs[i]),
 		    "actor_spawn");
 	}
 	/* Links are filled in before the first message, whose send publishes them. */
