@@ -10,7 +10,8 @@
 # A table cell is the median of the rounds, with their min-max. Peers are built here (Go with
 # `go build`, CAF with the C++ compiler) into <builddir>/bench/peers/; Erlang peers are escripts
 # run from the source tree. A peer whose toolchain is missing is named in RESULTS.md and skipped;
-# nothing is ever filled in for it.
+# nothing is ever filled in for it. The toolchains, builds and runs are in bench/compare-lib.sh,
+# for other scripts to share.
 #
 # Scaling: every messaging benchmark also runs at 1, 2, ... workers below the CPU count
 # (libactor: ACTOR_BENCH_WORKERS; Go: GOMAXPROCS; Erlang: +S; CAF: ACTOR_BENCH_WORKERS, read by
@@ -47,6 +48,9 @@ scaling=${BENCH_COMPARE_SCALING:-1}
 network=${BENCH_COMPARE_NETWORK:-1}
 peerbin=$builddir/bench/peers
 timeout_s=900 # per run: a hung peer must not hang the suite
+timeout_opts=
+# shellcheck source=bench/compare-lib.sh
+. "$here/compare-lib.sh"
 
 # The benchmark programs, by group. A program may print several rows (pingpong prints pingpong
 # and pingpong_1core).
@@ -73,130 +77,15 @@ notes=$work/notes.txt
 : >"$work/stderr.log"
 : >"$work/loads.txt"
 
-say() { echo "compare.sh: $*" >&2; }
 note() { echo "$*" >>"$notes"; }
-
-# Arguments for quick runs: about a tenth of the work. Full runs use each program's defaults.
-quick_args() {
-	case $1 in
-	pingpong) echo 200000 ;;
-	counting) echo 1000000 ;;
-	threadring) echo 1000000 ;;
-	skynet) echo 100000 ;;
-	spawn_idle) echo 100000 ;;
-	chameneos) echo 20000 ;;
-	big) echo 2000 ;;
-	fork_join_throughput) echo 1000 ;;
-	fork_join_create) echo 4000 ;;
-	esac
-}
-
-args_for() {
-	if [ "$quick" = 1 ]; then quick_args "$1"; fi
-}
-
-# ---------------------------------------------------------------------------------------------
-# Toolchains and builds
-
-have_impl() { # impl: 0 if its toolchain is usable
-	case $1 in
-	libactor) return 0 ;;
-	go) command -v go >/dev/null 2>&1 ;;
-	erlang) command -v escript >/dev/null 2>&1 && command -v erl >/dev/null 2>&1 ;;
-	caf) printf '#include <caf/all.hpp>\nint main(){}\n' |
-		${CXX:-c++} -std=c++17 -fsyntax-only -x c++ - >/dev/null 2>&1 ;;
-	*) return 1 ;;
-	esac
-}
-
-why_missing() {
-	case $1 in
-	go) echo "no \`go\` (Debian: apt-get install golang-go)" ;;
-	erlang) echo "no \`escript\`/\`erl\` (Debian: apt-get install erlang-base)" ;;
-	caf) echo "CAF headers do not compile with ${CXX:-c++} (Debian: apt-get install libcaf-dev)" ;;
-	*) echo "unknown implementation" ;;
-	esac
-}
-
-# needs_build target sources...: 0 when target is missing or older than any source.
-needs_build() {
-	t=$1
-	shift
-	[ -e "$t" ] || return 0
-	for s in "$@"; do
-		[ -n "$(find "$s" -newer "$t")" ] && return 0
-	done
-	return 1
-}
-
-build_peer() { # impl bench: builds the peer if it has one; 1 if it has none or fails
-	case $1 in
-	go)
-		src=$here/peers/go/$2.go
-		[ -f "$src" ] || return 1
-		bin=$peerbin/go/$2
-		# The echo server stands alone; the others share bench.go.
-		common=$here/peers/go/bench.go
-		[ "$2" = echo_server ] && common=
-		if needs_build "$bin" "$src" $common; then
-			say "go build $2"
-			# Go's own build cache, or one in the build tree when there is no home.
-			if [ -z "${HOME:-}" ] && [ -z "${GOCACHE:-}" ]; then
-				GOCACHE=$peerbin/go-cache
-				export GOCACHE
-			fi
-			GOFLAGS='' go build -o "$bin" $common "$src" || return 1
-		fi
-		;;
-	caf)
-		src=$here/peers/caf/$2.cpp
-		[ -f "$src" ] || return 1
-		bin=$peerbin/caf/$2
-		libs=-lcaf_core
-		[ "$2" = echo_server ] && libs="-lcaf_io -lcaf_core"
-		if needs_build "$bin" "$src" "$here/peers/caf/bench.hpp"; then
-			say "c++ $2 (CAF)"
-			# shellcheck disable=SC2086 # $libs is a word list on purpose
-			${CXX:-c++} -O2 -std=c++17 -Wall -Wextra -o "$bin" "$src" $libs \
-				-pthread || return 1
-		fi
-		;;
-	erlang)
-		[ -f "$here/peers/erlang/$2.escript" ] || return 1
-		;;
-	libactor)
-		[ -x "$builddir/bench/$2" ] || return 1
-		;;
-	esac
-	return 0
-}
 
 # run_one impl bench workers: runs one benchmark once; appends its RESULT lines to $raw, tagged
 # with the round and the worker count ("all" = the runtime's default). Returns its status.
 run_one() {
 	impl=$1 b=$2 w=$3
-	args=$(args_for "$b")
-	case $impl in
-	libactor) set -- "$builddir/bench/$b" ;;
-	go) set -- "$peerbin/go/$b" ;;
-	erlang) set -- escript "$here/peers/erlang/$b.escript" ;;
-	caf) set -- "$peerbin/caf/$b" ;;
-	esac
 	cut -d' ' -f1 /proc/loadavg >>"$work/loads.txt" # how busy the machine was, for the report
-	# The worker count, in each runtime's own terms; "all" is every runtime's default, so
-	# nothing inherited from the caller's environment may change it.
-	(
-		unset ACTOR_BENCH_WORKERS GOMAXPROCS ERL_FLAGS
-		if [ "$w" != all ]; then
-			case $impl in
-			libactor | caf) ACTOR_BENCH_WORKERS=$w && export ACTOR_BENCH_WORKERS ;;
-			go) GOMAXPROCS=$w && export GOMAXPROCS ;;
-			erlang) ERL_FLAGS="+S $w:$w" && export ERL_FLAGS ;;
-			esac
-		fi
-		# shellcheck disable=SC2086 # $args is a word list on purpose
-		exec timeout $timeout_s "$@" $args >"$work/out" 2>"$work/err"
-	)
+	# shellcheck disable=SC2046 # the arguments are a word list on purpose
+	run_impl "$impl" "$b" "$w" $(args_for "$b") >"$work/out" 2>"$work/err"
 	record $? "$impl $b" "$w"
 }
 
@@ -277,6 +166,7 @@ else
 fi
 
 has_run() { grep -qx "$1 $2" "$work/runs.txt"; }
+
 
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
 t_start=$(date +%s)
@@ -380,7 +270,6 @@ meta=$work/meta.txt
 		END { if (NR) printf "%s %s %s", v[1], v[int((NR + 1) / 2)], v[NR] }')"
 	echo "minutes $(((t_end - t_start + 59) / 60))"
 	echo "network $network"
-	echo "echo $echo_conns connections, ${echo_duration}s per run after 1s of warm-up"
 	echo "messaging $MESSAGING"
 	echo "spawning $SPAWNING"
 } >"$meta"

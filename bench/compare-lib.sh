@@ -1,0 +1,140 @@
+# compare-lib.sh: what bench/compare.sh shares with other benchmark scripts, sourced: the counts
+# of quick runs, which toolchains are there, how each implementation's peers are built, and how
+# one program is run with a given worker count.
+#
+# The sourcing script sets:
+#   here      the source bench/
+#   builddir  the build tree (the libactor benchmarks are in its bench/)
+#   peerbin   where peers are built (<builddir>/bench/peers)
+#   quick     1 for reduced counts
+#   timeout_s seconds before a run is killed; timeout_opts, options for timeout(1) (may be empty)
+# shellcheck shell=sh disable=SC2154 # those, set by the sourcing script
+
+say() { echo "${0##*/}: $*" >&2; }
+
+# Arguments for quick runs: about a tenth of the work. Full runs use each program's defaults.
+quick_args() {
+	case $1 in
+	pingpong) echo 200000 ;;
+	counting) echo 1000000 ;;
+	threadring) echo 1000000 ;;
+	skynet) echo 100000 ;;
+	spawn_idle) echo 100000 ;;
+	chameneos) echo 20000 ;;
+	big) echo 2000 ;;
+	fork_join_throughput) echo 1000 ;;
+	fork_join_create) echo 4000 ;;
+	esac
+}
+
+args_for() {
+	if [ "$quick" = 1 ]; then quick_args "$1"; fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# Toolchains and builds
+
+have_impl() { # impl: 0 if its toolchain is usable
+	case $1 in
+	libactor) return 0 ;;
+	go) command -v go >/dev/null 2>&1 ;;
+	erlang) command -v escript >/dev/null 2>&1 && command -v erl >/dev/null 2>&1 ;;
+	caf) printf '#include <caf/all.hpp>\nint main(){}\n' |
+		${CXX:-c++} -std=c++17 -fsyntax-only -x c++ - >/dev/null 2>&1 ;;
+	*) return 1 ;;
+	esac
+}
+
+why_missing() {
+	case $1 in
+	go) echo "no \`go\` (Debian: apt-get install golang-go)" ;;
+	erlang) echo "no \`escript\`/\`erl\` (Debian: apt-get install erlang-base)" ;;
+	caf) echo "CAF headers do not compile with ${CXX:-c++} (Debian: apt-get install libcaf-dev)" ;;
+	*) echo "unknown implementation" ;;
+	esac
+}
+
+# needs_build target sources...: 0 when target is missing or older than any source.
+needs_build() {
+	t=$1
+	shift
+	[ -e "$t" ] || return 0
+	for s in "$@"; do
+		[ -n "$(find "$s" -newer "$t")" ] && return 0
+	done
+	return 1
+}
+
+build_peer() { # impl bench: builds the peer if it has one; 1 if it has none or fails
+	case $1 in
+	go)
+		src=$here/peers/go/$2.go
+		[ -f "$src" ] || return 1
+		bin=$peerbin/go/$2
+		# The echo server stands alone; the others share bench.go.
+		common=$here/peers/go/bench.go
+		[ "$2" = echo_server ] && common=
+		if needs_build "$bin" "$src" $common; then
+			say "go build $2"
+			mkdir -p "$peerbin/go"
+			# Go's own build cache, or one in the build tree when there is no home.
+			if [ -z "${HOME:-}" ] && [ -z "${GOCACHE:-}" ]; then
+				GOCACHE=$peerbin/go-cache
+				export GOCACHE
+			fi
+			GOFLAGS='' go build -o "$bin" $common "$src" || return 1
+		fi
+		;;
+	caf)
+		src=$here/peers/caf/$2.cpp
+		[ -f "$src" ] || return 1
+		bin=$peerbin/caf/$2
+		libs=-lcaf_core
+		[ "$2" = echo_server ] && libs="-lcaf_io -lcaf_core"
+		if needs_build "$bin" "$src" "$here/peers/caf/bench.hpp"; then
+			say "c++ $2 (CAF)"
+			mkdir -p "$peerbin/caf"
+			# shellcheck disable=SC2086 # $libs is a word list on purpose
+			${CXX:-c++} -O2 -std=c++17 -Wall -Wextra -o "$bin" "$src" $libs \
+				-pthread || return 1
+		fi
+		;;
+	erlang)
+		[ -f "$here/peers/erlang/$2.escript" ] || return 1
+		;;
+	libactor)
+		[ -x "$builddir/bench/$2" ] || return 1
+		;;
+	esac
+	return 0
+}
+
+# ---------------------------------------------------------------------------------------------
+# Runs
+
+# run_impl impl bench workers [args...]: runs one program once, in the foreground, under
+# timeout(1), with the worker count in the runtime's own terms; "all" is every runtime's
+# default, so nothing inherited from the caller's environment may change it. Returns its status.
+run_impl() {
+	# (Names of their own: the caller may be looping over impl, b and w.)
+	run_impl=$1 run_b=$2 run_w=$3
+	shift 3
+	case $run_impl in
+	libactor) set -- "$builddir/bench/$run_b" "$@" ;;
+	go | caf) set -- "$peerbin/$run_impl/$run_b" "$@" ;;
+	erlang) set -- escript "$here/peers/erlang/$run_b.escript" "$@" ;;
+	esac
+	(
+		unset ACTOR_BENCH_WORKERS GOMAXPROCS ERL_FLAGS
+		if [ "$run_w" != all ]; then
+			case $run_impl in
+			libactor | caf) ACTOR_BENCH_WORKERS=$run_w && export ACTOR_BENCH_WORKERS ;;
+			go) GOMAXPROCS=$run_w && export GOMAXPROCS ;;
+			erlang) ERL_FLAGS="+S $run_w:$run_w" && export ERL_FLAGS ;;
+			esac
+		fi
+		# shellcheck disable=SC2086 # $timeout_opts is a word list on purpose
+		exec timeout ${timeout_opts:-} "$timeout_s" "$@"
+	)
+}
+
