@@ -34,6 +34,10 @@ args_for() {
 # ---------------------------------------------------------------------------------------------
 # Toolchains and builds
 
+# tokio comes from Debian's crate registry (librust-tokio-dev): the peers build offline against
+# it, never from crates.io (bench/peers/README.md says why).
+cargo_registry=/usr/share/cargo/registry
+
 have_impl() { # impl: 0 if its toolchain is usable
 	case $1 in
 	libactor) return 0 ;;
@@ -41,6 +45,8 @@ have_impl() { # impl: 0 if its toolchain is usable
 	erlang) command -v escript >/dev/null 2>&1 && command -v erl >/dev/null 2>&1 ;;
 	caf) printf '#include <caf/all.hpp>\nint main(){}\n' |
 		${CXX:-c++} -std=c++17 -fsyntax-only -x c++ - >/dev/null 2>&1 ;;
+	tokio) command -v "${CARGO:-cargo}" >/dev/null 2>&1 &&
+		[ -n "$(find "$cargo_registry" -maxdepth 1 -name 'tokio-1.*' 2>/dev/null)" ] ;;
 	*) return 1 ;;
 	esac
 }
@@ -50,6 +56,8 @@ why_missing() {
 	go) echo "no \`go\` (Debian: apt-get install golang-go)" ;;
 	erlang) echo "no \`escript\`/\`erl\` (Debian: apt-get install erlang-base)" ;;
 	caf) echo "CAF headers do not compile with ${CXX:-c++} (Debian: apt-get install libcaf-dev)" ;;
+	tokio) echo "no \`${CARGO:-cargo}\`, or no tokio in $cargo_registry" \
+		"(Debian: apt-get install cargo librust-tokio-dev)" ;;
 	*) echo "unknown implementation" ;;
 	esac
 }
@@ -99,6 +107,14 @@ build_peer() { # impl bench: builds the peer if it has one; 1 if it has none or 
 				-pthread || return 1
 		fi
 		;;
+	tokio)
+		[ -f "$here/peers/tokio/$2.rs" ] || return 1
+		if [ ! -f "$peerbin/tokio/toolchain.txt" ] ||
+			needs_build "$peerbin/tokio/$2" "$here/peers/tokio/Cargo.toml" \
+				"$here/peers/tokio/"*.rs; then
+			build_tokio || return 1
+		fi
+		;;
 	erlang)
 		[ -f "$here/peers/erlang/$2.escript" ] || return 1
 		;;
@@ -107,6 +123,49 @@ build_peer() { # impl bench: builds the peer if it has one; 1 if it has none or 
 		;;
 	esac
 	return 0
+}
+
+# build_tokio: builds every tokio peer at once (one cargo package) in <builddir>/bench/peers/tokio,
+# offline against Debian's registry, and puts each binary there under the benchmark's name. The
+# package's files are linked in from the source tree, so that Cargo.lock and target/ stay in the
+# build tree; cargo's configuration and home are in the build tree too, so nothing reads or
+# writes the user's ~/.cargo. toolchain.txt records the tokio and the rustc it was built with.
+build_tokio() {
+	src=$here/peers/tokio
+	dir=$peerbin/tokio
+	mkdir -p "$dir/.cargo" "$dir/cargo-home" || return 1
+	if [ "$(cd "$src" && pwd -P)" != "$(cd "$dir" && pwd -P)" ]; then
+		for tokio_src in "$src"/Cargo.toml "$src"/*.rs; do
+			ln -sf "$tokio_src" "$dir/" || return 1
+		done
+	fi
+	cat >"$dir/.cargo/config.toml" <<EOF
+# Written by bench/compare-lib.sh: crates come from Debian's registry, never the network.
+[source.crates-io]
+replace-with = "debian"
+
+[source.debian]
+directory = "$cargo_registry"
+
+[net]
+offline = true
+EOF
+	say "cargo build (tokio peers, offline, $cargo_registry)"
+	(cd "$dir" && CARGO_HOME=$dir/cargo-home ${CARGO:-cargo} build --release --quiet) ||
+		return 1
+	# (Names of their own: the caller may be looping over b and f.)
+	for tokio_src in "$src"/*.rs; do
+		tokio_bin=${tokio_src##*/}
+		tokio_bin=${tokio_bin%.rs}
+		[ -x "$dir/target/release/$tokio_bin" ] || continue # bench.rs, the library
+		cp "$dir/target/release/$tokio_bin" "$dir/$tokio_bin.tmp" &&
+			mv "$dir/$tokio_bin.tmp" "$dir/$tokio_bin" || return 1
+	done
+	# The tokio from Cargo.lock; the rustc from cargo's record of the one it ran.
+	echo "tokio $(sed -n '/^name = "tokio"$/{n;s/^version = "\(.*\)"$/\1/p;}' \
+		"$dir/Cargo.lock") (Debian's crate registry)," \
+		"$(grep -o '"rustc [0-9][^"\\]*' "$dir/target/.rustc_info.json" | head -n 1 |
+			cut -c2-)" >"$dir/toolchain.txt"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -121,16 +180,17 @@ run_impl() {
 	shift 3
 	case $run_impl in
 	libactor) set -- "$builddir/bench/$run_b" "$@" ;;
-	go | caf) set -- "$peerbin/$run_impl/$run_b" "$@" ;;
+	go | caf | tokio) set -- "$peerbin/$run_impl/$run_b" "$@" ;;
 	erlang) set -- escript "$here/peers/erlang/$run_b.escript" "$@" ;;
 	esac
 	(
-		unset ACTOR_BENCH_WORKERS GOMAXPROCS ERL_FLAGS
+		unset ACTOR_BENCH_WORKERS GOMAXPROCS ERL_FLAGS TOKIO_WORKER_THREADS
 		if [ "$run_w" != all ]; then
 			case $run_impl in
 			libactor | caf) ACTOR_BENCH_WORKERS=$run_w && export ACTOR_BENCH_WORKERS ;;
 			go) GOMAXPROCS=$run_w && export GOMAXPROCS ;;
 			erlang) ERL_FLAGS="+S $run_w:$run_w" && export ERL_FLAGS ;;
+			tokio) TOKIO_WORKER_THREADS=$run_w && export TOKIO_WORKER_THREADS ;;
 			esac
 		fi
 		# shellcheck disable=SC2086 # $timeout_opts is a word list on purpose

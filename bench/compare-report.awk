@@ -303,9 +303,10 @@ function scaling_section(    i, j, w, row, unit, base, n, r, line, dat, gp, any,
 	print ""
 	printf "Each messaging benchmark at 1 worker and at every worker count up to the %d CPUs, as a ratio\n", ncpu
 	print "to its own 1-worker median (>1: faster with more workers). Workers are libactor's worker"
-	print "threads (ACTOR_BENCH_WORKERS), Go's GOMAXPROCS, Erlang's schedulers (+S), and CAF's"
-	printf "scheduler threads. The %d-worker column is the main runs above (every runtime's default is\n", ncpu
-	print "one worker per CPU). `_1core` rows are fixed at one worker and left out."
+	print "threads (ACTOR_BENCH_WORKERS), Go's GOMAXPROCS, Erlang's schedulers (+S), CAF's scheduler"
+	printf "threads and tokio's worker threads (TOKIO_WORKER_THREADS). The %d-worker column is the main\n", ncpu
+	print "runs above (every runtime's default is one worker per CPU). `_1core` rows are fixed at one"
+	print "worker and left out."
 	print ""
 	printf "| benchmark | implementation | 1 worker |"
 	for (w = 2; w <= ncpu; w++)
@@ -405,17 +406,22 @@ END {
 		printf "%s%s", (i > 1 ? "; " : ""), versions[i]
 	print "."
 	printf "- **Rounds:** %s. In each round every benchmark runs once per implementation, the\n", meta["rounds"]
-	print "  implementations alternating (libactor, go, erlang, caf, libactor, ...). A cell is the median of"
+	n = split(meta["impls"], s, " ")
+	alt = ""
+	for (i = 1; i <= n; i++)
+		alt = alt s[i] ", "
+	printf "  implementations alternating (%s%s...). A cell is the median of\n", alt, (n > 1 ? s[1] ", " : "")
 	print "  the rounds, with their min–max."
 	print "- **Ratios** (\"libactor advantage\") are oriented so that **>1 means libactor did better**:"
 	print "  libactor's rate over the peer's for rates (1/s), the peer's time or size over libactor's for"
 	print "  times (ms) and sizes (B)."
 	print "- **Peers** (bench/peers/, described in bench/peers/README.md) do the same work and check the"
 	print "  same result as the libactor program, with their runtime's defaults: Go with goroutines and"
-	print "  channels, Erlang with processes (escripts, compiled), CAF 0.17 with event-based actors. Every"
-	print "  runtime uses one worker thread per CPU unless a row says otherwise (`_1core`: one worker:"
-	print "  libactor `workers = 1`, Go `GOMAXPROCS=1`, Erlang one scheduler online, CAF"
-	print "  `scheduler.max-threads=1`)."
+	print "  channels, Erlang with processes (escripts, compiled), CAF 0.17 with event-based actors, tokio"
+	print "  (Rust) with tasks and channels on its multi-thread runtime. Every runtime uses one worker"
+	print "  thread per CPU unless a row says otherwise (`_1core`: one worker: libactor `workers = 1`, Go"
+	print "  `GOMAXPROCS=1`, Erlang one scheduler online, CAF `scheduler.max-threads=1`, tokio"
+	print "  `worker_threads(1)`)."
 	missing = 0
 	for (i = 1; i <= nnotes; i++)
 		if (notes[i] ~ /^MISSING/) {
@@ -436,15 +442,16 @@ END {
 	print ""
 	print "- **Placement.** libactor's default placement (round-robin) puts actors spawned one after"
 	print "  another on different workers, and an actor only ever runs on its own worker. The peers'"
-	print "  schedulers are free to run both ends of a conversation on one thread (Go and CAF run a"
-	print "  woken goroutine or actor on the waker's thread first; Erlang compacts a light load onto"
-	print "  fewer schedulers) and move work between threads. So in `pingpong`, `counting_*`,"
+	print "  schedulers are free to run both ends of a conversation on one thread (Go, CAF and tokio run"
+	print "  a woken goroutine, actor or task on the waker's thread first; Erlang compacts a light load"
+	print "  onto fewer schedulers) and move work between threads. So in `pingpong`, `counting_*`,"
 	print "  `chameneos` and `big` most libactor messages cross cores and the peers' often do not; the"
 	print "  `_1core` rows and the scaling table show every runtime without that difference. A"
 	print "  `_spread` row (libactor only) spreads a chain over the workers on purpose."
 	print "- **Outside senders.** `fork_join_*` spawn and send from the program's main thread: a thread"
-	print "  outside the worker pool for libactor and CAF (whose workers have every CPU), a goroutine or"
-	print "  a process on the scheduler for Go and Erlang."
+	print "  outside the worker pool for libactor, CAF and tokio (whose workers have every CPU; tokio runs"
+	print "  the body of `main` outside its workers), a goroutine or a process on the scheduler for Go"
+	print "  and Erlang."
 	print "- **Noise.** A message that crosses cores costs a cache-line transfer between CPUs; on a"
 	print "  virtual machine its latency depends on where the host runs the virtual CPUs and can change"
 	print "  from one run to the next. The min–max columns show how much; trust a ratio only where the"

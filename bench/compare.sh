@@ -1,27 +1,29 @@
 #!/bin/sh
-# compare.sh: libactor against its peers in Go, Erlang and CAF on every benchmark; writes
+# compare.sh: libactor against its peers in Go, Erlang, CAF and tokio on every benchmark; writes
 # RESULTS.md (tables, machine, date, scaling) and one SVG chart per group. `make bench-compare`.
 #
 # Usage: bench/compare.sh [builddir]   (default: the current directory; the libactor
 #                                      benchmarks must be built there, in bench/)
 #
 # Each round runs every benchmark once per implementation, the implementations alternating
-# (libactor go erlang caf libactor go ...), so slow drifts of the machine hit all of them alike.
-# A table cell is the median of the rounds, with their min-max. Peers are built here (Go with
-# `go build`, CAF with the C++ compiler) into <builddir>/bench/peers/; Erlang peers are escripts
-# run from the source tree. A peer whose toolchain is missing is named in RESULTS.md and skipped;
-# nothing is ever filled in for it. The toolchains, builds and runs are in bench/compare-lib.sh,
-# for other scripts to share.
+# (libactor go erlang caf tokio libactor go ...), so slow drifts of the machine hit all of them
+# alike. A table cell is the median of the rounds, with their min-max. Peers are built here (Go
+# with `go build`, CAF with the C++ compiler, tokio with cargo, offline against Debian's crate
+# registry) into <builddir>/bench/peers/; Erlang peers are escripts run from the source tree. A
+# peer whose toolchain is missing is named in RESULTS.md and skipped; nothing is ever filled in
+# for it. The toolchains, builds and runs are in bench/compare-lib.sh, for other scripts to
+# share.
 #
 # Scaling: every messaging benchmark also runs at 1, 2, ... workers below the CPU count
 # (libactor: ACTOR_BENCH_WORKERS; Go: GOMAXPROCS; Erlang: +S; CAF: ACTOR_BENCH_WORKERS, read by
-# bench.hpp), and is reported as a ratio to 1 worker; the all-CPUs column is the main runs.
+# bench.hpp; tokio: TOKIO_WORKER_THREADS), and is reported as a ratio to 1 worker; the all-CPUs
+# column is the main runs.
 #
 # Environment:
 #   BENCH_COMPARE_ROUNDS=N      rounds (default 5: about 9 minutes on a 2-CPU machine, builds
 #                               and scaling runs included)
 #   BENCH_COMPARE_QUICK=1       reduced counts (about a tenth), for a quick check of the suite
-#   BENCH_COMPARE_IMPLS="..."   implementations (default "libactor go erlang caf")
+#   BENCH_COMPARE_IMPLS="..."   implementations (default "libactor go erlang caf tokio")
 #   BENCH_COMPARE_BENCHES="..." benchmark programs (default: all of them, see BENCHES below)
 #   BENCH_COMPARE_SCALING=0     skip the scaling runs
 #   BENCH_COMPARE_OUT=DIR       where RESULTS.md and the charts go. Default: the source bench/
@@ -43,7 +45,8 @@ here=$(cd "$(dirname "$0")" && pwd) # the source bench/
 builddir=$(cd "${1:-.}" && pwd)
 rounds=${BENCH_COMPARE_ROUNDS:-5}
 quick=${BENCH_COMPARE_QUICK:-0}
-impls=${BENCH_COMPARE_IMPLS:-"libactor go erlang caf"}
+all_impls="libactor go erlang caf tokio"
+impls=${BENCH_COMPARE_IMPLS:-$all_impls}
 scaling=${BENCH_COMPARE_SCALING:-1}
 network=${BENCH_COMPARE_NETWORK:-1}
 peerbin=$builddir/bench/peers
@@ -62,14 +65,14 @@ BENCHES=${BENCH_COMPARE_BENCHES:-"$MESSAGING $SPAWNING"}
 # every implementation, full counts, at least three rounds. Anything less goes to the build tree.
 if [ "$quick" = 1 ]; then
 	out=${BENCH_COMPARE_OUT:-$builddir/bench/compare-quick}
-elif [ "$BENCHES" != "$MESSAGING $SPAWNING" ] || [ "$impls" != "libactor go erlang caf" ] ||
+elif [ "$BENCHES" != "$MESSAGING $SPAWNING" ] || [ "$impls" != "$all_impls" ] ||
 	[ "$rounds" -lt 3 ] || [ "$network" != 1 ] || [ -n "${BENCH_COMPARE_NETWORK_RESULTS:-}" ]; then
 	out=${BENCH_COMPARE_OUT:-$builddir/bench/compare-partial}
 else
 	out=${BENCH_COMPARE_OUT:-$here}
 fi
 work=$builddir/bench/compare-work
-mkdir -p "$out" "$work" "$peerbin/go" "$peerbin/caf"
+mkdir -p "$out" "$work" "$peerbin/go" "$peerbin/caf" "$peerbin/tokio"
 raw=$work/raw.txt
 notes=$work/notes.txt
 : >"$raw"
@@ -251,6 +254,9 @@ versions=$work/versions.txt
 	case " $active " in *" caf "*)
 		echo "CAF $(dpkg-query -W -f '${Version}' libcaf-dev 2>/dev/null ||
 			echo '(version unknown)'), $(${CXX:-c++} --version | head -n 1)" ;;
+	esac
+	case " $active " in *" tokio "*)
+		cat "$peerbin/tokio/toolchain.txt" ;;
 	esac
 } >"$versions"
 
