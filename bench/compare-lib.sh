@@ -1,4 +1,4 @@
-# compare-lib.sh: what bench/compare.sh shares with other benchmark scripts, sourced: the counts
+# compare-lib.sh: what bench/compare.sh and bench/noisy.sh share, sourced by both: the counts
 # of quick runs, which toolchains are there, how each implementation's peers are built, and how
 # one program is run with a given worker count.
 #
@@ -198,3 +198,33 @@ run_impl() {
 	)
 }
 
+# ---------------------------------------------------------------------------------------------
+# The busy-neighbour group (bench/noisy.sh runs it; compare.sh reports it)
+
+# The programs, and the rows of theirs the group keeps (not pingpong_1core, whose one worker
+# is chosen for it, nor threadring_503_spread).
+# shellcheck disable=SC2034 # read by the sourcing scripts
+NOISY_PROGS="pingpong counting threadring fork_join_throughput"
+# shellcheck disable=SC2034 # read by the sourcing scripts
+NOISY_ROWS="pingpong counting_1to1 counting_4to1 threadring_503 fork_join_throughput"
+
+# Reduced counts: beside a busy neighbour a libactor round trip can take a scheduler time slice,
+# and pingpong falls to thousands of round trips per second, at times fewer, where its default
+# two million would take many minutes. The rates stay comparable with the quiet rows (a rate is a rate);
+# fork_join_throughput reports a time, so it keeps the quiet run's count.
+noisy_args() {
+	case $1 in
+	pingpong) if [ "$quick" = 1 ]; then echo 2000; else echo 10000; fi ;;
+	counting) if [ "$quick" = 1 ]; then echo 200000; else echo 1000000; fi ;;
+	threadring) if [ "$quick" = 1 ]; then echo 300000; else echo 1000000; fi ;;
+	*) args_for "$1" ;;
+	esac
+}
+
+# The counts in words, for the terminal and RESULTS.md.
+noisy_counts() {
+	fj=$(noisy_args fork_join_throughput)
+	echo "pingpong $(noisy_args pingpong) round trips; counting $(noisy_args counting)" \
+		"messages per row; threadring $(noisy_args threadring) hops;" \
+		"fork_join_throughput ${fj:-10000} messages per actor (the quiet count)"
+}

@@ -13,6 +13,8 @@
 function better_higher(unit) { return unit == "1/s" }
 
 function group_of(name) {
+	if (name ~ /_noisy$/)
+		return "noisy"
 	if (name ~ /^(pingpong|counting|threadring|chameneos|big$|fork_join_throughput)/)
 		return "messaging"
 	if (name ~ /^(skynet|spawn_idle|fork_join_create)/)
@@ -20,6 +22,11 @@ function group_of(name) {
 	if (name ~ /^(echo|chat)/)
 		return "network"
 	return "other"
+}
+
+# What a group is called in a table's first column.
+function group_title(g) {
+	return g == "noisy" ? "busy neighbour" : g
 }
 
 # Three significant digits, with k/M/G for rates; "ms" and "B" as they are.
@@ -96,10 +103,19 @@ function ratio(lib, peer, unit) {
 	return better_higher(unit) ? lib / peer : peer / lib
 }
 
+# Two significant digits below 0.1, so that 0.0055× does not print as 0.01× (or 0.00×).
 function fmt_ratio(r) {
 	if (r == "")
 		return "—"
-	return sprintf(r >= 10 ? "%.1f×" : "%.2f×", r)
+	return sprintf(r >= 10 ? "%.1f×" : r >= 0.1 ? "%.2f×" : "%.2g×", r)
+}
+
+# The quiet row of a noisy one: the same name without `_noisy`, the same metric.
+function quiet_row(row,    p, name) {
+	split(row, p, SUBSEP)
+	name = p[1]
+	sub(/_noisy$/, "", name)
+	return name SUBSEP p[2]
 }
 
 BEGIN {
@@ -172,7 +188,7 @@ function label(row,    p, name, metric) {
 function headline(g,    i, j, row, unit, lib, line, r, n) {
 	if (nrows[g] == 0)
 		return
-	printf "| %s | unit | libactor |", g
+	printf "| %s | unit | libactor |", group_title(g)
 	for (j = 1; j <= nimpls; j++)
 		if (impls[j] != "libactor" && in_group(g, impls[j]))
 			printf " %s (libactor advantage) |", impls[j]
@@ -380,6 +396,42 @@ function scaling_section(    i, j, w, row, unit, base, n, r, line, dat, gp, any,
 	print ""
 }
 
+# The busy-neighbour rows against their quiet rows: for each implementation, its noisy median
+# as a share of its quiet median, oriented like every ratio here (rates: noisy / quiet; times:
+# quiet / noisy), so that 1.00× is unaffected and 0.50× half as fast.
+function noisy_vs_quiet(    g, i, j, row, q, unit, n, qmed, line) {
+	g = "noisy"
+	printf "| %s | unit |", group_title(g)
+	for (j = 1; j <= nimpls; j++)
+		if (in_group(g, impls[j]))
+			printf " %s: noisy / quiet |", impls[j]
+	printf "\n|---|---|"
+	for (j = 1; j <= nimpls; j++)
+		if (in_group(g, impls[j]))
+			printf "--:|"
+	printf "\n"
+	for (i = 1; i <= nrows[g]; i++) {
+		row = rows[g, i]
+		q = quiet_row(row)
+		unit = unit_of[row]
+		line = "| " label(row) " | " unit " |"
+		for (j = 1; j <= nimpls; j++) {
+			if (!in_group(g, impls[j]))
+				continue
+			qmed = stats(q SUBSEP impls[j] SUBSEP "all") ? med : 0
+			n = stats(row SUBSEP impls[j] SUBSEP "all")
+			if (n == 0 || qmed == 0) {
+				line = line " " (n ? human(med, unit) " (no quiet row)" : "—") " |"
+				continue
+			}
+			line = line " " fmt_ratio(ratio(med, qmed, unit)) " (" human(med, unit) " / " \
+			    human(qmed, unit) ") |"
+		}
+		print line
+	}
+	print ""
+}
+
 END {
 	impl_list()
 	n = split(meta["impls"], s, " ")
@@ -465,6 +517,7 @@ END {
 	headline("messaging")
 	headline("spawning")
 	headline("network")
+	headline("noisy")
 	headline("other")
 
 	print "## Messaging"
@@ -502,6 +555,41 @@ END {
 		}
 		chart("network", "libactor vs peers: network (median; >1: libactor better)")
 		bench_tables("network")
+	}
+	print "## Busy neighbour"
+	print ""
+	if (nrows["noisy"] == 0) {
+		print "No busy-neighbour results in this run (`BENCH_COMPARE_NOISY=0`, or none of its benchmarks"
+		print "was run). `make bench-noisy` runs the group on its own."
+		print ""
+	} else {
+		print "bench/noisy.sh runs once per round, with every runtime's defaults: the messaging benchmarks"
+		print "below beside a busy neighbour, a process that keeps one CPU busy. libactor pins each of its"
+		print "workers to a CPU, so the worker on the neighbour's CPU runs only when the kernel gives it its"
+		print "share, and the actors placed on it wait for that; the peers' threads are not pinned, and"
+		print "their schedulers move work between threads. Rows are named `<benchmark>_noisy`; the"
+		print "programs' other rows (`pingpong_1core`, `threadring_503_spread`) are not kept."
+		print ""
+		printf "- **Neighbour:** `taskset -c %s sh -c 'while :; do :; done'`, started before the group's\n", meta["noisycpu"]
+		print "  runs and killed after them."
+		print "- **Counts**, reduced, since beside the neighbour a libactor round trip can cost a time"
+		print "  slice. A rate compares with the quiet row's whatever the count; fork_join_throughput"
+		print "  reports a time, so it keeps the quiet count:"
+		n = split(meta["noisycounts"], c, "; ")
+		for (i = 1; i <= n; i++)
+			print "  - " c[i]
+		printf "- **Time bound:** a run is killed after %s s; its rows are then missing from that round\n", meta["noisytimeout"]
+		print "  (see the notes above)."
+		print ""
+		chart("noisy", "libactor vs peers beside a busy neighbour (median of " meta["rounds"] " rounds; >1: libactor better)")
+		print "### Against the quiet runs"
+		print ""
+		print "Each implementation's noisy median as a share of its own quiet median (the main runs"
+		print "above), in brackets the two medians: rates noisy / quiet, times quiet / noisy, so 1.00× is"
+		print "unaffected and 0.50× half as fast."
+		print ""
+		noisy_vs_quiet()
+		bench_tables("noisy")
 	}
 	if (nrows["other"] > 0) {
 		print "## Other"

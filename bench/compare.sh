@@ -11,13 +11,19 @@
 # with `go build`, CAF with the C++ compiler, tokio with cargo, offline against Debian's crate
 # registry) into <builddir>/bench/peers/; Erlang peers are escripts run from the source tree. A
 # peer whose toolchain is missing is named in RESULTS.md and skipped; nothing is ever filled in
-# for it. The toolchains, builds and runs are in bench/compare-lib.sh, for other scripts to
-# share.
+# for it. What this script shares with bench/noisy.sh (toolchains, builds, runs) is in
+# bench/compare-lib.sh.
 #
 # Scaling: every messaging benchmark also runs at 1, 2, ... workers below the CPU count
 # (libactor: ACTOR_BENCH_WORKERS; Go: GOMAXPROCS; Erlang: +S; CAF: ACTOR_BENCH_WORKERS, read by
 # bench.hpp; tokio: TOKIO_WORKER_THREADS), and is reported as a ratio to 1 worker; the all-CPUs
 # column is the main runs.
+#
+# Busy neighbour: each round also runs bench/noisy.sh once, with every implementation: the
+# messaging benchmarks it covers (pingpong, counting, threadring, fork_join_throughput) with one
+# busy process pinned to the last CPU, at reduced counts. Their rows (named <bench>_noisy) form
+# the "busy neighbour" group, with its own tables and chart, and each is also reported as a
+# ratio to its own quiet row.
 #
 # Environment:
 #   BENCH_COMPARE_ROUNDS=N      rounds (default 5: about 9 minutes on a 2-CPU machine, builds
@@ -26,6 +32,8 @@
 #   BENCH_COMPARE_IMPLS="..."   implementations (default "libactor go erlang caf tokio")
 #   BENCH_COMPARE_BENCHES="..." benchmark programs (default: all of them, see BENCHES below)
 #   BENCH_COMPARE_SCALING=0     skip the scaling runs
+#   BENCH_COMPARE_NOISY=0       skip the busy-neighbour group (NOISY_CPU and NOISY_TIMEOUT, as
+#                               bench/noisy.sh reads them, are passed on)
 #   BENCH_COMPARE_OUT=DIR       where RESULTS.md and the charts go. Default: the source bench/
 #                               for a full run; <builddir>/bench/compare-quick/ (QUICK) or
 #                               compare-partial/ (fewer benchmarks, implementations or rounds)
@@ -49,6 +57,7 @@ all_impls="libactor go erlang caf tokio"
 impls=${BENCH_COMPARE_IMPLS:-$all_impls}
 scaling=${BENCH_COMPARE_SCALING:-1}
 network=${BENCH_COMPARE_NETWORK:-1}
+noisy=${BENCH_COMPARE_NOISY:-1}
 peerbin=$builddir/bench/peers
 timeout_s=900 # per run: a hung peer must not hang the suite
 timeout_opts=
@@ -61,12 +70,14 @@ MESSAGING="pingpong counting threadring chameneos big fork_join_throughput"
 SPAWNING="skynet spawn_idle fork_join_create"
 BENCHES=${BENCH_COMPARE_BENCHES:-"$MESSAGING $SPAWNING"}
 
-# bench/RESULTS.md only ever comes from a full run: every benchmark (the network one included),
-# every implementation, full counts, at least three rounds. Anything less goes to the build tree.
+# bench/RESULTS.md only ever comes from a full run: every benchmark (the network and
+# busy-neighbour ones included), every implementation, full counts, at least three rounds.
+# Anything less goes to the build tree.
 if [ "$quick" = 1 ]; then
 	out=${BENCH_COMPARE_OUT:-$builddir/bench/compare-quick}
 elif [ "$BENCHES" != "$MESSAGING $SPAWNING" ] || [ "$impls" != "$all_impls" ] ||
-	[ "$rounds" -lt 3 ] || [ "$network" != 1 ] || [ -n "${BENCH_COMPARE_NETWORK_RESULTS:-}" ]; then
+	[ "$rounds" -lt 3 ] || [ "$network" != 1 ] || [ "$noisy" != 1 ] ||
+	[ -n "${BENCH_COMPARE_NETWORK_RESULTS:-}" ]; then
 	out=${BENCH_COMPARE_OUT:-$builddir/bench/compare-partial}
 else
 	out=${BENCH_COMPARE_OUT:-$here}
@@ -170,6 +181,23 @@ fi
 
 has_run() { grep -qx "$1 $2" "$work/runs.txt"; }
 
+# The busy-neighbour group: the programs of bench/noisy.sh that this run has, on every
+# implementation that has one of them (noisy.sh skips a pair that has no program).
+noisy_benches=""
+noisy_impls=""
+if [ "$noisy" = 1 ]; then
+	for b in $NOISY_PROGS; do
+		case " $BENCHES " in *" $b "*) noisy_benches="$noisy_benches $b" ;; esac
+	done
+	for impl in $active; do
+		for b in $noisy_benches; do
+			if has_run "$impl" "$b"; then
+				noisy_impls="$noisy_impls $impl"
+				break
+			fi
+		done
+	done
+fi
 
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
 t_start=$(date +%s)
@@ -199,6 +227,13 @@ while [ $round -le "$rounds" ]; do
 				>"$work/out" 2>"$work/err"
 		)
 		record $? bench/echo.sh all
+	fi
+	if [ -n "$noisy_benches" ]; then
+		say "round $round/$rounds: bench/noisy.sh (${noisy_impls# }; ${noisy_benches# })"
+		cut -d' ' -f1 /proc/loadavg >>"$work/loads.txt"
+		NOISY_IMPLS=$noisy_impls NOISY_BENCHES=$noisy_benches sh "$here/noisy.sh" \
+			"$builddir" >"$work/out" 2>"$work/err"
+		record $? bench/noisy.sh all
 	fi
 	round=$((round + 1))
 done
@@ -276,6 +311,11 @@ meta=$work/meta.txt
 		END { if (NR) printf "%s %s %s", v[1], v[int((NR + 1) / 2)], v[NR] }')"
 	echo "minutes $(((t_end - t_start + 59) / 60))"
 	echo "network $network"
+	echo "noisy $([ -n "$noisy_benches" ] && echo 1 || echo 0)"
+	echo "noisycpu ${NOISY_CPU:-$((ncpu - 1))}"
+	echo "noisycounts $(noisy_counts)"
+	echo "noisytimeout ${NOISY_TIMEOUT:-60}"
+	echo "echo $echo_conns connections, ${echo_duration}s per run after 1s of warm-up"
 	echo "messaging $MESSAGING"
 	echo "spawning $SPAWNING"
 } >"$meta"
@@ -290,7 +330,7 @@ fi
 
 # Charts: one per group that has data, and one for scaling.
 if command -v gnuplot >/dev/null 2>&1; then
-	for g in messaging spawning network scaling; do
+	for g in messaging spawning network noisy scaling; do
 		[ -s "$work/chart-$g.dat" ] || continue
 		gnuplot "$work/chart-$g.gp" || say "gnuplot failed for $g"
 	done
