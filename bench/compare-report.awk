@@ -253,7 +253,16 @@ function bench_tables(g,    i, j, m, name, metric, row, unit, lib, n, r, only) {
 	}
 }
 
-function chart(g, title,    i, j, row, unit, lib, n, dat, gp, col, ncols, r, any) {
+# The bottom of a log-scale chart: the decade below the smallest value, with room to spare, so
+# that a bar just above a decade (0.104×) does not vanish into the axis as gnuplot's own choice
+# (0.1) would make it; never above 1, where the line at 1 is drawn.
+function log_floor(x,    e) {
+	e = log(x / 1.5) / log(10)
+	e = int(e) > e ? int(e) - 1 : int(e)
+	return e > 0 ? 1 : 10 ^ e
+}
+
+function chart(g, title,    i, j, row, unit, lib, n, dat, gp, col, ncols, r, any, rmin) {
 	dat = work "/chart-" g ".dat"
 	gp = work "/chart-" g ".gp"
 	printf "" > dat
@@ -270,9 +279,11 @@ function chart(g, title,    i, j, row, unit, lib, n, dat, gp, col, ncols, r, any
 				continue
 			n = stats(row SUBSEP impls[j] SUBSEP "all")
 			r = n ? ratio(lib, med, unit) : ""
+			if (r != "" && (!any || r < rmin))
+				rmin = r
 			if (r != "")
 				any = 1
-			printf " %s", (r == "" ? "NaN" : sprintf("%.4f", r)) >> dat
+			printf " %s", (r == "" ? "NaN" : sprintf("%.4g", r)) >> dat
 		}
 		printf "\n" >> dat
 	}
@@ -291,6 +302,7 @@ function chart(g, title,    i, j, row, unit, lib, n, dat, gp, col, ncols, r, any
 	print "set style fill solid 0.85 border -1" >> gp
 	print "set datafile missing 'NaN'" >> gp
 	print "set logscale y" >> gp
+	printf "set yrange [%g:*]\n", log_floor(rmin) >> gp
 	print "set ylabel 'libactor advantage, x (log scale; >1: libactor better)'" >> gp
 	print "set xtics rotate by -30 scale 0 nomirror" >> gp
 	print "set grid ytics" >> gp
