@@ -119,6 +119,8 @@ static inline actor_system_t *bench_system(unsigned workers)
 {
 	actor_system_t *sys = NULL;
 	actor_config_t cfg = {.workers = workers != 0 ? workers : bench_env_workers()};
+	const char *no_move = getenv("ACTOR_BENCH_NO_MOVE"); /* 1: placement at spawn is final */
+	cfg.no_move = no_move != NULL && strcmp(no_move, "1") == 0;
 
 	bench_check(actor_system_create(&cfg, &sys), "actor_system_create");
 	return sys;
@@ -132,6 +134,8 @@ static inline uint64_t bench_dead_letters(const actor_system_t *sys)
 
 	if (actor_stats_system(sys, &st) < 0)
 		return 0;
+	if (getenv("ACTOR_BENCH_STATS") != NULL) /* the system's counters, on stderr */
+		actor_stats_print(sys, stderr);
 	if (st.dead_letters != 0)
 		fprintf(stderr, "bench: %" PRIu64 " dead letters\n", st.dead_letters);
 	return st.dead_letters;

@@ -64,7 +64,7 @@ int actor_spawn(actor_system_t *sys, const actor_spawn_opts_t *opts, actor_behav
 	a->fn = fn;
 	a->state = state;
 	a->ref.id = ((uint64_t)gen << 32) | idx;
-	atomic_init(&a->home, &sys->workers[home]);
+	atomic_init(&a->home, (uint16_t)home);
 	a->name = opts->name;
 	a->destroy = opts->destroy;
 	a->monitors = NULL;
@@ -105,12 +105,12 @@ int actor__deliver(actor_system_t *sys, struct actor_worker *self, struct actor 
 	/* A behaviour's message to an actor elsewhere travels with its others (sched.c, Outbox);
 	 * so does one to an actor that has just moved here while a chain for it is waiting. */
 	if (self != NULL && self->ctx.actor != NULL &&
-	    (actor__home(a) != self || self->outbox_len != 0) &&
-	    actor__outbox_add(self, a, msg, actor__home(a) == self))
+	    (actor__home_index(a) != self->index || self->outbox_len != 0) &&
+	    actor__outbox_add(self, a, msg, actor__home_index(a) == self->index))
 		return 0;
 	uintptr_t was = actor__mpsc_push(&a->mbox, (struct actor__mpsc_node *)msg);
 	if (was == MPSC_EMPTY)
-		actor__schedule(self, a);
+		actor__schedule(sys, self, a);
 	/* MPSC_CLOSED: the actor is stopping; reclamation hands the message to the dead-letter
 	 * hook. The send still succeeded: it raced the stop and lost, as the contract allows. */
 	return 0;
@@ -272,7 +272,7 @@ int actor_info(actor_system_t *sys, actor_ref_t ref, actor_info_t *out)
 	struct actor *a = actor__lookup(sys, ref);
 	if (a != NULL) {
 		out->name = a->name;
-		out->worker = actor__home(a)->index;
+		out->worker = actor__home_index(a);
 	}
 	if (x != NULL)
 		actor__ext_leave(x);
@@ -339,14 +339,13 @@ int actor_msg_keep(actor_ctx_t *ctx)
  * Stopping (home worker only)
  */
 
-static void add_monitor(struct actor *a, actor_ref_t watcher)
+static void add_monitor(actor_system_t *sys, struct actor *a, actor_ref_t watcher)
 {
 	struct actor__monitor *m = actor__alloc(sizeof(*m));
 	if (m == NULL) {
 		/* Cannot record it: tell the watcher now rather than never. */
 		actor_down_t d = {.actor = a->ref, .reason = -ENOMEM};
-		actor__send_internal(actor__home(a)->sys, watcher, a->ref, ACTOR_MSG_DOWN, &d,
-		                     sizeof(d));
+		actor__send_internal(sys, watcher, a->ref, ACTOR_MSG_DOWN, &d, sizeof(d));
 		return;
 	}
 	m->watcher = watcher;
@@ -354,10 +353,10 @@ static void add_monitor(struct actor *a, actor_ref_t watcher)
 	a->monitors = m;
 }
 
-static void send_down(struct actor *a, actor_ref_t watcher)
+static void send_down(actor_system_t *sys, struct actor *a, actor_ref_t watcher)
 {
 	actor_down_t d = {.actor = a->ref, .reason = a->reason};
-	actor__send_internal(actor__home(a)->sys, watcher, a->ref, ACTOR_MSG_DOWN, &d, sizeof(d));
+	actor__send_internal(sys, watcher, a->ref, ACTOR_MSG_DOWN, &d, sizeof(d));
 }
 
 static void data_handled(struct actor_worker *w, actor_msg_t *m)
@@ -379,7 +378,7 @@ static void dead_letter(struct actor_worker *w, struct actor *a, actor_msg_t *m)
 	if (m->type == MSG_MONITOR) {
 		actor_ref_t watcher;
 		memcpy(&watcher, m + 1, sizeof(watcher));
-		send_down(a, watcher);
+		send_down(w->sys, a, watcher);
 	} else if (m->type < MSG_CONTROL) {
 		actor_system_t *sys = w->sys;
 		if (sys->dead_letter != NULL)
@@ -405,7 +404,7 @@ void actor__free_actor(struct actor *a)
 /* Steps 1 and 2 of the stop. The actor may be running, queued or idle. */
 void actor__kill_now(struct actor_worker *w, struct actor *a, int reason)
 {
-	assert(actor__home(a) == w);
+	assert(actor__home(w->sys, a) == w);
 	if (a->flags & ACTOR_DEAD)
 		return;
 	a->flags = (a->flags & ~ACTOR_EXITING) | ACTOR_DEAD;
@@ -424,7 +423,7 @@ void actor__kill_now(struct actor_worker *w, struct actor *a, int reason)
 	a->monitors = NULL;
 	while (m != NULL) {
 		struct actor__monitor *next = m->next;
-		send_down(a, m->watcher);
+		send_down(w->sys, a, m->watcher);
 		actor__free(m, sizeof(*m));
 		m = next;
 	}
@@ -448,12 +447,12 @@ static void finish_dead_turn(struct actor_worker *w, struct actor *a)
  * One turn (home worker only)
  */
 
-static void handle_control(struct actor *a, actor_msg_t *m)
+static void handle_control(actor_system_t *sys, struct actor *a, actor_msg_t *m)
 {
 	if (m->type == MSG_MONITOR) {
 		actor_ref_t watcher;
 		memcpy(&watcher, m + 1, sizeof(watcher));
-		add_monitor(a, watcher);
+		add_monitor(sys, a, watcher);
 	} else if (m->type == MSG_STOP && !(a->flags & ACTOR_EXITING)) {
 		a->flags |= ACTOR_EXITING;
 		a->reason = ACTOR_REASON_KILLED;
@@ -482,7 +481,7 @@ void actor__run(struct actor_worker *w, struct actor *a)
 			/* A hand-off becomes the ADOPTED message the behaviour sees; it was never
 			 * counted as sent, so it is not counted as processed either. */
 			if (m->type != MSG_TCP_ADOPT || !actor__net_adopt(w, a, m)) {
-				handle_control(a, m);
+				handle_control(w->sys, a, m);
 				if (a->flags & ACTOR_EXITING)
 					break;
 				continue;

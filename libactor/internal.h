@@ -57,20 +57,21 @@ struct actor {
 	struct actor__mpsc mbox;      /* producer end: any thread; consumer end: home worker */
 	struct actor__mpsc_node link; /* run queue, remote inbox, or retired list: one at a time */
 	/* Beside the mailbox's producer end, which a waking sender has just written: the fields
-	 * that sender reads to decide on a move (sched.c, "Moving actors"). The holder's. */
-	uint32_t flags;
-	int32_t reason;
+	 * that sender reads to decide on a move (sched.c, "Moving actors"). Small, so that an idle
+	 * actor stays within 96 bytes (bench/spawn_idle). The holder's, except as noted. */
+	uint8_t flags;
+	bool pinned; /* immutable: ACTOR_PLACE_FIXED, opts->stay or cfg->no_move */
+	/* The home worker's index. Written only by the actor's holder as it moves the actor
+	 * (sched.c); relaxed loads elsewhere: a reader that is not the holder gets a hint
+	 * (actor_info) or re-checks it after claiming the actor (the shutdown scan). */
+	_Atomic uint16_t home;
 	uint16_t waker;    /* index + 1 of the worker whose sends last woke it remotely; 0: none */
 	uint16_t streak;   /* consecutive remote wake-ups from `waker` */
 	uint16_t cooldown; /* remote wake-ups to ignore after a move */
-	bool pinned;       /* immutable: ACTOR_PLACE_FIXED, opts->stay or cfg->no_move */
+	int32_t reason;
 	actor_behavior_fn *fn;
 	void *state;
-	actor_ref_t ref; /* immutable */
-	/* Written only by the actor's holder as it moves the actor (sched.c); relaxed loads
-	 * elsewhere: a reader that is not the holder gets a hint (actor_info) or re-checks it
-	 * after claiming the actor (the shutdown scan). */
-	struct actor_worker *_Atomic home;
+	actor_ref_t ref;  /* immutable */
 	const char *name; /* immutable */
 	void (*destroy)(void *state);
 	union {
@@ -78,6 +79,9 @@ struct actor {
 		uint64_t retire_epoch;           /* once retired */
 	};
 };
+
+_Static_assert(sizeof(struct actor) <= 96, "an idle actor fits jemalloc's 96-byte class");
+_Static_assert(ACTOR_WORKERS_MAX < UINT16_MAX, "a worker index fits `home` and `waker`");
 
 /* What a behaviour's ctx points at: one per worker, describing the current turn. */
 struct actor_ctx {
@@ -284,12 +288,16 @@ int actor__send_internal_msg(actor_system_t *sys, actor_ref_t to, actor_msg_t *m
 /* sched.c: workers. */
 int actor__workers_start(actor_system_t *sys);
 void actor__workers_join(actor_system_t *sys);
-void actor__schedule(struct actor_worker *self, struct actor *a);
-/* The actor's home, as a hint for any thread (exact for its holder). */
-static inline struct actor_worker *actor__home(const struct actor *a)
+void actor__schedule(actor_system_t *sys, struct actor_worker *self, struct actor *a);
+/* The actor's home worker, as a hint for any thread (exact for its holder). */
+static inline unsigned actor__home_index(const struct actor *a)
 {
 	/* relaxed: see the field; the holder's own store or the hand-off ordered it. */
 	return atomic_load_explicit(&((struct actor *)a)->home, memory_order_relaxed);
+}
+static inline struct actor_worker *actor__home(actor_system_t *sys, const struct actor *a)
+{
+	return &sys->workers[actor__home_index(a)];
 }
 /* The holder of an idle or queued actor makes it live on `to` (resident counts follow). */
 void actor__move(struct actor *a, struct actor_worker *to);

@@ -145,11 +145,11 @@ static bool actor_movable(const struct actor *a)
 
 void actor__move(struct actor *a, struct actor_worker *to)
 {
-	struct actor_worker *from = actor__home(a);
+	struct actor_worker *from = actor__home(to->sys, a);
 	/* seq_cst both: up before down, so actor__resident_total never sees the actor missing. */
 	atomic_fetch_add(&to->resident, 1);
 	/* relaxed: the holder's own field; the next holder is ordered by the hand-over. */
-	atomic_store_explicit(&a->home, to, memory_order_relaxed);
+	atomic_store_explicit(&a->home, (uint16_t)to->index, memory_order_relaxed);
 	atomic_fetch_sub(&from->resident, 1);
 	a->cooldown = MOVE_COOLDOWN;
 	a->waker = 0;
@@ -177,9 +177,9 @@ static bool follows(struct actor_worker *self, struct actor *a)
 
 /* Any thread, holding `a` (its push found the mailbox empty-marked), with `a` protected by
  * QSBR: makes `a` runnable on its home worker, or moves it here (above). */
-void actor__schedule(struct actor_worker *self, struct actor *a)
+void actor__schedule(actor_system_t *sys, struct actor_worker *self, struct actor *a)
 {
-	struct actor_worker *home = actor__home(a);
+	struct actor_worker *home = actor__home(sys, a);
 	if (home == self) {
 		if (a->streak != 0)
 			a->streak = 0;
@@ -218,7 +218,7 @@ static void outbox_push(struct actor_worker *w, unsigned i)
 	uintptr_t was = actor__mpsc_push_chain(&a->mbox, o->first, o->last);
 	*o = w->outbox[--w->outbox_len];
 	if (was == MPSC_EMPTY)
-		actor__schedule(w, a);
+		actor__schedule(w->sys, w, a);
 	/* MPSC_CLOSED: as in actor__deliver, reclamation dead-letters the chain. */
 }
 
@@ -368,7 +368,7 @@ static void kill_residents(struct actor_worker *w)
 		/* acquire: pairs with the release publication in actor_spawn. QSBR keeps `a`
 		 * allocated: this worker is online and between quiescent points. */
 		struct actor *a = atomic_load_explicit(&s->actor, memory_order_acquire);
-		if (a == NULL || actor__home(a) != w)
+		if (a == NULL || actor__home_index(a) != w->index)
 			continue;
 		/* Claim it as a waking sender would: closing its idle mailbox makes this thread its
 		 * only holder. A busy actor refuses the claim and stops on its next turn. */
@@ -377,7 +377,7 @@ static void kill_residents(struct actor_worker *w)
 		/* The claim read the last holder's mark, so `home` is exact now: an actor that
 		 * moved away and went idle again (the first read was stale) is stopped here all the
 		 * same. */
-		if (actor__home(a) != w)
+		if (actor__home_index(a) != w->index)
 			actor__move(a, w);
 		actor__kill_now(w, a, ACTOR_REASON_SHUTDOWN);
 		actor__retire(w, a);
