@@ -701,22 +701,26 @@ END_TEST
  * the actor the messages were for never ran (they piled up in its mailbox). Here a thread
  * streams as fast as loopback goes to a client actor, which must keep receiving. */
 struct fast_writer {
-	int lfd, fd;
+	int lfd;
+	atomic_int fd; /* the accepted connection, -1 before: the test thread shuts it down */
 	atomic_int stop;
-	uint64_t sent;
+	uint64_t sent; /* the writer's alone until it is joined */
 };
 
 static void *fast_writer_main(void *arg)
 {
 	struct fast_writer *w = arg;
-	w->fd = accept(w->lfd, NULL, NULL);
-	if (w->fd < 0)
-		return NULL;
+	int fd = accept(w->lfd, NULL, NULL);
+	/* release: pairs with the acquire in the test thread, the number's only other user (it
+	 * shuts the socket down while this thread may still send, and closes it after the join). */
+	atomic_store_explicit(&w->fd, fd, memory_order_release);
+	if (fd < 0)
+		return NULL; /* the test shut the listener down: nobody connected */
 	static unsigned char chunk[CHUNK];
 	memset(chunk, 'f', sizeof(chunk));
-	set_io_timeouts(w->fd, 0.2); /* a blocked send returns, to look at `stop` */
+	set_io_timeouts(fd, 0.2); /* a blocked send returns, to look at `stop` */
 	while (!atomic_load(&w->stop)) {
-		ssize_t n = send(w->fd, chunk, sizeof(chunk), MSG_NOSIGNAL);
+		ssize_t n = send(fd, chunk, sizeof(chunk), MSG_NOSIGNAL);
 		if (n > 0)
 			w->sent += (uint64_t)n;
 		else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
@@ -743,15 +747,23 @@ START_TEST(a_fast_stream_keeps_reaching_its_actor)
 	                      TEST_WATCHDOG);
 	uint64_t bytes = atomic_load(&f.bytes);
 	atomic_store(&w.stop, 1);
-	if (w.fd >= 0)
-		shutdown(w.fd, SHUT_RDWR);
+	/* Cuts the writer off at once rather than after its send's timeout; an accept still
+	 * waiting (the actor never connected) ends with the listener's shutdown. A writer that
+	 * accepts after the load below sees `stop` within its send's timeout. */
+	int fd = atomic_load_explicit(&w.fd, memory_order_acquire);
+	if (fd >= 0)
+		shutdown(fd, SHUT_RDWR);
+	else
+		shutdown(w.lfd, SHUT_RDWR);
 	pthread_join(thr, NULL);
 	ck_assert_int_eq(atomic_load(&f.connect_error), 0);
 	ck_assert_msg(got, "[%s] the actor received %llu of the %llu bytes sent", reactor,
 	              (unsigned long long)bytes, (unsigned long long)w.sent);
 	printf("[%s] %llu MB streamed to an actor\n", reactor, (unsigned long long)(bytes >> 20));
 	backend_system_end(sys, "fast stream");
-	close(w.fd);
+	fd = atomic_load(&w.fd); /* again: the writer may have accepted after the load above */
+	if (fd >= 0)
+		close(fd);
 	close(w.lfd);
 }
 END_TEST
