@@ -117,10 +117,11 @@ typedef struct actor_config {
 	 * or "basic" (before 5.19); "all", the default, uses what the kernel has; other values
 	 * make actor_system_create fail with -EINVAL. */
 	const char *reactor;
-	/* At shutdown, once a worker's actors have all stopped, how long (ms) it goes on writing
-	 * the output still queued on connections closed by actor_tcp_close or by their owners
-	 * stopping, before it resets them: 0 = ACTOR_SHUTDOWN_DRAIN_MS, -1 = not at all (reset at
-	 * once); at most ACTOR_TCP_LINGER_MS, which no close outlasts anyway. */
+	/* At shutdown, once a worker's actors have all stopped, how long (ms) it goes on with
+	 * connections closed by actor_tcp_close or by their owners stopping (writing their output
+	 * and waiting for the peer to acknowledge it) before it resets those with output still
+	 * queued and closes the others: 0 = ACTOR_SHUTDOWN_DRAIN_MS, -1 = not at all (at once); at
+	 * most ACTOR_TCP_LINGER_MS, which no close outlasts anyway. */
 	int shutdown_drain_ms;
 	/* 1 = actors never move: every actor stays on the worker its placement picked, as if
 	 * spawned with `stay`. 0 (default): unpinned actors follow their conversations and idle
@@ -385,14 +386,17 @@ ACTOR_API int actor_tcp_backlog(actor_ctx_t *ctx, actor_conn_t conn, size_t *byt
 /* Half-closes: sends FIN once the queued output is written; reading goes on. */
 ACTOR_API int actor_tcp_shutdown(actor_ctx_t *ctx, actor_conn_t conn);
 
-/* Closes: queued output is still written (for at most ACTOR_TCP_LINGER_MS), then the socket is
- * closed; meanwhile what the peer sends is read and discarded. The handle is invalid at once
- * and no further message about it arrives. A system that shuts down (actor_system_shutdown, or
- * its last actor stopping) goes on writing for at most its shutdown_drain_ms (actor_config_t)
- * before it resets what is left. A close that runs out of time resets the connection, drops
- * the rest of the output and counts in the worker's closes_reset. Bytes the peer sends after
- * the socket is closed are answered with a reset, which makes the peer's kernel drop what it
- * has not read yet: to know the peer has everything, half-close with actor_tcp_shutdown and
+/* Closes: queued output is still written, with the FIN after it, and the socket is closed once
+ * the peer's kernel has acknowledged all of it, for at most ACTOR_TCP_LINGER_MS; meanwhile what
+ * the peer sends is read and discarded. The handle is invalid at once and no further message
+ * about it arrives. A system that shuts down (actor_system_shutdown, or its last actor
+ * stopping) goes on writing for at most its shutdown_drain_ms (actor_config_t) before it
+ * resets what is left. A close that runs out of time with output still queued resets the
+ * connection, drops the rest of the output and counts in the worker's closes_reset; one that
+ * runs out waiting for the acknowledgement closes the socket and leaves the rest to the kernel.
+ * Bytes the peer sends after the socket is closed are answered with a reset, which drops what
+ * the peer had not received yet (a peer on Linux still reads what it had; other systems may
+ * drop that too): to know the peer has everything, half-close with actor_tcp_shutdown and
  * close when the peer's EOF arrives. */
 ACTOR_API int actor_tcp_close(actor_ctx_t *ctx, actor_conn_t conn);
 #define ACTOR_TCP_LINGER_MS 5000

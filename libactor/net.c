@@ -18,17 +18,20 @@
  * Lifetime: a connection leaves the table (its handle goes stale) when the owner closes or
  * aborts it, when its owner stops, or, after it failed, once the CLOSED (or CONNECTED) message
  * carrying the error has been delivered or dead-lettered; until then its handle stays valid and
- * writes say -EPIPE. It is freed when the backend releases it (actor__net_conn_released), after
- * any queued output was written or the linger ran out.
+ * writes say -EPIPE. It is freed when the backend releases it (actor__net_conn_released): for a
+ * close, once the peer's kernel has acknowledged all the output, or the linger ran out (see
+ * conn_close_graceful).
  */
 #include "config.h"
 
 #include <errno.h>
+#include <linux/sockios.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -42,6 +45,13 @@
 #define BACKOFF_FIRST_NS 10000000u /* first accept back-off after EMFILE: 10 ms */
 #define BACKOFF_MAX_NS 1000000000u /* doubling up to 1 s */
 #define DATA_COUNTED 1u            /* actor_tcp_data_t.reserved_: counted in `unhandled` */
+/* A close whose output is all in the kernel looks whether the peer has acknowledged it 1 ms
+ * later, then at doubling intervals up to 64 ms. A peer that reads at once has acknowledged by
+ * the first look (on loopback within microseconds), a delayed acknowledgement (Linux: 40 to
+ * 200 ms) is seen a few looks later, and a peer slow to read costs at most about 16 looks a
+ * second until the linger ends the wait. */
+#define ACK_POLL_FIRST_NS 1000000u
+#define ACK_POLL_MAX_NS 64000000u
 
 struct actor__net {
 	struct actor__table conns;   /* this worker's connections */
@@ -75,6 +85,7 @@ struct conn_cmd {
 
 static void conn_release(struct actor__conn *c);
 static void conn_fail(struct actor__conn *c, int err);
+static bool close_output_done(struct actor__conn *c);
 
 /* ---------------------------------------------------------------------------------------------
  * Per-worker state
@@ -274,6 +285,10 @@ void actor__net_handled(struct actor_worker *w, actor_conn_t conn, uint32_t len)
 void actor__net_on_read_end(struct actor__conn *c, int err)
 {
 	c->reading = false;
+	if (c->state == CONN_CLOSING && err < 0) {
+		conn_release(c); /* broken (a reset): nothing more reaches the peer */
+		return;
+	}
 	if (c->state != CONN_OPEN)
 		return;
 	if (err == 0) {
@@ -421,7 +436,7 @@ static void flush_dirty(struct actor_worker *w)
 	}
 }
 
-void actor__net_on_sent(struct actor__conn *c, size_t n, int err)
+bool actor__net_on_sent(struct actor__conn *c, size_t n, int err)
 {
 	c->queued -= n;
 	while (n > 0) {
@@ -440,18 +455,16 @@ void actor__net_on_sent(struct actor__conn *c, size_t n, int err)
 		c->writing = false;
 		if (c->state == CONN_CLOSING) {
 			conn_release(c);
-			return;
+			return true;
 		}
 		conn_fail(c, err);
-		return;
+		return true; /* maybe released */
 	}
 	if (c->out_head != NULL)
-		return; /* the backend keeps writing */
+		return false; /* the backend keeps writing */
 	c->writing = false;
-	if (c->state == CONN_CLOSING) {
-		conn_release(c);
-		return;
-	}
+	if (c->state == CONN_CLOSING)
+		return close_output_done(c);
 	if (c->wr_shut && !c->wr_shut_done) {
 		c->wr_shut_done = true;
 		shutdown(c->fd, SHUT_WR);
@@ -460,6 +473,7 @@ void actor__net_on_sent(struct actor__conn *c, size_t n, int err)
 		c->over_high = false;
 		send_event(c, ACTOR_MSG_TCP_DRAINED, 0);
 	}
+	return false;
 }
 
 static int queue_bytes(struct actor__conn *c, const void *data, size_t len)
@@ -527,16 +541,62 @@ void actor__net_conn_released(struct actor__conn *c)
 	actor__free(c, sizeof(*c));
 }
 
-/* Owner's close: the handle goes stale now; queued output is still written, for a while.
- * Meanwhile the connection reads on and discards what arrives (actor__net_on_data delivers
- * nothing once it is CLOSING): input left unread when the socket is closed makes the kernel
- * reset the connection and drop the output the peer has not read yet, and a peer that reads
- * only once its own writes are through (another lingering close, say) would wait out the
- * linger. */
+/* Whether a close may end: the peer's kernel has acknowledged all of the output, or the
+ * connection broke (a reset or a timeout: nothing more will be acknowledged, and the count
+ * stays where it was). SIOCOUTQ counts what the peer has not acknowledged, our FIN included
+ * once it is sent; the FIN is not output, and the peer's kernel may acknowledge it late (Linux
+ * delays that until its own side answers or closes). */
+static bool close_acked(struct actor__conn *c)
+{
+	int unacked = 0;
+	if (ioctl(c->fd, SIOCOUTQ, &unacked) < 0 || unacked <= (c->wr_shut_done ? 1 : 0))
+		return true;
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+	return getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0 ||
+	       ti.tcpi_state == TCP_CLOSE;
+}
+
+static void note_tick(struct actor__net *net, uint64_t when)
+{
+	if (net->next_tick_ns == 0 || when < net->next_tick_ns)
+		net->next_tick_ns = when;
+}
+
+/* A close has handed all its output to the kernel. The kernel still holds what the peer has
+ * not acknowledged, and close() would now lose it to anything the peer sends before it has
+ * read everything: input unread at close(), or arriving after it, makes the kernel reset the
+ * connection and drop what it still holds (megabytes: the socket's send buffer). Once the peer
+ * has acknowledged everything, a reset costs it nothing (Linux hands the reader what arrived
+ * before reporting it). So: FIN now, as close() would send it; read on and discard; close
+ * when the peer has it all (actor__net_tick looks), or when the linger runs out. True if the
+ * connection was released. */
+static bool close_output_done(struct actor__conn *c)
+{
+	if (!c->wr_shut_done) {
+		c->wr_shut_done = true;
+		shutdown(c->fd, SHUT_WR);
+	}
+	if (close_acked(c)) {
+		conn_release(c);
+		return true;
+	}
+	c->ack_step_ns = ACK_POLL_FIRST_NS;
+	c->ack_check_ns = actor__now_ns() + c->ack_step_ns;
+	note_tick(c->w->net, c->ack_check_ns);
+	return false;
+}
+
+/* Owner's close: the handle goes stale now; queued output is still written, and acknowledged,
+ * for a while (close_output_done). Meanwhile the connection reads on and discards what arrives
+ * (actor__net_on_data delivers nothing once it is CLOSING): input left unread when the socket
+ * is closed makes the kernel reset the connection and drop the output the peer has not
+ * received yet, and a peer that reads only once its own writes are through (another lingering
+ * close, say) would wait out the linger. */
 static void conn_close_graceful(struct actor__conn *c)
 {
 	conn_unlist(c);
-	if (c->out_head == NULL || c->state != CONN_OPEN) {
+	if (c->state != CONN_OPEN || (c->out_head == NULL && close_acked(c))) {
 		if (c->reading)
 			c->w->rops->conn_pause(c->w->reactor, c);
 		conn_release(c);
@@ -562,8 +622,9 @@ static void conn_close_graceful(struct actor__conn *c)
 	c->linger_deadline_ns = actor__now_ns() + (uint64_t)ACTOR_TCP_LINGER_MS * 1000000u;
 	net->closing[net->nclosing++] = c;
 	c->closing_pos = net->nclosing;
-	if (net->next_tick_ns == 0 || c->linger_deadline_ns < net->next_tick_ns)
-		net->next_tick_ns = c->linger_deadline_ns;
+	note_tick(net, c->linger_deadline_ns);
+	if (c->out_head == NULL)
+		close_output_done(c);
 }
 
 static void conn_abort(struct actor__conn *c)
@@ -575,9 +636,15 @@ static void conn_abort(struct actor__conn *c)
 	conn_release(c);
 }
 
-/* A close still writing ran out of time (its linger, or the shutdown's drain): reset. */
-static void conn_cut_close(struct actor__conn *c)
+/* A close ran out of time (its linger, or the shutdown's drain). Still writing: reset, and
+ * count the output dropped. Waiting for the peer's acknowledgement: close() as before, and the
+ * kernel goes on sending what it holds. */
+static void close_ran_out(struct actor__conn *c)
 {
+	if (c->out_head == NULL) {
+		conn_release(c);
+		return;
+	}
 	actor__stat_add(&c->w->st.closes_reset, 1);
 	conn_abort(c);
 }
@@ -1212,7 +1279,8 @@ uint64_t actor__net_next_deadline(const struct actor_worker *w)
 	return w->net != NULL && w->net->next_tick_ns != 0 ? w->net->next_tick_ns : UINT64_MAX;
 }
 
-/* Resumes backed-off listeners and gives up on closes whose linger ran out. */
+/* Resumes backed-off listeners, ends closes whose output the peer has acknowledged, and gives
+ * up on closes whose linger ran out. */
 void actor__net_tick(struct actor_worker *w, uint64_t now)
 {
 	struct actor__net *net = w->net;
@@ -1233,11 +1301,22 @@ void actor__net_tick(struct actor_worker *w, uint64_t now)
 	for (uint32_t i = 0; i < net->nclosing;) {
 		struct actor__conn *c = net->closing[i];
 		if (c->linger_deadline_ns <= now) {
-			conn_cut_close(c); /* takes it off the list: look at index i again */
+			close_ran_out(c); /* takes it off the list: look at index i again */
 			continue;
+		}
+		if (c->ack_check_ns != 0 && c->ack_check_ns <= now) {
+			if (close_acked(c)) {
+				conn_release(c); /* the same */
+				continue;
+			}
+			if (c->ack_step_ns < ACK_POLL_MAX_NS)
+				c->ack_step_ns *= 2;
+			c->ack_check_ns = now + c->ack_step_ns;
 		}
 		if (next == 0 || c->linger_deadline_ns < next)
 			next = c->linger_deadline_ns;
+		if (c->ack_check_ns != 0 && c->ack_check_ns < next)
+			next = c->ack_check_ns;
 		i++;
 	}
 	net->next_tick_ns = next;
@@ -1372,7 +1451,7 @@ void actor__net_fini(struct actor_worker *w)
 			conn_abort(c);
 	}
 	while (net->nclosing > 0)
-		conn_cut_close(net->closing[0]);
+		close_ran_out(net->closing[0]);
 	/* Listener groups whose owner lived here and whose sockets live elsewhere. */
 	for (uint32_t i = 1; i < net->lgroups.cap; i++) {
 		struct actor__lgroup *g = net->lgroups.obj[i];

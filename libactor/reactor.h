@@ -41,7 +41,7 @@ enum actor__conn_state {
 
 /* Laid out by use: the first 64 bytes hold what every read and write touches, the next 64 the
  * queue and flow-control counts; the peer's address, read once, comes last. (jemalloc puts the
- * struct, 264 bytes, in its 320-byte class, whose blocks start on 64-byte boundaries.) */
+ * struct, 280 bytes, in its 320-byte class, whose blocks start on 64-byte boundaries.) */
 struct actor__conn {
 	int fd;
 	uint32_t idx, gen;  /* the handle: see net.c */
@@ -68,7 +68,10 @@ struct actor__conn {
 	size_t unhandled;  /* bytes in DATA messages the owner has not finished handling */
 	size_t read_limit; /* throttle above this many unhandled bytes; 0: never */
 	uint64_t linger_deadline_ns;
-	uint32_t closing_pos; /* 1 + index in the worker's lingering-close list, 0 if not in it */
+	uint64_t ack_check_ns; /* a close with all its output in the kernel: when to look whether
+	                        * the peer has acknowledged it (net.c); 0 while still writing */
+	uint32_t ack_step_ns;  /* the wait before the next look after that one */
+	uint32_t closing_pos;  /* 1 + index in the worker's lingering-close list, 0 if not in it */
 	uint32_t peer_len;
 	struct sockaddr_storage peer;
 };
@@ -167,8 +170,10 @@ void actor__net_lsock_released(struct actor__lsock *ls);
 void actor__net_on_data(struct actor__conn *c, const void *data, size_t len);
 /* 0: the peer's EOF; negative errno: the connection failed. */
 void actor__net_on_read_end(struct actor__conn *c, int err);
-/* `n` bytes of the output queue were written (n >= 0), or writing failed (err < 0). */
-void actor__net_on_sent(struct actor__conn *c, size_t n, int err);
+/* `n` bytes of the output queue were written (n >= 0), or writing failed (err < 0). True if
+ * the connection was released (a close that has nothing left to do; after a failure, maybe):
+ * the backend's conn_release has run, and `c` is gone unless an operation holds it. */
+bool actor__net_on_sent(struct actor__conn *c, size_t n, int err);
 void actor__net_on_connected(struct actor__conn *c, int err);
 void actor__net_conn_released(struct actor__conn *c);
 

@@ -111,7 +111,7 @@ static void ep_conn_pause(struct actor__reactor *r, struct actor__conn *c)
 }
 
 /* Writes what the socket takes now and arms EPOLLOUT for the rest. Returns 0, 1 if the
- * connection was released (a close finished flushing: `c` is gone), or a negative errno. */
+ * connection was released (a close that is done: `c` is gone), or a negative errno. */
 static int write_some(struct actor__reactor *r, struct actor__conn *c)
 {
 	while (c->out_head != NULL) {
@@ -122,10 +122,8 @@ static int write_some(struct actor__reactor *r, struct actor__conn *c)
 			continue;
 		if (n < 0)
 			return (int)n;
-		bool finishes_close = c->state == CONN_CLOSING && (size_t)n == c->queued;
 		c->writing = true; /* on_sent clears it when the queue empties */
-		actor__net_on_sent(c, (size_t)n, 0);
-		if (finishes_close)
+		if (actor__net_on_sent(c, (size_t)n, 0))
 			return 1;
 	}
 	c->writing = c->out_head != NULL;

@@ -1270,6 +1270,134 @@ START_TEST(output_queued_at_shutdown_is_written_before_the_connection_ends)
 }
 END_TEST
 
+/* Regression: a close ended with close() as soon as its output was all in the kernel's send
+ * queue, and input arriving after that made the kernel reset the connection and drop what it
+ * still held, up to the socket's send buffer (megabytes): the output_queued test above once
+ * saw 16,012,800 of its 16,777,216 bytes, then a reset. Here all of the output fits in the
+ * kernel, and the actor closes once its queue in libactor is empty; the peer, whose small
+ * receive buffer holds little of the output, writes after the close, and only then reads. It
+ * must get everything, then EOF, and the close must end without waiting for the peer to
+ * close. */
+#define LATE_BYTES (1u << 20) /* far more than the peer's buffer, less than the kernel takes */
+
+struct late_report {
+	atomic_int rc;     /* the first failed call */
+	atomic_int closed; /* the actor closed the connection, its queue in libactor empty */
+	atomic_uint_fast64_t queued;
+};
+
+static void late_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	struct conn_base *b = state;
+	struct late_report *r = b->srv->user;
+	actor_tcp_event_t ev;
+	actor_tcp_data_t d;
+	if (!conn_message(ctx, b, msg, &ev, &d))
+		return;
+	int rc = 0;
+	if (msg->type == ACTOR_MSG_TCP_ADOPTED) {
+		static unsigned char out[LATE_BYTES]; /* one connection at a time */
+		struct stream tx = {8, 0};            /* drain_reader_main checks seed 8 */
+		stream_fill(&tx, out, sizeof(out));
+		actor_timer_t t;
+		rc = actor_tcp_write(ctx, b->conn, out, sizeof(out));
+		if (rc == 0) /* looks every millisecond until the kernel has taken it all */
+			rc = actor_timer_start(ctx, actor_self(ctx), 1000000u, 1000000u, 0, &t);
+	} else if (msg->type == ACTOR_MSG_TIMER) {
+		size_t q = 0;
+		rc = actor_tcp_queued(ctx, b->conn, &q);
+		atomic_store(&r->queued, q);
+		if (rc == 0 && q == 0) {
+			rc = actor_tcp_close(ctx, b->conn);
+			atomic_store(&r->closed, 1);
+			actor_exit(ctx, ACTOR_REASON_NORMAL);
+		}
+	}
+	if (rc != 0)
+		atomic_store(&r->rc, rc);
+}
+
+/* A system on this suite's backend whose server actor has written LATE_BYTES and closed the
+ * connection, all the output in the kernel; returns the peer's end, which has read nothing and
+ * whose small receive buffer (set before connecting, so that the window stays small from the
+ * start) holds little of it. */
+static actor_system_t *late_start(struct server *srv, struct late_report *rep, int *fd)
+{
+	actor_system_t *sys = backend_system(2);
+	*srv =
+	    (struct server){.conn_fn = late_fn, .conn_size = sizeof(struct conn_base), .user = rep};
+	uint16_t port = server_start(sys, srv);
+	*fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int rcvbuf = 4096;
+	setsockopt(*fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+	set_io_timeouts(*fd, IO_TIMEOUT_S);
+	struct sockaddr_in a = {.sin_family = AF_INET,
+	                        .sin_port = htons(port),
+	                        .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	ck_assert_int_eq(connect(*fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	bool closed =
+	    WAIT_UNTIL(atomic_load(&rep->closed) || atomic_load(&rep->rc) != 0, TEST_WATCHDOG);
+	ck_assert_int_eq(atomic_load(&rep->rc), 0);
+	ck_assert_msg(closed, "[%s] the kernel never took all %u bytes (%" PRIu64 " still queued)",
+	              reactor, LATE_BYTES, (uint64_t)atomic_load(&rep->queued));
+	return sys;
+}
+
+START_TEST(input_arriving_after_a_close_does_not_cut_its_output_short)
+{
+	struct late_report rep = {0};
+	struct server srv;
+	struct drain_reader dr = {0};
+	actor_system_t *sys = late_start(&srv, &rep, &dr.fd);
+	char hi[1024] = {0};
+	ck_assert(send_all(dr.fd, hi, sizeof(hi)));
+	drain_reader_main(&dr);
+	double eof = now_sec();
+	ck_assert_msg(dr.bytes == LATE_BYTES && dr.end == 0,
+	              "[%s] %" PRIu64 " of %u bytes, then %s", reactor, dr.bytes, LATE_BYTES,
+	              dr.end == 0 ? "EOF" : strerror(-dr.end));
+	ck_assert_msg(dr.bad_at == SIZE_MAX, "[%s] byte %zu differs", reactor, dr.bad_at);
+	/* Our end still open: the close ends once we have everything, long before its linger. */
+	assert_eventually(STAT_SUM(sys, conns) == 0, TEST_WATCHDOG);
+	double took = now_sec() - eof;
+	ck_assert_msg(took < ACTOR_TCP_LINGER_MS / 2000.0,
+	              "[%s] the close ended %.3f s after the peer had everything", reactor, took);
+	close(dr.fd);
+	ck_assert_uint_eq(STAT_SUM(sys, closes_reset), 0);
+	assert_no_failures();
+	backend_system_end(sys, "input after a close");
+}
+END_TEST
+
+/* A close waiting for the peer to acknowledge its output ends when the peer resets, not when
+ * its linger runs out: a broken connection acknowledges nothing more. Also after the peer's EOF,
+ * when the close reads no more (the reset then shows only in the socket's state). */
+START_TEST(a_close_waiting_for_acknowledgement_ends_when_the_peer_resets)
+{
+	for (int eof_first = 0; eof_first < 2; eof_first++) {
+		struct late_report rep = {0};
+		struct server srv;
+		int fd;
+		actor_system_t *sys = late_start(&srv, &rep, &fd);
+		ck_assert_uint_eq(STAT_SUM(sys, conns), 1); /* waiting: we have read nothing */
+		if (eof_first)
+			ck_assert_int_eq(shutdown(fd, SHUT_WR), 0);
+		struct linger lg = {.l_onoff = 1, .l_linger = 0};
+		ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+		double t0 = now_sec();
+		close(fd);
+		assert_eventually(STAT_SUM(sys, conns) == 0, TEST_WATCHDOG);
+		double took = now_sec() - t0;
+		ck_assert_msg(took < ACTOR_TCP_LINGER_MS / 2000.0,
+		              "[%s] the close ended %.3f s after the peer's %sreset", reactor, took,
+		              eof_first ? "EOF and " : "");
+		ck_assert_uint_eq(STAT_SUM(sys, closes_reset), 0);
+		assert_no_failures();
+		backend_system_end(sys, "a reset during a close");
+	}
+}
+END_TEST
+
 /* A peer that reads nothing holds a shutdown for shutdown_drain_ms, no longer, and the worker
  * waits without spinning; then the connection is reset, the rest of the output dropped, and
  * counted. -1: no wait at all. */
@@ -1330,6 +1458,8 @@ static void add_cases(Suite *s, unsigned b, void (*fixture)(void))
 	tcase_add_test(tc, peer_eof_arrives_as_closed_with_error_zero_after_all_its_data);
 	tcase_add_test(tc, shutdown_sends_fin_after_the_queued_output_while_reading_goes_on);
 	tcase_add_test(tc, output_queued_at_shutdown_is_written_before_the_connection_ends);
+	tcase_add_test(tc, input_arriving_after_a_close_does_not_cut_its_output_short);
+	tcase_add_test(tc, a_close_waiting_for_acknowledgement_ends_when_the_peer_resets);
 	tcase_add_test(tc, a_shutdown_drain_that_runs_out_resets_the_connection);
 
 	tc = backend_tcase(s, b, 1, "flow control", TEST_TIMEOUT, fixture);
