@@ -121,6 +121,8 @@ static inline actor_system_t *bench_system(unsigned workers)
 	actor_config_t cfg = {.workers = workers != 0 ? workers : bench_env_workers()};
 	const char *no_move = getenv("ACTOR_BENCH_NO_MOVE"); /* 1: placement at spawn is final */
 	cfg.no_move = no_move != NULL && strcmp(no_move, "1") == 0;
+	const char *pin = getenv("ACTOR_BENCH_PIN"); /* 1: workers pinned to CPUs */
+	cfg.pin = pin != NULL && strcmp(pin, "1") == 0;
 
 	bench_check(actor_system_create(&cfg, &sys), "actor_system_create");
 	return sys;

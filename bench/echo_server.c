@@ -2,7 +2,7 @@
  * the worker that accepted it (a per-worker listener).
  *
  * Usage: bench/echo_server [--port N] [--reactor epoll|io_uring|auto] [--workers N]
- *                          [--no-pin] [--spin-us N]
+ *                          [--pin] [--spin-us N]
  *
  * Prints "PORT <n>" on stdout once it listens on 127.0.0.1 (--port 0, the default, takes any
  * free port), then echoes until SIGINT or SIGTERM. Exits 77 when the requested reactor is not
@@ -143,7 +143,7 @@ static void on_signal(int sig)
 static void usage(const char *prog)
 {
 	fprintf(stderr,
-	        "usage: %s [--port N] [--reactor epoll|io_uring|auto] [--workers N] [--no-pin] "
+	        "usage: %s [--port N] [--reactor epoll|io_uring|auto] [--workers N] [--pin] "
 	        "[--spin-us N]\n",
 	        prog);
 	exit(2);
@@ -153,8 +153,12 @@ int main(int argc, char **argv)
 {
 	actor_config_t cfg = {.reactor = "auto"};
 	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--no-pin") == 0) {
-			cfg.no_pin = 1;
+		if (strcmp(argv[i], "--no-pin") == 0) { /* the default; kept for old scripts */
+			cfg.pin = 0;
+			continue;
+		}
+		if (strcmp(argv[i], "--pin") == 0) {
+			cfg.pin = 1;
 			continue;
 		}
 		if (i + 1 >= argc)

@@ -106,7 +106,7 @@ typedef void actor_dead_letter_fn(void *arg, actor_ref_t to, const actor_msg_t *
 
 typedef struct actor_config {
 	unsigned workers; /* worker threads; 0 = one per CPU in the affinity mask */
-	int no_pin;       /* 1 = do not pin workers to CPUs; 0 (default) pins them */
+	int no_pin;       /* kept for compatibility: 1 = do not pin (the default now) */
 	unsigned batch;   /* messages per actor per turn; 0 = ACTOR_BATCH_DEFAULT */
 	int spin_us;      /* idle spin before parking, µs; 0 = default, -1 = never spin */
 	actor_dead_letter_fn *dead_letter; /* optional hook; dead letters are counted anyway */
@@ -127,6 +127,10 @@ typedef struct actor_config {
 	 * spawned with `stay`. 0 (default): unpinned actors follow their conversations and idle
 	 * workers take over queued ones (see actor_spawn_opts_t.stay). */
 	int no_move;
+	/* 1 = pin each worker to one CPU of the affinity mask. 0 (default): the kernel places the
+	 * workers and moves them off a CPU that another process keeps busy (bench/README.md,
+	 * "Pinning"). Pin on a machine whose CPUs are the program's alone. -EINVAL with no_pin. */
+	int pin;
 } actor_config_t;
 
 #define ACTOR_SHUTDOWN_DRAIN_MS ACTOR_TCP_LINGER_MS

@@ -79,7 +79,8 @@ int actor_system_create(const actor_config_t *cfg, actor_system_t **out)
 		cfg = &defaults;
 	if (cfg->workers > ACTOR_WORKERS_MAX || cfg->spin_us < -1 || cfg->spin_us > 1000000 ||
 	    cfg->shutdown_drain_ms < -1 || cfg->shutdown_drain_ms > ACTOR_TCP_LINGER_MS ||
-	    cfg->no_move < 0 || cfg->no_move > 1)
+	    cfg->no_move < 0 || cfg->no_move > 1 || cfg->pin < 0 || cfg->pin > 1 ||
+	    (cfg->pin && cfg->no_pin))
 		return -EINVAL;
 
 	/* Aligned, so that the cache-line padding in the struct matches the real lines. */
@@ -96,7 +97,7 @@ int actor_system_create(const actor_config_t *cfg, actor_system_t **out)
 	sys->spin_us = cfg->spin_us ? cfg->spin_us : ACTOR_SPIN_US_DEFAULT;
 	sys->shutdown_drain_ms =
 	    cfg->shutdown_drain_ms ? cfg->shutdown_drain_ms : ACTOR_SHUTDOWN_DRAIN_MS;
-	sys->pin = !cfg->no_pin;
+	sys->pin = cfg->pin == 1;
 	sys->no_move = cfg->no_move == 1;
 	sys->dead_letter = cfg->dead_letter;
 	sys->dead_letter_arg = cfg->dead_letter_arg;

@@ -527,8 +527,6 @@ START_TEST(a_stay_value_other_than_0_or_1_is_refused)
 	o.stay = -1;
 	ck_assert_int_eq(actor_spawn(sys, &o, player_fn, NULL, &r), -EINVAL);
 	actor_system_free(sys);
-	actor_config_t cfg = {.workers = 1, .no_move = 2};
-	ck_assert_int_eq(actor_system_create(&cfg, &sys), -EINVAL);
 }
 END_TEST
 

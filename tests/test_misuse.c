@@ -104,6 +104,30 @@ START_TEST(system_create_rejects_a_shutdown_drain_out_of_range)
 }
 END_TEST
 
+START_TEST(system_create_rejects_pinning_flags_out_of_range_or_at_odds)
+{
+	static const actor_config_t bad[] = {
+	    {.workers = 1, .pin = 2},
+	    {.workers = 1, .pin = -1},
+	    {.workers = 1, .no_move = 2},
+	    {.workers = 1, .no_move = -1},
+	    {.workers = 1, .pin = 1, .no_pin = 1},
+	};
+	for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		actor_system_t *sys = NULL;
+		ck_assert_int_eq(actor_system_create(&bad[i], &sys), -EINVAL);
+		ck_assert_ptr_null(sys);
+	}
+	static const actor_config_t good[] = {
+	    {.workers = 1, .pin = 1}, {.workers = 1, .no_pin = 1}, {.workers = 1, .no_move = 1}};
+	for (unsigned i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		actor_system_t *sys = NULL;
+		ck_assert_int_eq(actor_system_create(&good[i], &sys), 0);
+		actor_system_free(sys);
+	}
+}
+END_TEST
+
 /* ---------------------------------------------------------------------------------------------
  * NULL arguments
  */
@@ -444,6 +468,7 @@ static Suite *misuse_suite(void)
 	tcase_add_test(tc, system_create_defaults_to_one_worker_per_cpu);
 	tcase_add_test(tc, system_create_rejects_absurd_worker_counts);
 	tcase_add_test(tc, system_create_rejects_a_shutdown_drain_out_of_range);
+	tcase_add_test(tc, system_create_rejects_pinning_flags_out_of_range_or_at_odds);
 	tcase_add_test(tc, null_system_is_rejected_everywhere);
 	tcase_add_test(tc, null_arguments_are_rejected_with_einval);
 	tcase_add_test(tc, spawn_without_an_out_ref_does_not_crash);

@@ -38,7 +38,7 @@ struct options {
 	long max_clients; /* -1: as many as the descriptor limit allows */
 	const char *motd;
 	const char *password;
-	int no_pin;
+	int pin;
 };
 
 static struct chat_srv srv;
@@ -451,8 +451,9 @@ static void usage(FILE *out)
 	        "  --port N             TCP port (default 6667; 0 = any free port)\n"
 	        "  --workers N          worker threads (default 0: one per CPU)\n"
 	        "  --reactor NAME       auto, epoll or io_uring (default auto)\n"
-	        "  --no-pin             do not pin workers to CPUs (for machines shared with\n"
-	        "                       other busy processes)\n"
+	        "  --pin                pin each worker to one CPU (for a machine whose CPUs\n"
+	        "                       are the server's alone; --no-pin, the default, is\n"
+	        "                       accepted too)\n"
 	        "  --max-clients N      connections beyond N get ERROR :Server full\n"
 	        "                       (default: the descriptor limit less %d)\n"
 	        "  --motd FILE          message of the day (default: none, ERR_NOMOTD)\n"
@@ -512,6 +513,7 @@ static void parse_options(int argc, char **argv)
 	                                      {"ping-interval", required_argument, NULL, 'i'},
 	                                      {"ping-timeout", required_argument, NULL, 't'},
 	                                      {"no-pin", no_argument, NULL, 'N'},
+	                                      {"pin", no_argument, NULL, 'I'},
 	                                      {"help", no_argument, NULL, 'h'},
 	                                      {NULL, 0, NULL, 0}};
 	int c;
@@ -540,7 +542,10 @@ static void parse_options(int argc, char **argv)
 			opt.motd = optarg;
 			break;
 		case 'N':
-			opt.no_pin = 1;
+			opt.pin = 0;
+			break;
+		case 'I':
+			opt.pin = 1;
 			break;
 		case 'P':
 			if (optarg[0] == '\0' || strpbrk(optarg, " \r\n") != NULL)
@@ -681,7 +686,7 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
 	actor_config_t cfg = {.workers = opt.workers,
-	                      .no_pin = opt.no_pin,
+	                      .pin = opt.pin,
 	                      .reactor = opt.reactor,
 	                      .dead_letter = dead_letter};
 	int rc = actor_system_create(&cfg, &the_sys);
