@@ -63,7 +63,9 @@ struct actor {
 	bool pinned; /* immutable: ACTOR_PLACE_FIXED, opts->stay or cfg->no_move */
 	/* The home worker's index. Written only by the actor's holder as it moves the actor
 	 * (sched.c); relaxed loads elsewhere: a reader that is not the holder gets a hint
-	 * (actor_info) or re-checks it after claiming the actor (the shutdown scan). */
+	 * (actor_info; a sender asking whether it lives on the sender's own worker, which only
+	 * that worker can make true, but for a shared actor whose chain the outbox then finds)
+	 * or re-reads it after claiming the actor (the shutdown scan). */
 	_Atomic uint16_t home;
 	uint16_t waker;    /* index + 1 of the worker whose sends last woke it remotely; 0: none */
 	uint16_t streak;   /* consecutive remote wake-ups from `waker` */
@@ -132,13 +134,17 @@ struct actor_worker {
 	CK_CC_CACHELINE struct actor__mpsc inbox;
 	/* Any thread: jobs for this worker's thread (listeners, I/O cleanup). */
 	struct actor__mpsc cmdq;
-	/* Any thread: resident actor count (spawners add, the home worker subtracts). */
+	/* Any thread: resident actor count (spawners add, the home worker subtracts, a move takes
+	 * one from the old home to the new, a worker sharing with this one reserves it with one
+	 * while it does). */
 	CK_CC_CACHELINE _Atomic uint64_t resident;
 	/* Any thread: 1 once someone woke the parked worker; the futex word. */
 	_Atomic uint32_t wake;
 	/* Written by the worker as it runs out of work (1) or finds some (0); busy workers read
 	 * it to hand actors over (sched.c, "Sharing"). Relaxed: a hint, never a guarantee. */
 	_Atomic uint32_t idle;
+	/* Set by the worker as it leaves its loop at shutdown (sched.c, leave and share). */
+	_Atomic uint32_t gone;
 	/* Any thread: writing it wakes the worker's reactor wait (see sched.c). */
 	int evfd;
 	/* Start-up: 0 while the worker creates its reactor, then 1 or a negative errno. */
@@ -214,6 +220,8 @@ struct actor_system {
 
 	/* QSBR epoch. */
 	CK_CC_CACHELINE _Atomic uint64_t epoch;
+	/* Moves of actors between workers begun and done (actor__none_resident). */
+	CK_CC_CACHELINE _Atomic uint64_t moves_begun, moves_done;
 	/* Threads outside the pool: sections in flight and counters, striped (refs.c). */
 	struct actor__ext ext[ACTOR_EXT_STRIPES];
 
@@ -309,7 +317,8 @@ bool actor__outbox_add(struct actor_worker *w, struct actor *a, actor_msg_t *m, 
 void actor__outbox_flush(struct actor_worker *w);
 void actor__wake_all(actor_system_t *sys);
 void actor__note_stopped(struct actor_worker *w);
-uint64_t actor__resident_total(const actor_system_t *sys);
+bool actor__none_resident(actor_system_t *sys);
+void actor__schedule_home(actor_system_t *sys, struct actor_worker *self, struct actor *a);
 
 void actor__worker_post(struct actor_worker *w, struct actor__cmd *cmd);
 void actor__worker_wake(struct actor_worker *w);

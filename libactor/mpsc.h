@@ -73,9 +73,13 @@ static inline uintptr_t actor__mpsc_push_chain(struct actor__mpsc *q,
 	uintptr_t flags = (uintptr_t)prev & MPSC_FLAGS;
 	prev = (struct actor__mpsc_node *)((uintptr_t)prev & ~MPSC_FLAGS);
 	/* The exchange read the consumer's empty-mark: this caller now holds the consumer (an
-	 * actor may change workers, sched.c); its last turn happens before what we do next. */
-	if (flags & MPSC_EMPTY)
+	 * actor may change workers, sched.c); its last turn happens before what we do next.
+	 * Concurrency Kit's exchange is not an acquire on every CPU (a plain swap on arm64):
+	 * fence_atomic_load pairs with the fence before the CAS in mpsc_mark_empty. */
+	if (flags & MPSC_EMPTY) {
+		ck_pr_fence_atomic_load();
 		ACTOR_TSAN_ACQUIRE(q); /* pairs with the release in mpsc_mark_empty */
+	}
 	/* release: pairs with the fence_load after the consumer's load of `next` in mpsc_pop. */
 	ck_pr_fence_store();
 	ck_pr_store_ptr(&prev->next, first);
@@ -158,9 +162,12 @@ static inline bool actor__mpsc_mark_empty(struct actor__mpsc *q)
 	if (ck_pr_load_ptr(&q->head) == marked)
 		return true;
 	/* The consumer's work so far happens before the turn of whoever the next push hands it
-	 * to (pairs with the acquire in mpsc_push and mpsc_close_idle). */
+	 * to: release, pairing with the fence_atomic_load after the exchange in mpsc_push and
+	 * after the CAS in mpsc_claim_idle (a no-op on x86, whose CAS is a full barrier; not on
+	 * arm64, where Concurrency Kit's CAS has no ordering of its own). */
+	ck_pr_fence_store_atomic();
 	ACTOR_TSAN_RELEASE(q);
-	/* Full barrier: a later push's exchange either precedes this (we fail) or sees the bit. */
+	/* A later push's exchange either precedes this (we fail) or sees the bit. */
 	return ck_pr_cas_ptr(&q->head, &q->stub, marked);
 }
 
@@ -176,18 +183,17 @@ static inline bool actor__mpsc_close(struct actor__mpsc *q, bool was_marked)
 	return ck_pr_cas_ptr(&q->head, from, to);
 }
 
-/* Any thread. Closes the queue if it is empty-marked (its consumer idle), so that no push can
- * schedule the consumer again: the caller then holds the consumer alone, as the producer told
- * "was empty" would have. False if the queue is not idle (or is closed already). Touches only
- * `head`, never the consumer's fields: an empty-marked queue has its stub at the tail. */
-static inline bool actor__mpsc_close_idle(struct actor__mpsc *q)
+/* Any thread. Takes an idle consumer as the producer told "was empty" would, without pushing:
+ * clears the empty-mark of an empty-marked queue, so that the caller holds the consumer alone
+ * and must schedule it. False if the queue is not idle (or is closed). Touches only `head`,
+ * never the consumer's fields: an empty-marked queue has its stub at the tail. */
+static inline bool actor__mpsc_claim_idle(struct actor__mpsc *q)
 {
 	void *from = (void *)((uintptr_t)&q->stub | MPSC_EMPTY);
-	void *to = (void *)((uintptr_t)&q->stub | MPSC_EMPTY | MPSC_CLOSED);
-	/* Full barrier; success read the consumer's mark, so its last turn happens before ours. */
-	if (!ck_pr_cas_ptr(&q->head, from, to))
+	if (!ck_pr_cas_ptr(&q->head, from, &q->stub))
 		return false;
-	ACTOR_TSAN_ACQUIRE(q); /* pairs with the release in mpsc_mark_empty */
+	ck_pr_fence_atomic_load(); /* acquire: pairs with the fence in mpsc_mark_empty */
+	ACTOR_TSAN_ACQUIRE(q);     /* pairs with the release in mpsc_mark_empty */
 	return true;
 }
 

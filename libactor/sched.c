@@ -1,5 +1,6 @@
-/* sched.c: the workers: one pinned thread per core, each with a local run queue, a remote inbox,
- * a command queue, timers and a reactor, running actors a batch of messages at a time.
+/* sched.c: the workers: one thread per core (pinned on request), each with a local run queue,
+ * a remote inbox, a command queue, timers and a reactor, running actors a batch of messages at
+ * a time, and moving actors between them (following, sharing) and batching cross-core sends.
  *
  * Park and wake (no lost wake-ups, no needless ones):
  *   worker: wake = 0; go offline; mpsc_mark_empty(inbox), then (cmdq) (full-barrier CASes); if
@@ -119,16 +120,16 @@ static unsigned run_cmds(struct actor_worker *w)
  * following and sharing cannot toss it back and forth at message rate.
  *
  * Why the contract holds: one thread holds an actor at a time, and every hand-over is
- * ordered. The old home's last turn ends with the empty-mark CAS (a full barrier) that the
- * new holder's exchange reads; a shared actor travels through an MPSC inbox (release on push,
- * acquire on pop). So the behaviour never runs on two threads at once, and its state, its
- * mailbox's consumer end and the fields here go with it. Per-sender order holds because a
- * mailbox is one FIFO wherever its consumer runs. References stay safe: a move changes no
- * slot, and reclamation (refs.c) waits for every worker, not only the home. Shutdown stops
- * queued actors on the worker that runs them and claims idle ones (kill_residents).
+ * ordered. The old home's last turn ends with a release fence and the empty-mark CAS that
+ * the new holder's exchange reads, followed by its acquire fence (mpsc.h); a shared actor
+ * travels through an MPSC inbox (release on push, acquire on pop). So the behaviour never runs on
+ * two threads at once, and its state, its mailbox's consumer end and the fields here go with it.
+ * Per-sender order holds because a mailbox is one FIFO wherever its consumer runs. References stay
+ * safe: a move changes no slot, and reclamation (refs.c) waits for every worker, not only the home.
+ * Shutdown stops queued actors on the worker that runs them and claims idle ones (kill_residents).
  *
- * Resident counts (termination, LEAST_LOADED) move too: the new home's goes up before the old
- * one's goes down, so their sum never passes through zero early.
+ * Resident counts (termination, LEAST_LOADED) move too, inside a bracket that the termination
+ * check honours (actor__none_resident).
  */
 #define FOLLOW_STREAK 4  /* bench/pingpong: a pair settles within a few round trips */
 #define MOVE_COOLDOWN 64 /* bench/counting: sharing and following meet at most this often */
@@ -145,12 +146,15 @@ static bool actor_movable(const struct actor *a)
 
 void actor__move(struct actor *a, struct actor_worker *to)
 {
-	struct actor_worker *from = actor__home(to->sys, a);
-	/* seq_cst both: up before down, so actor__resident_total never sees the actor missing. */
+	actor_system_t *sys = to->sys;
+	struct actor_worker *from = actor__home(sys, a);
+	/* seq_cst throughout: the bracket is what actor__none_resident checks. */
+	atomic_fetch_add(&sys->moves_begun, 1);
 	atomic_fetch_add(&to->resident, 1);
 	/* relaxed: the holder's own field; the next holder is ordered by the hand-over. */
 	atomic_store_explicit(&a->home, (uint16_t)to->index, memory_order_relaxed);
 	atomic_fetch_sub(&from->resident, 1);
+	atomic_fetch_add(&sys->moves_done, 1);
 	a->cooldown = MOVE_COOLDOWN;
 	a->waker = 0;
 	a->streak = 0;
@@ -193,6 +197,16 @@ void actor__schedule(actor_system_t *sys, struct actor_worker *self, struct acto
 		return;
 	}
 	if (actor__mpsc_push(&home->inbox, &a->link) & MPSC_EMPTY)
+		wake_worker(home);
+}
+
+/* The holder of `a` queues it on its home, wherever that is, without moving it. */
+void actor__schedule_home(actor_system_t *sys, struct actor_worker *self, struct actor *a)
+{
+	struct actor_worker *home = actor__home(sys, a);
+	if (home == self)
+		actor__runq_push_local(self, a);
+	else if (actor__mpsc_push(&home->inbox, &a->link) & MPSC_EMPTY)
 		wake_worker(home);
 }
 
@@ -267,11 +281,20 @@ static struct actor_worker *claim_idle(struct actor_worker *w)
 /* Sharing (above): hands some of the actors queued behind the next one to an idle worker. */
 static void share(struct actor_worker *w)
 {
-	if (w->runq_len < 2 || w->stopping)
+	/* relaxed: a stale "not stopping" is caught by the reservation below. */
+	if (w->runq_len < 2 || atomic_load_explicit(&w->sys->shutdown, memory_order_relaxed))
 		return;
 	struct actor_worker *to = claim_idle(w);
 	if (to == NULL)
 		return;
+	/* Reserve `to` before handing it anything: a worker leaves its loop at shutdown only
+	 * with no resident, after raising `gone` (worker_main). seq_cst increment then load,
+	 * against its seq_cst store then load: one of the two sees the other. */
+	atomic_fetch_add(&to->resident, 1);
+	if (atomic_load(&to->gone)) {
+		atomic_fetch_sub(&to->resident, 1);
+		return;
+	}
 	uint64_t give = w->runq_len / 2 < SHARE_MAX ? w->runq_len / 2 : SHARE_MAX;
 	unsigned given = 0, seen = 0;
 	bool wake = false;
@@ -294,6 +317,7 @@ static void share(struct actor_worker *w)
 			wake = true;
 		given++;
 	}
+	atomic_fetch_sub(&to->resident, 1); /* the reservation; its actors count now */
 	if (wake)
 		wake_worker(to);
 	else if (given == 0)
@@ -329,12 +353,23 @@ static void take_inbox(struct actor_worker *w)
  * Termination
  */
 
-uint64_t actor__resident_total(const actor_system_t *sys)
+/* True once no actor lives anywhere. The per-worker counts are read one at a time, and a move
+ * takes an actor from one count to another: a scan that a move overlaps could miss the actor
+ * in both. So moves are bracketed (moves_begun ... moves_done, actor__move), and a scan that
+ * saw a move in flight or one begin meanwhile answers false: a moving actor is alive, and its
+ * own stop will scan again. */
+bool actor__none_resident(actor_system_t *sys)
 {
-	uint64_t sum = 0;
-	for (unsigned i = 0; i < sys->nworkers; i++)
-		sum += atomic_load(&sys->workers[i].resident);
-	return sum;
+	/* seq_cst, done before begun: begun == done means no move was in flight then. */
+	uint64_t done = atomic_load(&sys->moves_done);
+	uint64_t begun = atomic_load(&sys->moves_begun);
+	if (begun != done)
+		return false;
+	for (unsigned i = 0; i < sys->nworkers; i++) {
+		if (atomic_load(&sys->workers[i].resident) != 0)
+			return false;
+	}
+	return atomic_load(&sys->moves_begun) == begun;
 }
 
 /* Home worker, once per stopped actor. */
@@ -345,16 +380,16 @@ void actor__note_stopped(struct actor_worker *w)
 	if (atomic_fetch_sub(&w->resident, 1) != 1)
 		return;
 	actor_system_t *sys = w->sys;
-	if (actor__resident_total(sys) == 0) {
+	if (actor__none_resident(sys)) {
 		atomic_store(&sys->run_wake, 1);
 		actor__unpark(&sys->run_wake);
 	}
 }
 
-/* On shutdown: stops every idle actor living here; queued and running ones stop on their next
- * turn (actor__run). Spawns that raced the shutdown flag, and actors that moved here after the
- * scan read their home, are caught by a later call (the worker calls this while its resident
- * count is not zero). */
+/* On shutdown: wakes every idle actor living here, and every turn of an actor then stops it
+ * (actor__run: queued and running ones stop the same way). Spawns that raced the shutdown flag,
+ * and actors that moved here after the scan read their home, are caught by a later call (the
+ * worker calls this while its resident count is not zero). */
 static void kill_residents(struct actor_worker *w)
 {
 	actor_system_t *sys = w->sys;
@@ -370,17 +405,12 @@ static void kill_residents(struct actor_worker *w)
 		struct actor *a = atomic_load_explicit(&s->actor, memory_order_acquire);
 		if (a == NULL || actor__home_index(a) != w->index)
 			continue;
-		/* Claim it as a waking sender would: closing its idle mailbox makes this thread its
-		 * only holder. A busy actor refuses the claim and stops on its next turn. */
-		if (!actor__mpsc_close_idle(&a->mbox))
-			continue;
-		/* The claim read the last holder's mark, so `home` is exact now: an actor that
-		 * moved away and went idle again (the first read was stale) is stopped here all the
-		 * same. */
-		if (actor__home_index(a) != w->index)
-			actor__move(a, w);
-		actor__kill_now(w, a, ACTOR_REASON_SHUTDOWN);
-		actor__retire(w, a);
+		/* Claim it as a waking sender would (its mark cleared, nothing pushed) and schedule
+		 * it on its home, read again now that the claim has ordered us after its last
+		 * holder: an actor that moved away meanwhile stops there, where what it owns
+		 * lives. A busy actor refuses the claim and stops on its next turn anyway. */
+		if (actor__mpsc_claim_idle(&a->mbox))
+			actor__schedule_home(sys, w, a);
 	}
 }
 
@@ -507,6 +537,19 @@ static unsigned tick(struct actor_worker *w)
 	return actor__timers_fire(w, now) + 1;
 }
 
+/* Shutting down with nothing left here: leaves for good unless a worker sharing its queue has
+ * reserved this one meanwhile (share: seq_cst store then load, against its increment then
+ * load). */
+static bool done_shutting_down(struct actor_worker *w);
+static bool leave(struct actor_worker *w)
+{
+	atomic_store(&w->gone, 1);
+	if (done_shutting_down(w))
+		return true;
+	atomic_store(&w->gone, 0);
+	return false;
+}
+
 static bool done_shutting_down(struct actor_worker *w)
 {
 	return atomic_load(&w->resident) == 0 && w->runq_head == NULL && w->retired_head == NULL &&
@@ -572,13 +615,13 @@ static void *worker_main(void *arg)
 			busy++;
 		busy += tick(w);
 		actor__reclaim(w);
-		set_idle(w, busy == 0 && w->runq_head == NULL);
+		set_idle(w, !stopping && busy == 0 && w->runq_head == NULL);
 		if (busy > 0)
 			continue;
 		if (stopping) {
 			if (!done_shutting_down(w))
 				park(w, actor__now_ns() + IDLE_PARK_NS, false);
-			else if (!drain(w))
+			else if (!drain(w) && leave(w))
 				break;
 			continue;
 		}

@@ -169,11 +169,11 @@ int actor_system_run(actor_system_t *sys)
 	int expected = 0;
 	if (!atomic_compare_exchange_strong(&sys->running, &expected, 1))
 		return -EINVAL;
-	while (!atomic_load(&sys->shutdown) && actor__resident_total(sys) != 0) {
+	while (!atomic_load(&sys->shutdown) && !actor__none_resident(sys)) {
 		/* seq_cst store then re-check: pairs with the store-then-wake in
 		 * actor__note_stopped, so a stop between check and wait is not missed. */
 		atomic_store(&sys->run_wake, 0);
-		if (atomic_load(&sys->shutdown) || actor__resident_total(sys) == 0)
+		if (atomic_load(&sys->shutdown) || actor__none_resident(sys))
 			break;
 		struct timespec ts = {0, RUN_RECHECK_NS};
 		actor__park_timed(&sys->run_wake, &ts);

@@ -650,6 +650,65 @@ START_TEST(a_shutdown_among_moving_actors_stops_each_exactly_once)
 }
 END_TEST
 
+/* Regression: a worker that had stopped everything at shutdown left its loop with its idle flag
+ * up, and a worker still in a turn begun before the shutdown (its `stopping` stale) shared
+ * queued actors with it: nobody ever ran them, so they were never stopped (no destroy, no
+ * DOWN) and leaked (a reviewer's program lost 32 actors in 11 of 20 runs). Actors placed on
+ * worker 0 with slow messages keep it sharing with worker 1, where they stop at once. */
+#define STRAND_ACTORS 400
+#define STRAND_RUNS 30
+
+static void strand_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	(void)state;
+	(void)msg;
+	if (actor_ctx_worker(ctx) != 0) {
+		actor_exit(ctx, ACTOR_REASON_NORMAL); /* handed away: stop */
+		return;
+	}
+	/* A slow message (a behaviour that blocks a little): worker 0's turns are long, while
+	 * worker 1, with its CPU free, reaches the end of the shutdown first. */
+	nanosleep(&(struct timespec){0, 50000}, NULL);
+	actor_send(actor_ctx_system(ctx), actor_self(ctx), MSG_CONTINUE, NULL, 0);
+}
+
+static void strand_destroy(void *state)
+{
+	atomic_fetch_add((atomic_int *)state, 1);
+}
+
+START_TEST(a_shutdown_never_hands_actors_to_a_worker_that_has_left)
+{
+	int shared_runs = 0;
+	for (int run = 0; run < STRAND_RUNS; run++) {
+		/* One message per turn: worker 0 looks for an idle worker every 8 messages. */
+		actor_config_t cfg = {.workers = 2, .spin_us = -1, .batch = 1};
+		actor_system_t *sys = system_new_cfg(&cfg);
+		atomic_int destroyed = 0;
+		actor_spawn_opts_t o = {.placement = ACTOR_PLACE_CALLBACK,
+		                        .place = place_at,
+		                        .place_arg = (void *)(uintptr_t)0,
+		                        .destroy = strand_destroy};
+		for (int i = 0; i < STRAND_ACTORS; i++) {
+			actor_ref_t r = spawn_ok(sys, &o, strand_fn, &destroyed);
+			send_ok(sys, r, MSG_GO, NULL, 0);
+		}
+		/* Shut down at some point while worker 0 hands actors over: a different point in
+		 * each run (the outcome must not depend on it; only whether the old race shows). */
+		sleep_ms(5 + 2 * (unsigned)(run % 15));
+		shared_runs += WSUM(sys, shared) > 0;
+		ck_assert_int_eq(actor_system_shutdown(sys), 0);
+		system_run_to_end(sys, TEST_WATCHDOG, "shutdown while sharing");
+		actor_system_free(sys);
+		ck_assert_msg(atomic_load(&destroyed) == STRAND_ACTORS,
+		              "run %d: %d of %d actors stopped", run, atomic_load(&destroyed),
+		              STRAND_ACTORS);
+	}
+	/* The case was made: worker 0 was sharing when most shutdowns came. */
+	ck_assert_int_ge(shared_runs, STRAND_RUNS / 2);
+}
+END_TEST
+
 /* ---------------------------------------------------------------------------------------------
  * A busy neighbour
  */
@@ -706,6 +765,7 @@ static Suite *migration_suite(void)
 	tcase_add_test(tc, a_chain_for_a_receiver_handed_here_keeps_its_order);
 	tcase_add_test(tc, idle_workers_take_queued_actors_from_a_busy_one);
 	tcase_add_test(tc, a_shutdown_among_moving_actors_stops_each_exactly_once);
+	tcase_add_test(tc, a_shutdown_never_hands_actors_to_a_worker_that_has_left);
 	tcase_add_test(tc, a_million_round_trips_finish_beside_busy_threads_on_every_cpu);
 	suite_add_tcase(s, tc);
 	return s;
