@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <sched.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -34,6 +35,10 @@ __attribute__((tls_model("initial-exec"))) _Thread_local struct actor_worker *ac
  * its CPU a round takes 1-2 us; a yield to a busy neighbour returns after its time slice. */
 #define SPIN_CONTENDED_NS 50000
 #define NO_SPIN_NS 100000000 /* then no spinning for 100 ms: one probe costs one lost slice */
+/* Two slow rounds this close together, with the thread switched out in between, are contention;
+ * one alone may be the virtual machine pausing the CPU (threadring_503_spread lost two thirds
+ * of its rate to such false alarms on a quiet VM). */
+#define SUSPECT_WINDOW_NS 20000000
 
 /* ---------------------------------------------------------------------------------------------
  * Run queues
@@ -447,6 +452,23 @@ static uint64_t now_ns(void)
  * spin would burn: the chat broadcast, its load generator on the same two CPUs, went from
  * 4.0M-4.2M to 4.7M-5.5M deliveries/s (the same build with and without the yield), and the
  * messaging benchmarks did not change (bench/README.md, "Spin before park"). */
+/* A spin round was slow (at `now`): true if this one and the one before, within
+ * SUSPECT_WINDOW_NS, bracket an involuntary switch of this thread, which a yield counts only
+ * when another thread was runnable on this CPU (a VM's pause of the CPU does not count). One
+ * system call, on a slow round only. */
+static bool cpu_contended(struct actor_worker *w, uint64_t now)
+{
+	struct rusage ru;
+	if (getrusage(RUSAGE_THREAD, &ru) != 0)
+		return true; /* cannot tell: assume the worst, as before this test */
+	uint64_t switches = (uint64_t)ru.ru_nivcsw;
+	bool again = w->suspect_ns != 0 && now - w->suspect_ns < SUSPECT_WINDOW_NS &&
+	             switches > w->suspect_switches;
+	w->suspect_ns = now;
+	w->suspect_switches = switches;
+	return again;
+}
+
 static bool spin(struct actor_worker *w)
 {
 	if (w->sys->spin_us <= 0)
@@ -473,7 +495,7 @@ static bool spin(struct actor_worker *w)
 		 * lose ours (a woken thread gets the CPU at once, a runnable spinner waits out the
 		 * other's slice), so park straight away for a while, then try again. */
 		uint64_t t = now_ns();
-		if (t - now > SPIN_CONTENDED_NS) {
+		if (t - now > SPIN_CONTENDED_NS && cpu_contended(w, t)) {
 			w->no_spin_until = t + NO_SPIN_NS;
 			actor__stat_add(&w->st.contended, 1);
 			return false;
