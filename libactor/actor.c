@@ -101,13 +101,13 @@ int actor_spawn(actor_system_t *sys, const actor_spawn_opts_t *opts, actor_behav
 int actor__deliver(actor_system_t *sys, struct actor_worker *self, struct actor *a,
                    actor_msg_t *msg)
 {
-	(void)sys;
 	/* A behaviour's message to an actor elsewhere travels with its others (sched.c, Outbox);
 	 * so does one to an actor that has just moved here while a chain for it is waiting. */
-	if (self != NULL && self->ctx.actor != NULL &&
-	    (actor__home_index(a) != self->index || self->outbox_len != 0) &&
-	    actor__outbox_add(self, a, msg, actor__home_index(a) == self->index))
-		return 0;
+	if (self != NULL && self->ctx.actor != NULL) {
+		bool here = actor__home_index(a) == self->index;
+		if ((!here || self->outbox_len != 0) && actor__outbox_add(self, a, msg, here))
+			return 0;
+	}
 	uintptr_t was = actor__mpsc_push(&a->mbox, (struct actor__mpsc_node *)msg);
 	if (was == MPSC_EMPTY)
 		actor__schedule(sys, self, a);

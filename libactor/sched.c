@@ -188,21 +188,14 @@ static bool follows(struct actor_worker *self, struct actor *a)
  * QSBR: makes `a` runnable on its home worker, or moves it here (above). */
 void actor__schedule(actor_system_t *sys, struct actor_worker *self, struct actor *a)
 {
-	struct actor_worker *home = actor__home(sys, a);
-	if (home == self) {
+	if (actor__home(sys, a) == self) {
 		if (a->streak != 0)
 			a->streak = 0;
-		actor__runq_push_local(self, a);
-		return;
-	}
-	if (self != NULL && follows(self, a)) {
+	} else if (self != NULL && follows(self, a)) {
 		actor__move(a, self);
 		actor__stat_add(&self->st.migrations, 1);
-		actor__runq_push_local(self, a);
-		return;
 	}
-	if (actor__mpsc_push(&home->inbox, &a->link) & MPSC_EMPTY)
-		wake_worker(home);
+	actor__schedule_home(sys, self, a);
 }
 
 /* The holder of `a` queues it on its home, wherever that is, without moving it. */
@@ -445,13 +438,6 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* Polls the inbox, the command queue and (every 64 pauses) the reactor for a while: waking a
- * parked thread costs tens of microseconds here. Every 64 pauses it also yields the CPU: alone
- * on its CPU the worker gets it straight back (sched_yield, a fraction of a microsecond), but a
- * thread that shares the CPU with it (a load generator, another process) gets the time the
- * spin would burn: the chat broadcast, its load generator on the same two CPUs, went from
- * 4.0M-4.2M to 4.7M-5.5M deliveries/s (the same build with and without the yield), and the
- * messaging benchmarks did not change (bench/README.md, "Spin before park"). */
 /* A spin round was slow (at `now`): true if this one and the one before, within
  * SUSPECT_WINDOW_NS, bracket an involuntary switch of this thread, which a yield counts only
  * when another thread was runnable on this CPU (a VM's pause of the CPU does not count). One
@@ -469,6 +455,13 @@ static bool cpu_contended(struct actor_worker *w, uint64_t now)
 	return again;
 }
 
+/* Polls the inbox, the command queue and (every 64 pauses) the reactor for a while: waking a
+ * parked thread costs tens of microseconds here. Every 64 pauses it also yields the CPU: alone
+ * on its CPU the worker gets it straight back (sched_yield, a fraction of a microsecond), but a
+ * thread that shares the CPU with it (a load generator, another process) gets the time the
+ * spin would burn: the chat broadcast, its load generator on the same two CPUs, went from
+ * 4.0M-4.2M to 4.7M-5.5M deliveries/s (the same build with and without the yield), and the
+ * messaging benchmarks did not change (bench/README.md, "Spin before park"). */
 static bool spin(struct actor_worker *w)
 {
 	if (w->sys->spin_us <= 0)
@@ -490,8 +483,8 @@ static bool spin(struct actor_worker *w)
 		if (actor__net_active(w) && (actor__net_poll(w) > 0 || w->runq_head != NULL))
 			return true;
 		sched_yield();
-		/* A round takes about a microsecond. Much longer means another thread ran on this
-		 * CPU, in the yield or by preempting us: spinning would take its time slices and
+		/* A round takes about a microsecond. Much longer, twice, with this thread switched
+		 * out, means another thread wants this CPU: spinning would take its time slices and
 		 * lose ours (a woken thread gets the CPU at once, a runnable spinner waits out the
 		 * other's slice), so park straight away for a while, then try again. */
 		uint64_t t = now_ns();
@@ -559,10 +552,15 @@ static unsigned tick(struct actor_worker *w)
 	return actor__timers_fire(w, now) + 1;
 }
 
+static bool done_shutting_down(struct actor_worker *w)
+{
+	return atomic_load(&w->resident) == 0 && w->runq_head == NULL && w->retired_head == NULL &&
+	       actor__mpsc_is_empty(&w->inbox);
+}
+
 /* Shutting down with nothing left here: leaves for good unless a worker sharing its queue has
  * reserved this one meanwhile (share: seq_cst store then load, against its increment then
  * load). */
-static bool done_shutting_down(struct actor_worker *w);
 static bool leave(struct actor_worker *w)
 {
 	atomic_store(&w->gone, 1);
@@ -570,12 +568,6 @@ static bool leave(struct actor_worker *w)
 		return true;
 	atomic_store(&w->gone, 0);
 	return false;
-}
-
-static bool done_shutting_down(struct actor_worker *w)
-{
-	return atomic_load(&w->resident) == 0 && w->runq_head == NULL && w->retired_head == NULL &&
-	       actor__mpsc_is_empty(&w->inbox);
 }
 
 /* Shutting down, every actor here stopped: closes still writing their output (their owners
