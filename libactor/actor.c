@@ -97,23 +97,36 @@ int actor_spawn(actor_system_t *sys, const actor_spawn_opts_t *opts, actor_behav
  */
 
 /* Any thread, with `a` protected by QSBR. Pushes and schedules if this push found the mailbox
- * idle. */
-int actor__deliver(actor_system_t *sys, struct actor_worker *self, struct actor *a,
-                   actor_msg_t *msg)
+ * idle. Inline in send_to: a send between two actors of one worker is the common case, and it
+ * should cost a push and a run-queue append, not three calls. */
+static inline void deliver(actor_system_t *sys, struct actor_worker *self, struct actor *a,
+                           actor_msg_t *msg)
 {
-	/* A behaviour's message to an actor elsewhere travels with its others (sched.c, Outbox);
-	 * so does one to an actor that has just moved here while a chain for it is waiting. */
-	if (self != NULL && self->ctx.actor != NULL) {
+	if (self != NULL) {
 		bool here = actor__home_index(a) == self->index;
-		if ((!here || self->outbox_len != 0) && actor__outbox_add(self, a, msg, here))
-			return 0;
-	}
-	uintptr_t was = actor__mpsc_push(&a->mbox, (struct actor__mpsc_node *)msg);
-	if (was == MPSC_EMPTY)
+		/* A behaviour's message to an actor elsewhere travels with its others (sched.c,
+		 * Outbox); so does one to an actor that has just moved here while a chain for it
+		 * is waiting. */
+		if ((!here || self->outbox_len != 0) && self->ctx.actor != NULL &&
+		    actor__outbox_add(self, a, msg, here))
+			return;
+		uintptr_t was = actor__mpsc_push(&a->mbox, (struct actor__mpsc_node *)msg);
+		if (was != MPSC_EMPTY)
+			return;
+		/* This push made us the holder; the home read above was a hint, this one is exact. */
+		if (actor__home_index(a) == self->index) {
+			if (a->streak != 0)
+				a->streak = 0; /* a wake-up from home ends a streak (sched.c, Following) */
+			actor__runq_push_local(self, a);
+			return;
+		}
 		actor__schedule(sys, self, a);
+		return;
+	}
+	if (actor__mpsc_push(&a->mbox, (struct actor__mpsc_node *)msg) == MPSC_EMPTY)
+		actor__schedule(sys, NULL, a);
 	/* MPSC_CLOSED: the actor is stopping; reclamation hands the message to the dead-letter
 	 * hook. The send still succeeded: it raced the stop and lost, as the contract allows. */
-	return 0;
 }
 
 static int send_to(actor_system_t *sys, actor_ref_t to, actor_msg_t *msg, actor_ref_t from,
@@ -133,7 +146,7 @@ static int send_to(actor_system_t *sys, actor_ref_t to, actor_msg_t *msg, actor_
 		return -ESRCH;
 	}
 	msg->sender = from;
-	actor__deliver(sys, self, a, msg);
+	deliver(sys, self, a, msg);
 	if (x != NULL) {
 		actor__ext_leave(x);
 		/* relaxed: a counter on this thread's stripe; see actor.h on consistency. */
@@ -514,7 +527,7 @@ void actor__run(struct actor_worker *w, struct actor *a)
 	}
 	ctx->actor = NULL;
 	ctx->msg = NULL;
-	actor__outbox_flush(w);
+	actor__outbox_flush_any(w);
 	actor__stat_add(&w->st.processed, n);
 
 	if (a->flags & ACTOR_EXITING) {

@@ -288,7 +288,6 @@ void actor__run(struct actor_worker *w, struct actor *a);
 void actor__kill_now(struct actor_worker *w, struct actor *a, int reason);
 void actor__free_actor(struct actor *a);
 void actor__drain_dead(struct actor_worker *w, struct actor *a);
-int actor__deliver(actor_system_t *sys, struct actor_worker *w, struct actor *a, actor_msg_t *msg);
 int actor__send_internal(actor_system_t *sys, actor_ref_t to, actor_ref_t from, uint32_t type,
                          const void *data, size_t len);
 /* Sends a message built by the library (sender NONE); counted as sent. */
@@ -310,12 +309,28 @@ static inline struct actor_worker *actor__home(actor_system_t *sys, const struct
 }
 /* The holder of an idle or queued actor makes it live on `to` (resident counts follow). */
 void actor__move(struct actor *a, struct actor_worker *to);
-void actor__runq_push_local(struct actor_worker *w, struct actor *a);
+/* Owner only: queues runnable `a` at the tail of `w`'s run queue. Inline: every local send
+ * that wakes its receiver ends here. */
+static inline void actor__runq_push_local(struct actor_worker *w, struct actor *a)
+{
+	a->link.next = NULL;
+	if (w->runq_tail != NULL)
+		w->runq_tail->next = &a->link;
+	else
+		w->runq_head = &a->link;
+	w->runq_tail = &a->link;
+	w->runq_len++;
+}
 /* Owner only, inside a behaviour's turn: queues `m` for `a`, which lives elsewhere, or lives
  * here (`here`) and has a chain waiting; false if it lives here and has none (push it). */
 bool actor__outbox_add(struct actor_worker *w, struct actor *a, actor_msg_t *m, bool here);
 /* Owner only: pushes every chain queued by the turn that is ending. */
 void actor__outbox_flush(struct actor_worker *w);
+static inline void actor__outbox_flush_any(struct actor_worker *w)
+{
+	if (w->outbox_len != 0)
+		actor__outbox_flush(w);
+}
 void actor__wake_all(actor_system_t *sys);
 void actor__note_stopped(struct actor_worker *w);
 bool actor__none_resident(actor_system_t *sys);

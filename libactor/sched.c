@@ -44,17 +44,6 @@ __attribute__((tls_model("initial-exec"))) _Thread_local struct actor_worker *ac
  * Run queues
  */
 
-void actor__runq_push_local(struct actor_worker *w, struct actor *a)
-{
-	a->link.next = NULL;
-	if (w->runq_tail != NULL)
-		w->runq_tail->next = &a->link;
-	else
-		w->runq_head = &a->link;
-	w->runq_tail = &a->link;
-	w->runq_len++;
-}
-
 static struct actor *runq_pop_local(struct actor_worker *w)
 {
 	struct actor__mpsc_node *n = w->runq_head;
@@ -231,7 +220,7 @@ static void outbox_push(struct actor_worker *w, unsigned i)
 	*o = w->outbox[--w->outbox_len];
 	if (was == MPSC_EMPTY)
 		actor__schedule(w->sys, w, a);
-	/* MPSC_CLOSED: as in actor__deliver, reclamation dead-letters the chain. */
+	/* MPSC_CLOSED: as in deliver (actor.c), reclamation dead-letters the chain. */
 }
 
 bool actor__outbox_add(struct actor_worker *w, struct actor *a, actor_msg_t *m, bool here)
