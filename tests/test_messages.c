@@ -1,5 +1,6 @@
 /* test_messages.c: messages through the public API: copying sends, empty messages, zero-copy
- * sends and forwards, a failed zero-copy send, and a message kept past the behaviour call.
+ * sends and forwards, a failed zero-copy send, a message kept past the behaviour call, and
+ * message blocks recycled between threads.
  */
 #include "common.h"
 
@@ -299,6 +300,214 @@ START_TEST(kept_message_outlives_the_behaviour_call)
 }
 END_TEST
 
+/* ---------------------------------------------------------------------------------------------
+ * Recycled blocks
+ *
+ * Message blocks freed on one thread are reused on another (libactor/alloc_jemalloc.c, the
+ * spare stacks): outside threads feed receivers on the workers, which relay every message to
+ * a collector on another worker, so blocks flow one way at both hops and come back through the
+ * stacks. A block handed out twice, or reused while a message still lives in it, shows as a
+ * payload that does not match its sequence number, or as a lost or repeated message; threads
+ * that exit and new ones that start take the exit path of an outside thread's list.
+ */
+#define RECYCLE_SENDERS 2u  /* outside threads per wave */
+#define RECYCLE_WAVES 2u    /* waves of fresh threads */
+#define RECYCLE_RECEIVERS 4u
+#define RECYCLE_WORDS 4u    /* 32 bytes of payload, 40 relayed: the 64-byte class; odd seqs use 1 (32-byte) */
+
+enum { MSG_RECYCLE_DATA = 1, MSG_RECYCLE_STOP };
+
+/* Word 0: the sender (wave * RECYCLE_SENDERS + thread) << 32 | seq; words 1..: its pattern. */
+static uint64_t recycle_word(uint64_t head, unsigned i)
+{
+	return head * 0x9e3779b97f4a7c15ull + i;
+}
+
+static unsigned recycle_words(uint64_t head)
+{
+	return (head & 1) ? 1 : RECYCLE_WORDS;
+}
+
+struct recycle_check {
+	uint64_t next[RECYCLE_WAVES * RECYCLE_SENDERS][RECYCLE_RECEIVERS]; /* expected seq */
+	uint64_t got, bad, out_of_order;
+};
+
+/* Checks one message from (sender, receiver) `r` against its pattern and order. */
+static void recycle_check(struct recycle_check *c, unsigned r, actor_msg_t *msg)
+{
+	uint64_t w[RECYCLE_WORDS];
+	if (msg->size != sizeof(uint64_t) && msg->size != sizeof(w)) {
+		c->bad++;
+		return;
+	}
+	memcpy(w, actor_msg_data(msg), msg->size);
+	unsigned n = msg->size / sizeof(uint64_t);
+	uint64_t sender = w[0] >> 32, seq = w[0] & 0xffffffffu;
+	if (sender >= RECYCLE_WAVES * RECYCLE_SENDERS || n != recycle_words(w[0])) {
+		c->bad++;
+		return;
+	}
+	for (unsigned i = 1; i < n; i++)
+		if (w[i] != recycle_word(w[0], i))
+			c->bad++;
+	if (seq != c->next[sender][r])
+		c->out_of_order++;
+	c->next[sender][r] = seq + 1;
+	c->got++;
+}
+
+struct recycle_receiver {
+	unsigned index;
+	actor_ref_t collector;
+	struct recycle_check check;
+	int relay_rc;
+};
+
+static void recycle_receiver_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	struct recycle_receiver *r = state;
+	/* The relay carries the receiver's index in front of the payload. */
+	uint64_t w[1 + RECYCLE_WORDS] = {r->index};
+	if (msg->type == MSG_RECYCLE_STOP) {
+		int rc = actor_send(actor_ctx_system(ctx), r->collector, MSG_RECYCLE_STOP, w, 8);
+		if (rc != 0)
+			r->relay_rc = rc;
+		actor_exit(ctx, ACTOR_REASON_NORMAL);
+		return;
+	}
+	recycle_check(&r->check, 0, msg);
+	size_t len = msg->size <= sizeof(w) - 8 ? msg->size : 0;
+	memcpy(w + 1, actor_msg_data(msg), len);
+	int rc = actor_send(actor_ctx_system(ctx), r->collector, MSG_RECYCLE_DATA, w, 8 + len);
+	if (rc != 0)
+		r->relay_rc = rc;
+}
+
+struct recycle_collector {
+	struct recycle_check check;
+	unsigned stops;
+};
+
+static void recycle_collector_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	struct recycle_collector *c = state;
+	if (msg->type == MSG_RECYCLE_STOP) {
+		if (++c->stops == RECYCLE_RECEIVERS)
+			actor_exit(ctx, ACTOR_REASON_NORMAL);
+		return;
+	}
+	uint64_t r;
+	memcpy(&r, actor_msg_data(msg), sizeof(r));
+	/* Strip the receiver's index into a message of the original shape. */
+	struct {
+		actor_msg_t hdr;
+		uint64_t w[RECYCLE_WORDS];
+	} inner;
+	inner.hdr = *msg;
+	inner.hdr.size = msg->size - 8;
+	memcpy(inner.w, (const char *)actor_msg_data(msg) + 8,
+	       inner.hdr.size <= sizeof(inner.w) ? inner.hdr.size : 0);
+	if (r >= RECYCLE_RECEIVERS || inner.hdr.size > sizeof(inner.w)) {
+		c->check.bad++;
+		return;
+	}
+	recycle_check(&c->check, (unsigned)r, &inner.hdr);
+}
+
+struct recycle_run {
+	actor_system_t *sys;
+	actor_ref_t receivers[RECYCLE_RECEIVERS];
+	uint64_t per_sender;
+	unsigned sender;
+	atomic_int send_errors;
+};
+
+struct recycle_sender {
+	struct recycle_run *run;
+	unsigned id;
+};
+
+static void *recycle_sender_main(void *arg)
+{
+	struct recycle_sender *s = arg;
+	struct recycle_run *run = s->run;
+	for (uint64_t seq = 0; seq < run->per_sender; seq++) {
+		uint64_t w[RECYCLE_WORDS];
+		w[0] = (uint64_t)s->id << 32 | seq;
+		unsigned n = recycle_words(w[0]);
+		for (unsigned i = 1; i < n; i++)
+			w[i] = recycle_word(w[0], i);
+		/* Every receiver gets the sequence 0, 1, 2, ... from this sender. */
+		for (unsigned r = 0; r < RECYCLE_RECEIVERS; r++)
+			if (actor_send(run->sys, run->receivers[r], MSG_RECYCLE_DATA, w,
+			               n * sizeof(uint64_t)) != 0)
+				atomic_fetch_add(&run->send_errors, 1);
+	}
+	return NULL;
+}
+
+static void *recycle_driver_main(void *arg)
+{
+	struct recycle_run *run = arg;
+	for (unsigned wave = 0; wave < RECYCLE_WAVES; wave++) {
+		pthread_t t[RECYCLE_SENDERS];
+		struct recycle_sender s[RECYCLE_SENDERS];
+		for (unsigned i = 0; i < RECYCLE_SENDERS; i++) {
+			s[i] = (struct recycle_sender){.run = run, .id = wave * RECYCLE_SENDERS + i};
+			if (pthread_create(&t[i], NULL, recycle_sender_main, &s[i]) != 0)
+				abort();
+		}
+		for (unsigned i = 0; i < RECYCLE_SENDERS; i++)
+			pthread_join(t[i], NULL); /* each thread's list is emptied as it exits */
+	}
+	for (unsigned r = 0; r < RECYCLE_RECEIVERS; r++)
+		if (actor_send(run->sys, run->receivers[r], MSG_RECYCLE_STOP, NULL, 0) != 0)
+			atomic_fetch_add(&run->send_errors, 1);
+	return NULL;
+}
+
+START_TEST(recycled_message_blocks_keep_every_payload_intact)
+{
+	struct recycle_run run = {.sys = system_new(2),
+	                          .per_sender = test_param(1, "RECYCLE_MESSAGES", 40000)};
+	atomic_init(&run.send_errors, 0);
+	static struct recycle_receiver recv[RECYCLE_RECEIVERS];
+	static struct recycle_collector coll;
+	memset(recv, 0, sizeof(recv));
+	memset(&coll, 0, sizeof(coll));
+	/* The collector on worker 1, the receivers on worker 0: both hops cross threads. */
+	actor_spawn_opts_t stay = {.stay = 1};
+	actor_ref_t collector = spawn_on(run.sys, 1, recycle_collector_fn, &coll);
+	for (unsigned r = 0; r < RECYCLE_RECEIVERS; r++) {
+		recv[r].index = r;
+		recv[r].collector = collector;
+		stay.placement = ACTOR_PLACE_FIXED;
+		stay.worker = 0;
+		run.receivers[r] = spawn_ok(run.sys, &stay, recycle_receiver_fn, &recv[r]);
+	}
+	pthread_t driver;
+	ck_assert_int_eq(pthread_create(&driver, NULL, recycle_driver_main, &run), 0);
+	system_run_to_end(run.sys, TEST_WATCHDOG_STRESS, "recycled blocks");
+	pthread_join(driver, NULL);
+
+	uint64_t per_receiver = RECYCLE_WAVES * RECYCLE_SENDERS * run.per_sender;
+	assert_atomic_eq(run.send_errors, 0);
+	for (unsigned r = 0; r < RECYCLE_RECEIVERS; r++) {
+		ck_assert_int_eq(recv[r].relay_rc, 0);
+		ck_assert_uint_eq(recv[r].check.bad, 0);
+		ck_assert_uint_eq(recv[r].check.out_of_order, 0);
+		ck_assert_uint_eq(recv[r].check.got, per_receiver);
+	}
+	ck_assert_uint_eq(coll.check.bad, 0);
+	ck_assert_uint_eq(coll.check.out_of_order, 0);
+	ck_assert_uint_eq(coll.check.got, RECYCLE_RECEIVERS * per_receiver);
+	actor_stats_t st = stats_of(run.sys);
+	ck_assert_uint_eq(st.dead_letters, 0);
+	actor_system_free(run.sys);
+}
+END_TEST
+
 static Suite *messages_suite(void)
 {
 	Suite *s = suite_create("messages");
@@ -313,6 +522,10 @@ static Suite *messages_suite(void)
 	tcase_add_test(tc, forwarded_message_is_not_touched_after_the_behaviour_returns);
 	tcase_add_test(tc, failed_zero_copy_send_leaves_the_message_with_the_caller);
 	tcase_add_test(tc, kept_message_outlives_the_behaviour_call);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_new("recycled blocks", TEST_TIMEOUT_STRESS);
+	tcase_add_test(tc, recycled_message_blocks_keep_every_payload_intact);
 	suite_add_tcase(s, tc);
 	return s;
 }
