@@ -167,6 +167,7 @@ struct actor_worker {
 	unsigned rr_next;       /* round-robin cursor for spawns from this worker */
 	bool stopping;          /* the system is shutting down (as of this loop turn) */
 	uint64_t no_spin_until; /* the CPU is contended: park without spinning until then */
+	uint64_t no_spin_ns;    /* the length of that hold-off (sched.c, spin) */
 	uint64_t suspect_ns, suspect_switches; /* the last slow spin round (sched.c, spin) */
 	struct actor_ctx ctx;
 	struct actor__outbox outbox[ACTOR_OUTBOX_SLOTS];
