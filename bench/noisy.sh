@@ -16,8 +16,8 @@
 # is killed by its PID when the script ends, however it ends. A run that fails or takes longer
 # than NOISY_TIMEOUT seconds prints no row and is named on stderr; the status is then 1.
 #
-# Every runtime keeps its defaults: libactor one worker per CPU, each pinned to its CPU, so one
-# worker shares its CPU with the neighbour; the peers' threads are not pinned.
+# Every runtime keeps its defaults: libactor one worker per CPU, not pinned (ACTOR_BENCH_PIN=1
+# pins them, to see what pinning costs beside a neighbour); the peers' threads are not pinned.
 #
 # Environment:
 #   NOISY_IMPLS="..."    implementations (default "libactor go"; bench/compare.sh passes its own)
