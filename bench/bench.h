@@ -123,6 +123,9 @@ static inline actor_system_t *bench_system(unsigned workers)
 	cfg.no_move = no_move != NULL && strcmp(no_move, "1") == 0;
 	const char *pin = getenv("ACTOR_BENCH_PIN"); /* 1: workers pinned to CPUs */
 	cfg.pin = pin != NULL && strcmp(pin, "1") == 0;
+	const char *spin = getenv("ACTOR_BENCH_SPIN_US"); /* the idle spin (config spin_us) */
+	if (spin != NULL && *spin != '\0')
+		cfg.spin_us = atoi(spin);
 
 	bench_check(actor_system_create(&cfg, &sys), "actor_system_create");
 	return sys;
