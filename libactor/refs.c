@@ -223,7 +223,8 @@ struct actor *actor__lookup(actor_system_t *sys, actor_ref_t ref)
 static unsigned ext_stripe(void)
 {
 	static _Atomic unsigned next;
-	static _Thread_local unsigned mine; /* stripe + 1; 0: none yet */
+	/* initial-exec: as actor__tls_worker (sched.c); every send and spawn from outside reads it. */
+	static __attribute__((tls_model("initial-exec"))) _Thread_local unsigned mine; /* stripe + 1 */
 	if (mine == 0)
 		mine =
 		    atomic_fetch_add_explicit(&next, 1, memory_order_relaxed) % ACTOR_EXT_STRIPES +
