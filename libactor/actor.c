@@ -114,13 +114,10 @@ static inline void deliver(actor_system_t *sys, struct actor_worker *self, struc
 		if (was != MPSC_EMPTY)
 			return;
 		/* This push made us the holder; the home read above was a hint, this one is exact. */
-		if (actor__home_index(a) == self->index) {
-			if (a->streak != 0)
-				a->streak = 0; /* a wake-up from home ends a streak (sched.c, Following) */
-			actor__runq_push_local(self, a);
-			return;
-		}
-		actor__schedule(sys, self, a);
+		if (actor__home_index(a) == self->index)
+			actor__schedule_here(self, a);
+		else
+			actor__schedule(sys, self, a);
 		return;
 	}
 	if (actor__mpsc_push(&a->mbox, (struct actor__mpsc_node *)msg) == MPSC_EMPTY)

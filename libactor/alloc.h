@@ -11,8 +11,9 @@ void *actor__zalloc(size_t size);
 void actor__free(void *p, size_t size);
 const char *actor__alloc_name(void);
 
-/* Messages: like actor__alloc/free, through a per-worker cache of small blocks where the
- * allocator has one. A worker attaches its cache at start and detaches (flushes) at exit. */
+/* Messages: like actor__alloc/free, through a per-thread cache of small blocks where the
+ * allocator has one. A worker attaches its cache at start and detaches (flushes) at exit;
+ * other threads get one on first use, flushed when they exit. */
 struct actor__msg_cache_slot {
 	void *opaque[4];
 };

@@ -67,6 +67,7 @@ const char *actor__alloc_name(void)
 #define MSG_CACHE_MAX 4096
 #define SPARE_CHAIN 256
 #define SPARE_MAX 4096
+_Static_assert(SPARE_CHAIN <= MSG_CACHE_MAX, "a full list holds a chain to spill");
 
 static const size_t class_size[MSG_CLASSES] = {32, 64};
 

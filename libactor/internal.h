@@ -322,6 +322,14 @@ static inline void actor__runq_push_local(struct actor_worker *w, struct actor *
 	w->runq_tail = &a->link;
 	w->runq_len++;
 }
+/* The holder of `a`, which lives on `w` (its own worker): queues it there. A wake-up from the
+ * home ends a following streak (sched.c, Following). Inline for the local send. */
+static inline void actor__schedule_here(struct actor_worker *w, struct actor *a)
+{
+	if (a->streak != 0)
+		a->streak = 0;
+	actor__runq_push_local(w, a);
+}
 /* Owner only, inside a behaviour's turn: queues `m` for `a`, which lives elsewhere, or lives
  * here (`here`) and has a chain waiting; false if it lives here and has none (push it). */
 bool actor__outbox_add(struct actor_worker *w, struct actor *a, actor_msg_t *m, bool here);

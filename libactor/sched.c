@@ -184,9 +184,10 @@ static bool follows(struct actor_worker *self, struct actor *a)
 void actor__schedule(actor_system_t *sys, struct actor_worker *self, struct actor *a)
 {
 	if (actor__home(sys, a) == self) {
-		if (a->streak != 0)
-			a->streak = 0;
-	} else if (self != NULL && follows(self, a)) {
+		actor__schedule_here(self, a);
+		return;
+	}
+	if (self != NULL && follows(self, a)) {
 		actor__move(a, self);
 		actor__stat_add(&self->st.migrations, 1);
 	}
