@@ -41,6 +41,14 @@
 #define CHAT_INBUF_PAUSE (8u << 10)    /* unprocessed input that pauses reading */
 #define CHAT_INBUF_MAX (64u << 10)     /* unprocessed input that ends the connection */
 
+/* An IRC operator: OPER <name> <password> grants +o. */
+#define CHAT_OPER_NAMELEN 64
+#define CHAT_OPER_PASSLEN 128
+struct chat_oper {
+	char name[CHAT_OPER_NAMELEN + 1];
+	char password[CHAT_OPER_PASSLEN + 1];
+};
+
 struct chat_srv {
 	/* Set before the workers start, read-only afterwards. */
 	char name[64];    /* the server name in prefixes and numerics */
@@ -49,6 +57,8 @@ struct chat_srv {
 	char created[64]; /* the start time in 003 */
 	time_t started;
 	const char *password; /* NULL: no server password */
+	struct chat_oper *opers; /* --oper NAME:PASSWORD and the configuration file; malloc'd */
+	size_t nopers;
 	char **motd;          /* NULL: ERR_NOMOTD */
 	size_t motd_lines;
 	size_t max_line;      /* longest input line, CR LF included */
@@ -320,6 +330,9 @@ void chat_deliver_local(struct chat_env *e, struct chat_line *line, const actor_
 /* srv.c: defaults, the MOTD, the welcome burst's pieces. */
 void chat_srv_init(struct chat_srv *srv, unsigned workers);
 int chat_srv_load_motd(struct chat_srv *srv, const char *path); /* 0 or -errno */
+/* Adds an operator: 0, -EINVAL (a name or password empty, too long or with spaces), -EEXIST
+ * (the name is taken) or -ENOMEM. */
+int chat_srv_add_oper(struct chat_srv *srv, const char *name, const char *password);
 void chat_srv_fini(struct chat_srv *srv);
 /* The ISUPPORT tokens, one 005 line's worth at a time: returns the number of lines. */
 unsigned chat_isupport(const struct chat_srv *srv, char lines[][400], unsigned max);

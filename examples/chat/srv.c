@@ -194,9 +194,36 @@ int chat_srv_load_motd(struct chat_srv *srv, const char *path)
 	return rc;
 }
 
+static bool oper_word_ok(const char *w, size_t max)
+{
+	size_t n = strlen(w);
+	return n > 0 && n <= max && strpbrk(w, " \t\r\n") == NULL;
+}
+
+int chat_srv_add_oper(struct chat_srv *srv, const char *name, const char *password)
+{
+	if (!oper_word_ok(name, CHAT_OPER_NAMELEN) || !oper_word_ok(password, CHAT_OPER_PASSLEN))
+		return -EINVAL;
+	for (size_t i = 0; i < srv->nopers; i++) {
+		if (strcmp(srv->opers[i].name, name) == 0)
+			return -EEXIST;
+	}
+	struct chat_oper *o = realloc(srv->opers, (srv->nopers + 1) * sizeof(*o));
+	if (o == NULL)
+		return -ENOMEM;
+	srv->opers = o;
+	o = &srv->opers[srv->nopers++];
+	snprintf(o->name, sizeof(o->name), "%s", name);
+	snprintf(o->password, sizeof(o->password), "%s", password);
+	return 0;
+}
+
 void chat_srv_fini(struct chat_srv *srv)
 {
 	free_motd(srv);
+	free(srv->opers);
+	srv->opers = NULL;
+	srv->nopers = 0;
 	free(srv->registry);
 	free(srv->fanout);
 	srv->registry = srv->fanout = NULL;
