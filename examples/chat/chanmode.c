@@ -243,8 +243,8 @@ void chan_mode(struct chan *c, struct chat_env *e, const struct cm_req *q, struc
 	}
 	if (mc.n == 0)
 		return;
-	chan_broadcast(c, e, ACTOR_REF_NONE, 0, ":" WHO_FMT " MODE %s %s%s", WHO_ARGS(&m->who),
-	               c->name, mc.modes, mc.params);
+	chan_broadcast_req(c, e, q, ":" WHO_FMT " MODE %s %s%s", WHO_ARGS(&m->who), c->name,
+	                   mc.modes, mc.params);
 	chan_send_info(c, e);
 	if ((c->modes & C_SECRET) != secret) /* members hide it in WHOIS from now on, or not */
 		for (uint32_t i = 0; i < c->n; i++) {

@@ -185,22 +185,16 @@ static bool is_banned(struct chan *c, const struct irc_who *who)
  * Output
  */
 
-/* Sends the gathered replies to the requester. */
-static void flush_out(struct chan *c, struct chat_env *e, actor_ref_t to)
+/* Answers the request being handled with the replies gathered for it. */
+static void reply(struct chan *c, struct chat_env *e, const struct cm_req *q)
 {
-	chat_send_text(e, to, c->out.data, c->out.len);
+	chat_reply(e, q, c->out.data, c->out.len);
 	irc_buf_reset(&c->out);
 }
 
-void chan_broadcast(struct chan *c, struct chat_env *e, actor_ref_t exclude, uint64_t dedup,
-                    const char *fmt, ...)
+static void broadcast_line(struct chan *c, struct chat_env *e, actor_ref_t exclude, uint64_t dedup,
+                           const char *text, size_t len)
 {
-	char text[512];
-	va_list ap;
-	va_start(ap, fmt);
-	size_t len = irc_vformat_line(text, sizeof(text), fmt, ap);
-	va_end(ap);
-
 	if (c->wl_stale)
 		rebuild_worker_lists(c);
 	unsigned sends = 0;
@@ -236,6 +230,29 @@ void chan_broadcast(struct chan *c, struct chat_env *e, actor_ref_t exclude, uin
 		memcpy(f->to, l->refs, l->n * sizeof(actor_ref_t));
 		chat_send(e, c->srv->fanout[w], f); /* on failure chat_send releases the line */
 	}
+}
+
+void chan_broadcast(struct chan *c, struct chat_env *e, actor_ref_t exclude, uint64_t dedup,
+                    const char *fmt, ...)
+{
+	char text[512];
+	va_list ap;
+	va_start(ap, fmt);
+	size_t len = irc_vformat_line(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	broadcast_line(c, e, exclude, dedup, text, len);
+}
+
+void chan_broadcast_req(struct chan *c, struct chat_env *e, const struct cm_req *q, const char *fmt,
+                        ...)
+{
+	char text[512];
+	va_list ap;
+	va_start(ap, fmt);
+	size_t len = irc_vformat_line(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	broadcast_line(c, e, q->from, 0, text, len);
+	irc_buf_put(&c->out, text, len);
 }
 
 void chan_send_info(struct chan *c, struct chat_env *e)
@@ -367,11 +384,10 @@ static void op_part(struct chan *c, struct chat_env *e, const struct cm_req *q, 
 		return;
 	}
 	if (q->nargs > 0 && cm_req_arg(q, 0)[0] != '\0')
-		chan_broadcast(c, e, ACTOR_REF_NONE, 0, ":" WHO_FMT " PART %s :%s",
-		               WHO_ARGS(&m->who), c->name, cm_req_arg(q, 0));
+		chan_broadcast_req(c, e, q, ":" WHO_FMT " PART %s :%s", WHO_ARGS(&m->who), c->name,
+		                   cm_req_arg(q, 0));
 	else
-		chan_broadcast(c, e, ACTOR_REF_NONE, 0, ":" WHO_FMT " PART %s", WHO_ARGS(&m->who),
-		               c->name);
+		chan_broadcast_req(c, e, q, ":" WHO_FMT " PART %s", WHO_ARGS(&m->who), c->name);
 	del_member(c, m);
 	chan_send_info(c, e);
 }
@@ -432,8 +448,7 @@ static void op_topic(struct chan *c, struct chat_env *e, const struct cm_req *q,
 	c->topic = topic[0] != '\0' ? strdup(topic) : NULL;
 	snprintf(c->topic_by, sizeof(c->topic_by), "%s", m->who.nick);
 	c->topic_at = time(NULL);
-	chan_broadcast(c, e, ACTOR_REF_NONE, 0, ":" WHO_FMT " TOPIC %s :%s", WHO_ARGS(&m->who),
-	               c->name, topic);
+	chan_broadcast_req(c, e, q, ":" WHO_FMT " TOPIC %s :%s", WHO_ARGS(&m->who), c->name, topic);
 	chan_send_info(c, e);
 }
 
@@ -473,8 +488,8 @@ static void op_kick(struct chan *c, struct chat_env *e, const struct cm_req *q, 
 			NUMERIC(c, q, "441", "%s %s :They aren't on that channel", nick, c->name);
 			continue;
 		}
-		chan_broadcast(c, e, ACTOR_REF_NONE, 0, ":" WHO_FMT " KICK %s %s :%.*s",
-		               WHO_ARGS(&m->who), c->name, t->who.nick, IRC_KICKLEN, reason);
+		chan_broadcast_req(c, e, q, ":" WHO_FMT " KICK %s %s :%.*s", WHO_ARGS(&m->who),
+		                   c->name, t->who.nick, IRC_KICKLEN, reason);
 		struct cm_chan_note *p = chat_msg_new(e, sizeof(*p), CM_PARTED);
 		if (p != NULL) {
 			snprintf(p->chan, sizeof(p->chan), "%s", c->name);
@@ -510,7 +525,9 @@ static void op_invite(struct chan *c, struct chat_env *e, const struct cm_req *q
 	if (d != NULL) {
 		d->from = q->from;
 		d->worker = q->worker;
-		chat_send(e, chat_registry_for(c->srv, nick), d);
+		d->seq = q->seq; /* the invitee's session (or the registry) answers the inviter */
+		if (chat_send(e, chat_registry_for(c->srv, nick), d) == 0)
+			c->handed_off = true;
 	}
 }
 
@@ -520,6 +537,7 @@ static void handle_req(struct chan *c, struct chat_env *e, struct cm_req *q)
 
 	if (q->via)
 		c->via_seen++;
+	c->handed_off = false;
 	switch (q->op) {
 	case OP_JOIN:
 		op_join(c, e, q);
@@ -561,7 +579,9 @@ static void handle_req(struct chan *c, struct chat_env *e, struct cm_req *q)
 	default:
 		break;
 	}
-	flush_out(c, e, q->from);
+	if (!c->handed_off)
+		reply(c, e, q);
+	irc_buf_reset(&c->out);
 }
 
 /* An empty channel asks its registry to forget it; it asks again if a forwarded request came

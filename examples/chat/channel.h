@@ -55,6 +55,7 @@ struct chan {
 	uint64_t via_reported; /* via_seen when we last said we were empty */
 	bool empty_reported;
 	struct irc_buf out; /* replies being gathered for one requester */
+	bool handed_off;    /* the request being handled is answered by someone else */
 };
 
 /* A numeric for the requester, gathered in c->out. */
@@ -70,6 +71,11 @@ struct member *chan_member_by_nick(struct chan *c, const char *nick);
 /* Sends one line to every member but `exclude`: once per worker with members, to its fan-out. */
 void chan_broadcast(struct chan *c, struct chat_env *e, actor_ref_t exclude, uint64_t dedup,
                     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* The same for a line that the requester of q, a member, sees as well: the others through
+ * the fan-outs, the requester in its reply, so that it comes in order with its other replies
+ * (chat.h, "Replies in order"). */
+void chan_broadcast_req(struct chan *c, struct chat_env *e, const struct cm_req *q, const char *fmt,
+                        ...) __attribute__((format(printf, 4, 5)));
 /* Tells the registry what LIST shows of the channel. */
 void chan_send_info(struct chan *c, struct chat_env *e);
 

@@ -133,7 +133,7 @@ struct chat_env {
  */
 
 enum chat_msg_type {
-	CM_TEXT = 1,     /* -> session: lines to write as they are (payload: the bytes) */
+	CM_REPLY = 1,    /* -> session: struct cm_reply, the answer to a request */
 	CM_LINE,         /* fan-out -> session: struct cm_line */
 	CM_FANOUT,       /* channel -> fan-out: struct cm_fanout */
 	CM_REQ,          /* a request, struct cm_req; its `op` says which */
@@ -192,12 +192,19 @@ struct irc_who {
 	uint8_t invisible;
 };
 
+/* Replies in order. A request with a nonzero `seq` gets exactly one CM_REPLY with that seq,
+ * from whichever actor handles it last (a channel, a registry, the session owning a nick), and
+ * that reply holds everything the command makes its client see, its own copy of a broadcast
+ * included. A request that cannot be delivered is answered, empty, by the dead-letter hook
+ * (chat_lost_request). So the session can put each command's replies before those of the
+ * commands after it, whichever actors answer first (session.c, "Output in order"). */
 struct cm_req {
 	actor_msg_t hdr;
 	uint16_t op;
 	uint8_t via;     /* 1: forwarded by a registry */
 	uint8_t nargs;   /* NUL-terminated strings packed in args[] */
 	uint32_t worker; /* the requester's worker */
+	uint32_t seq;    /* nonzero: the requester waits for a CM_REPLY with this seq */
 	actor_ref_t from;
 	uint64_t dedup; /* OP_QUIT, OP_NICK: a key the receivers use to drop copies */
 	uint64_t tag;
@@ -208,6 +215,13 @@ struct cm_req {
 
 /* The i-th packed argument, or "" past the end. */
 const char *cm_req_arg(const struct cm_req *r, unsigned i);
+
+struct cm_reply {
+	actor_msg_t hdr;
+	uint32_t seq; /* the request's; 0: text that answers no numbered request */
+	uint32_t len;
+	char text[]; /* whole IRC lines */
+};
 
 /* A line shared by every receiver of one broadcast; freed by the last. */
 struct chat_line {
@@ -284,7 +298,12 @@ enum { LOOKUP_USERHOST = 1, LOOKUP_ISON, LOOKUP_MODE };
 /* Helpers over the environment: allocate-and-send that frees what could not be sent. */
 void *chat_msg_new(struct chat_env *e, size_t size, uint32_t type);
 int chat_send(struct chat_env *e, actor_ref_t to, void *msg);
-int chat_send_text(struct chat_env *e, actor_ref_t to, const char *data, size_t len);
+/* Answers request q with `len` bytes of lines (maybe none): one CM_REPLY when q is numbered or
+ * there is text, nothing otherwise. */
+int chat_reply(struct chat_env *e, const struct cm_req *q, const char *data, size_t len);
+/* For a dead-letter hook: true when m is a numbered request whose requester must still get
+ * its (empty) reply, with whom to send it to and the seq. */
+bool chat_lost_request(const actor_msg_t *m, actor_ref_t *to, uint32_t *seq);
 struct cm_req *chat_req_new(struct chat_env *e, uint16_t op, const struct irc_who *who,
                             const char *target, unsigned nargs, const char *const *args);
 

@@ -107,10 +107,10 @@ static void drop_chan(struct registry *r, struct chan_entry *c)
 	free(c);
 }
 
-/* Sends the lines gathered in r->out to `to`. */
-static void flush_out(struct registry *r, struct chat_env *e, actor_ref_t to)
+/* Answers request q with the lines gathered in r->out. */
+static void reply(struct registry *r, struct chat_env *e, const struct cm_req *q)
 {
-	chat_send_text(e, to, r->out.data, r->out.len);
+	chat_reply(e, q, r->out.data, r->out.len);
 	irc_buf_reset(&r->out);
 }
 
@@ -230,7 +230,7 @@ static bool to_nick(struct registry *r, struct chat_env *e, struct cm_req *q)
 		NUMERIC(r, q, "401", "%s :No such nick/channel", q->target);
 		break;
 	}
-	flush_out(r, e, q->from);
+	reply(r, e, q);
 	return false;
 }
 
@@ -266,15 +266,18 @@ static void no_such_channel(struct registry *r, struct chat_env *e, struct cm_re
 {
 	switch (q->op) {
 	case OP_JOIN: { /* could not create it: the session must not wait for ever */
-		struct cm_joined *j = chat_msg_new(e, sizeof(*j), CM_JOINED);
+		NUMERIC(r, q, "403", "%s :No such channel", q->target);
+		struct cm_joined *j = chat_msg_new(e, sizeof(*j) + r->out.len, CM_JOINED);
 		if (j != NULL) {
 			j->ok = 0;
-			j->len = 0;
+			j->len = (uint32_t)r->out.len;
+			if (r->out.len > 0)
+				memcpy(j->text, r->out.data, r->out.len);
 			snprintf(j->chan, sizeof(j->chan), "%s", q->target);
 			chat_send(e, q->from, j);
 		}
-		NUMERIC(r, q, "403", "%s :No such channel", q->target);
-		break;
+		irc_buf_reset(&r->out);
+		return;
 	}
 	case OP_MSG:
 		if (q->tag == 0)
@@ -296,7 +299,7 @@ static void no_such_channel(struct registry *r, struct chat_env *e, struct cm_re
 	default: /* QUIT after a JOIN that never happened, and the like: nothing to say */
 		break;
 	}
-	flush_out(r, e, q->from);
+	reply(r, e, q);
 }
 
 /* A request for the channel q->target. Returns true when the message was forwarded. */

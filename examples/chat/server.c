@@ -430,13 +430,22 @@ static void *signal_thread(void *arg)
 	}
 }
 
-/* Messages the runtime could not deliver still hold references to shared lines. */
+/* Messages the runtime could not deliver still hold references to shared lines, and a
+ * numbered request's sender still waits for its reply (chat.h, "Replies in order"). */
 static void dead_letter(void *arg, actor_ref_t to, const actor_msg_t *msg)
 {
 	(void)arg;
 	(void)to;
-	if (msg->type < ACTOR_MSG_SYSTEM)
-		chat_msg_release((actor_msg_t *)msg);
+	if (msg->type >= ACTOR_MSG_SYSTEM)
+		return;
+	actor_ref_t requester;
+	uint32_t seq;
+	if (chat_lost_request(msg, &requester, &seq)) {
+		struct cm_reply r = {.seq = seq, .len = 0};
+		actor_send(the_sys, requester, CM_REPLY, (const char *)&r + sizeof(r.hdr),
+		           sizeof(r) - sizeof(r.hdr));
+	}
+	chat_msg_release((actor_msg_t *)msg);
 }
 
 /* ---------------------------------------------------------------------------------------------

@@ -44,6 +44,9 @@ void sess_free(struct sess *s)
 	free(s->lookup_arg);
 	free(s->in);
 	irc_buf_free(&s->acc);
+	for (unsigned i = 0; i < s->held_len; i++)
+		irc_buf_free(&s->held[(s->held_head + i) % s->held_cap].text);
+	free(s->held);
 	free(s);
 }
 
@@ -61,7 +64,7 @@ const char *sess_target_nick(const struct sess *s)
  * Output
  */
 
-void sess_write(struct sess *s, const char *data, size_t len)
+static void write_now(struct sess *s, const char *data, size_t len)
 {
 	if (s->flags & F_CLOSING || len == 0)
 		return;
@@ -72,6 +75,112 @@ void sess_write(struct sess *s, const char *data, size_t len)
 		sess_quit(s, "Max SendQ exceeded", true);
 	} else if (rc < 0) {
 		sess_quit(s, "Write error", false);
+	}
+}
+
+/* Output in order. A command whose answer comes from another actor sends a numbered request
+ * (sess_send_req); from then on, whatever the session would write waits in `held`, behind that
+ * request's place, until the reply has come and gone out. Replies to later requests that come
+ * first wait in their own places. So a client sees the replies to its commands in the order it
+ * sent them, while the session goes on reading. At most SESS_HELD_MAX requests are awaited at
+ * once (input waits beyond), and what is held counts against the send queue cap. */
+
+static struct sess_held *held_at(struct sess *s, unsigned i)
+{
+	return &s->held[(s->held_head + i) % s->held_cap];
+}
+
+/* Appends a place to the ring; NULL when out of memory. */
+static struct sess_held *held_push(struct sess *s, uint32_t seq)
+{
+	if (s->held_len == s->held_cap) {
+		unsigned cap = s->held_cap ? s->held_cap * 2 : 4;
+		struct sess_held *h = malloc(cap * sizeof(*h));
+		if (h == NULL)
+			return NULL;
+		for (unsigned i = 0; i < s->held_len; i++)
+			h[i] = *held_at(s, i);
+		free(s->held);
+		s->held = h;
+		s->held_cap = cap;
+		s->held_head = 0;
+	}
+	struct sess_held *h = &s->held[(s->held_head + s->held_len++) % s->held_cap];
+	h->seq = seq;
+	irc_buf_init(&h->text);
+	return h;
+}
+
+/* Writes the places at the front whose replies are in. */
+static void held_flush(struct sess *s)
+{
+	while (s->held_len > 0 && held_at(s, 0)->seq == 0) {
+		struct sess_held *h = held_at(s, 0);
+		s->held_head = (s->held_head + 1) % s->held_cap;
+		s->held_len--;
+		s->held_bytes -= h->text.len;
+		write_now(s, h->text.data, h->text.len);
+		irc_buf_free(&h->text);
+	}
+	if (s->held_len == 0) {
+		free(s->held);
+		s->held = NULL;
+		s->held_cap = s->held_head = 0;
+	}
+}
+
+static void held_put(struct sess *s, struct sess_held *h, const char *data, size_t len)
+{
+	irc_buf_put(&h->text, data, len);
+	s->held_bytes += len;
+	if (h->text.oom || s->held_bytes > s->srv->sendq)
+		sess_quit(s, "Max SendQ exceeded", true);
+}
+
+void sess_write(struct sess *s, const char *data, size_t len)
+{
+	if (s->flags & F_CLOSING || len == 0)
+		return;
+	if (s->held_len == 0) {
+		write_now(s, data, len);
+		return;
+	}
+	struct sess_held *tail = held_at(s, s->held_len - 1);
+	if (tail->seq != 0)
+		tail = held_push(s, 0);
+	if (tail == NULL)
+		sess_quit(s, "Out of memory", true);
+	else
+		held_put(s, tail, data, len);
+}
+
+void sess_send_req(struct sess *s, actor_ref_t to, struct cm_req *q)
+{
+	if (q == NULL)
+		return;
+	if (++s->req_seq == 0)
+		s->req_seq = 1;
+	if (held_push(s, s->req_seq) == NULL) {
+		s->e->ops->free(s->e, &q->hdr);
+		return;
+	}
+	q->seq = s->req_seq;
+	if (chat_send(s->e, to, q) < 0) /* nobody will answer: its place is empty */
+		sess_req_done(s, s->req_seq, NULL, 0);
+}
+
+void sess_req_done(struct sess *s, uint32_t seq, const char *text, size_t len)
+{
+	for (unsigned i = 0; i < s->held_len; i++) {
+		struct sess_held *h = held_at(s, i);
+		if (h->seq != seq)
+			continue;
+		h->seq = 0;
+		if (len > 0)
+			held_put(s, h, text, len);
+		if (!(s->flags & F_CLOSING))
+			held_flush(s);
+		return;
 	}
 }
 
@@ -170,7 +279,8 @@ static void process(struct sess *s)
 	size_t off = 0;
 	char line[IRC_LINE_MAX + 1];
 
-	while (!(s->flags & F_CLOSING) && s->wait == WAIT_NONE && off < s->inlen) {
+	while (!(s->flags & F_CLOSING) && s->wait == WAIT_NONE && s->held_len < SESS_HELD_MAX &&
+	       off < s->inlen) {
 		if (!flood_allows(s))
 			break;
 		size_t used, loff, llen;
@@ -271,6 +381,9 @@ void sess_quit(struct sess *s, const char *reason, bool error)
 	struct chat_env *e = s->e;
 	if (s->flags & F_CLOSING)
 		return;
+	held_flush(s); /* the replies that are in go out first; the rest are dropped */
+	if (s->flags & F_CLOSING)
+		return; /* that write hit the cap, and said goodbye */
 	if (error) {
 		char line[512];
 		size_t len = irc_format_line(line, sizeof(line), "ERROR :Closing Link: %s (%s)",
@@ -388,7 +501,7 @@ void sess_handle(struct sess *s, struct chat_env *e, actor_msg_t *m)
 	if (s->flags & F_CLOSING)
 		return;
 	sess_reply(s, m);
-	if (s->wait == WAIT_NONE && s->inlen > 0)
+	if (s->wait == WAIT_NONE && s->held_len < SESS_HELD_MAX && s->inlen > 0)
 		process(s);
 }
 

@@ -27,6 +27,13 @@ enum sess_wait { WAIT_NONE, WAIT_NICK, WAIT_JOIN, WAIT_LIST, WAIT_LOOKUP };
 enum { TAG_TICK = 1, TAG_FLOOD, TAG_LINGER };
 
 #define SESS_DEDUP 16 /* recent QUIT/NICK keys: one per channel copy of the same event */
+#define SESS_HELD_MAX 1024 /* replies awaited at once; input waits beyond */
+
+/* Output in order (session.c): a reply awaited (seq != 0), or output that waits behind one. */
+struct sess_held {
+	uint32_t seq;
+	struct irc_buf text;
+};
 
 struct sess_chan {
 	char name[IRC_CHANLEN + 1];
@@ -66,6 +73,11 @@ struct sess {
 	uint64_t connected_ns, last_rx_ns, ping_ns, idle_ns;
 	time_t signon;
 
+	struct sess_held *held; /* a ring: the oldest at held_head */
+	unsigned held_head, held_len, held_cap;
+	size_t held_bytes;
+	uint32_t req_seq; /* the last request numbered */
+
 	uint64_t nick_seq;
 	uint64_t dedup[SESS_DEDUP];
 	unsigned dedup_pos;
@@ -84,6 +96,11 @@ void sess_motd(struct sess *s);
 uint64_t sess_dedup_key(const struct sess *s, uint64_t seq);
 bool sess_dedup_seen(struct sess *s, uint64_t key);
 const char *sess_target_nick(const struct sess *s); /* the nick, or "*" */
+
+/* Numbers request q, sends it and holds later output until its reply (session.c). */
+void sess_send_req(struct sess *s, actor_ref_t to, struct cm_req *q);
+/* A reply to a numbered request: its text goes out once every earlier reply has. */
+void sess_req_done(struct sess *s, uint32_t seq, const char *text, size_t len);
 
 /* session_cmd.c */
 void sess_command(struct sess *s, struct irc_msg *m);

@@ -62,16 +62,17 @@ void sess_drop_chan(struct sess *s, struct sess_chan *c)
 	}
 }
 
-/* Sends a channel request: directly when we are in the channel, else through its registry. */
+/* Sends a channel request, numbered: directly when we are in the channel, else through its
+ * registry. */
 static void to_channel(struct sess *s, struct cm_req *q)
 {
 	if (q == NULL)
 		return;
 	struct sess_chan *c = sess_find_chan(s, q->target);
 	if (c != NULL)
-		sess_send(s, c->ref, q);
+		sess_send_req(s, c->ref, q);
 	else
-		sess_send(s, chat_registry_for(s->srv, q->target), q);
+		sess_send_req(s, chat_registry_for(s->srv, q->target), q);
 }
 
 /* Every channel we are in hears the same request (QUIT, NICK, AWAY). */
@@ -430,7 +431,7 @@ static void part_all(struct sess *s)
 {
 	while (s->nchans > 0) {
 		struct sess_chan *c = &s->chans[s->nchans - 1];
-		sess_send(s, c->ref, sess_req(s, OP_PART, c->name, 0, NULL));
+		sess_send_req(s, c->ref, sess_req(s, OP_PART, c->name, 0, NULL));
 		sess_drop_chan(s, c);
 	}
 }
@@ -464,7 +465,7 @@ static void cmd_part(struct sess *s, struct irc_msg *m)
 		struct cm_req *q = sess_req(s, OP_PART, name, reason ? 1 : 0, &reason);
 		struct sess_chan *c = sess_find_chan(s, name);
 		if (c != NULL) { /* we are out as of now: later requests go through the registry */
-			sess_send(s, c->ref, q);
+			sess_send_req(s, c->ref, q);
 			sess_drop_chan(s, c);
 		} else {
 			to_channel(s, q);
@@ -579,7 +580,7 @@ static void cmd_msg(struct sess *s, struct irc_msg *m)
 		if (chan)
 			to_channel(s, q);
 		else
-			sess_send(s, chat_registry_for(s->srv, target), q);
+			sess_send_req(s, chat_registry_for(s->srv, target), q);
 	}
 }
 
@@ -589,8 +590,8 @@ static void cmd_who(struct sess *s, struct irc_msg *m)
 	if (irc_is_channel(mask) && irc_valid_channel(mask, IRC_CHANLEN))
 		to_channel(s, sess_req(s, OP_WHO, mask, 0, NULL));
 	else if (irc_valid_nick(mask, IRC_NICKLEN))
-		sess_send(s, chat_registry_for(s->srv, mask),
-		          sess_req(s, OP_WHO_NICK, mask, 0, NULL));
+		sess_send_req(s, chat_registry_for(s->srv, mask),
+		              sess_req(s, OP_WHO_NICK, mask, 0, NULL));
 	else /* masks over the whole network are not searched */
 		sess_numeric(s, "315", "%s :End of /WHO list", mask);
 }
@@ -610,7 +611,7 @@ static void cmd_whois(struct sess *s, struct irc_msg *m)
 		sess_numeric(s, "318", "%s :End of /WHOIS list", nick ? nick : buf);
 		return;
 	}
-	sess_send(s, chat_registry_for(s->srv, nick), sess_req(s, OP_WHOIS, nick, 0, NULL));
+	sess_send_req(s, chat_registry_for(s->srv, nick), sess_req(s, OP_WHOIS, nick, 0, NULL));
 }
 
 static void cmd_whowas(struct sess *s, struct irc_msg *m)

@@ -129,9 +129,10 @@ static void list_reply(struct sess *s, struct cm_records *r)
  * INVITE. The answers go back to the requester's session as text.
  */
 
-static void reply_to(struct sess *s, actor_ref_t to, struct irc_buf *b)
+/* Answers request q with the lines in b, and empties b. */
+static void reply_to(struct sess *s, const struct cm_req *q, struct irc_buf *b)
 {
-	chat_send_text(s->e, to, b->data, b->len);
+	chat_reply(s->e, q, b->data, b->len);
 	irc_buf_free(b);
 }
 
@@ -158,7 +159,7 @@ static void whois_me(struct sess *s, const struct cm_req *q)
 	irc_buf_linef(&b, ":%s 317 %s %s %llu %lld :seconds idle, signon time", srv, rq, me,
 	              (unsigned long long)idle, (long long)s->signon);
 	irc_buf_linef(&b, ":%s 318 %s %s :End of /WHOIS list", srv, rq, me);
-	reply_to(s, q->from, &b);
+	reply_to(s, q, &b);
 }
 
 static void request_for_me(struct sess *s, struct cm_req *q)
@@ -170,10 +171,9 @@ static void request_for_me(struct sess *s, struct cm_req *q)
 	case OP_MSG_NICK:
 		sess_printf(s, ":%s!%s@%s %s %s :%s", q->who.nick, q->who.user, q->who.host,
 		            q->tag ? "NOTICE" : "PRIVMSG", me, cm_req_arg(q, 0));
-		if (!q->tag && s->away != NULL) {
+		if (!q->tag && s->away != NULL)
 			irc_buf_linef(&b, ":%s 301 %s %s :%s", srv, q->who.nick, me, s->away);
-			reply_to(s, q->from, &b);
-		}
+		reply_to(s, q, &b);
 		break;
 	case OP_WHOIS:
 		whois_me(s, q);
@@ -182,7 +182,7 @@ static void request_for_me(struct sess *s, struct cm_req *q)
 		irc_buf_linef(&b, ":%s 352 %s * %s %s %s %s %c :0 %s", srv, q->who.nick,
 		              s->who.user, s->who.host, srv, me, s->away ? 'G' : 'H', s->who.real);
 		irc_buf_linef(&b, ":%s 315 %s %s :End of /WHO list", srv, q->who.nick, q->target);
-		reply_to(s, q->from, &b);
+		reply_to(s, q, &b);
 		break;
 	case OP_INVITE_DELIVER:
 		sess_printf(s, ":%s!%s@%s INVITE %s :%s", q->who.nick, q->who.user, q->who.host, me,
@@ -190,7 +190,7 @@ static void request_for_me(struct sess *s, struct cm_req *q)
 		irc_buf_linef(&b, ":%s 341 %s %s %s", srv, q->who.nick, me, cm_req_arg(q, 0));
 		if (s->away != NULL)
 			irc_buf_linef(&b, ":%s 301 %s %s :%s", srv, q->who.nick, me, s->away);
-		reply_to(s, q->from, &b);
+		reply_to(s, q, &b);
 		break;
 	}
 	irc_buf_free(&b);
@@ -199,9 +199,16 @@ static void request_for_me(struct sess *s, struct cm_req *q)
 void sess_reply(struct sess *s, actor_msg_t *m)
 {
 	switch (m->type) {
-	case CM_TEXT:
-		sess_write(s, actor_msg_data(m), m->size);
+	case CM_REPLY: {
+		struct cm_reply *r = (struct cm_reply *)m;
+		if (m->size < sizeof(*r) - sizeof(r->hdr) || r->len > m->size - (sizeof(*r) - sizeof(r->hdr)))
+			break;
+		if (r->seq == 0)
+			sess_write(s, r->text, r->len);
+		else
+			sess_req_done(s, r->seq, r->text, r->len);
 		break;
+	}
 	case CM_REQ:
 		request_for_me(s, (struct cm_req *)m);
 		break;

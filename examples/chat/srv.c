@@ -28,15 +28,30 @@ int chat_send(struct chat_env *e, actor_ref_t to, void *msg)
 	return rc;
 }
 
-int chat_send_text(struct chat_env *e, actor_ref_t to, const char *data, size_t len)
+int chat_reply(struct chat_env *e, const struct cm_req *q, const char *data, size_t len)
 {
-	if (len == 0)
+	if (q->seq == 0 && len == 0)
 		return 0;
-	actor_msg_t *m = chat_msg_new(e, sizeof(*m) + len, CM_TEXT);
-	if (m == NULL)
+	struct cm_reply *r = chat_msg_new(e, sizeof(*r) + len, CM_REPLY);
+	if (r == NULL)
 		return -ENOMEM;
-	memcpy(actor_msg_data(m), data, len);
-	return chat_send(e, to, m);
+	r->seq = q->seq;
+	r->len = (uint32_t)len;
+	if (len > 0)
+		memcpy(r->text, data, len);
+	return chat_send(e, q->from, r);
+}
+
+bool chat_lost_request(const actor_msg_t *m, actor_ref_t *to, uint32_t *seq)
+{
+	if (m->type != CM_REQ || m->size < sizeof(struct cm_req) - sizeof(actor_msg_t))
+		return false;
+	const struct cm_req *q = (const struct cm_req *)m;
+	if (q->seq == 0)
+		return false;
+	*to = q->from;
+	*seq = q->seq;
+	return true;
 }
 
 struct cm_req *chat_req_new(struct chat_env *e, uint16_t op, const struct irc_who *who,
@@ -54,6 +69,7 @@ struct cm_req *chat_req_new(struct chat_env *e, uint16_t op, const struct irc_wh
 	r->via = 0;
 	r->nargs = (uint8_t)nargs;
 	r->worker = e->worker;
+	r->seq = 0;
 	r->from = e->self;
 	r->dedup = 0;
 	r->tag = 0;

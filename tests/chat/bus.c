@@ -61,6 +61,8 @@ struct bus {
 	unsigned shutdown_done;
 	struct bus_client **clients;
 	size_t nclients;
+	uint64_t shuffle; /* 0: one FIFO; else the state of the generator that picks senders */
+	bool hold;        /* bus_run delivers nothing; bus_step does, one at a time */
 };
 
 /* Refs are entity indexes + 1, so that 0 stays "no actor". */
@@ -273,6 +275,17 @@ static void deliver(struct bus *b, actor_ref_t to, actor_msg_t *m)
 	struct entity *x = ent(b, to);
 	if (x == NULL || !x->alive) {
 		b->dead_letters++;
+		actor_ref_t requester;
+		uint32_t seq;
+		if (chat_lost_request(m, &requester, &seq)) { /* as server.c's dead-letter hook */
+			struct cm_reply *r = (struct cm_reply *)op_alloc(NULL, sizeof(*r), CM_REPLY);
+			if (r != NULL) {
+				r->seq = seq;
+				struct chat_env e = env_for(b, to);
+				if (op_send(&e, requester, &r->hdr) < 0)
+					free(r);
+			}
+		}
 		chat_msg_release(m);
 		free(m);
 		return;
@@ -301,14 +314,52 @@ static void deliver(struct bus *b, actor_ref_t to, actor_msg_t *m)
 	finish_call(b, to);
 }
 
+void bus_shuffle(struct bus *b, uint64_t seed)
+{
+	b->shuffle = seed;
+}
+
+/* In shuffle mode, the queue position of the next message: the oldest message of a sender
+ * picked at random, so each sender's messages keep their order and different senders'
+ * messages interleave in any order, as on a real system. */
+static size_t pick(struct bus *b)
+{
+	if (b->shuffle == 0)
+		return 0;
+	b->shuffle ^= b->shuffle << 13; /* xorshift64 */
+	b->shuffle ^= b->shuffle >> 7;
+	b->shuffle ^= b->shuffle << 17;
+	size_t j = (size_t)(b->shuffle % b->qlen);
+	actor_ref_t sender = b->q[(b->qhead + j) % b->qcap].m->sender;
+	for (size_t i = 0; i < j; i++)
+		if (actor_ref_eq(b->q[(b->qhead + i) % b->qcap].m->sender, sender))
+			return i;
+	return j;
+}
+
+bool bus_step(struct bus *b)
+{
+	if (b->qlen == 0)
+		return false;
+	size_t i = pick(b);
+	struct qmsg q = b->q[(b->qhead + i) % b->qcap];
+	for (; i > 0; i--) /* close the gap, keeping the others' order */
+		b->q[(b->qhead + i) % b->qcap] = b->q[(b->qhead + i - 1) % b->qcap];
+	b->qhead = (b->qhead + 1) % b->qcap;
+	b->qlen--;
+	deliver(b, q.to, q.m);
+	return true;
+}
+
+void bus_hold(struct bus *b, bool hold)
+{
+	b->hold = hold;
+}
+
 void bus_run(struct bus *b)
 {
-	while (b->qlen > 0) {
-		struct qmsg q = b->q[b->qhead];
-		b->qhead = (b->qhead + 1) % b->qcap;
-		b->qlen--;
-		deliver(b, q.to, q.m);
-	}
+	while (!b->hold && bus_step(b))
+		;
 }
 
 void bus_advance_ms(struct bus *b, uint64_t ms)

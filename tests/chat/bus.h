@@ -1,7 +1,8 @@
 /* bus.h: the chat server's parts wired together without threads or sockets, for unit tests
- * and the fuzz target. Messages go through one FIFO queue and are handled one at a time, to
- * completion, in the order sent; time moves only when a test says so. It implements the same
- * struct chat_env as the server, so what passes here is the server's own protocol logic.
+ * and the fuzz target. Messages go through one FIFO queue (or, shuffled, in any order that
+ * keeps each sender's) and are handled one at a time, to completion; time moves only when a
+ * test says so. It implements the same struct chat_env as the server, so what passes here is
+ * the server's own protocol logic.
  */
 #ifndef CHAT_BUS_H
 #define CHAT_BUS_H
@@ -53,6 +54,13 @@ bool bus_paused(struct bus_client *c);
 void bus_advance_ms(struct bus *b, uint64_t ms);
 /* Delivers queued messages. */
 void bus_run(struct bus *b);
+/* hold: bus_run (and so every call above) delivers nothing until released; bus_step delivers
+ * one message (false when none is queued). */
+void bus_hold(struct bus *b, bool hold);
+bool bus_step(struct bus *b);
+/* seed != 0: from now on, deliver each sender's messages in order but interleave senders at
+ * random (seeded); 0: one FIFO again. */
+void bus_shuffle(struct bus *b, uint64_t seed);
 /* Sends CM_SHUTDOWN to every fan-out, as the server does on SIGTERM; true when all reported
  * that their sessions are gone. */
 bool bus_shutdown(struct bus *b);

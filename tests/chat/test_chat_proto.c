@@ -1096,6 +1096,101 @@ START_TEST(broadcasts_reach_members_on_every_worker_in_order)
 }
 END_TEST
 
+/* ---------------------------------------------------------------------------------------------
+ * Replies in order
+ */
+
+/* Each needle occurs in `all` after the one before it. */
+static void assert_in_order(const char *all, const char *const *needles, unsigned n)
+{
+	const char *at = all;
+	for (unsigned i = 0; i < n; i++) {
+		const char *p = strstr(at, needles[i]);
+		ck_assert_msg(p != NULL, "no \"%s\" after \"%s\" in:\n%s", needles[i],
+		              i > 0 ? needles[i - 1] : "the start", all);
+		at = p + 1;
+	}
+}
+
+START_TEST(a_401_for_a_missing_nick_comes_before_a_later_pong)
+{
+	struct bus_client *a = bus_client_new(B, 0, "alice");
+	bus_sendf(a, "PRIVMSG nosuchnick :hi\r\nPING :after\r\n");
+	const char *order[] = {" 401 alice nosuchnick ", "PONG"};
+	assert_in_order(bus_read(a), order, 2);
+}
+END_TEST
+
+START_TEST(a_404_and_a_442_come_before_a_later_pong)
+{
+	struct bus_client *a = bus_client_new(B, 0, "alice");
+	struct bus_client *b = bus_client_new(B, 1, "bob");
+	bus_sendf(a, "JOIN #n\r\n");
+	bus_read(a);
+	bus_sendf(b, "PRIVMSG #n :outside\r\nPART #n\r\nPING :after\r\n");
+	const char *order[] = {" 404 bob #n ", " 442 bob #n ", "PONG"};
+	assert_in_order(bus_read(b), order, 3);
+	ck_assert_ptr_null(strstr(bus_read(a), "outside"));
+}
+END_TEST
+
+START_TEST(a_part_line_comes_before_a_later_pong)
+{
+	struct bus_client *a = bus_client_new(B, 0, "alice");
+	bus_sendf(a, "JOIN #p\r\n");
+	bus_read(a);
+	bus_sendf(a, "PART #p :bye\r\nPING :after\r\n");
+	const char *order[] = {"PART #p :bye", "PONG"};
+	assert_in_order(bus_read(a), order, 2);
+}
+END_TEST
+
+/* Replies from a channel, two registry shards and another session, arriving in any order the
+ * senders' own orders allow: the client still sees them in the order of its commands. */
+START_TEST(replies_from_several_actors_come_in_command_order_whatever_arrives_first)
+{
+	struct bus_client *a = bus_client_new(B, 0, "alice");
+	struct bus_client *b = bus_client_new(B, 1, "bob");
+	bus_sendf(b, "JOIN #o\r\nAWAY :out\r\n");
+	bus_sendf(a, "JOIN #o\r\n");
+	bus_read(a);
+	bus_read(b);
+	for (uint64_t seed = 1; seed <= 200; seed++) {
+		bus_shuffle(B, seed);
+		bus_sendf(a, "WHOIS bob\r\nNAMES #o\r\nPRIVMSG bob :hi\r\nPRIVMSG nobody :x\r\n"
+		             "TOPIC #o\r\nWHO bob\r\nPING :end%" PRIu64 "\r\n",
+		          seed);
+		char pong[32];
+		snprintf(pong, sizeof(pong), "PONG irc.test :end%" PRIu64, seed);
+		const char *order[] = {" 311 alice bob ", " 318 alice bob ", " 353 alice = #o ",
+		                       " 366 alice #o ",  " 301 alice bob ", " 401 alice nobody ",
+		                       " 331 alice #o ",  " 352 alice ",     " 315 alice bob ",
+		                       pong};
+		assert_in_order(bus_read(a), order, sizeof(order) / sizeof(order[0]));
+		bus_read(b);
+	}
+	bus_shuffle(B, 0);
+}
+END_TEST
+
+/* A numbered request whose receiver stops before it arrives is answered by the dead-letter
+ * path, so the session does not wait for ever and its later replies still come. */
+START_TEST(a_request_to_a_session_that_stopped_still_gets_its_place_answered)
+{
+	struct bus_client *a = bus_client_new(B, 0, "alice");
+	struct bus_client *b = bus_client_new(B, 1, "bob");
+	bus_hold(B, true);
+	bus_sendf(a, "PRIVMSG bob :hi\r\nPING :alive\r\n");
+	ck_assert(bus_step(B)); /* the registry forwards it to bob's session... */
+	bus_hangup(b, 0);       /* ...which stops before it arrives */
+	ck_assert(bus_exited(b));
+	bus_hold(B, false);
+	bus_run(B);
+	const char *all = bus_read(a);
+	ck_assert_msg(strstr(all, "PONG irc.test :alive") != NULL, "%s", all);
+}
+END_TEST
+
 static Suite *proto_suite(void)
 {
 	Suite *s = suite_create("chat_proto");
@@ -1145,6 +1240,11 @@ static Suite *proto_suite(void)
 	      a_nick_change_reaches_each_channel_peer_once,
 	      quit_reason_reaches_everyone_sharing_a_channel_once,
 	      a_client_that_hangs_up_quits_with_a_reason}},
+	    {"order",
+	     {a_401_for_a_missing_nick_comes_before_a_later_pong,
+	      a_404_and_a_442_come_before_a_later_pong, a_part_line_comes_before_a_later_pong,
+	      replies_from_several_actors_come_in_command_order_whatever_arrives_first,
+	      a_request_to_a_session_that_stopped_still_gets_its_place_answered}},
 	    {"limits",
 	     {an_overlong_line_gets_417_and_the_next_line_works,
 	      sixteen_kib_without_a_line_end_disconnects,
