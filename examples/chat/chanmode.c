@@ -134,7 +134,8 @@ static unsigned flag_bit(char ch)
 }
 
 /* One mode letter that needs operator rights; arg is its parameter or NULL. */
-static void apply_mode(struct chan *c, const struct cm_req *q, struct mode_changes *mc, bool add,
+static void apply_mode(struct chan *c, struct chat_env *e, const struct cm_req *q,
+                       struct mode_changes *mc, bool add,
                        char ch, const char *arg)
 {
 	unsigned bit = flag_bit(ch);
@@ -155,6 +156,13 @@ static void apply_mode(struct chan *c, const struct cm_req *q, struct mode_chang
 		} else if (((t->flags & f) != 0) != add) {
 			t->flags ^= f;
 			record(mc, add, ch, t->who.nick);
+			/* its session shows the prefix in WHOIS */
+			struct cm_chan_note *note = chat_msg_new(e, sizeof(*note), CM_MEMBER_MODE);
+			if (note != NULL) {
+				note->flags = t->flags;
+				snprintf(note->chan, sizeof(note->chan), "%s", c->name);
+				chat_send(e, t->ref, note);
+			}
 		}
 		break;
 	}
@@ -239,7 +247,7 @@ void chan_mode(struct chan *c, struct chat_env *e, const struct cm_req *q, struc
 			refused = true;
 			continue;
 		}
-		apply_mode(c, q, &mc, add, ch, arg);
+		apply_mode(c, e, q, &mc, add, ch, arg);
 	}
 	if (mc.n == 0)
 		return;

@@ -316,7 +316,9 @@ static void joined(struct chan *c, struct chat_env *e, const struct cm_req *q, b
 {
 	struct cm_joined *j = chat_msg_new(e, sizeof(*j) + c->out.len, CM_JOINED);
 	if (j != NULL) {
+		struct member *m = ok ? by_ref(c, q->from) : NULL;
 		j->ok = ok;
+		j->flags = m != NULL ? m->flags : 0;
 		j->secret = (c->modes & C_SECRET) != 0;
 		snprintf(j->chan, sizeof(j->chan), "%s", c->name);
 		j->len = (uint32_t)c->out.len;
@@ -460,9 +462,9 @@ static void op_who(struct chan *c, const struct cm_req *q, struct member *me)
 			if (m->who.invisible && me == NULL)
 				continue;
 			const char *pfx = (m->flags & M_OP) ? "@" : (m->flags & M_VOICE) ? "+" : "";
-			NUMERIC(c, q, "352", "%s %s %s %s %s %c%s :0 %s", c->name, m->who.user,
+			NUMERIC(c, q, "352", "%s %s %s %s %s %c%s%s :0 %s", c->name, m->who.user,
 			        m->who.host, c->srv->name, m->who.nick, m->who.away ? 'G' : 'H',
-			        pfx, m->who.real);
+			        m->who.oper ? "*" : "", pfx, m->who.real);
 		}
 	}
 	NUMERIC(c, q, "315", "%s :End of /WHO list", c->name);
@@ -551,9 +553,12 @@ static void handle_req(struct chan *c, struct chat_env *e, struct cm_req *q)
 	case OP_NICK:
 		op_nick(c, e, q, m);
 		break;
-	case OP_AWAY:
-		if (m != NULL)
+	case OP_AWAY: /* away, invisible or operator changed */
+		if (m != NULL) {
 			m->who.away = q->who.away;
+			m->who.invisible = q->who.invisible;
+			m->who.oper = q->who.oper;
+		}
 		break;
 	case OP_MSG:
 		op_msg(c, e, q, m);

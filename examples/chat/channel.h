@@ -7,7 +7,6 @@
 #include "chat.h"
 #include "hmap.h"
 
-enum { M_OP = 1, M_VOICE = 2 };
 enum { C_INVITE = 1, C_MODERATED = 2, C_NOEXTERNAL = 4, C_SECRET = 8, C_TOPICLOCK = 16 };
 #define MAX_INVITES 16 /* remembered invitations; the oldest is forgotten first */
 

@@ -76,6 +76,7 @@ struct chat_srv {
 	atomic_uint conns; /* connections open, registered or not */
 	atomic_uint users; /* registered clients */
 	atomic_uint invisible;
+	atomic_uint opers_online; /* users with +o */
 	atomic_uint channels;
 	atomic_uint max_users; /* the highest `users` seen */
 };
@@ -149,6 +150,8 @@ enum chat_msg_type {
 	CM_SESS_HELLO,   /* session -> its fan-out: I live on your worker */
 	CM_SESS_GONE,    /* session -> its fan-out: I stopped */
 	CM_SHUTDOWN,     /* server -> fan-outs -> sessions: say goodbye and go */
+	CM_WALLOPS,      /* session -> fan-outs -> sessions: struct cm_line, for users with +w */
+	CM_MEMBER_MODE,  /* channel -> member: struct cm_chan_note, its prefix there changed */
 };
 
 /* What a cm_req asks. The first group goes to a registry; the second goes through a registry
@@ -166,6 +169,7 @@ enum chat_op {
 	OP_WHOIS,
 	OP_WHO_NICK,
 	OP_INVITE_DELIVER, /* from a channel: args[0] the channel */
+	OP_KILL,           /* from an operator: args[0] the reason */
 
 	OP_TO_CHAN_FIRST,
 	OP_JOIN = OP_TO_CHAN_FIRST, /* args[0]: the key */
@@ -182,6 +186,9 @@ enum chat_op {
 	OP_AWAY,   /* who.away says which */
 };
 
+/* A member's prefix flags in a channel. */
+enum { M_OP = 1, M_VOICE = 2 };
+
 /* Who sent a request, as others see them. */
 struct irc_who {
 	char nick[IRC_NICKLEN + 1];
@@ -190,6 +197,7 @@ struct irc_who {
 	char real[IRC_REALLEN + 1];
 	uint8_t away;
 	uint8_t invisible;
+	uint8_t oper; /* user mode +o, from OPER */
 };
 
 /* Replies in order. A request with a nonzero `seq` gets exactly one CM_REPLY with that seq,
@@ -259,6 +267,7 @@ struct cm_joined {
 	actor_msg_t hdr;
 	uint8_t ok;     /* 1: joined; the channel is the sender */
 	uint8_t secret; /* the channel is +s */
+	uint8_t flags;  /* the joiner's prefix flags there */
 	char chan[IRC_CHANLEN + 1];
 	uint32_t len; /* lines for the joiner: the JOIN, topic and names, or the error */
 	char text[];
@@ -267,6 +276,7 @@ struct cm_joined {
 struct cm_chan_note {
 	actor_msg_t hdr;
 	uint8_t secret;
+	uint8_t flags; /* CM_MEMBER_MODE: the member's prefix flags (channel.h, M_OP, M_VOICE) */
 	char chan[IRC_CHANLEN + 1];
 };
 

@@ -82,6 +82,24 @@ void fanout_handle(struct fanout *f, struct chat_env *e, actor_msg_t *m)
 	case CM_FANOUT:
 		deliver(e, (struct cm_fanout *)m);
 		break;
+	case CM_WALLOPS: { /* every session here; each shows it if its user has +w */
+		struct cm_line *w = (struct cm_line *)m;
+		for (size_t i = 0; i < f->sessions.cap; i++) {
+			if (f->sessions.keys[i] == 0)
+				continue;
+			struct cm_line *lm = chat_msg_new(e, sizeof(*lm), CM_WALLOPS);
+			if (lm == NULL)
+				break;
+			chat_line_ref(w->line, 1);
+			lm->line = w->line;
+			lm->dedup = 0;
+			chat_send(e, (actor_ref_t){.id = (uint64_t)(uintptr_t)f->sessions.vals[i]},
+			          lm);
+		}
+		chat_line_unref(w->line);
+		w->line = NULL;
+		break;
+	}
 	case CM_SESS_HELLO:
 		if (hmap_find(&f->sessions, id, same_id, &id) == NULL)
 			hmap_put(&f->sessions, id, (void *)(uintptr_t)id);

@@ -227,6 +227,7 @@ static bool to_nick(struct registry *r, struct chat_env *e, struct cm_req *q)
 		NUMERIC(r, q, "315", "%s :End of /WHO list", q->target);
 		break;
 	case OP_INVITE_DELIVER:
+	case OP_KILL:
 		NUMERIC(r, q, "401", "%s :No such nick/channel", q->target);
 		break;
 	}

@@ -415,6 +415,8 @@ void sess_quit(struct sess *s, const char *reason, bool error)
 		if (s->who.invisible)
 			atomic_fetch_sub_explicit(&s->srv->invisible, 1, memory_order_relaxed);
 	}
+	if (s->who.oper)
+		atomic_fetch_sub_explicit(&s->srv->opers_online, 1, memory_order_relaxed);
 	s->nchans = 0;
 	s->wait = WAIT_NONE;
 	free_join(s);
@@ -490,9 +492,10 @@ void sess_handle(struct sess *s, struct chat_env *e, actor_msg_t *m)
 		sess_quit(s, "Server shutting down", true);
 		return;
 	}
-	if (m->type == CM_LINE) {
+	if (m->type == CM_LINE || m->type == CM_WALLOPS) {
 		struct cm_line *l = (struct cm_line *)m;
-		if (l->dedup == 0 || !sess_dedup_seen(s, l->dedup))
+		if (m->type == CM_WALLOPS ? (s->flags & F_WALLOPS) != 0
+		                          : l->dedup == 0 || !sess_dedup_seen(s, l->dedup))
 			sess_write(s, l->line->data, l->line->len);
 		chat_line_unref(l->line);
 		l->line = NULL;
@@ -517,11 +520,14 @@ void sess_lusers(struct sess *s)
 	unsigned conns = atomic_load_explicit(&srv->conns, memory_order_relaxed);
 	unsigned chans = atomic_load_explicit(&srv->channels, memory_order_relaxed);
 	unsigned max = atomic_load_explicit(&srv->max_users, memory_order_relaxed);
+	unsigned opers = atomic_load_explicit(&srv->opers_online, memory_order_relaxed);
 	unsigned unknown = conns > users ? conns - users : 0;
 	inv = inv < users ? inv : users;
 
 	sess_numeric(s, "251", ":There are %u users and %u invisible on 1 servers", users - inv,
 	             inv);
+	if (opers > 0)
+		sess_numeric(s, "252", "%u :operator(s) online", opers);
 	if (unknown > 0)
 		sess_numeric(s, "253", "%u :unknown connection(s)", unknown);
 	sess_numeric(s, "254", "%u :channels formed", chans);
@@ -541,6 +547,13 @@ void sess_motd(struct sess *s)
 	for (size_t i = 0; i < srv->motd_lines; i++)
 		sess_numeric(s, "372", ":- %s", srv->motd[i]);
 	sess_numeric(s, "376", ":End of /MOTD command.");
+}
+
+void sess_who_changed(struct sess *s)
+{
+	sess_to_all_channels(s, OP_AWAY, 0, NULL);
+	sess_send(s, chat_registry_for(s->srv, s->who.nick),
+	          sess_req(s, OP_USER_UPDATE, s->who.nick, 0, NULL));
 }
 
 static void welcome(struct sess *s)

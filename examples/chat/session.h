@@ -39,6 +39,7 @@ struct sess_chan {
 	char name[IRC_CHANLEN + 1];
 	actor_ref_t ref;
 	uint8_t secret;
+	uint8_t flags; /* our prefix there: M_OP, M_VOICE */
 };
 
 struct sess {
@@ -93,6 +94,8 @@ void sess_quit(struct sess *s, const char *reason, bool error);
 void sess_try_register(struct sess *s);
 void sess_lusers(struct sess *s);
 void sess_motd(struct sess *s);
+/* Tells the channels and the registry that away, invisible or operator changed. */
+void sess_who_changed(struct sess *s);
 uint64_t sess_dedup_key(const struct sess *s, uint64_t seq);
 bool sess_dedup_seen(struct sess *s, uint64_t key);
 const char *sess_target_nick(const struct sess *s); /* the nick, or "*" */
@@ -105,7 +108,8 @@ void sess_req_done(struct sess *s, uint32_t seq, const char *text, size_t len);
 /* session_cmd.c */
 void sess_command(struct sess *s, struct irc_msg *m);
 struct sess_chan *sess_find_chan(struct sess *s, const char *name);
-void sess_add_chan(struct sess *s, const char *name, actor_ref_t ref, bool secret);
+void sess_add_chan(struct sess *s, const char *name, actor_ref_t ref, bool secret,
+                   uint8_t flags);
 void sess_drop_chan(struct sess *s, struct sess_chan *c);
 /* Every channel we are in hears the same request (QUIT, NICK, AWAY). */
 void sess_to_all_channels(struct sess *s, uint16_t op, uint64_t dedup, const char *arg);

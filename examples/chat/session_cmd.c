@@ -36,7 +36,8 @@ struct sess_chan *sess_find_chan(struct sess *s, const char *name)
 	return NULL;
 }
 
-void sess_add_chan(struct sess *s, const char *name, actor_ref_t ref, bool secret)
+void sess_add_chan(struct sess *s, const char *name, actor_ref_t ref, bool secret,
+                   uint8_t flags)
 {
 	if (s->nchans == s->capchans) {
 		unsigned cap = s->capchans ? s->capchans * 2 : 4;
@@ -50,6 +51,7 @@ void sess_add_chan(struct sess *s, const char *name, actor_ref_t ref, bool secre
 	snprintf(c->name, sizeof(c->name), "%s", name);
 	c->ref = ref;
 	c->secret = secret;
+	c->flags = flags;
 }
 
 void sess_drop_chan(struct sess *s, struct sess_chan *c)
@@ -137,7 +139,7 @@ static void cmd_user(struct sess *s, struct irc_msg *m)
 		sess_numeric(s, "462", ":You may not reregister");
 		return;
 	}
-	if (m->nparams < 4 || m->params[0][0] == '\0') {
+	if (m->nparams < 4 || m->params[0][0] == '\0' || m->params[3][0] == '\0') {
 		sess_numeric(s, "461", "USER :Not enough parameters");
 		return;
 	}
@@ -251,9 +253,7 @@ static void cmd_away(struct sess *s, struct irc_msg *m)
 	if (s->who.away == away)
 		return;
 	s->who.away = away;
-	sess_to_all_channels(s, OP_AWAY, 0, NULL);
-	sess_send(s, chat_registry_for(s->srv, s->who.nick),
-	          sess_req(s, OP_USER_UPDATE, s->who.nick, 0, NULL));
+	sess_who_changed(s);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -331,8 +331,8 @@ static void user_mode(struct sess *s, struct irc_msg *m)
 		return;
 	}
 	if (m->nparams < 2) {
-		sess_numeric(s, "221", "+%s%s", s->who.invisible ? "i" : "",
-		             (s->flags & F_WALLOPS) ? "w" : "");
+		sess_numeric(s, "221", "+%s%s%s", s->who.invisible ? "i" : "",
+		             s->who.oper ? "o" : "", (s->flags & F_WALLOPS) ? "w" : "");
 		return;
 	}
 	char changes[32];
@@ -356,8 +356,13 @@ static void user_mode(struct sess *s, struct irc_msg *m)
 			was = (s->flags & F_WALLOPS) != 0;
 			s->flags = add ? s->flags | F_WALLOPS : s->flags & ~F_WALLOPS;
 			now = add;
-		} else if (*p == 'o' || *p == 'O') {
-			continue; /* only OPER makes an operator, and there are none */
+		} else if (*p == 'o') {
+			if (add || !s->who.oper)
+				continue; /* only OPER makes an operator */
+			was = true;
+			now = false;
+			s->who.oper = 0;
+			atomic_fetch_sub_explicit(&s->srv->opers_online, 1, memory_order_relaxed);
 		} else {
 			unknown = true;
 			continue;
@@ -374,7 +379,7 @@ static void user_mode(struct sess *s, struct irc_msg *m)
 	if (n > 0) {
 		sess_printf(s, ":%s!%s@%s MODE %s :%s", s->who.nick, s->who.user, s->who.host,
 		            s->who.nick, changes);
-		sess_to_all_channels(s, OP_AWAY, 0, NULL); /* +i changes what NAMES shows of us */
+		sess_who_changed(s); /* +i changes what NAMES shows of us, -o what WHO does */
 	}
 }
 
@@ -514,6 +519,10 @@ static void cmd_invite(struct sess *s, struct irc_msg *m)
 static void cmd_names(struct sess *s, struct irc_msg *m)
 {
 	if (m->nparams < 1 || m->params[0][0] == '\0') {
+		/* Modern IRC allows 366 alone; we list the channels we are in, as most servers
+		 * list the ones the client can see. */
+		for (unsigned i = 0; i < s->nchans; i++)
+			to_channel(s, sess_req(s, OP_NAMES, s->chans[i].name, 0, NULL));
 		sess_numeric(s, "366", "* :End of /NAMES list");
 		return;
 	}
@@ -624,19 +633,118 @@ static void cmd_whowas(struct sess *s, struct irc_msg *m)
 	sess_numeric(s, "369", "%s :End of WHOWAS", m->params[0]);
 }
 
+/* Compares without stopping at the first difference, so that the time taken tells nothing of
+ * how much of a password was right. */
+static bool same_secret(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	unsigned char diff = la != lb;
+	for (size_t i = 0; i < la; i++)
+		diff |= (unsigned char)a[i] ^ (unsigned char)b[i % (lb ? lb : 1)];
+	return diff == 0;
+}
+
 static void cmd_oper(struct sess *s, struct irc_msg *m)
 {
-	if (m->nparams < 2) {
+	if (m->nparams < 2 || m->params[0][0] == '\0') {
 		sess_numeric(s, "461", "OPER :Not enough parameters");
 		return;
 	}
-	sess_numeric(s, "491", ":No O-lines for your host");
+	const struct chat_srv *srv = s->srv;
+	if (srv->nopers == 0) {
+		sess_numeric(s, "491", ":No O-lines for your host");
+		return;
+	}
+	bool ok = false;
+	for (size_t i = 0; i < srv->nopers; i++)
+		if (strcmp(srv->opers[i].name, m->params[0]) == 0)
+			ok = same_secret(srv->opers[i].password, m->params[1]);
+	if (!ok) {
+		sess_numeric(s, "464", ":Password incorrect");
+		return;
+	}
+	sess_numeric(s, "381", ":You are now an IRC operator");
+	if (s->who.oper)
+		return;
+	s->who.oper = 1;
+	atomic_fetch_add_explicit(&s->srv->opers_online, 1, memory_order_relaxed);
+	sess_printf(s, ":%s!%s@%s MODE %s :+o", s->who.nick, s->who.user, s->who.host,
+	            s->who.nick);
+	sess_who_changed(s);
+}
+
+static bool need_oper(struct sess *s)
+{
+	if (s->who.oper)
+		return true;
+	sess_numeric(s, "481", ":Permission Denied- You're not an IRC operator");
+	return false;
+}
+
+static void cmd_kill(struct sess *s, struct irc_msg *m)
+{
+	if (m->nparams < 1 || m->params[0][0] == '\0') {
+		sess_numeric(s, "461", "KILL :Not enough parameters");
+		return;
+	}
+	if (!need_oper(s))
+		return;
+	const char *nick = m->params[0];
+	if (!irc_valid_nick(nick, IRC_NICKLEN)) {
+		sess_numeric(s, "401", "%s :No such nick/channel", nick);
+		return;
+	}
+	const char *reason = m->nparams > 1 && m->params[1][0] != '\0' ? m->params[1] : s->who.nick;
+	sess_send_req(s, chat_registry_for(s->srv, nick), sess_req(s, OP_KILL, nick, 1, &reason));
+}
+
+static void cmd_wallops(struct sess *s, struct irc_msg *m)
+{
+	if (m->nparams < 1 || m->params[0][0] == '\0') {
+		sess_numeric(s, "461", "WALLOPS :Not enough parameters");
+		return;
+	}
+	if (!need_oper(s))
+		return;
+	char text[512];
+	size_t len = irc_format_line(text, sizeof(text), ":%s!%s@%s WALLOPS :%s", s->who.nick,
+	                             s->who.user, s->who.host, m->params[0]);
+	unsigned n = s->srv->workers;
+	struct chat_line *line = chat_line_new(text, len, n);
+	if (line == NULL)
+		return;
+	for (unsigned w = 0; w < n; w++) { /* each fan-out hands it to the sessions it has */
+		struct cm_line *lm = chat_msg_new(s->e, sizeof(*lm), CM_WALLOPS);
+		if (lm == NULL) {
+			chat_line_unref(line);
+			continue;
+		}
+		lm->line = line;
+		lm->dedup = 0;
+		chat_send(s->e, s->srv->fanout[w], lm); /* on failure chat_send releases it */
+	}
+}
+
+static void cmd_info(struct sess *s, struct irc_msg *m)
+{
+	(void)m;
+	static const char *const info[] = {
+	    "chat-server, an IRC server built on libactor,",
+	    "a C actor runtime: one actor per connection and per channel,",
+	    "registry shards and fan-outs per worker, no locks.",
+	};
+	sess_numeric(s, "371", ":%s version %s", s->srv->name, s->srv->version);
+	for (size_t i = 0; i < sizeof(info) / sizeof(info[0]); i++)
+		sess_numeric(s, "371", ":%s", info[i]);
+	sess_numeric(s, "371", ":On-line since %s", s->srv->created);
+	sess_numeric(s, "374", ":End of INFO list");
 }
 
 static void cmd_privileged(struct sess *s, struct irc_msg *m)
 {
 	(void)m;
-	sess_numeric(s, "481", ":Permission Denied- You're not an IRC operator");
+	if (need_oper(s)) /* an operator may not do this here either */
+		sess_numeric(s, "481", ":Permission Denied- not available on this server");
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -651,22 +759,22 @@ struct command {
 
 static const struct command commands[] = {
     {"AWAY", cmd_away, false},         {"CAP", cmd_cap, true},
-    {"DIE", cmd_privileged, false},    {"INVITE", cmd_invite, false},
-    {"ISON", cmd_ison, false},         {"JOIN", cmd_join, false},
-    {"KICK", cmd_kick, false},         {"KILL", cmd_privileged, false},
-    {"LIST", cmd_list, false},         {"LUSERS", cmd_lusers, false},
-    {"MODE", cmd_mode, false},         {"MOTD", cmd_motd, false},
-    {"NAMES", cmd_names, false},       {"NICK", cmd_nick, true},
-    {"NOTICE", cmd_msg, false},        {"OPER", cmd_oper, false},
-    {"PART", cmd_part, false},         {"PASS", cmd_pass, true},
-    {"PING", cmd_ping, true},          {"PONG", cmd_pong, true},
-    {"PRIVMSG", cmd_msg, false},       {"QUIT", cmd_quit, true},
-    {"REHASH", cmd_privileged, false}, {"RESTART", cmd_privileged, false},
-    {"TIME", cmd_time, false},         {"TOPIC", cmd_topic, false},
-    {"USER", cmd_user, true},          {"USERHOST", cmd_userhost, false},
-    {"VERSION", cmd_version, false},   {"WALLOPS", cmd_privileged, false},
-    {"WHO", cmd_who, false},           {"WHOIS", cmd_whois, false},
-    {"WHOWAS", cmd_whowas, false},
+    {"DIE", cmd_privileged, false},    {"INFO", cmd_info, false},
+    {"INVITE", cmd_invite, false},     {"ISON", cmd_ison, false},
+    {"JOIN", cmd_join, false},         {"KICK", cmd_kick, false},
+    {"KILL", cmd_kill, false},         {"LIST", cmd_list, false},
+    {"LUSERS", cmd_lusers, false},     {"MODE", cmd_mode, false},
+    {"MOTD", cmd_motd, false},         {"NAMES", cmd_names, false},
+    {"NICK", cmd_nick, true},          {"NOTICE", cmd_msg, false},
+    {"OPER", cmd_oper, false},         {"PART", cmd_part, false},
+    {"PASS", cmd_pass, true},          {"PING", cmd_ping, true},
+    {"PONG", cmd_pong, true},          {"PRIVMSG", cmd_msg, false},
+    {"QUIT", cmd_quit, true},          {"REHASH", cmd_privileged, false},
+    {"RESTART", cmd_privileged, false}, {"TIME", cmd_time, false},
+    {"TOPIC", cmd_topic, false},       {"USER", cmd_user, true},
+    {"USERHOST", cmd_userhost, false}, {"VERSION", cmd_version, false},
+    {"WALLOPS", cmd_wallops, false},   {"WHO", cmd_who, false},
+    {"WHOIS", cmd_whois, false},       {"WHOWAS", cmd_whowas, false},
 };
 
 static int command_cmp(const void *key, const void *elem)

@@ -78,7 +78,7 @@ static void joined(struct sess *s, struct cm_joined *j)
 	if (s->wait != WAIT_JOIN || irc_casecmp(j->chan, s->joining) != 0)
 		return;
 	if (j->ok)
-		sess_add_chan(s, j->chan, j->hdr.sender, j->secret);
+		sess_add_chan(s, j->chan, j->hdr.sender, j->secret, j->flags);
 	sess_write(s, j->text, j->len);
 	if (!(s->flags & F_CLOSING))
 		sess_join_next(s);
@@ -146,13 +146,20 @@ static void whois_me(struct sess *s, const struct cm_req *q)
 	char chans[400];
 	size_t n = 0;
 	bool self = actor_ref_eq(q->from, s->self);
-	for (unsigned i = 0; i < s->nchans && n + IRC_CHANLEN + 2 < sizeof(chans); i++)
-		if (!s->chans[i].secret || self)
-			n += (size_t)snprintf(chans + n, sizeof(chans) - n, "%s%s", n ? " " : "",
-			                      s->chans[i].name);
+	for (unsigned i = 0; i < s->nchans && n + IRC_CHANLEN + 3 < sizeof(chans); i++) {
+		const struct sess_chan *c = &s->chans[i];
+		if (!c->secret || self)
+			n += (size_t)snprintf(chans + n, sizeof(chans) - n, "%s%s%s", n ? " " : "",
+			                      (c->flags & M_OP)      ? "@"
+			                      : (c->flags & M_VOICE) ? "+"
+			                                             : "",
+			                      c->name);
+	}
 	if (n > 0)
 		irc_buf_linef(&b, ":%s 319 %s %s :%s", srv, rq, me, chans);
 	irc_buf_linef(&b, ":%s 312 %s %s %s :libactor chat server", srv, rq, me, srv);
+	if (s->who.oper)
+		irc_buf_linef(&b, ":%s 313 %s %s :is an IRC operator", srv, rq, me);
 	if (s->away != NULL)
 		irc_buf_linef(&b, ":%s 301 %s %s :%s", srv, rq, me, s->away);
 	uint64_t idle = (s->e->ops->now_ns(s->e) - s->idle_ns) / 1000000000ull;
@@ -179,11 +186,21 @@ static void request_for_me(struct sess *s, struct cm_req *q)
 		whois_me(s, q);
 		break;
 	case OP_WHO_NICK:
-		irc_buf_linef(&b, ":%s 352 %s * %s %s %s %s %c :0 %s", srv, q->who.nick,
-		              s->who.user, s->who.host, srv, me, s->away ? 'G' : 'H', s->who.real);
+		irc_buf_linef(&b, ":%s 352 %s * %s %s %s %s %c%s :0 %s", srv, q->who.nick,
+		              s->who.user, s->who.host, srv, me, s->away ? 'G' : 'H',
+		              s->who.oper ? "*" : "", s->who.real);
 		irc_buf_linef(&b, ":%s 315 %s %s :End of /WHO list", srv, q->who.nick, q->target);
 		reply_to(s, q, &b);
 		break;
+	case OP_KILL: {
+		char reason[IRC_KICKLEN + IRC_NICKLEN + 16];
+		snprintf(reason, sizeof(reason), "Killed (%s (%s))", q->who.nick, cm_req_arg(q, 0));
+		sess_printf(s, ":%s!%s@%s KILL %s :%s", q->who.nick, q->who.user, q->who.host, me,
+		            cm_req_arg(q, 0));
+		reply_to(s, q, &b); /* nothing for the killer but the end of its wait */
+		sess_quit(s, reason, true);
+		return;
+	}
 	case OP_INVITE_DELIVER:
 		sess_printf(s, ":%s!%s@%s INVITE %s :%s", q->who.nick, q->who.user, q->who.host, me,
 		            cm_req_arg(q, 0));
@@ -222,6 +239,12 @@ void sess_reply(struct sess *s, actor_msg_t *m)
 		struct sess_chan *c = sess_find_chan(s, ((struct cm_chan_note *)m)->chan);
 		if (c != NULL)
 			sess_drop_chan(s, c);
+		break;
+	}
+	case CM_MEMBER_MODE: {
+		struct sess_chan *c = sess_find_chan(s, ((struct cm_chan_note *)m)->chan);
+		if (c != NULL)
+			c->flags = ((struct cm_chan_note *)m)->flags;
 		break;
 	}
 	case CM_CHAN_SECRET: {

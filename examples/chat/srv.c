@@ -126,7 +126,9 @@ void chat_msg_release(actor_msg_t *m)
 {
 	switch (m->type) {
 	case CM_LINE:
-		chat_line_unref(((struct cm_line *)m)->line);
+	case CM_WALLOPS:
+		if (((struct cm_line *)m)->line != NULL)
+			chat_line_unref(((struct cm_line *)m)->line);
 		break;
 	case CM_FANOUT:
 		chat_line_unref(((struct cm_fanout *)m)->line);

@@ -108,7 +108,7 @@ START_TEST(clients_converse_in_channels_and_in_private)
 	ck_assert(ircc_wait_eof(c, 5));
 
 	ircc_send(d, "WHOIS alice\r\n");
-	EXPECT(d, " 319 dave alice :#talk");
+	EXPECT(d, " 319 dave alice :@#talk");
 	EXPECT(d, " 318 dave alice :End of /WHOIS list");
 	ircc_sync(d);
 	ck_assert_ptr_null(ircc_expect(d, "carol", 0.2)); /* dave shared no channel with carol */

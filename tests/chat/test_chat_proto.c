@@ -822,11 +822,24 @@ START_TEST(ison_and_userhost_find_registered_nicks)
 }
 END_TEST
 
+/* Each needle occurs in `all` after the one before it. */
+static void assert_in_order(const char *all, const char *const *needles, unsigned n)
+{
+	const char *at = all;
+	for (unsigned i = 0; i < n; i++) {
+		const char *p = strstr(at, needles[i]);
+		ck_assert_msg(p != NULL, "no \"%s\" after \"%s\" in:\n%s", needles[i],
+		              i > 0 ? needles[i - 1] : "the start", all);
+		at = p + 1;
+	}
+}
+
 START_TEST(small_queries_answer_with_their_numerics)
 {
 	struct bus_client *a = bus_client_new(B, 0, "alice");
 	bus_sendf(a,
-	          "LUSERS\r\nMOTD\r\nVERSION\r\nTIME\r\nWHOWAS old\r\nOPER a b\r\nKILL x :y\r\n");
+	          "LUSERS\r\nMOTD\r\nVERSION\r\nTIME\r\nWHOWAS old\r\nOPER a b\r\nKILL x :y\r\n"
+	          "INFO\r\n");
 	HAS(a, " 251 alice ");
 	HAS(a, " 422 alice ");
 	HAS(a, " 351 alice libactor-chat");
@@ -835,6 +848,58 @@ START_TEST(small_queries_answer_with_their_numerics)
 	HAS(a, " 369 alice old :End of WHOWAS");
 	HAS(a, " 491 alice :No O-lines for your host");
 	HAS(a, " 481 alice :Permission Denied- You're not an IRC operator");
+	HAS(a, " 371 alice :");
+	HAS(a, " 374 alice :End of INFO list");
+}
+END_TEST
+
+START_TEST(oper_needs_the_right_name_and_password_and_shows_in_who_whois_and_lusers)
+{
+	ck_assert_int_eq(chat_srv_add_oper(bus_srv(B), "operuser", "operpassword"), 0);
+	struct bus_client *a = bus_client_new(B, 0, "alice");
+	struct bus_client *b = bus_client_new(B, 1, "bob");
+	bus_sendf(a, "OPER operuser wrong\r\nOPER nobody operpassword\r\nOPER operuser\r\n");
+	COUNT(a, " 464 alice :Password incorrect", 2);
+	HAS(a, " 461 alice OPER ");
+	bus_sendf(a, "OPER operuser operpassword\r\nMODE alice\r\n");
+	HAS(a, " 381 alice :You are now an IRC operator");
+	HAS(a, ":alice!~alice@127.0.0.1 MODE alice :+o");
+	HAS(a, " 221 alice +o");
+	bus_sendf(a, "JOIN #ops\r\n");
+	bus_read(a);
+	bus_sendf(b, "WHOIS alice\r\nWHO alice\r\nWHO #ops\r\nLUSERS\r\n");
+	const char *all = bus_read(b);
+	ck_assert_msg(strstr(all, " 313 bob alice :is an IRC operator") != NULL, "%s", all);
+	ck_assert_msg(strstr(all, " 319 bob alice :@#ops") != NULL, "%s", all);
+	ck_assert_msg(strstr(all, " alice H* :0 ") != NULL, "%s", all);
+	ck_assert_msg(strstr(all, " alice H*@ :0 ") != NULL, "%s", all);
+	ck_assert_msg(strstr(all, " 252 bob 1 :") != NULL, "%s", all);
+	bus_sendf(a, "MODE alice -o\r\n");
+	HAS(a, "MODE alice :-o");
+	bus_sendf(b, "WHOIS alice\r\nLUSERS\r\n");
+	all = bus_read(b);
+	ck_assert_msg(strstr(all, " 313 ") == NULL && strstr(all, " 252 ") == NULL, "%s", all);
+}
+END_TEST
+
+START_TEST(kill_and_wallops_are_for_operators)
+{
+	ck_assert_int_eq(chat_srv_add_oper(bus_srv(B), "op", "secret"), 0);
+	struct bus_client *o = bus_client_new(B, 0, "ircop");
+	struct bus_client *a = bus_client_new(B, 1, "alice");
+	struct bus_client *b = bus_client_new(B, 2, "bob");
+	bus_sendf(a, "KILL bob :no\r\nWALLOPS :no\r\nMODE alice +w\r\n");
+	COUNT(a, " 481 alice ", 2);
+	ck_assert(!bus_closed(b));
+	bus_sendf(o, "OPER op secret\r\nWALLOPS :hello watchers\r\n");
+	HAS(a, ":ircop!~ircop@127.0.0.1 WALLOPS :hello watchers");
+	ck_assert_uint_eq(bus_count(b, "WALLOPS"), 0); /* no +w */
+	bus_read(o);
+	bus_sendf(o, "KILL bob :spam\r\nKILL nobody :x\r\nPING :k\r\n");
+	HAS(b, ":ircop!~ircop@127.0.0.1 KILL bob :spam");
+	ck_assert(bus_closed(b));
+	const char *order[] = {" 401 ircop nobody ", "PONG"};
+	assert_in_order(bus_read(o), order, 2);
 }
 END_TEST
 
@@ -1100,18 +1165,6 @@ END_TEST
  * Replies in order
  */
 
-/* Each needle occurs in `all` after the one before it. */
-static void assert_in_order(const char *all, const char *const *needles, unsigned n)
-{
-	const char *at = all;
-	for (unsigned i = 0; i < n; i++) {
-		const char *p = strstr(at, needles[i]);
-		ck_assert_msg(p != NULL, "no \"%s\" after \"%s\" in:\n%s", needles[i],
-		              i > 0 ? needles[i - 1] : "the start", all);
-		at = p + 1;
-	}
-}
-
 START_TEST(a_401_for_a_missing_nick_comes_before_a_later_pong)
 {
 	struct bus_client *a = bus_client_new(B, 0, "alice");
@@ -1234,7 +1287,9 @@ static Suite *proto_suite(void)
 	    {"queries",
 	     {who_lists_a_channel_or_a_nick, whois_describes_a_user_or_says_there_is_none,
 	      list_shows_channels_users_and_topics, ison_and_userhost_find_registered_nicks,
-	      small_queries_answer_with_their_numerics}},
+	      small_queries_answer_with_their_numerics,
+	      oper_needs_the_right_name_and_password_and_shows_in_who_whois_and_lusers,
+	      kill_and_wallops_are_for_operators}},
 	    {"presence",
 	     {away_is_set_cleared_and_shown_to_who_messages_you,
 	      a_nick_change_reaches_each_channel_peer_once,
