@@ -303,7 +303,9 @@ struct cm_records {
 };
 
 /* Lookup purposes (cm_req.tag for OP_LOOKUP). */
-enum { LOOKUP_USERHOST = 1, LOOKUP_ISON, LOOKUP_MODE };
+enum { LOOKUP_USERHOST = 1, LOOKUP_ISON, LOOKUP_MODE, LOOKUP_WHO };
+/* LOOKUP_WHO: args[0] is a mask; the records are the users matching it, as
+ * "<nick> <user> <host> <H|G>[*] <realname>". */
 
 /* Helpers over the environment: allocate-and-send that frees what could not be sent. */
 void *chat_msg_new(struct chat_env *e, size_t size, uint32_t type);

@@ -22,10 +22,22 @@ struct nick_entry {
 	char nick[IRC_NICKLEN + 1];
 	char user[IRC_USERLEN + 1];
 	char host[IRC_HOSTLEN + 1];
+	char real[IRC_REALLEN + 1];
 	actor_ref_t ref;
-	uint8_t away;
+	uint8_t away, oper, invisible;
 	uint8_t registered;
 };
+
+/* What others see of a user, from its latest request. */
+static void nick_learn(struct nick_entry *n, const struct irc_who *who)
+{
+	snprintf(n->user, sizeof(n->user), "%s", who->user);
+	snprintf(n->host, sizeof(n->host), "%s", who->host);
+	snprintf(n->real, sizeof(n->real), "%s", who->real);
+	n->away = who->away;
+	n->oper = who->oper;
+	n->invisible = who->invisible;
+}
 
 struct chan_entry {
 	char name[IRC_CHANLEN + 1];
@@ -158,9 +170,7 @@ static void nick_claim(struct registry *r, struct chat_env *e, struct cm_req *q)
 		if (q->tag) /* a registered client changing nick stays findable */
 			n->registered = 1;
 		snprintf(n->nick, sizeof(n->nick), "%.*s", IRC_NICKLEN, q->target);
-		snprintf(n->user, sizeof(n->user), "%s", q->who.user);
-		snprintf(n->host, sizeof(n->host), "%s", q->who.host);
-		n->away = q->who.away;
+		nick_learn(n, &q->who);
 	}
 	struct cm_nick_result *res = chat_msg_new(e, sizeof(*res), CM_NICK_RESULT);
 	if (res == NULL)
@@ -182,16 +192,42 @@ static void user_update(struct registry *r, struct cm_req *q)
 	struct nick_entry *n = find_nick(r, q->who.nick);
 	if (n == NULL || !actor_ref_eq(n->ref, q->from))
 		return;
-	snprintf(n->user, sizeof(n->user), "%s", q->who.user);
-	snprintf(n->host, sizeof(n->host), "%s", q->who.host);
-	n->away = q->who.away;
+	nick_learn(n, &q->who);
 	n->registered = 1;
+}
+
+/* WHO with a mask: the registered users whose nick, nick!user@host or realname it matches.
+ * Invisible users show only to themselves: this shard cannot know who shares a channel with
+ * them. */
+static void who_mask(struct registry *r, struct cm_req *q)
+{
+	const char *mask = cm_req_arg(q, 0);
+	bool all = strcmp(mask, "*") == 0 || strcmp(mask, "0") == 0;
+	for (size_t i = 0; i < r->nicks.cap; i++) {
+		struct nick_entry *n = r->nicks.vals[i];
+		if (n == NULL || !n->registered)
+			continue;
+		if (n->invisible && !actor_ref_eq(n->ref, q->from))
+			continue;
+		char full[IRC_NICKLEN + IRC_USERLEN + IRC_HOSTLEN + 3];
+		snprintf(full, sizeof(full), "%s!%s@%s", n->nick, n->user, n->host);
+		if (!all && !irc_match(mask, n->nick) && !irc_match(mask, full) &&
+		    !irc_match(mask, n->host) && !irc_match(mask, n->real))
+			continue;
+		irc_buf_linef(&r->out, "%s %s %s %c%s %s", n->nick, n->user, n->host,
+		              n->away ? 'G' : 'H', n->oper ? "*" : "", n->real);
+	}
 }
 
 /* USERHOST, ISON and the MODE check: the registered nicks among the arguments. */
 static void lookup(struct registry *r, struct chat_env *e, struct cm_req *q)
 {
 	struct irc_buf *b = &r->out;
+	if (q->tag == LOOKUP_WHO) {
+		who_mask(r, q);
+		send_records(r, e, q, CM_LOOKUP_REPLY);
+		return;
+	}
 	for (unsigned i = 0; i < q->nargs; i++) {
 		struct nick_entry *n = find_nick(r, cm_req_arg(q, i));
 		if (n == NULL || !n->registered)

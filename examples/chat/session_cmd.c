@@ -593,6 +593,27 @@ static void cmd_msg(struct sess *s, struct irc_msg *m)
 	}
 }
 
+/* WHO with a mask: every registry shard looks through its users. */
+static void who_mask(struct sess *s, const char *mask)
+{
+	free(s->lookup_arg);
+	s->lookup_arg = strdup(mask);
+	irc_buf_reset(&s->acc);
+	s->lookup_tag = LOOKUP_WHO;
+	s->pending = 0;
+	for (unsigned w = 0; w < s->srv->workers; w++) {
+		struct cm_req *q = sess_req(s, OP_LOOKUP, "", 1, &mask);
+		if (q == NULL)
+			continue;
+		q->tag = LOOKUP_WHO;
+		if (chat_send(s->e, s->srv->registry[w], q) == 0)
+			s->pending++;
+	}
+	s->wait = s->pending > 0 ? WAIT_LOOKUP : WAIT_NONE;
+	if (s->pending == 0)
+		sess_numeric(s, "315", "%s :End of /WHO list", mask);
+}
+
 static void cmd_who(struct sess *s, struct irc_msg *m)
 {
 	const char *mask = m->nparams > 0 && m->params[0][0] != '\0' ? m->params[0] : "*";
@@ -601,8 +622,10 @@ static void cmd_who(struct sess *s, struct irc_msg *m)
 	else if (irc_valid_nick(mask, IRC_NICKLEN))
 		sess_send_req(s, chat_registry_for(s->srv, mask),
 		              sess_req(s, OP_WHO_NICK, mask, 0, NULL));
-	else /* masks over the whole network are not searched */
-		sess_numeric(s, "315", "%s :End of /WHO list", mask);
+	else if (strlen(mask) <= IRC_NICKLEN + IRC_USERLEN + IRC_HOSTLEN + 2)
+		who_mask(s, mask);
+	else
+		sess_numeric(s, "315", "%.*s :End of /WHO list", IRC_CHANLEN, mask);
 }
 
 static void cmd_whois(struct sess *s, struct irc_msg *m)

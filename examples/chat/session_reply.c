@@ -32,10 +32,36 @@ static void nick_result(struct sess *s, struct cm_nick_result *r)
 	sess_try_register(s);
 }
 
+/* One shard's users for WHO <mask>, as 352 lines; the last shard's answer ends the list. */
+static void who_mask_reply(struct sess *s, struct cm_records *r)
+{
+	char *text = strndup(r->text, r->len);
+	for (char *save = NULL, *rec = text ? strtok_r(text, "\r\n", &save) : NULL; rec != NULL;
+	     rec = strtok_r(NULL, "\r\n", &save)) {
+		char nick[IRC_NICKLEN + 1], user[IRC_USERLEN + 1], host[IRC_HOSTLEN + 1], flags[4];
+		int off = 0;
+		if (sscanf(rec, "%30s %12s %63s %3s %n", nick, user, host, flags, &off) < 4)
+			continue;
+		sess_numeric(s, "352", "* %s %s %s %s %s :0 %s", user, host, s->srv->name, nick,
+		             flags, off > 0 ? rec + off : "");
+	}
+	free(text);
+	if (--s->pending > 0)
+		return;
+	s->wait = WAIT_NONE;
+	sess_numeric(s, "315", "%s :End of /WHO list", s->lookup_arg ? s->lookup_arg : "*");
+	free(s->lookup_arg);
+	s->lookup_arg = NULL;
+}
+
 static void lookup_reply(struct sess *s, struct cm_records *r)
 {
 	if (s->wait != WAIT_LOOKUP || r->tag != s->lookup_tag)
 		return;
+	if (r->tag == LOOKUP_WHO) {
+		who_mask_reply(s, r);
+		return;
+	}
 	char *text = strndup(r->text, r->len);
 	for (char *save = NULL, *rec = text ? strtok_r(text, "\n", &save) : NULL; rec != NULL;
 	     rec = strtok_r(NULL, "\n", &save)) {

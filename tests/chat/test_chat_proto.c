@@ -882,6 +882,34 @@ START_TEST(oper_needs_the_right_name_and_password_and_shows_in_who_whois_and_lus
 }
 END_TEST
 
+START_TEST(who_with_a_mask_searches_every_shard_and_hides_invisible_users)
+{
+	struct bus_client *a = bus_client_new(B, 0, "alice");
+	struct bus_client *b = bus_client_new(B, 1, "bob");
+	struct bus_client *c = bus_client_new(B, 2, "carol");
+	struct bus_client *d = bus_client_new(B, 0, "bobby");
+	bus_sendf(c, "MODE carol +i\r\nAWAY :gone\r\n");
+	bus_read(c);
+	bus_sendf(a, "WHO bo*\r\n");
+	COUNT(a, " 352 alice ", 2);
+	HAS(a, " 352 alice * ~bob 127.0.0.1 irc.test bob H :0 Real bob");
+	HAS(a, " 352 alice * ~bobby 127.0.0.1 irc.test bobby H :0 Real bobby");
+	HAS(a, " 315 alice bo* :End of /WHO list");
+	bus_read(a);
+	bus_sendf(a, "WHO *\r\n");
+	COUNT(a, " 352 alice ", 3); /* alice, bob, bobby; carol is invisible */
+	bus_read(a);
+	bus_sendf(c, "WHO *\r\nWHO *Real?carol\r\n");
+	COUNT(c, " carol G :0 Real carol", 2); /* but sees herself */
+	bus_sendf(a, "WHO nobody*\r\n");
+	const char *all = bus_read(a);
+	ck_assert_msg(strstr(all, " 352 ") == NULL && strstr(all, " 315 alice nobody* ") != NULL,
+	              "%s", all);
+	(void)b;
+	(void)d;
+}
+END_TEST
+
 START_TEST(kill_and_wallops_are_for_operators)
 {
 	ck_assert_int_eq(chat_srv_add_oper(bus_srv(B), "op", "secret"), 0);
@@ -1289,7 +1317,8 @@ static Suite *proto_suite(void)
 	      list_shows_channels_users_and_topics, ison_and_userhost_find_registered_nicks,
 	      small_queries_answer_with_their_numerics,
 	      oper_needs_the_right_name_and_password_and_shows_in_who_whois_and_lusers,
-	      kill_and_wallops_are_for_operators}},
+	      kill_and_wallops_are_for_operators,
+	      who_with_a_mask_searches_every_shard_and_hides_invisible_users}},
 	    {"presence",
 	     {away_is_set_cleared_and_shown_to_who_messages_you,
 	      a_nick_change_reaches_each_channel_peer_once,
