@@ -284,14 +284,19 @@ static void names_reply(struct chan *c, const struct cm_req *q, bool member)
 		const struct member *m = c->mem[i];
 		if (m->who.invisible && !member)
 			continue;
-		const char *pfx = (m->flags & M_OP) ? "@" : (m->flags & M_VOICE) ? "+" : "";
-		size_t need = strlen(pfx) + strlen(m->who.nick) + 1;
+		const char *pfx = chat_prefix(m->flags, q->who.caps);
+		char name[IRC_NICKLEN + IRC_USERLEN + IRC_HOSTLEN + 3];
+		if (q->who.caps & CAP_USERHOST_IN_NAMES)
+			snprintf(name, sizeof(name), WHO_FMT, WHO_ARGS(&m->who));
+		else
+			snprintf(name, sizeof(name), "%s", m->who.nick);
+		size_t need = strlen(pfx) + strlen(name) + 1;
 		if (len > 0 && (size_t)hl + len + need > 510) {
 			irc_buf_linef(&c->out, "%s%.*s", head, (int)len, line);
 			len = 0;
 		}
 		len += (size_t)snprintf(line + len, sizeof(line) - len, "%s%s%s", len ? " " : "",
-		                        pfx, m->who.nick);
+		                        pfx, name);
 	}
 	if (len > 0)
 		irc_buf_linef(&c->out, "%s%.*s", head, (int)len, line);
@@ -423,8 +428,12 @@ static void op_msg(struct chan *c, struct chat_env *e, const struct cm_req *q, s
 			NUMERIC(c, q, "404", "%s :Cannot send to channel", c->name);
 		return;
 	}
-	chan_broadcast(c, e, q->from, 0, ":" WHO_FMT " %s %s :%s", WHO_ARGS(&q->who),
-	               notice ? "NOTICE" : "PRIVMSG", c->name, cm_req_arg(q, 0));
+	if (q->who.caps & CAP_ECHO_MESSAGE) /* the speaker's copy comes in its reply */
+		chan_broadcast_req(c, e, q, ":" WHO_FMT " %s %s :%s", WHO_ARGS(&q->who),
+		                   notice ? "NOTICE" : "PRIVMSG", c->name, cm_req_arg(q, 0));
+	else
+		chan_broadcast(c, e, q->from, 0, ":" WHO_FMT " %s %s :%s", WHO_ARGS(&q->who),
+		               notice ? "NOTICE" : "PRIVMSG", c->name, cm_req_arg(q, 0));
 }
 
 static void op_topic(struct chan *c, struct chat_env *e, const struct cm_req *q, struct member *m)
@@ -461,7 +470,7 @@ static void op_who(struct chan *c, const struct cm_req *q, struct member *me)
 			const struct member *m = c->mem[i];
 			if (m->who.invisible && me == NULL)
 				continue;
-			const char *pfx = (m->flags & M_OP) ? "@" : (m->flags & M_VOICE) ? "+" : "";
+			const char *pfx = chat_prefix(m->flags, q->who.caps);
 			NUMERIC(c, q, "352", "%s %s %s %s %s %c%s%s :0 %s", c->name, m->who.user,
 			        m->who.host, c->srv->name, m->who.nick, m->who.away ? 'G' : 'H',
 			        m->who.oper ? "*" : "", pfx, m->who.real);
@@ -558,6 +567,7 @@ static void handle_req(struct chan *c, struct chat_env *e, struct cm_req *q)
 			m->who.away = q->who.away;
 			m->who.invisible = q->who.invisible;
 			m->who.oper = q->who.oper;
+			m->who.caps = q->who.caps;
 		}
 		break;
 	case OP_MSG:

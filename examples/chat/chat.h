@@ -189,6 +189,21 @@ enum chat_op {
 /* A member's prefix flags in a channel. */
 enum { M_OP = 1, M_VOICE = 2 };
 
+/* IRCv3 capabilities a client can enable (CAP REQ); irc_who.caps. */
+enum {
+	CAP_CAP_NOTIFY = 1 << 0,
+	CAP_MULTI_PREFIX = 1 << 1,
+	CAP_USERHOST_IN_NAMES = 1 << 2,
+	CAP_ECHO_MESSAGE = 1 << 3,
+	CAP_SERVER_TIME = 1 << 4,
+};
+/* Their names, in bit order; chat_cap_bit("name") is the bit or 0. */
+extern const char *const chat_cap_names[];
+unsigned chat_cap_bit(const char *name);
+
+/* The prefix of a member with these flags as `who` sees it: "@+" with multi-prefix. */
+const char *chat_prefix(uint8_t flags, unsigned caps);
+
 /* Who sent a request, as others see them. */
 struct irc_who {
 	char nick[IRC_NICKLEN + 1];
@@ -198,6 +213,7 @@ struct irc_who {
 	uint8_t away;
 	uint8_t invisible;
 	uint8_t oper; /* user mode +o, from OPER */
+	uint16_t caps; /* CAP_*: the capabilities its client enabled */
 };
 
 /* Replies in order. A request with a nonzero `seq` gets exactly one CM_REPLY with that seq,

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "session.h"
 
@@ -64,11 +65,42 @@ const char *sess_target_nick(const struct sess *s)
  * Output
  */
 
+/* server-time: each line gets @time=, merged into the tags it may already have. */
+static int write_timed(struct sess *s, const char *data, size_t len)
+{
+	struct timespec ts;
+	struct tm tm;
+	char tag[48];
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	size_t tl = strftime(tag, sizeof(tag), "@time=%Y-%m-%dT%H:%M:%S", &tm);
+	tl += (size_t)snprintf(tag + tl, sizeof(tag) - tl, ".%03ldZ", ts.tv_nsec / 1000000);
+	struct irc_buf out;
+	irc_buf_init(&out);
+	for (size_t off = 0; off < len;) {
+		const char *end = memchr(data + off, '\n', len - off);
+		size_t n = end != NULL ? (size_t)(end - (data + off)) + 1 : len - off;
+		irc_buf_put(&out, tag, tl);
+		if (data[off] == '@') { /* "@a=b :src CMD" -> "@time=...;a=b :src CMD" */
+			irc_buf_put(&out, ";", 1);
+			irc_buf_put(&out, data + off + 1, n - 1);
+		} else {
+			irc_buf_put(&out, " ", 1);
+			irc_buf_put(&out, data + off, n);
+		}
+		off += n;
+	}
+	int rc = out.oom ? -ENOMEM : s->e->ops->write(s->e, out.data, out.len);
+	irc_buf_free(&out);
+	return rc;
+}
+
 static void write_now(struct sess *s, const char *data, size_t len)
 {
 	if (s->flags & F_CLOSING || len == 0)
 		return;
-	int rc = s->e->ops->write(s->e, data, len);
+	int rc = (s->who.caps & CAP_SERVER_TIME) ? write_timed(s, data, len)
+	                                         : s->e->ops->write(s->e, data, len);
 	if (rc == -ENOBUFS) {
 		/* Over the cap: make room for one last line, and say why we hang up. */
 		s->e->ops->set_sendq(s->e, s->srv->sendq + 1024, s->srv->sendq / 4);

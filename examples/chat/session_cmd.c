@@ -159,22 +159,68 @@ static void cmd_user(struct sess *s, struct irc_msg *m)
 	sess_try_register(s);
 }
 
+/* The capabilities in `bits`, space-separated. */
+static void cap_list(unsigned bits, char *out, size_t cap)
+{
+	size_t n = 0;
+	out[0] = '\0';
+	for (unsigned i = 0; chat_cap_names[i] != NULL && n < cap; i++)
+		if (bits & (1u << i))
+			n += (size_t)snprintf(out + n, cap - n, "%s%s", n ? " " : "", chat_cap_names[i]);
+}
+
+/* CAP REQ: all the changes asked for, or none (IRCv3 capability negotiation). */
+static void cap_req(struct sess *s, const char *list)
+{
+	const char *nick = sess_target_nick(s);
+	char buf[512];
+	snprintf(buf, sizeof(buf), "%s", list);
+	unsigned on = 0, off = 0;
+	bool ok = true;
+	for (char *save = NULL, *t = strtok_r(buf, " ", &save); t != NULL;
+	     t = strtok_r(NULL, " ", &save)) {
+		bool remove = t[0] == '-';
+		unsigned bit = chat_cap_bit(t + remove);
+		if (bit == 0)
+			ok = false;
+		else if (remove)
+			off |= bit;
+		else
+			on |= bit;
+	}
+	if (!ok || (on & off) != 0) {
+		sess_printf(s, ":%s CAP %s NAK :%s", s->srv->name, nick, list);
+		return;
+	}
+	unsigned caps = (s->who.caps | on) & ~off;
+	sess_printf(s, ":%s CAP %s ACK :%s", s->srv->name, nick, list);
+	if (caps == s->who.caps)
+		return;
+	s->who.caps = (uint16_t)caps;
+	if (s->flags & F_REGISTERED)
+		sess_who_changed(s); /* the channels answer NAMES and WHO by what it enabled */
+}
+
 static void cmd_cap(struct sess *s, struct irc_msg *m)
 {
 	NEED_PARAMS(s, m, 1);
 	const char *sub = m->params[0];
 	const char *nick = sess_target_nick(s);
+	char caps[256];
 	if (strcasecmp(sub, "LS") == 0) {
 		if (!(s->flags & F_REGISTERED))
 			s->flags |= F_CAP; /* registration waits for CAP END */
-		sess_printf(s, ":%s CAP %s LS :", s->srv->name, nick);
+		if (m->nparams > 1 && atoi(m->params[1]) >= 302)
+			s->who.caps |= CAP_CAP_NOTIFY; /* implied by version 302 */
+		cap_list(~0u, caps, sizeof(caps));
+		sess_printf(s, ":%s CAP %s LS :%s", s->srv->name, nick, caps);
 	} else if (strcasecmp(sub, "LIST") == 0) {
-		sess_printf(s, ":%s CAP %s LIST :", s->srv->name, nick);
+		cap_list(s->who.caps, caps, sizeof(caps));
+		sess_printf(s, ":%s CAP %s LIST :%s", s->srv->name, nick, caps);
 	} else if (strcasecmp(sub, "REQ") == 0) {
 		if (!(s->flags & F_REGISTERED))
 			s->flags |= F_CAP;
-		sess_printf(s, ":%s CAP %s NAK :%s", s->srv->name, nick,
-		            m->nparams > 1 ? m->params[1] : "");
+		cap_req(s, m->nparams > 1 ? m->params[1] : "");
 	} else if (strcasecmp(sub, "END") == 0) {
 		s->flags &= ~F_CAP;
 		sess_try_register(s);
@@ -586,10 +632,14 @@ static void cmd_msg(struct sess *s, struct irc_msg *m)
 		if (q == NULL)
 			continue;
 		q->tag = notice;
-		if (chan)
+		if (chan) {
 			to_channel(s, q);
-		else
-			sess_send_req(s, chat_registry_for(s->srv, target), q);
+			continue;
+		}
+		if (s->who.caps & CAP_ECHO_MESSAGE)
+			sess_printf(s, ":%s!%s@%s %s %s :%s", s->who.nick, s->who.user, s->who.host,
+			            m->cmd, target, text);
+		sess_send_req(s, chat_registry_for(s->srv, target), q);
 	}
 }
 

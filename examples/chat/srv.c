@@ -138,6 +138,24 @@ void chat_msg_release(actor_msg_t *m)
 	}
 }
 
+const char *const chat_cap_names[] = {"cap-notify", "multi-prefix", "userhost-in-names",
+                                       "echo-message", "server-time", NULL};
+
+unsigned chat_cap_bit(const char *name)
+{
+	for (unsigned i = 0; chat_cap_names[i] != NULL; i++)
+		if (strcmp(chat_cap_names[i], name) == 0)
+			return 1u << i;
+	return 0;
+}
+
+const char *chat_prefix(uint8_t flags, unsigned caps)
+{
+	if ((caps & CAP_MULTI_PREFIX) && (flags & M_OP) && (flags & M_VOICE))
+		return "@+";
+	return (flags & M_OP) ? "@" : (flags & M_VOICE) ? "+" : "";
+}
+
 /* ---------------------------------------------------------------------------------------------
  * The server
  */

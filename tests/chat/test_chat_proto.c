@@ -99,7 +99,7 @@ START_TEST(cap_ls_holds_registration_until_cap_end)
 	HAS(c, ":irc.test CAP * LS :");
 	HASNT(c, " 001 ");
 	bus_sendf(c, "CAP REQ :multi-prefix sasl\r\n");
-	HAS(c, ":irc.test CAP n NAK :multi-prefix sasl");
+	HAS(c, ":irc.test CAP n NAK :multi-prefix sasl"); /* one unknown: none of them */
 	bus_sendf(c, "CAP LIST\r\nCAP END\r\n");
 	HAS(c, "CAP n LIST :");
 	HAS(c, " 001 n ");
@@ -107,6 +107,38 @@ START_TEST(cap_ls_holds_registration_until_cap_end)
 	bus_sendf(c, "CAP BOGUS\r\nCAP\r\n");
 	HAS(c, " 410 n BOGUS :Invalid CAP command");
 	HAS(c, " 461 n CAP :Not enough parameters");
+}
+END_TEST
+
+START_TEST(cap_req_enables_capabilities_all_or_none)
+{
+	struct bus_client *c = bus_connect(B, 0, "h", false);
+	bus_sendf(c, "CAP LS 302\r\nNICK n\r\nUSER u 0 * :r\r\n");
+	HAS(c, " LS :cap-notify multi-prefix userhost-in-names echo-message server-time");
+	bus_sendf(c, "CAP REQ :multi-prefix -multi-prefix\r\nCAP REQ :userhost-in-names "
+	             "multi-prefix echo-message\r\nCAP LIST\r\nCAP END\r\n");
+	HAS(c, " CAP n NAK :multi-prefix -multi-prefix");
+	HAS(c, " CAP n ACK :userhost-in-names multi-prefix echo-message");
+	HAS(c, " CAP n LIST :cap-notify multi-prefix userhost-in-names echo-message");
+	struct bus_client *b = bus_client_new(B, 1, "bob");
+	bus_sendf(c, "JOIN #caps\r\n");
+	bus_sendf(b, "JOIN #caps\r\n");
+	bus_sendf(c, "MODE #caps +v n\r\nMODE #caps +v bob\r\nPRIVMSG #caps :echoed\r\n"
+	             "PRIVMSG bob :echoed too\r\nNAMES #caps\r\nWHO #caps\r\n");
+	const char *all = bus_read(c);
+	ck_assert_msg(strstr(all, " 353 n = #caps :@+n!~u@h +bob!~bob@127.0.0.1") != NULL,
+	              "%s", all);
+	ck_assert_msg(strstr(all, ":n!~u@h PRIVMSG #caps :echoed") != NULL, "%s", all);
+	ck_assert_msg(strstr(all, ":n!~u@h PRIVMSG bob :echoed too") != NULL, "%s", all);
+	ck_assert_msg(strstr(all, " n H@+ :0 r") != NULL, "%s", all);
+	bus_sendf(b, "NAMES #caps\r\n"); /* bob asked for nothing */
+	HAS(b, " 353 bob = #caps :@n bob");
+	bus_sendf(c, "CAP REQ :-multi-prefix -userhost-in-names server-time\r\nNAMES #caps\r\n");
+	all = bus_read(c);
+	const char *names = strstr(all, "\n@time=");
+	ck_assert_msg(names != NULL && strlen(names) > 32 && names[17] == 'T' && names[26] == '.' &&
+	                  strncmp(names + 30, "Z :irc.test 353 n = #caps :@n +bob", 34) == 0,
+	              "%s", all);
 }
 END_TEST
 
@@ -1281,7 +1313,8 @@ static Suite *proto_suite(void)
 	} groups[] = {
 	    {"registration",
 	     {registration_sends_the_welcome_burst, registration_sends_the_motd_when_there_is_one,
-	      cap_ls_holds_registration_until_cap_end, nick_errors_get_431_432_and_433,
+	      cap_ls_holds_registration_until_cap_end, cap_req_enables_capabilities_all_or_none,
+	      nick_errors_get_431_432_and_433,
 	      nicks_collide_under_the_rfc1459_case_mapping, commands_before_registration_get_451,
 	      unknown_commands_get_421, user_and_pass_errors_get_461_and_462,
 	      a_server_password_is_checked_at_registration, ping_is_answered_and_needs_a_token,
