@@ -465,15 +465,17 @@ static void op_topic(struct chan *c, struct chat_env *e, const struct cm_req *q,
 
 static void op_who(struct chan *c, const struct cm_req *q, struct member *me)
 {
+	const char *to = q->who.nick[0] ? q->who.nick : "*";
 	if (!(c->modes & C_SECRET) || me != NULL) {
 		for (uint32_t i = 0; i < c->n; i++) {
 			const struct member *m = c->mem[i];
 			if (m->who.invisible && me == NULL)
 				continue;
-			const char *pfx = chat_prefix(m->flags, q->who.caps);
-			NUMERIC(c, q, "352", "%s %s %s %s %s %c%s%s :0 %s", c->name, m->who.user,
-			        m->who.host, c->srv->name, m->who.nick, m->who.away ? 'G' : 'H',
-			        m->who.oper ? "*" : "", pfx, m->who.real);
+			char flags[8];
+			snprintf(flags, sizeof(flags), "%c%s%s", m->who.away ? 'G' : 'H',
+			         m->who.oper ? "*" : "", chat_prefix(m->flags, q->who.caps));
+			chat_who_line(&c->out, c->srv, to, cm_req_arg(q, 0), c->name, m->who.nick,
+			              m->who.user, m->who.host, flags, 0, m->who.real);
 		}
 	}
 	NUMERIC(c, q, "315", "%s :End of /WHO list", c->name);

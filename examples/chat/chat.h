@@ -374,6 +374,18 @@ void fanout_handle(struct fanout *f, struct chat_env *e, actor_msg_t *m);
 void chat_deliver_local(struct chat_env *e, struct chat_line *line, const actor_ref_t *to,
                         uint32_t n, actor_ref_t exclude, uint64_t dedup);
 
+/* WHO's answer for one user: RPL_WHOREPLY (352), or with WHOX (`whox` is the "%fields[,token]"
+ * argument, or "") RPL_WHOSPCRPL (354) with the fields asked for, in the specification's
+ * order. `flags` is H or G, then * for an operator, then the channel prefix. Appends one line. */
+void chat_who_line(struct irc_buf *b, const struct chat_srv *srv, const char *to,
+                   const char *whox, const char *chan, const char *nick, const char *user,
+                   const char *host, const char *flags, unsigned idle, const char *real);
+/* Whether a WHO argument is a WHOX field list. */
+static inline bool chat_is_whox(const char *arg)
+{
+	return arg != NULL && arg[0] == '%';
+}
+
 /* srv.c: defaults, the MOTD, the welcome burst's pieces. */
 void chat_srv_init(struct chat_srv *srv, unsigned workers);
 int chat_srv_load_motd(struct chat_srv *srv, const char *path); /* 0 or -errno */

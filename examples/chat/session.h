@@ -62,7 +62,8 @@ struct sess {
 	char *join_cur, *key_cur;
 	unsigned pending; /* WAIT_LIST, WAIT_LOOKUP: replies to come */
 	uint64_t lookup_tag;
-	char *lookup_arg;   /* LIST's filter, MODE's nick */
+	char *lookup_arg;   /* LIST's filter, MODE's nick, WHO's mask */
+	char whox[32];      /* WHO <mask>'s WHOX fields, or "" */
 	struct irc_buf acc; /* ISON/USERHOST results */
 
 	struct irc_framer framer;

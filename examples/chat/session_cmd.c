@@ -6,6 +6,7 @@
  * Channel requests go straight to the channel's actor when we are a member (we learnt its
  * reference when we joined) and through the name's registry otherwise.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -644,10 +645,11 @@ static void cmd_msg(struct sess *s, struct irc_msg *m)
 }
 
 /* WHO with a mask: every registry shard looks through its users. */
-static void who_mask(struct sess *s, const char *mask)
+static void who_mask(struct sess *s, const char *mask, const char *whox)
 {
 	free(s->lookup_arg);
 	s->lookup_arg = strdup(mask);
+	snprintf(s->whox, sizeof(s->whox), "%s", whox);
 	irc_buf_reset(&s->acc);
 	s->lookup_tag = LOOKUP_WHO;
 	s->pending = 0;
@@ -667,13 +669,16 @@ static void who_mask(struct sess *s, const char *mask)
 static void cmd_who(struct sess *s, struct irc_msg *m)
 {
 	const char *mask = m->nparams > 0 && m->params[0][0] != '\0' ? m->params[0] : "*";
+	const char *whox = m->nparams > 1 && chat_is_whox(m->params[1]) ? m->params[1] : "";
+	if (strlen(whox) >= sizeof(s->whox))
+		whox = "";
 	if (irc_is_channel(mask) && irc_valid_channel(mask, IRC_CHANLEN))
-		to_channel(s, sess_req(s, OP_WHO, mask, 0, NULL));
+		to_channel(s, sess_req(s, OP_WHO, mask, 1, &whox));
 	else if (irc_valid_nick(mask, IRC_NICKLEN))
 		sess_send_req(s, chat_registry_for(s->srv, mask),
-		              sess_req(s, OP_WHO_NICK, mask, 0, NULL));
+		              sess_req(s, OP_WHO_NICK, mask, 1, &whox));
 	else if (strlen(mask) <= IRC_NICKLEN + IRC_USERLEN + IRC_HOSTLEN + 2)
-		who_mask(s, mask);
+		who_mask(s, mask, whox);
 	else
 		sess_numeric(s, "315", "%.*s :End of /WHO list", IRC_CHANLEN, mask);
 }
@@ -828,26 +833,84 @@ struct command {
 	const char *name;
 	void (*fn)(struct sess *s, struct irc_msg *m);
 	bool before_registration; /* allowed before the welcome */
+	const char *help;         /* HELP <name> */
 };
 
+static void cmd_help(struct sess *s, struct irc_msg *m);
+
 static const struct command commands[] = {
-    {"AWAY", cmd_away, false},         {"CAP", cmd_cap, true},
-    {"DIE", cmd_privileged, false},    {"INFO", cmd_info, false},
-    {"INVITE", cmd_invite, false},     {"ISON", cmd_ison, false},
-    {"JOIN", cmd_join, false},         {"KICK", cmd_kick, false},
-    {"KILL", cmd_kill, false},         {"LIST", cmd_list, false},
-    {"LUSERS", cmd_lusers, false},     {"MODE", cmd_mode, false},
-    {"MOTD", cmd_motd, false},         {"NAMES", cmd_names, false},
-    {"NICK", cmd_nick, true},          {"NOTICE", cmd_msg, false},
-    {"OPER", cmd_oper, false},         {"PART", cmd_part, false},
-    {"PASS", cmd_pass, true},          {"PING", cmd_ping, true},
-    {"PONG", cmd_pong, true},          {"PRIVMSG", cmd_msg, false},
-    {"QUIT", cmd_quit, true},          {"REHASH", cmd_privileged, false},
-    {"RESTART", cmd_privileged, false}, {"TIME", cmd_time, false},
-    {"TOPIC", cmd_topic, false},       {"USER", cmd_user, true},
-    {"USERHOST", cmd_userhost, false}, {"VERSION", cmd_version, false},
-    {"WALLOPS", cmd_wallops, false},   {"WHO", cmd_who, false},
-    {"WHOIS", cmd_whois, false},       {"WHOWAS", cmd_whowas, false},
+    {"AWAY", cmd_away, false,
+     "AWAY [:<message>]: mark yourself away with a message, or back without one"},
+    {"CAP", cmd_cap, true,
+     "CAP LS [302] | REQ :<caps> | LIST | END: negotiate IRCv3 capabilities"},
+    {"DIE", cmd_privileged, false,
+     "DIE: stop the server (not available here)"},
+    {"HELP", cmd_help, false,
+     "HELP [<subject>]: help on a command"},
+    {"HELPOP", cmd_help, false,
+     "HELPOP [<subject>]: the same as HELP"},
+    {"INFO", cmd_info, false,
+     "INFO: about this server"},
+    {"INVITE", cmd_invite, false,
+     "INVITE <nick> <channel>: invite someone to a channel"},
+    {"ISON", cmd_ison, false,
+     "ISON <nick>...: which of these nicks are online"},
+    {"JOIN", cmd_join, false,
+     "JOIN <channel>[,<channel>...] [<key>[,<key>...]], or JOIN 0 to leave every channel"},
+    {"KICK", cmd_kick, false,
+     "KICK <channel> <nick>[,<nick>...] [:<reason>]: remove someone from a channel (channel operators)"},
+    {"KILL", cmd_kill, false,
+     "KILL <nick> [:<reason>]: disconnect a user (IRC operators)"},
+    {"LIST", cmd_list, false,
+     "LIST [<channel>[,<channel>...]]: channels with their user counts and topics"},
+    {"LUSERS", cmd_lusers, false,
+     "LUSERS: how many users, operators and channels there are"},
+    {"MODE", cmd_mode, false,
+     "MODE <channel> [<modes> [<arguments>]] or MODE <nick> [<modes>]: show or change modes"},
+    {"MOTD", cmd_motd, false,
+     "MOTD: the message of the day"},
+    {"NAMES", cmd_names, false,
+     "NAMES [<channel>[,<channel>...]]: who is in a channel"},
+    {"NICK", cmd_nick, true,
+     "NICK <nick>: choose or change your nick"},
+    {"NOTICE", cmd_msg, false,
+     "NOTICE <target>[,<target>...] :<text>: a message that is never answered automatically"},
+    {"OPER", cmd_oper, false,
+     "OPER <name> <password>: become an IRC operator"},
+    {"PART", cmd_part, false,
+     "PART <channel>[,<channel>...] [:<reason>]: leave channels"},
+    {"PASS", cmd_pass, true,
+     "PASS <password>: the server password, before NICK and USER"},
+    {"PING", cmd_ping, true,
+     "PING <token>: the server answers PONG <token>"},
+    {"PONG", cmd_pong, true,
+     "PONG <token>: the answer to the server's PING"},
+    {"PRIVMSG", cmd_msg, false,
+     "PRIVMSG <target>[,<target>...] :<text>: send a message to a channel or a nick"},
+    {"QUIT", cmd_quit, true,
+     "QUIT [:<reason>]: leave the server"},
+    {"REHASH", cmd_privileged, false,
+     "REHASH: reload the configuration (not available here)"},
+    {"RESTART", cmd_privileged, false,
+     "RESTART: restart the server (not available here)"},
+    {"TIME", cmd_time, false,
+     "TIME: the server's time"},
+    {"TOPIC", cmd_topic, false,
+     "TOPIC <channel> [:<topic>]: show or set a channel's topic"},
+    {"USER", cmd_user, true,
+     "USER <user> 0 * :<real name>: register, with NICK"},
+    {"USERHOST", cmd_userhost, false,
+     "USERHOST <nick>...: the user and host of up to five nicks"},
+    {"VERSION", cmd_version, false,
+     "VERSION: the server's version"},
+    {"WALLOPS", cmd_wallops, false,
+     "WALLOPS :<text>: a message to every user with mode +w (IRC operators)"},
+    {"WHO", cmd_who, false,
+     "WHO <channel>|<mask> [%<fields>[,<token>]]: users in a channel or matching a mask (WHOX fields)"},
+    {"WHOIS", cmd_whois, false,
+     "WHOIS <nick>: about a user"},
+    {"WHOWAS", cmd_whowas, false,
+     "WHOWAS <nick>: about a user who left (not kept here)"},
 };
 
 static int command_cmp(const void *key, const void *elem)
@@ -855,10 +918,48 @@ static int command_cmp(const void *key, const void *elem)
 	return strcmp(key, ((const struct command *)elem)->name);
 }
 
+static const struct command *find_command(const char *name)
+{
+	return bsearch(name, commands, sizeof(commands) / sizeof(commands[0]), sizeof(commands[0]),
+	               command_cmp);
+}
+
+/* HELP and HELPOP (Modern IRC): 704, 705..., 706; 524 for an unknown subject. */
+static void cmd_help(struct sess *s, struct irc_msg *m)
+{
+	char subject[32];
+	snprintf(subject, sizeof(subject), "%s", m->nparams > 0 && m->params[0][0] ? m->params[0] : "*");
+	for (char *p = subject; *p != '\0'; p++)
+		*p = (char)toupper((unsigned char)*p);
+	if (strcmp(subject, "*") == 0) {
+		sess_numeric(s, "704", "* :Commands (HELP <command> for more):");
+		char line[400];
+		size_t n = 0;
+		for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+			if (n + strlen(commands[i].name) + 2 > 60) {
+				sess_numeric(s, "705", "* :%.*s", (int)n, line);
+				n = 0;
+			}
+			n += (size_t)snprintf(line + n, sizeof(line) - n, "%s%s", n ? " " : "",
+			                      commands[i].name);
+		}
+		if (n > 0)
+			sess_numeric(s, "705", "* :%.*s", (int)n, line);
+		sess_numeric(s, "706", "* :End of /HELP");
+		return;
+	}
+	const struct command *c = find_command(subject);
+	if (c == NULL) {
+		sess_numeric(s, "524", "%s :No help available on this topic", subject);
+		return;
+	}
+	sess_numeric(s, "704", "%s :%s", subject, c->help);
+	sess_numeric(s, "706", "%s :End of /HELP", subject);
+}
+
 void sess_command(struct sess *s, struct irc_msg *m)
 {
-	const struct command *c = bsearch(m->cmd, commands, sizeof(commands) / sizeof(commands[0]),
-	                                  sizeof(commands[0]), command_cmp);
+	const struct command *c = find_command(m->cmd);
 	if (c != NULL && !c->before_registration && !(s->flags & F_REGISTERED)) {
 		sess_numeric(s, "451", ":You have not registered");
 		return;

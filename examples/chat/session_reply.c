@@ -42,8 +42,12 @@ static void who_mask_reply(struct sess *s, struct cm_records *r)
 		int off = 0;
 		if (sscanf(rec, "%30s %12s %63s %3s %n", nick, user, host, flags, &off) < 4)
 			continue;
-		sess_numeric(s, "352", "* %s %s %s %s %s :0 %s", user, host, s->srv->name, nick,
-		             flags, off > 0 ? rec + off : "");
+		struct irc_buf b;
+		irc_buf_init(&b);
+		chat_who_line(&b, s->srv, s->who.nick, s->whox, "*", nick, user, host, flags, 0,
+		              off > 0 ? rec + off : "");
+		sess_write(s, b.data, b.len);
+		irc_buf_free(&b);
 	}
 	free(text);
 	if (--s->pending > 0)
@@ -212,9 +216,13 @@ static void request_for_me(struct sess *s, struct cm_req *q)
 		whois_me(s, q);
 		break;
 	case OP_WHO_NICK:
-		irc_buf_linef(&b, ":%s 352 %s * %s %s %s %s %c%s :0 %s", srv, q->who.nick,
-		              s->who.user, s->who.host, srv, me, s->away ? 'G' : 'H',
-		              s->who.oper ? "*" : "", s->who.real);
+	{
+		char flags[4];
+		snprintf(flags, sizeof(flags), "%c%s", s->away ? 'G' : 'H', s->who.oper ? "*" : "");
+		uint64_t idle = (s->e->ops->now_ns(s->e) - s->idle_ns) / 1000000000ull;
+		chat_who_line(&b, s->srv, q->who.nick, cm_req_arg(q, 0), "*", me, s->who.user,
+		              s->who.host, flags, (unsigned)idle, s->who.real);
+	}
 		irc_buf_linef(&b, ":%s 315 %s %s :End of /WHO list", srv, q->who.nick, q->target);
 		reply_to(s, q, &b);
 		break;

@@ -265,6 +265,53 @@ void chat_srv_fini(struct chat_srv *srv)
 	srv->registry = srv->fanout = NULL;
 }
 
+void chat_who_line(struct irc_buf *b, const struct chat_srv *srv, const char *to,
+                   const char *whox, const char *chan, const char *nick, const char *user,
+                   const char *host, const char *flags, unsigned idle, const char *real)
+{
+	if (!chat_is_whox(whox)) {
+		irc_buf_linef(b, ":%s 352 %s %s %s %s %s %s %s :0 %s", srv->name, to, chan, user, host,
+		              srv->name, nick, flags, real);
+		return;
+	}
+	char fields[16], token[8] = "";
+	size_t n = strcspn(whox + 1, ",");
+	snprintf(fields, sizeof(fields), "%.*s", (int)(n < sizeof(fields) ? n : 0), whox + 1);
+	if (whox[1 + n] == ',') /* the token: up to three digits */
+		snprintf(token, sizeof(token), "%.3s", whox + 2 + n);
+	char line[512];
+	size_t len = (size_t)snprintf(line, sizeof(line), ":%s 354 %s", srv->name, to);
+	char idle_s[16];
+	snprintf(idle_s, sizeof(idle_s), "%u", idle);
+	/* The specification's order, whatever the order asked. */
+	static const char order[] = "tcuihsnfdlaor";
+	for (const char *f = order; *f != '\0' && len < sizeof(line); f++) {
+		if (strchr(fields, *f) == NULL)
+			continue;
+		const char *v = NULL;
+		switch (*f) {
+		case 't': v = token[0] ? token : "0"; break;
+		case 'c': v = chan; break;
+		case 'u': v = user; break;
+		case 'i': v = host; break; /* no name lookups: the host is the address */
+		case 'h': v = host; break;
+		case 's': v = srv->name; break;
+		case 'n': v = nick; break;
+		case 'f': v = flags; break;
+		case 'd': v = "0"; break; /* hops: one server */
+		case 'l': v = idle_s; break;
+		case 'a': v = "0"; break; /* no accounts */
+		case 'o': v = "n/a"; break;
+		case 'r': v = NULL; break;
+		}
+		if (*f == 'r')
+			len += (size_t)snprintf(line + len, sizeof(line) - len, " :%s", real);
+		else
+			len += (size_t)snprintf(line + len, sizeof(line) - len, " %s", v);
+	}
+	irc_buf_linef(b, "%.*s", (int)(len < sizeof(line) ? len : sizeof(line) - 1), line);
+}
+
 unsigned chat_isupport(const struct chat_srv *srv, char lines[][400], unsigned max)
 {
 	char tokens[20][64];
@@ -287,6 +334,7 @@ unsigned chat_isupport(const struct chat_srv *srv, char lines[][400], unsigned m
 	    IRC_MAXTARGETS);
 	TOK("TOPICLEN=%d", IRC_TOPICLEN);
 	TOK("USERLEN=%d", IRC_USERLEN);
+	TOK("WHOX");
 #undef TOK
 	unsigned nl = 0;
 	for (unsigned i = 0; i < n && nl < max; nl++) { /* at most 13 tokens per line */

@@ -942,6 +942,37 @@ START_TEST(who_with_a_mask_searches_every_shard_and_hides_invisible_users)
 }
 END_TEST
 
+START_TEST(whox_returns_the_fields_asked_for_in_the_specification_order)
+{
+	struct bus_client *a = bus_client_new(B, 0, "alice");
+	struct bus_client *b = bus_client_new(B, 1, "bob");
+	bus_sendf(b, "JOIN #x\r\n");
+	bus_read(b);
+	bus_sendf(a, "WHO bob %%tcuihsnfdlaor,123\r\n");
+	HAS(a, " 354 alice 123 * ~bob 127.0.0.1 127.0.0.1 irc.test bob H 0 0 0 n/a :Real bob");
+	HAS(a, " 315 alice bob :End of /WHO list");
+	bus_sendf(a, "WHO #x %%ronf\r\nWHO b?b %%nt\r\n");
+	HAS(a, " 354 alice bob H@ n/a :Real bob");
+	HAS(a, " 354 alice 0 bob"); /* no token given: 0 */
+	bus_read(a);
+	bus_sendf(a, "WHO bob %%tn,1234\r\n"); /* a token is up to three digits */
+	HAS(a, " 354 alice 123 bob");
+}
+END_TEST
+
+START_TEST(help_describes_a_command_or_says_there_is_none)
+{
+	struct bus_client *a = bus_client_new(B, 0, "alice");
+	bus_sendf(a, "HELP\r\nHELP privmsg\r\nHELPOP nothing\r\n");
+	HAS(a, " 704 alice * :");
+	HAS(a, " 705 alice * :AWAY CAP ");
+	HAS(a, " 706 alice * :");
+	HAS(a, " 704 alice PRIVMSG :PRIVMSG <target>");
+	HAS(a, " 706 alice PRIVMSG :");
+	HAS(a, " 524 alice NOTHING :No help available on this topic");
+}
+END_TEST
+
 START_TEST(kill_and_wallops_are_for_operators)
 {
 	ck_assert_int_eq(chat_srv_add_oper(bus_srv(B), "op", "secret"), 0);
@@ -1351,7 +1382,9 @@ static Suite *proto_suite(void)
 	      small_queries_answer_with_their_numerics,
 	      oper_needs_the_right_name_and_password_and_shows_in_who_whois_and_lusers,
 	      kill_and_wallops_are_for_operators,
-	      who_with_a_mask_searches_every_shard_and_hides_invisible_users}},
+	      who_with_a_mask_searches_every_shard_and_hides_invisible_users,
+	      whox_returns_the_fields_asked_for_in_the_specification_order,
+	      help_describes_a_command_or_says_there_is_none}},
 	    {"presence",
 	     {away_is_set_cleared_and_shown_to_who_messages_you,
 	      a_nick_change_reaches_each_channel_peer_once,
