@@ -202,6 +202,36 @@ static bool is_special(char c)
 	return c != '\0' && strchr("[]\\`_^{|}", c) != NULL;
 }
 
+bool irc_valid_utf8(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s, *end = p + len;
+	while (p < end) {
+		unsigned c = *p++;
+		if (c < 0x80)
+			continue;
+		unsigned need, min;
+		if (c >= 0xc2 && c <= 0xdf)
+			need = 1, min = 0x80, c &= 0x1f;
+		else if (c >= 0xe0 && c <= 0xef)
+			need = 2, min = 0x800, c &= 0x0f;
+		else if (c >= 0xf0 && c <= 0xf4)
+			need = 3, min = 0x10000, c &= 0x07;
+		else
+			return false; /* a continuation byte, an overlong lead (c0, c1) or f5..ff */
+		if ((size_t)(end - p) < need)
+			return false;
+		for (unsigned i = 0; i < need; i++) {
+			if ((p[i] & 0xc0) != 0x80)
+				return false;
+			c = c << 6 | (p[i] & 0x3f);
+		}
+		p += need;
+		if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+			return false;
+	}
+	return true;
+}
+
 bool irc_valid_nick(const char *nick, size_t maxlen)
 {
 	size_t n = 0;

@@ -103,6 +103,9 @@ uint64_t irc_hash(const char *name);
 /* Nick rules (RFC 2812 2.3.1, with '-' allowed after the first character): 1..maxlen
  * characters, the first a letter or one of []\`_^{|}. */
 bool irc_valid_nick(const char *nick, size_t maxlen);
+/* Whether the len bytes at s are well-formed UTF-8 (no overlong forms, no surrogates, nothing
+ * past U+10FFFF). */
+bool irc_valid_utf8(const char *s, size_t len);
 /* Channel names: '#' then 1..maxlen-1 bytes, none of NUL BEL CR LF space comma colon. */
 bool irc_valid_channel(const char *name, size_t maxlen);
 static inline bool irc_is_channel(const char *s)

@@ -285,10 +285,17 @@ static bool flood_allows(struct sess *s)
 static void handle_line(struct sess *s, char *line, size_t len)
 {
 	struct irc_msg m;
+	bool utf8 = irc_valid_utf8(line, len);
 	if (irc_parse(line, len, &m) < 0)
 		return;
 	if (s->srv->flood_rate > 0)
 		s->tokens -= 1;
+	if (!utf8) { /* UTF8ONLY: nothing that is not UTF-8 gets to anyone */
+		sess_printf(s, ":%s FAIL %.32s INVALID_UTF8 :Message rejected, your message contained "
+		               "invalid UTF-8",
+		            s->srv->name, m.cmd);
+		return;
+	}
 	sess_command(s, &m);
 }
 

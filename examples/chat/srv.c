@@ -314,7 +314,7 @@ void chat_who_line(struct irc_buf *b, const struct chat_srv *srv, const char *to
 
 unsigned chat_isupport(const struct chat_srv *srv, char lines[][400], unsigned max)
 {
-	char tokens[20][64];
+	char tokens[32][64];
 	unsigned n = 0;
 #define TOK(...) snprintf(tokens[n++], sizeof(tokens[0]), __VA_ARGS__)
 	TOK("AWAYLEN=%d", IRC_AWAYLEN);
@@ -334,6 +334,7 @@ unsigned chat_isupport(const struct chat_srv *srv, char lines[][400], unsigned m
 	    IRC_MAXTARGETS);
 	TOK("TOPICLEN=%d", IRC_TOPICLEN);
 	TOK("USERLEN=%d", IRC_USERLEN);
+	TOK("UTF8ONLY");
 	TOK("WHOX");
 #undef TOK
 	unsigned nl = 0;

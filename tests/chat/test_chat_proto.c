@@ -1118,10 +1118,29 @@ START_TEST(nul_bytes_lone_crs_and_invalid_utf8_do_no_harm)
 	const char in[] = "PRIV\0MSG #room :a\0b\rPRIVMSG #room :\xff\xfe\xc0\r\n\0\0\r\n";
 	bus_send(a, in, sizeof(in) - 1);
 	HAS(b, ":alice!~alice@127.0.0.1 PRIVMSG #room :ab\r\n");
-	HAS(b, ":alice!~alice@127.0.0.1 PRIVMSG #room :\xff\xfe\xc0\r\n");
-	bus_sendf(a, "NICK \xc3\xa9\r\nJOIN #\xff\xfe\r\n");
+	HASNT(b, "\xff"); /* UTF8ONLY: not passed on... */
+	HAS(a, ":irc.test FAIL PRIVMSG INVALID_UTF8 :"); /* ...and the sender is told */
+	bus_sendf(a, "NICK \xc3\xa9\r\nJOIN #\xff\xfe\r\nPRIVMSG #room :caf\xc3\xa9 \xe2\x82\xac\r\n");
 	HAS(a, " 432 alice \xc3\xa9 :Erroneous nickname");
-	HAS(a, "JOIN #\xff\xfe");
+	HAS(a, ":irc.test FAIL JOIN INVALID_UTF8 :");
+	HAS(b, "PRIVMSG #room :caf\xc3\xa9 \xe2\x82\xac");
+}
+END_TEST
+
+START_TEST(utf8_validation_rejects_overlongs_surrogates_and_truncations)
+{
+	static const struct {
+		const char *s;
+		bool ok;
+	} cases[] = {
+	    {"plain", true},          {"caf\xc3\xa9", true},     {"\xe2\x82\xac", true},
+	    {"\xf0\x9f\x98\x80", true}, {"\xc0\xaf", false},       {"\xe0\x80\xaf", false},
+	    {"\xed\xa0\x80", false},    {"\xf4\x90\x80\x80", false}, {"\xc3", false},
+	    {"\x80", false},          {"\xff", false},           {"a\xe2\x82", false},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		ck_assert_msg(irc_valid_utf8(cases[i].s, strlen(cases[i].s)) == cases[i].ok, "case %zu",
+		              i);
 }
 END_TEST
 
@@ -1399,6 +1418,7 @@ static Suite *proto_suite(void)
 	     {an_overlong_line_gets_417_and_the_next_line_works,
 	      sixteen_kib_without_a_line_end_disconnects,
 	      nul_bytes_lone_crs_and_invalid_utf8_do_no_harm,
+	      utf8_validation_rejects_overlongs_surrogates_and_truncations,
 	      a_slow_reader_over_its_send_queue_is_disconnected,
 	      flood_control_spreads_a_burst_over_time, a_flooder_is_paused_while_others_are_served,
 	      a_full_server_says_so_and_closes, shutdown_says_error_to_every_client}},
