@@ -8,6 +8,7 @@
  * for one client (numerics, NAMES, WHO) go straight to its session.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -255,6 +256,47 @@ void chan_broadcast_req(struct chan *c, struct chat_env *e, const struct cm_req 
 	irc_buf_put(&c->out, text, len);
 }
 
+/* A line for the members (but `exclude`) whose clients enabled capability `cap`. */
+static void broadcast_cap(struct chan *c, struct chat_env *e, actor_ref_t exclude, unsigned cap,
+                          const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void broadcast_cap(struct chan *c, struct chat_env *e, actor_ref_t exclude, unsigned cap,
+                          const char *fmt, ...)
+{
+	actor_ref_t *to = malloc(c->n * sizeof(*to) + 1);
+	uint32_t n = 0;
+	if (to == NULL)
+		return;
+	for (uint32_t i = 0; i < c->n; i++)
+		if ((c->mem[i]->who.caps & cap) && !actor_ref_eq(c->mem[i]->ref, exclude))
+			to[n++] = c->mem[i]->ref;
+	if (n > 0) {
+		char text[512];
+		va_list ap;
+		va_start(ap, fmt);
+		size_t len = irc_vformat_line(text, sizeof(text), fmt, ap);
+		va_end(ap);
+		struct chat_line *line = chat_line_new(text, len, 1);
+		if (line != NULL) {
+			chat_deliver_local(e, line, to, n, ACTOR_REF_NONE, 0);
+			chat_line_unref(line);
+		}
+	}
+	free(to);
+}
+
+/* What OP_AWAY tells (chat.h, WHO_*): AWAY to away-notify members, SETNAME to setname ones. */
+static void tell_who_change(struct chan *c, struct chat_env *e, const struct cm_req *q)
+{
+	if (q->tag == WHO_AWAY && q->who.away)
+		broadcast_cap(c, e, q->from, CAP_AWAY_NOTIFY, ":" WHO_FMT " AWAY :%s",
+		              WHO_ARGS(&q->who), cm_req_arg(q, 0));
+	else if (q->tag == WHO_AWAY)
+		broadcast_cap(c, e, q->from, CAP_AWAY_NOTIFY, ":" WHO_FMT " AWAY", WHO_ARGS(&q->who));
+	else if (q->tag == WHO_SETNAME)
+		broadcast_cap(c, e, q->from, CAP_SETNAME, ":" WHO_FMT " SETNAME :%s",
+		              WHO_ARGS(&q->who), q->who.real);
+}
+
 void chan_send_info(struct chan *c, struct chat_env *e)
 {
 	size_t tlen = c->topic != NULL ? strlen(c->topic) : 0;
@@ -376,6 +418,9 @@ static void op_join(struct chan *c, struct chat_env *e, const struct cm_req *q)
 		m->flags |= M_OP; /* whoever makes a channel runs it */
 	forget_invite(c, q->who.nick);
 	chan_broadcast(c, e, q->from, 0, ":" WHO_FMT " JOIN %s", WHO_ARGS(&q->who), c->name);
+	if (q->who.away && q->nargs > 1) /* away-notify: they learn at once that the joiner is away */
+		broadcast_cap(c, e, q->from, CAP_AWAY_NOTIFY, ":" WHO_FMT " AWAY :%s",
+		              WHO_ARGS(&q->who), cm_req_arg(q, 1));
 	irc_buf_linef(&c->out, ":" WHO_FMT " JOIN %s", WHO_ARGS(&q->who), c->name);
 	if (c->topic != NULL)
 		topic_reply(c, q);
@@ -570,6 +615,8 @@ static void handle_req(struct chan *c, struct chat_env *e, struct cm_req *q)
 			m->who.invisible = q->who.invisible;
 			m->who.oper = q->who.oper;
 			m->who.caps = q->who.caps;
+			memcpy(m->who.real, q->who.real, sizeof(m->who.real));
+			tell_who_change(c, e, q);
 		}
 		break;
 	case OP_MSG:

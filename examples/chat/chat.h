@@ -172,7 +172,7 @@ enum chat_op {
 	OP_KILL,           /* from an operator: args[0] the reason */
 
 	OP_TO_CHAN_FIRST,
-	OP_JOIN = OP_TO_CHAN_FIRST, /* args[0]: the key */
+	OP_JOIN = OP_TO_CHAN_FIRST, /* args[0]: the key; args[1]: the away text, if away */
 	OP_PART,                    /* args[0]: the reason, if any */
 	OP_MSG,                     /* PRIVMSG/NOTICE: args[0] text, tag 1 = NOTICE */
 	OP_TOPIC,                   /* args[0], if any: the new topic */
@@ -183,8 +183,11 @@ enum chat_op {
 	OP_INVITE, /* args[0]: the invited nick */
 	OP_QUIT,   /* args[0]: the reason; dedup */
 	OP_NICK,   /* args[0]: the new nick; dedup */
-	OP_AWAY,   /* who.away says which */
+	OP_AWAY,   /* the requester's who changed; tag: WHO_* to tell members; args[0] the away text */
 };
+
+/* What OP_AWAY tells the members who asked to hear it (away-notify, setname). */
+enum { WHO_SILENT = 0, WHO_AWAY, WHO_SETNAME };
 
 /* A member's prefix flags in a channel. */
 enum { M_OP = 1, M_VOICE = 2 };
@@ -196,6 +199,8 @@ enum {
 	CAP_USERHOST_IN_NAMES = 1 << 2,
 	CAP_ECHO_MESSAGE = 1 << 3,
 	CAP_SERVER_TIME = 1 << 4,
+	CAP_AWAY_NOTIFY = 1 << 5,
+	CAP_SETNAME = 1 << 6,
 };
 /* Their names, in bit order; chat_cap_bit("name") is the bit or 0. */
 extern const char *const chat_cap_names[];

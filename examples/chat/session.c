@@ -588,9 +588,15 @@ void sess_motd(struct sess *s)
 	sess_numeric(s, "376", ":End of /MOTD command.");
 }
 
-void sess_who_changed(struct sess *s)
+void sess_who_changed(struct sess *s, unsigned what)
 {
-	sess_to_all_channels(s, OP_AWAY, 0, NULL);
+	for (unsigned i = 0; i < s->nchans; i++) {
+		const char *away = s->away;
+		struct cm_req *q = sess_req(s, OP_AWAY, s->chans[i].name, away ? 1 : 0, &away);
+		if (q != NULL)
+			q->tag = what;
+		sess_send(s, s->chans[i].ref, q);
+	}
 	sess_send(s, chat_registry_for(s->srv, s->who.nick),
 	          sess_req(s, OP_USER_UPDATE, s->who.nick, 0, NULL));
 }

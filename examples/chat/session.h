@@ -95,8 +95,9 @@ void sess_quit(struct sess *s, const char *reason, bool error);
 void sess_try_register(struct sess *s);
 void sess_lusers(struct sess *s);
 void sess_motd(struct sess *s);
-/* Tells the channels and the registry that away, invisible or operator changed. */
-void sess_who_changed(struct sess *s);
+/* Tells the channels and the registry that what others see of us changed (away, invisible,
+ * operator, capabilities, realname); `what` (WHO_*) is what members are told of it. */
+void sess_who_changed(struct sess *s, unsigned what);
 uint64_t sess_dedup_key(const struct sess *s, uint64_t seq);
 bool sess_dedup_seen(struct sess *s, uint64_t key);
 const char *sess_target_nick(const struct sess *s); /* the nick, or "*" */

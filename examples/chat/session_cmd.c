@@ -199,7 +199,7 @@ static void cap_req(struct sess *s, const char *list)
 		return;
 	s->who.caps = (uint16_t)caps;
 	if (s->flags & F_REGISTERED)
-		sess_who_changed(s); /* the channels answer NAMES and WHO by what it enabled */
+		sess_who_changed(s, WHO_SILENT); /* NAMES and WHO answer by what it enabled */
 }
 
 static void cmd_cap(struct sess *s, struct irc_msg *m)
@@ -297,10 +297,10 @@ static void cmd_away(struct sess *s, struct irc_msg *m)
 		sess_numeric(s, "306", ":You have been marked as being away");
 	else
 		sess_numeric(s, "305", ":You are no longer marked as being away");
-	if (s->who.away == away)
+	if (!s->who.away && !away)
 		return;
 	s->who.away = away;
-	sess_who_changed(s);
+	sess_who_changed(s, WHO_AWAY);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -426,7 +426,7 @@ static void user_mode(struct sess *s, struct irc_msg *m)
 	if (n > 0) {
 		sess_printf(s, ":%s!%s@%s MODE %s :%s", s->who.nick, s->who.user, s->who.host,
 		            s->who.nick, changes);
-		sess_who_changed(s); /* +i changes what NAMES shows of us, -o what WHO does */
+		sess_who_changed(s, WHO_SILENT); /* +i: what NAMES shows of us; -o: WHO */
 	}
 }
 
@@ -465,8 +465,8 @@ void sess_join_next(struct sess *s)
 			sess_numeric(s, "405", "%s :You have joined too many channels", name);
 			continue;
 		}
-		const char *args[] = {key != NULL ? key : ""};
-		struct cm_req *q = sess_req(s, OP_JOIN, name, 1, args);
+		const char *args[] = {key != NULL ? key : "", s->away != NULL ? s->away : ""};
+		struct cm_req *q = sess_req(s, OP_JOIN, name, s->away != NULL ? 2 : 1, args);
 		if (q == NULL)
 			continue;
 		snprintf(s->joining, sizeof(s->joining), "%s", name);
@@ -748,7 +748,7 @@ static void cmd_oper(struct sess *s, struct irc_msg *m)
 	atomic_fetch_add_explicit(&s->srv->opers_online, 1, memory_order_relaxed);
 	sess_printf(s, ":%s!%s@%s MODE %s :+o", s->who.nick, s->who.user, s->who.host,
 	            s->who.nick);
-	sess_who_changed(s);
+	sess_who_changed(s, WHO_SILENT);
 }
 
 static bool need_oper(struct sess *s)
@@ -801,6 +801,30 @@ static void cmd_wallops(struct sess *s, struct irc_msg *m)
 		lm->dedup = 0;
 		chat_send(s->e, s->srv->fanout[w], lm); /* on failure chat_send releases it */
 	}
+}
+
+/* SETNAME (IRCv3 setname): a new realname, for clients that enabled the capability. */
+static void cmd_setname(struct sess *s, struct irc_msg *m)
+{
+	if (!(s->who.caps & CAP_SETNAME)) {
+		sess_printf(s, ":%s FAIL SETNAME CANNOT_CHANGE_REALNAME :Enable the setname "
+		               "capability first",
+		            s->srv->name);
+		return;
+	}
+	if (m->nparams < 1 || m->params[0][0] == '\0') {
+		sess_numeric(s, "461", "SETNAME :Not enough parameters");
+		return;
+	}
+	if (strlen(m->params[0]) > IRC_REALLEN) {
+		sess_printf(s, ":%s FAIL SETNAME INVALID_REALNAME :Realname is too long",
+		            s->srv->name);
+		return;
+	}
+	snprintf(s->who.real, sizeof(s->who.real), "%s", m->params[0]);
+	sess_printf(s, ":%s!%s@%s SETNAME :%s", s->who.nick, s->who.user, s->who.host,
+	            s->who.real);
+	sess_who_changed(s, WHO_SETNAME);
 }
 
 static void cmd_info(struct sess *s, struct irc_msg *m)
@@ -893,6 +917,8 @@ static const struct command commands[] = {
      "REHASH: reload the configuration (not available here)"},
     {"RESTART", cmd_privileged, false,
      "RESTART: restart the server (not available here)"},
+    {"SETNAME", cmd_setname, false,
+     "SETNAME :<real name>: change your real name (with the setname capability)"},
     {"TIME", cmd_time, false,
      "TIME: the server's time"},
     {"TOPIC", cmd_topic, false,

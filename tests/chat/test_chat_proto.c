@@ -110,11 +110,43 @@ START_TEST(cap_ls_holds_registration_until_cap_end)
 }
 END_TEST
 
+START_TEST(away_notify_and_setname_reach_the_members_who_asked)
+{
+	struct bus_client *a = bus_client_new(B, 0, "alice");
+	struct bus_client *b = bus_client_new(B, 1, "bob");
+	struct bus_client *c = bus_client_new(B, 2, "carol");
+	bus_sendf(a, "CAP REQ :away-notify setname\r\nJOIN #n\r\n");
+	bus_sendf(b, "CAP REQ :setname\r\nJOIN #n\r\n");
+	bus_sendf(c, "AWAY :lunch\r\nJOIN #n\r\n");
+	HAS(a, ":carol!~carol@127.0.0.1 JOIN #n");
+	HAS(a, ":carol!~carol@127.0.0.1 AWAY :lunch"); /* away when she joined */
+	HASNT(b, " AWAY ");
+	bus_read(a);
+	bus_read(b);
+	bus_sendf(c, "AWAY\r\nAWAY :dinner\r\n");
+	HAS(a, ":carol!~carol@127.0.0.1 AWAY\r\n");
+	HAS(a, ":carol!~carol@127.0.0.1 AWAY :dinner");
+	HASNT(b, " AWAY");
+	bus_read(a);
+	bus_sendf(c, "SETNAME :Carol C\r\n"); /* not enabled */
+	HAS(c, " FAIL SETNAME CANNOT_CHANGE_REALNAME ");
+	bus_read(c);
+	bus_sendf(b, "SETNAME :Bob B\r\nWHOIS bob\r\n");
+	HAS(b, ":bob!~bob@127.0.0.1 SETNAME :Bob B");
+	HAS(b, " 311 bob bob ~bob 127.0.0.1 * :Bob B");
+	HAS(a, ":bob!~bob@127.0.0.1 SETNAME :Bob B");
+	HASNT(c, "SETNAME");
+	bus_sendf(c, "WHO #n\r\n");
+	HAS(c, " bob H :0 Bob B");
+}
+END_TEST
+
 START_TEST(cap_req_enables_capabilities_all_or_none)
 {
 	struct bus_client *c = bus_connect(B, 0, "h", false);
 	bus_sendf(c, "CAP LS 302\r\nNICK n\r\nUSER u 0 * :r\r\n");
-	HAS(c, " LS :cap-notify multi-prefix userhost-in-names echo-message server-time");
+	HAS(c, " LS :cap-notify multi-prefix userhost-in-names echo-message server-time "
+	       "away-notify setname");
 	bus_sendf(c, "CAP REQ :multi-prefix -multi-prefix\r\nCAP REQ :userhost-in-names "
 	             "multi-prefix echo-message\r\nCAP LIST\r\nCAP END\r\n");
 	HAS(c, " CAP n NAK :multi-prefix -multi-prefix");
@@ -1364,6 +1396,7 @@ static Suite *proto_suite(void)
 	    {"registration",
 	     {registration_sends_the_welcome_burst, registration_sends_the_motd_when_there_is_one,
 	      cap_ls_holds_registration_until_cap_end, cap_req_enables_capabilities_all_or_none,
+	      away_notify_and_setname_reach_the_members_who_asked,
 	      nick_errors_get_431_432_and_433,
 	      nicks_collide_under_the_rfc1459_case_mapping, commands_before_registration_get_451,
 	      unknown_commands_get_421, user_and_pass_errors_get_461_and_462,
