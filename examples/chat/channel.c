@@ -256,32 +256,40 @@ void chan_broadcast_req(struct chan *c, struct chat_env *e, const struct cm_req 
 	irc_buf_put(&c->out, text, len);
 }
 
-/* A line for the members (but `exclude`) whose clients enabled capability `cap`. */
-static void broadcast_cap(struct chan *c, struct chat_env *e, actor_ref_t exclude, unsigned cap,
-                          const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-static void broadcast_cap(struct chan *c, struct chat_env *e, actor_ref_t exclude, unsigned cap,
-                          const char *fmt, ...)
+/* A line for some members (but `exclude`): those whose clients enabled capability `cap` (any
+ * if 0) and that hold one of the prefix `flags` (any if 0). One message each: these go to few. */
+static void broadcast_some(struct chan *c, struct chat_env *e, actor_ref_t exclude, unsigned cap,
+                           unsigned flags, const char *text, size_t len)
 {
 	actor_ref_t *to = malloc(c->n * sizeof(*to) + 1);
 	uint32_t n = 0;
 	if (to == NULL)
 		return;
-	for (uint32_t i = 0; i < c->n; i++)
-		if ((c->mem[i]->who.caps & cap) && !actor_ref_eq(c->mem[i]->ref, exclude))
-			to[n++] = c->mem[i]->ref;
-	if (n > 0) {
-		char text[512];
-		va_list ap;
-		va_start(ap, fmt);
-		size_t len = irc_vformat_line(text, sizeof(text), fmt, ap);
-		va_end(ap);
-		struct chat_line *line = chat_line_new(text, len, 1);
-		if (line != NULL) {
-			chat_deliver_local(e, line, to, n, ACTOR_REF_NONE, 0);
-			chat_line_unref(line);
-		}
+	for (uint32_t i = 0; i < c->n; i++) {
+		const struct member *m = c->mem[i];
+		if ((cap == 0 || (m->who.caps & cap)) && (flags == 0 || (m->flags & flags)) &&
+		    !actor_ref_eq(m->ref, exclude))
+			to[n++] = m->ref;
+	}
+	struct chat_line *line = n > 0 ? chat_line_new(text, len, 1) : NULL;
+	if (line != NULL) {
+		chat_deliver_local(e, line, to, n, ACTOR_REF_NONE, 0);
+		chat_line_unref(line);
 	}
 	free(to);
+}
+
+static void broadcast_cap(struct chan *c, struct chat_env *e, actor_ref_t exclude, unsigned cap,
+                          const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void broadcast_cap(struct chan *c, struct chat_env *e, actor_ref_t exclude, unsigned cap,
+                          const char *fmt, ...)
+{
+	char text[512];
+	va_list ap;
+	va_start(ap, fmt);
+	size_t len = irc_vformat_line(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	broadcast_some(c, e, exclude, cap, 0, text, len);
 }
 
 /* What OP_AWAY tells (chat.h, WHO_*): AWAY to away-notify members, SETNAME to setname ones. */
@@ -473,12 +481,18 @@ static void op_msg(struct chan *c, struct chat_env *e, const struct cm_req *q, s
 			NUMERIC(c, q, "404", "%s :Cannot send to channel", c->name);
 		return;
 	}
-	if (q->who.caps & CAP_ECHO_MESSAGE) /* the speaker's copy comes in its reply */
-		chan_broadcast_req(c, e, q, ":" WHO_FMT " %s %s :%s", WHO_ARGS(&q->who),
-		                   notice ? "NOTICE" : "PRIVMSG", c->name, cm_req_arg(q, 0));
+	/* STATUSMSG: "@#chan" reaches the operators, "+#chan" the voiced and the operators. */
+	const char *status = q->nargs > 1 ? cm_req_arg(q, 1) : "";
+	char text[512];
+	size_t len = irc_format_line(text, sizeof(text), ":" WHO_FMT " %s %s%s :%s",
+	                             WHO_ARGS(&q->who), notice ? "NOTICE" : "PRIVMSG", status,
+	                             c->name, cm_req_arg(q, 0));
+	if (status[0] != '\0')
+		broadcast_some(c, e, q->from, 0, status[0] == '@' ? M_OP : M_OP | M_VOICE, text, len);
 	else
-		chan_broadcast(c, e, q->from, 0, ":" WHO_FMT " %s %s :%s", WHO_ARGS(&q->who),
-		               notice ? "NOTICE" : "PRIVMSG", c->name, cm_req_arg(q, 0));
+		broadcast_line(c, e, q->from, 0, text, len);
+	if (q->who.caps & CAP_ECHO_MESSAGE) /* the speaker's copy comes in its reply */
+		irc_buf_put(&c->out, text, len);
 }
 
 static void op_topic(struct chan *c, struct chat_env *e, const struct cm_req *q, struct member *m)

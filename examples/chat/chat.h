@@ -174,7 +174,7 @@ enum chat_op {
 	OP_TO_CHAN_FIRST,
 	OP_JOIN = OP_TO_CHAN_FIRST, /* args[0]: the key; args[1]: the away text, if away */
 	OP_PART,                    /* args[0]: the reason, if any */
-	OP_MSG,                     /* PRIVMSG/NOTICE: args[0] text, tag 1 = NOTICE */
+	OP_MSG, /* PRIVMSG/NOTICE: args[0] text, args[1] a STATUSMSG prefix (@ or +); tag 1 = NOTICE */
 	OP_TOPIC,                   /* args[0], if any: the new topic */
 	OP_NAMES,
 	OP_WHO,

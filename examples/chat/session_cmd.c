@@ -622,14 +622,21 @@ static void cmd_msg(struct sess *s, struct irc_msg *m)
 				sess_numeric(s, "407", "%s :Too many recipients", target);
 			continue;
 		}
+		char status[2] = ""; /* STATUSMSG: @#chan or +#chan */
+		if ((target[0] == '@' || target[0] == '+') && irc_is_channel(target + 1)) {
+			status[0] = target[0];
+			target++;
+		}
 		bool chan = irc_is_channel(target);
 		if (chan ? !irc_valid_channel(target, IRC_CHANLEN)
 		         : !irc_valid_nick(target, IRC_NICKLEN)) {
 			if (!notice)
-				sess_numeric(s, "401", "%s :No such nick/channel", target);
+				sess_numeric(s, "401", "%s%s :No such nick/channel", status, target);
 			continue;
 		}
-		struct cm_req *q = sess_req(s, chan ? OP_MSG : OP_MSG_NICK, target, 1, &text);
+		const char *args[] = {text, status};
+		struct cm_req *q =
+		    sess_req(s, chan ? OP_MSG : OP_MSG_NICK, target, status[0] ? 2 : 1, args);
 		if (q == NULL)
 			continue;
 		q->tag = notice;

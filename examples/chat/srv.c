@@ -331,6 +331,7 @@ unsigned chat_isupport(const struct chat_srv *srv, char lines[][400], unsigned m
 	TOK("NETWORK=%s", srv->network);
 	TOK("NICKLEN=%d", IRC_NICKLEN);
 	TOK("PREFIX=(ov)@+");
+	TOK("STATUSMSG=@+");
 	TOK("TARGMAX=JOIN:,KICK:4,NAMES:,NOTICE:%d,PART:,PRIVMSG:%d,WHOIS:1", IRC_MAXTARGETS,
 	    IRC_MAXTARGETS);
 	TOK("TOPICLEN=%d", IRC_TOPICLEN);

@@ -577,6 +577,29 @@ START_TEST(an_open_channel_takes_messages_from_outside)
 }
 END_TEST
 
+START_TEST(statusmsg_reaches_only_operators_or_voices)
+{
+	struct bus_client *op = bus_client_new(B, 0, "chanop");
+	struct bus_client *v = bus_client_new(B, 1, "voiced");
+	struct bus_client *r = bus_client_new(B, 2, "regular");
+	bus_sendf(op, "JOIN #s\r\n");
+	bus_sendf(v, "JOIN #s\r\n");
+	bus_sendf(r, "JOIN #s\r\n");
+	bus_sendf(op, "MODE #s +v voiced\r\n");
+	bus_read(op);
+	bus_read(v);
+	bus_read(r);
+	bus_sendf(r, "PRIVMSG @#s :ops only\r\nPRIVMSG +#s :voices too\r\n");
+	HAS(op, ":regular!~regular@127.0.0.1 PRIVMSG @#s :ops only");
+	HAS(op, ":regular!~regular@127.0.0.1 PRIVMSG +#s :voices too");
+	HASNT(v, "ops only");
+	HAS(v, ":regular!~regular@127.0.0.1 PRIVMSG +#s :voices too");
+	ck_assert_str_eq(bus_read(r), ""); /* no echo, no error */
+	bus_sendf(r, "PRIVMSG @#nosuch :x\r\n");
+	HAS(r, " 401 regular #nosuch ");
+}
+END_TEST
+
 START_TEST(a_moderated_channel_hears_only_voices_and_operators)
 {
 	struct bus_client *a, *b;
@@ -1416,6 +1439,7 @@ static Suite *proto_suite(void)
 	      message_errors_get_411_412_401_and_404, notices_never_get_error_replies,
 	      an_open_channel_takes_messages_from_outside,
 	      a_moderated_channel_hears_only_voices_and_operators,
+	      statusmsg_reaches_only_operators_or_voices,
 	      a_message_joined_in_the_same_packet_as_its_join_is_delivered,
 	      broadcasts_reach_members_on_every_worker_in_order}},
 	    {"modes",
