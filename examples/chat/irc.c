@@ -342,11 +342,24 @@ void irc_buf_put(struct irc_buf *b, const void *data, size_t len)
 	b->len += len;
 }
 
-/* Formats into dst[0..LINE_CONTENT_MAX] and ends the line; no CR, LF or NUL survives inside. */
+/* Where to cut s, which has more than len bytes, so that no UTF-8 sequence is split: at most
+ * len, backing off over continuation bytes. */
+static size_t utf8_cut(const char *s, size_t len)
+{
+	size_t cut = len;
+	while (cut > 0 && len - cut < 3 && ((unsigned char)s[cut] & 0xc0) == 0x80)
+		cut--;
+	return ((unsigned char)s[cut] & 0xc0) == 0x80 ? len : cut; /* not UTF-8 anyway */
+}
+
+/* Formats into dst[0..LINE_CONTENT_MAX + 1] (room for LINE_CONTENT_MAX + 2 bytes) and ends the
+ * line, cut at a UTF-8 boundary; no CR, LF or NUL survives inside. */
 static size_t vformat_line(char *dst, const char *fmt, va_list ap)
 {
-	int n = vsnprintf(dst, LINE_CONTENT_MAX + 1, fmt, ap);
+	int n = vsnprintf(dst, LINE_CONTENT_MAX + 2, fmt, ap); /* one byte more, for utf8_cut */
 	size_t len = n < 0 ? 0 : (size_t)n > LINE_CONTENT_MAX ? LINE_CONTENT_MAX : (size_t)n;
+	if (n > 0 && (size_t)n > LINE_CONTENT_MAX)
+		len = utf8_cut(dst, len);
 	for (size_t i = 0; i < len; i++)
 		if (dst[i] == '\r' || dst[i] == '\n' || dst[i] == '\0')
 			dst[i] = ' ';
@@ -384,7 +397,7 @@ size_t irc_vformat_line(char *dst, size_t cap, const char *fmt, va_list ap)
 	char line[LINE_CONTENT_MAX + 3];
 	size_t len = vformat_line(line, fmt, ap);
 	if (len > cap) { /* keep the CR LF */
-		len = cap;
+		len = utf8_cut(line, cap - 2) + 2;
 		line[len - 2] = '\r';
 		line[len - 1] = '\n';
 	}

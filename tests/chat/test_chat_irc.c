@@ -334,6 +334,37 @@ START_TEST(output_lines_are_cut_to_512_bytes_with_crlf)
 }
 END_TEST
 
+/* A cut at 510 bytes never splits a UTF-8 sequence: every offset of a 4-byte emoji. */
+START_TEST(output_lines_are_cut_between_utf8_sequences)
+{
+	for (int pad = 0; pad < 4; pad++) {
+		char big[1000];
+		size_t n = 0;
+		memset(big, 'p', (size_t)pad);
+		n = (size_t)pad;
+		while (n + 4 < sizeof(big)) {
+			memcpy(big + n, "\xf0\x9f\x98\x83", 4);
+			n += 4;
+		}
+		big[n] = '\0';
+		char line[512];
+		size_t len = irc_format_line(line, sizeof(line), ":srv PRIVMSG #a :%s", big);
+		ck_assert_uint_le(len, 512);
+		ck_assert_uint_ge(len, 509);
+		ck_assert(irc_valid_utf8(line, len));
+		ck_assert_int_eq(line[len - 2], '\r');
+		struct irc_buf b;
+		irc_buf_init(&b);
+		irc_buf_linef(&b, ":srv PRIVMSG #a :%s", big);
+		ck_assert_uint_eq(b.len, len);
+		ck_assert(irc_valid_utf8(b.data, b.len));
+		irc_buf_free(&b);
+		len = irc_format_line(line, 100, ":srv PRIVMSG #a :%s", big); /* a smaller cap */
+		ck_assert(len <= 100 && len >= 97 && irc_valid_utf8(line, len));
+	}
+}
+END_TEST
+
 START_TEST(output_lines_never_carry_a_line_end_inside)
 {
 	char line[64];
@@ -381,6 +412,7 @@ static Suite *irc_suite(void)
 
 	tc = tcase_new("output", TEST_TIMEOUT);
 	tcase_add_test(tc, output_lines_are_cut_to_512_bytes_with_crlf);
+	tcase_add_test(tc, output_lines_are_cut_between_utf8_sequences);
 	tcase_add_test(tc, output_lines_never_carry_a_line_end_inside);
 	suite_add_tcase(s, tc);
 	return s;
