@@ -320,8 +320,10 @@ void chan_send_info(struct chan *c, struct chat_env *e)
 
 static void names_reply(struct chan *c, const struct cm_req *q, bool member)
 {
+	bool end = !(q->op == OP_NAMES && q->tag == 1);
 	if ((c->modes & C_SECRET) && !member) {
-		NUMERIC(c, q, "366", "%s :End of /NAMES list", c->name);
+		if (end)
+			NUMERIC(c, q, "366", "%s :End of /NAMES list", c->name);
 		return;
 	}
 	char head[128];
@@ -350,7 +352,8 @@ static void names_reply(struct chan *c, const struct cm_req *q, bool member)
 	}
 	if (len > 0)
 		irc_buf_linef(&c->out, "%s%.*s", head, (int)len, line);
-	NUMERIC(c, q, "366", "%s :End of /NAMES list", c->name);
+	if (end)
+		NUMERIC(c, q, "366", "%s :End of /NAMES list", c->name);
 }
 
 static void topic_reply(struct chan *c, const struct cm_req *q)
@@ -641,6 +644,9 @@ static void handle_req(struct chan *c, struct chat_env *e, struct cm_req *q)
 		break;
 	case OP_NAMES:
 		names_reply(c, q, m != NULL);
+		break;
+	case OP_INVITE_CANCEL:
+		forget_invite(c, cm_req_arg(q, 0));
 		break;
 	case OP_WHO:
 		op_who(c, q, m);

@@ -176,7 +176,7 @@ enum chat_op {
 	OP_PART,                    /* args[0]: the reason, if any */
 	OP_MSG, /* PRIVMSG/NOTICE: args[0] text, args[1] a STATUSMSG prefix (@ or +); tag 1 = NOTICE */
 	OP_TOPIC,                   /* args[0], if any: the new topic */
-	OP_NAMES,
+	OP_NAMES, /* tag 1: the 353 lines only; the session ends a NAMES of several channels */
 	OP_WHO,
 	OP_MODE,   /* args: the mode string and its parameters */
 	OP_KICK,   /* args[0]: nicks, args[1]: reason */
@@ -184,6 +184,7 @@ enum chat_op {
 	OP_QUIT,   /* args[0]: the reason; dedup */
 	OP_NICK,   /* args[0]: the new nick; dedup */
 	OP_AWAY,   /* the requester's who changed; tag: WHO_* to tell members; args[0] the away text */
+	OP_INVITE_CANCEL, /* from a registry: args[0], invited, has no session after all */
 };
 
 /* What OP_AWAY tells the members who asked to hear it (away-notify, setname). */

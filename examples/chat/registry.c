@@ -262,7 +262,17 @@ static bool to_nick(struct registry *r, struct chat_env *e, struct cm_req *q)
 	case OP_WHO_NICK:
 		NUMERIC(r, q, "315", "%s :End of /WHO list", q->target);
 		break;
-	case OP_INVITE_DELIVER:
+	case OP_INVITE_DELIVER: {
+		NUMERIC(r, q, "401", "%s :No such nick/channel", q->target);
+		/* The channel took the invitation before anyone knew the nick was free: take it
+		 * back, so that whoever takes the nick later is not let in by it. */
+		const char *nick = q->target;
+		struct cm_req *cancel =
+		    chat_req_new(e, OP_INVITE_CANCEL, &q->who, cm_req_arg(q, 0), 1, &nick);
+		if (cancel != NULL)
+			chat_send(e, chat_registry_for(r->srv, cm_req_arg(q, 0)), cancel);
+		break;
+	}
 	case OP_KILL:
 		NUMERIC(r, q, "401", "%s :No such nick/channel", q->target);
 		break;
@@ -328,7 +338,8 @@ static void no_such_channel(struct registry *r, struct chat_env *e, struct cm_re
 		NUMERIC(r, q, "403", "%s :No such channel", q->target);
 		break;
 	case OP_NAMES:
-		NUMERIC(r, q, "366", "%s :End of /NAMES list", q->target);
+		if (q->tag == 0) /* else the session ends the list */
+			NUMERIC(r, q, "366", "%s :End of /NAMES list", q->target);
 		break;
 	case OP_WHO:
 		NUMERIC(r, q, "315", "%s :End of /WHO list", q->target);

@@ -563,23 +563,37 @@ static void cmd_invite(struct sess *s, struct irc_msg *m)
 	chan_request(s, OP_INVITE, m->params[1], 1, m->params);
 }
 
+/* NAMES of one channel is answered by the channel, 366 included; of several (or of every
+ * channel we are in, without arguments), each gives its 353 lines and one 366 ends them, in
+ * order behind the replies (sess_send_req). */
+static void names_of(struct sess *s, const char *name, bool end)
+{
+	struct cm_req *q = sess_req(s, OP_NAMES, name, 0, NULL);
+	if (q != NULL)
+		q->tag = !end;
+	to_channel(s, q);
+}
+
 static void cmd_names(struct sess *s, struct irc_msg *m)
 {
 	if (m->nparams < 1 || m->params[0][0] == '\0') {
-		/* Modern IRC allows 366 alone; we list the channels we are in, as most servers
-		 * list the ones the client can see. */
 		for (unsigned i = 0; i < s->nchans; i++)
-			to_channel(s, sess_req(s, OP_NAMES, s->chans[i].name, 0, NULL));
+			names_of(s, s->chans[i].name, false);
 		sess_numeric(s, "366", "* :End of /NAMES list");
 		return;
 	}
+	bool several = strchr(m->params[0], ',') != NULL;
 	char *cur = (char *)m->params[0], *name;
+	char all[512];
+	snprintf(all, sizeof(all), "%s", m->params[0]);
 	while ((name = irc_list_next(&cur)) != NULL) {
 		if (irc_valid_channel(name, IRC_CHANLEN))
-			to_channel(s, sess_req(s, OP_NAMES, name, 0, NULL));
-		else
+			names_of(s, name, !several);
+		else if (!several)
 			sess_numeric(s, "366", "%s :End of /NAMES list", name);
 	}
+	if (several)
+		sess_numeric(s, "366", "%s :End of /NAMES list", all);
 }
 
 static void cmd_list(struct sess *s, struct irc_msg *m)

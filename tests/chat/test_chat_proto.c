@@ -18,6 +18,18 @@
 	              "%s:%d: %u lines with '%s', expected %u:\n%s", __FILE__, __LINE__,           \
 	              bus_count((c), (needle)), (needle), (unsigned)(n), bus_peek(c))
 
+/* Each needle occurs in `all` after the one before it. */
+static void assert_in_order(const char *all, const char *const *needles, unsigned n)
+{
+	const char *at = all;
+	for (unsigned i = 0; i < n; i++) {
+		const char *p = strstr(at, needles[i]);
+		ck_assert_msg(p != NULL, "no \"%s\" after \"%s\" in:\n%s", needles[i],
+		              i > 0 ? needles[i - 1] : "the start", all);
+		at = p + 1;
+	}
+}
+
 static struct bus *B;
 
 static void setup(void)
@@ -430,6 +442,28 @@ START_TEST(names_lists_members_with_prefixes)
 	HAS(c, " 366 carol #room :End of /NAMES list");
 	HAS(c, " 366 carol #none :End of /NAMES list");
 	HAS(c, " 366 carol * :End of /NAMES list");
+}
+END_TEST
+
+START_TEST(names_of_several_channels_ends_with_one_366)
+{
+	struct bus_client *a = bus_client_new(B, 0, "alice");
+	struct bus_client *b = bus_client_new(B, 1, "bob");
+	bus_sendf(a, "JOIN #one\r\nJOIN #two\r\n");
+	bus_sendf(b, "JOIN #two\r\n");
+	bus_read(a);
+	bus_shuffle(B, 7); /* the two channels answer in either order */
+	bus_sendf(a, "NAMES #one,#nosuch,#two\r\nNAMES\r\nPING :z\r\n");
+	bus_shuffle(B, 0);
+	const char *order[] = {" 353 alice = #one :@alice", " 353 alice = #two :",
+	                       " 366 alice #one,#nosuch,#two :End of /NAMES list",
+	                       " 353 alice = #",            " 353 alice = #",
+	                       " 366 alice * :End of /NAMES list",
+	                       "PONG"};
+	const char *all = bus_read(a);
+	assert_in_order(all, order, sizeof(order) / sizeof(order[0]));
+	ck_assert_msg(strstr(all, " 366 alice #one ") == NULL && strstr(all, " 366 alice #two ") == NULL,
+	              "%s", all);
 }
 END_TEST
 
@@ -909,18 +943,6 @@ START_TEST(ison_and_userhost_find_registered_nicks)
 }
 END_TEST
 
-/* Each needle occurs in `all` after the one before it. */
-static void assert_in_order(const char *all, const char *const *needles, unsigned n)
-{
-	const char *at = all;
-	for (unsigned i = 0; i < n; i++) {
-		const char *p = strstr(at, needles[i]);
-		ck_assert_msg(p != NULL, "no \"%s\" after \"%s\" in:\n%s", needles[i],
-		              i > 0 ? needles[i - 1] : "the start", all);
-		at = p + 1;
-	}
-}
-
 START_TEST(small_queries_answer_with_their_numerics)
 {
 	struct bus_client *a = bus_client_new(B, 0, "alice");
@@ -1025,6 +1047,21 @@ START_TEST(help_describes_a_command_or_says_there_is_none)
 	HAS(a, " 704 alice PRIVMSG :PRIVMSG <target>");
 	HAS(a, " 706 alice PRIVMSG :");
 	HAS(a, " 524 alice NOTHING :No help available on this topic");
+}
+END_TEST
+
+START_TEST(an_invitation_for_a_free_nick_is_taken_back)
+{
+	struct bus_client *a = bus_client_new(B, 0, "alice");
+	bus_sendf(a, "JOIN #inv\r\nMODE #inv +i\r\nINVITE later #inv\r\n");
+	HAS(a, " 401 alice later :No such nick/channel");
+	struct bus_client *l = bus_client_new(B, 1, "later"); /* takes the nick afterwards */
+	bus_sendf(l, "JOIN #inv\r\n");
+	HAS(l, " 473 later #inv :Cannot join channel (+i)");
+	bus_sendf(a, "INVITE later #inv\r\n");
+	HAS(a, " 341 alice later #inv");
+	bus_sendf(l, "JOIN #inv\r\n");
+	HAS(l, ":later!~later@127.0.0.1 JOIN #inv");
 }
 END_TEST
 
@@ -1431,7 +1468,8 @@ static Suite *proto_suite(void)
 	      join_takes_several_channels_and_keys, join_0_parts_every_channel,
 	      join_errors_get_461_403_and_405, part_is_relayed_with_its_reason,
 	      part_errors_get_461_403_and_442, an_empty_channel_is_forgotten_and_made_afresh,
-	      names_lists_members_with_prefixes, names_splits_long_member_lists_over_lines,
+	      names_lists_members_with_prefixes, names_of_several_channels_ends_with_one_366,
+	      names_splits_long_member_lists_over_lines,
 	      topic_is_set_queried_and_guarded}},
 	    {"messages",
 	     {channel_messages_reach_every_member_but_the_sender,
@@ -1457,7 +1495,7 @@ static Suite *proto_suite(void)
 	      list_shows_channels_users_and_topics, ison_and_userhost_find_registered_nicks,
 	      small_queries_answer_with_their_numerics,
 	      oper_needs_the_right_name_and_password_and_shows_in_who_whois_and_lusers,
-	      kill_and_wallops_are_for_operators,
+	      kill_and_wallops_are_for_operators, an_invitation_for_a_free_nick_is_taken_back,
 	      who_with_a_mask_searches_every_shard_and_hides_invisible_users,
 	      whox_returns_the_fields_asked_for_in_the_specification_order,
 	      help_describes_a_command_or_says_there_is_none}},
