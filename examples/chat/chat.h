@@ -202,6 +202,8 @@ enum {
 	CAP_SERVER_TIME = 1 << 4,
 	CAP_AWAY_NOTIFY = 1 << 5,
 	CAP_SETNAME = 1 << 6,
+	CAP_BATCH = 1 << 7,
+	CAP_LABELED_RESPONSE = 1 << 8,
 };
 /* Their names, in bit order; chat_cap_bit("name") is the bit or 0. */
 extern const char *const chat_cap_names[];

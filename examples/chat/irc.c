@@ -202,6 +202,33 @@ static bool is_special(char c)
 	return c != '\0' && strchr("[]\\`_^{|}", c) != NULL;
 }
 
+bool irc_tag_value(const char *tags, const char *key, char *out, size_t cap)
+{
+	size_t klen = strlen(key);
+	for (const char *p = tags; p != NULL && *p != '\0';) {
+		const char *end = strchr(p, ';');
+		size_t n = end != NULL ? (size_t)(end - p) : strlen(p);
+		if (n >= klen && strncmp(p, key, klen) == 0 && (n == klen || p[klen] == '=')) {
+			const char *v = n == klen ? "" : p + klen + 1;
+			size_t vlen = n == klen ? 0 : n - klen - 1, o = 0;
+			for (size_t i = 0; i < vlen; i++) { /* IRCv3 escapes: \: \s \\ \r \n */
+				char c = v[i];
+				if (c == '\\' && i + 1 < vlen) {
+					c = v[++i];
+					c = c == ':' ? ';' : c == 's' ? ' ' : c == 'r' ? '\r' : c == 'n' ? '\n' : c;
+				}
+				if (o + 1 >= cap)
+					return false;
+				out[o++] = c;
+			}
+			out[o] = '\0';
+			return true;
+		}
+		p = end != NULL ? end + 1 : NULL;
+	}
+	return false;
+}
+
 bool irc_valid_utf8(const char *s, size_t len)
 {
 	const unsigned char *p = (const unsigned char *)s, *end = p + len;

@@ -103,6 +103,9 @@ uint64_t irc_hash(const char *name);
 /* Nick rules (RFC 2812 2.3.1, with '-' allowed after the first character): 1..maxlen
  * characters, the first a letter or one of []\`_^{|}. */
 bool irc_valid_nick(const char *nick, size_t maxlen);
+/* The value of tag `key` in a message's tags (irc_msg.tags), unescaped, into out (cap bytes);
+ * false when absent or too long. */
+bool irc_tag_value(const char *tags, const char *key, char *out, size_t cap);
 /* Whether the len bytes at s are well-formed UTF-8 (no overlong forms, no surrogates, nothing
  * past U+10FFFF). */
 bool irc_valid_utf8(const char *s, size_t len);

@@ -48,6 +48,7 @@ void sess_free(struct sess *s)
 	for (unsigned i = 0; i < s->held_len; i++)
 		irc_buf_free(&s->held[(s->held_head + i) % s->held_cap].text);
 	free(s->held);
+	irc_buf_free(&s->label_out);
 	free(s);
 }
 
@@ -139,19 +140,91 @@ static struct sess_held *held_push(struct sess *s, uint32_t seq)
 	}
 	struct sess_held *h = &s->held[(s->held_head + s->held_len++) % s->held_cap];
 	h->seq = seq;
+	h->kind = HELD_TEXT;
 	irc_buf_init(&h->text);
 	return h;
+}
+
+/* "@tag" merged into the tags of each line in `text`, written to out. */
+static void put_tagged(struct irc_buf *out, const char *tag, const char *text, size_t len)
+{
+	for (size_t off = 0; off < len;) {
+		const char *end = memchr(text + off, '\n', len - off);
+		size_t n = end != NULL ? (size_t)(end - (text + off)) + 1 : len - off;
+		irc_buf_put(out, tag, strlen(tag));
+		if (text[off] == '@') {
+			irc_buf_put(out, ";", 1);
+			irc_buf_put(out, text + off + 1, n - 1);
+		} else {
+			irc_buf_put(out, " ", 1);
+			irc_buf_put(out, text + off, n);
+		}
+		off += n;
+	}
+}
+
+/* The labeled command's response, as labeled-response says: ACK for none, the label on a
+ * single line, a labeled-response batch for more. */
+static void label_write(struct sess *s)
+{
+	struct irc_buf *r = &s->label_out, out;
+	char tag[80];
+	snprintf(tag, sizeof(tag), "@label=%s", s->label);
+	irc_buf_init(&out);
+	size_t lines = 0;
+	for (size_t i = 0; i < r->len; i++)
+		lines += r->data[i] == '\n';
+	if (lines == 0) {
+		irc_buf_linef(&out, "%s :%s ACK", tag, s->srv->name);
+	} else if (lines == 1) {
+		put_tagged(&out, tag, r->data, r->len);
+	} else {
+		char id[16], btag[24];
+		snprintf(id, sizeof(id), "lr%u", ++s->batch_seq);
+		snprintf(btag, sizeof(btag), "@batch=%s", id);
+		irc_buf_linef(&out, "%s :%s BATCH +%s labeled-response", tag, s->srv->name, id);
+		put_tagged(&out, btag, r->data, r->len);
+		irc_buf_linef(&out, ":%s BATCH -%s", s->srv->name, id);
+	}
+	irc_buf_free(r);
+	s->labeling = false;
+	if (out.oom)
+		sess_quit(s, "Out of memory", true);
+	else
+		write_now(s, out.data, out.len);
+	irc_buf_free(&out);
+}
+
+/* Output that is part of a labeled response is gathered, not written. */
+static void out_text(struct sess *s, const char *data, size_t len)
+{
+	if (!s->labeling) {
+		write_now(s, data, len);
+		return;
+	}
+	irc_buf_put(&s->label_out, data, len);
+	if (s->label_out.oom || s->label_out.len > s->srv->sendq)
+		sess_quit(s, "Max SendQ exceeded", true);
 }
 
 /* Writes the places at the front whose replies are in. */
 static void held_flush(struct sess *s)
 {
-	while (s->held_len > 0 && held_at(s, 0)->seq == 0) {
+	while (s->held_len > 0 && held_at(s, 0)->seq == 0 && !(s->flags & F_CLOSING)) {
 		struct sess_held *h = held_at(s, 0);
 		s->held_head = (s->held_head + 1) % s->held_cap;
 		s->held_len--;
 		s->held_bytes -= h->text.len;
-		write_now(s, h->text.data, h->text.len);
+		if (h->kind == HELD_LABEL) {
+			s->labeling = true;
+			snprintf(s->label, sizeof(s->label), "%.*s", (int)h->text.len,
+			         h->text.data ? h->text.data : "");
+			irc_buf_init(&s->label_out);
+		} else if (h->kind == HELD_LABEL_END) {
+			label_write(s);
+		} else {
+			out_text(s, h->text.data, h->text.len);
+		}
 		irc_buf_free(&h->text);
 	}
 	if (s->held_len == 0) {
@@ -174,16 +247,37 @@ void sess_write(struct sess *s, const char *data, size_t len)
 	if (s->flags & F_CLOSING || len == 0)
 		return;
 	if (s->held_len == 0) {
-		write_now(s, data, len);
+		out_text(s, data, len);
 		return;
 	}
 	struct sess_held *tail = held_at(s, s->held_len - 1);
-	if (tail->seq != 0)
+	if (tail->seq != 0 || tail->kind != HELD_TEXT)
 		tail = held_push(s, 0);
 	if (tail == NULL)
 		sess_quit(s, "Out of memory", true);
 	else
 		held_put(s, tail, data, len);
+}
+
+void sess_label_begin(struct sess *s, const char *label)
+{
+	struct sess_held *h = held_push(s, 0);
+	if (h == NULL)
+		return;
+	h->kind = HELD_LABEL;
+	irc_buf_put(&h->text, label, strlen(label));
+	s->label_open = true;
+}
+
+void sess_label_end(struct sess *s)
+{
+	if (!s->label_open)
+		return;
+	s->label_open = false;
+	struct sess_held *h = held_push(s, 0);
+	if (h != NULL)
+		h->kind = HELD_LABEL_END;
+	held_flush(s);
 }
 
 void sess_send_req(struct sess *s, actor_ref_t to, struct cm_req *q)
@@ -290,13 +384,19 @@ static void handle_line(struct sess *s, char *line, size_t len)
 		return;
 	if (s->srv->flood_rate > 0)
 		s->tokens -= 1;
-	if (!utf8) { /* UTF8ONLY: nothing that is not UTF-8 gets to anyone */
+	char label[65];
+	bool labeled = (s->who.caps & CAP_LABELED_RESPONSE) && irc_tag_value(m.tags, "label", label,
+	                                                                      sizeof(label));
+	if (labeled)
+		sess_label_begin(s, label);
+	if (!utf8) /* UTF8ONLY: nothing that is not UTF-8 gets to anyone */
 		sess_printf(s, ":%s FAIL %.32s INVALID_UTF8 :Message rejected, your message contained "
 		               "invalid UTF-8",
 		            s->srv->name, m.cmd);
-		return;
-	}
-	sess_command(s, &m);
+	else
+		sess_command(s, &m);
+	if (labeled && s->wait == WAIT_NONE) /* else when the wait ends (sess_handle) */
+		sess_label_end(s);
 }
 
 /* Pauses reading while too much input waits, so a client that floods or waits on a JOIN holds
@@ -543,6 +643,8 @@ void sess_handle(struct sess *s, struct chat_env *e, actor_msg_t *m)
 	if (s->flags & F_CLOSING)
 		return;
 	sess_reply(s, m);
+	if (s->wait == WAIT_NONE && s->label_open)
+		sess_label_end(s);
 	if (s->wait == WAIT_NONE && s->held_len < SESS_HELD_MAX && s->inlen > 0)
 		process(s);
 }

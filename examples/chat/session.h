@@ -29,10 +29,13 @@ enum { TAG_TICK = 1, TAG_FLOOD, TAG_LINGER };
 #define SESS_DEDUP 16 /* recent QUIT/NICK keys: one per channel copy of the same event */
 #define SESS_HELD_MAX 1024 /* replies awaited at once; input waits beyond */
 
-/* Output in order (session.c): a reply awaited (seq != 0), or output that waits behind one. */
+/* Output in order (session.c): a reply awaited (seq != 0), or output that waits behind one, or
+ * the start or end of a labeled command's response (labeled-response). */
+enum { HELD_TEXT, HELD_LABEL, HELD_LABEL_END };
 struct sess_held {
 	uint32_t seq;
-	struct irc_buf text;
+	uint8_t kind;
+	struct irc_buf text; /* HELD_LABEL: the label */
 };
 
 struct sess_chan {
@@ -79,6 +82,11 @@ struct sess {
 	unsigned held_head, held_len, held_cap;
 	size_t held_bytes;
 	uint32_t req_seq; /* the last request numbered */
+	bool label_open;          /* a labeled command is being handled: its end is not queued */
+	bool labeling;            /* its start has been written out: output goes to label_out */
+	char label[65];           /* labeling: the label */
+	struct irc_buf label_out; /* labeling: the response so far */
+	unsigned batch_seq;
 
 	uint64_t nick_seq;
 	uint64_t dedup[SESS_DEDUP];
@@ -101,6 +109,10 @@ void sess_who_changed(struct sess *s, unsigned what);
 uint64_t sess_dedup_key(const struct sess *s, uint64_t seq);
 bool sess_dedup_seen(struct sess *s, uint64_t key);
 const char *sess_target_nick(const struct sess *s); /* the nick, or "*" */
+
+/* labeled-response: the output from now until sess_label_end answers the labeled command. */
+void sess_label_begin(struct sess *s, const char *label);
+void sess_label_end(struct sess *s);
 
 /* Numbers request q, sends it and holds later output until its reply (session.c). */
 void sess_send_req(struct sess *s, actor_ref_t to, struct cm_req *q);

@@ -140,7 +140,8 @@ void chat_msg_release(actor_msg_t *m)
 
 const char *const chat_cap_names[] = {"cap-notify",   "multi-prefix", "userhost-in-names",
                                        "echo-message", "server-time",  "away-notify",
-                                       "setname",      NULL};
+                                       "setname",      "batch",        "labeled-response",
+                                       NULL};
 
 unsigned chat_cap_bit(const char *name)
 {

@@ -153,12 +153,42 @@ START_TEST(away_notify_and_setname_reach_the_members_who_asked)
 }
 END_TEST
 
+START_TEST(labeled_commands_get_labeled_responses)
+{
+	struct bus_client *a = bus_client_new(B, 0, "alice");
+	struct bus_client *b = bus_client_new(B, 1, "bob");
+	bus_sendf(a, "CAP REQ :batch labeled-response echo-message\r\n");
+	bus_read(a);
+	bus_sendf(a, "@label=p PING :x\r\n@label=q PONG :y\r\n@label=j JOIN #lr\r\n"
+	             "@label=w;other=1 WHOIS nobody\r\n@label=m PRIVMSG bob :hi\r\nPING :plain\r\n");
+	const char *all = bus_read(a);
+	const char *order[] = {"@label=p :irc.test PONG irc.test :x\r\n",
+	                       "@label=q :irc.test ACK\r\n",
+	                       "@label=j :irc.test BATCH +lr1 labeled-response\r\n",
+	                       "@batch=lr1 :alice!~alice@127.0.0.1 JOIN #lr\r\n",
+	                       "@batch=lr1 :irc.test 366 alice #lr ",
+	                       ":irc.test BATCH -lr1\r\n",
+	                       "@label=w :irc.test BATCH +lr2 labeled-response\r\n",
+	                       "@batch=lr2 :irc.test 401 alice nobody ",
+	                       "@batch=lr2 :irc.test 318 alice nobody ",
+	                       ":irc.test BATCH -lr2\r\n",
+	                       "@label=m :alice!~alice@127.0.0.1 PRIVMSG bob :hi\r\n",
+	                       "\n:irc.test PONG irc.test :plain\r\n"};
+	assert_in_order(all, order, sizeof(order) / sizeof(order[0]));
+	HAS(b, ":alice!~alice@127.0.0.1 PRIVMSG bob :hi"); /* the label is for the sender only */
+	HASNT(b, "label");
+	bus_sendf(b, "@label=z PING :nolabel\r\n"); /* bob did not ask for labeled-response */
+	HAS(b, ":irc.test PONG irc.test :nolabel");
+	HASNT(b, "label=z");
+}
+END_TEST
+
 START_TEST(cap_req_enables_capabilities_all_or_none)
 {
 	struct bus_client *c = bus_connect(B, 0, "h", false);
 	bus_sendf(c, "CAP LS 302\r\nNICK n\r\nUSER u 0 * :r\r\n");
 	HAS(c, " LS :cap-notify multi-prefix userhost-in-names echo-message server-time "
-	       "away-notify setname");
+	       "away-notify setname batch labeled-response");
 	bus_sendf(c, "CAP REQ :multi-prefix -multi-prefix\r\nCAP REQ :userhost-in-names "
 	             "multi-prefix echo-message\r\nCAP LIST\r\nCAP END\r\n");
 	HAS(c, " CAP n NAK :multi-prefix -multi-prefix");
@@ -1457,6 +1487,7 @@ static Suite *proto_suite(void)
 	     {registration_sends_the_welcome_burst, registration_sends_the_motd_when_there_is_one,
 	      cap_ls_holds_registration_until_cap_end, cap_req_enables_capabilities_all_or_none,
 	      away_notify_and_setname_reach_the_members_who_asked,
+	      labeled_commands_get_labeled_responses,
 	      nick_errors_get_431_432_and_433,
 	      nicks_collide_under_the_rfc1459_case_mapping, commands_before_registration_get_451,
 	      unknown_commands_get_421, user_and_pass_errors_get_461_and_462,
