@@ -105,11 +105,13 @@ static struct member *add_member(struct chan *c, const struct cm_req *q)
 	m->idx = c->n;
 	c->mem[c->n++] = m;
 	c->wl_stale = true;
+	c->ntagged += (m->who.caps & CAP_MESSAGE_TAGS) != 0;
 	return m;
 }
 
 static void del_member(struct chan *c, struct member *m)
 {
+	c->ntagged -= (m->who.caps & CAP_MESSAGE_TAGS) != 0;
 	hmap_del(&c->by_ref, m->ref.id, m);
 	hmap_del(&c->by_nick, irc_hash(m->who.nick), m);
 	c->mem[m->idx] = c->mem[--c->n];
@@ -256,10 +258,11 @@ void chan_broadcast_req(struct chan *c, struct chat_env *e, const struct cm_req 
 	irc_buf_put(&c->out, text, len);
 }
 
-/* A line for some members (but `exclude`): those whose clients enabled capability `cap` (any
- * if 0) and that hold one of the prefix `flags` (any if 0). One message each: these go to few. */
-static void broadcast_some(struct chan *c, struct chat_env *e, actor_ref_t exclude, unsigned cap,
-                           unsigned flags, const char *text, size_t len)
+/* A line for some members (but `exclude`): those whose clients enabled every capability in
+ * `cap_on` and none in `cap_off`, and that hold one of the prefix `flags` (any if 0). One
+ * message each: these go to few, or the channel has clients of several kinds. */
+static void broadcast_some(struct chan *c, struct chat_env *e, actor_ref_t exclude, unsigned cap_on,
+                           unsigned cap_off, unsigned flags, const char *text, size_t len)
 {
 	actor_ref_t *to = malloc(c->n * sizeof(*to) + 1);
 	uint32_t n = 0;
@@ -267,8 +270,8 @@ static void broadcast_some(struct chan *c, struct chat_env *e, actor_ref_t exclu
 		return;
 	for (uint32_t i = 0; i < c->n; i++) {
 		const struct member *m = c->mem[i];
-		if ((cap == 0 || (m->who.caps & cap)) && (flags == 0 || (m->flags & flags)) &&
-		    !actor_ref_eq(m->ref, exclude))
+		if ((m->who.caps & cap_on) == cap_on && (m->who.caps & cap_off) == 0 &&
+		    (flags == 0 || (m->flags & flags)) && !actor_ref_eq(m->ref, exclude))
 			to[n++] = m->ref;
 	}
 	struct chat_line *line = n > 0 ? chat_line_new(text, len, 1) : NULL;
@@ -289,7 +292,7 @@ static void broadcast_cap(struct chan *c, struct chat_env *e, actor_ref_t exclud
 	va_start(ap, fmt);
 	size_t len = irc_vformat_line(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	broadcast_some(c, e, exclude, cap, 0, text, len);
+	broadcast_some(c, e, exclude, cap, 0, 0, text, len);
 }
 
 /* What OP_AWAY tells (chat.h, WHO_*): AWAY to away-notify members, SETNAME to setname ones. */
@@ -476,26 +479,42 @@ static void op_nick(struct chan *c, struct chat_env *e, const struct cm_req *q, 
 
 static void op_msg(struct chan *c, struct chat_env *e, const struct cm_req *q, struct member *m)
 {
-	bool notice = q->tag != 0;
+	unsigned kind = (unsigned)q->tag;
 	bool voiced = m != NULL && (m->flags & (M_OP | M_VOICE));
 	if ((m == NULL && (c->modes & C_NOEXTERNAL)) || (!voiced && (c->modes & C_MODERATED)) ||
 	    (!voiced && is_banned(c, &q->who))) {
-		if (!notice)
+		if (kind == MSG_PRIVMSG) /* NOTICE and TAGMSG get no error replies */
 			NUMERIC(c, q, "404", "%s :Cannot send to channel", c->name);
 		return;
 	}
 	/* STATUSMSG: "@#chan" reaches the operators, "+#chan" the voiced and the operators. */
 	const char *status = q->nargs > 1 ? cm_req_arg(q, 1) : "";
+	unsigned flags = status[0] == '@' ? M_OP : status[0] == '+' ? M_OP | M_VOICE : 0;
 	char text[512];
-	size_t len = irc_format_line(text, sizeof(text), ":" WHO_FMT " %s %s%s :%s",
-	                             WHO_ARGS(&q->who), notice ? "NOTICE" : "PRIVMSG", status,
-	                             c->name, cm_req_arg(q, 0));
-	if (status[0] != '\0')
-		broadcast_some(c, e, q->from, 0, status[0] == '@' ? M_OP : M_OP | M_VOICE, text, len);
-	else
-		broadcast_line(c, e, q->from, 0, text, len);
-	if (q->who.caps & CAP_ECHO_MESSAGE) /* the speaker's copy comes in its reply */
-		irc_buf_put(&c->out, text, len);
+	size_t len = kind == MSG_TAGMSG
+	                 ? irc_format_line(text, sizeof(text), ":" WHO_FMT " TAGMSG %s%s",
+	                                   WHO_ARGS(&q->who), status, c->name)
+	                 : irc_format_line(text, sizeof(text), ":" WHO_FMT " %s %s%s :%s",
+	                                   WHO_ARGS(&q->who), chat_msg_cmd(kind), status, c->name,
+	                                   cm_req_arg(q, 0));
+	/* message-tags clients get the msgid and the sender's client tags; TAGMSG is theirs only. */
+	struct irc_buf tagged;
+	chat_tagged_line(&tagged, q->nargs > 2 ? cm_req_arg(q, 2) : "", text, len);
+	if (kind == MSG_TAGMSG) {
+		broadcast_some(c, e, q->from, CAP_MESSAGE_TAGS, 0, flags, tagged.data, tagged.len);
+	} else if (c->ntagged == 0 && flags == 0) {
+		broadcast_line(c, e, q->from, 0, text, len); /* one per worker, to its fan-out */
+	} else {
+		broadcast_some(c, e, q->from, 0, CAP_MESSAGE_TAGS, flags, text, len);
+		broadcast_some(c, e, q->from, CAP_MESSAGE_TAGS, 0, flags, tagged.data, tagged.len);
+	}
+	if (q->who.caps & CAP_ECHO_MESSAGE) { /* the speaker's copy comes in its reply */
+		if (q->who.caps & CAP_MESSAGE_TAGS)
+			irc_buf_put(&c->out, tagged.data, tagged.len);
+		else if (kind != MSG_TAGMSG)
+			irc_buf_put(&c->out, text, len);
+	}
+	irc_buf_free(&tagged);
 }
 
 static void op_topic(struct chan *c, struct chat_env *e, const struct cm_req *q, struct member *m)
@@ -631,6 +650,8 @@ static void handle_req(struct chan *c, struct chat_env *e, struct cm_req *q)
 			m->who.away = q->who.away;
 			m->who.invisible = q->who.invisible;
 			m->who.oper = q->who.oper;
+			c->ntagged += ((q->who.caps & CAP_MESSAGE_TAGS) != 0) -
+			              ((m->who.caps & CAP_MESSAGE_TAGS) != 0);
 			m->who.caps = q->who.caps;
 			memcpy(m->who.real, q->who.real, sizeof(m->who.real));
 			tell_who_change(c, e, q);

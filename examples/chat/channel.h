@@ -49,6 +49,7 @@ struct chan {
 	char invites[MAX_INVITES][IRC_NICKLEN + 1];
 	unsigned ninvites;
 	struct wlist *wl; /* per worker: the members living there, rebuilt when stale */
+	uint32_t ntagged; /* members whose clients enabled message-tags */
 	bool wl_stale;
 	uint64_t via_seen;     /* requests forwarded to us by the registry */
 	uint64_t via_reported; /* via_seen when we last said we were empty */

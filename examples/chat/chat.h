@@ -165,7 +165,7 @@ enum chat_op {
 	OP_LIST,           /* all the shard's channels */
 
 	OP_TO_NICK_FIRST,
-	OP_MSG_NICK = OP_TO_NICK_FIRST, /* PRIVMSG/NOTICE to a nick: args[0] text, tag 1 = NOTICE */
+	OP_MSG_NICK = OP_TO_NICK_FIRST, /* PRIVMSG/NOTICE/TAGMSG to a nick: as OP_MSG */
 	OP_WHOIS,
 	OP_WHO_NICK,
 	OP_INVITE_DELIVER, /* from a channel: args[0] the channel */
@@ -174,7 +174,8 @@ enum chat_op {
 	OP_TO_CHAN_FIRST,
 	OP_JOIN = OP_TO_CHAN_FIRST, /* args[0]: the key; args[1]: the away text, if away */
 	OP_PART,                    /* args[0]: the reason, if any */
-	OP_MSG, /* PRIVMSG/NOTICE: args[0] text, args[1] a STATUSMSG prefix (@ or +); tag 1 = NOTICE */
+	OP_MSG, /* PRIVMSG, NOTICE, TAGMSG (tag MSG_*): args[0] text, args[1] a STATUSMSG prefix (@
+	         * or +), args[2] the tags for message-tags clients (msgid, the client's + tags) */
 	OP_TOPIC,                   /* args[0], if any: the new topic */
 	OP_NAMES, /* tag 1: the 353 lines only; the session ends a NAMES of several channels */
 	OP_WHO,
@@ -186,6 +187,16 @@ enum chat_op {
 	OP_AWAY,   /* the requester's who changed; tag: WHO_* to tell members; args[0] the away text */
 	OP_INVITE_CANCEL, /* from a registry: args[0], invited, has no session after all */
 };
+
+/* cm_req.tag of OP_MSG and OP_MSG_NICK. */
+enum { MSG_PRIVMSG = 0, MSG_NOTICE = 1, MSG_TAGMSG = 2 };
+static inline const char *chat_msg_cmd(uint64_t tag)
+{
+	return tag == MSG_NOTICE ? "NOTICE" : tag == MSG_TAGMSG ? "TAGMSG" : "PRIVMSG";
+}
+
+/* A line with IRCv3 tags in front (no '@' in `tags`; none when empty), into a new buffer. */
+void chat_tagged_line(struct irc_buf *out, const char *tags, const char *line, size_t len);
 
 /* What OP_AWAY tells the members who asked to hear it (away-notify, setname). */
 enum { WHO_SILENT = 0, WHO_AWAY, WHO_SETNAME };
@@ -204,6 +215,7 @@ enum {
 	CAP_SETNAME = 1 << 6,
 	CAP_BATCH = 1 << 7,
 	CAP_LABELED_RESPONSE = 1 << 8,
+	CAP_MESSAGE_TAGS = 1 << 9,
 };
 /* Their names, in bit order; chat_cap_bit("name") is the bit or 0. */
 extern const char *const chat_cap_names[];

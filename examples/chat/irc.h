@@ -35,6 +35,7 @@
 #define IRC_LINE_MAX 8192 /* --max-line's ceiling; a line is copied on the stack */
 /* A client that sends this much without any line end is disconnected. */
 #define IRC_NOEOL_MAX (16u << 10)
+#define IRC_TAGS_MAX 4096 /* a line's tags, '@' and the space after them included (message-tags) */
 
 /* ---------------------------------------------------------------------------------------------
  * Framing: bytes to lines

@@ -252,7 +252,7 @@ static bool to_nick(struct registry *r, struct chat_env *e, struct cm_req *q)
 	}
 	switch (q->op) {
 	case OP_MSG_NICK:
-		if (q->tag == 0) /* NOTICE never gets an automatic reply */
+		if (q->tag == MSG_PRIVMSG) /* NOTICE and TAGMSG never get an automatic reply */
 			NUMERIC(r, q, "401", "%s :No such nick/channel", q->target);
 		break;
 	case OP_WHOIS:
@@ -327,7 +327,7 @@ static void no_such_channel(struct registry *r, struct chat_env *e, struct cm_re
 		return;
 	}
 	case OP_MSG:
-		if (q->tag == 0)
+		if (q->tag == MSG_PRIVMSG)
 			NUMERIC(r, q, "401", "%s :No such nick/channel", q->target);
 		break;
 	case OP_PART:

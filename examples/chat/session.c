@@ -20,7 +20,8 @@ struct sess *sess_new(struct chat_srv *srv, const char *host)
 	s->srv = srv;
 	/* A host starting with ':' (IPv6 "::1") would read as a trailing parameter. */
 	snprintf(s->who.host, sizeof(s->who.host), "%s%s", host[0] == ':' ? "0" : "", host);
-	irc_framer_init(&s->framer, srv->max_line, IRC_NOEOL_MAX);
+	/* Room for message-tags' tags in front of a line of max_line; handle_line checks each. */
+	irc_framer_init(&s->framer, srv->max_line + IRC_TAGS_MAX, IRC_NOEOL_MAX);
 	s->tokens = srv->flood_burst;
 	return s;
 }
@@ -379,6 +380,18 @@ static bool flood_allows(struct sess *s)
 static void handle_line(struct sess *s, char *line, size_t len)
 {
 	struct irc_msg m;
+	/* At most IRC_TAGS_MAX bytes of tags ('@' to the space after them), then max_line. */
+	size_t tags = 0;
+	if (len > 0 && line[0] == '@') {
+		const char *sp = memchr(line, ' ', len);
+		tags = sp != NULL ? (size_t)(sp - line) + 1 : len;
+	}
+	if (tags > IRC_TAGS_MAX || len - tags + 2 > s->srv->max_line) {
+		if (s->srv->flood_rate > 0)
+			s->tokens -= 1;
+		sess_numeric(s, "417", ":Input line was too long");
+		return;
+	}
 	bool utf8 = irc_valid_utf8(line, len);
 	if (irc_parse(line, len, &m) < 0)
 		return;

@@ -89,6 +89,7 @@ struct sess {
 	unsigned batch_seq;
 
 	uint64_t nick_seq;
+	uint64_t msg_seq; /* for msgid */
 	uint64_t dedup[SESS_DEDUP];
 	unsigned dedup_pos;
 };

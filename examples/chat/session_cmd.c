@@ -8,6 +8,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -614,25 +615,51 @@ static void cmd_list(struct sess *s, struct irc_msg *m)
  * Messages and queries about users
  */
 
+/* The tags a message carries to message-tags clients: a msgid of our own, then the sender's
+ * client-only tags ("+name[=value]", as received), if its client enabled message-tags. */
+static void message_tags(struct sess *s, const struct irc_msg *m, char *out, size_t cap)
+{
+	size_t n = (size_t)snprintf(out, cap, "msgid=%" PRIx64 "-%" PRIx64, s->self.id,
+	                            ++s->msg_seq);
+	if (!(s->who.caps & CAP_MESSAGE_TAGS) || m->tags == NULL)
+		return;
+	for (const char *p = m->tags; *p != '\0' && n < cap;) {
+		size_t len = strcspn(p, ";");
+		if (p[0] == '+' && len > 1 && n + len + 1 < cap) {
+			out[n++] = ';';
+			memcpy(out + n, p, len);
+			n += len;
+			out[n] = '\0';
+		}
+		p += len + (p[len] == ';');
+	}
+}
+
 static void cmd_msg(struct sess *s, struct irc_msg *m)
 {
-	bool notice = strcmp(m->cmd, "NOTICE") == 0;
+	unsigned kind = strcmp(m->cmd, "NOTICE") == 0   ? MSG_NOTICE
+	                : strcmp(m->cmd, "TAGMSG") == 0 ? MSG_TAGMSG
+	                                                : MSG_PRIVMSG;
+	bool quiet = kind != MSG_PRIVMSG; /* NOTICE and TAGMSG get no error replies */
+	if (kind == MSG_TAGMSG && !(s->who.caps & CAP_MESSAGE_TAGS))
+		return; /* TAGMSG is for clients that enabled message-tags */
 	if (m->nparams < 1 || m->params[0][0] == '\0') {
-		if (!notice)
+		if (!quiet)
 			sess_numeric(s, "411", ":No recipient given (%s)", m->cmd);
 		return;
 	}
-	if (m->nparams < 2 || m->params[1][0] == '\0') {
-		if (!notice)
+	if (kind != MSG_TAGMSG && (m->nparams < 2 || m->params[1][0] == '\0')) {
+		if (!quiet)
 			sess_numeric(s, "412", ":No text to send");
 		return;
 	}
 	s->idle_ns = s->e->ops->now_ns(s->e);
 	char *cur = (char *)m->params[0], *target;
-	const char *text = m->params[1];
+	const char *text = kind == MSG_TAGMSG ? "" : m->params[1];
+	char tags[IRC_TAGS_MAX + 64];
 	for (unsigned n = 0; (target = irc_list_next(&cur)) != NULL; n++) {
 		if (n >= IRC_MAXTARGETS) {
-			if (!notice)
+			if (!quiet)
 				sess_numeric(s, "407", "%s :Too many recipients", target);
 			continue;
 		}
@@ -644,23 +671,33 @@ static void cmd_msg(struct sess *s, struct irc_msg *m)
 		bool chan = irc_is_channel(target);
 		if (chan ? !irc_valid_channel(target, IRC_CHANLEN)
 		         : !irc_valid_nick(target, IRC_NICKLEN)) {
-			if (!notice)
+			if (!quiet)
 				sess_numeric(s, "401", "%s%s :No such nick/channel", status, target);
 			continue;
 		}
-		const char *args[] = {text, status};
-		struct cm_req *q =
-		    sess_req(s, chan ? OP_MSG : OP_MSG_NICK, target, status[0] ? 2 : 1, args);
+		message_tags(s, m, tags, sizeof(tags));
+		const char *args[] = {text, status, tags};
+		struct cm_req *q = sess_req(s, chan ? OP_MSG : OP_MSG_NICK, target, 3, args);
 		if (q == NULL)
 			continue;
-		q->tag = notice;
+		q->tag = kind;
 		if (chan) {
 			to_channel(s, q);
 			continue;
 		}
-		if (s->who.caps & CAP_ECHO_MESSAGE)
-			sess_printf(s, ":%s!%s@%s %s %s :%s", s->who.nick, s->who.user, s->who.host,
-			            m->cmd, target, text);
+		if (s->who.caps & CAP_ECHO_MESSAGE) {
+			char line[512];
+			size_t len = kind == MSG_TAGMSG
+			                 ? irc_format_line(line, sizeof(line), ":%s!%s@%s TAGMSG %s",
+			                                   s->who.nick, s->who.user, s->who.host, target)
+			                 : irc_format_line(line, sizeof(line), ":%s!%s@%s %s %s :%s",
+			                                   s->who.nick, s->who.user, s->who.host,
+			                                   m->cmd, target, text);
+			struct irc_buf b;
+			chat_tagged_line(&b, (s->who.caps & CAP_MESSAGE_TAGS) ? tags : "", line, len);
+			sess_write(s, b.data, b.len);
+			irc_buf_free(&b);
+		}
 		sess_send_req(s, chat_registry_for(s->srv, target), q);
 	}
 }
@@ -940,6 +977,8 @@ static const struct command commands[] = {
      "RESTART: restart the server (not available here)"},
     {"SETNAME", cmd_setname, false,
      "SETNAME :<real name>: change your real name (with the setname capability)"},
+    {"TAGMSG", cmd_msg, false,
+     "TAGMSG <target>: a message of tags only (with the message-tags capability)"},
     {"TIME", cmd_time, false,
      "TIME: the server's time"},
     {"TOPIC", cmd_topic, false,

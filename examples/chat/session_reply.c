@@ -205,13 +205,27 @@ static void request_for_me(struct sess *s, struct cm_req *q)
 	irc_buf_init(&b);
 	const char *srv = s->srv->name, *me = s->who.nick;
 	switch (q->op) {
-	case OP_MSG_NICK:
-		sess_printf(s, ":%s!%s@%s %s %s :%s", q->who.nick, q->who.user, q->who.host,
-		            q->tag ? "NOTICE" : "PRIVMSG", me, cm_req_arg(q, 0));
-		if (!q->tag && s->away != NULL)
+	case OP_MSG_NICK: {
+		bool tagged = (s->who.caps & CAP_MESSAGE_TAGS) != 0;
+		if (q->tag != MSG_TAGMSG || tagged) {
+			char line[512];
+			size_t len =
+			    q->tag == MSG_TAGMSG
+			        ? irc_format_line(line, sizeof(line), ":%s!%s@%s TAGMSG %s", q->who.nick,
+			                          q->who.user, q->who.host, me)
+			        : irc_format_line(line, sizeof(line), ":%s!%s@%s %s %s :%s", q->who.nick,
+			                          q->who.user, q->who.host, chat_msg_cmd(q->tag), me,
+			                          cm_req_arg(q, 0));
+			struct irc_buf t;
+			chat_tagged_line(&t, tagged ? cm_req_arg(q, 2) : "", line, len);
+			sess_write(s, t.data, t.len);
+			irc_buf_free(&t);
+		}
+		if (q->tag == MSG_PRIVMSG && s->away != NULL)
 			irc_buf_linef(&b, ":%s 301 %s %s :%s", srv, q->who.nick, me, s->away);
 		reply_to(s, q, &b);
 		break;
+	}
 	case OP_WHOIS:
 		whois_me(s, q);
 		break;

@@ -141,7 +141,7 @@ void chat_msg_release(actor_msg_t *m)
 const char *const chat_cap_names[] = {"cap-notify",   "multi-prefix", "userhost-in-names",
                                        "echo-message", "server-time",  "away-notify",
                                        "setname",      "batch",        "labeled-response",
-                                       NULL};
+                                       "message-tags", NULL};
 
 unsigned chat_cap_bit(const char *name)
 {
@@ -149,6 +149,17 @@ unsigned chat_cap_bit(const char *name)
 		if (strcmp(chat_cap_names[i], name) == 0)
 			return 1u << i;
 	return 0;
+}
+
+void chat_tagged_line(struct irc_buf *out, const char *tags, const char *line, size_t len)
+{
+	irc_buf_init(out);
+	if (tags[0] != '\0') {
+		irc_buf_put(out, "@", 1);
+		irc_buf_put(out, tags, strlen(tags));
+		irc_buf_put(out, " ", 1);
+	}
+	irc_buf_put(out, line, len);
 }
 
 const char *chat_prefix(uint8_t flags, unsigned caps)

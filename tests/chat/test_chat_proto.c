@@ -183,12 +183,74 @@ START_TEST(labeled_commands_get_labeled_responses)
 }
 END_TEST
 
+START_TEST(message_tags_carry_client_tags_and_a_msgid_to_those_who_asked)
+{
+	struct bus_client *a = bus_client_new(B, 0, "alice");
+	struct bus_client *b = bus_client_new(B, 1, "bob");
+	struct bus_client *c = bus_client_new(B, 2, "carol");
+	bus_sendf(a, "CAP REQ :message-tags\r\nJOIN #t\r\n");
+	bus_sendf(b, "CAP REQ :message-tags echo-message\r\nJOIN #t\r\n");
+	bus_sendf(c, "JOIN #t\r\n");
+	bus_read(a);
+	bus_read(b);
+	bus_read(c);
+	bus_sendf(b, "@+bat=baz;server=x;+fizz=buzz PRIVMSG #t :hi\r\n");
+	const char *line = bus_line_with(a, "PRIVMSG #t :hi");
+	ck_assert_msg(line != NULL && strncmp(line, "@msgid=", 7) == 0 &&
+	                  strstr(line, ";+bat=baz;+fizz=buzz :bob!~bob@127.0.0.1 PRIVMSG") != NULL &&
+	                  strstr(line, "server=") == NULL,
+	              "%s", bus_peek(a));
+	char msgid[64];
+	ck_assert_int_eq(sscanf(line, "@msgid=%63[^;]", msgid), 1);
+	line = bus_line_with(b, "PRIVMSG #t :hi"); /* the echo has the same msgid */
+	ck_assert_msg(line != NULL && strstr(line, msgid) != NULL, "%s", bus_peek(b));
+	line = bus_line_with(c, "PRIVMSG #t :hi"); /* carol asked for nothing: no tags */
+	ck_assert_msg(line != NULL && strncmp(line, ":bob!~bob@127.0.0.1 PRIVMSG", 27) == 0, "%s",
+	              bus_peek(c));
+	bus_read(a);
+	bus_read(b);
+	bus_read(c);
+	bus_sendf(b, "@+typing=active TAGMSG #t\r\n@+typing=done TAGMSG alice\r\n");
+	HAS(a, ";+typing=active :bob!~bob@127.0.0.1 TAGMSG #t");
+	HAS(a, ";+typing=done :bob!~bob@127.0.0.1 TAGMSG alice");
+	HAS(b, ";+typing=active :bob!~bob@127.0.0.1 TAGMSG #t");
+	ck_assert_str_eq(bus_read(c), ""); /* TAGMSG is for message-tags clients only */
+	bus_read(a);
+	bus_sendf(c, "TAGMSG #t\r\n"); /* nor may carol send it */
+	ck_assert_str_eq(bus_read(a), "");
+}
+END_TEST
+
+START_TEST(tags_may_take_4096_bytes_and_no_more)
+{
+	struct bus_client *a = bus_client_new(B, 0, "alice");
+	struct bus_client *b = bus_client_new(B, 1, "bob");
+	bus_sendf(a, "CAP REQ :message-tags\r\n");
+	bus_sendf(b, "CAP REQ :message-tags\r\n");
+	bus_read(a);
+	static char big[IRC_TAGS_MAX + 600];
+	int n = snprintf(big, sizeof(big), "@+baz=%0*d TAGMSG bob\r\n", IRC_TAGS_MAX - 7, 0);
+	ck_assert_int_eq((int)(strchr(big, ' ') - big), IRC_TAGS_MAX - 1);
+	bus_send(a, big, (size_t)n);
+	HAS(b, " TAGMSG bob");
+	HASNT(a, " 417 ");
+	n = snprintf(big, sizeof(big), "@+baz=%0*d TAGMSG bob\r\n", IRC_TAGS_MAX - 6, 0);
+	bus_send(a, big, (size_t)n);
+	HAS(a, " 417 alice :Input line was too long");
+	bus_read(b);
+	n = snprintf(big, sizeof(big), "PRIVMSG bob :%0*d\r\n", 512 - 15 + 1, 0); /* 513 bytes */
+	bus_send(a, big, (size_t)n);
+	COUNT(a, " 417 alice :Input line was too long", 2);
+	ck_assert_str_eq(bus_read(b), "");
+}
+END_TEST
+
 START_TEST(cap_req_enables_capabilities_all_or_none)
 {
 	struct bus_client *c = bus_connect(B, 0, "h", false);
 	bus_sendf(c, "CAP LS 302\r\nNICK n\r\nUSER u 0 * :r\r\n");
 	HAS(c, " LS :cap-notify multi-prefix userhost-in-names echo-message server-time "
-	       "away-notify setname batch labeled-response");
+	       "away-notify setname batch labeled-response message-tags");
 	bus_sendf(c, "CAP REQ :multi-prefix -multi-prefix\r\nCAP REQ :userhost-in-names "
 	             "multi-prefix echo-message\r\nCAP LIST\r\nCAP END\r\n");
 	HAS(c, " CAP n NAK :multi-prefix -multi-prefix");
@@ -1488,6 +1550,8 @@ static Suite *proto_suite(void)
 	      cap_ls_holds_registration_until_cap_end, cap_req_enables_capabilities_all_or_none,
 	      away_notify_and_setname_reach_the_members_who_asked,
 	      labeled_commands_get_labeled_responses,
+	      message_tags_carry_client_tags_and_a_msgid_to_those_who_asked,
+	      tags_may_take_4096_bytes_and_no_more,
 	      nick_errors_get_431_432_and_433,
 	      nicks_collide_under_the_rfc1459_case_mapping, commands_before_registration_get_451,
 	      unknown_commands_get_421, user_and_pass_errors_get_461_and_462,
