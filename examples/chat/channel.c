@@ -431,11 +431,28 @@ static void op_join(struct chan *c, struct chat_env *e, const struct cm_req *q)
 	if (c->n == 1)
 		m->flags |= M_OP; /* whoever makes a channel runs it */
 	forget_invite(c, q->who.nick);
-	chan_broadcast(c, e, q->from, 0, ":" WHO_FMT " JOIN %s", WHO_ARGS(&q->who), c->name);
+	/* extended-join: "JOIN #chan <account> :<realname>"; no accounts here, so "*". */
+	char plain[512], ext[512];
+	size_t plen = irc_format_line(plain, sizeof(plain), ":" WHO_FMT " JOIN %s",
+	                              WHO_ARGS(&q->who), c->name);
+	size_t elen = irc_format_line(ext, sizeof(ext), ":" WHO_FMT " JOIN %s * :%s",
+	                              WHO_ARGS(&q->who), c->name, q->who.real);
+	bool mixed = false;
+	for (uint32_t i = 0; i < c->n && !mixed; i++)
+		mixed = (c->mem[i]->who.caps & CAP_EXTENDED_JOIN) != 0;
+	if (!mixed) {
+		broadcast_line(c, e, q->from, 0, plain, plen);
+	} else {
+		broadcast_some(c, e, q->from, 0, CAP_EXTENDED_JOIN, 0, plain, plen);
+		broadcast_some(c, e, q->from, CAP_EXTENDED_JOIN, 0, 0, ext, elen);
+	}
 	if (q->who.away && q->nargs > 1) /* away-notify: they learn at once that the joiner is away */
 		broadcast_cap(c, e, q->from, CAP_AWAY_NOTIFY, ":" WHO_FMT " AWAY :%s",
 		              WHO_ARGS(&q->who), cm_req_arg(q, 1));
-	irc_buf_linef(&c->out, ":" WHO_FMT " JOIN %s", WHO_ARGS(&q->who), c->name);
+	if (q->who.caps & CAP_EXTENDED_JOIN)
+		irc_buf_put(&c->out, ext, elen);
+	else
+		irc_buf_put(&c->out, plain, plen);
 	if (c->topic != NULL)
 		topic_reply(c, q);
 	names_reply(c, q, true);

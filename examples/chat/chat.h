@@ -216,6 +216,7 @@ enum {
 	CAP_BATCH = 1 << 7,
 	CAP_LABELED_RESPONSE = 1 << 8,
 	CAP_MESSAGE_TAGS = 1 << 9,
+	CAP_EXTENDED_JOIN = 1 << 10,
 };
 /* Their names, in bit order; chat_cap_bit("name") is the bit or 0. */
 extern const char *const chat_cap_names[];

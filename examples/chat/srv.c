@@ -141,7 +141,7 @@ void chat_msg_release(actor_msg_t *m)
 const char *const chat_cap_names[] = {"cap-notify",   "multi-prefix", "userhost-in-names",
                                        "echo-message", "server-time",  "away-notify",
                                        "setname",      "batch",        "labeled-response",
-                                       "message-tags", NULL};
+                                       "message-tags", "extended-join", NULL};
 
 unsigned chat_cap_bit(const char *name)
 {

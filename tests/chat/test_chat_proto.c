@@ -245,12 +245,28 @@ START_TEST(tags_may_take_4096_bytes_and_no_more)
 }
 END_TEST
 
+START_TEST(extended_join_shows_account_and_realname_to_those_who_asked)
+{
+	struct bus_client *a = bus_client_new(B, 0, "alice");
+	struct bus_client *b = bus_client_new(B, 1, "bob");
+	struct bus_client *c = bus_client_new(B, 2, "carol");
+	bus_sendf(a, "CAP REQ extended-join\r\nJOIN #e\r\n");
+	HAS(a, ":alice!~alice@127.0.0.1 JOIN #e * :Real alice");
+	bus_sendf(b, "JOIN #e\r\n");
+	HAS(b, ":bob!~bob@127.0.0.1 JOIN #e\r"); /* bob did not ask */
+	bus_sendf(c, "JOIN #e\r\n");
+	HAS(a, ":carol!~carol@127.0.0.1 JOIN #e * :Real carol");
+	HAS(b, ":carol!~carol@127.0.0.1 JOIN #e");
+	HASNT(b, "JOIN #e *");
+}
+END_TEST
+
 START_TEST(cap_req_enables_capabilities_all_or_none)
 {
 	struct bus_client *c = bus_connect(B, 0, "h", false);
 	bus_sendf(c, "CAP LS 302\r\nNICK n\r\nUSER u 0 * :r\r\n");
 	HAS(c, " LS :cap-notify multi-prefix userhost-in-names echo-message server-time "
-	       "away-notify setname batch labeled-response message-tags");
+	       "away-notify setname batch labeled-response message-tags extended-join");
 	bus_sendf(c, "CAP REQ :multi-prefix -multi-prefix\r\nCAP REQ :userhost-in-names "
 	             "multi-prefix echo-message\r\nCAP LIST\r\nCAP END\r\n");
 	HAS(c, " CAP n NAK :multi-prefix -multi-prefix");
@@ -1552,6 +1568,7 @@ static Suite *proto_suite(void)
 	      labeled_commands_get_labeled_responses,
 	      message_tags_carry_client_tags_and_a_msgid_to_those_who_asked,
 	      tags_may_take_4096_bytes_and_no_more,
+	      extended_join_shows_account_and_realname_to_those_who_asked,
 	      nick_errors_get_431_432_and_433,
 	      nicks_collide_under_the_rfc1459_case_mapping, commands_before_registration_get_451,
 	      unknown_commands_get_421, user_and_pass_errors_get_461_and_462,
