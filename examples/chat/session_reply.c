@@ -114,18 +114,32 @@ static void joined(struct sess *s, struct cm_joined *j)
 		sess_join_next(s);
 }
 
-/* Whether LIST's filter (a comma list of names, or none) takes this channel. */
-static bool list_wants(const char *filter, const char *name)
+/* Whether LIST's filter takes this channel. The filter is a comma list of names and masks (the
+ * channel must match one, if there are any), "!mask" (it must match none: ELIST N) and ">n",
+ * "<n" (more or fewer users than n: ELIST U); or none at all. */
+static bool list_wants(const char *filter, const char *name, unsigned users)
 {
 	if (filter == NULL)
 		return true;
 	char buf[512];
 	snprintf(buf, sizeof(buf), "%s", filter);
 	char *cur = buf, *item;
-	while ((item = irc_list_next(&cur)) != NULL)
-		if (irc_casecmp(item, name) == 0)
-			return true;
-	return false;
+	bool named = false, match = false;
+	while ((item = irc_list_next(&cur)) != NULL) {
+		char *end;
+		if (item[0] == '>' || item[0] == '<') {
+			unsigned long n = strtoul(item + 1, &end, 10);
+			if (*end == '\0' && (item[0] == '>' ? users <= n : users >= n))
+				return false;
+		} else if (item[0] == '!') {
+			if (irc_match(item + 1, name))
+				return false;
+		} else {
+			named = true;
+			match = match || irc_match(item, name); /* a plain name matches itself */
+		}
+	}
+	return !named || match;
 }
 
 static void list_reply(struct sess *s, struct cm_records *r)
@@ -141,7 +155,7 @@ static void list_reply(struct sess *s, struct cm_records *r)
 		if (sscanf(rec, "%c %u %50s %n", &flag, &users, name, &off) < 3)
 			continue;
 		if ((flag == 'S' && sess_find_chan(s, name) == NULL) ||
-		    !list_wants(s->lookup_arg, name))
+		    !list_wants(s->lookup_arg, name, users))
 			continue;
 		sess_numeric(s, "322", "%s %u :%s", name, users, off > 0 ? rec + off : "");
 	}

@@ -336,6 +336,7 @@ unsigned chat_isupport(const struct chat_srv *srv, char lines[][400], unsigned m
 	TOK("CHANMODES=b,k,l,imnst");
 	TOK("CHANNELLEN=%d", IRC_CHANLEN);
 	TOK("CHANTYPES=#");
+	TOK("ELIST=MNU");
 	TOK("KICKLEN=%d", IRC_KICKLEN);
 	TOK("MAXLIST=b:%d", IRC_MAXBANS);
 	TOK("MAXTARGETS=%d", IRC_MAXTARGETS);

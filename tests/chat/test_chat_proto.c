@@ -1025,6 +1025,26 @@ START_TEST(list_shows_channels_users_and_topics)
 	bus_sendf(a, "LIST #solo\r\n");
 	HASNT(a, "#room");
 	HAS(a, " 322 alice #solo 1 :");
+	bus_read(a);
+	bus_sendf(a, "LIST #r*\r\n"); /* ELIST M */
+	HAS(a, " 322 alice #room ");
+	HASNT(a, "#solo");
+	bus_read(a);
+	bus_sendf(a, "LIST !#r*\r\n"); /* ELIST N */
+	HAS(a, " 322 alice #solo ");
+	HASNT(a, "#room");
+	bus_read(a);
+	bus_sendf(a, "LIST >1\r\n"); /* ELIST U */
+	HAS(a, " 322 alice #room ");
+	HASNT(a, "#solo");
+	bus_read(a);
+	bus_sendf(a, "LIST <2\r\n");
+	HAS(a, " 322 alice #solo ");
+	HASNT(a, "#room");
+	bus_read(a);
+	bus_sendf(a, "LIST <100,#s*\r\n");
+	HAS(a, " 322 alice #solo ");
+	HASNT(a, "#room");
 }
 END_TEST
 
