@@ -228,7 +228,7 @@ static void held_flush(struct sess *s)
 		}
 		irc_buf_free(&h->text);
 	}
-	if (s->held_len == 0) {
+	if (s->held_len == 0 && s->held_cap > 8) { /* a small ring stays for the next request */
 		free(s->held);
 		s->held = NULL;
 		s->held_cap = s->held_head = 0;
