@@ -49,6 +49,7 @@ void sess_free(struct sess *s)
 	for (unsigned i = 0; i < s->held_len; i++)
 		irc_buf_free(&s->held[(s->held_head + i) % s->held_cap].text);
 	free(s->held);
+	free(s->invited);
 	irc_buf_free(&s->label_out);
 	free(s);
 }
@@ -701,6 +702,24 @@ void sess_motd(struct sess *s)
 	for (size_t i = 0; i < srv->motd_lines; i++)
 		sess_numeric(s, "372", ":- %s", srv->motd[i]);
 	sess_numeric(s, "376", ":End of /MOTD command.");
+}
+
+void sess_invited(struct sess *s, const char *chan, bool add)
+{
+	for (unsigned i = 0; i < s->ninvited; i++)
+		if (irc_casecmp(s->invited[i], chan) == 0) {
+			memmove(s->invited[i], s->invited[i + 1],
+			        (s->ninvited - i - 1) * sizeof(s->invited[0]));
+			s->ninvited--;
+			break;
+		}
+	if (!add)
+		return;
+	if (s->invited == NULL && (s->invited = calloc(SESS_INVITED, sizeof(s->invited[0]))) == NULL)
+		return;
+	if (s->ninvited == SESS_INVITED)
+		sess_invited(s, s->invited[0], false);
+	snprintf(s->invited[s->ninvited++], sizeof(s->invited[0]), "%s", chan);
 }
 
 void sess_who_changed(struct sess *s, unsigned what)

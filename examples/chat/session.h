@@ -88,6 +88,9 @@ struct sess {
 	struct irc_buf label_out; /* labeling: the response so far */
 	unsigned batch_seq;
 
+	char (*invited)[IRC_CHANLEN + 1]; /* channels we were invited to (INVITE alone lists them) */
+	unsigned ninvited;
+
 	uint64_t nick_seq;
 	uint64_t msg_seq; /* for msgid */
 	uint64_t dedup[SESS_DEDUP];
@@ -119,6 +122,10 @@ void sess_label_end(struct sess *s);
 void sess_send_req(struct sess *s, actor_ref_t to, struct cm_req *q);
 /* A reply to a numbered request: its text goes out once every earlier reply has. */
 void sess_req_done(struct sess *s, uint32_t seq, const char *text, size_t len);
+
+/* Invitations we hold, newest last; at most SESS_INVITED (the oldest goes first). */
+#define SESS_INVITED 16
+void sess_invited(struct sess *s, const char *chan, bool add);
 
 /* session_cmd.c */
 void sess_command(struct sess *s, struct irc_msg *m);

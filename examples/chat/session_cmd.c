@@ -557,6 +557,12 @@ static void cmd_kick(struct sess *s, struct irc_msg *m)
 
 static void cmd_invite(struct sess *s, struct irc_msg *m)
 {
+	if (m->nparams == 0) { /* the invitations we hold */
+		for (unsigned i = 0; i < s->ninvited; i++)
+			sess_numeric(s, "336", "%s", s->invited[i]);
+		sess_numeric(s, "337", ":End of /INVITE list");
+		return;
+	}
 	if (m->nparams < 2 || m->params[0][0] == '\0') {
 		sess_numeric(s, "461", "INVITE :Not enough parameters");
 		return;
@@ -934,7 +940,7 @@ static const struct command commands[] = {
     {"INFO", cmd_info, false,
      "INFO: about this server"},
     {"INVITE", cmd_invite, false,
-     "INVITE <nick> <channel>: invite someone to a channel"},
+     "INVITE <nick> <channel>: invite someone to a channel; INVITE alone lists your invitations"},
     {"ISON", cmd_ison, false,
      "ISON <nick>...: which of these nicks are online"},
     {"JOIN", cmd_join, false,

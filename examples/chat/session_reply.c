@@ -107,8 +107,10 @@ static void joined(struct sess *s, struct cm_joined *j)
 {
 	if (s->wait != WAIT_JOIN || irc_casecmp(j->chan, s->joining) != 0)
 		return;
-	if (j->ok)
+	if (j->ok) {
 		sess_add_chan(s, j->chan, j->hdr.sender, j->secret, j->flags);
+		sess_invited(s, j->chan, false);
+	}
 	sess_write(s, j->text, j->len);
 	if (!(s->flags & F_CLOSING))
 		sess_join_next(s);
@@ -266,6 +268,7 @@ static void request_for_me(struct sess *s, struct cm_req *q)
 	case OP_INVITE_DELIVER:
 		sess_printf(s, ":%s!%s@%s INVITE %s :%s", q->who.nick, q->who.user, q->who.host, me,
 		            cm_req_arg(q, 0));
+		sess_invited(s, cm_req_arg(q, 0), true);
 		irc_buf_linef(&b, ":%s 341 %s %s %s", srv, q->who.nick, me, cm_req_arg(q, 0));
 		if (s->away != NULL)
 			irc_buf_linef(&b, ":%s 301 %s %s :%s", srv, q->who.nick, me, s->away);

@@ -945,6 +945,15 @@ START_TEST(invite_reaches_the_invitee_and_confirms_with_341)
 	bus_sendf(a, "INVITE bob #inv\r\n");
 	HAS(a, ":irc.test 341 alice bob #inv");
 	HAS(b, ":alice!~alice@127.0.0.1 INVITE bob :#inv");
+	bus_read(b);
+	bus_sendf(b, "INVITE\r\n"); /* the invitations bob holds */
+	HAS(b, " 336 bob #inv");
+	HAS(b, " 337 bob :End of /INVITE list");
+	bus_sendf(b, "JOIN #inv\r\n");
+	bus_read(b);
+	bus_sendf(b, "INVITE\r\n"); /* used up by the JOIN */
+	HASNT(b, " 336 ");
+	HAS(b, " 337 bob :End of /INVITE list");
 }
 END_TEST
 
@@ -953,7 +962,7 @@ START_TEST(invite_errors_get_461_401_403_442_443_and_482)
 	struct bus_client *a, *b;
 	two_in_room(&a, &b);
 	struct bus_client *c = bus_client_new(B, 2, "carol");
-	bus_sendf(a, "INVITE\r\nINVITE ghost #room\r\nINVITE bob #room\r\nINVITE carol #none\r\n");
+	bus_sendf(a, "INVITE bob\r\nINVITE ghost #room\r\nINVITE bob #room\r\nINVITE carol #none\r\n");
 	HAS(a, " 461 alice INVITE :Not enough parameters");
 	HAS(a, " 401 alice ghost :No such nick/channel");
 	HAS(a, " 443 alice bob #room :is already on channel");
