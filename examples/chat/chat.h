@@ -160,7 +160,7 @@ enum chat_msg_type {
 enum chat_op {
 	OP_NICK_CLAIM = 1, /* target: the nick */
 	OP_NICK_RELEASE,   /* target: the nick */
-	OP_USER_UPDATE,    /* the requester registered or went (un)away: who */
+	OP_USER_UPDATE, /* what others see of the requester changed: who; tag 1: args[0] its channels */
 	OP_LOOKUP,         /* args: nicks; tag: what for (USERHOST, ISON, MODE) */
 	OP_LIST,           /* all the shard's channels */
 

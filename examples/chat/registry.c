@@ -26,6 +26,7 @@ struct nick_entry {
 	actor_ref_t ref;
 	uint8_t away, oper, invisible;
 	uint8_t registered;
+	char *chans; /* the channels it is in, space-separated, or NULL */
 };
 
 /* What others see of a user, from its latest request. */
@@ -71,8 +72,12 @@ void registry_free(struct registry *r)
 {
 	if (r == NULL)
 		return;
-	for (size_t i = 0; i < r->nicks.cap; i++)
-		free(r->nicks.vals[i]); /* empty slots hold NULL */
+	for (size_t i = 0; i < r->nicks.cap; i++) {
+		struct nick_entry *n = r->nicks.vals[i]; /* empty slots hold NULL */
+		if (n != NULL)
+			free(n->chans);
+		free(n);
+	}
 	for (size_t i = 0; i < r->chans.cap; i++) {
 		struct chan_entry *c = r->chans.vals[i];
 		if (c != NULL)
@@ -108,6 +113,7 @@ static struct chan_entry *find_chan(struct registry *r, const char *name)
 static void drop_nick(struct registry *r, struct nick_entry *n)
 {
 	hmap_del(&r->nicks, irc_hash(n->nick), n);
+	free(n->chans);
 	free(n);
 }
 
@@ -194,11 +200,36 @@ static void user_update(struct registry *r, struct cm_req *q)
 		return;
 	nick_learn(n, &q->who);
 	n->registered = 1;
+	if (q->tag == 1) { /* its channels */
+		free(n->chans);
+		n->chans = cm_req_arg(q, 0)[0] != '\0' ? strdup(cm_req_arg(q, 0)) : NULL;
+	}
+}
+
+/* Whether the space-separated channel lists a and b share a name. */
+static bool share_channel(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return false;
+	for (const char *p = a; *p != '\0';) {
+		size_t len = strcspn(p, " ");
+		for (const char *t = b; *t != '\0';) {
+			size_t tl = strcspn(t, " ");
+			char x[IRC_CHANLEN + 1], y[IRC_CHANLEN + 1];
+			snprintf(x, sizeof(x), "%.*s", (int)len, p);
+			snprintf(y, sizeof(y), "%.*s", (int)tl, t);
+			if (irc_casecmp(x, y) == 0)
+				return true;
+			t += tl + (t[tl] == ' ');
+		}
+		p += len + (p[len] == ' ');
+	}
+	return false;
 }
 
 /* WHO with a mask: the registered users whose nick, nick!user@host or realname it matches.
- * Invisible users show only to themselves: this shard cannot know who shares a channel with
- * them. */
+ * Invisible users show only to themselves and to those who share a channel with them (args[1]:
+ * the asker's channels; each user's own come with its OP_USER_UPDATE). */
 static void who_mask(struct registry *r, struct cm_req *q)
 {
 	const char *mask = cm_req_arg(q, 0);
@@ -207,7 +238,8 @@ static void who_mask(struct registry *r, struct cm_req *q)
 		struct nick_entry *n = r->nicks.vals[i];
 		if (n == NULL || !n->registered)
 			continue;
-		if (n->invisible && !actor_ref_eq(n->ref, q->from))
+		if (n->invisible && !actor_ref_eq(n->ref, q->from) &&
+		    !share_channel(n->chans, cm_req_arg(q, 1)))
 			continue;
 		char full[IRC_NICKLEN + IRC_USERLEN + IRC_HOSTLEN + 3];
 		snprintf(full, sizeof(full), "%s!%s@%s", n->nick, n->user, n->host);

@@ -38,6 +38,23 @@ struct sess_chan *sess_find_chan(struct sess *s, const char *name)
 	return NULL;
 }
 
+/* The registry keeps the channels we are in, so that WHO <mask> can show an invisible user
+ * to those who share a channel with it. */
+static void channels_changed(struct sess *s)
+{
+	char names[IRC_CHANLIMIT * (IRC_CHANLEN + 1) + 1];
+	size_t n = 0;
+	names[0] = '\0';
+	for (unsigned i = 0; i < s->nchans; i++)
+		n += (size_t)snprintf(names + n, sizeof(names) - n, "%s%s", n ? " " : "",
+		                      s->chans[i].name);
+	const char *arg = names;
+	struct cm_req *q = sess_req(s, OP_USER_UPDATE, s->who.nick, 1, &arg);
+	if (q != NULL)
+		q->tag = 1;
+	sess_send(s, chat_registry_for(s->srv, s->who.nick), q);
+}
+
 void sess_add_chan(struct sess *s, const char *name, actor_ref_t ref, bool secret,
                    uint8_t flags)
 {
@@ -54,6 +71,7 @@ void sess_add_chan(struct sess *s, const char *name, actor_ref_t ref, bool secre
 	c->ref = ref;
 	c->secret = secret;
 	c->flags = flags;
+	channels_changed(s);
 }
 
 void sess_drop_chan(struct sess *s, struct sess_chan *c)
@@ -64,6 +82,7 @@ void sess_drop_chan(struct sess *s, struct sess_chan *c)
 		s->chans = NULL;
 		s->capchans = 0;
 	}
+	channels_changed(s);
 }
 
 /* Sends a channel request, numbered: directly when we are in the channel, else through its
@@ -717,8 +736,15 @@ static void who_mask(struct sess *s, const char *mask, const char *whox)
 	irc_buf_reset(&s->acc);
 	s->lookup_tag = LOOKUP_WHO;
 	s->pending = 0;
+	char names[IRC_CHANLIMIT * (IRC_CHANLEN + 1) + 1]; /* ours: invisible users in them show */
+	size_t n = 0;
+	names[0] = '\0';
+	for (unsigned i = 0; i < s->nchans; i++)
+		n += (size_t)snprintf(names + n, sizeof(names) - n, "%s%s", n ? " " : "",
+		                      s->chans[i].name);
+	const char *args[] = {mask, names};
 	for (unsigned w = 0; w < s->srv->workers; w++) {
-		struct cm_req *q = sess_req(s, OP_LOOKUP, "", 1, &mask);
+		struct cm_req *q = sess_req(s, OP_LOOKUP, "", 2, args);
 		if (q == NULL)
 			continue;
 		q->tag = LOOKUP_WHO;

@@ -1128,7 +1128,7 @@ START_TEST(oper_needs_the_right_name_and_password_and_shows_in_who_whois_and_lus
 }
 END_TEST
 
-START_TEST(who_with_a_mask_searches_every_shard_and_hides_invisible_users)
+START_TEST(who_with_a_mask_searches_every_shard_and_shows_invisible_users_to_channel_peers)
 {
 	struct bus_client *a = bus_client_new(B, 0, "alice");
 	struct bus_client *b = bus_client_new(B, 1, "bob");
@@ -1151,6 +1151,14 @@ START_TEST(who_with_a_mask_searches_every_shard_and_hides_invisible_users)
 	const char *all = bus_read(a);
 	ck_assert_msg(strstr(all, " 352 ") == NULL && strstr(all, " 315 alice nobody* ") != NULL,
 	              "%s", all);
+	bus_sendf(c, "JOIN #shared\r\n"); /* sharing a channel shows her to alice... */
+	bus_sendf(a, "JOIN #shared\r\nWHO car*\r\n");
+	HAS(a, " 352 alice * ~carol 127.0.0.1 irc.test carol G :0 Real carol");
+	bus_read(a);
+	bus_sendf(b, "WHO car*\r\n"); /* ...not to bob */
+	HASNT(b, " 352 ");
+	bus_sendf(a, "PART #shared\r\nWHO car*\r\n"); /* nor to alice once she left */
+	HASNT(a, " 352 ");
 	(void)b;
 	(void)d;
 }
@@ -1637,7 +1645,7 @@ static Suite *proto_suite(void)
 	      small_queries_answer_with_their_numerics,
 	      oper_needs_the_right_name_and_password_and_shows_in_who_whois_and_lusers,
 	      kill_and_wallops_are_for_operators, an_invitation_for_a_free_nick_is_taken_back,
-	      who_with_a_mask_searches_every_shard_and_hides_invisible_users,
+	      who_with_a_mask_searches_every_shard_and_shows_invisible_users_to_channel_peers,
 	      whox_returns_the_fields_asked_for_in_the_specification_order,
 	      help_describes_a_command_or_says_there_is_none}},
 	    {"presence",
