@@ -353,6 +353,8 @@ void irc_buf_reset(struct irc_buf *b)
 
 void irc_buf_put(struct irc_buf *b, const void *data, size_t len)
 {
+	if (len == 0) /* data may be NULL then (an empty buffer's) */
+		return;
 	if (b->len + len > b->cap) {
 		size_t cap = b->cap != 0 ? b->cap : 512;
 		while (cap < b->len + len)
