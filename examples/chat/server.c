@@ -3,7 +3,8 @@
  * parts (session, channel, registry, fanout) run as actors. README.md has the design.
  *
  * Usage: chat-server [--bind 127.0.0.1] [--port 6667] [--workers N] [--reactor auto|epoll|
- *        io_uring] [--max-clients N] [--motd FILE] [--password P] [more: --help]
+ *        io_uring] [--max-clients N] [--motd FILE] [--password P] [--oper NAME:PASSWORD]
+ *        [more: --help]
  *
  * Prints "PORT <n>" on stdout once it listens (--port 0 takes any free port). SIGINT or
  * SIGTERM: stop accepting, send ERROR to every client, wait for them to go (at most
@@ -467,6 +468,7 @@ static void usage(FILE *out)
 	        "                       (default: the descriptor limit less %d)\n"
 	        "  --motd FILE          message of the day (default: none, ERR_NOMOTD)\n"
 	        "  --password P         server password clients must send with PASS\n"
+	        "  --oper NAME:PASSWORD an IRC operator, for OPER NAME PASSWORD (repeatable)\n"
 	        "  --name NAME          server name (default irc.libactor.local)\n"
 	        "  --max-line N         longest input line with CR LF, %d..%d (default %d)\n"
 	        "  --sendq BYTES        output cap per client (default %u)\n"
@@ -505,6 +507,29 @@ static unsigned long number(const char *name, const char *value, unsigned long m
 	return v;
 }
 
+/* --oper NAME:PASSWORD: the password is everything after the first colon. */
+static void add_oper(const char *value)
+{
+	static const char want[] = "NAME:PASSWORD (a name of 1 to 64 and a password of 1 to 128 "
+	                           "characters, without spaces)";
+	const char *colon = strchr(value, ':');
+	size_t n = colon != NULL ? (size_t)(colon - value) : 0;
+	if (n == 0 || n > CHAT_OPER_NAMELEN)
+		bad_option("oper", value, want);
+	char name[CHAT_OPER_NAMELEN + 1];
+	memcpy(name, value, n);
+	name[n] = '\0';
+	int rc = chat_srv_add_oper(&srv, name, colon + 1);
+	if (rc == -EEXIST)
+		bad_option("oper", value, "an operator name not given before");
+	if (rc == -ENOMEM) {
+		fprintf(stderr, "chat-server: out of memory\n");
+		exit(1);
+	}
+	if (rc < 0)
+		bad_option("oper", value, want);
+}
+
 static void parse_options(int argc, char **argv)
 {
 	static const struct option longs[] = {{"bind", required_argument, NULL, 'b'},
@@ -514,6 +539,7 @@ static void parse_options(int argc, char **argv)
 	                                      {"max-clients", required_argument, NULL, 'c'},
 	                                      {"motd", required_argument, NULL, 'm'},
 	                                      {"password", required_argument, NULL, 'P'},
+	                                      {"oper", required_argument, NULL, 'o'},
 	                                      {"name", required_argument, NULL, 'n'},
 	                                      {"max-line", required_argument, NULL, 'L'},
 	                                      {"sendq", required_argument, NULL, 'q'},
@@ -560,6 +586,9 @@ static void parse_options(int argc, char **argv)
 			if (optarg[0] == '\0' || strpbrk(optarg, " \r\n") != NULL)
 				bad_option("password", optarg, "a non-empty word without spaces");
 			opt.password = optarg;
+			break;
+		case 'o':
+			add_oper(optarg);
 			break;
 		case 'n':
 			if (optarg[0] == '\0' || strpbrk(optarg, " :!@\r\n") != NULL ||

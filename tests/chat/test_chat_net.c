@@ -633,6 +633,10 @@ START_TEST(bad_options_are_clear_errors)
 	    {"--motd", "/nonexistent/motd", NULL, "--motd /nonexistent/motd: No such file"},
 	    {"--frobnicate", NULL, NULL, "unknown option '--frobnicate'"},
 	    {"--port", NULL, NULL, "--port needs a value"},
+	    {"--oper", "nopassword", NULL, "--oper: expected NAME:PASSWORD"},
+	    {"--oper", ":pw", NULL, "--oper: expected NAME:PASSWORD"},
+	    {"--oper", "alice:", NULL, "--oper: expected NAME:PASSWORD"},
+	    {"--oper", "alice:two words", NULL, "--oper: expected NAME:PASSWORD"},
 	};
 	char out[4096];
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -645,6 +649,26 @@ START_TEST(bad_options_are_clear_errors)
 	int st = run_capture((const char *const[]){"--help", NULL}, out, sizeof(out));
 	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	ck_assert_ptr_nonnull(strstr(out, "--max-clients"));
+}
+END_TEST
+
+START_TEST(operators_on_the_command_line_are_accepted)
+{
+	char out[4096];
+	int st =
+	    run_capture((const char *const[]){"--oper", "alice:pw", "--oper", "alice:other", NULL},
+	                out, sizeof(out));
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 2, "status 0x%x: %s", st, out);
+	ck_assert_msg(strstr(out, "--oper: expected an operator name not given before, got "
+	                          "'alice:other'") != NULL,
+	              "said: %s", out);
+
+	/* The password is everything after the first colon. */
+	struct server s = server_start("--workers", "1", "--oper", "operuser:operpassword",
+	                               "--oper", "root:pass:word");
+	struct ircc *a = ircc_new(s.port, "alice");
+	ircc_close(a);
+	server_stop(&s);
 }
 END_TEST
 
@@ -706,6 +730,7 @@ static Suite *net_suite(void)
 	tcase_add_test(tc, sigint_with_a_client_that_never_leaves_still_exits_0);
 	tcase_add_test(tc, a_port_in_use_is_a_clear_error);
 	tcase_add_test(tc, bad_options_are_clear_errors);
+	tcase_add_test(tc, operators_on_the_command_line_are_accepted);
 	suite_add_tcase(s, tc);
 	return s;
 }
