@@ -1,4 +1,5 @@
-/* options.c: chat-server's settings, one table of them, and the command line that sets them. */
+/* options.c: chat-server's settings, one table of them, and the command line that sets them
+ * (config.c reads the configuration file through the same table). */
 #define _GNU_SOURCE 1
 #include <errno.h>
 #include <getopt.h>
@@ -96,7 +97,23 @@ static const char *set_max_clients(struct chat_options *o, const char *v)
 
 static const char *set_motd(struct chat_options *o, const char *v)
 {
+	if (v[0] == '\0')
+		return expected(v, "a file");
 	o->motd = v;
+	return NULL;
+}
+
+/* [motd] line = TEXT: one line of the message of the day. */
+static const char *set_motd_line(struct chat_options *o, const char *v)
+{
+	char **m = realloc(o->motd_text, (o->motd_text_lines + 1) * sizeof(*m));
+	char *copy = strdup(v);
+	if (m == NULL || copy == NULL) {
+		fprintf(stderr, "chat-server: out of memory\n");
+		exit(1);
+	}
+	o->motd_text = m;
+	m[o->motd_text_lines++] = copy;
 	return NULL;
 }
 
@@ -106,6 +123,21 @@ static const char *set_password(struct chat_options *o, const char *v)
 		return expected(v, "a non-empty word without spaces");
 	o->password = v;
 	return NULL;
+}
+
+/* Forgets the configuration file's operator `name`, if it has one: --oper replaces it. */
+static void drop_file_oper(struct chat_options *o, const char *name)
+{
+	struct chat_srv *srv = o->srv;
+	for (size_t i = 0; i < o->file_opers; i++) {
+		if (strcmp(srv->opers[i].name, name) == 0) {
+			memmove(&srv->opers[i], &srv->opers[i + 1],
+			        (srv->nopers - i - 1) * sizeof(srv->opers[0]));
+			srv->nopers--;
+			o->file_opers--;
+			return;
+		}
+	}
 }
 
 /* NAME:PASSWORD; the password is everything after the first colon. */
@@ -120,6 +152,7 @@ static const char *set_oper(struct chat_options *o, const char *v)
 	char name[CHAT_OPER_NAMELEN + 1];
 	memcpy(name, v, n);
 	name[n] = '\0';
+	drop_file_oper(o, name);
 	int rc = chat_srv_add_oper(o->srv, name, colon + 1);
 	if (rc == -EEXIST)
 		return expected(v, "an operator name not given before");
@@ -192,36 +225,75 @@ static const char *set_ping_timeout(struct chat_options *o, const char *v)
 	return e;
 }
 
+/* [tls]: the keys are kept for the TLS listener to come, so that a file written for it says
+ * what is missing rather than that the keys are unknown. */
+static const char *set_tls(struct chat_options *o, const char *v)
+{
+	(void)o;
+	(void)v;
+	return "TLS is not built yet: chat-server speaks plain TCP only (remove the [tls] section)";
+}
+
 /* ---------------------------------------------------------------------------------------------
  * The settings
  */
 
-struct setting {
-	const char *option;  /* --option */
-	const char *implied; /* the value of an option that takes none (--pin: "yes") */
-	const char *(*set)(struct chat_options *o, const char *value);
-};
+#define LIST CHAT_SETTING_LIST
+#define PATH CHAT_SETTING_PATH
 
-static const struct setting settings[] = {
-    {"bind", NULL, set_bind},
-    {"port", NULL, set_port},
-    {"workers", NULL, set_workers},
-    {"reactor", NULL, set_reactor},
-    {"pin", "yes", set_pin},
-    {"no-pin", "no", set_pin},
-    {"max-clients", NULL, set_max_clients},
-    {"name", NULL, set_name},
-    {"password", NULL, set_password},
-    {"oper", NULL, set_oper},
-    {"max-line", NULL, set_max_line},
-    {"sendq", NULL, set_sendq},
-    {"flood-burst", NULL, set_flood_burst},
-    {"flood-rate", NULL, set_flood_rate},
-    {"ping-interval", NULL, set_ping_interval},
-    {"ping-timeout", NULL, set_ping_timeout},
-    {"motd", NULL, set_motd},
+const struct chat_setting chat_settings[] = {
+    /* --option      implied  [section]  key              excludes flags  setter */
+    {"bind", NULL, "server", "bind", NULL, 0, set_bind},
+    {"port", NULL, "server", "port", NULL, 0, set_port},
+    {"workers", NULL, "server", "workers", NULL, 0, set_workers},
+    {"reactor", NULL, "server", "reactor", NULL, 0, set_reactor},
+    {"pin", "yes", "server", "pin", NULL, 0, set_pin},
+    {"no-pin", "no", NULL, NULL, NULL, 0, set_pin},
+    {"max-clients", NULL, "server", "max-clients", NULL, 0, set_max_clients},
+    {"name", NULL, "server", "name", NULL, 0, set_name},
+    {"password", NULL, "server", "password", NULL, 0, set_password},
+    {"oper", NULL, "server", "oper", NULL, LIST, set_oper},
+    {"max-line", NULL, "limits", "max-line", NULL, 0, set_max_line},
+    {"sendq", NULL, "limits", "sendq", NULL, 0, set_sendq},
+    {"flood-burst", NULL, "limits", "flood-burst", NULL, 0, set_flood_burst},
+    {"flood-rate", NULL, "limits", "flood-rate", NULL, 0, set_flood_rate},
+    {"ping-interval", NULL, "limits", "ping-interval", NULL, 0, set_ping_interval},
+    {"ping-timeout", NULL, "limits", "ping-timeout", NULL, 0, set_ping_timeout},
+    {"motd", NULL, "motd", "file", "line", PATH, set_motd},
+    {NULL, NULL, "motd", "line", "file", LIST, set_motd_line},
+    {NULL, NULL, "tls", "port", NULL, 0, set_tls},
+    {NULL, NULL, "tls", "cert", NULL, 0, set_tls},
+    {NULL, NULL, "tls", "key", NULL, 0, set_tls},
 };
-#define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
+#define NSETTINGS (sizeof(chat_settings) / sizeof(chat_settings[0]))
+const size_t chat_nsettings = NSETTINGS;
+
+#undef LIST
+#undef PATH
+
+const char *chat_options_keep(struct chat_options *o, const char *s)
+{
+	char **k = realloc(o->kept, (o->nkept + 1) * sizeof(*k));
+	char *copy = strdup(s);
+	if (k == NULL || copy == NULL) {
+		fprintf(stderr, "chat-server: out of memory\n");
+		exit(1);
+	}
+	o->kept = k;
+	k[o->nkept++] = copy;
+	return copy;
+}
+
+void chat_options_free(struct chat_options *o)
+{
+	for (size_t i = 0; i < o->motd_text_lines; i++)
+		free(o->motd_text[i]);
+	free(o->motd_text);
+	for (size_t i = 0; i < o->nkept; i++)
+		free(o->kept[i]);
+	free(o->kept);
+	*o = (struct chat_options){0};
+}
 
 /* ---------------------------------------------------------------------------------------------
  * The command line
@@ -231,6 +303,7 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 	        "usage: chat-server [options]\n"
+	        "  --config FILE        settings from FILE; the other options win over it%s\n"
 	        "  --bind ADDR          address to listen on (default 127.0.0.1; :: for all)\n"
 	        "  --port N             TCP port (default 6667; 0 = any free port)\n"
 	        "  --workers N          worker threads (default 0: one per CPU)\n"
@@ -254,6 +327,7 @@ static void usage(FILE *out)
 	        "  --help               this text\n"
 	        "Prints PORT <n> on stdout when listening. SIGINT/SIGTERM: ERROR to every client, "
 	        "exit 0.\n",
+	        chat_config_built ? "" : "\n                       (not in this build: no inih)",
 	        CHAT_FD_RESERVE, IRC_LINE_MIN, IRC_LINE_MAX, IRC_LINE_DEFAULT, CHAT_SENDQ_DEFAULT,
 	        CHAT_FLOOD_BURST_DEFAULT, CHAT_FLOOD_RATE_DEFAULT, CHAT_PING_INTERVAL_DEFAULT,
 	        CHAT_PING_TIMEOUT_DEFAULT);
@@ -271,36 +345,64 @@ static void fail_usage(const char *fmt, ...)
 	exit(2);
 }
 
-#define OPT_SETTING 0x100 /* getopt's answer for settings[i]: OPT_SETTING + i */
+#define OPT_SETTING 0x100 /* getopt's answer for chat_settings[i]: OPT_SETTING + i */
 
-void chat_options_parse(struct chat_options *o, struct chat_srv *srv, int argc, char **argv)
+static struct option longs[NSETTINGS + 3];
+
+/* The first pass: --help, --config, and whether every option is known and has its value. */
+static const char *find_config(int argc, char **argv)
 {
-	*o = (struct chat_options){
-	    .bind = "127.0.0.1", .port = 6667, .reactor = "auto", .max_clients = -1, .srv = srv};
-	static struct option longs[NSETTINGS + 2];
-	for (size_t i = 0; i < NSETTINGS; i++)
-		longs[i] = (struct option){settings[i].option,
-		                           settings[i].implied ? no_argument : required_argument,
-		                           NULL, OPT_SETTING + (int)i};
-	longs[NSETTINGS] = (struct option){"help", no_argument, NULL, 'h'};
-
+	const char *config = NULL;
 	int c;
-	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":h", longs, NULL)) != -1) {
-		if (c >= OPT_SETTING) {
-			const struct setting *s = &settings[c - OPT_SETTING];
-			const char *e = s->set(o, s->implied ? s->implied : optarg);
-			if (e != NULL)
-				fail_usage("--%s: %s", s->option, e);
-		} else if (c == 'h') {
+		if (c == 'h') {
 			usage(stdout);
 			exit(0);
+		} else if (c == 'C') {
+			if (config != NULL)
+				fail_usage("--config given twice");
+			config = optarg;
 		} else if (c == ':') {
 			fail_usage("%s needs a value", argv[optind - 1]);
-		} else {
+		} else if (c < OPT_SETTING) {
 			fail_usage("unknown option '%s'", argv[optind - 1]);
 		}
 	}
 	if (optind < argc)
 		fail_usage("unexpected argument '%s'", argv[optind]);
+	return config;
+}
+
+void chat_options_parse(struct chat_options *o, struct chat_srv *srv, int argc, char **argv)
+{
+	*o = (struct chat_options){
+	    .bind = "127.0.0.1", .port = 6667, .reactor = "auto", .max_clients = -1, .srv = srv};
+	size_t n = 0;
+	for (size_t i = 0; i < NSETTINGS; i++) {
+		const struct chat_setting *s = &chat_settings[i];
+		if (s->option != NULL)
+			longs[n++] =
+			    (struct option){s->option, s->implied ? no_argument : required_argument,
+			                    NULL, OPT_SETTING + (int)i};
+	}
+	longs[n++] = (struct option){"config", required_argument, NULL, 'C'};
+	longs[n++] = (struct option){"help", no_argument, NULL, 'h'};
+
+	opterr = 0;
+	const char *config = find_config(argc, argv);
+	if (config != NULL)
+		chat_config_read(o, config);
+	o->file_opers = srv->nopers;
+
+	/* The second pass applies the command line over the file. */
+	optind = 0; /* 0, not 1: glibc's getopt starts over */
+	int c;
+	while ((c = getopt_long(argc, argv, ":h", longs, NULL)) != -1) {
+		if (c < OPT_SETTING)
+			continue;
+		const struct chat_setting *s = &chat_settings[c - OPT_SETTING];
+		const char *e = s->set(o, s->implied ? s->implied : optarg);
+		if (e != NULL)
+			fail_usage("--%s: %s", s->option, e);
+	}
 }

@@ -5,7 +5,7 @@
  *
  * Usage: chat-server [--bind 127.0.0.1] [--port 6667] [--workers N] [--reactor auto|epoll|
  *        io_uring] [--max-clients N] [--motd FILE] [--password P] [--oper NAME:PASSWORD]
- *        [more: --help]
+ *        [--config FILE] [more: --help]
  *
  * Prints "PORT <n>" on stdout once it listens (--port 0 takes any free port). SIGINT or
  * SIGTERM: stop accepting, send ERROR to every client, wait for them to go (at most
@@ -512,6 +512,11 @@ int main(int argc, char **argv)
 			fprintf(stderr, "chat-server: --motd %s: %s\n", opt.motd, strerror(-rc));
 			return 1;
 		}
+	} else if (opt.motd_text != NULL) { /* the file's own lines: srv frees them */
+		srv.motd = opt.motd_text;
+		srv.motd_lines = opt.motd_text_lines;
+		opt.motd_text = NULL;
+		opt.motd_text_lines = 0;
 	}
 	srv.password = opt.password;
 	snprintf(srv.version, sizeof(srv.version), "libactor-chat-%s", actor_version());
@@ -553,12 +558,15 @@ int main(int argc, char **argv)
 	pthread_join(sigthr, NULL);
 	actor_system_free(the_sys);
 	chat_srv_fini(&srv);
+	int status = 0;
 	if (listen_rc < 0) {
 		fprintf(stderr, "chat-server: cannot listen on %s port %u: %s\n", opt.bind,
 		        opt.port,
 		        listen_rc == -EADDRINUSE ? "the port is in use" : strerror(-listen_rc));
-		return 1;
+		status = 1;
+	} else {
+		fprintf(stderr, "chat-server: stopped\n");
 	}
-	fprintf(stderr, "chat-server: stopped\n");
-	return 0;
+	chat_options_free(&opt);
+	return status;
 }
