@@ -111,6 +111,10 @@ START_TEST(a_good_file_starts_the_server_with_its_settings)
 	ircc_send_raw(a, line, sizeof(line)); /* longer than max-line = 100 */
 	EXPECT(a, " 417 alice ");
 	refused(s.port, "wrong");
+	ircc_send(a, "OPER second pass\r\n");
+	EXPECT(a, " 464 alice ");
+	ircc_send(a, "OPER second pass:word\r\n"); /* the password is all after the first colon */
+	EXPECT(a, " 381 alice ");
 	ircc_close(a);
 	server_stop(&s);
 	conf_remove(&c, NULL);
@@ -164,6 +168,13 @@ START_TEST(the_command_line_wins_over_the_file_wherever_it_stands)
 	EXPECT(a, ":cli.example 001 bob ");
 	EXPECT(a, " 372 bob :- the command line's MOTD");
 	refused(s.port, "filepass");
+	/* --oper replaced the file's operuser and kept its other operator. */
+	ircc_send(a, "OPER operuser fromfile\r\n");
+	EXPECT(a, " 464 bob ");
+	ircc_send(a, "OPER operuser fromcli\r\n");
+	EXPECT(a, " 381 bob ");
+	ircc_send(a, "OPER another fromfile\r\n");
+	EXPECT(a, " 381 bob ");
 	ircc_close(a);
 	server_stop(&s);
 	conf_remove(&c, "motd.txt");

@@ -588,7 +588,7 @@ START_TEST(bad_options_are_clear_errors)
 }
 END_TEST
 
-START_TEST(operators_on_the_command_line_are_accepted)
+START_TEST(operators_on_the_command_line_can_oper)
 {
 	char out[4096];
 	int st =
@@ -603,6 +603,12 @@ START_TEST(operators_on_the_command_line_are_accepted)
 	struct server s = server_start("--workers", "1", "--oper", "operuser:operpassword",
 	                               "--oper", "root:pass:word");
 	struct ircc *a = ircc_new(s.port, "alice");
+	ircc_send(a, "OPER root pass\r\n");
+	EXPECT(a, " 464 alice ");
+	ircc_send(a, "OPER root pass:word\r\n");
+	EXPECT(a, " 381 alice ");
+	ircc_send(a, "OPER operuser operpassword\r\n");
+	EXPECT(a, " 381 alice ");
 	ircc_close(a);
 	server_stop(&s);
 }
@@ -666,7 +672,7 @@ static Suite *net_suite(void)
 	tcase_add_test(tc, sigint_with_a_client_that_never_leaves_still_exits_0);
 	tcase_add_test(tc, a_port_in_use_is_a_clear_error);
 	tcase_add_test(tc, bad_options_are_clear_errors);
-	tcase_add_test(tc, operators_on_the_command_line_are_accepted);
+	tcase_add_test(tc, operators_on_the_command_line_can_oper);
 	suite_add_tcase(s, tc);
 	return s;
 }
