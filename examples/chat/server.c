@@ -1,9 +1,11 @@
-/* server.c: chat-server, an IRC server on libactor. This file is the glue: options, signals,
- * the acceptor, and struct chat_env implemented over the actor runtime, so that the protocol
- * parts (session, channel, registry, fanout) run as actors. README.md has the design.
+/* server.c: chat-server, an IRC server on libactor. This file is the glue: signals, the
+ * acceptor, and struct chat_env implemented over the actor runtime, so that the protocol parts
+ * (session, channel, registry, fanout) run as actors; options.c reads the options. README.md
+ * has the design.
  *
  * Usage: chat-server [--bind 127.0.0.1] [--port 6667] [--workers N] [--reactor auto|epoll|
- *        io_uring] [--max-clients N] [--motd FILE] [--password P] [more: --help]
+ *        io_uring] [--max-clients N] [--motd FILE] [--password P] [--oper NAME:PASSWORD]
+ *        [--config FILE] [more: --help]
  *
  * Prints "PORT <n>" on stdout once it listens (--port 0 takes any free port). SIGINT or
  * SIGTERM: stop accepting, send ERROR to every client, wait for them to go (at most
@@ -12,7 +14,6 @@
 #define _GNU_SOURCE 1
 #include <arpa/inet.h>
 #include <errno.h>
-#include <getopt.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -24,26 +25,14 @@
 #include <time.h>
 
 #include "chat.h"
+#include "options.h"
 
 enum { MSG_LISTEN = 0x1000, MSG_FANOUT_DONE };
 
-#define FD_RESERVE 32 /* descriptors kept free of clients: listeners, reactors, the MOTD */
 #define SHUTDOWN_GRACE_MS (CHAT_LINGER_MS + 3000) /* then the runtime stops whatever is left */
 
-struct options {
-	const char *bind;
-	unsigned port;
-	unsigned workers;
-	const char *reactor;
-	long max_clients; /* -1: as many as the descriptor limit allows */
-	const char *motd;
-	const char *password;
-	int pin;
-};
-
 static struct chat_srv srv;
-static struct options opt = {
-    .bind = "127.0.0.1", .port = 6667, .reactor = "auto", .max_clients = -1};
+static struct chat_options opt;
 static actor_system_t *the_sys;
 static actor_ref_t acceptor_ref;
 static int listen_rc; /* set by the acceptor before anything else runs; read after run */
@@ -449,166 +438,8 @@ static void dead_letter(void *arg, actor_ref_t to, const actor_msg_t *msg)
 }
 
 /* ---------------------------------------------------------------------------------------------
- * Options
+ * The descriptor limit
  */
-
-static void usage(FILE *out)
-{
-	fprintf(out,
-	        "usage: chat-server [options]\n"
-	        "  --bind ADDR          address to listen on (default 127.0.0.1; :: for all)\n"
-	        "  --port N             TCP port (default 6667; 0 = any free port)\n"
-	        "  --workers N          worker threads (default 0: one per CPU)\n"
-	        "  --reactor NAME       auto, epoll or io_uring (default auto)\n"
-	        "  --pin                pin each worker to one CPU (for a machine whose CPUs\n"
-	        "                       are the server's alone; --no-pin, the default, is\n"
-	        "                       accepted too)\n"
-	        "  --max-clients N      connections beyond N get ERROR :Server full\n"
-	        "                       (default: the descriptor limit less %d)\n"
-	        "  --motd FILE          message of the day (default: none, ERR_NOMOTD)\n"
-	        "  --password P         server password clients must send with PASS\n"
-	        "  --name NAME          server name (default irc.libactor.local)\n"
-	        "  --max-line N         longest input line with CR LF, %d..%d (default %d)\n"
-	        "  --sendq BYTES        output cap per client (default %u)\n"
-	        "  --flood-burst N      lines a client may send at once (default %d)\n"
-	        "  --flood-rate N       lines per second after the burst; 0 = no limit "
-	        "(default %d)\n"
-	        "  --ping-interval S    seconds of silence before PING (default %d)\n"
-	        "  --ping-timeout S     seconds to answer PING (default %d)\n"
-	        "  --help               this text\n"
-	        "Prints PORT <n> on stdout when listening. SIGINT/SIGTERM: ERROR to every client, "
-	        "exit 0.\n",
-	        FD_RESERVE, IRC_LINE_MIN, IRC_LINE_MAX, IRC_LINE_DEFAULT, CHAT_SENDQ_DEFAULT,
-	        CHAT_FLOOD_BURST_DEFAULT, CHAT_FLOOD_RATE_DEFAULT, CHAT_PING_INTERVAL_DEFAULT,
-	        CHAT_PING_TIMEOUT_DEFAULT);
-}
-
-static void bad_option(const char *name, const char *value, const char *want)
-{
-	fprintf(stderr, "chat-server: --%s: expected %s, got '%s'\n", name, want, value);
-	fprintf(stderr, "Try 'chat-server --help'.\n");
-	exit(2);
-}
-
-/* A whole number in [min, max]. */
-static unsigned long number(const char *name, const char *value, unsigned long min,
-                            unsigned long max)
-{
-	char *end = NULL;
-	errno = 0;
-	unsigned long v = strtoul(value, &end, 10);
-	if (errno != 0 || end == value || *end != '\0' || value[0] == '-' || v < min || v > max) {
-		char want[96];
-		snprintf(want, sizeof(want), "a whole number in %lu..%lu", min, max);
-		bad_option(name, value, want);
-	}
-	return v;
-}
-
-static void parse_options(int argc, char **argv)
-{
-	static const struct option longs[] = {{"bind", required_argument, NULL, 'b'},
-	                                      {"port", required_argument, NULL, 'p'},
-	                                      {"workers", required_argument, NULL, 'w'},
-	                                      {"reactor", required_argument, NULL, 'r'},
-	                                      {"max-clients", required_argument, NULL, 'c'},
-	                                      {"motd", required_argument, NULL, 'm'},
-	                                      {"password", required_argument, NULL, 'P'},
-	                                      {"name", required_argument, NULL, 'n'},
-	                                      {"max-line", required_argument, NULL, 'L'},
-	                                      {"sendq", required_argument, NULL, 'q'},
-	                                      {"flood-burst", required_argument, NULL, 'B'},
-	                                      {"flood-rate", required_argument, NULL, 'R'},
-	                                      {"ping-interval", required_argument, NULL, 'i'},
-	                                      {"ping-timeout", required_argument, NULL, 't'},
-	                                      {"no-pin", no_argument, NULL, 'N'},
-	                                      {"pin", no_argument, NULL, 'I'},
-	                                      {"help", no_argument, NULL, 'h'},
-	                                      {NULL, 0, NULL, 0}};
-	int c;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", longs, NULL)) != -1) {
-		switch (c) {
-		case 'b':
-			opt.bind = optarg;
-			break;
-		case 'p':
-			opt.port = (unsigned)number("port", optarg, 0, 65535);
-			break;
-		case 'w':
-			opt.workers = (unsigned)number("workers", optarg, 0, ACTOR_WORKERS_MAX);
-			break;
-		case 'r':
-			if (strcmp(optarg, "auto") && strcmp(optarg, "epoll") &&
-			    strcmp(optarg, "io_uring"))
-				bad_option("reactor", optarg, "auto, epoll or io_uring");
-			opt.reactor = optarg;
-			break;
-		case 'c':
-			opt.max_clients = (long)number("max-clients", optarg, 1, 10000000);
-			break;
-		case 'm':
-			opt.motd = optarg;
-			break;
-		case 'N':
-			opt.pin = 0;
-			break;
-		case 'I':
-			opt.pin = 1;
-			break;
-		case 'P':
-			if (optarg[0] == '\0' || strpbrk(optarg, " \r\n") != NULL)
-				bad_option("password", optarg, "a non-empty word without spaces");
-			opt.password = optarg;
-			break;
-		case 'n':
-			if (optarg[0] == '\0' || strpbrk(optarg, " :!@\r\n") != NULL ||
-			    strlen(optarg) >= sizeof(srv.name))
-				bad_option("name", optarg, "a host name");
-			snprintf(srv.name, sizeof(srv.name), "%s", optarg);
-			break;
-		case 'L':
-			srv.max_line = number("max-line", optarg, IRC_LINE_MIN, IRC_LINE_MAX);
-			break;
-		case 'q':
-			srv.sendq = number("sendq", optarg, 1024, 1ul << 30);
-			break;
-		case 'B':
-			srv.flood_burst = (double)number("flood-burst", optarg, 1, 1000000);
-			break;
-		case 'R':
-			srv.flood_rate = (double)number("flood-rate", optarg, 0, 1000000);
-			break;
-		case 'i':
-			srv.ping_interval_ns =
-			    number("ping-interval", optarg, 1, 86400) * 1000000000ull;
-			break;
-		case 't':
-			srv.ping_timeout_ns =
-			    number("ping-timeout", optarg, 1, 86400) * 1000000000ull;
-			break;
-		case 'h':
-			usage(stdout);
-			exit(0);
-		case ':':
-			fprintf(stderr,
-			        "chat-server: %s needs a value\nTry 'chat-server --help'.\n",
-			        argv[optind - 1]);
-			exit(2);
-		default:
-			fprintf(stderr,
-			        "chat-server: unknown option '%s'\nTry 'chat-server --help'.\n",
-			        argv[optind - 1]);
-			exit(2);
-		}
-	}
-	if (optind < argc) {
-		fprintf(stderr,
-		        "chat-server: unexpected argument '%s'\nTry 'chat-server --help'.\n",
-		        argv[optind]);
-		exit(2);
-	}
-}
 
 /* Raises the soft descriptor limit to the hard one and sets the client cap below it. */
 static void size_for_descriptors(void)
@@ -623,7 +454,7 @@ static void size_for_descriptors(void)
 		}
 		fds = r.rlim_cur == RLIM_INFINITY ? 1ul << 20 : (unsigned long)r.rlim_cur;
 	}
-	unsigned long room = fds > 2 * FD_RESERVE ? fds - FD_RESERVE : fds / 2;
+	unsigned long room = fds > 2 * CHAT_FD_RESERVE ? fds - CHAT_FD_RESERVE : fds / 2;
 	if (opt.max_clients < 0)
 		srv.max_clients = (unsigned)room;
 	else if ((unsigned long)opt.max_clients > room) {
@@ -673,7 +504,7 @@ static int spawn_parts(void)
 int main(int argc, char **argv)
 {
 	chat_srv_init(&srv, 1);
-	parse_options(argc, argv);
+	chat_options_parse(&opt, &srv, argc, argv);
 	size_for_descriptors();
 	if (opt.motd != NULL) {
 		int rc = chat_srv_load_motd(&srv, opt.motd);
@@ -681,6 +512,11 @@ int main(int argc, char **argv)
 			fprintf(stderr, "chat-server: --motd %s: %s\n", opt.motd, strerror(-rc));
 			return 1;
 		}
+	} else if (opt.motd_text != NULL) { /* the file's own lines: srv frees them */
+		srv.motd = opt.motd_text;
+		srv.motd_lines = opt.motd_text_lines;
+		opt.motd_text = NULL;
+		opt.motd_text_lines = 0;
 	}
 	srv.password = opt.password;
 	snprintf(srv.version, sizeof(srv.version), "libactor-chat-%s", actor_version());
@@ -722,12 +558,15 @@ int main(int argc, char **argv)
 	pthread_join(sigthr, NULL);
 	actor_system_free(the_sys);
 	chat_srv_fini(&srv);
+	int status = 0;
 	if (listen_rc < 0) {
 		fprintf(stderr, "chat-server: cannot listen on %s port %u: %s\n", opt.bind,
 		        opt.port,
 		        listen_rc == -EADDRINUSE ? "the port is in use" : strerror(-listen_rc));
-		return 1;
+		status = 1;
+	} else {
+		fprintf(stderr, "chat-server: stopped\n");
 	}
-	fprintf(stderr, "chat-server: stopped\n");
-	return 0;
+	chat_options_free(&opt);
+	return status;
 }

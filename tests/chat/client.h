@@ -37,17 +37,17 @@ static inline const char *server_path(void)
 	return p != NULL ? p : "examples/chat/chat-server";
 }
 
-/* Starts the server with --port 0 and the NULL-terminated extra arguments; waits for its
- * "PORT <n>" line. Its stderr goes to ours. It dies with us. */
-static inline struct server server_start_argv(const char *const *extra)
+/* Starts the server with exactly these arguments (NULL-terminated, after the program's name);
+ * waits for its "PORT <n>" line. Its stderr goes to ours. It dies with us. */
+static inline struct server server_start_exact(const char *const *args)
 {
 	struct server s = {0};
 	int pipefd[2];
 	ck_assert_int_eq(pipe(pipefd), 0);
-	const char *argv[40] = {server_path(), "--port", "0", "--bind", "127.0.0.1"};
-	int n = 5;
-	for (int i = 0; extra != NULL && extra[i] != NULL && n < 38; i++)
-		argv[n++] = extra[i];
+	const char *argv[40] = {server_path()};
+	int n = 1;
+	for (int i = 0; args != NULL && args[i] != NULL && n < 38; i++)
+		argv[n++] = args[i];
 	argv[n] = NULL;
 	pid_t ppid = getpid();
 	s.pid = fork();
@@ -90,7 +90,68 @@ static inline struct server server_start_argv(const char *const *extra)
 	return s;
 }
 
+/* Starts the server with --port 0 --bind 127.0.0.1 and the NULL-terminated extra arguments. */
+static inline struct server server_start_argv(const char *const *extra)
+{
+	const char *args[40] = {"--port", "0", "--bind", "127.0.0.1"};
+	int n = 4;
+	for (int i = 0; extra != NULL && extra[i] != NULL && n < 38; i++)
+		args[n++] = extra[i];
+	args[n] = NULL;
+	return server_start_exact(args);
+}
+
 #define server_start(...) server_start_argv((const char *const[]){__VA_ARGS__, NULL})
+
+/* Runs the server with arguments (NULL-terminated) until it exits, collecting its output
+ * (stdout and stderr) in out; returns its wait status, or -1 if it ran on (then killed). */
+static inline int server_run(const char *const *args, char *out, size_t cap)
+{
+	int p[2];
+	ck_assert_int_eq(pipe(p), 0);
+	const char *argv[40] = {server_path()};
+	int n = 1;
+	for (int i = 0; args[i] != NULL && n < 39; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		dup2(p[1], 1);
+		dup2(p[1], 2);
+		close(p[0]);
+		close(p[1]);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(p[1]);
+	size_t len = 0;
+	double end = now_sec() + 10 * test_scale();
+	for (;;) {
+		struct pollfd pf = {.fd = p[0], .events = POLLIN};
+		if (now_sec() > end || poll(&pf, 1, 100) < 0)
+			break;
+		if (!(pf.revents & (POLLIN | POLLHUP)))
+			continue;
+		ssize_t r = read(p[0], out + len, cap - 1 - len);
+		if (r <= 0)
+			break;
+		len += (size_t)r;
+	}
+	out[len] = '\0';
+	close(p[0]);
+	int status;
+	if (waitpid(pid, &status, WNOHANG) != pid) {
+		sleep_ms(200);
+		if (waitpid(pid, &status, WNOHANG) != pid) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			return -1;
+		}
+	}
+	return status;
+}
 
 /* Waits up to `seconds` for the server to exit; returns its wait status, or -1 (and kills it)
  * if it did not. */
@@ -124,6 +185,21 @@ static inline void server_stop(struct server *s)
 	ck_assert_msg(st != -1, "the server did not exit after SIGTERM");
 	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the server exited with status 0x%x",
 	              st);
+}
+
+/* A port held by a plain listening socket (*fd, to close): binding it must fail. Not another
+ * server's: per-worker listeners use SO_REUSEPORT, which lets sockets of the same user join
+ * the group, so two servers would share a port. */
+static inline uint16_t held_port(int *fd)
+{
+	*fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	socklen_t alen = sizeof(a);
+	ck_assert_int_eq(bind(*fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	ck_assert_int_eq(listen(*fd, 8), 0);
+	ck_assert_int_eq(getsockname(*fd, (struct sockaddr *)&a, &alen), 0);
+	return ntohs(a.sin_port);
 }
 
 static inline unsigned proc_fds(pid_t pid)

@@ -11,70 +11,6 @@
 
 #define NET_TIMEOUT 60 /* per test, before CK_TIMEOUT_MULTIPLIER */
 
-/* Runs the server with arguments and collects its exit status and output (stdout+stderr). */
-static int run_capture(const char *const *args, char *out, size_t cap)
-{
-	int p[2];
-	ck_assert_int_eq(pipe(p), 0);
-	const char *argv[20] = {server_path()};
-	int n = 1;
-	for (int i = 0; args[i] != NULL && n < 19; i++)
-		argv[n++] = args[i];
-	argv[n] = NULL;
-	pid_t pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		dup2(p[1], 1);
-		dup2(p[1], 2);
-		close(p[0]);
-		close(p[1]);
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	close(p[1]);
-	size_t len = 0;
-	double end = now_sec() + 10 * test_scale();
-	for (;;) {
-		struct pollfd pf = {.fd = p[0], .events = POLLIN};
-		if (now_sec() > end || poll(&pf, 1, 100) < 0)
-			break;
-		if (!(pf.revents & (POLLIN | POLLHUP)))
-			continue;
-		ssize_t r = read(p[0], out + len, cap - 1 - len);
-		if (r <= 0)
-			break;
-		len += (size_t)r;
-	}
-	out[len] = '\0';
-	close(p[0]);
-	int status;
-	if (waitpid(pid, &status, WNOHANG) != pid) {
-		sleep_ms(200);
-		if (waitpid(pid, &status, WNOHANG) != pid) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &status, 0);
-			return -1;
-		}
-	}
-	return status;
-}
-
-/* A port held by a plain listening socket (*fd, to close): binding it must fail. Not another
- * server's: per-worker listeners use SO_REUSEPORT, which lets sockets of the same user join
- * the group, so two servers would share a port. */
-static uint16_t held_port(int *fd)
-{
-	*fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in a = {.sin_family = AF_INET};
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	socklen_t alen = sizeof(a);
-	ck_assert_int_eq(bind(*fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	ck_assert_int_eq(listen(*fd, 8), 0);
-	ck_assert_int_eq(getsockname(*fd, (struct sockaddr *)&a, &alen), 0);
-	return ntohs(a.sin_port);
-}
-
 /* ---------------------------------------------------------------------------------------------
  * Conversations
  */
@@ -615,8 +551,8 @@ START_TEST(a_port_in_use_is_a_clear_error)
 	int fd;
 	char port[16], out[2048];
 	snprintf(port, sizeof(port), "%u", held_port(&fd));
-	int st = run_capture((const char *const[]){"--port", port, "--workers", "1", NULL}, out,
-	                     sizeof(out));
+	int st = server_run((const char *const[]){"--port", port, "--workers", "1", NULL}, out,
+	                    sizeof(out));
 	close(fd);
 	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 1, "status 0x%x: %s", st, out);
 	ck_assert_msg(strstr(out, "the port is in use") != NULL, "said: %s", out);
@@ -633,18 +569,48 @@ START_TEST(bad_options_are_clear_errors)
 	    {"--motd", "/nonexistent/motd", NULL, "--motd /nonexistent/motd: No such file"},
 	    {"--frobnicate", NULL, NULL, "unknown option '--frobnicate'"},
 	    {"--port", NULL, NULL, "--port needs a value"},
+	    {"--oper", "nopassword", NULL, "--oper: expected NAME:PASSWORD"},
+	    {"--oper", ":pw", NULL, "--oper: expected NAME:PASSWORD"},
+	    {"--oper", "alice:", NULL, "--oper: expected NAME:PASSWORD"},
+	    {"--oper", "alice:two words", NULL, "--oper: expected NAME:PASSWORD"},
 	};
 	char out[4096];
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		const char *args[] = {cases[i][0], cases[i][1], NULL};
-		int st = run_capture(args, out, sizeof(out));
+		int st = server_run(args, out, sizeof(out));
 		ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) != 0, "%s: status 0x%x", cases[i][0],
 		              st);
 		ck_assert_msg(strstr(out, cases[i][3]) != NULL, "%s: said '%s'", cases[i][0], out);
 	}
-	int st = run_capture((const char *const[]){"--help", NULL}, out, sizeof(out));
+	int st = server_run((const char *const[]){"--help", NULL}, out, sizeof(out));
 	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	ck_assert_ptr_nonnull(strstr(out, "--max-clients"));
+}
+END_TEST
+
+START_TEST(operators_on_the_command_line_can_oper)
+{
+	char out[4096];
+	int st =
+	    server_run((const char *const[]){"--oper", "alice:pw", "--oper", "alice:other", NULL},
+	               out, sizeof(out));
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 2, "status 0x%x: %s", st, out);
+	ck_assert_msg(strstr(out, "--oper: expected an operator name not given before, got "
+	                          "'alice:other'") != NULL,
+	              "said: %s", out);
+
+	/* The password is everything after the first colon. */
+	struct server s = server_start("--workers", "1", "--oper", "operuser:operpassword",
+	                               "--oper", "root:pass:word");
+	struct ircc *a = ircc_new(s.port, "alice");
+	ircc_send(a, "OPER root pass\r\n");
+	EXPECT(a, " 464 alice ");
+	ircc_send(a, "OPER root pass:word\r\n");
+	EXPECT(a, " 381 alice ");
+	ircc_send(a, "OPER operuser operpassword\r\n");
+	EXPECT(a, " 381 alice ");
+	ircc_close(a);
+	server_stop(&s);
 }
 END_TEST
 
@@ -657,7 +623,7 @@ START_TEST(both_reactors_serve_clients)
 		if (r == 0) { /* may io_uring run here? A server on a taken port tells. */
 			int fd;
 			snprintf(port, sizeof(port), "%u", held_port(&fd));
-			run_capture(
+			server_run(
 			    (const char *const[]){"--reactor", "io_uring", "--port", port, NULL},
 			    out, sizeof(out));
 			close(fd);
@@ -706,6 +672,7 @@ static Suite *net_suite(void)
 	tcase_add_test(tc, sigint_with_a_client_that_never_leaves_still_exits_0);
 	tcase_add_test(tc, a_port_in_use_is_a_clear_error);
 	tcase_add_test(tc, bad_options_are_clear_errors);
+	tcase_add_test(tc, operators_on_the_command_line_can_oper);
 	suite_add_tcase(s, tc);
 	return s;
 }
