@@ -73,7 +73,8 @@ struct chat_srv {
 
 	/* Counters for LUSERS and the connection cap: statistics, not synchronisation, so every
 	 * access is relaxed. */
-	atomic_uint conns; /* connections open, registered or not */
+	atomic_uint conns;   /* connections open, registered or not */
+	atomic_uint leaving; /* of those, the ones saying goodbye (not users, not unknown) */
 	atomic_uint users; /* registered clients */
 	atomic_uint invisible;
 	atomic_uint opers_online; /* users with +o */

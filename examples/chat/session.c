@@ -39,6 +39,8 @@ void sess_free(struct sess *s)
 		return;
 	/* Whoever accepted the connection counted it. */
 	atomic_fetch_sub_explicit(&s->srv->conns, 1, memory_order_relaxed);
+	if (s->flags & F_CLOSING)
+		atomic_fetch_sub_explicit(&s->srv->leaving, 1, memory_order_relaxed);
 	free_join(s);
 	free(s->pass);
 	free(s->away);
@@ -480,6 +482,14 @@ static uint64_t tick_ns(const struct chat_srv *srv)
 	return t / 2 > 0 ? t / 2 : 1;
 }
 
+/* From here the connection only says goodbye: LUSERS counts it neither as a user nor as an
+ * unknown connection, though it stays open (and counted in `conns`) until the session ends. */
+static void mark_closing(struct sess *s)
+{
+	s->flags |= F_CLOSING;
+	atomic_fetch_add_explicit(&s->srv->leaving, 1, memory_order_relaxed);
+}
+
 void sess_start(struct sess *s, struct chat_env *e, bool full)
 {
 	s->e = e;
@@ -491,7 +501,7 @@ void sess_start(struct sess *s, struct chat_env *e, bool full)
 	if (full) {
 		static const char bye[] = "ERROR :Server full\r\n";
 		e->ops->write(e, bye, sizeof(bye) - 1);
-		s->flags |= F_CLOSING;
+		mark_closing(s);
 		e->ops->close(e, CHAT_CLOSE_GRACEFUL);
 		e->ops->timer(e, CHAT_LINGER_MS * 1000000ull, TAG_LINGER);
 		return;
@@ -543,7 +553,7 @@ void sess_quit(struct sess *s, const char *reason, bool error)
 		                             s->who.host, reason);
 		e->ops->write(e, line, len);
 	}
-	s->flags |= F_CLOSING;
+	mark_closing(s);
 
 	/* Everyone who shares a channel hears why we left: each channel relays it once, and their
 	 * sessions drop the copies from other channels by the dedup key. */
@@ -676,7 +686,8 @@ void sess_lusers(struct sess *s)
 	unsigned chans = atomic_load_explicit(&srv->channels, memory_order_relaxed);
 	unsigned max = atomic_load_explicit(&srv->max_users, memory_order_relaxed);
 	unsigned opers = atomic_load_explicit(&srv->opers_online, memory_order_relaxed);
-	unsigned unknown = conns > users ? conns - users : 0;
+	unsigned leaving = atomic_load_explicit(&srv->leaving, memory_order_relaxed);
+	unsigned unknown = conns > users + leaving ? conns - users - leaving : 0;
 	inv = inv < users ? inv : users;
 
 	sess_numeric(s, "251", ":There are %u users and %u invisible on 1 servers", users - inv,

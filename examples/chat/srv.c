@@ -194,6 +194,7 @@ void chat_srv_init(struct chat_srv *srv, unsigned workers)
 	srv->registry = calloc(workers, sizeof(*srv->registry));
 	srv->fanout = calloc(workers, sizeof(*srv->fanout));
 	atomic_init(&srv->conns, 0);
+	atomic_init(&srv->leaving, 0);
 	atomic_init(&srv->users, 0);
 	atomic_init(&srv->invisible, 0);
 	atomic_init(&srv->channels, 0);

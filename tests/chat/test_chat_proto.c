@@ -1099,6 +1099,24 @@ START_TEST(small_queries_answer_with_their_numerics)
 }
 END_TEST
 
+START_TEST(lusers_counts_a_client_saying_goodbye_as_neither_user_nor_unknown)
+{
+	struct bus_client *a = bus_client_new(B, 0, "alice");
+	struct bus_client *u = bus_connect(B, 1, "h", false); /* not registered */
+	struct bus_client *b = bus_client_new(B, 2, "bob");
+	bus_sendf(a, "LUSERS\r\n");
+	HAS(a, " 251 alice :There are 2 users and 0 invisible on 1 servers");
+	HAS(a, " 253 alice 1 :unknown connection(s)");
+	bus_read(a);
+	bus_sendf(u, "QUIT\r\n");
+	bus_sendf(b, "QUIT\r\n"); /* both linger until they hang up */
+	ck_assert(!bus_exited(u) && !bus_exited(b));
+	bus_sendf(a, "LUSERS\r\n");
+	HAS(a, " 251 alice :There are 1 users and 0 invisible on 1 servers");
+	HASNT(a, " 253 ");
+}
+END_TEST
+
 START_TEST(oper_needs_the_right_name_and_password_and_shows_in_who_whois_and_lusers)
 {
 	ck_assert_int_eq(chat_srv_add_oper(bus_srv(B), "operuser", "operpassword"), 0);
@@ -1644,6 +1662,7 @@ static Suite *proto_suite(void)
 	      list_shows_channels_users_and_topics, ison_and_userhost_find_registered_nicks,
 	      small_queries_answer_with_their_numerics,
 	      oper_needs_the_right_name_and_password_and_shows_in_who_whois_and_lusers,
+	      lusers_counts_a_client_saying_goodbye_as_neither_user_nor_unknown,
 	      kill_and_wallops_are_for_operators, an_invitation_for_a_free_nick_is_taken_back,
 	      who_with_a_mask_searches_every_shard_and_shows_invisible_users_to_channel_peers,
 	      whox_returns_the_fields_asked_for_in_the_specification_order,
