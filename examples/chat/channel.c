@@ -514,23 +514,29 @@ static void op_msg(struct chan *c, struct chat_env *e, const struct cm_req *q, s
 	                 : irc_format_line(text, sizeof(text), ":" WHO_FMT " %s %s%s :%s",
 	                                   WHO_ARGS(&q->who), chat_msg_cmd(kind), status, c->name,
 	                                   cm_req_arg(q, 0));
-	/* message-tags clients get the msgid and the sender's client tags; TAGMSG is theirs only. */
+	/* message-tags clients get the msgid and the sender's client tags; TAGMSG is theirs only.
+	 * The tagged copy is made only when someone gets it: most channels have no such client. */
+	bool echo = (q->who.caps & CAP_ECHO_MESSAGE) != 0;
+	bool echo_tagged = echo && (q->who.caps & CAP_MESSAGE_TAGS);
 	struct irc_buf tagged;
-	chat_tagged_line(&tagged, q->nargs > 2 ? cm_req_arg(q, 2) : "", text, len);
+	irc_buf_init(&tagged);
+	if (kind == MSG_TAGMSG || c->ntagged > 0 || echo_tagged)
+		chat_tagged_line(&tagged, q->nargs > 2 ? cm_req_arg(q, 2) : "", text, len);
 	if (kind == MSG_TAGMSG) {
 		broadcast_some(c, e, q->from, CAP_MESSAGE_TAGS, 0, flags, tagged.data, tagged.len);
-	} else if (c->ntagged == 0 && flags == 0) {
-		broadcast_line(c, e, q->from, 0, text, len); /* one per worker, to its fan-out */
+	} else if (c->ntagged == 0) {
+		if (flags == 0)
+			broadcast_line(c, e, q->from, 0, text, len); /* one per worker, to its fan-out */
+		else
+			broadcast_some(c, e, q->from, 0, 0, flags, text, len);
 	} else {
 		broadcast_some(c, e, q->from, 0, CAP_MESSAGE_TAGS, flags, text, len);
 		broadcast_some(c, e, q->from, CAP_MESSAGE_TAGS, 0, flags, tagged.data, tagged.len);
 	}
-	if (q->who.caps & CAP_ECHO_MESSAGE) { /* the speaker's copy comes in its reply */
-		if (q->who.caps & CAP_MESSAGE_TAGS)
-			irc_buf_put(&c->out, tagged.data, tagged.len);
-		else if (kind != MSG_TAGMSG)
-			irc_buf_put(&c->out, text, len);
-	}
+	if (echo_tagged) /* the speaker's copy comes in its reply */
+		irc_buf_put(&c->out, tagged.data, tagged.len);
+	else if (echo && kind != MSG_TAGMSG)
+		irc_buf_put(&c->out, text, len);
 	irc_buf_free(&tagged);
 }
 
