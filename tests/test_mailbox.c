@@ -1,4 +1,4 @@
-/* test_mailbox.c: the lock-free MPSC queue behind every mailbox (libactor/mpsc.h), tested
+/* test_mailbox.c: the lock-free MPSC queue behind every mailbox (libactor/core/mpsc.h), tested
  * directly: order, the was-empty and closed transitions, and two stress tests with more
  * producer threads than cores.
  *
@@ -7,7 +7,7 @@
  */
 #include "common.h"
 
-#include "mpsc.h"
+#include "core/mpsc.h"
 
 #define PRODUCERS_DEFAULT 4          /* more threads than the 2 cores of the CI machines */
 #define MESSAGES_DEFAULT 250000      /* 1M messages: about a second unsanitized */

@@ -303,7 +303,7 @@ END_TEST
 /* ---------------------------------------------------------------------------------------------
  * Recycled blocks
  *
- * Message blocks freed on one thread are reused on another (libactor/alloc_jemalloc.c, the
+ * Message blocks freed on one thread are reused on another (libactor/core/alloc_jemalloc.c, the
  * spare stacks): outside threads feed receivers on the workers, which relay every message to
  * a collector on another worker, so blocks flow one way at both hops and come back through the
  * stacks. A block handed out twice, or reused while a message still lives in it, shows as a

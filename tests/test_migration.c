@@ -7,7 +7,7 @@
  * Stress parameters (environment): MOVE_ROUNDS, MOVE_BURSTS, NOISY_ROUNDS.
  */
 #include "common.h"
-#include "internal.h"
+#include "core/internal.h"
 
 #define SETTLE_ROUNDS 10000
 #define MOVE_ROUNDS_DEFAULT 400 /* bursts per producer per consumer */

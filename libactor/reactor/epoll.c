@@ -13,8 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
-#include "reactor.h"
+#include "core/internal.h"
+#include "reactor/reactor.h"
 
 #define EPOLL_BATCH 256      /* events taken per wait */
 #define READ_BUF (64u << 10) /* one read's buffer: a DATA message carries at most this */

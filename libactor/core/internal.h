@@ -22,9 +22,9 @@
 #include <stdint.h>
 
 #include "actor.h"
-#include "alloc.h"
-#include "mpsc.h"
-#include "table.h"
+#include "core/alloc.h"
+#include "core/mpsc.h"
+#include "core/table.h"
 
 /* Tunables. */
 #define ACTOR_BATCH_DEFAULT 64   /* bench/pingpong + tests/test_sched fairness: see bench/README */

@@ -3,7 +3,7 @@
 
 #include <errno.h>
 
-#include "internal.h"
+#include "core/internal.h"
 
 /* splitmix64's finaliser: spreads consecutive keys over all workers. */
 static uint64_t mix64(uint64_t x)

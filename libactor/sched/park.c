@@ -7,7 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "core/internal.h"
 
 static void futex_wait(_Atomic uint32_t *word, const struct timespec *timeout)
 {

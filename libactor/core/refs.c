@@ -32,7 +32,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include "internal.h"
+#include "core/internal.h"
 
 /* ---------------------------------------------------------------------------------------------
  * Slots

@@ -36,8 +36,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "internal.h"
-#include "reactor.h"
+#include "core/internal.h"
+#include "reactor/reactor.h"
 
 #define OUTBUF_SMALL 4096          /* bytes of an output chunk while its queue is short */
 #define OUTBUF_LARGE (64u << 10)   /* the most a chunk grows to for a long queue */

@@ -31,7 +31,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "tsan.h"
+#include "core/tsan.h"
 
 struct actor__mpsc_node {
 	struct actor__mpsc_node *next;

@@ -18,7 +18,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "internal.h"
+#include "core/internal.h"
 
 #define node_msg(n) ((actor_msg_t *)(n))
 

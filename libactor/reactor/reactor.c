@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
-#include "reactor.h"
+#include "core/internal.h"
+#include "reactor/reactor.h"
 
 int actor__reactor_choose(const char *want, const struct actor__reactor_ops **out, bool *fallback,
                           enum actor__uring_level *uring_level)

@@ -13,7 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "alloc.h"
+#include "core/alloc.h"
 
 void *actor__alloc(size_t size)
 {

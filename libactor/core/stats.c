@@ -4,8 +4,8 @@
 #include <errno.h>
 #include <inttypes.h>
 
-#include "internal.h"
-#include "reactor.h"
+#include "core/internal.h"
+#include "reactor/reactor.h"
 
 static uint64_t rd(const _Atomic uint64_t *c)
 {

@@ -3,7 +3,7 @@
 
 #include <stdlib.h>
 
-#include "alloc.h"
+#include "core/alloc.h"
 
 void *actor__alloc(size_t size)
 {

@@ -20,8 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
-#include "reactor.h"
+#include "core/internal.h"
+#include "reactor/reactor.h"
 
 #define link_actor(n) ((struct actor *)((char *)(n)-offsetof(struct actor, link)))
 

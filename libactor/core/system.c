@@ -9,8 +9,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
-#include "reactor.h"
+#include "core/internal.h"
+#include "reactor/reactor.h"
 
 #define RUN_RECHECK_NS 100000000 /* run() re-checks its condition at least this often */
 

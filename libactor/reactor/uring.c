@@ -25,8 +25,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "internal.h"
-#include "reactor.h"
+#include "core/internal.h"
+#include "reactor/reactor.h"
 
 #define RING_ENTRIES 1024 /* submission queue; completions get twice that, and overflow safely */
 #define BUF_COUNT 256     /* provided receive buffers per worker (a power of two) */

@@ -6,7 +6,7 @@
 #include <errno.h>
 #include <time.h>
 
-#include "internal.h"
+#include "core/internal.h"
 
 struct actor__timer {
 	uint64_t deadline_ns;
