@@ -1,15 +1,24 @@
-/* reactor.h: the interface every reactor backend implements, and the network objects that the
- * backends and net.c share.
+/* reactor.h: the interface every reactor backend implements, and the watcher, the one thing a
+ * backend knows of the services that use it.
  *
- * One reactor per worker, used only by that worker's thread (except `wake`). A backend is a
- * const table of operations (reactor_epoll.c: readiness; reactor_uring.c: completion). Backends
- * do the I/O system calls and report what happened through the actor__net_on_* callbacks, which
- * turn events into messages; a backend knows nothing of actors beyond those callbacks.
+ * One reactor per worker, used only by that worker's thread (except the wake eventfd). A backend
+ * is a const table of operations (epoll.c: readiness; uring.c: completion). A service embeds a
+ * watcher per descriptor: the descriptor, what it wants (`want`: read, write, accept, connect)
+ * and a table of callbacks. Saying what it wants only records the change
+ * (actor__watch_set queues the watcher on the reactor's change list); the backend applies
+ * every recorded change in one batch at the start of its next `wait`, does the system calls
+ * itself and reports through the callbacks. A backend never sees a connection or an actor.
  *
- * The worker parks in `wait`: one blocking call covers I/O, the next timer deadline and wake-ups
- * from other threads: the backend watches the worker's eventfd (w->evfd), which wakers write.
- * The eventfd belongs to the worker and outlives the reactor, so a late waker never touches a
- * freed backend.
+ * Lifetime: actor__watch_close asks the backend to let go; the backend calls `on_closed` once
+ * no operation of its refers to the watcher (io_uring: after the cancelled ones have come
+ * back), always from `wait` (or `settle`), never from inside actor__watch_close. Only then may
+ * the service close the descriptor and free the watcher. After actor__watch_close no other
+ * callback runs for that watcher.
+ *
+ * The worker parks in `wait`: one blocking call covers I/O, the next deadline and wake-ups from
+ * other threads: the backend watches the worker's eventfd (`evfd`), which wakers write. The
+ * eventfd belongs to the worker and outlives the reactor, so a late waker never touches a freed
+ * backend.
  */
 #ifndef ACTOR_REACTOR_H
 #define ACTOR_REACTOR_H
@@ -18,93 +27,67 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
 
-struct actor_worker;
-struct actor__reactor;
-
-/* Output queue: a list of byte chunks, written in order. */
-struct actor__outbuf {
-	struct actor__outbuf *next;
-	uint32_t len; /* bytes in data */
-	uint32_t off; /* bytes already written */
-	uint32_t cap; /* bytes allocated for data */
-	unsigned char data[];
+/* What a watcher can want. */
+enum actor__interest {
+	WATCH_READ = 1,    /* receive; on_read reports each chunk, the end or an error */
+	WATCH_WRITE = 2,   /* send what out_iov gives; on_written reports */
+	WATCH_ACCEPT = 4,  /* accept connections (a listening socket); on_accept reports */
+	WATCH_CONNECT = 8, /* a connect() in progress; on_connect reports once */
 };
 
-enum actor__conn_state {
-	CONN_PENDING,    /* accepted, not yet handed off: not read */
-	CONN_CONNECTING, /* connect() in progress */
-	CONN_OPEN,
-	CONN_CLOSING, /* the owner closed it: flushing output, then close */
-	CONN_FAILED,  /* broke (or failed to connect): no I/O; freed once the owner has been told */
+struct actor__watcher;
+
+struct actor__watch_ops {
+	/* WATCH_READ: n > 0 bytes were read into `data` (the backend's; valid during the call), or
+	 * the peer's end (n == 0) or an error (n < 0, a negative errno); after those two the backend
+	 * has cleared WATCH_READ from `want` and reads no more. Bytes may still arrive after
+	 * WATCH_READ was dropped (a completion backend's receive in flight when the change is
+	 * applied): the service keeps them, and no byte is ever lost or reordered. */
+	void (*on_read)(struct actor__watcher *wt, const void *data, ssize_t n);
+	/* WATCH_WRITE: fills up to `max` iovecs with the bytes to send next and returns how many (0:
+	 * nothing to send now). The memory stays put until on_written reports on it. */
+	int (*out_iov)(struct actor__watcher *wt, struct iovec *iov, int max);
+	/* n >= 0 bytes of what out_iov gave were sent, or writing failed (n < 0; the backend has
+	 * cleared WATCH_WRITE). The backend goes on while WATCH_WRITE is wanted and out_iov gives
+	 * bytes; one send at a time. */
+	void (*on_written)(struct actor__watcher *wt, ssize_t n);
+	/* WATCH_ACCEPT: a new connection's descriptor (non-blocking, close-on-exec) and, if the
+	 * backend has it, the peer's address (NULL otherwise); or fd < 0, a negative errno. */
+	void (*on_accept)(struct actor__watcher *wt, int fd, const struct sockaddr *peer,
+	                  socklen_t peer_len);
+	/* WATCH_CONNECT: the connect() ended: 0 or a negative errno. The backend has cleared
+	 * WATCH_CONNECT from `want`. */
+	void (*on_connect)(struct actor__watcher *wt, int err);
+	/* After actor__watch_close: the backend has let go; the descriptor and the watcher are the
+	 * service's again. */
+	void (*on_closed)(struct actor__watcher *wt);
 };
 
-/* Laid out by use: the first 64 bytes hold what every read and write touches, the next 64 the
- * queue and flow-control counts; the peer's address, read once, comes last. (jemalloc puts the
- * struct, 280 bytes, in its 320-byte class, whose blocks start on 64-byte boundaries.) */
-struct actor__conn {
+struct actor__watcher {
 	int fd;
-	uint32_t idx, gen;  /* the handle: see net.c */
-	uint32_t ep_events; /* epoll: the events registered */
-	struct actor_worker *w;
-	actor_ref_t owner;
-	uint8_t state;
-	bool owner_paused; /* the owner asked for no reads */
-	bool throttled;    /* the owner is behind by more than read_limit bytes */
-	bool rd_eof;       /* the peer's FIN was seen */
-	bool wr_shut;      /* shutdown(SHUT_WR) requested once the queue drains */
-	bool wr_shut_done;
-	bool over_high;    /* -ENOBUFS was reported: send DRAINED below low water */
-	bool reading;      /* the backend is reading (armed or a receive in flight) */
-	bool writing;      /* the backend is writing (armed or a send in flight) */
-	bool dirty_flag;   /* on the worker's dirty list */
-	bool registered;   /* epoll: the fd is in the epoll set */
-	uint32_t inflight; /* io_uring: operations submitted and not completed */
-	struct actor__conn *dirty_next;
-	void *backend; /* io_uring: per-connection state */
-	struct actor__outbuf *out_head, *out_tail;
-	size_t queued; /* bytes in the output queue, not yet written */
-	size_t high, low;
-	size_t unhandled;  /* bytes in DATA messages the owner has not finished handling */
-	size_t read_limit; /* throttle above this many unhandled bytes; 0: never */
-	uint64_t linger_deadline_ns;
-	uint64_t ack_check_ns; /* a close with all its output in the kernel: when to look whether
-	                        * the peer has acknowledged it (net.c); 0 while still writing */
-	uint32_t ack_step_ns;  /* the wait before the next look after that one */
-	uint32_t closing_pos;  /* 1 + index in the worker's lingering-close list, 0 if not in it */
-	uint32_t peer_len;
-	struct sockaddr_storage peer;
+	uint8_t want;    /* the service's: WATCH_* wanted */
+	uint8_t applied; /* the backend's: what it has armed or has in flight */
+	bool queued;     /* on the reactor's change list */
+	bool closed;     /* actor__watch_close was called */
+	uint32_t holds;  /* the backend's: operations in flight that refer to the watcher */
+	uint32_t be_flags; /* the backend's own bits */
+	struct actor__watcher *next_change;
+	const struct actor__watch_ops *ops;
+	void *be; /* the backend's per-watcher state, if it needs any; freed before on_closed */
 };
 
-/* No reads wanted: the owner paused the connection, or is behind by more than its read limit
- * (net.c). Data already read may still arrive (conn_pause below). */
-static inline bool actor__conn_paused(const struct actor__conn *c)
-{
-	return c->owner_paused || c->throttled;
-}
-
-/* A listening socket on one worker. A listener handle names a group of these (one, or one per
- * worker); each belongs to its worker and is touched only there. */
-struct actor__lsock {
-	struct actor__cmd start_cmd, close_cmd; /* posted to the socket's worker (no allocation) */
-	int fd;
-	struct actor_worker *w;
-	struct actor__lgroup *group;
-	bool armed;                /* registered for accept events */
-	bool closing;              /* io_uring: waiting for the multishot accept to end */
-	uint64_t backoff_ns;       /* current EMFILE back-off, 0 when accepting normally */
-	uint64_t resume_ns;        /* when to re-arm after a back-off */
-	struct actor__lsock *next; /* the worker's list of open listening sockets */
-	uint32_t inflight;
-};
-
-struct actor__lgroup {
-	_Atomic uint32_t refs; /* one per socket still open, one for the owner's handle */
-	actor_ref_t owner;
-	uint64_t handle;
-	uint16_t port;
-	unsigned nsocks;
-	struct actor__lsock socks[];
+/* The part of every reactor the core and the services see; each backend's own struct begins
+ * with it. */
+struct actor__reactor {
+	const struct actor__reactor_ops *ops;
+	struct actor__watcher *changes; /* watchers whose `want` or close the next wait applies */
+	uint32_t watchers;              /* opened and not yet on_closed */
+	uint32_t closing;               /* closed and not yet on_closed */
+	int evfd;                       /* the worker's wake eventfd */
+	int uring_level;                /* enum actor__uring_level */
 };
 
 /* Capability bits a backend reports. */
@@ -114,34 +97,15 @@ struct actor__lgroup {
 
 struct actor__reactor_ops {
 	const char *name;
-	/* Creates the reactor of worker `w`; negative errno when the backend is unavailable
-	 * (-ENOSYS, -EPERM in many containers, ...). Worker thread or system creation. */
-	int (*init)(struct actor_worker *w, struct actor__reactor **out);
+	/* Creates a reactor waking on `evfd`; negative errno when the backend is unavailable
+	 * (-ENOSYS, -EPERM in many containers, ...). On the thread that will use it. */
+	int (*init)(int evfd, int uring_level, struct actor__reactor **out);
+	/* Every watcher has been closed and settled (actor__reactor_settle). */
 	void (*fini)(struct actor__reactor *r);
 	unsigned (*caps)(const struct actor__reactor *r);
-	/* Waits at most timeout_ns (0: poll, -1: no limit) for events and dispatches them. Returns
-	 * the number of events handled or a negative errno. */
+	/* Applies the recorded changes, waits at most timeout_ns (0: poll, -1: no limit) for
+	 * events, and dispatches them. Returns the number of events handled or a negative errno. */
 	int (*wait)(struct actor__reactor *r, int64_t timeout_ns);
-
-	/* Starts (or restarts) accepting: connections arrive through actor__net_on_accept. */
-	int (*listen_start)(struct actor__reactor *r, struct actor__lsock *ls);
-	/* Stops accepting for now (EMFILE back-off). */
-	void (*listen_pause)(struct actor__reactor *r, struct actor__lsock *ls);
-	/* Stops for good; calls actor__net_lsock_released once nothing refers to the socket. */
-	void (*listen_release)(struct actor__reactor *r, struct actor__lsock *ls);
-
-	/* Starts reading (or resumes): data arrives through actor__net_on_data. Called whenever
-	 * reading is wanted, also while c->reading is still set: a pause whose receive is still in
-	 * flight (completion backends) must then be undone, not left to stash what arrives. */
-	int (*conn_read)(struct actor__reactor *r, struct actor__conn *c);
-	/* Stops reading (pause). Data already read may still arrive. */
-	void (*conn_pause)(struct actor__reactor *r, struct actor__conn *c);
-	/* The output queue became non-empty: write it, reporting through actor__net_on_sent. */
-	int (*conn_write)(struct actor__reactor *r, struct actor__conn *c);
-	/* Waits for a connect() in progress; reports through actor__net_on_connected. */
-	int (*conn_connect)(struct actor__reactor *r, struct actor__conn *c);
-	/* Stops all I/O; calls actor__net_conn_released once no operation refers to the conn. */
-	void (*conn_release)(struct actor__reactor *r, struct actor__conn *c);
 };
 
 extern const struct actor__reactor_ops actor__reactor_epoll;
@@ -158,28 +122,76 @@ enum actor__uring_level {
 };
 int actor__reactor_choose(const char *want, const struct actor__reactor_ops **out, bool *fallback,
                           enum actor__uring_level *uring_level);
+/* Tests only: a backend to use instead of the chosen one (a scripted fake), or NULL. */
+extern const struct actor__reactor_ops *actor__reactor_override;
 
-/* Callbacks from the backends into net.c (worker thread only). */
-void actor__net_on_accept(struct actor__lsock *ls, int fd, const struct sockaddr *peer,
-                          socklen_t peer_len);
-/* accept failed: -EMFILE/-ENFILE/-ENOBUFS/-ENOMEM make net.c back off (it calls listen_pause
- * and restarts later); others are ignored. */
-void actor__net_on_accept_error(struct actor__lsock *ls, int err);
-void actor__net_lsock_released(struct actor__lsock *ls);
-/* Bytes read into a buffer the backend owns (copied before return). */
-void actor__net_on_data(struct actor__conn *c, const void *data, size_t len);
-/* 0: the peer's EOF; negative errno: the connection failed. */
-void actor__net_on_read_end(struct actor__conn *c, int err);
-/* `n` bytes of the output queue were written (n >= 0), or writing failed (err < 0). True if
- * the connection was released (a close that has nothing left to do; after a failure, maybe):
- * the backend's conn_release has run, and `c` is gone unless an operation holds it. */
-bool actor__net_on_sent(struct actor__conn *c, size_t n, int err);
-void actor__net_on_connected(struct actor__conn *c, int err);
-void actor__net_conn_released(struct actor__conn *c);
+/* ---------------------------------------------------------------------------------------------
+ * Watchers (the service's side; worker thread only)
+ */
 
-/* Helpers both backends use. */
-ssize_t actor__net_read_fd(struct actor__conn *c, void *buf, size_t len);
-ssize_t actor__net_write_fd(struct actor__conn *c); /* writev of the queue head; -errno */
-int actor__net_iov(struct actor__conn *c, struct iovec *iov, int max);
+/* Queues `wt` for the next wait to look at. */
+static inline void actor__watch_queue(struct actor__reactor *r, struct actor__watcher *wt)
+{
+	if (!wt->queued) {
+		wt->queued = true;
+		wt->next_change = r->changes;
+		r->changes = wt;
+	}
+}
+
+/* Starts watching `fd` with `ops`; nothing is wanted yet. */
+static inline void actor__watch_open(struct actor__reactor *r, struct actor__watcher *wt, int fd,
+                                     const struct actor__watch_ops *ops)
+{
+	*wt = (struct actor__watcher){.fd = fd, .ops = ops};
+	r->watchers++;
+}
+
+/* Wants `want` from now on (the next wait applies it). */
+static inline void actor__watch_set(struct actor__reactor *r, struct actor__watcher *wt,
+                                    unsigned want)
+{
+	if (wt->closed || wt->want == want)
+		return;
+	wt->want = (uint8_t)want;
+	actor__watch_queue(r, wt);
+}
+
+/* Stops everything; on_closed follows from a later wait. */
+static inline void actor__watch_close(struct actor__reactor *r, struct actor__watcher *wt)
+{
+	if (wt->closed)
+		return;
+	wt->closed = true;
+	wt->want = 0;
+	r->closing++;
+	actor__watch_queue(r, wt);
+}
+
+/* Whether the worker should poll this reactor: a watcher is open or a change waits. */
+static inline bool actor__reactor_busy(const struct actor__reactor *r)
+{
+	return r != NULL && (r->watchers > 0 || r->changes != NULL);
+}
+
+/* Waits (up to about a second) until every closed watcher has had its on_closed: a service
+ * leaving at exit, after closing its watchers. */
+void actor__reactor_settle(struct actor__reactor *r);
+
+/* Backends: take the change list (the order of the changes is not kept; a backend clears
+ * `queued` on each before applying it, and a callback may queue it again), and report a closed
+ * watcher let go (on_closed runs, and the counts follow). */
+static inline struct actor__watcher *actor__reactor_take_changes(struct actor__reactor *r)
+{
+	struct actor__watcher *list = r->changes;
+	r->changes = NULL;
+	return list;
+}
+static inline void actor__reactor_closed(struct actor__reactor *r, struct actor__watcher *wt)
+{
+	r->watchers--;
+	r->closing--;
+	wt->ops->on_closed(wt);
+}
 
 #endif /* ACTOR_REACTOR_H */
