@@ -392,23 +392,24 @@ static void dead_letter(struct actor_worker *w, struct actor *a, actor_msg_t *m)
 }
 
 /* Pops everything poppable into dead letters. */
-void actor__drain_dead(struct actor_worker *w, struct actor *a)
+static void drain_dead(struct actor_worker *w, struct actor *a)
 {
 	struct actor__mpsc_node *n;
 	while ((n = actor__mpsc_pop(&a->mbox)) != NULL)
 		dead_letter(w, a, node_msg(n));
 }
 
-void actor__free_actor(struct actor *a)
+void actor__free_retired(struct actor_worker *w, struct actor *a)
 {
+	drain_dead(w, a); /* messages pushed by senders that raced the stop */
 	actor__free(a, sizeof(*a));
 }
 
 /* The services holding something of `a`'s hear that it stopped. */
 static void owner_stopped(struct actor_worker *w, struct actor *a)
 {
-	for (unsigned i = 0; actor__services[i] != NULL; i++) {
-		const struct actor__service_ops *s = actor__services[i];
+	for (unsigned i = 0; w->sys->svcs[i] != NULL; i++) {
+		const struct actor__service_ops *s = w->sys->svcs[i];
 		if ((s->actor_bits & a->svc_bits) && s->owner_stopped != NULL && w->svc[i] != NULL)
 			s->owner_stopped(w, w->svc[i], a);
 	}
@@ -449,7 +450,7 @@ void actor__kill_now(struct actor_worker *w, struct actor *a, int reason)
 /* Step 3 from a turn: drain and close; retire, or stay scheduled to retry. */
 static void finish_dead_turn(struct actor_worker *w, struct actor *a)
 {
-	actor__drain_dead(w, a);
+	drain_dead(w, a);
 	if (actor__mpsc_close(&a->mbox, false))
 		actor__retire(w, a);
 	else

@@ -204,8 +204,12 @@ struct actor_system {
 	const struct actor__reactor_ops *rops;
 	bool reactor_fallback; /* "auto": a worker whose io_uring fails uses epoll */
 	int uring_level;       /* enum actor__uring_level: ACTOR_IO_URING_FEATURES (reactor.c) */
-	/* Which service owns each system message block: its index + 1, or 0 (service.h). */
+	/* The services every worker hosts (services.c, through system.c), NULL-terminated, and
+	 * which of them owns each system message block: its index + 1, or 0 (service.h). */
+	const struct actor__service_ops *const *svcs;
 	uint8_t svc_of_block[256];
+	/* Reclamation's end for a retired actor (refs.c calls it; actor.c's): drain, free. */
+	void (*free_retired)(struct actor_worker *w, struct actor *a);
 
 	/* Reference slots: a two-level table that never moves. Chunks are published by CAS. */
 	struct actor__slot *_Atomic *chunks;
@@ -280,8 +284,7 @@ void actor__reclaim(struct actor_worker *w);
 /* actor.c: lifecycle on the home worker. */
 void actor__run(struct actor_worker *w, struct actor *a);
 void actor__kill_now(struct actor_worker *w, struct actor *a, int reason);
-void actor__free_actor(struct actor *a);
-void actor__drain_dead(struct actor_worker *w, struct actor *a);
+void actor__free_retired(struct actor_worker *w, struct actor *a); /* drains, then frees */
 int actor__send_internal(actor_system_t *sys, actor_ref_t to, actor_ref_t from, uint32_t type,
                          const void *data, size_t len);
 /* Sends a message built by the library (sender NONE); counted as sent. */
@@ -348,7 +351,7 @@ static inline const struct actor__service_ops *actor__svc_of(const actor_system_
                                                             uint32_t type)
 {
 	unsigned i = sys->svc_of_block[actor__msg_block(type)];
-	return i != 0 ? actor__services[i - 1] : NULL;
+	return i != 0 ? sys->svcs[i - 1] : NULL;
 }
 
 /* Owner only, inside a behaviour's turn of `a`: service `bits` holds something of the actor's
@@ -358,7 +361,7 @@ static inline void actor__svc_hold(struct actor *a, uint8_t bits)
 	a->svc_bits |= bits;
 }
 
-/* system.c: every service's fini on worker `w` (once; later calls do nothing). */
+/* sched.c: every service's fini on worker `w` (once; later calls do nothing). */
 void actor__services_fini(struct actor_worker *w);
 
 /* placement.c */

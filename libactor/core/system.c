@@ -47,19 +47,12 @@ static int worker_init(actor_system_t *sys, struct actor_worker *w, unsigned i)
 	return 0;
 }
 
-void actor__services_fini(struct actor_worker *w)
-{
-	for (unsigned s = 0; actor__services[s] != NULL; s++) {
-		if (w->svc[s] != NULL && actor__services[s]->fini != NULL)
-			actor__services[s]->fini(w, w->svc[s]);
-		w->svc[s] = NULL;
-	}
-}
-
 /* Each service's message blocks (service.h), so that the core finds a message's service by its
  * type. -EINVAL if two services claim one block: the table in services.c is wrong. */
 static int map_blocks(actor_system_t *sys)
 {
+	sys->svcs = actor__services;
+	sys->free_retired = actor__free_retired;
 	for (unsigned s = 0; actor__services[s] != NULL; s++) {
 		assert(s < ACTOR_SERVICES_MAX && actor__services[s]->id == s);
 		for (unsigned b = 0; b < 4 && actor__services[s]->blocks[b] != 0; b++) {
@@ -227,8 +220,7 @@ static void reclaim_remaining(actor_system_t *sys)
 			struct actor *a = (struct actor *)((char *)w->retired_head -
 			                                   offsetof(struct actor, link));
 			w->retired_head = a->link.next;
-			actor__drain_dead(w, a);
-			actor__free_actor(a);
+			actor__free_retired(w, a);
 		}
 		w->retired_tail = NULL;
 	}

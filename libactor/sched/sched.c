@@ -462,9 +462,9 @@ static unsigned poll_io(struct actor_worker *w)
 		int rc = w->reactor->ops->wait(w->reactor, 0);
 		n += rc > 0 ? (unsigned)rc : 0;
 	}
-	for (unsigned i = 0; actor__services[i] != NULL; i++) {
-		if (actor__services[i]->poll != NULL)
-			n += actor__services[i]->poll(w, w->svc[i]);
+	for (unsigned i = 0; w->sys->svcs[i] != NULL; i++) {
+		if (w->sys->svcs[i]->poll != NULL)
+			n += w->sys->svcs[i]->poll(w, w->svc[i]);
 	}
 	return n;
 }
@@ -478,8 +478,8 @@ static bool io_work(struct actor_worker *w)
 static uint64_t svc_next_deadline(const struct actor_worker *w)
 {
 	uint64_t d = UINT64_MAX;
-	for (unsigned i = 0; actor__services[i] != NULL; i++) {
-		const struct actor__service_ops *s = actor__services[i];
+	for (unsigned i = 0; w->sys->svcs[i] != NULL; i++) {
+		const struct actor__service_ops *s = w->sys->svcs[i];
 		if (s->next_deadline != NULL) {
 			uint64_t t = s->next_deadline(w, w->svc[i]);
 			d = t < d ? t : d;
@@ -491,17 +491,26 @@ static uint64_t svc_next_deadline(const struct actor_worker *w)
 static unsigned svc_tick(struct actor_worker *w, uint64_t now)
 {
 	unsigned n = 0;
-	for (unsigned i = 0; actor__services[i] != NULL; i++) {
-		if (actor__services[i]->tick != NULL)
-			n += actor__services[i]->tick(w, w->svc[i], now);
+	for (unsigned i = 0; w->sys->svcs[i] != NULL; i++) {
+		if (w->sys->svcs[i]->tick != NULL)
+			n += w->sys->svcs[i]->tick(w, w->svc[i], now);
 	}
 	return n;
 }
 
+void actor__services_fini(struct actor_worker *w)
+{
+	for (unsigned i = 0; w->sys->svcs[i] != NULL; i++) {
+		if (w->svc[i] != NULL && w->sys->svcs[i]->fini != NULL)
+			w->sys->svcs[i]->fini(w, w->svc[i]);
+		w->svc[i] = NULL;
+	}
+}
+
 static bool svc_draining(const struct actor_worker *w)
 {
-	for (unsigned i = 0; actor__services[i] != NULL; i++) {
-		const struct actor__service_ops *s = actor__services[i];
+	for (unsigned i = 0; w->sys->svcs[i] != NULL; i++) {
+		const struct actor__service_ops *s = w->sys->svcs[i];
 		if (s->draining != NULL && s->draining(w, w->svc[i]))
 			return true;
 	}
