@@ -5,7 +5,8 @@
 #   2. the core and the scheduler use nothing of libactor/services/, except the list of
 #      services (actor__services), which system.c hands to the system as it creates it;
 #   3. no two files depend on each other, directly or through others, but core/actor.c and
-#      sched/sched.c (a send schedules; a worker runs an actor's turn).
+#      sched/sched.c (a send schedules; a worker runs an actor's turn);
+#   4. every public function (actor_*) the objects define is exported by the shared library.
 # Fails naming the offending files.
 set -eu
 srcdir=${srcdir:-.}
@@ -57,4 +58,15 @@ END {
 	}
 	exit bad
 }'
+so=libactor/.libs/libactor.so
+if [ -f "$so" ]; then
+	defined=$(for o in $objs; do nm "$o"; done | awk '$2 == "T" && $3 ~ /^actor_[^_]/ { print $3 }' | sort)
+	exported=$(nm -D --defined-only "$so" | awk '$3 ~ /^actor_[^_]/ { print $3 }' | sort)
+	missing=$(printf '%s\n' "$defined" | comm -23 - "$(printf '%s\n' "$exported" >"${TMPDIR:-/tmp}/layers.$$"; echo "${TMPDIR:-/tmp}/layers.$$")")
+	rm -f "${TMPDIR:-/tmp}/layers.$$"
+	if [ -n "$missing" ]; then
+		echo "layers: public functions the shared library does not export:" $missing
+		exit 1
+	fi
+fi
 echo "layers: every file keeps to its layer"

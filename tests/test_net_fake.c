@@ -26,6 +26,7 @@ enum {
 	OP_READ_LIMIT,
 	OP_GATE, /* the next DATA waits at the gate */
 	OP_PING,
+	OP_FRAMING, /* payload: actor_tcp_framing_t */
 };
 
 static struct {
@@ -105,6 +106,9 @@ static void owner(actor_ctx_t *ctx, void *state, actor_msg_t *m)
 		log_add("C:%d ", ev.error);
 		return;
 	}
+	case ACTOR_MSG_TCP_OVERLONG:
+		log_add("O ");
+		return;
 	}
 	actor_conn_t c = O.conn; /* set by ADOPTED, on this thread */
 	switch (m->type) {
@@ -136,6 +140,12 @@ static void owner(actor_ctx_t *ctx, void *state, actor_msg_t *m)
 	case OP_GATE:
 		atomic_store(&gate_armed, 1);
 		break;
+	case OP_FRAMING: {
+		actor_tcp_framing_t f;
+		memcpy(&f, actor_msg_data(m), sizeof(f));
+		note_rc(actor_tcp_set_framing(ctx, c, &f));
+		break;
+	}
 	case OP_PING:
 		pthread_mutex_lock(&O.mu);
 		O.pings++;
@@ -377,6 +387,151 @@ START_TEST(an_owner_that_stops_lets_go_of_its_connections_and_listeners)
 }
 END_TEST
 
+/* ---------------------------------------------------------------------------------------------
+ * Framing
+ */
+
+static void set_framing(const actor_tcp_framing_t *f)
+{
+	send_ok(sys, who, OP_FRAMING, f, sizeof(*f));
+	sync_owner();
+}
+
+static void feed(int fd, const char *s)
+{
+	ck_assert_int_eq(fake_read(fd, s, strlen(s)), 0);
+}
+
+START_TEST(lines_arrive_one_per_message_however_the_reads_cut_them)
+{
+	int lfd, fd = setup_conn(&lfd);
+	set_framing(&(actor_tcp_framing_t){.kind = ACTOR_FRAME_LINE});
+	feed(fd, "he");
+	feed(fd, "llo\r");
+	feed(fd, "\nwor");
+	feed(fd, "ld\n\nlast\r\nno end");
+	assert_eventually(log_is("D:hello D:world D: D:last "), 10);
+	teardown();
+}
+END_TEST
+
+START_TEST(irc_lines_end_at_cr_lf_or_cr_lf_and_empty_ones_are_skipped)
+{
+	int lfd, fd = setup_conn(&lfd);
+	set_framing(&(actor_tcp_framing_t){.kind = ACTOR_FRAME_LINE,
+	                                   .flags = ACTOR_FRAME_CR_ENDS | ACTOR_FRAME_SKIP_EMPTY});
+	feed(fd, "a\rb\n\r\nc\r");
+	feed(fd, "\nd\n\n\ne\r\n");
+	assert_eventually(log_is("D:a D:b D:c D:d D:e "), 10);
+	teardown();
+}
+END_TEST
+
+START_TEST(a_delimiter_cut_by_a_read_still_ends_its_frame)
+{
+	int lfd, fd = setup_conn(&lfd);
+	set_framing(&(actor_tcp_framing_t){.kind = ACTOR_FRAME_DELIM, .delim_len = 2, .delim = "||"});
+	feed(fd, "x|");
+	feed(fd, "|y||");
+	feed(fd, "|z|");
+	feed(fd, "|");
+	assert_eventually(log_is("D:x D:y D:|z "), 10);
+	teardown();
+}
+END_TEST
+
+START_TEST(length_prefixed_frames_arrive_whole_from_single_bytes)
+{
+	int lfd, fd = setup_conn(&lfd);
+	set_framing(&(actor_tcp_framing_t){.kind = ACTOR_FRAME_LENGTH, .length_bytes = 2});
+	static const char in[] = "\0\3abc\0\0\0\4defg";
+	for (size_t i = 0; i < sizeof(in) - 1; i++)
+		ck_assert_int_eq(fake_read(fd, in + i, 1), 0);
+	assert_eventually(log_is("D:abc D: D:defg "), 10);
+	teardown();
+}
+END_TEST
+
+START_TEST(an_overlong_frame_fails_the_connection_with_emsgsize)
+{
+	int lfd, fd = setup_conn(&lfd);
+	set_framing(&(actor_tcp_framing_t){.kind = ACTOR_FRAME_LINE, .max = 4});
+	feed(fd, "abcd\r\n"); /* four bytes and the CR LF: not too long */
+	feed(fd, "abcde");
+	feed(fd, "\n");
+	char want[64];
+	snprintf(want, sizeof(want), "D:abcd C:%d ", -EMSGSIZE);
+	assert_eventually(log_is(want), 10);
+	ck_assert(fake_wait_let_go(fd));
+	teardown();
+}
+END_TEST
+
+START_TEST(an_overlong_frame_can_be_skipped_and_reported_in_its_place)
+{
+	int lfd, fd = setup_conn(&lfd);
+	set_framing(&(actor_tcp_framing_t){.kind = ACTOR_FRAME_LINE,
+	                                   .flags = ACTOR_FRAME_SKIP_OVERLONG,
+	                                   .max = 4});
+	feed(fd, "ok\n0123456");
+	feed(fd, "789");
+	feed(fd, "\nnext\n");
+	assert_eventually(log_is("D:ok O D:next "), 10);
+	/* Length prefixes too: the overlong frame's bytes are counted off exactly. */
+	set_framing(&(actor_tcp_framing_t){.kind = ACTOR_FRAME_LENGTH,
+	                                   .flags = ACTOR_FRAME_SKIP_OVERLONG,
+	                                   .length_bytes = 1,
+	                                   .max = 4});
+	feed(fd, "\x06");
+	feed(fd, "abc");
+	feed(fd, "def\x02hi");
+	assert_eventually(log_is("D:ok O D:next O D:hi "), 10);
+	teardown();
+}
+END_TEST
+
+START_TEST(skipping_too_much_without_a_frame_end_fails_the_connection)
+{
+	int lfd, fd = setup_conn(&lfd);
+	set_framing(&(actor_tcp_framing_t){.kind = ACTOR_FRAME_LINE,
+	                                   .flags = ACTOR_FRAME_SKIP_OVERLONG,
+	                                   .max = 4,
+	                                   .skip_max = 10});
+	feed(fd, "0123456789");
+	feed(fd, "0123456789");
+	char want[64];
+	snprintf(want, sizeof(want), "O C:%d ", -EMSGSIZE);
+	assert_eventually(log_is(want), 10);
+	teardown();
+}
+END_TEST
+
+START_TEST(framing_off_delivers_the_unfinished_frame_and_bad_options_are_refused)
+{
+	int lfd, fd = setup_conn(&lfd);
+	set_framing(&(actor_tcp_framing_t){.kind = ACTOR_FRAME_LINE});
+	feed(fd, "one\ntw");
+	assert_eventually(log_is("D:one "), 10);
+	set_framing(&(actor_tcp_framing_t){.kind = ACTOR_FRAME_NONE});
+	assert_eventually(log_is("D:one D:tw "), 10);
+	static const actor_tcp_framing_t bad[] = {
+	    {.kind = 9},
+	    {.kind = ACTOR_FRAME_DELIM},
+	    {.kind = ACTOR_FRAME_DELIM, .delim_len = 9},
+	    {.kind = ACTOR_FRAME_LENGTH, .length_bytes = 3},
+	    {.kind = ACTOR_FRAME_LINE, .flags = 64},
+	    {.kind = ACTOR_FRAME_LINE, .max = ACTOR_MSG_MAX},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		send_ok(sys, who, OP_FRAMING, &bad[i], sizeof(bad[i]));
+		sync_owner();
+		ck_assert_msg(O.last_rc == -EINVAL, "option %zu: %d", i, O.last_rc);
+		O.last_rc = 0;
+	}
+	teardown();
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
 	Suite *s = suite_create("net on a scripted backend");
@@ -391,6 +546,16 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, the_read_limit_stops_reading_until_the_owner_catches_up);
 	tcase_add_test(tc, running_out_of_descriptors_pauses_accepting_and_then_accepts_again);
 	tcase_add_test(tc, an_owner_that_stops_lets_go_of_its_connections_and_listeners);
+	suite_add_tcase(s, tc);
+	tc = tcase_new("framing", TEST_TIMEOUT);
+	tcase_add_test(tc, lines_arrive_one_per_message_however_the_reads_cut_them);
+	tcase_add_test(tc, irc_lines_end_at_cr_lf_or_cr_lf_and_empty_ones_are_skipped);
+	tcase_add_test(tc, a_delimiter_cut_by_a_read_still_ends_its_frame);
+	tcase_add_test(tc, length_prefixed_frames_arrive_whole_from_single_bytes);
+	tcase_add_test(tc, an_overlong_frame_fails_the_connection_with_emsgsize);
+	tcase_add_test(tc, an_overlong_frame_can_be_skipped_and_reported_in_its_place);
+	tcase_add_test(tc, skipping_too_much_without_a_frame_end_fails_the_connection);
+	tcase_add_test(tc, framing_off_delivers_the_unfinished_frame_and_bad_options_are_refused);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -13,7 +13,9 @@
 #ifndef ACTOR_INTERNAL_H
 #define ACTOR_INTERNAL_H
 
+#ifndef ACTOR_BUILDING /* set for every file of the library (Makefile.am): ACTOR_API exports */
 #define ACTOR_BUILDING 1
+#endif
 
 #include <ck_cc.h>
 #include <pthread.h>

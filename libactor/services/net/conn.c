@@ -44,7 +44,6 @@
 
 static const struct actor__watch_ops conn_ops;
 
-static void conn_fail(struct actor__conn *c, int err);
 static void close_output_done(struct actor__conn *c);
 
 static struct actor__conn *conn_of_watcher(struct actor__watcher *wt)
@@ -149,12 +148,11 @@ struct actor__conn *actor__conn_new(struct actor__net *net, int fd, actor_ref_t 
 
 static void set_throttled(struct actor__conn *c, bool on);
 
-/* Sends `len` bytes to the owner as one DATA message, counted in `unhandled`. */
-static void deliver(struct actor__conn *c, const void *data, size_t len)
+void actor__conn_deliver(struct actor__conn *c, const void *data, size_t len)
 {
 	actor_msg_t *m;
 	if (actor_msg_alloc(sizeof(*m) + sizeof(actor_tcp_data_t) + len, 0, &m) < 0) {
-		conn_fail(c, -ENOMEM);
+		actor__conn_fail(c, -ENOMEM);
 		return;
 	}
 	actor_tcp_data_t *d = actor_msg_data(m);
@@ -165,12 +163,73 @@ static void deliver(struct actor__conn *c, const void *data, size_t len)
 	m->type = ACTOR_MSG_TCP_DATA;
 	if (actor__send_internal_msg(c->w->sys, c->owner, m) < 0) {
 		actor_msg_free(m);
-		conn_fail(c, -ESRCH); /* the owner is gone: nobody will close it */
+		actor__conn_fail(c, -ESRCH); /* the owner is gone: nobody will close it */
 		return;
 	}
 	c->unhandled += len;
 	if (c->read_limit != 0 && c->unhandled > c->read_limit)
 		set_throttled(c, true);
+}
+
+/* Where a connection's framer sends what it makes. */
+static void frame_out(void *ctx, const void *bytes, size_t len)
+{
+	actor__conn_deliver(ctx, bytes, len);
+}
+
+static void frame_overlong(void *ctx)
+{
+	actor__conn_event(ctx, ACTOR_MSG_TCP_OVERLONG, -EMSGSIZE);
+}
+
+static void frame_fail(void *ctx, int err)
+{
+	actor__conn_fail(ctx, err);
+}
+
+static bool frame_live(void *ctx)
+{
+	return ((struct actor__conn *)ctx)->state == CONN_OPEN;
+}
+
+static const struct actor__frame_sink frame_sink = {
+    .frame = frame_out,
+    .overlong = frame_overlong,
+    .fail = frame_fail,
+    .live = frame_live,
+};
+
+/* Input for the owner: framed, or as it is. */
+static void input(struct actor__conn *c, const void *data, size_t len)
+{
+	if (c->framer != NULL)
+		actor__framer_input(c->framer, data, len, &frame_sink, c);
+	else
+		actor__conn_deliver(c, data, len);
+}
+
+int actor__conn_set_framing(struct actor__conn *c, const actor_tcp_framing_t *f)
+{
+	struct actor__framer *fr = NULL;
+	if (f->kind != ACTOR_FRAME_NONE) {
+		int rc = actor__framer_new(f, &fr);
+		if (rc < 0)
+			return rc;
+	} else if (f->flags != 0) {
+		return -EINVAL;
+	}
+	/* The old framer's unfinished frame is input not yet delivered: framed anew, or (none)
+	 * delivered as it is. */
+	struct actor__framer *old = c->framer;
+	c->framer = fr;
+	if (old != NULL) {
+		const unsigned char *bytes;
+		size_t len = actor__framer_pending(old, &bytes);
+		if (len > 0 && c->state == CONN_OPEN)
+			input(c, bytes, len);
+		actor__framer_free(old);
+	}
+	return 0;
 }
 
 /* Keeps bytes that arrived while reading was paused. False if they cannot be kept. */
@@ -207,7 +266,7 @@ static void read_end(struct actor__conn *c, int err)
 		actor__conn_update(c);
 		return;
 	}
-	conn_fail(c, err);
+	actor__conn_fail(c, err);
 }
 
 /* Reading is wanted again: delivers the stash, a message's worth at a time (one may throttle
@@ -218,7 +277,7 @@ static void stash_deliver(struct actor__conn *c)
 	while (c->stash != NULL && c->state == CONN_OPEN && !conn_paused(c)) {
 		size_t n = c->stash_len - c->stash_off;
 		n = n < STASH_CHUNK ? n : STASH_CHUNK;
-		deliver(c, c->stash + c->stash_off, n);
+		input(c, c->stash + c->stash_off, n);
 		c->stash_off += n;
 		if (c->stash_off == c->stash_len)
 			stash_free(c);
@@ -279,11 +338,11 @@ static void conn_on_read(struct actor__watcher *wt, const void *data, ssize_t n)
 		return; /* a close discards what arrives */
 	if (n > 0 && held) {
 		if (!stash_add(c, data, (size_t)n))
-			conn_fail(c, -ENOMEM); /* cannot keep them: the stream would have a hole */
+			actor__conn_fail(c, -ENOMEM); /* cannot keep them: the stream would have a hole */
 		return;
 	}
 	if (n > 0) {
-		deliver(c, data, (size_t)n);
+		input(c, data, (size_t)n);
 		return;
 	}
 	if (held) {
@@ -303,7 +362,7 @@ static void conn_on_read(struct actor__watcher *wt, const void *data, ssize_t n)
 }
 
 /* The connection broke: tell the owner; it is freed once the owner has the message. */
-static void conn_fail(struct actor__conn *c, int err)
+void actor__conn_fail(struct actor__conn *c, int err)
 {
 	if (c->state == CONN_FAILED)
 		return; /* already reported; a late completion of the same breakage */
@@ -418,7 +477,7 @@ static void conn_on_written(struct actor__watcher *wt, ssize_t n)
 		if (c->state == CONN_CLOSING)
 			actor__conn_release(c);
 		else
-			conn_fail(c, (int)n);
+			actor__conn_fail(c, (int)n);
 		return;
 	}
 	consume(c, (size_t)n);
@@ -475,7 +534,7 @@ static void conn_on_connect(struct actor__watcher *wt, int err)
 	if (c->state != CONN_CONNECTING)
 		return;
 	if (err != 0) {
-		conn_fail(c, err); /* CONNECTED with the error, then freed */
+		actor__conn_fail(c, err); /* CONNECTED with the error, then freed */
 		return;
 	}
 	c->state = CONN_OPEN;
@@ -533,6 +592,7 @@ static void conn_on_closed(struct actor__watcher *wt)
 		b = next;
 	}
 	free(c->stash);
+	actor__framer_free(c->framer);
 	actor__stat_add(&w->st.conns, (uint64_t)-1);
 	actor__free(c, sizeof(*c));
 }

@@ -125,6 +125,17 @@ int actor_tcp_backlog(actor_ctx_t *ctx, actor_conn_t conn, size_t *bytes)
 	return 0;
 }
 
+int actor_tcp_set_framing(actor_ctx_t *ctx, actor_conn_t conn, const actor_tcp_framing_t *framing)
+{
+	struct actor__conn *c;
+	int rc = owned(ctx, conn, &c);
+	if (rc < 0)
+		return rc;
+	if (framing == NULL)
+		return -EINVAL;
+	return actor__conn_set_framing(c, framing);
+}
+
 int actor_tcp_shutdown(actor_ctx_t *ctx, actor_conn_t conn)
 {
 	struct actor__conn *c;

@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 
 #include "reactor/reactor.h"
+#include "services/net/frame.h"
 #include "services/services.h"
 
 #define DATA_COUNTED 1u /* actor_tcp_data_t.reserved_: counted in `unhandled` (conn.c, msg.c) */
@@ -72,6 +73,7 @@ struct actor__conn {
 	 * applied): delivered first on resume, so a pause loses and reorders nothing. */
 	unsigned char *stash;
 	size_t stash_len, stash_off;
+	struct actor__framer *framer; /* NULL: no framing (frame.c) */
 	uint64_t linger_deadline_ns;
 	uint64_t ack_check_ns; /* a close with all its output in the kernel: when to look whether
 	                        * the peer has acknowledged it (conn.c); 0 while still writing */
@@ -152,6 +154,13 @@ uint64_t actor__conn_tick(struct actor__net *net, uint64_t now);
 void actor__net_note_tick(struct actor__net *net, uint64_t when);
 int actor__conn_connect_fd(struct actor__net *net, struct actor *a, int fd, bool done,
                            actor_conn_t *out);
+
+/* Sends `len` bytes to the owner as one DATA message, counted in `unhandled`. */
+void actor__conn_deliver(struct actor__conn *c, const void *data, size_t len);
+/* The connection broke: the owner hears it; freed once it has. */
+void actor__conn_fail(struct actor__conn *c, int err);
+
+int actor__conn_set_framing(struct actor__conn *c, const actor_tcp_framing_t *f);
 
 /* listen.c */
 void actor__lsock_close(struct actor__net *net, struct actor__lsock *ls);
