@@ -292,6 +292,7 @@ typedef struct actor_listener {
 #define ACTOR_MSG_TCP_DATA 0xffff0013u      /* payload: actor_tcp_data_t, then the bytes */
 #define ACTOR_MSG_TCP_CLOSED 0xffff0014u    /* payload: actor_tcp_event_t; see below */
 #define ACTOR_MSG_TCP_DRAINED 0xffff0015u   /* payload: actor_tcp_event_t; below low water */
+#define ACTOR_MSG_TCP_OVERLONG 0xffff0016u  /* payload: actor_tcp_event_t; see framing */
 #define ACTOR_MSG_TIMER 0xffff0020u         /* payload: actor_timer_event_t */
 
 typedef struct actor_tcp_event {
@@ -386,6 +387,46 @@ ACTOR_API int actor_tcp_set_read_limit(actor_ctx_t *ctx, actor_conn_t conn, size
 /* Bytes of this connection's data messages waiting for the owner, counted as above (the
  * message being handled included). */
 ACTOR_API int actor_tcp_backlog(actor_ctx_t *ctx, actor_conn_t conn, size_t *bytes);
+
+/* Framing. Without it (the default) a data message carries what one read took, at most
+ * ACTOR_TCP_DATA_MAX bytes, cut wherever the reads fell. With framing, each data message
+ * carries exactly one frame, however the bytes arrived, without its delimiter or length prefix:
+ *   ACTOR_FRAME_LINE: a frame ends at LF; a CR just before the LF goes with it. With
+ *     ACTOR_FRAME_CR_ENDS a lone CR ends a frame too (CR, LF and CR LF each end one line, as
+ *     IRC wants: a LF right after such a CR is part of the same end).
+ *   ACTOR_FRAME_DELIM: a frame ends at `delim` (1 to 8 bytes).
+ *   ACTOR_FRAME_LENGTH: each frame is preceded by its length, big-endian, in `length_bytes`
+ *     (1, 2 or 4) bytes.
+ * A frame longer than `max` bytes fails the connection: ACTOR_MSG_TCP_CLOSED with -EMSGSIZE.
+ * With ACTOR_FRAME_SKIP_OVERLONG it is dropped instead, up to its end, and reported in its
+ * place by one ACTOR_MSG_TCP_OVERLONG (error -EMSGSIZE); `skip_max` (0: no limit) bounds the
+ * bytes dropped without reaching a frame's end before the connection fails anyway. Empty
+ * frames are delivered unless ACTOR_FRAME_SKIP_EMPTY. The bytes of an unfinished frame when the
+ * peer's end arrives are dropped. Framing applies to every byte not yet delivered, those
+ * already read included; setting ACTOR_FRAME_NONE delivers an unfinished frame's bytes at once.
+ * -EINVAL for a bad option. */
+#define ACTOR_TCP_DATA_MAX (64u << 10)
+enum actor_frame_kind {
+	ACTOR_FRAME_NONE,
+	ACTOR_FRAME_LINE,
+	ACTOR_FRAME_DELIM,
+	ACTOR_FRAME_LENGTH,
+};
+#define ACTOR_FRAME_CR_ENDS 1u
+#define ACTOR_FRAME_SKIP_EMPTY 2u
+#define ACTOR_FRAME_SKIP_OVERLONG 4u
+typedef struct actor_tcp_framing {
+	int kind;             /* enum actor_frame_kind */
+	unsigned flags;       /* ACTOR_FRAME_* */
+	uint32_t max;         /* the longest frame; 0 = ACTOR_TCP_DATA_MAX; at most ACTOR_MSG_MAX
+	                         less sizeof(actor_tcp_data_t) */
+	uint32_t skip_max;    /* with ACTOR_FRAME_SKIP_OVERLONG; 0 = no limit */
+	uint8_t length_bytes; /* ACTOR_FRAME_LENGTH */
+	uint8_t delim_len;    /* ACTOR_FRAME_DELIM */
+	char delim[8];
+} actor_tcp_framing_t;
+ACTOR_API int actor_tcp_set_framing(actor_ctx_t *ctx, actor_conn_t conn,
+                                    const actor_tcp_framing_t *framing);
 
 /* Half-closes: sends FIN once the queued output is written; reading goes on. */
 ACTOR_API int actor_tcp_shutdown(actor_ctx_t *ctx, actor_conn_t conn);

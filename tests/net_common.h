@@ -259,6 +259,7 @@ struct conn_base {
 	struct server *srv;
 	actor_conn_t conn;
 	unsigned worker; /* accepted->worker */
+	bool framed;     /* framing on: a data message may carry an empty frame */
 };
 
 struct server {
@@ -381,7 +382,7 @@ static inline bool conn_message(actor_ctx_t *ctx, struct conn_base *b, actor_msg
 			return false;
 		}
 		memcpy(data, actor_msg_data(msg), sizeof(*data));
-		if (msg->size != sizeof(*data) + data->len || data->len == 0) {
+		if (msg->size != sizeof(*data) + data->len || (data->len == 0 && !b->framed)) {
 			NOTE_FAIL("DATA: size %u, len %u", msg->size, data->len);
 			return false;
 		}

@@ -94,6 +94,101 @@ START_TEST(server_actor_receives_100_mb_byte_for_byte)
 }
 END_TEST
 
+/* Length-prefixed frames (4 bytes, big-endian) of sizes 0 to 300 KiB, sent in pieces of random
+ * sizes: each data message must be exactly one frame, in order, byte for byte. A read limit of
+ * 64 KiB, below the larger frames, makes reading stop and start throughout (on io_uring, bytes
+ * already received are kept meanwhile and framed on resume). */
+#define FRAMES 300
+#define FRAME_MAX (300u << 10)
+
+static size_t frame_size(unsigned i)
+{
+	return i % 7 == 0 ? 0 : (size_t)(mix64(i) % (i % 5 == 0 ? FRAME_MAX : 2000));
+}
+
+struct frame_conn {
+	struct conn_base b;
+	struct stream rx;
+	unsigned frames;
+	bool bad;
+};
+
+static void frame_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	struct frame_conn *f = state;
+	struct sink_report *r = f->b.srv->user;
+	actor_tcp_event_t ev;
+	actor_tcp_data_t d;
+	if (!conn_message(ctx, &f->b, msg, &ev, &d))
+		return;
+	if (msg->type == ACTOR_MSG_TCP_ADOPTED) {
+		f->rx.seed = 3;
+		f->b.framed = true;
+		actor_tcp_framing_t fr = {
+		    .kind = ACTOR_FRAME_LENGTH, .length_bytes = 4, .max = FRAME_MAX};
+		if (actor_tcp_set_framing(ctx, f->b.conn, &fr) != 0 ||
+		    actor_tcp_set_read_limit(ctx, f->b.conn, 64u << 10) != 0)
+			NOTE_FAIL("framing options refused");
+	} else if (msg->type == ACTOR_MSG_TCP_DATA && !f->bad) {
+		size_t want = frame_size(f->frames);
+		if (f->frames >= FRAMES || d.len != want) {
+			NOTE_FAIL("frame %u: %u bytes, expected %zu", f->frames, d.len, want);
+			f->bad = true;
+		} else if (stream_check(&f->rx, actor_tcp_data_bytes(msg), d.len) != d.len) {
+			NOTE_FAIL("frame %u: wrong bytes", f->frames);
+			f->bad = true;
+		}
+		f->frames++;
+	} else if (msg->type == ACTOR_MSG_TCP_CLOSED) {
+		atomic_store(&r->bytes, f->frames);
+		atomic_store(&r->closed_error, ev.error);
+		actor_tcp_close(ctx, f->b.conn);
+		atomic_store(&r->done, 1);
+		actor_exit(ctx, ACTOR_REASON_NORMAL);
+	}
+}
+
+START_TEST(length_prefixed_frames_arrive_one_per_message_whatever_the_pieces)
+{
+	actor_system_t *sys = backend_system(2);
+	struct sink_report rep = {0};
+	struct server srv = {
+	    .conn_fn = frame_fn, .conn_size = sizeof(struct frame_conn), .user = &rep};
+	uint16_t port = server_start(sys, &srv);
+	int fd = tcp_client_ok(port);
+	struct stream tx = {3, 0};
+	unsigned char *buf = malloc(FRAME_MAX + 4);
+	bool sent = true;
+	uint64_t rnd = 1;
+	for (unsigned i = 0; sent && i < FRAMES; i++) {
+		size_t n = frame_size(i);
+		buf[0] = (unsigned char)(n >> 24);
+		buf[1] = (unsigned char)(n >> 16);
+		buf[2] = (unsigned char)(n >> 8);
+		buf[3] = (unsigned char)n;
+		stream_fill(&tx, buf + 4, n);
+		for (size_t off = 0; sent && off < n + 4;) {
+			rnd = mix64(rnd);
+			size_t piece = 1 + rnd % 3000;
+			piece = piece < n + 4 - off ? piece : n + 4 - off;
+			sent = send_all(fd, buf + off, piece);
+			off += piece;
+		}
+	}
+	free(buf);
+	ck_assert_msg(sent, "[%s] client send: %s", reactor, strerror(errno));
+	ck_assert_int_eq(shutdown(fd, SHUT_WR), 0);
+	int end = recv_eof(fd, NULL);
+	close(fd);
+	ck_assert_msg(WAIT_UNTIL(atomic_load(&rep.done), TEST_WATCHDOG), "never saw EOF");
+	assert_no_failures();
+	ck_assert_int_eq(end, 0);
+	ck_assert_int_eq(atomic_load(&rep.closed_error), 0);
+	ck_assert_uint_eq(atomic_load(&rep.bytes), FRAMES);
+	backend_system_end(sys, "framed stream");
+}
+END_TEST
+
 /* Connects, streams `total` bytes of seed 2 under back-pressure, then half-closes and waits
  * for the peer's EOF. */
 struct pump {
@@ -911,6 +1006,7 @@ static void add_cases(Suite *s, unsigned b, void (*fixture)(void))
 	tcase_add_test(tc, small_writes_to_a_reader_that_stalls_arrive_byte_for_byte);
 	tcase_add_test(tc, thousand_connections_each_echo_their_own_stream);
 	tcase_add_test(tc, one_connection_request_response_never_stalls);
+	tcase_add_test(tc, length_prefixed_frames_arrive_one_per_message_whatever_the_pieces);
 
 	TC("lifetime", TEST_TIMEOUT);
 	tcase_add_test(tc, system_shuts_down_cleanly_with_connections_open);

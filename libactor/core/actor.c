@@ -69,6 +69,7 @@ int actor_spawn(actor_system_t *sys, const actor_spawn_opts_t *opts, actor_behav
 	a->destroy = opts->destroy;
 	a->monitors = NULL;
 	a->flags = 0;
+	a->svc_bits = 0;
 	a->reason = 0;
 	a->waker = 0;
 	a->streak = 0;
@@ -369,22 +370,14 @@ static void send_down(actor_system_t *sys, struct actor *a, actor_ref_t watcher)
 	actor__send_internal(sys, watcher, a->ref, ACTOR_MSG_DOWN, &d, sizeof(d));
 }
 
-static void data_handled(struct actor_worker *w, actor_msg_t *m)
-{
-	actor_conn_t conn;
-	uint32_t len = actor__net_take_count(m, &conn);
-	if (len > 0)
-		actor__net_handled(w, conn, len);
-}
-
 static void dead_letter(struct actor_worker *w, struct actor *a, actor_msg_t *m)
 {
-	if (m->type == MSG_TCP_ADOPT || m->type == ACTOR_MSG_TCP_ACCEPTED)
-		actor__net_dead_letter(w, a->ref, m); /* close the connection it carries */
-	else if (m->type == ACTOR_MSG_TCP_CLOSED || m->type == ACTOR_MSG_TCP_CONNECTED)
-		actor__net_delivered(w, actor_msg_data(m));
-	else if (m->type == ACTOR_MSG_TCP_DATA)
-		data_handled(w, m);
+	if (m->type >= ACTOR_MSG_SYSTEM) {
+		/* A service's message: it releases what the message carries (a connection, say). */
+		const struct actor__service_ops *s = actor__svc_of(w->sys, m->type);
+		if (s != NULL && s->dead_letter != NULL && w->svc[s->id] != NULL)
+			s->dead_letter(w, w->svc[s->id], a->ref, m);
+	}
 	if (m->type == MSG_MONITOR) {
 		actor_ref_t watcher;
 		memcpy(&watcher, m + 1, sizeof(watcher));
@@ -399,16 +392,27 @@ static void dead_letter(struct actor_worker *w, struct actor *a, actor_msg_t *m)
 }
 
 /* Pops everything poppable into dead letters. */
-void actor__drain_dead(struct actor_worker *w, struct actor *a)
+static void drain_dead(struct actor_worker *w, struct actor *a)
 {
 	struct actor__mpsc_node *n;
 	while ((n = actor__mpsc_pop(&a->mbox)) != NULL)
 		dead_letter(w, a, node_msg(n));
 }
 
-void actor__free_actor(struct actor *a)
+void actor__free_retired(struct actor_worker *w, struct actor *a)
 {
+	drain_dead(w, a); /* messages pushed by senders that raced the stop */
 	actor__free(a, sizeof(*a));
+}
+
+/* The services holding something of `a`'s hear that it stopped. */
+static void owner_stopped(struct actor_worker *w, struct actor *a)
+{
+	for (unsigned i = 0; w->sys->svcs[i] != NULL; i++) {
+		const struct actor__service_ops *s = w->sys->svcs[i];
+		if ((s->actor_bits & a->svc_bits) && s->owner_stopped != NULL && w->svc[i] != NULL)
+			s->owner_stopped(w, w->svc[i], a);
+	}
 }
 
 /* Steps 1 and 2 of the stop. The actor may be running, queued or idle. */
@@ -437,8 +441,8 @@ void actor__kill_now(struct actor_worker *w, struct actor *a, int reason)
 		actor__free(m, sizeof(*m));
 		m = next;
 	}
-	if (a->flags & ACTOR_HAS_IO)
-		actor__net_owner_stopped(w, a);
+	if (a->svc_bits != 0)
+		owner_stopped(w, a);
 	actor__stat_add(&w->st.stopped, 1);
 	actor__note_stopped(w);
 }
@@ -446,7 +450,7 @@ void actor__kill_now(struct actor_worker *w, struct actor *a, int reason)
 /* Step 3 from a turn: drain and close; retire, or stay scheduled to retry. */
 static void finish_dead_turn(struct actor_worker *w, struct actor *a)
 {
-	actor__drain_dead(w, a);
+	drain_dead(w, a);
 	if (actor__mpsc_close(&a->mbox, false))
 		actor__retire(w, a);
 	else
@@ -470,6 +474,28 @@ static void handle_control(actor_system_t *sys, struct actor *a, actor_msg_t *m)
 	actor_msg_free(m);
 }
 
+/* A system message is about to reach `a`'s behaviour: its service (if any) sees it first. False
+ * if it is not for the behaviour (consumed and freed here). *after: the service to call
+ * `handled` on once the behaviour has returned, or NULL. */
+static bool system_message(struct actor_worker *w, struct actor *a, actor_msg_t *m,
+                           struct actor__svc_note *note, const struct actor__service_ops **after)
+{
+	const struct actor__service_ops *s = actor__svc_of(w->sys, m->type);
+	enum actor__svc_verdict v = SVC_DELIVER;
+	if (s != NULL && s->receive != NULL && w->svc[s->id] != NULL)
+		v = s->receive(w, w->svc[s->id], a, m, note);
+	*after = v == SVC_DELIVER_NOTE ? s : NULL;
+	if (v == SVC_CONSUMED) {
+		actor_msg_free(m);
+		return false;
+	}
+	if (s == NULL && m->type >= MSG_CONTROL) {
+		handle_control(w->sys, a, m); /* the core's own: monitor, stop */
+		return false;
+	}
+	return true;
+}
+
 void actor__run(struct actor_worker *w, struct actor *a)
 {
 	if (w->stopping && !(a->flags & ACTOR_DEAD))
@@ -487,36 +513,24 @@ void actor__run(struct actor_worker *w, struct actor *a)
 			break;
 		actor_msg_t *m = node_msg(node);
 		popped++;
-		if (m->type >= MSG_CONTROL) {
-			/* A hand-off becomes the ADOPTED message the behaviour sees; it was never
-			 * counted as sent, so it is not counted as processed either. */
-			if (m->type != MSG_TCP_ADOPT || !actor__net_adopt(w, a, m)) {
-				handle_control(w->sys, a, m);
-				if (a->flags & ACTOR_EXITING)
-					break;
-				continue;
-			}
-		} else {
-			n++;
+		const struct actor__service_ops *svc = NULL;
+		struct actor__svc_note note;
+		if (m->type >= ACTOR_MSG_SYSTEM && !system_message(w, a, m, &note, &svc)) {
+			if (a->flags & ACTOR_EXITING)
+				break;
+			continue;
 		}
-		/* After the call, `m` may belong to someone else (forwarded with actor_send_msg,
-		 * and maybe freed on another worker already): take what is needed from it first. */
-		bool conn_end =
-		    m->type == ACTOR_MSG_TCP_CLOSED || m->type == ACTOR_MSG_TCP_CONNECTED;
-		actor_tcp_event_t ev;
-		if (conn_end)
-			memcpy(&ev, actor_msg_data(m), sizeof(ev));
-		actor_conn_t data_conn;
-		uint32_t data_len = 0;
-		if (m->type == ACTOR_MSG_TCP_DATA)
-			data_len = actor__net_take_count(m, &data_conn);
+		/* Control messages a service turned into one for the behaviour (a hand-off became
+		 * ADOPTED) were never counted as sent, so they do not count as processed. */
+		if (m->type < MSG_CONTROL)
+			n++;
 		ctx->msg = m;
 		ctx->kept = false;
 		a->fn(ctx, a->state, m);
-		if (conn_end)
-			actor__net_delivered(w, &ev);
-		else if (data_len > 0)
-			actor__net_handled(w, data_conn, data_len);
+		/* `m` may belong to someone else now (forwarded with actor_send_msg, and maybe
+		 * freed on another worker already): the service's note says what it needs. */
+		if (svc != NULL)
+			svc->handled(w, w->svc[svc->id], &note);
 		if (!ctx->kept)
 			actor_msg_free(m);
 		if (a->flags & ACTOR_EXITING)

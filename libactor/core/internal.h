@@ -13,7 +13,9 @@
 #ifndef ACTOR_INTERNAL_H
 #define ACTOR_INTERNAL_H
 
+#ifndef ACTOR_BUILDING /* set for every file of the library (Makefile.am): ACTOR_API exports */
 #define ACTOR_BUILDING 1
+#endif
 
 #include <ck_cc.h>
 #include <pthread.h>
@@ -24,6 +26,7 @@
 #include "actor.h"
 #include "core/alloc.h"
 #include "core/mpsc.h"
+#include "core/service.h"
 #include "core/table.h"
 
 /* Tunables. */
@@ -43,9 +46,7 @@
 enum actor_flags {
 	ACTOR_EXITING = 1, /* actor_exit called in the current turn */
 	ACTOR_DEAD = 2,    /* stopped: slot cleared, waiting to close its mailbox and retire */
-	ACTOR_HAS_IO = 4,  /* has owned a connection or listener: clean up at stop */
-	ACTOR_LISTENS = 8, /* has owned a listener: its accepted conns may be on other workers */
-	ACTOR_BOUND = 16,  /* holds a per-worker resource (a timer it set): never moves */
+	ACTOR_BOUND = 4,   /* holds a per-worker resource (a timer it set): never moves */
 };
 
 struct actor__monitor {
@@ -61,6 +62,9 @@ struct actor {
 	 * actor stays within 96 bytes (bench/spawn_idle). The holder's, except as noted. */
 	uint8_t flags;
 	bool pinned; /* immutable: ACTOR_PLACE_FIXED, opts->stay or cfg->no_move */
+	/* Services holding something of the actor's (their actor_bits; service.h): they hear of
+	 * its stop, and it never moves. */
+	uint8_t svc_bits;
 	/* The home worker's index. Written only by the actor's holder as it moves the actor
 	 * (sched.c); relaxed loads elsewhere: a reader that is not the holder gets a hint
 	 * (actor_info; a sender asking whether it lives on the sender's own worker, which only
@@ -116,15 +120,6 @@ struct actor__outbox {
 	unsigned len;
 };
 
-struct actor__timer;
-struct actor__timers {
-	struct actor__timer **heap;
-	uint32_t len, cap;
-	uint64_t seq;
-	struct actor__table table;
-};
-
-struct actor__net;
 struct actor__reactor;
 struct actor__reactor_ops;
 
@@ -173,12 +168,11 @@ struct actor_worker {
 	struct actor__outbox outbox[ACTOR_OUTBOX_SLOTS];
 	unsigned outbox_len;
 	struct actor__msg_cache_slot msg_cache;
-	/* I/O and time, owner only (the reactor's wake excepted). */
-	const struct actor__reactor_ops *rops;
+	/* I/O and services, owner only (the reactor's wake excepted). */
+	const struct actor__reactor_ops *rops; /* the backend to create; then reactor->ops */
 	struct actor__reactor *reactor;
-	struct actor__net *net;
-	struct actor__timers timers;
-	uint64_t drain_deadline_ns; /* shutting down: when lingering closes are reset; 0: unset */
+	void *svc[ACTOR_SERVICES_MAX]; /* each service's state (service.h) */
+	uint64_t drain_deadline_ns; /* shutting down: when the services' draining ends; 0: unset */
 	struct actor__wstats st;
 };
 
@@ -212,6 +206,12 @@ struct actor_system {
 	const struct actor__reactor_ops *rops;
 	bool reactor_fallback; /* "auto": a worker whose io_uring fails uses epoll */
 	int uring_level;       /* enum actor__uring_level: ACTOR_IO_URING_FEATURES (reactor.c) */
+	/* The services every worker hosts (services.c, through system.c), NULL-terminated, and
+	 * which of them owns each system message block: its index + 1, or 0 (service.h). */
+	const struct actor__service_ops *const *svcs;
+	uint8_t svc_of_block[256];
+	/* Reclamation's end for a retired actor (refs.c calls it; actor.c's): drain, free. */
+	void (*free_retired)(struct actor_worker *w, struct actor *a);
 
 	/* Reference slots: a two-level table that never moves. Chunks are published by CAS. */
 	struct actor__slot *_Atomic *chunks;
@@ -236,7 +236,6 @@ struct actor_system {
 
 /* Internal message types at or above MSG_CONTROL never reach behaviours as they are. */
 #define MSG_CONTROL MSG_MONITOR
-#define MSG_TCP_ADOPT (ACTOR_MSG_SYSTEM + 0x110) /* payload: struct actor__adopt (net.c) */
 
 /* The worker running on this thread, or NULL outside every pool. */
 extern
@@ -287,8 +286,7 @@ void actor__reclaim(struct actor_worker *w);
 /* actor.c: lifecycle on the home worker. */
 void actor__run(struct actor_worker *w, struct actor *a);
 void actor__kill_now(struct actor_worker *w, struct actor *a, int reason);
-void actor__free_actor(struct actor *a);
-void actor__drain_dead(struct actor_worker *w, struct actor *a);
+void actor__free_retired(struct actor_worker *w, struct actor *a); /* drains, then frees */
 int actor__send_internal(actor_system_t *sys, actor_ref_t to, actor_ref_t from, uint32_t type,
                          const void *data, size_t len);
 /* Sends a message built by the library (sender NONE); counted as sent. */
@@ -348,36 +346,25 @@ void actor__schedule_home(actor_system_t *sys, struct actor_worker *self, struct
 void actor__worker_post(struct actor_worker *w, struct actor__cmd *cmd);
 void actor__worker_wake(struct actor_worker *w);
 
-/* timer.c */
-uint64_t actor__now_ns(void);
-uint64_t actor__timers_next(const struct actor_worker *w);
-unsigned actor__timers_fire(struct actor_worker *w, uint64_t now);
-void actor__timers_fini(struct actor_worker *w);
+uint64_t actor__now_ns(void); /* CLOCK_MONOTONIC (sched.c) */
 
-/* net.c: per-worker network state and the hooks the core calls. */
-int actor__net_init(struct actor_worker *w);
-void actor__net_fini(struct actor_worker *w); /* worker thread, at exit: closes everything */
-bool actor__net_active(const struct actor_worker *w);
-/* Closes still writing their queued output (within their linger) on this worker. */
-bool actor__net_closing(const struct actor_worker *w);
-/* Flushes this turn's output and polls the reactor without blocking; events handled. */
-int actor__net_poll(struct actor_worker *w);
-/* A MSG_TCP_ADOPT reached its target: claims the conn; true if `m` was turned into an
- * ACTOR_MSG_TCP_ADOPTED message for the behaviour. */
-bool actor__net_adopt(struct actor_worker *w, struct actor *a, actor_msg_t *m);
-/* A CLOSED or CONNECTED message was handled or dead-lettered: frees a failed connection. */
-void actor__net_delivered(struct actor_worker *w, const actor_tcp_event_t *ev);
-/* A DATA message is about to be handled for the first time (behaviour or dead letter): takes
- * its mark and returns the bytes it counted for, 0 if it counts for none (handled before). */
-uint32_t actor__net_take_count(actor_msg_t *m, actor_conn_t *conn);
-/* ...and that handling is over: the owner is `len` bytes less behind (may resume reading). */
-void actor__net_handled(struct actor_worker *w, actor_conn_t conn, uint32_t len);
-/* A network message could not be delivered: releases what it carries. */
-void actor__net_dead_letter(struct actor_worker *w, actor_ref_t to, actor_msg_t *m);
-/* The actor stopped: closes what it owns. */
-void actor__net_owner_stopped(struct actor_worker *w, struct actor *a);
-uint64_t actor__net_next_deadline(const struct actor_worker *w);
-void actor__net_tick(struct actor_worker *w, uint64_t now);
+/* The service that owns system message type `type` (service.h), or NULL. */
+static inline const struct actor__service_ops *actor__svc_of(const actor_system_t *sys,
+                                                            uint32_t type)
+{
+	unsigned i = sys->svc_of_block[actor__msg_block(type)];
+	return i != 0 ? sys->svcs[i - 1] : NULL;
+}
+
+/* Owner only, inside a behaviour's turn of `a`: service `bits` holds something of the actor's
+ * now (it will hear of its stop; the actor stays on this worker). */
+static inline void actor__svc_hold(struct actor *a, uint8_t bits)
+{
+	a->svc_bits |= bits;
+}
+
+/* sched.c: every service's fini on worker `w` (once; later calls do nothing). */
+void actor__services_fini(struct actor_worker *w);
 
 /* placement.c */
 int actor__place(actor_system_t *sys, const actor_spawn_opts_t *opts, struct actor_worker *self,

@@ -339,8 +339,8 @@ void actor__reclaim(struct actor_worker *w)
 		w->retired_head = a->link.next;
 		if (w->retired_head == NULL)
 			w->retired_tail = NULL;
-		actor__drain_dead(w, a); /* messages pushed by senders that raced the stop */
 		actor__slot_release(sys, w, (uint32_t)a->ref.id);
-		actor__free_actor(a);
+		/* Drains what senders that raced the stop pushed, and frees it (actor.c). */
+		sys->free_retired(w, a);
 	}
 }

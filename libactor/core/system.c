@@ -1,6 +1,7 @@
 /* system.c: creating, running, shutting down and freeing an actor system. */
 #include "config.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <sched.h>
 #include <stdlib.h>
@@ -36,11 +37,36 @@ static int worker_init(actor_system_t *sys, struct actor_worker *w, unsigned i)
 	w->evfd = eventfd(0, EFD_CLOEXEC);
 	if (w->evfd < 0)
 		return -errno;
-	return actor__net_init(w);
+	for (unsigned s = 0; actor__services[s] != NULL; s++) {
+		if (actor__services[s]->init != NULL) {
+			int rc = actor__services[s]->init(w, &w->svc[s]);
+			if (rc < 0)
+				return rc;
+		}
+	}
+	return 0;
 }
 
-/* Runs what was posted to workers that had already exited: each command sees w->net == NULL
- * and only frees what it carries. */
+/* Each service's message blocks (service.h), so that the core finds a message's service by its
+ * type. -EINVAL if two services claim one block: the table in services.c is wrong. */
+static int map_blocks(actor_system_t *sys)
+{
+	sys->svcs = actor__services;
+	sys->free_retired = actor__free_retired;
+	for (unsigned s = 0; actor__services[s] != NULL; s++) {
+		assert(s < ACTOR_SERVICES_MAX && actor__services[s]->id == s);
+		for (unsigned b = 0; b < 4 && actor__services[s]->blocks[b] != 0; b++) {
+			uint8_t block = actor__services[s]->blocks[b];
+			if (sys->svc_of_block[block] != 0)
+				return -EINVAL;
+			sys->svc_of_block[block] = (uint8_t)(s + 1);
+		}
+	}
+	return 0;
+}
+
+/* Runs what was posted to workers that had already exited: each command sees its service's
+ * state gone (NULL) and only frees what it carries. */
 static void drain_cmds(struct actor_worker *w)
 {
 	struct actor__mpsc_node *n;
@@ -55,11 +81,10 @@ static void free_system(actor_system_t *sys)
 	if (sys->workers != NULL) {
 		for (unsigned i = 0; i < sys->nworkers; i++) {
 			struct actor_worker *w = &sys->workers[i];
-			actor__net_fini(w); /* a no-op if the worker thread ran it */
-			actor__timers_fini(w);
+			actor__services_fini(w); /* a no-op if the worker thread ran it */
 			drain_cmds(w);
 			if (w->reactor != NULL)
-				w->rops->fini(w->reactor);
+				w->reactor->ops->fini(w->reactor);
 			if (w->evfd > 0)
 				close(w->evfd);
 			free(w->free_slots);
@@ -110,6 +135,10 @@ int actor_system_create(const actor_config_t *cfg, actor_system_t **out)
 		return rc;
 	}
 	sys->uring_level = (int)level;
+	if (map_blocks(sys) < 0) {
+		free(sys);
+		return -EINVAL;
+	}
 	rc = actor__slots_init(sys);
 	if (rc < 0) {
 		free(sys);
@@ -191,8 +220,7 @@ static void reclaim_remaining(actor_system_t *sys)
 			struct actor *a = (struct actor *)((char *)w->retired_head -
 			                                   offsetof(struct actor, link));
 			w->retired_head = a->link.next;
-			actor__drain_dead(w, a);
-			actor__free_actor(a);
+			actor__free_retired(w, a);
 		}
 		w->retired_tail = NULL;
 	}

@@ -1,9 +1,11 @@
-/* reactor_epoll.c: the readiness backend. Level-triggered epoll; the reactor does the reads,
- * writes and accepts itself when the kernel says a socket is ready.
+/* epoll.c: the readiness backend. Level-triggered epoll; the backend does the reads, writes and
+ * accepts itself when the kernel says a descriptor is ready.
  *
- * A connection is in the epoll set only while it wants something (reading and not paused, or
- * output waiting); otherwise it is removed, so that a connection nobody reads (a pending accept,
- * a paused one) cannot make a hang-up or an error report itself over and over.
+ * A descriptor is in the epoll set only while its watcher wants something the kernel must
+ * report (reading, accepting, a connect, or output the socket did not take at once); otherwise
+ * it is removed, so that a descriptor nobody reads (a pending accept, a paused connection)
+ * cannot make a hang-up or an error report itself over and over. Output is written as soon as
+ * the change that wants it is applied, and EPOLLOUT armed only for what the socket refused.
  */
 #include "config.h"
 
@@ -13,38 +15,48 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/internal.h"
 #include "reactor/reactor.h"
 
 #define EPOLL_BATCH 256      /* events taken per wait */
-#define READ_BUF (64u << 10) /* one read's buffer: a DATA message carries at most this */
+#define READ_BUF (64u << 10) /* one read's buffer: a read reports at most this */
 #define ACCEPTS_PER_EVENT 64 /* accepts per readiness report, so a flood cannot starve I/O */
+#define WRITE_IOV 16         /* chunks per sendmsg */
 
-/* epoll_event.data.u64: the object's address with its kind in the low two bits. */
-enum { TAG_CONN = 0, TAG_LSOCK = 1, TAG_WAKE = 2, TAG_MASK = 3 };
+/* be_flags: the events registered, and whether the descriptor is in the set at all. */
+#define EP_REGISTERED (1u << 31)
+#define EP_EVENTS (~EP_REGISTERED)
 
-struct actor__reactor {
+struct ep_reactor {
+	struct actor__reactor base;
 	int epfd;
-	int evfd;
 	bool have_pwait2;
 	struct epoll_event events[EPOLL_BATCH];
 	unsigned char buf[READ_BUF];
 };
 
-static int ep_init(struct actor_worker *w, struct actor__reactor **out)
+#define WAKE_TAG 0 /* epoll_event.data.u64 of the wake eventfd; watchers use their address */
+
+static struct ep_reactor *ep(struct actor__reactor *r)
 {
-	struct actor__reactor *r = malloc(sizeof(*r));
+	return (struct ep_reactor *)r;
+}
+
+static int ep_init(int evfd, int uring_level, struct actor__reactor **out)
+{
+	(void)uring_level;
+	struct ep_reactor *r = calloc(1, sizeof(*r));
 	if (r == NULL)
 		return -ENOMEM;
+	r->base.ops = &actor__reactor_epoll;
+	r->base.evfd = evfd; /* the worker's; read only when epoll says it is readable */
 	r->have_pwait2 = true;
-	r->evfd = w->evfd; /* the worker's; read only when epoll says it is readable */
 	r->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (r->epfd < 0)
 		goto fail;
-	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = TAG_WAKE};
-	if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, r->evfd, &ev) < 0)
+	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = WAKE_TAG};
+	if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, evfd, &ev) < 0)
 		goto fail;
-	*out = r;
+	*out = &r->base;
 	return 0;
 fail:;
 	int err = -errno;
@@ -56,7 +68,7 @@ fail:;
 
 static void ep_fini(struct actor__reactor *r)
 {
-	close(r->epfd);
+	close(ep(r)->epfd);
 	free(r);
 }
 
@@ -66,174 +78,180 @@ static unsigned ep_caps(const struct actor__reactor *r)
 	return 0;
 }
 
-/* Brings the fd's registration in line with what the connection wants. */
-static int update(struct actor__reactor *r, struct actor__conn *c)
+/* Brings the registration in line with `events` (0: out of the set). */
+static int register_events(struct ep_reactor *r, struct actor__watcher *wt, uint32_t events)
 {
-	uint32_t want = 0;
-	if (c->reading)
-		want |= EPOLLIN | EPOLLRDHUP;
-	if (c->writing || c->state == CONN_CONNECTING)
-		want |= EPOLLOUT;
-	if (want == c->ep_events && (want != 0) == c->registered)
+	bool registered = wt->be_flags & EP_REGISTERED;
+	if (events == (wt->be_flags & EP_EVENTS) && (events != 0) == registered)
 		return 0;
-	struct epoll_event ev = {.events = want, .data.u64 = (uint64_t)(uintptr_t)c | TAG_CONN};
+	struct epoll_event ev = {.events = events, .data.u64 = (uint64_t)(uintptr_t)wt};
 	int rc;
-	if (want == 0) {
-		rc = epoll_ctl(r->epfd, EPOLL_CTL_DEL, c->fd, NULL);
-		c->registered = false;
-	} else if (!c->registered) {
-		rc = epoll_ctl(r->epfd, EPOLL_CTL_ADD, c->fd, &ev);
-		c->registered = rc == 0;
-	} else {
-		rc = epoll_ctl(r->epfd, EPOLL_CTL_MOD, c->fd, &ev);
-	}
-	if (rc < 0)
+	if (events == 0)
+		rc = epoll_ctl(r->epfd, EPOLL_CTL_DEL, wt->fd, NULL);
+	else
+		rc = epoll_ctl(r->epfd, registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, wt->fd, &ev);
+	if (rc < 0 && events != 0)
 		return -errno;
-	c->ep_events = want;
+	wt->be_flags = events == 0 ? 0 : (events | EP_REGISTERED);
 	return 0;
 }
 
-static int ep_conn_read(struct actor__reactor *r, struct actor__conn *c)
+/* What the watcher needs the kernel to report; `blocked`: output the socket refused. */
+static uint32_t events_for(const struct actor__watcher *wt, bool blocked)
 {
-	if (c->reading)
-		return 0; /* already registered for input */
-	c->reading = true;
-	int rc = update(r, c);
-	if (rc < 0)
-		c->reading = false;
-	return rc;
+	uint32_t e = 0;
+	if (wt->want & (WATCH_READ | WATCH_ACCEPT))
+		e |= EPOLLIN | ((wt->want & WATCH_READ) ? EPOLLRDHUP : 0);
+	if ((wt->want & WATCH_CONNECT) || ((wt->want & WATCH_WRITE) && blocked))
+		e |= EPOLLOUT;
+	return e;
 }
 
-static void ep_conn_pause(struct actor__reactor *r, struct actor__conn *c)
+/* Writes while the watcher wants to and the socket takes it. True if the socket refused
+ * some (EPOLLOUT should report when it takes more); false when done, failed or closed. */
+static bool write_some(struct actor__watcher *wt)
 {
-	c->reading = false;
-	update(r, c);
-}
-
-/* Writes what the socket takes now and arms EPOLLOUT for the rest. Returns 0, 1 if the
- * connection was released (a close that is done: `c` is gone), or a negative errno. */
-static int write_some(struct actor__reactor *r, struct actor__conn *c)
-{
-	while (c->out_head != NULL) {
-		ssize_t n = actor__net_write_fd(c);
-		if (n == -EAGAIN || n == -EWOULDBLOCK)
-			break;
-		if (n == -EINTR)
+	while ((wt->want & WATCH_WRITE) && !wt->closed) {
+		struct iovec iov[WRITE_IOV];
+		int n = wt->ops->out_iov(wt, iov, WRITE_IOV);
+		if (n <= 0)
+			return false;
+		struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+		/* MSG_NOSIGNAL: a closed peer is an EPIPE error here, never a SIGPIPE. */
+		ssize_t w = sendmsg(wt->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w < 0 && errno == EINTR)
 			continue;
-		if (n < 0)
-			return (int)n;
-		c->writing = true; /* on_sent clears it when the queue empties */
-		if (actor__net_on_sent(c, (size_t)n, 0))
-			return 1;
+		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return true;
+		if (w < 0) {
+			wt->want &= (uint8_t)~WATCH_WRITE;
+			wt->ops->on_written(wt, -errno);
+			return false;
+		}
+		wt->ops->on_written(wt, w);
 	}
-	c->writing = c->out_head != NULL;
-	return update(r, c);
+	return false;
 }
 
-static int ep_conn_write(struct actor__reactor *r, struct actor__conn *c)
+/* Applies one watcher's change: writes what it wants written, then registers what remains. */
+static void apply(struct ep_reactor *r, struct actor__watcher *wt)
 {
-	int rc = write_some(r, c);
-	return rc > 0 ? 0 : rc;
+	if (wt->closed) {
+		register_events(r, wt, 0);
+		actor__reactor_closed(&r->base, wt);
+		return;
+	}
+	bool blocked = (wt->be_flags & EPOLLOUT) && !(wt->want & WATCH_CONNECT);
+	if ((wt->want & WATCH_WRITE) && !(wt->want & WATCH_CONNECT) && !blocked)
+		blocked = write_some(wt);
+	if (wt->closed) {
+		actor__watch_queue(&r->base, wt); /* a callback closed it: the next pass lets go */
+		return;
+	}
+	int rc = register_events(r, wt, events_for(wt, blocked));
+	if (rc < 0 && (wt->want & WATCH_READ)) {
+		wt->want &= (uint8_t)~WATCH_READ;
+		wt->ops->on_read(wt, NULL, rc);
+	} else if (rc < 0 && (wt->want & WATCH_WRITE)) {
+		wt->want &= (uint8_t)~WATCH_WRITE;
+		wt->ops->on_written(wt, rc);
+	} else if (rc < 0 && (wt->want & WATCH_CONNECT)) {
+		wt->want &= (uint8_t)~WATCH_CONNECT;
+		wt->ops->on_connect(wt, rc);
+	} else if (rc < 0 && (wt->want & WATCH_ACCEPT)) {
+		wt->ops->on_accept(wt, rc, NULL, 0);
+	}
 }
 
-static int ep_conn_connect(struct actor__reactor *r, struct actor__conn *c)
+/* Applies every recorded change, those that callbacks record meanwhile included. */
+static void apply_changes(struct ep_reactor *r)
 {
-	return update(r, c); /* CONNECTING wants EPOLLOUT */
-}
-
-static void ep_conn_release(struct actor__reactor *r, struct actor__conn *c)
-{
-	if (c->registered)
-		epoll_ctl(r->epfd, EPOLL_CTL_DEL, c->fd, NULL);
-	c->registered = false;
-	actor__net_conn_released(c);
-}
-
-static int ep_listen_start(struct actor__reactor *r, struct actor__lsock *ls)
-{
-	struct epoll_event ev = {.events = EPOLLIN,
-	                         .data.u64 = (uint64_t)(uintptr_t)ls | TAG_LSOCK};
-	if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, ls->fd, &ev) < 0)
-		return errno == EEXIST ? 0 : -errno;
-	return 0;
-}
-
-static void ep_listen_pause(struct actor__reactor *r, struct actor__lsock *ls)
-{
-	epoll_ctl(r->epfd, EPOLL_CTL_DEL, ls->fd, NULL);
-}
-
-static void ep_listen_release(struct actor__reactor *r, struct actor__lsock *ls)
-{
-	epoll_ctl(r->epfd, EPOLL_CTL_DEL, ls->fd, NULL);
-	actor__net_lsock_released(ls);
+	struct actor__watcher *wt;
+	while ((wt = actor__reactor_take_changes(&r->base)) != NULL) {
+		while (wt != NULL) {
+			struct actor__watcher *next = wt->next_change;
+			wt->queued = false;
+			apply(r, wt);
+			wt = next;
+		}
+	}
 }
 
 /* ---------------------------------------------------------------------------------------------
  * Dispatch
  */
 
-static void on_listen_ready(struct actor__lsock *ls)
+static void on_accept_ready(struct actor__watcher *wt)
 {
-	for (int i = 0; i < ACCEPTS_PER_EVENT && ls->armed; i++) {
+	for (int i = 0; i < ACCEPTS_PER_EVENT && (wt->want & WATCH_ACCEPT) && !wt->closed; i++) {
 		struct sockaddr_storage ss;
 		socklen_t sl = sizeof(ss);
-		int fd = accept4(ls->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd = accept4(wt->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd >= 0) {
-			actor__net_on_accept(ls, fd, (struct sockaddr *)&ss, sl);
+			wt->ops->on_accept(wt, fd, (struct sockaddr *)&ss, sl);
 			continue;
 		}
 		if (errno == EAGAIN || errno == EWOULDBLOCK)
 			return;
 		if (errno == EINTR)
 			continue;
-		actor__net_on_accept_error(ls, -errno);
-		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
-			return;
+		int err = errno;
+		wt->ops->on_accept(wt, -err, NULL, 0);
+		if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM)
+			return; /* the service backs off; trying again now would fail the same way */
 	}
 }
 
-static void on_conn_ready(struct actor__reactor *r, struct actor__conn *c, uint32_t events)
+static void on_connect_ready(struct ep_reactor *r, struct actor__watcher *wt)
 {
-	if (c->state == CONN_CONNECTING) {
-		int err = 0;
-		socklen_t sl = sizeof(err);
-		if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &sl) < 0)
-			err = errno;
-		if (err != 0) {
-			actor__net_on_connected(c, -err); /* releases `c` */
-			return;
-		}
-		c->state = CONN_OPEN; /* drop EPOLLOUT before on_connected arms what it needs */
-		update(r, c);
-		c->state = CONN_CONNECTING;
-		actor__net_on_connected(c, 0);
+	int err = 0;
+	socklen_t sl = sizeof(err);
+	if (getsockopt(wt->fd, SOL_SOCKET, SO_ERROR, &err, &sl) < 0)
+		err = errno;
+	wt->want &= (uint8_t)~WATCH_CONNECT;
+	register_events(r, wt, events_for(wt, false)); /* EPOLLOUT off until output waits */
+	wt->ops->on_connect(wt, -err);
+}
+
+static void on_ready(struct ep_reactor *r, struct actor__watcher *wt, uint32_t events)
+{
+	if (wt->closed)
+		return; /* closed by a callback earlier in this batch: let go at the next apply */
+	if (wt->want & WATCH_ACCEPT) {
+		on_accept_ready(wt);
 		return;
 	}
-	if ((events & EPOLLOUT) && c->writing) {
-		int rc = write_some(r, c);
-		if (rc != 0) {
-			if (rc < 0)
-				actor__net_on_sent(c, 0, rc); /* releases `c` */
-			return;
-		}
+	if (wt->want & WATCH_CONNECT) {
+		if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
+			on_connect_ready(r, wt);
+		return;
 	}
-	if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) && c->reading) {
+	if ((events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) && (wt->be_flags & EPOLLOUT)) {
+		bool blocked = write_some(wt);
+		if (wt->closed)
+			return;
+		if (!blocked)
+			register_events(r, wt, events_for(wt, false));
+	}
+	if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) && (wt->want & WATCH_READ)) {
 		/* One read per report: level-triggered epoll reports again if more is waiting,
 		 * which keeps one busy connection from starving the others. */
-		ssize_t n = actor__net_read_fd(c, r->buf, sizeof(r->buf));
-		if (n > 0) {
-			actor__net_on_data(c, r->buf, (size_t)n);
-		} else if (n == 0 || (n != -EAGAIN && n != -EWOULDBLOCK && n != -EINTR)) {
-			c->reading = false;
-			update(r, c);
-			actor__net_on_read_end(c, (int)n);
+		ssize_t n = recv(wt->fd, r->buf, sizeof(r->buf), MSG_DONTWAIT);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+			return;
+		if (n <= 0) {
+			n = n < 0 ? -errno : 0;
+			wt->want &= (uint8_t)~WATCH_READ;
+			register_events(r, wt, events_for(wt, wt->be_flags & EPOLLOUT));
 		}
+		wt->ops->on_read(wt, r->buf, n);
 	}
 }
 
-static int ep_wait(struct actor__reactor *r, int64_t timeout_ns)
+static int ep_wait(struct actor__reactor *base, int64_t timeout_ns)
 {
+	struct ep_reactor *r = ep(base);
+	apply_changes(r);
 	int n;
 	if (r->have_pwait2) {
 		struct timespec ts = {timeout_ns / 1000000000, timeout_ns % 1000000000};
@@ -241,7 +259,7 @@ static int ep_wait(struct actor__reactor *r, int64_t timeout_ns)
 		                 NULL);
 		if (n < 0 && errno == ENOSYS) {
 			r->have_pwait2 = false; /* kernels before 5.11 */
-			return ep_wait(r, timeout_ns);
+			return ep_wait(base, timeout_ns);
 		}
 	} else {
 		/* Millisecond resolution: round up, so a timer is never woken for too early. */
@@ -252,21 +270,13 @@ static int ep_wait(struct actor__reactor *r, int64_t timeout_ns)
 		return errno == EINTR ? 0 : -errno;
 	for (int i = 0; i < n; i++) {
 		uint64_t d = r->events[i].data.u64;
-		void *obj = (void *)(uintptr_t)(d & ~(uint64_t)TAG_MASK);
-		switch (d & TAG_MASK) {
-		case TAG_WAKE: {
+		if (d == WAKE_TAG) {
 			uint64_t v;
-			ssize_t rd = read(r->evfd, &v, sizeof(v));
+			ssize_t rd = read(base->evfd, &v, sizeof(v));
 			(void)rd;
-			break;
+			continue;
 		}
-		case TAG_LSOCK:
-			on_listen_ready(obj);
-			break;
-		default:
-			on_conn_ready(r, obj, r->events[i].events);
-			break;
-		}
+		on_ready(r, (struct actor__watcher *)(uintptr_t)d, r->events[i].events);
 	}
 	return n;
 }
@@ -277,12 +287,4 @@ const struct actor__reactor_ops actor__reactor_epoll = {
     .fini = ep_fini,
     .caps = ep_caps,
     .wait = ep_wait,
-    .listen_start = ep_listen_start,
-    .listen_pause = ep_listen_pause,
-    .listen_release = ep_listen_release,
-    .conn_read = ep_conn_read,
-    .conn_pause = ep_conn_pause,
-    .conn_write = ep_conn_write,
-    .conn_connect = ep_conn_connect,
-    .conn_release = ep_conn_release,
 };

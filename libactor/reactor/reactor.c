@@ -5,13 +5,25 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/internal.h"
 #include "reactor/reactor.h"
+
+const struct actor__reactor_ops *actor__reactor_override;
+
+void actor__reactor_settle(struct actor__reactor *r)
+{
+	for (int i = 0; i < 100 && (r->closing > 0 || r->changes != NULL); i++)
+		r->ops->wait(r, r->changes != NULL ? 0 : 10000000);
+}
 
 int actor__reactor_choose(const char *want, const struct actor__reactor_ops **out, bool *fallback,
                           enum actor__uring_level *uring_level)
 {
 	*fallback = false;
+	if (actor__reactor_override != NULL) {
+		*out = actor__reactor_override;
+		*uring_level = URING_ALL;
+		return 0;
+	}
 	/* The io_uring fallbacks for older kernels, on demand: the test suite runs them this way
 	 * on a kernel that would never take them. Checked whichever backend is asked for. */
 	const char *features = getenv("ACTOR_IO_URING_FEATURES");

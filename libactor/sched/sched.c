@@ -141,7 +141,7 @@ static bool actor_movable(const struct actor *a)
 {
 	/* `pinned` first: it is immutable, while a pinned actor's flags may be written by its
 	 * home worker outside its turns (a connection handed to it). */
-	return !a->pinned && !(a->flags & (ACTOR_BOUND | ACTOR_HAS_IO | ACTOR_DEAD));
+	return !a->pinned && a->svc_bits == 0 && !(a->flags & (ACTOR_BOUND | ACTOR_DEAD));
 }
 
 void actor__move(struct actor *a, struct actor_worker *to)
@@ -441,17 +441,80 @@ static unsigned run_ready(struct actor_worker *w)
 	return ran;
 }
 
-static uint64_t now_ns(void)
+uint64_t actor__now_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* Polls this worker's sockets: true if that made work (whatever the backend reported). */
-static bool net_work(struct actor_worker *w)
+#define now_ns actor__now_ns
+
+/* ---------------------------------------------------------------------------------------------
+ * Services (service.h): the loop calls them through the table and names none.
+ */
+
+/* Polls the reactor (if anything is watched) and the services: how much that did. */
+static unsigned poll_io(struct actor_worker *w)
 {
-	return actor__net_active(w) && (actor__net_poll(w) > 0 || w->runq_head != NULL);
+	unsigned n = 0;
+	if (actor__reactor_busy(w->reactor)) {
+		int rc = w->reactor->ops->wait(w->reactor, 0);
+		n += rc > 0 ? (unsigned)rc : 0;
+	}
+	for (unsigned i = 0; w->sys->svcs[i] != NULL; i++) {
+		if (w->sys->svcs[i]->poll != NULL)
+			n += w->sys->svcs[i]->poll(w, w->svc[i]);
+	}
+	return n;
+}
+
+/* Polls as above: true if that made work (whatever was reported). */
+static bool io_work(struct actor_worker *w)
+{
+	return poll_io(w) > 0 || w->runq_head != NULL;
+}
+
+static uint64_t svc_next_deadline(const struct actor_worker *w)
+{
+	uint64_t d = UINT64_MAX;
+	for (unsigned i = 0; w->sys->svcs[i] != NULL; i++) {
+		const struct actor__service_ops *s = w->sys->svcs[i];
+		if (s->next_deadline != NULL) {
+			uint64_t t = s->next_deadline(w, w->svc[i]);
+			d = t < d ? t : d;
+		}
+	}
+	return d;
+}
+
+static unsigned svc_tick(struct actor_worker *w, uint64_t now)
+{
+	unsigned n = 0;
+	for (unsigned i = 0; w->sys->svcs[i] != NULL; i++) {
+		if (w->sys->svcs[i]->tick != NULL)
+			n += w->sys->svcs[i]->tick(w, w->svc[i], now);
+	}
+	return n;
+}
+
+void actor__services_fini(struct actor_worker *w)
+{
+	for (unsigned i = 0; w->sys->svcs[i] != NULL; i++) {
+		if (w->svc[i] != NULL && w->sys->svcs[i]->fini != NULL)
+			w->sys->svcs[i]->fini(w, w->svc[i]);
+		w->svc[i] = NULL;
+	}
+}
+
+static bool svc_draining(const struct actor_worker *w)
+{
+	for (unsigned i = 0; w->sys->svcs[i] != NULL; i++) {
+		const struct actor__service_ops *s = w->sys->svcs[i];
+		if (s->draining != NULL && s->draining(w, w->svc[i]))
+			return true;
+	}
+	return false;
 }
 
 /* A spin round was slow (at `now`): true if this one and the one before, within
@@ -495,7 +558,7 @@ static bool spin(struct actor_worker *w)
 		if (atomic_load_explicit(&w->sys->shutdown, memory_order_relaxed))
 			return true;
 		/* Sockets too: input arriving while we spin should not wait for the park. */
-		if (net_work(w))
+		if (io_work(w))
 			return true;
 		sched_yield();
 		/* A round takes about a microsecond. Much longer, twice, with this thread switched
@@ -510,7 +573,7 @@ static bool spin(struct actor_worker *w)
 		 * beside a busy loop: 208k-250k hops/s when it counted, 300k-418k before). */
 		uint64_t t = now_ns();
 		if (t - now > SPIN_CONTENDED_NS) {
-			if (net_work(w))
+			if (io_work(w))
 				return true;
 			if (cpu_contended(w, t)) {
 				/* Again within one hold-off's length of the last one's end: a
@@ -549,7 +612,7 @@ static void park(struct actor_worker *w, uint64_t deadline_ns, bool draining)
 			timeout = deadline_ns > now ? (int64_t)(deadline_ns - now) : 0;
 		}
 		actor__stat_add(&w->st.parks, 1);
-		w->rops->wait(w->reactor, timeout);
+		w->reactor->ops->wait(w->reactor, timeout);
 		if (atomic_load(&w->wake))
 			actor__stat_add(&w->st.wakeups, 1);
 	}
@@ -564,23 +627,22 @@ static uint64_t min_u64(uint64_t a, uint64_t b)
 /* The earliest moment the worker must look again even if nothing wakes it. */
 static uint64_t next_deadline(struct actor_worker *w)
 {
-	uint64_t d = min_u64(actor__timers_next(w), actor__net_next_deadline(w));
+	uint64_t d = svc_next_deadline(w);
 	if (w->retired_head != NULL)
 		d = min_u64(d, actor__now_ns() + IDLE_PARK_NS);
 	return d;
 }
 
-/* Timers and time-based network work (accept back-off, close linger) that are due. */
+/* The services' work that is due (timers, accept back-off, close linger, ...). */
 static unsigned tick(struct actor_worker *w)
 {
-	uint64_t next = min_u64(actor__timers_next(w), actor__net_next_deadline(w));
+	uint64_t next = svc_next_deadline(w);
 	if (next == UINT64_MAX)
 		return 0;
 	uint64_t now = actor__now_ns();
 	if (now < next)
 		return 0;
-	actor__net_tick(w, now);
-	return actor__timers_fire(w, now) + 1;
+	return svc_tick(w, now) + 1;
 }
 
 static bool done_shutting_down(struct actor_worker *w)
@@ -601,13 +663,13 @@ static bool leave(struct actor_worker *w)
 	return false;
 }
 
-/* Shutting down, every actor here stopped: closes still writing their output (their owners
- * closed them, or stopped) go on until they are done, their linger runs out, or the system's
- * shutdown_drain_ms has passed since this worker got here; then actor__net_fini resets what
- * is left. True while there is something to wait for (after blocking for it a while). */
+/* Shutting down, every actor here stopped: what the services still finish (closes writing
+ * their output, say) goes on until it is done or the system's shutdown_drain_ms has passed
+ * since this worker got here; then the services' fini ends what is left. True while there is
+ * something to wait for (after blocking for it a while). */
 static bool drain(struct actor_worker *w)
 {
-	if (w->sys->shutdown_drain_ms < 0 || !actor__net_closing(w))
+	if (w->sys->shutdown_drain_ms < 0 || !svc_draining(w))
 		return false;
 	uint64_t now = actor__now_ns();
 	if (w->drain_deadline_ns == 0)
@@ -622,10 +684,10 @@ static bool drain(struct actor_worker *w)
  * and reports the outcome to actor__workers_start. */
 static int reactor_start(struct actor_worker *w)
 {
-	int rc = w->rops->init(w, &w->reactor);
+	int rc = w->rops->init(w->evfd, w->sys->uring_level, &w->reactor);
 	if (rc < 0 && w->sys->reactor_fallback) {
 		w->rops = &actor__reactor_epoll;
-		rc = w->rops->init(w, &w->reactor);
+		rc = w->rops->init(w->evfd, w->sys->uring_level, &w->reactor);
 	}
 	if (rc < 0)
 		w->reactor = NULL;
@@ -656,8 +718,7 @@ static void *worker_main(void *arg)
 		if (stopping && atomic_load(&w->resident) > 0)
 			kill_residents(w);
 		busy += run_ready(w);
-		if (actor__net_active(w) && actor__net_poll(w) > 0)
-			busy++;
+		busy += poll_io(w);
 		busy += tick(w);
 		actor__reclaim(w);
 		set_idle(w, !stopping && busy == 0 && w->runq_head == NULL);
@@ -674,10 +735,9 @@ static void *worker_main(void *arg)
 			continue;
 		park(w, next_deadline(w), false);
 	}
-	actor__net_fini(w);
-	actor__timers_fini(w);
+	actor__services_fini(w);
 	actor__msg_cache_detach();
-	w->rops->fini(w->reactor); /* on the thread that created it */
+	w->reactor->ops->fini(w->reactor); /* on the thread that created it */
 	w->reactor = NULL;
 	actor__qsbr_offline(w);
 	actor__tls_worker = NULL;

@@ -1,12 +1,20 @@
-/* timer.c: per-worker timers: a binary min-heap ordered by (deadline, sequence number), so
- * timers with equal deadlines fire in the order they were set. Only the worker's own thread
- * touches its timers; a timer sends ACTOR_MSG_TIMER to its target like any other sender. */
+/* timer.c: the timer service: per-worker timers in a binary min-heap ordered by (deadline,
+ * sequence number), so timers with equal deadlines fire in the order they were set. Only the
+ * worker's own thread touches its timers; a timer sends ACTOR_MSG_TIMER to its target like any
+ * other sender. */
 #include "config.h"
 
 #include <errno.h>
-#include <time.h>
+#include <stdlib.h>
 
-#include "core/internal.h"
+#include "services/services.h"
+
+struct actor__timers {
+	struct actor__timer **heap;
+	uint32_t len, cap;
+	uint64_t seq;
+	struct actor__table table;
+};
 
 struct actor__timer {
 	uint64_t deadline_ns;
@@ -18,11 +26,9 @@ struct actor__timer {
 	uint32_t heap_pos;
 };
 
-uint64_t actor__now_ns(void)
+static struct actor__timers *timers_of(struct actor_worker *w)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	return w->svc[SVC_TIMER];
 }
 
 static bool earlier(const struct actor__timer *a, const struct actor__timer *b)
@@ -83,22 +89,24 @@ static void heap_remove(struct actor__timers *ts, struct actor__timer *t)
 		sift_down(ts, i);
 }
 
-static void timer_free(struct actor_worker *w, struct actor__timer *t)
+static void timer_free(struct actor_worker *w, struct actor__timers *ts, struct actor__timer *t)
 {
-	actor__table_del(&w->timers.table, (uint32_t)t->handle);
+	actor__table_del(&ts->table, (uint32_t)t->handle);
 	actor__free(t, sizeof(*t));
 	actor__stat_add(&w->st.timers, (uint64_t)-1);
 }
 
-uint64_t actor__timers_next(const struct actor_worker *w)
+static uint64_t timers_next(const struct actor_worker *w, const void *state)
 {
-	return w->timers.len ? w->timers.heap[0]->deadline_ns : UINT64_MAX;
+	(void)w;
+	const struct actor__timers *ts = state;
+	return ts->len ? ts->heap[0]->deadline_ns : UINT64_MAX;
 }
 
 /* Fires every timer due at `now`; returns how many fired. */
-unsigned actor__timers_fire(struct actor_worker *w, uint64_t now)
+static unsigned timers_fire(struct actor_worker *w, void *state, uint64_t now)
 {
-	struct actor__timers *ts = &w->timers;
+	struct actor__timers *ts = state;
 	unsigned fired = 0;
 	while (ts->len > 0 && ts->heap[0]->deadline_ns <= now) {
 		struct actor__timer *t = ts->heap[0];
@@ -110,7 +118,7 @@ unsigned actor__timers_fire(struct actor_worker *w, uint64_t now)
 		fired++;
 		if (rc < 0 || t->period_ns == 0) {
 			heap_remove(ts, t);
-			timer_free(w, t); /* one-shot done, or the target is gone */
+			timer_free(w, ts, t); /* one-shot done, or the target is gone */
 			continue;
 		}
 		t->deadline_ns += ev.expirations * t->period_ns;
@@ -120,16 +128,33 @@ unsigned actor__timers_fire(struct actor_worker *w, uint64_t now)
 	return fired;
 }
 
-void actor__timers_fini(struct actor_worker *w)
+static int timers_init(struct actor_worker *w, void **state)
 {
-	struct actor__timers *ts = &w->timers;
+	(void)w;
+	*state = calloc(1, sizeof(struct actor__timers));
+	return *state != NULL ? 0 : -ENOMEM;
+}
+
+static void timers_fini(struct actor_worker *w, void *state)
+{
+	(void)w;
+	struct actor__timers *ts = state;
 	for (uint32_t i = 0; i < ts->len; i++)
 		actor__free(ts->heap[i], sizeof(struct actor__timer));
 	free(ts->heap);
 	actor__table_free(&ts->table);
-	ts->heap = NULL;
-	ts->len = ts->cap = 0;
+	free(ts);
 }
+
+const struct actor__service_ops actor__timer_service = {
+    .name = "timer",
+    .id = SVC_TIMER,
+    .blocks = {0x02},
+    .init = timers_init,
+    .fini = timers_fini,
+    .next_deadline = timers_next,
+    .tick = timers_fire,
+};
 
 int actor_timer_start(actor_ctx_t *ctx, actor_ref_t target, uint64_t delay_ns, uint64_t period_ns,
                       uint64_t tag, actor_timer_t *out)
@@ -139,7 +164,7 @@ int actor_timer_start(actor_ctx_t *ctx, actor_ref_t target, uint64_t delay_ns, u
 		return -EINVAL;
 	if (actor_ref_is_none(target))
 		return -ESRCH;
-	struct actor__timers *ts = &w->timers;
+	struct actor__timers *ts = timers_of(w);
 	if (ts->len == ts->cap) {
 		uint32_t cap = ts->cap ? ts->cap * 2 : 64;
 		struct actor__timer **h = realloc(ts->heap, cap * sizeof(*h));
@@ -179,10 +204,11 @@ int actor_timer_cancel(actor_ctx_t *ctx, actor_timer_t timer)
 		return -EINVAL;
 	if (actor__handle_worker(timer.id) != w->index)
 		return -EXDEV;
-	struct actor__timer *t = actor__table_get(&w->timers.table, timer.id);
+	struct actor__timers *ts = timers_of(w);
+	struct actor__timer *t = actor__table_get(&ts->table, timer.id);
 	if (t == NULL)
 		return -ESRCH;
-	heap_remove(&w->timers, t);
-	timer_free(w, t);
+	heap_remove(ts, t);
+	timer_free(w, ts, t);
 	return 0;
 }

@@ -1,0 +1,741 @@
+/* conn.c: a TCP connection's state machine over its watcher: reading (with the owner's pause
+ * and read limit), the output queue and its flow control, closing with a linger, failing.
+ *
+ * Input flow control: `unhandled` counts the bytes of the DATA messages sent to the owner whose
+ * behaviour calls have not returned yet (msg.c takes the message's mark as it is handled, and
+ * calls actor__conn_handled). Above read_limit the connection is `throttled` (reads stop, as
+ * for a pause); at half of it reading resumes.
+ *
+ * Every change of state ends in actor__conn_update, which derives what the watcher wants from
+ * the state alone; the reactor applies it in its next poll. Bytes that a backend had already
+ * read when a pause was applied still arrive: they wait in the stash and come first on resume.
+ *
+ * Lifetime: a connection leaves the table (its handle goes stale) when the owner closes or
+ * aborts it, when its owner stops, or, after it failed, once the CLOSED (or CONNECTED) message
+ * carrying the error has been delivered or dead-lettered; until then its handle stays valid and
+ * writes say -EPIPE. It is freed when the reactor lets go of its watcher (conn_closed): for a
+ * close, once the peer's kernel has acknowledged all the output, or the linger ran out (see
+ * actor__conn_close_graceful).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <linux/sockios.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "services/net/net.h"
+
+#define OUTBUF_SMALL 4096        /* bytes of an output chunk while its queue is short */
+#define OUTBUF_LARGE (64u << 10) /* the most a chunk grows to for a long queue */
+#define OUTBUF_SPARE_MAX 64      /* freed OUTBUF_SMALL chunks a worker keeps: 256 KiB */
+#define STASH_CHUNK (64u << 10)  /* the most of a stash one DATA message carries */
+/* A close whose output is all in the kernel looks whether the peer has acknowledged it 1 ms
+ * later, then at doubling intervals up to 64 ms. A peer that reads at once has acknowledged by
+ * the first look (on loopback within microseconds), a delayed acknowledgement (Linux: 40 to
+ * 200 ms) is seen a few looks later, and a peer slow to read costs at most about 16 looks a
+ * second until the linger ends the wait. */
+#define ACK_POLL_FIRST_NS 1000000u
+#define ACK_POLL_MAX_NS 64000000u
+
+static const struct actor__watch_ops conn_ops;
+
+static void close_output_done(struct actor__conn *c);
+
+static struct actor__conn *conn_of_watcher(struct actor__watcher *wt)
+{
+	return (struct actor__conn *)((char *)wt - offsetof(struct actor__conn, wt));
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Handles and events
+ */
+
+struct actor__conn *actor__conn_of(struct actor__net *net, actor_conn_t h)
+{
+	if (actor__handle_worker(h.id) != net->w->index)
+		return NULL;
+	return actor__table_get(&net->conns, h.id);
+}
+
+actor_conn_t actor__conn_handle(const struct actor__conn *c)
+{
+	return (actor_conn_t){((uint64_t)c->w->index << 56) | ((uint64_t)c->gen << 32) | c->idx};
+}
+
+int actor__conn_event(struct actor__conn *c, uint32_t type, int err)
+{
+	actor_tcp_event_t ev = {.conn = actor__conn_handle(c), .error = err, .worker = c->w->index};
+	return actor__send_internal(c->w->sys, c->owner, ACTOR_REF_NONE, type, &ev, sizeof(ev));
+}
+
+/* Takes the connection out of the table: its handle is stale from now on. */
+void actor__conn_unlist(struct actor__conn *c)
+{
+	if (c->idx != 0) {
+		actor__table_del(&c->net->conns, c->idx);
+		c->idx = 0;
+	}
+}
+
+static bool conn_paused(const struct actor__conn *c)
+{
+	return c->owner_paused || c->throttled;
+}
+
+void actor__conn_update(struct actor__conn *c)
+{
+	unsigned want = 0;
+	switch (c->state) {
+	case CONN_CONNECTING:
+		want = WATCH_CONNECT;
+		break;
+	case CONN_OPEN:
+		if (!c->rd_eof && !conn_paused(c) && c->stash == NULL)
+			want |= WATCH_READ;
+		if (c->out_head != NULL)
+			want |= WATCH_WRITE;
+		break;
+	case CONN_CLOSING:
+		/* A close reads on to discard what arrives (actor__conn_close_graceful). */
+		if (!c->rd_eof)
+			want |= WATCH_READ;
+		if (c->out_head != NULL)
+			want |= WATCH_WRITE;
+		break;
+	default: /* pending: not read until handed off; failed: no I/O */
+		break;
+	}
+	actor__watch_set(c->w->reactor, &c->wt, want);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Creating
+ */
+
+struct actor__conn *actor__conn_new(struct actor__net *net, int fd, actor_ref_t owner, int state)
+{
+	struct actor_worker *w = net->w;
+	struct actor__conn *c = actor__zalloc(sizeof(*c));
+	if (c == NULL)
+		return NULL;
+	int64_t idx = actor__table_put(&net->conns, c);
+	if (idx < 0) {
+		actor__free(c, sizeof(*c));
+		return NULL;
+	}
+	actor__watch_open(w->reactor, &c->wt, fd, &conn_ops);
+	c->idx = (uint32_t)idx;
+	c->gen = net->conns.gen[idx] & TABLE_GEN_MASK;
+	c->w = w;
+	c->net = net;
+	c->owner = owner;
+	c->state = (uint8_t)state;
+	c->high = ACTOR_TCP_HIGH_WATER;
+	c->low = ACTOR_TCP_LOW_WATER;
+	c->read_limit = ACTOR_TCP_READ_LIMIT;
+	actor__stat_add(&w->st.conns, 1);
+	return c;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Reading
+ */
+
+static void set_throttled(struct actor__conn *c, bool on);
+
+void actor__conn_deliver(struct actor__conn *c, const void *data, size_t len)
+{
+	actor_msg_t *m;
+	if (actor_msg_alloc(sizeof(*m) + sizeof(actor_tcp_data_t) + len, 0, &m) < 0) {
+		actor__conn_fail(c, -ENOMEM);
+		return;
+	}
+	actor_tcp_data_t *d = actor_msg_data(m);
+	d->conn = actor__conn_handle(c);
+	d->len = (uint32_t)len;
+	d->reserved_ = DATA_COUNTED;
+	memcpy(d + 1, data, len);
+	m->type = ACTOR_MSG_TCP_DATA;
+	if (actor__send_internal_msg(c->w->sys, c->owner, m) < 0) {
+		actor_msg_free(m);
+		actor__conn_fail(c, -ESRCH); /* the owner is gone: nobody will close it */
+		return;
+	}
+	c->unhandled += len;
+	if (c->read_limit != 0 && c->unhandled > c->read_limit)
+		set_throttled(c, true);
+}
+
+/* Where a connection's framer sends what it makes. */
+static void frame_out(void *ctx, const void *bytes, size_t len)
+{
+	actor__conn_deliver(ctx, bytes, len);
+}
+
+static void frame_overlong(void *ctx)
+{
+	actor__conn_event(ctx, ACTOR_MSG_TCP_OVERLONG, -EMSGSIZE);
+}
+
+static void frame_fail(void *ctx, int err)
+{
+	actor__conn_fail(ctx, err);
+}
+
+static bool frame_live(void *ctx)
+{
+	return ((struct actor__conn *)ctx)->state == CONN_OPEN;
+}
+
+static const struct actor__frame_sink frame_sink = {
+    .frame = frame_out,
+    .overlong = frame_overlong,
+    .fail = frame_fail,
+    .live = frame_live,
+};
+
+/* Input for the owner: framed, or as it is. */
+static void input(struct actor__conn *c, const void *data, size_t len)
+{
+	if (c->framer != NULL)
+		actor__framer_input(c->framer, data, len, &frame_sink, c);
+	else
+		actor__conn_deliver(c, data, len);
+}
+
+int actor__conn_set_framing(struct actor__conn *c, const actor_tcp_framing_t *f)
+{
+	struct actor__framer *fr = NULL;
+	if (f->kind != ACTOR_FRAME_NONE) {
+		int rc = actor__framer_new(f, &fr);
+		if (rc < 0)
+			return rc;
+	} else if (f->flags != 0) {
+		return -EINVAL;
+	}
+	/* The old framer's unfinished frame is input not yet delivered: framed anew, or (none)
+	 * delivered as it is. */
+	struct actor__framer *old = c->framer;
+	c->framer = fr;
+	if (old != NULL) {
+		const unsigned char *bytes;
+		size_t len = actor__framer_pending(old, &bytes);
+		if (len > 0 && c->state == CONN_OPEN)
+			input(c, bytes, len);
+		actor__framer_free(old);
+	}
+	return 0;
+}
+
+/* Keeps bytes that arrived while reading was paused. False if they cannot be kept. */
+static bool stash_add(struct actor__conn *c, const void *data, size_t len)
+{
+	unsigned char *s = realloc(c->stash, c->stash_len + len);
+	if (s == NULL)
+		return false;
+	memcpy(s + c->stash_len, data, len);
+	c->stash = s;
+	c->stash_len += len;
+	return true;
+}
+
+static void stash_free(struct actor__conn *c)
+{
+	free(c->stash);
+	c->stash = NULL;
+	c->stash_len = c->stash_off = 0;
+}
+
+/* The read ended (0: the peer's end; < 0: an error). */
+static void read_end(struct actor__conn *c, int err)
+{
+	if (c->state == CONN_CLOSING && err < 0) {
+		actor__conn_release(c); /* broken (a reset): nothing more reaches the peer */
+		return;
+	}
+	if (c->state != CONN_OPEN)
+		return;
+	if (err == 0) {
+		c->rd_eof = true;
+		actor__conn_event(c, ACTOR_MSG_TCP_CLOSED, 0); /* the owner decides when to close */
+		actor__conn_update(c);
+		return;
+	}
+	actor__conn_fail(c, err);
+}
+
+/* Reading is wanted again: delivers the stash, a message's worth at a time (one may throttle
+ * the connection again: the rest then waits for the next resume), then the end held behind
+ * it. */
+static void stash_deliver(struct actor__conn *c)
+{
+	while (c->stash != NULL && c->state == CONN_OPEN && !conn_paused(c)) {
+		size_t n = c->stash_len - c->stash_off;
+		n = n < STASH_CHUNK ? n : STASH_CHUNK;
+		input(c, c->stash + c->stash_off, n);
+		c->stash_off += n;
+		if (c->stash_off == c->stash_len)
+			stash_free(c);
+	}
+	if (c->stash == NULL && c->end_held && c->state == CONN_OPEN && !conn_paused(c)) {
+		c->end_held = false;
+		c->rd_eof = false;
+		read_end(c, c->end_res);
+	}
+}
+
+static void set_throttled(struct actor__conn *c, bool on)
+{
+	if (on == c->throttled)
+		return;
+	c->throttled = on;
+	if (on)
+		actor__stat_add(&c->w->st.read_throttles, 1);
+	else
+		stash_deliver(c);
+	actor__conn_update(c);
+}
+
+void actor__conn_set_paused(struct actor__conn *c, bool on)
+{
+	c->owner_paused = on;
+	if (!on)
+		stash_deliver(c);
+	actor__conn_update(c);
+}
+
+void actor__conn_set_read_limit(struct actor__conn *c, size_t bytes)
+{
+	c->read_limit = bytes;
+	if (bytes == 0 || c->unhandled <= bytes / 2)
+		set_throttled(c, false);
+	else if (c->unhandled > bytes)
+		set_throttled(c, true);
+}
+
+void actor__conn_handled(struct actor__net *net, actor_conn_t conn, uint32_t len)
+{
+	struct actor__conn *c = actor__conn_of(net, conn);
+	if (c == NULL)
+		return; /* gone since: nothing to resume */
+	/* Never below zero, even for a message so old that its handle's generation came round
+	 * again (2^24 reuses of the slot). */
+	c->unhandled -= len < c->unhandled ? len : c->unhandled;
+	if (c->throttled && c->unhandled <= c->read_limit / 2)
+		set_throttled(c, false);
+}
+
+static void conn_on_read(struct actor__watcher *wt, const void *data, ssize_t n)
+{
+	struct actor__conn *c = conn_of_watcher(wt);
+	bool held = c->state == CONN_OPEN && (conn_paused(c) || c->stash != NULL);
+	if (n > 0 && c->state != CONN_OPEN)
+		return; /* a close discards what arrives */
+	if (n > 0 && held) {
+		if (!stash_add(c, data, (size_t)n))
+			actor__conn_fail(c, -ENOMEM); /* cannot keep them: the stream would have a hole */
+		return;
+	}
+	if (n > 0) {
+		input(c, data, (size_t)n);
+		return;
+	}
+	if (held) {
+		/* The peer's end, or a reset, comes after the bytes still stashed, as it would
+		 * have without the pause. */
+		c->end_held = true;
+		c->end_res = (int)n;
+		c->rd_eof = true; /* no more reading meanwhile */
+		return;
+	}
+	if (c->state == CONN_CLOSING && n == 0) {
+		c->rd_eof = true;
+		actor__conn_update(c);
+		return;
+	}
+	read_end(c, (int)n);
+}
+
+/* The connection broke: tell the owner; it is freed once the owner has the message. */
+void actor__conn_fail(struct actor__conn *c, int err)
+{
+	if (c->state == CONN_FAILED)
+		return; /* already reported; a late completion of the same breakage */
+	if (c->state == CONN_OPEN || c->state == CONN_CONNECTING) {
+		uint32_t type =
+		    c->state == CONN_OPEN ? ACTOR_MSG_TCP_CLOSED : ACTOR_MSG_TCP_CONNECTED;
+		c->state = CONN_FAILED;
+		actor__conn_update(c);
+		if (actor__conn_event(c, type, err) == 0)
+			return; /* actor__conn_delivered frees it */
+	}
+	actor__conn_unlist(c);
+	actor__conn_release(c);
+}
+
+void actor__conn_delivered(struct actor__net *net, actor_conn_t conn)
+{
+	struct actor__conn *c = actor__conn_of(net, conn);
+	if (c != NULL && c->state == CONN_FAILED) {
+		actor__conn_unlist(c);
+		actor__conn_release(c);
+	}
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Writing
+ */
+
+/* A chunk for a write of `len` bytes to a queue holding `queued`. Small writes are appended
+ * to the tail chunk while it has room. A short queue gets OUTBUF_SMALL-byte chunks (header
+ * included, so that this and the larger powers of two are jemalloc size classes), reused
+ * through `spare`; a longer one, chunks about as large as what it already holds, up to
+ * OUTBUF_LARGE; a larger write, a chunk of its own size. So a stream of small writes that the
+ * socket does not take at once goes out in a few large sends, and a queue's chunks take about
+ * twice what it holds at most, plus the part of the head chunk already written. */
+static struct actor__outbuf *outbuf_new(struct actor__net *net, size_t len, size_t queued)
+{
+	const size_t hdr = sizeof(struct actor__outbuf);
+	size_t bytes = OUTBUF_SMALL;
+	while (bytes < OUTBUF_LARGE && bytes - hdr < queued)
+		bytes <<= 1;
+	if (bytes - hdr < len)
+		bytes = hdr + len;
+	struct actor__outbuf *b;
+	if (bytes == OUTBUF_SMALL && net->spare != NULL) {
+		b = net->spare;
+		net->spare = b->next;
+		net->nspare--;
+		return b;
+	}
+	b = actor__alloc(bytes);
+	if (b != NULL)
+		b->cap = (uint32_t)(bytes - hdr);
+	return b;
+}
+
+static void outbuf_free(struct actor__net *net, struct actor__outbuf *b)
+{
+	if (sizeof(*b) + b->cap == OUTBUF_SMALL && net->nspare < OUTBUF_SPARE_MAX) {
+		b->next = net->spare;
+		net->spare = b;
+		net->nspare++;
+		return;
+	}
+	actor__free(b, sizeof(*b) + b->cap);
+}
+
+void actor__net_spare_free(struct actor__net *net)
+{
+	while (net->spare != NULL) {
+		struct actor__outbuf *b = net->spare;
+		net->spare = b->next;
+		actor__free(b, sizeof(*b) + b->cap);
+	}
+	net->nspare = 0;
+}
+
+static int conn_out_iov(struct actor__watcher *wt, struct iovec *iov, int max)
+{
+	struct actor__conn *c = conn_of_watcher(wt);
+	int n = 0;
+	for (struct actor__outbuf *b = c->out_head; b != NULL && n < max; b = b->next) {
+		iov[n].iov_base = b->data + b->off;
+		iov[n].iov_len = b->len - b->off;
+		n++;
+	}
+	return n;
+}
+
+/* Drops `n` written bytes from the head of the queue. */
+static void consume(struct actor__conn *c, size_t n)
+{
+	c->queued -= n;
+	while (n > 0) {
+		struct actor__outbuf *b = c->out_head;
+		size_t take = b->len - b->off < n ? b->len - b->off : n;
+		b->off += (uint32_t)take;
+		n -= take;
+		if (b->off == b->len) {
+			c->out_head = b->next;
+			if (c->out_head == NULL)
+				c->out_tail = NULL;
+			outbuf_free(c->net, b);
+		}
+	}
+}
+
+static void conn_on_written(struct actor__watcher *wt, ssize_t n)
+{
+	struct actor__conn *c = conn_of_watcher(wt);
+	if (n < 0) {
+		if (c->state == CONN_CLOSING)
+			actor__conn_release(c);
+		else
+			actor__conn_fail(c, (int)n);
+		return;
+	}
+	consume(c, (size_t)n);
+	if (c->out_head != NULL)
+		return; /* the backend goes on writing */
+	if (c->state == CONN_CLOSING) {
+		close_output_done(c);
+		return;
+	}
+	actor__conn_update(c);
+	if (c->wr_shut && !c->wr_shut_done) {
+		c->wr_shut_done = true;
+		shutdown(c->wt.fd, SHUT_WR);
+	}
+	if (c->over_high && c->queued <= c->low) {
+		c->over_high = false;
+		actor__conn_event(c, ACTOR_MSG_TCP_DRAINED, 0);
+	}
+}
+
+int actor__conn_queue(struct actor__conn *c, const void *data, size_t len)
+{
+	struct actor__outbuf *t = c->out_tail;
+	if (t != NULL && t->cap - t->len >= len) {
+		memcpy(t->data + t->len, data, len);
+		t->len += (uint32_t)len;
+	} else {
+		struct actor__outbuf *b = outbuf_new(c->net, len, c->queued);
+		if (b == NULL)
+			return -ENOMEM;
+		b->next = NULL;
+		b->len = (uint32_t)len;
+		b->off = 0;
+		memcpy(b->data, data, len);
+		if (t != NULL)
+			t->next = b;
+		else
+			c->out_head = b;
+		c->out_tail = b;
+	}
+	c->queued += len;
+	if (!(c->wt.want & WATCH_WRITE))
+		actor__conn_update(c);
+	return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Connecting
+ */
+
+static void conn_on_connect(struct actor__watcher *wt, int err)
+{
+	struct actor__conn *c = conn_of_watcher(wt);
+	if (c->state != CONN_CONNECTING)
+		return;
+	if (err != 0) {
+		actor__conn_fail(c, err); /* CONNECTED with the error, then freed */
+		return;
+	}
+	c->state = CONN_OPEN;
+	if (actor__conn_event(c, ACTOR_MSG_TCP_CONNECTED, 0) < 0) {
+		actor__conn_unlist(c);
+		actor__conn_release(c);
+		return;
+	}
+	actor__conn_update(c);
+}
+
+/* `fd` connecting (or connected, `done`) for `a`: the connection that reports it. */
+int actor__conn_connect_fd(struct actor__net *net, struct actor *a, int fd, bool done,
+                           actor_conn_t *out)
+{
+	struct actor__conn *c = actor__conn_new(net, fd, a->ref, CONN_CONNECTING);
+	if (c == NULL)
+		return -ENOMEM;
+	actor__svc_hold(a, SVC_BIT_NET);
+	*out = actor__conn_handle(c);
+	if (done)
+		conn_on_connect(&c->wt, 0);
+	else
+		actor__conn_update(c);
+	return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Closing
+ */
+
+/* Hands the connection to the reactor, to be freed once nothing there refers to it. */
+void actor__conn_release(struct actor__conn *c)
+{
+	struct actor__net *net = c->net;
+	if (c->closing_pos != 0) {
+		struct actor__conn *last = net->closing[--net->nclosing];
+		net->closing[c->closing_pos - 1] = last;
+		last->closing_pos = c->closing_pos;
+		c->closing_pos = 0;
+	}
+	c->state = CONN_CLOSING;
+	actor__watch_close(c->w->reactor, &c->wt);
+}
+
+static void conn_on_closed(struct actor__watcher *wt)
+{
+	struct actor__conn *c = conn_of_watcher(wt);
+	struct actor_worker *w = c->w;
+	close(c->wt.fd);
+	struct actor__outbuf *b = c->out_head;
+	while (b != NULL) {
+		struct actor__outbuf *next = b->next;
+		outbuf_free(c->net, b);
+		b = next;
+	}
+	free(c->stash);
+	actor__framer_free(c->framer);
+	actor__stat_add(&w->st.conns, (uint64_t)-1);
+	actor__free(c, sizeof(*c));
+}
+
+/* Whether a close may end: the peer's kernel has acknowledged all of the output, or the
+ * connection broke (a reset or a timeout: nothing more will be acknowledged, and the count
+ * stays where it was). SIOCOUTQ counts what the peer has not acknowledged, our FIN included
+ * once it is sent; the FIN is not output, and the peer's kernel may acknowledge it late (Linux
+ * delays that until its own side answers or closes). */
+static bool close_acked(struct actor__conn *c)
+{
+	int unacked = 0;
+	if (ioctl(c->wt.fd, SIOCOUTQ, &unacked) < 0 || unacked <= (c->wr_shut_done ? 1 : 0))
+		return true;
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+	return getsockopt(c->wt.fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0 ||
+	       ti.tcpi_state == TCP_CLOSE;
+}
+
+void actor__net_note_tick(struct actor__net *net, uint64_t when)
+{
+	if (net->next_tick_ns == 0 || when < net->next_tick_ns)
+		net->next_tick_ns = when;
+}
+
+/* A close has handed all its output to the kernel. The kernel still holds what the peer has
+ * not acknowledged, and close() would now lose it to anything the peer sends before it has
+ * read everything: input unread at close(), or arriving after it, makes the kernel reset the
+ * connection and drop what it still holds (megabytes: the socket's send buffer). Once the peer
+ * has acknowledged everything, a reset costs it nothing (Linux hands the reader what arrived
+ * before reporting it). So: FIN now, as close() would send it; read on and discard; close
+ * when the peer has it all (actor__conn_tick looks), or when the linger runs out. */
+static void close_output_done(struct actor__conn *c)
+{
+	if (!c->wr_shut_done) {
+		c->wr_shut_done = true;
+		shutdown(c->wt.fd, SHUT_WR);
+	}
+	if (close_acked(c)) {
+		actor__conn_release(c);
+		return;
+	}
+	actor__conn_update(c);
+	c->ack_step_ns = ACK_POLL_FIRST_NS;
+	c->ack_check_ns = actor__now_ns() + c->ack_step_ns;
+	actor__net_note_tick(c->net, c->ack_check_ns);
+}
+
+/* Owner's close: the handle goes stale now; queued output is still written, and acknowledged,
+ * for a while (close_output_done). Meanwhile the connection reads on and discards what arrives
+ * (conn_on_read delivers nothing once it is CLOSING): input left unread when the socket is
+ * closed makes the kernel reset the connection and drop the output the peer has not received
+ * yet, and a peer that reads only once its own writes are through (another lingering close,
+ * say) would wait out the linger. */
+void actor__conn_close_graceful(struct actor__conn *c)
+{
+	actor__conn_unlist(c);
+	if (c->state != CONN_OPEN || (c->out_head == NULL && close_acked(c))) {
+		actor__conn_release(c);
+		return;
+	}
+	struct actor__net *net = c->net;
+	if (net->nclosing == net->closing_cap) {
+		uint32_t cap = net->closing_cap ? net->closing_cap * 2 : 16;
+		struct actor__conn **p = realloc(net->closing, cap * sizeof(*p));
+		if (p == NULL) {
+			actor__conn_release(c); /* cannot track a deadline: close now, unflushed */
+			return;
+		}
+		net->closing = p;
+		net->closing_cap = cap;
+	}
+	c->state = CONN_CLOSING;
+	/* Nobody to hold reading back now, and nobody to deliver the stash or an end to. */
+	c->owner_paused = c->throttled = false;
+	stash_free(c);
+	c->end_held = false;
+	c->linger_deadline_ns = actor__now_ns() + (uint64_t)ACTOR_TCP_LINGER_MS * 1000000u;
+	net->closing[net->nclosing++] = c;
+	c->closing_pos = net->nclosing;
+	actor__net_note_tick(net, c->linger_deadline_ns);
+	if (c->out_head == NULL)
+		close_output_done(c);
+	else
+		actor__conn_update(c);
+}
+
+void actor__conn_abort(struct actor__conn *c)
+{
+	struct linger lg = {.l_onoff = 1, .l_linger = 0};
+	/* A zero linger makes close() send RST and drop what is queued. */
+	setsockopt(c->wt.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	actor__conn_unlist(c);
+	actor__conn_release(c);
+}
+
+/* A close ran out of time (its linger, or the shutdown's drain). Still writing: reset, and
+ * count the output dropped. Waiting for the peer's acknowledgement: close() as before, and the
+ * kernel goes on sending what it holds. */
+void actor__conn_close_ran_out(struct actor__conn *c)
+{
+	if (c->out_head == NULL) {
+		actor__conn_release(c);
+		return;
+	}
+	actor__stat_add(&c->w->st.closes_reset, 1);
+	actor__conn_abort(c);
+}
+
+/* Ends closes whose output the peer has acknowledged and gives up on closes whose linger ran
+ * out; returns the next moment to look (0: none). */
+uint64_t actor__conn_tick(struct actor__net *net, uint64_t now)
+{
+	uint64_t next = 0;
+	for (uint32_t i = 0; i < net->nclosing;) {
+		struct actor__conn *c = net->closing[i];
+		if (c->linger_deadline_ns <= now) {
+			actor__conn_close_ran_out(c); /* takes it off the list: look at i again */
+			continue;
+		}
+		if (c->ack_check_ns != 0 && c->ack_check_ns <= now) {
+			if (close_acked(c)) {
+				actor__conn_release(c); /* the same */
+				continue;
+			}
+			if (c->ack_step_ns < ACK_POLL_MAX_NS)
+				c->ack_step_ns *= 2;
+			c->ack_check_ns = now + c->ack_step_ns;
+		}
+		if (next == 0 || c->linger_deadline_ns < next)
+			next = c->linger_deadline_ns;
+		if (c->ack_check_ns != 0 && c->ack_check_ns < next)
+			next = c->ack_check_ns;
+		i++;
+	}
+	return next;
+}
+
+static const struct actor__watch_ops conn_ops = {
+    .on_read = conn_on_read,
+    .out_iov = conn_out_iov,
+    .on_written = conn_on_written,
+    .on_connect = conn_on_connect,
+    .on_closed = conn_on_closed,
+};

@@ -1,0 +1,10 @@
+/* services.c: the list of services every worker hosts, the one place that names them all. */
+#include "config.h"
+
+#include "services/services.h"
+
+const struct actor__service_ops *const actor__services[] = {
+    [SVC_TIMER] = &actor__timer_service,
+    [SVC_NET] = &actor__net_service,
+    [SVC_COUNT] = NULL,
+};

@@ -1,0 +1,22 @@
+/* services.h: the services a worker hosts, by index in actor__services (services.c). A service
+ * finds its own state on a worker as w->svc[its id]. */
+#ifndef ACTOR_SERVICES_H
+#define ACTOR_SERVICES_H
+
+#include "core/internal.h"
+
+enum actor__service_id {
+	SVC_TIMER,
+	SVC_NET,
+	SVC_COUNT,
+};
+_Static_assert(SVC_COUNT <= ACTOR_SERVICES_MAX, "the worker has room for every service");
+
+/* Bits of struct actor's svc_bits (service.h), one set per service that needs them. */
+#define SVC_BIT_NET 1u     /* owns connections or listeners on its worker */
+#define SVC_BIT_LISTENS 2u /* has owned a listener: its accepted conns may be on other workers */
+
+extern const struct actor__service_ops actor__timer_service;
+extern const struct actor__service_ops actor__net_service;
+
+#endif /* ACTOR_SERVICES_H */
