@@ -12,7 +12,7 @@
  *
  * Build by hand (the library is not needed):
  *   gcc -std=gnu11 -Wall -Wextra -I. -Iinclude -Ilibactor tests/test_watchers.c \
- *       libactor/reactor/reactor.c libactor/reactor/uring.c [libactor/reactor/epoll.c] \
+ *       libactor/reactor/reactor.c libactor/reactor/epoll.c libactor/reactor/uring.c \
  *       -luring $(pkg-config --cflags --libs check) -o test_watchers
  *   ./test_watchers [stress sockets [stress bytes per socket]]
  */
@@ -37,8 +37,8 @@
 
 #include "reactor/reactor.h"
 
-/* epoll.c is being rewritten for watchers: until it is linked in, this empty table stands in
- * for it (the real definition wins when it is) and the epoll rows are skipped. */
+/* Built without epoll.c (one backend alone), this empty table stands in for it and the epoll
+ * rows are skipped; the real definition wins when it is linked in. */
 __attribute__((weak)) const struct actor__reactor_ops actor__reactor_epoll = {0};
 
 #define TURN_NS 10000000LL           /* one wait while a test waits for something */

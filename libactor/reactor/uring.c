@@ -438,17 +438,11 @@ static void close_watcher(struct uring_reactor *r, struct actor__watcher *wt)
 		submit_cancel(r, wt, OP_SEND);
 	if (wt->applied & WATCH_CONNECT)
 		submit_cancel(r, wt, OP_POLL);
-	if (wt->applied & WATCH_ACCEPT) {
-		/* The accept in flight holds the listening socket open until its cancelled
-		 * completion comes back, and only then may the service close it. Shutting it down
-		 * now takes it out of the listening state at once, so that its port can be bound
-		 * again (SO_REUSEADDR) as soon as the service has closed the watcher, as on epoll,
-		 * however busy the ring is
-		 * (a_closed_listeners_port_is_free_at_once_while_the_worker_is_busy). */
-		shutdown(wt->fd, SHUT_RDWR);
-		if (!(wt->be_flags & UR_ACCEPT_CANCEL))
-			submit_cancel(r, wt, OP_ACCEPT);
-	}
+	/* The accept in flight keeps a listening socket open until its cancelled completion is
+	 * back; the service shuts the socket down first (listen.c), so that its port is free at
+	 * once however busy the ring is. */
+	if ((wt->applied & WATCH_ACCEPT) && !(wt->be_flags & UR_ACCEPT_CANCEL))
+		submit_cancel(r, wt, OP_ACCEPT);
 }
 
 /* A receive or an accept in flight that is no longer wanted is cancelled, once. What it
