@@ -30,6 +30,7 @@ struct ep_reactor {
 	struct actor__reactor base;
 	int epfd;
 	bool have_pwait2;
+	unsigned calls; /* callbacks run while applying changes (ep_wait: then it does not block) */
 	struct epoll_event events[EPOLL_BATCH];
 	unsigned char buf[READ_BUF];
 };
@@ -109,7 +110,7 @@ static uint32_t events_for(const struct actor__watcher *wt, bool blocked)
 
 /* Writes while the watcher wants to and the socket takes it. True if the socket refused
  * some (EPOLLOUT should report when it takes more); false when done, failed or closed. */
-static bool write_some(struct actor__watcher *wt)
+static bool write_some(struct ep_reactor *r, struct actor__watcher *wt)
 {
 	while ((wt->want & WATCH_WRITE) && !wt->closed) {
 		struct iovec iov[WRITE_IOV];
@@ -123,6 +124,7 @@ static bool write_some(struct actor__watcher *wt)
 			continue;
 		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return true;
+		r->calls++;
 		if (w < 0) {
 			wt->want &= (uint8_t)~WATCH_WRITE;
 			wt->ops->on_written(wt, -errno);
@@ -138,17 +140,20 @@ static void apply(struct ep_reactor *r, struct actor__watcher *wt)
 {
 	if (wt->closed) {
 		register_events(r, wt, 0);
+		r->calls++;
 		actor__reactor_closed(&r->base, wt);
 		return;
 	}
 	bool blocked = (wt->be_flags & EPOLLOUT) && !(wt->want & WATCH_CONNECT);
 	if ((wt->want & WATCH_WRITE) && !(wt->want & WATCH_CONNECT) && !blocked)
-		blocked = write_some(wt);
+		blocked = write_some(r, wt);
 	if (wt->closed) {
 		actor__watch_queue(&r->base, wt); /* a callback closed it: the next pass lets go */
 		return;
 	}
 	int rc = register_events(r, wt, events_for(wt, blocked));
+	if (rc < 0)
+		r->calls++;
 	if (rc < 0 && (wt->want & WATCH_READ)) {
 		wt->want &= (uint8_t)~WATCH_READ;
 		wt->ops->on_read(wt, NULL, rc);
@@ -227,7 +232,7 @@ static void on_ready(struct ep_reactor *r, struct actor__watcher *wt, uint32_t e
 		return;
 	}
 	if ((events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) && (wt->be_flags & EPOLLOUT)) {
-		bool blocked = write_some(wt);
+		bool blocked = write_some(r, wt);
 		if (wt->closed)
 			return;
 		if (!blocked)
@@ -251,7 +256,12 @@ static void on_ready(struct ep_reactor *r, struct actor__watcher *wt, uint32_t e
 static int ep_wait(struct actor__reactor *base, int64_t timeout_ns)
 {
 	struct ep_reactor *r = ep(base);
+	/* Callbacks run while applying (writes done, closes let go) may have made actors runnable
+	 * or queued more changes: the wait that follows does not block then. */
+	r->calls = 0;
 	apply_changes(r);
+	if (r->calls > 0)
+		timeout_ns = 0;
 	int n;
 	if (r->have_pwait2) {
 		struct timespec ts = {timeout_ns / 1000000000, timeout_ns % 1000000000};
@@ -267,7 +277,7 @@ static int ep_wait(struct actor__reactor *base, int64_t timeout_ns)
 		n = epoll_wait(r->epfd, r->events, EPOLL_BATCH, ms);
 	}
 	if (n < 0)
-		return errno == EINTR ? 0 : -errno;
+		return errno == EINTR ? (int)r->calls : -errno;
 	for (int i = 0; i < n; i++) {
 		uint64_t d = r->events[i].data.u64;
 		if (d == WAKE_TAG) {
@@ -278,7 +288,7 @@ static int ep_wait(struct actor__reactor *base, int64_t timeout_ns)
 		}
 		on_ready(r, (struct actor__watcher *)(uintptr_t)d, r->events[i].events);
 	}
-	return n;
+	return n + (int)r->calls;
 }
 
 const struct actor__reactor_ops actor__reactor_epoll = {
