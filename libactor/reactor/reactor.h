@@ -15,6 +15,18 @@
  * the service close the descriptor and free the watcher. After actor__watch_close no other
  * callback runs for that watcher.
  *
+ * What a backend does and does not promise beyond that:
+ *   - WATCH_WRITE: a service wants it only while it has bytes to send. The backend asks out_iov
+ *     when the change is applied and after each on_written, and at no other time: a service
+ *     that has more to send while WATCH_WRITE is still wanted need do nothing more.
+ *   - A backend that cannot start an operation (no memory, no room to submit) reports it as
+ *     that operation's error, with the interest cleared from `want`: WATCH_ACCEPT included.
+ *   - Accepts and receives already in flight when their interest was dropped still report
+ *     (the service keeps what they bring); after a close, nothing does: the backend closes a
+ *     descriptor accepted meanwhile itself.
+ *   - A wait whose applying of changes ran callbacks (writes done, failures, watchers let go)
+ *     does not block: those may have made work for the worker.
+ *
  * The worker parks in `wait`: one blocking call covers I/O, the next deadline and wake-ups from
  * other threads: the backend watches the worker's eventfd (`evfd`), which wakers write. The
  * eventfd belongs to the worker and outlives the reactor, so a late waker never touches a freed
