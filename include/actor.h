@@ -343,8 +343,17 @@ ACTOR_API int actor_tcp_listener_port(actor_ctx_t *ctx, actor_listener_t l, uint
  * on those workers' next turn. */
 ACTOR_API int actor_tcp_listener_close(actor_ctx_t *ctx, actor_listener_t l);
 
-/* Connects to host:port (numeric or a name, resolved synchronously). ACTOR_MSG_TCP_CONNECTED
- * arrives with the result; on success the caller owns the connection and data follows. */
+/* Connects to host:port. ACTOR_MSG_TCP_CONNECTED arrives with the result; on success the caller
+ * owns the connection and data follows. A numeric IPv4 or IPv6 address is used as it is. A name
+ * is looked up off the worker's way (actor_lookup): the handle comes back at once, and once the
+ * answer is in, its addresses are tried in the order given (each connect that fails moves on to
+ * the next); CONNECTED reports the first that connects, or the last one's error, or, if the
+ * name has no address, -EADDRNOTAVAIL (other lookup errors as actor_lookup gives them:
+ * -ETIMEDOUT, -EAGAIN, ...). Until CONNECTED the connection is as one still connecting:
+ * writes say -EPIPE, and actor_tcp_close or actor_tcp_abort (or the owner stopping) end it,
+ * lookup included, with no message. Built without c-ares (actor_lookup says -ENOSYS), a name
+ * is resolved with getaddrinfo on the calling worker, which waits for it, and an unknown name
+ * is -EADDRNOTAVAIL at the call. */
 ACTOR_API int actor_tcp_connect(actor_ctx_t *ctx, const char *host, uint16_t port,
                                 actor_conn_t *out);
 

@@ -11,19 +11,13 @@
  */
 #include "common.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <stdarg.h>
-
 #define MS 1000000ull
 #define SLOW_MS 2000 /* the slow server's delay */
 #define TAGS 1024    /* tags a client counts answers of */
 #define KEEP 8       /* answers a client keeps whole */
 
-enum { MSG_GO = 1 };
-
-#include "backend.h"       /* the backend under test; failures seen inside behaviours */
 #include "dns_responder.h" /* the DNS server */
+#include "net_common.h"    /* MSG_GO; the backend under test; an echo server */
 
 static inline uint64_t now_ns(void)
 {
@@ -40,7 +34,7 @@ static struct dns_responder dns;
 static bool dns_running;
 
 /* Starts the server and points the systems created from now on at it. */
-static void server_start(unsigned slow_ms)
+static void dns_start(unsigned slow_ms)
 {
 	ck_assert_int_eq(dns_responder_start(&dns, 0, slow_ms), 0);
 	dns_running = true;
@@ -48,7 +42,7 @@ static void server_start(unsigned slow_ms)
 	setenv("ACTOR_DNS_SERVERS", dns_responder_servers(&dns, buf, sizeof(buf)), 1);
 }
 
-static void server_stop(void)
+static void dns_stop(void)
 {
 	if (dns_running)
 		dns_responder_stop(&dns);
@@ -199,7 +193,7 @@ static void look_up_numeric(actor_ctx_t *ctx, struct client *c)
 
 START_TEST(numeric_ipv4_and_ipv6_addresses_are_answered_at_once_as_messages)
 {
-	server_start(0);
+	dns_start(0);
 	actor_system_t *sys = backend_system(1);
 	if (have_lookups(sys, "numeric")) {
 		struct client c = {.go = look_up_numeric};
@@ -220,13 +214,13 @@ START_TEST(numeric_ipv4_and_ipv6_addresses_are_answered_at_once_as_messages)
 	}
 	assert_no_failures();
 	backend_system_end(sys, "numeric lookups");
-	server_stop();
+	dns_stop();
 }
 END_TEST
 
 START_TEST(localhost_is_answered_from_etc_hosts_without_asking_the_server)
 {
-	server_start(0);
+	dns_start(0);
 	actor_system_t *sys = backend_system(1);
 	if (have_lookups(sys, "localhost")) {
 		struct client c = {.go = look_up_host, .host = "localhost"};
@@ -241,13 +235,13 @@ START_TEST(localhost_is_answered_from_etc_hosts_without_asking_the_server)
 	}
 	assert_no_failures();
 	backend_system_end(sys, "localhost");
-	server_stop();
+	dns_stop();
 }
 END_TEST
 
 START_TEST(a_name_is_answered_by_the_dns_server_with_the_port_asked_for)
 {
-	server_start(0);
+	dns_start(0);
 	dns.addr.s_addr = htonl(0x7f000002); /* 127.0.0.2: only the server says so */
 	actor_system_t *sys = backend_system(1);
 	if (have_lookups(sys, "dns")) {
@@ -265,13 +259,13 @@ START_TEST(a_name_is_answered_by_the_dns_server_with_the_port_asked_for)
 	}
 	assert_no_failures();
 	backend_system_end(sys, "a name from the server");
-	server_stop();
+	dns_stop();
 }
 END_TEST
 
 START_TEST(a_name_that_does_not_exist_is_answered_with_enoent)
 {
-	server_start(0);
+	dns_start(0);
 	actor_system_t *sys = backend_system(1);
 	if (have_lookups(sys, "nxdomain")) {
 		struct client c = {.go = look_up_host, .host = "nx.example.test"};
@@ -283,13 +277,13 @@ START_TEST(a_name_that_does_not_exist_is_answered_with_enoent)
 	}
 	assert_no_failures();
 	backend_system_end(sys, "NXDOMAIN");
-	server_stop();
+	dns_stop();
 }
 END_TEST
 
 START_TEST(an_answer_with_more_addresses_than_the_cap_carries_the_first_sixteen)
 {
-	server_start(0);
+	dns_start(0);
 	actor_system_t *sys = backend_system(1);
 	if (have_lookups(sys, "many")) {
 		struct client c = {.go = look_up_host, .host = "many.example.test"};
@@ -302,7 +296,7 @@ START_TEST(an_answer_with_more_addresses_than_the_cap_carries_the_first_sixteen)
 	}
 	assert_no_failures();
 	backend_system_end(sys, "many addresses");
-	server_stop();
+	dns_stop();
 }
 END_TEST
 
@@ -363,43 +357,58 @@ static void ticker_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
 		NOTE_FAIL("ticker: actor_timer_start failed");
 }
 
+/* One slow lookup beside the ticker on worker 0: how late the latest tick was beyond the time
+ * the worker waited for a CPU, in ms. */
+static double slow_lookup_beside_a_ticker(actor_system_t *sys)
+{
+	struct ticker t = {0};
+	actor_ref_t tr = spawn_on(sys, 0, ticker_fn, &t);
+	send_ok(sys, tr, MSG_GO, NULL, 0);
+	struct client c = {.go = look_up_host, .host = "slow.example.test"};
+	client_go(sys, 0, &c);
+	ck_assert_int_eq(c.rc[0], 0);
+	ck_assert(wait_answers(&c, 1));
+	atomic_store(&t.stop, 1);
+	ck_assert(WAIT_UNTIL(atomic_load(&t.stopped), TEST_WATCHDOG));
+	wait_stopped(sys, tr);
+	ck_assert_int_eq(c.kept[0].hdr.error, 0);
+	double took_ms = (double)(c.kept[0].at_ns - c.started_ns) / 1e6;
+	fprintf(
+	    stderr,
+	    "[%s] slow lookup: %.0f ms; %u timer ticks meanwhile, at most %.3f ms late, %.3f ms "
+	    "beyond waiting for a CPU\n",
+	    reactor, took_ms, t.ticks, (double)t.max_late_ns / 1e6,
+	    (double)t.max_unexplained_ns / 1e6);
+	ck_assert_msg(took_ms >= SLOW_MS - 50, "answered in %.0f ms: not the slow server?",
+	              took_ms);
+	ck_assert_msg(t.ticks >= (SLOW_MS / TICK_MS) / 2, "only %u ticks in %.0f ms", t.ticks,
+	              took_ms);
+	return (double)t.max_unexplained_ns / 1e6;
+}
+
+/* A worker that waited for the server would hold a timer for two seconds, in every run. This
+ * virtual machine also wakes a parked thread late now and then, under load, by 5 to 10 ms
+ * with no run-queue wait to show for it (3 runs in 40 beside a build): a run that saw a late
+ * timer is made again, three runs at most. */
 START_TEST(a_server_that_answers_after_two_seconds_does_not_delay_a_timer_on_the_same_worker)
 {
-	server_start(SLOW_MS);
+	dns_start(SLOW_MS);
 	actor_system_t *sys = backend_system(1); /* the lookup and the timer share the worker */
 	if (have_lookups(sys, "slow server")) {
-		struct ticker t = {0};
-		actor_ref_t tr = spawn_on(sys, 0, ticker_fn, &t);
-		send_ok(sys, tr, MSG_GO, NULL, 0);
-		struct client c = {.go = look_up_host, .host = "slow.example.test"};
-		client_go(sys, 0, &c);
-		ck_assert_int_eq(c.rc[0], 0);
-		ck_assert(wait_answers(&c, 1));
-		atomic_store(&t.stop, 1);
-		ck_assert(WAIT_UNTIL(atomic_load(&t.stopped), TEST_WATCHDOG));
-		wait_stopped(sys, tr);
-		ck_assert_int_eq(c.kept[0].hdr.error, 0);
-		double took_ms = (double)(c.kept[0].at_ns - c.started_ns) / 1e6;
-		double late_ms = (double)t.max_late_ns / 1e6;
-		double unexplained_ms = (double)t.max_unexplained_ns / 1e6;
 		double limit_ms = 5.0 * test_scale(); /* sanitizers run 5-20x slower */
-		fprintf(
-		    stderr,
-		    "[%s] slow lookup: %.0f ms; %u timer ticks meanwhile, at most %.3f ms late, "
-		    "%.3f ms beyond waiting for a CPU\n",
-		    reactor, took_ms, t.ticks, late_ms, unexplained_ms);
-		ck_assert_msg(took_ms >= SLOW_MS - 50, "answered in %.0f ms: not the slow server?",
-		              took_ms);
-		ck_assert_msg(t.ticks >= (SLOW_MS / TICK_MS) / 2, "only %u ticks in %.0f ms",
-		              t.ticks, took_ms);
-		ck_assert_msg(unexplained_ms <= limit_ms,
-		              "a timer fired %.3f ms late, %.3f ms of it not waiting for a CPU "
-		              "(limit %.1f ms)",
-		              late_ms, unexplained_ms, limit_ms);
+		double late_ms = 0;
+		for (int run = 0; run < 3; run++) {
+			late_ms = slow_lookup_beside_a_ticker(sys);
+			if (late_ms <= limit_ms)
+				break;
+		}
+		ck_assert_msg(late_ms <= limit_ms,
+		              "a timer fired %.3f ms late beyond waiting for a CPU (limit %.1f ms)",
+		              late_ms, limit_ms);
 	}
 	assert_no_failures();
 	backend_system_end(sys, "slow server");
-	server_stop();
+	dns_stop();
 }
 END_TEST
 
@@ -428,7 +437,7 @@ static void look_up_sentinel(actor_ctx_t *ctx, struct client *c)
 
 START_TEST(a_thousand_lookups_at_once_are_each_answered_exactly_once)
 {
-	server_start(0);
+	dns_start(0);
 	actor_system_t *sys = backend_system(1);
 	if (have_lookups(sys, "bulk")) {
 		struct client c = {.go = look_up_bulk, .n = BULK};
@@ -452,7 +461,7 @@ START_TEST(a_thousand_lookups_at_once_are_each_answered_exactly_once)
 	}
 	assert_no_failures();
 	backend_system_end(sys, "a thousand lookups");
-	server_stop();
+	dns_stop();
 }
 END_TEST
 
@@ -477,7 +486,7 @@ static void look_up_after_cancel(actor_ctx_t *ctx, struct client *c)
 
 START_TEST(a_cancelled_lookup_sends_nothing_even_when_its_answer_comes)
 {
-	server_start(200);
+	dns_start(200);
 	actor_system_t *sys = backend_system(1);
 	if (have_lookups(sys, "cancel")) {
 		struct client c = {.go = look_up_and_cancel};
@@ -501,7 +510,7 @@ START_TEST(a_cancelled_lookup_sends_nothing_even_when_its_answer_comes)
 	}
 	assert_no_failures();
 	backend_system_end(sys, "cancel");
-	server_stop();
+	dns_stop();
 }
 END_TEST
 
@@ -524,7 +533,7 @@ static void look_up_and_exit(actor_ctx_t *ctx, struct client *c)
 
 START_TEST(an_owner_that_stops_with_lookups_in_flight_gets_nothing_and_leaks_nothing)
 {
-	server_start(200);
+	dns_start(200);
 	actor_system_t *sys = backend_system(1);
 	if (have_lookups(sys, "owner stops")) {
 		struct client c = {.go = look_up_and_exit, .n = STOPPING};
@@ -546,7 +555,7 @@ START_TEST(an_owner_that_stops_with_lookups_in_flight_gets_nothing_and_leaks_not
 	}
 	assert_no_failures();
 	backend_system_end(sys, "owner stops"); /* ASan's leak check runs at the test's exit */
-	server_stop();
+	dns_stop();
 }
 END_TEST
 
@@ -557,7 +566,7 @@ static void look_up_slow_and_stay(actor_ctx_t *ctx, struct client *c)
 
 START_TEST(a_shutdown_with_lookups_still_waiting_for_the_server_frees_them)
 {
-	server_start(60000); /* never answered within the test */
+	dns_start(60000); /* never answered within the test */
 	actor_system_t *sys = backend_system(2);
 	if (have_lookups(sys, "shutdown")) {
 		struct client c[2] = {{.go = look_up_slow_and_stay}, {.go = look_up_slow_and_stay}};
@@ -570,7 +579,7 @@ START_TEST(a_shutdown_with_lookups_still_waiting_for_the_server_frees_them)
 	assert_no_failures();
 	backend_system_end(sys, "shutdown with lookups waiting"); /* ASan's leak check at exit */
 	ck_assert_uint_eq(atomic_load(&dns.answers), 0);
-	server_stop();
+	dns_stop();
 }
 END_TEST
 
@@ -604,7 +613,7 @@ static void cancel_others_task(actor_ctx_t *ctx, void *arg)
 
 START_TEST(misuse_is_refused_with_einval_exdev_esrch_or_eperm)
 {
-	server_start(60000);
+	dns_start(60000);
 	memset(long_name, 'a', sizeof(long_name) - 1);
 	actor_system_t *sys = backend_system(2);
 	if (have_lookups(sys, "misuse")) {
@@ -627,7 +636,237 @@ START_TEST(misuse_is_refused_with_einval_exdev_esrch_or_eperm)
 	}
 	assert_no_failures();
 	backend_system_end(sys, "misuse");
-	server_stop();
+	dns_stop();
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------------
+ * Connecting by name
+ */
+
+#define PING "ping by name"
+
+/* Connects on MSG_GO; on CONNECTED sends PING and closes once the echo is back. Options say
+ * what else it does in the same turn as the connect. */
+struct dialer {
+	const char *host;
+	uint16_t port;
+	bool write_at_once, abort_at_once, close_at_once, exit_at_once;
+	int rc, write_rc, end_rc;
+	actor_conn_t conn;
+	actor_tcp_event_t connected;
+	unsigned char peer[128];
+	uint32_t peer_len;
+	char got[64];
+	size_t ngot;
+	atomic_int went, connects, echoed;
+};
+
+static void dialer_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	struct dialer *d = state;
+	if (msg->type == MSG_GO) {
+		d->rc = actor_tcp_connect(ctx, d->host, d->port, &d->conn);
+		if (d->rc == 0 && d->write_at_once)
+			d->write_rc = actor_tcp_write(ctx, d->conn, PING, sizeof(PING));
+		if (d->rc == 0 && d->abort_at_once)
+			d->end_rc = actor_tcp_abort(ctx, d->conn);
+		if (d->rc == 0 && d->close_at_once)
+			d->end_rc = actor_tcp_close(ctx, d->conn);
+		if (d->exit_at_once)
+			actor_exit(ctx, ACTOR_REASON_NORMAL);
+		atomic_store(&d->went, 1);
+		return;
+	}
+	if (msg->type == ACTOR_MSG_TCP_CONNECTED) {
+		memcpy(&d->connected, actor_msg_data(msg), sizeof(d->connected));
+		if (d->connected.conn.id != d->conn.id)
+			NOTE_FAIL("CONNECTED names another connection");
+		if (d->connected.error == 0) {
+			d->peer_len = sizeof(d->peer);
+			if (actor_tcp_peer(ctx, d->conn, d->peer, &d->peer_len) != 0)
+				NOTE_FAIL("actor_tcp_peer failed");
+			if (actor_tcp_write(ctx, d->conn, PING, sizeof(PING)) != 0)
+				NOTE_FAIL("write after CONNECTED failed");
+		}
+		atomic_fetch_add(&d->connects, 1);
+		return;
+	}
+	if (msg->type == ACTOR_MSG_TCP_DATA) {
+		actor_tcp_data_t data;
+		memcpy(&data, actor_msg_data(msg), sizeof(data));
+		if (d->ngot + data.len > sizeof(d->got)) {
+			NOTE_FAIL("dialer: too much data");
+			return;
+		}
+		memcpy(d->got + d->ngot, actor_tcp_data_bytes(msg), data.len);
+		d->ngot += data.len;
+		if (d->ngot == sizeof(PING)) {
+			actor_tcp_close(ctx, d->conn);
+			atomic_store(&d->echoed, 1);
+		}
+		return;
+	}
+	NOTE_FAIL("dialer: unexpected message %#x", msg->type);
+}
+
+static actor_ref_t dialer_go(actor_system_t *sys, struct dialer *d)
+{
+	actor_ref_t ref = spawn_on(sys, 0, dialer_fn, d);
+	send_ok(sys, ref, MSG_GO, NULL, 0);
+	ck_assert_msg(WAIT_UNTIL(atomic_load(&d->went), TEST_WATCHDOG), "the dialer never ran");
+	return ref;
+}
+
+static uint64_t open_conns(actor_system_t *sys)
+{
+	return stat_sum(sys, offsetof(actor_worker_stats_t, conns));
+}
+
+START_TEST(a_connect_by_name_reaches_the_listener_the_server_names)
+{
+	dns_start(0);
+	actor_system_t *sys = backend_system(1);
+	struct server srv = {.opts = {.host = "127.0.0.1"}};
+	echo_server_init(&srv);
+	uint16_t port = server_start(sys, &srv);
+	/* Without c-ares the name is resolved on the worker, by getaddrinfo, which asks the
+	 * machine's nameserver: only /etc/hosts then. */
+	run_in_actor(sys, NULL, probe_task, NULL);
+	struct dialer d = {.host = probe_rc == -ENOSYS ? "localhost" : "echo.connect.test",
+	                   .port = port};
+	dialer_go(sys, &d);
+	ck_assert_int_eq(d.rc, 0); /* the handle at once, the lookup under way */
+	ck_assert_msg(WAIT_UNTIL(atomic_load(&d.echoed) ||
+	                             (atomic_load(&d.connects) && d.connected.error != 0),
+	                         TEST_WATCHDOG),
+	              "no echo");
+	ck_assert_int_eq(d.connected.error, 0);
+	ck_assert_str_eq(d.got, PING);
+	struct sockaddr_in peer;
+	memcpy(&peer, d.peer, sizeof(peer));
+	ck_assert_int_eq(peer.sin_family, AF_INET);
+	ck_assert_uint_eq(ntohs(peer.sin_port), port);
+	ck_assert_uint_eq(ntohl(peer.sin_addr.s_addr), INADDR_LOOPBACK);
+	if (probe_rc != -ENOSYS) /* with c-ares, the name came from the server */
+		ck_assert_uint_ge(atomic_load(&dns.queries), 1);
+	assert_no_failures();
+	backend_system_end(sys, "connect by name");
+	dns_stop();
+}
+END_TEST
+
+START_TEST(a_connect_by_name_tries_each_address_in_turn_until_one_connects)
+{
+	dns_start(0);
+	actor_system_t *sys = backend_system(1);
+	if (have_lookups(sys, "addresses in turn")) {
+		/* The server gives 127.0.0.1, 127.0.0.2, 127.0.0.3, ...: only the third listens. */
+		struct server srv = {.opts = {.host = "127.0.0.3"}};
+		echo_server_init(&srv);
+		uint16_t port = server_start(sys, &srv);
+		struct dialer d = {.host = "many.connect.test", .port = port};
+		dialer_go(sys, &d);
+		ck_assert_int_eq(d.rc, 0);
+		ck_assert_msg(WAIT_UNTIL(atomic_load(&d.echoed) ||
+		                             (atomic_load(&d.connects) && d.connected.error != 0),
+		                         TEST_WATCHDOG),
+		              "no echo");
+		ck_assert_int_eq(d.connected.error, 0);
+		ck_assert_int_eq(atomic_load(&d.connects), 1);
+		struct sockaddr_in peer;
+		memcpy(&peer, d.peer, sizeof(peer));
+		ck_assert_uint_eq(ntohl(peer.sin_addr.s_addr), 0x7f000003u);
+	}
+	assert_no_failures();
+	backend_system_end(sys, "connect by name, addresses in turn");
+	dns_stop();
+}
+END_TEST
+
+START_TEST(a_connect_by_a_name_that_does_not_exist_reports_connected_with_eaddrnotavail)
+{
+	dns_start(0);
+	actor_system_t *sys = backend_system(1);
+	if (have_lookups(sys, "connect to nothing")) {
+		struct dialer d = {.host = "nx.connect.test", .port = 80};
+		dialer_go(sys, &d);
+		ck_assert_int_eq(d.rc, 0);
+		ck_assert(WAIT_UNTIL(atomic_load(&d.connects) == 1, TEST_WATCHDOG));
+		ck_assert_int_eq(d.connected.error, -EADDRNOTAVAIL);
+		/* Freed once the owner has been told. */
+		ck_assert(WAIT_UNTIL(open_conns(sys) == 0, TEST_WATCHDOG));
+	}
+	assert_no_failures();
+	backend_system_end(sys, "connect by a name that does not exist");
+	dns_stop();
+}
+END_TEST
+
+START_TEST(a_connect_by_name_ended_while_resolving_sends_nothing_and_frees_everything)
+{
+	dns_start(300);
+	actor_system_t *sys = backend_system(1);
+	if (have_lookups(sys, "ended while resolving")) {
+		struct dialer aborted = {.host = "slow1.connect.test",
+		                         .port = 80,
+		                         .write_at_once = true,
+		                         .abort_at_once = true};
+		struct dialer closed = {
+		    .host = "slow2.connect.test", .port = 80, .close_at_once = true};
+		struct dialer exited = {
+		    .host = "slow3.connect.test", .port = 80, .exit_at_once = true};
+		dialer_go(sys, &aborted);
+		dialer_go(sys, &closed);
+		actor_ref_t gone = dialer_go(sys, &exited);
+		wait_stopped(sys, gone);
+		ck_assert_int_eq(aborted.rc, 0);
+		ck_assert_int_eq(aborted.write_rc, -EPIPE); /* as while connecting */
+		ck_assert_int_eq(aborted.end_rc, 0);
+		ck_assert_int_eq(closed.rc, 0);
+		ck_assert_int_eq(closed.end_rc, 0);
+		ck_assert_int_eq(exited.rc, 0);
+		ck_assert_uint_eq(open_conns(sys), 0);
+		/* The server answers all three; a lookup after them comes back behind them. */
+		ck_assert(WAIT_UNTIL(atomic_load(&dns.answers) >= 6, TEST_WATCHDOG));
+		struct client c = {.go = look_up_host, .host = "after.connect.test"};
+		client_go(sys, 0, &c);
+		ck_assert(wait_answers(&c, 1));
+		ck_assert_int_eq(atomic_load(&aborted.connects) + atomic_load(&closed.connects), 0);
+		ck_assert_uint_eq(stats_of(sys).dead_letters, 0);
+	}
+	assert_no_failures();
+	backend_system_end(sys, "connect by name ended while resolving");
+	dns_stop();
+}
+END_TEST
+
+static void connect_misuse_task(actor_ctx_t *ctx, void *arg)
+{
+	int *rc = arg;
+	actor_conn_t conn;
+	rc[0] = actor_tcp_connect(ctx, "", 80, &conn);
+	rc[1] = actor_tcp_connect(ctx, long_name, 80, &conn);
+	rc[2] = actor_tcp_connect(ctx, NULL, 80, &conn);
+	rc[3] = actor_tcp_connect(ctx, "name.test", 0, &conn);
+	rc[4] = actor_tcp_connect(ctx, "name.test", 80, NULL);
+}
+
+START_TEST(a_connect_by_a_name_no_lookup_can_take_is_refused_with_einval)
+{
+	dns_start(0);
+	memset(long_name, 'a', sizeof(long_name) - 1);
+	actor_system_t *sys = backend_system(1);
+	if (have_lookups(sys, "connect misuse")) {
+		int rc[5];
+		run_in_actor(sys, NULL, connect_misuse_task, rc);
+		for (unsigned i = 0; i < 5; i++)
+			ck_assert_msg(rc[i] == -EINVAL, "call %u: %d", i, rc[i]);
+		ck_assert_uint_eq(open_conns(sys), 0);
+	}
+	assert_no_failures();
+	backend_system_end(sys, "connect misuse");
+	dns_stop();
 }
 END_TEST
 
@@ -653,6 +892,15 @@ static void add_cases(Suite *s, unsigned b, void (*fixture)(void))
 	               an_owner_that_stops_with_lookups_in_flight_gets_nothing_and_leaks_nothing);
 	tcase_add_test(tc, a_shutdown_with_lookups_still_waiting_for_the_server_frees_them);
 	tcase_add_test(tc, misuse_is_refused_with_einval_exdev_esrch_or_eperm);
+
+	tc = backend_tcase(s, b, 2, "connect by name", TEST_TIMEOUT, fixture);
+	tcase_add_test(tc, a_connect_by_name_reaches_the_listener_the_server_names);
+	tcase_add_test(tc, a_connect_by_name_tries_each_address_in_turn_until_one_connects);
+	tcase_add_test(
+	    tc, a_connect_by_a_name_that_does_not_exist_reports_connected_with_eaddrnotavail);
+	tcase_add_test(tc,
+	               a_connect_by_name_ended_while_resolving_sends_nothing_and_frees_everything);
+	tcase_add_test(tc, a_connect_by_a_name_no_lookup_can_take_is_refused_with_einval);
 }
 
 int main(int argc, char **argv)
