@@ -4,7 +4,8 @@
  *   "nx..."    NXDOMAIN;
  *   "slow..."  answered after `slow_ms`, without holding up the other answers;
  *   "many..."  20 A records, 127.0.0.1 to 127.0.0.20;
- *   anything else: one A record, `addr` (127.0.0.1 unless set), and for AAAA no record (NODATA).
+ *   anything else: one A record, `addr` (127.0.0.1 unless given), and for AAAA no record
+ *              (NODATA).
  * It counts the queries it got and the answers it sent. Header-only: tests/test_lookup.c and
  * bench/lookup.c include it.
  */
@@ -180,13 +181,15 @@ static inline void *dns_responder_main(void *arg)
 	return NULL;
 }
 
-/* Starts a responder on 127.0.0.1:`port` (0: any free port); 0 or a negative errno. Its
- * "host:port", for ACTOR_DNS_SERVERS, with dns_responder_servers. */
-static inline int dns_responder_start(struct dns_responder *r, uint16_t port, unsigned slow_ms)
+/* Starts a responder on 127.0.0.1:`port` (0: any free port) whose A record is `addr` (host
+ * order; 0: 127.0.0.1); 0 or a negative errno. Its "host:port", for ACTOR_DNS_SERVERS, with
+ * dns_responder_servers. */
+static inline int dns_responder_start(struct dns_responder *r, uint16_t port, unsigned slow_ms,
+                                      uint32_t addr)
 {
 	memset(r, 0, sizeof(*r));
 	r->slow_ms = slow_ms;
-	r->addr.s_addr = htonl(INADDR_LOOPBACK);
+	r->addr.s_addr = htonl(addr != 0 ? addr : INADDR_LOOPBACK);
 	r->pending = calloc(DNS_PENDING_MAX, sizeof(*r->pending));
 	r->fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (r->pending == NULL || r->fd < 0)

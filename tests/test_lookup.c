@@ -34,12 +34,17 @@ static struct dns_responder dns;
 static bool dns_running;
 
 /* Starts the server and points the systems created from now on at it. */
-static void dns_start(unsigned slow_ms)
+static void dns_start_with(unsigned slow_ms, uint32_t addr)
 {
-	ck_assert_int_eq(dns_responder_start(&dns, 0, slow_ms), 0);
+	ck_assert_int_eq(dns_responder_start(&dns, 0, slow_ms, addr), 0);
 	dns_running = true;
 	char buf[64];
 	setenv("ACTOR_DNS_SERVERS", dns_responder_servers(&dns, buf, sizeof(buf)), 1);
+}
+
+static void dns_start(unsigned slow_ms)
+{
+	dns_start_with(slow_ms, 0);
 }
 
 static void dns_stop(void)
@@ -241,8 +246,7 @@ END_TEST
 
 START_TEST(a_name_is_answered_by_the_dns_server_with_the_port_asked_for)
 {
-	dns_start(0);
-	dns.addr.s_addr = htonl(0x7f000002); /* 127.0.0.2: only the server says so */
+	dns_start_with(0, 0x7f000002); /* 127.0.0.2: only the server says so */
 	actor_system_t *sys = backend_system(1);
 	if (have_lookups(sys, "dns")) {
 		struct client c = {.go = look_up_host, .host = "www.example.test"};
