@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/socket.h> /* struct sockaddr_storage, in lookup answers */
 
 #ifdef __cplusplus
 extern "C" {
@@ -343,8 +344,17 @@ ACTOR_API int actor_tcp_listener_port(actor_ctx_t *ctx, actor_listener_t l, uint
  * on those workers' next turn. */
 ACTOR_API int actor_tcp_listener_close(actor_ctx_t *ctx, actor_listener_t l);
 
-/* Connects to host:port (numeric or a name, resolved synchronously). ACTOR_MSG_TCP_CONNECTED
- * arrives with the result; on success the caller owns the connection and data follows. */
+/* Connects to host:port. ACTOR_MSG_TCP_CONNECTED arrives with the result; on success the caller
+ * owns the connection and data follows. A numeric IPv4 or IPv6 address is used as it is. A name
+ * is looked up off the worker's way (actor_lookup): the handle comes back at once, and once the
+ * answer is in, its addresses are tried in the order given (each connect that fails moves on to
+ * the next); CONNECTED reports the first that connects, or the last one's error, or, if the
+ * name has no address, -EADDRNOTAVAIL (other lookup errors as actor_lookup gives them:
+ * -ETIMEDOUT, -EAGAIN, ...). Until CONNECTED the connection is as one still connecting:
+ * writes say -EPIPE, and actor_tcp_close or actor_tcp_abort (or the owner stopping) end it,
+ * lookup included, with no message. Built without c-ares (actor_lookup says -ENOSYS), a name
+ * is resolved with getaddrinfo on the calling worker, which waits for it, and an unknown name
+ * is -EADDRNOTAVAIL at the call. */
 ACTOR_API int actor_tcp_connect(actor_ctx_t *ctx, const char *host, uint16_t port,
                                 actor_conn_t *out);
 
@@ -475,6 +485,64 @@ ACTOR_API int actor_timer_start(actor_ctx_t *ctx, actor_ref_t target, uint64_t d
 /* -ESRCH if the timer already fired (one-shot) or was cancelled. Call from the worker that set
  * it (inside a behaviour of an actor living there). */
 ACTOR_API int actor_timer_cancel(actor_ctx_t *ctx, actor_timer_t timer);
+
+/* ---------------------------------------------------------------------------------------------
+ * Name lookups
+ *
+ * actor_lookup finds the addresses of a host name without blocking the worker: the lookup runs
+ * on the calling actor's worker (c-ares, driven by the worker's reactor), and its answer
+ * arrives as one ACTOR_MSG_LOOKUP message to the caller. /etc/hosts is read first, then DNS
+ * as /etc/resolv.conf and /etc/nsswitch.conf say (c-ares's own reading of them: resolv.conf's
+ * nameservers, search domains and timeout/attempts options). A numeric IPv4 or IPv6 address is
+ * answered at once, as a message all the same. An actor that has started a lookup stays on its
+ * worker from then on (as with a timer). For tests only: the environment variable
+ * ACTOR_DNS_SERVERS, read when the system is created, replaces resolv.conf's nameservers with
+ * its comma-separated list ("127.0.0.1:5353,[::1]:53").
+ */
+
+typedef struct actor_lookup {
+	uint64_t id;
+} actor_lookup_t;
+
+#define ACTOR_MSG_LOOKUP 0xffff0050u /* payload: actor_lookup_done_t, then the addresses */
+
+/* The most addresses one answer carries; a name with more gives the first this many. */
+#define ACTOR_LOOKUP_MAX 16
+
+/* An ACTOR_MSG_LOOKUP payload: the header, then `count` addresses. */
+typedef struct actor_lookup_done {
+	actor_lookup_t lookup; /* the handle actor_lookup gave */
+	uint64_t tag;          /* the caller's tag */
+	/* 0, or: -ENOENT the name does not exist or has no IPv4 or IPv6 address; -ETIMEDOUT no
+	 * server answered in time; -ECONNREFUSED no server could be reached; -EAGAIN a server
+	 * failed to answer (SERVFAIL, REFUSED): try later; -EIO an answer that could not be read;
+	 * -ENOMEM. */
+	int error;
+	uint32_t count; /* addresses that follow: 1 to ACTOR_LOOKUP_MAX if error is 0, else 0 */
+	/* Each a struct sockaddr_in or sockaddr_in6 (by ss_family) with the port asked for, in
+	 * the order to try them (RFC 6724, as getaddrinfo sorts). connect() takes
+	 * sizeof(struct sockaddr_storage) as the length of either. */
+	struct sockaddr_storage addrs[];
+} actor_lookup_done_t;
+
+/* The header of an ACTOR_MSG_LOOKUP message; its addresses are ->addrs[0 .. count). */
+static inline const actor_lookup_done_t *actor_lookup_answer(const actor_msg_t *m)
+{
+	return (const actor_lookup_done_t *)actor_msg_data((actor_msg_t *)m);
+}
+
+/* Looks `host` up; exactly one ACTOR_MSG_LOOKUP follows, with `tag`, unless cancelled. `port`
+ * is set in every address (0 is fine). -EINVAL: no ctx or out, a NULL or empty host, or one
+ * longer than a DNS name (253 bytes); -ENOSYS: built without c-ares (configure --with-cares);
+ * -ENOMEM. An error at the call sends nothing. */
+ACTOR_API int actor_lookup(actor_ctx_t *ctx, const char *host, uint16_t port, uint64_t tag,
+                           actor_lookup_t *out);
+
+/* Cancels a lookup of the caller's: 0, and no message about it arrives. -ESRCH: its answer
+ * was sent already (it may still be waiting in the mailbox) or it was cancelled before; -EXDEV
+ * from another worker; -EPERM for another actor's. The DNS query itself runs on and its
+ * answer is dropped. An actor that stops cancels its lookups likewise. */
+ACTOR_API int actor_lookup_cancel(actor_ctx_t *ctx, actor_lookup_t lookup);
 
 /* ---------------------------------------------------------------------------------------------
  * Statistics

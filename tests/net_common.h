@@ -457,7 +457,7 @@ static inline void echo_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
 {
 	struct echo_conn *e = state;
 	actor_tcp_event_t ev;
-	actor_tcp_data_t d;
+	actor_tcp_data_t d = {0}; /* set by conn_message for DATA; gcc cannot always tell */
 	if (!conn_message(ctx, &e->b, msg, &ev, &d))
 		return;
 	int rc;

@@ -42,9 +42,9 @@ static void client_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
 		uint16_t port;
 		actor_conn_t conn;
 		memcpy(&port, actor_msg_data(msg), sizeof(port));
-		/* Returns at once; the outcome comes as ACTOR_MSG_TCP_CONNECTED. (A host name would
-		 * be resolved here, synchronously, holding up this worker's other actors: where
-		 * that matters, give it numeric addresses.) */
+		/* Returns at once; the outcome comes as ACTOR_MSG_TCP_CONNECTED. (A host name is
+		 * looked up first, as actor_lookup does, without holding up this worker's other
+		 * actors.) */
 		int rc = actor_tcp_connect(ctx, "127.0.0.1", port, &conn);
 		if (rc < 0)
 			client_fail(ctx, c, rc);

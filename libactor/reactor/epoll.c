@@ -1,5 +1,6 @@
 /* epoll.c: the readiness backend. Level-triggered epoll; the backend does the reads, writes and
- * accepts itself when the kernel says a descriptor is ready.
+ * accepts itself when the kernel says a descriptor is ready (or, for WATCH_READABLE and
+ * WATCH_WRITABLE, only says so).
  *
  * A descriptor is in the epoll set only while its watcher wants something the kernel must
  * report (reading, accepting, a connect, or output the socket did not take at once); otherwise
@@ -105,6 +106,10 @@ static uint32_t events_for(const struct actor__watcher *wt, bool blocked)
 		e |= EPOLLIN | ((wt->want & WATCH_READ) ? EPOLLRDHUP : 0);
 	if ((wt->want & WATCH_CONNECT) || ((wt->want & WATCH_WRITE) && blocked))
 		e |= EPOLLOUT;
+	if (wt->want & WATCH_READABLE)
+		e |= EPOLLIN;
+	if (wt->want & WATCH_WRITABLE)
+		e |= EPOLLOUT;
 	return e;
 }
 
@@ -165,6 +170,9 @@ static void apply(struct ep_reactor *r, struct actor__watcher *wt)
 		wt->ops->on_connect(wt, rc);
 	} else if (rc < 0 && (wt->want & WATCH_ACCEPT)) {
 		wt->ops->on_accept(wt, rc, NULL, 0);
+	} else if (rc < 0 && (wt->want & (WATCH_READABLE | WATCH_WRITABLE))) {
+		wt->want &= (uint8_t) ~(WATCH_READABLE | WATCH_WRITABLE);
+		wt->ops->on_ready(wt, rc);
 	}
 }
 
@@ -218,10 +226,26 @@ static void on_connect_ready(struct ep_reactor *r, struct actor__watcher *wt)
 	wt->ops->on_connect(wt, -err);
 }
 
+/* WATCH_READABLE, WATCH_WRITABLE: readiness only, level-triggered; the service does the I/O. */
+static void on_readiness(struct actor__watcher *wt, uint32_t events)
+{
+	int ready = 0;
+	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+		ready |= wt->want & WATCH_READABLE;
+	if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+		ready |= wt->want & WATCH_WRITABLE;
+	if (ready != 0)
+		wt->ops->on_ready(wt, ready);
+}
+
 static void on_ready(struct ep_reactor *r, struct actor__watcher *wt, uint32_t events)
 {
 	if (wt->closed)
 		return; /* closed by a callback earlier in this batch: let go at the next apply */
+	if (wt->want & (WATCH_READABLE | WATCH_WRITABLE)) {
+		on_readiness(wt, events);
+		return;
+	}
 	if (wt->want & WATCH_ACCEPT) {
 		on_accept_ready(wt);
 		return;

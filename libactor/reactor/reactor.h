@@ -3,11 +3,12 @@
  *
  * One reactor per worker, used only by that worker's thread (except the wake eventfd). A backend
  * is a const table of operations (epoll.c: readiness; uring.c: completion). A service embeds a
- * watcher per descriptor: the descriptor, what it wants (`want`: read, write, accept, connect)
- * and a table of callbacks. Saying what it wants only records the change
- * (actor__watch_set queues the watcher on the reactor's change list); the backend applies
- * every recorded change in one batch at the start of its next `wait`, does the system calls
- * itself and reports through the callbacks. A backend never sees a connection or an actor.
+ * watcher per descriptor: the descriptor, what it wants (`want`: read, write, accept, connect,
+ * or only word that it is readable or writable) and a table of callbacks. Saying what it wants
+ * only records the change (actor__watch_set queues the watcher on the reactor's change list);
+ * the backend applies every recorded change in one batch at the start of its next `wait`, does
+ * the system calls itself (for readiness, only the poll) and reports through the callbacks. A
+ * backend never sees a connection or an actor.
  *
  * Lifetime: actor__watch_close asks the backend to let go; the backend calls `on_closed` once
  * no operation of its refers to the watcher (io_uring: after the cancelled ones have come
@@ -42,12 +43,16 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
-/* What a watcher can want. */
+/* What a watcher can want. The first four have the backend do the I/O; the last two only
+ * report readiness, for a service whose library does its own reads and writes (c-ares), and
+ * are not combined with the first four on one watcher. */
 enum actor__interest {
-	WATCH_READ = 1,    /* receive; on_read reports each chunk, the end or an error */
-	WATCH_WRITE = 2,   /* send what out_iov gives; on_written reports */
-	WATCH_ACCEPT = 4,  /* accept connections (a listening socket); on_accept reports */
-	WATCH_CONNECT = 8, /* a connect() in progress; on_connect reports once */
+	WATCH_READ = 1,      /* receive; on_read reports each chunk, the end or an error */
+	WATCH_WRITE = 2,     /* send what out_iov gives; on_written reports */
+	WATCH_ACCEPT = 4,    /* accept connections (a listening socket); on_accept reports */
+	WATCH_CONNECT = 8,   /* a connect() in progress; on_connect reports once */
+	WATCH_READABLE = 16, /* tell when a read would not block; on_ready reports, nothing read */
+	WATCH_WRITABLE = 32, /* tell when a write would not block; on_ready reports */
 };
 
 struct actor__watcher;
@@ -73,6 +78,15 @@ struct actor__watch_ops {
 	/* WATCH_CONNECT: the connect() ended: 0 or a negative errno. The backend has cleared
 	 * WATCH_CONNECT from `want`. */
 	void (*on_connect)(struct actor__watcher *wt, int err);
+	/* WATCH_READABLE, WATCH_WRITABLE: `ready` > 0 is the mask of those wanted that the
+	 * descriptor is ready for (an error or a hang-up counts as both: the service's own read or
+	 * write then meets it). The backend reads and writes nothing. Level-triggered: a wait
+	 * reports again while a wanted condition still holds, so the service reads or writes until
+	 * it would block, or stops wanting it. `ready` < 0: the backend cannot watch the
+	 * descriptor (a negative errno) and has cleared both from `want`. A readiness backend
+	 * reports what its poll says (epoll: EPOLLIN, EPOLLOUT); a completion backend polls
+	 * (io_uring: IORING_OP_POLL_ADD, armed again after each report while still wanted). */
+	void (*on_ready)(struct actor__watcher *wt, int ready);
 	/* After actor__watch_close: the backend has let go; the descriptor and the watcher are the
 	 * service's again. */
 	void (*on_closed)(struct actor__watcher *wt);

@@ -33,7 +33,8 @@
 #define SEND_IOV 8 /* iovecs per sendmsg */
 
 /* user_data: the watcher's address with the operation in the low three bits. */
-enum { OP_WAKE = 0, OP_ACCEPT, OP_RECV, OP_SEND, OP_POLL, OP_CANCEL, OP_MASK = 7 };
+enum { OP_WAKE = 0, OP_ACCEPT, OP_RECV, OP_SEND, OP_POLL, OP_CANCEL, OP_READY, OP_MASK = 7 };
+#define READINESS (WATCH_READABLE | WATCH_WRITABLE)
 _Static_assert(_Alignof(struct actor__watcher) > OP_MASK, "the low bits of a watcher are free");
 
 /* be_flags. */
@@ -43,6 +44,7 @@ enum {
 	                       * even if reading is wanted again: one is enough */
 	UR_ACCEPT_CANCEL = 4, /* a cancel of the accept in flight is queued */
 	UR_CLOSING = 8,       /* closed: what was in flight has been cancelled */
+	UR_READY_CANCEL = 16, /* a cancel of the readiness poll in flight is queued */
 };
 
 struct uring_reactor {
@@ -315,6 +317,24 @@ static int submit_poll(struct uring_reactor *r, struct actor__watcher *wt)
 	return 0;
 }
 
+/* WATCH_READABLE, WATCH_WRITABLE: a one-shot poll for what is wanted now, armed again after each
+ * report while still wanted, which makes it level-triggered as the interface promises: a
+ * condition that still holds completes the new poll at once, and the next wait reports it.
+ * `applied` keeps the bits the poll in flight was armed for. */
+static int submit_ready(struct uring_reactor *r, struct actor__watcher *wt)
+{
+	unsigned want = wt->want & READINESS;
+	struct io_uring_sqe *sqe = sqe_get(r);
+	if (sqe == NULL)
+		return -EBUSY;
+	io_uring_prep_poll_add(sqe, wt->fd,
+	                       ((want & WATCH_READABLE) ? POLLIN : 0) |
+	                           ((want & WATCH_WRITABLE) ? POLLOUT : 0));
+	submitted(sqe, wt, OP_READY);
+	wt->applied |= (uint8_t)want;
+	return 0;
+}
+
 static bool submit_cancel(struct uring_reactor *r, struct actor__watcher *wt, int op)
 {
 	struct io_uring_sqe *sqe = sqe_get(r);
@@ -337,6 +357,8 @@ static void report_failure(struct uring_reactor *r, struct actor__watcher *wt, u
 		wt->ops->on_written(wt, err);
 	else if (what == WATCH_ACCEPT)
 		wt->ops->on_accept(wt, err, NULL, 0);
+	else if (what & READINESS)
+		wt->ops->on_ready(wt, err);
 	else
 		wt->ops->on_connect(wt, err);
 	r->apply_events++;
@@ -368,6 +390,15 @@ static void start_connect(struct uring_reactor *r, struct actor__watcher *wt)
 		int rc = submit_poll(r, wt);
 		if (rc < 0)
 			report_failure(r, wt, WATCH_CONNECT, rc);
+	}
+}
+
+static void start_ready(struct uring_reactor *r, struct actor__watcher *wt)
+{
+	if (!wt->closed && (wt->want & READINESS) && !(wt->applied & READINESS)) {
+		int rc = submit_ready(r, wt);
+		if (rc < 0)
+			report_failure(r, wt, READINESS, rc);
 	}
 }
 
@@ -443,6 +474,8 @@ static void close_watcher(struct uring_reactor *r, struct actor__watcher *wt)
 	 * once however busy the ring is. */
 	if ((wt->applied & WATCH_ACCEPT) && !(wt->be_flags & UR_ACCEPT_CANCEL))
 		submit_cancel(r, wt, OP_ACCEPT);
+	if ((wt->applied & READINESS) && !(wt->be_flags & UR_READY_CANCEL))
+		submit_cancel(r, wt, OP_READY);
 }
 
 /* A receive or an accept in flight that is no longer wanted is cancelled, once. What it
@@ -455,6 +488,12 @@ static void cancel_unwanted(struct uring_reactor *r, struct actor__watcher *wt)
 	if (!(wt->want & WATCH_ACCEPT) && (wt->applied & WATCH_ACCEPT) &&
 	    !(wt->be_flags & UR_ACCEPT_CANCEL) && submit_cancel(r, wt, OP_ACCEPT))
 		wt->be_flags |= UR_ACCEPT_CANCEL;
+	/* A poll armed for other readiness than is wanted now: cancelled, and armed again for
+	 * what is wanted when its completion is back. */
+	unsigned armed = wt->applied & READINESS;
+	if (armed != 0 && armed != (wt->want & READINESS) && !(wt->be_flags & UR_READY_CANCEL) &&
+	    submit_cancel(r, wt, OP_READY))
+		wt->be_flags |= UR_READY_CANCEL;
 }
 
 static void apply_watcher(struct uring_reactor *r, struct actor__watcher *wt)
@@ -468,6 +507,7 @@ static void apply_watcher(struct uring_reactor *r, struct actor__watcher *wt)
 	send_next(r, wt);
 	start_accept(r, wt);
 	start_connect(r, wt);
+	start_ready(r, wt);
 	/* A callback that closed the watcher queued it again: the next pass lets go. */
 }
 
@@ -578,6 +618,27 @@ static void on_poll(struct actor__watcher *wt, int res)
 	wt->ops->on_connect(wt, -err);
 }
 
+static void on_ready_done(struct uring_reactor *r, struct actor__watcher *wt, int res)
+{
+	wt->applied &= (uint8_t)~READINESS;
+	wt->be_flags &= ~(uint32_t)UR_READY_CANCEL;
+	if (wt->closed)
+		return;
+	if (res >= 0) {
+		int ready = 0;
+		if (res & (POLLIN | POLLERR | POLLHUP))
+			ready |= wt->want & WATCH_READABLE;
+		if (res & (POLLOUT | POLLERR | POLLHUP))
+			ready |= wt->want & WATCH_WRITABLE;
+		if (ready != 0)
+			wt->ops->on_ready(wt, ready);
+	} else if (res != -ECANCELED) {
+		wt->want &= (uint8_t)~READINESS;
+		wt->ops->on_ready(wt, res);
+	}
+	start_ready(r, wt);
+}
+
 static void dispatch(struct uring_reactor *r, const struct io_uring_cqe *cqe)
 {
 	uint64_t d = io_uring_cqe_get_data64(cqe);
@@ -597,6 +658,9 @@ static void dispatch(struct uring_reactor *r, const struct io_uring_cqe *cqe)
 		break;
 	case OP_POLL:
 		on_poll(wt, cqe->res);
+		break;
+	case OP_READY:
+		on_ready_done(r, wt, cqe->res);
 		break;
 	default: /* OP_CANCEL: only its hold to drop */
 		break;

@@ -28,6 +28,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "services/lookup/lookup.h"
 #include "services/net/net.h"
 
 #define OUTBUF_SMALL 4096        /* bytes of an output chunk while its queue is short */
@@ -128,7 +129,10 @@ struct actor__conn *actor__conn_new(struct actor__net *net, int fd, actor_ref_t 
 		actor__free(c, sizeof(*c));
 		return NULL;
 	}
-	actor__watch_open(w->reactor, &c->wt, fd, &conn_ops);
+	if (fd >= 0)
+		actor__watch_open(w->reactor, &c->wt, fd, &conn_ops);
+	else
+		c->wt.fd = -1; /* connecting by name: no socket yet (dial_next opens the watcher) */
 	c->idx = (uint32_t)idx;
 	c->gen = net->conns.gen[idx] & TABLE_GEN_MASK;
 	c->w = w;
@@ -366,7 +370,7 @@ void actor__conn_fail(struct actor__conn *c, int err)
 {
 	if (c->state == CONN_FAILED)
 		return; /* already reported; a late completion of the same breakage */
-	if (c->state == CONN_OPEN || c->state == CONN_CONNECTING) {
+	if (c->state == CONN_OPEN || c->state == CONN_CONNECTING || c->state == CONN_RESOLVING) {
 		uint32_t type =
 		    c->state == CONN_OPEN ? ACTOR_MSG_TCP_CLOSED : ACTOR_MSG_TCP_CONNECTED;
 		c->state = CONN_FAILED;
@@ -528,15 +532,20 @@ int actor__conn_queue(struct actor__conn *c, const void *data, size_t len)
  * Connecting
  */
 
+static bool dial_again(struct actor__conn *c, int err);
+
 static void conn_on_connect(struct actor__watcher *wt, int err)
 {
 	struct actor__conn *c = conn_of_watcher(wt);
 	if (c->state != CONN_CONNECTING)
 		return;
 	if (err != 0) {
-		actor__conn_fail(c, err); /* CONNECTED with the error, then freed */
+		if (!dial_again(c, err))
+			actor__conn_fail(c, err); /* CONNECTED with the error, then freed */
 		return;
 	}
+	free(c->dial); /* connecting by name: the addresses left are not needed */
+	c->dial = NULL;
 	c->state = CONN_OPEN;
 	if (actor__conn_event(c, ACTOR_MSG_TCP_CONNECTED, 0) < 0) {
 		actor__conn_unlist(c);
@@ -563,8 +572,115 @@ int actor__conn_connect_fd(struct actor__net *net, struct actor *a, int fd, bool
 }
 
 /* ---------------------------------------------------------------------------------------------
+ * Connecting by name
+ *
+ * The connection starts RESOLVING, with no socket, while the lookup service looks the name up
+ * (lookup.h); its answer comes to conn_resolved. The addresses are then tried in order, each
+ * on a socket of its own: one whose connect() fails at once is skipped; one whose connect
+ * fails later has its watcher closed (RESOLVING again), and once the reactor has let go of it
+ * (conn_on_closed) the next is tried with the same watcher. Closing or aborting it meanwhile,
+ * or its owner stopping, cancels the lookup (conn_free).
+ */
+
+struct actor__dial {
+	uint32_t next, count; /* the next address to try, of `count` */
+	int last_err;         /* the last address's failure */
+	struct sockaddr_storage addrs[];
+};
+
+/* Tries the addresses left until a connect() is under way; CONNECTED with the last failure if
+ * none is left. */
+static void dial_next(struct actor__conn *c)
+{
+	struct actor__dial *d = c->dial;
+	while (d->next < d->count) {
+		const struct sockaddr_storage *ss = &d->addrs[d->next++];
+		socklen_t len = ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+		                                          : sizeof(struct sockaddr_in);
+		int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0) {
+			d->last_err = -errno;
+			continue;
+		}
+		int one = 1; /* as actor__set_nodelay (listen.c, which depends on this file) */
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		int r = connect(fd, (const struct sockaddr *)ss, len);
+		if (r < 0 && errno != EINPROGRESS) {
+			d->last_err = -errno;
+			close(fd);
+			continue;
+		}
+		actor__watch_open(c->w->reactor, &c->wt, fd, &conn_ops);
+		c->state = CONN_CONNECTING;
+		if (r == 0)
+			conn_on_connect(&c->wt, 0);
+		else
+			actor__conn_update(c);
+		return;
+	}
+	actor__conn_fail(c, d->last_err);
+}
+
+/* A connect() by name failed with `err`: true if another address is left to try (once the
+ * reactor has let go of this socket). */
+static bool dial_again(struct actor__conn *c, int err)
+{
+	if (c->dial == NULL || c->dial->next == c->dial->count)
+		return false;
+	c->dial->last_err = err;
+	c->state = CONN_RESOLVING;
+	actor__watch_close(c->w->reactor, &c->wt);
+	return true;
+}
+
+/* The lookup's answer (actor__lookup_fn). */
+static void conn_resolved(struct actor_worker *w, const actor_lookup_done_t *res)
+{
+	struct actor__net *net = actor__net_of(w);
+	struct actor__conn *c = net != NULL ? actor__conn_of(net, (actor_conn_t){res->tag}) : NULL;
+	if (c == NULL || c->state != CONN_RESOLVING || c->lookup != res->lookup.id)
+		return; /* closed meanwhile, which cancelled the lookup: cannot happen */
+	c->lookup = 0;
+	if (res->error != 0) {
+		/* A name with no address: as the synchronous resolve said it. */
+		actor__conn_fail(c, res->error == -ENOENT ? -EADDRNOTAVAIL : res->error);
+		return;
+	}
+	c->dial = malloc(sizeof(*c->dial) + res->count * sizeof(res->addrs[0]));
+	if (c->dial == NULL) {
+		actor__conn_fail(c, -ENOMEM);
+		return;
+	}
+	c->dial->next = 0;
+	c->dial->count = res->count;
+	c->dial->last_err = -EADDRNOTAVAIL;
+	memcpy(c->dial->addrs, res->addrs, res->count * sizeof(res->addrs[0]));
+	dial_next(c);
+}
+
+int actor__conn_connect_name(struct actor__net *net, struct actor *a, const char *host,
+                             uint16_t port, actor_conn_t *out)
+{
+	struct actor__conn *c = actor__conn_new(net, -1, a->ref, CONN_RESOLVING);
+	if (c == NULL)
+		return -ENOMEM;
+	actor_conn_t h = actor__conn_handle(c);
+	int rc = actor__lookup_start(net->w, host, port, h.id, conn_resolved, &c->lookup);
+	if (rc < 0) {
+		actor__conn_unlist(c);
+		actor__conn_release(c);
+		return rc;
+	}
+	actor__svc_hold(a, SVC_BIT_NET);
+	*out = h;
+	return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------
  * Closing
  */
+
+static void conn_free(struct actor__conn *c);
 
 /* Hands the connection to the reactor, to be freed once nothing there refers to it. */
 void actor__conn_release(struct actor__conn *c)
@@ -577,14 +693,31 @@ void actor__conn_release(struct actor__conn *c)
 		c->closing_pos = 0;
 	}
 	c->state = CONN_CLOSING;
+	if (c->wt.fd < 0) {
+		conn_free(c); /* connecting by name, no socket yet: the reactor never knew it */
+		return;
+	}
 	actor__watch_close(c->w->reactor, &c->wt);
 }
 
 static void conn_on_closed(struct actor__watcher *wt)
 {
 	struct actor__conn *c = conn_of_watcher(wt);
-	struct actor_worker *w = c->w;
 	close(c->wt.fd);
+	if (c->state == CONN_RESOLVING) { /* connecting by name: on to the next address */
+		c->wt.fd = -1;
+		dial_next(c);
+		return;
+	}
+	conn_free(c);
+}
+
+static void conn_free(struct actor__conn *c)
+{
+	struct actor_worker *w = c->w;
+	if (c->lookup != 0)
+		actor__lookup_cancel(w, c->lookup);
+	free(c->dial);
 	struct actor__outbuf *b = c->out_head;
 	while (b != NULL) {
 		struct actor__outbuf *next = b->next;

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "services/lookup/lookup.h"
 #include "services/net/net.h"
 
 struct conn_cmd {
@@ -329,6 +330,14 @@ int actor_tcp_connect(actor_ctx_t *ctx, const char *host, uint16_t port, actor_c
 	struct actor_worker *w = actor__ctx_worker(ctx);
 	if (w == NULL || host == NULL || out == NULL || port == 0)
 		return -EINVAL;
+	/* A name is looked up without waiting (conn.c, "Connecting by name"); an address, or a
+	 * name in a build without c-ares, is resolved here. */
+	struct sockaddr_storage numeric;
+	if (!actor__lookup_numeric(host, port, &numeric)) {
+		int rc = actor__conn_connect_name(actor__net_of(w), ctx->actor, host, port, out);
+		if (rc != -ENOSYS)
+			return rc;
+	}
 	struct addrinfo *ai;
 	int rc = actor__resolve(host, port, false, &ai);
 	if (rc < 0)

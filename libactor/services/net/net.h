@@ -41,6 +41,7 @@ struct actor__outbuf {
 
 enum actor__conn_state {
 	CONN_PENDING,    /* accepted, not yet handed off: not read */
+	CONN_RESOLVING,  /* connecting by name: looking it up, or between two addresses */
 	CONN_CONNECTING, /* connect() in progress */
 	CONN_OPEN,
 	CONN_CLOSING, /* the owner closed it (flushing output, then close), or it was let go */
@@ -79,6 +80,8 @@ struct actor__conn {
 	                        * the peer has acknowledged it (conn.c); 0 while still writing */
 	uint32_t ack_step_ns;  /* the wait before the next look after that one */
 	uint32_t closing_pos;  /* 1 + index in the worker's lingering-close list, 0 if not in it */
+	uint64_t lookup;       /* connecting by name: the lookup in flight, 0 if none */
+	struct actor__dial *dial; /* connecting by name: the addresses left to try */
 	uint32_t peer_len;
 	struct sockaddr_storage peer;
 };
@@ -154,6 +157,10 @@ uint64_t actor__conn_tick(struct actor__net *net, uint64_t now);
 void actor__net_note_tick(struct actor__net *net, uint64_t when);
 int actor__conn_connect_fd(struct actor__net *net, struct actor *a, int fd, bool done,
                            actor_conn_t *out);
+/* A connection to host:port by name, RESOLVING until the lookup answers; -ENOSYS without a
+ * resolver. */
+int actor__conn_connect_name(struct actor__net *net, struct actor *a, const char *host,
+                             uint16_t port, actor_conn_t *out);
 
 /* Sends `len` bytes to the owner as one DATA message, counted in `unhandled`. */
 void actor__conn_deliver(struct actor__conn *c, const void *data, size_t len);
