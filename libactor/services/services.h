@@ -8,6 +8,7 @@
 enum actor__service_id {
 	SVC_TIMER,
 	SVC_NET,
+	SVC_POOL,
 	SVC_COUNT,
 };
 _Static_assert(SVC_COUNT <= ACTOR_SERVICES_MAX, "the worker has room for every service");
@@ -15,8 +16,10 @@ _Static_assert(SVC_COUNT <= ACTOR_SERVICES_MAX, "the worker has room for every s
 /* Bits of struct actor's svc_bits (service.h), one set per service that needs them. */
 #define SVC_BIT_NET 1u     /* owns connections or listeners on its worker */
 #define SVC_BIT_LISTENS 2u /* has owned a listener: its accepted conns may be on other workers */
+#define SVC_BIT_POOL 4u    /* has blocking jobs whose results have not all reached it yet */
 
 extern const struct actor__service_ops actor__timer_service;
 extern const struct actor__service_ops actor__net_service;
+extern const struct actor__service_ops actor__pool_service;
 
 #endif /* ACTOR_SERVICES_H */
