@@ -617,6 +617,7 @@ struct mover {
 	int phase;          /* 1: job in flight, 2: result back */
 	unsigned away[3];   /* pings handled off worker 0, per phase */
 	atomic_int got_job; /* JOB_DONE handled */
+	atomic_int moved;   /* a ping handled off worker 0 in phase 2 */
 };
 
 static void mover_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
@@ -630,8 +631,8 @@ static void mover_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
 		return;
 	}
 	if (msg->type == MSG_PING) {
-		if (actor_ctx_worker(ctx) != 0)
-			m->away[m->phase]++;
+		if (actor_ctx_worker(ctx) != 0 && m->away[m->phase]++ == 0 && m->phase == 2)
+			atomic_store(&m->moved, 1);
 		actor_send(actor_ctx_system(ctx), actor_sender(ctx), MSG_PONG, NULL, 0);
 		return;
 	}
@@ -646,10 +647,12 @@ static void mover_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
 	}
 }
 
-/* On worker 1: plays `n` ping-pongs with the mover (each ping wakes it from worker 1). */
+/* On worker 1: plays ping-pong with the mover (each ping wakes it from worker 1), `n` rounds,
+ * or until `until` is set (n = 0). */
 struct pinger {
 	actor_ref_t mover;
 	unsigned left;
+	atomic_int *until;
 	atomic_int rounds_done;
 };
 
@@ -657,11 +660,14 @@ static void pinger_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
 {
 	struct pinger *p = state;
 	actor_system_t *sys = actor_ctx_system(ctx);
-	if (msg->type == MSG_GO)
+	if (msg->type == MSG_GO) {
 		p->left = (unsigned)msg_u64(msg);
-	else if (msg->type == MSG_PONG && --p->left == 0) {
-		atomic_fetch_add(&p->rounds_done, 1);
-		return;
+	} else if (msg->type == MSG_PONG) {
+		bool done = p->left == 0 ? atomic_load(p->until) : --p->left == 0;
+		if (done) {
+			atomic_fetch_add(&p->rounds_done, 1);
+			return;
+		}
 	} else if (msg->type == MSG_STOP_NOW) {
 		actor_exit(ctx, ACTOR_REASON_NORMAL);
 		return;
@@ -682,17 +688,20 @@ START_TEST(an_actor_stays_on_its_worker_while_its_jobs_are_in_flight_and_may_mov
 	struct mover m = {.ga = {.g = &m.g, .result = 0}};
 	actor_spawn_opts_t movable = {.placement = ACTOR_PLACE_CALLBACK, .place = place_on_0};
 	actor_ref_t a = spawn_ok(sys, &movable, mover_fn, &m);
-	struct pinger p = {.mover = a};
+	struct pinger p = {.mover = a, .until = &m.moved};
 	actor_ref_t b = spawn_on(sys, 1, pinger_fn, &p);
 	send_ok(sys, a, MSG_GO, NULL, 0);
 	ck_assert(WAIT_UNTIL(atomic_load(&m.g.started) == 1, TEST_WATCHDOG));
-	send_u64(sys, b, MSG_GO, 64); /* worker 1 keeps waking it: it would follow, but is bound */
+	send_u64(sys, b, MSG_GO, 256); /* worker 1 keeps waking it: it would follow, but is bound */
 	ck_assert(WAIT_UNTIL(atomic_load(&p.rounds_done) == 1, TEST_WATCHDOG));
 	ck_assert_uint_eq(worker_of(sys, a), 0);
 	gate_open(&m.g.gate);
 	ck_assert(WAIT_UNTIL(atomic_load(&m.got_job), TEST_WATCHDOG));
-	send_u64(sys, b, MSG_GO, 64); /* the same conversation, now free to follow it */
-	ck_assert(WAIT_UNTIL(atomic_load(&p.rounds_done) == 2, TEST_WATCHDOG));
+	/* The same conversation, now free to follow it (after a cooldown, if it was ever moved
+	 * before): until it does. */
+	send_u64(sys, b, MSG_GO, 0);
+	ck_assert_msg(WAIT_UNTIL(atomic_load(&p.rounds_done) == 2, TEST_WATCHDOG),
+	              "never moved once its result was back");
 	send_ok(sys, a, MSG_STOP_NOW, NULL, 0);
 	send_ok(sys, b, MSG_STOP_NOW, NULL, 0);
 	end_when_done(sys, "bound while in flight");
@@ -853,11 +862,12 @@ START_TEST(shutdown_with_jobs_in_flight_accounts_for_every_job)
 END_TEST
 
 /* At shutdown a worker waits (within its drain) for the jobs still running. */
-static atomic_int long_job_done;
+static atomic_int long_job_started, long_job_done;
 
 static int64_t sleep_300ms_job(void *arg)
 {
 	(void)arg;
+	atomic_store(&long_job_started, 1);
 	sleep_ms(300);
 	atomic_store(&long_job_done, 1);
 	return 0;
@@ -865,17 +875,15 @@ static int64_t sleep_300ms_job(void *arg)
 
 struct starter {
 	actor_job_fn *fn;
-	atomic_int started;
 };
 
 static void starter_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
 {
 	struct starter *s = state;
-	(void)msg;
 	actor_job_t j;
 	actor_job_opts_t opts = {.drop = count_drop};
-	if (msg->type == MSG_GO && actor_job_submit(ctx, &opts, s->fn, NULL, &j) == 0)
-		atomic_store(&s->started, 1);
+	if (msg->type == MSG_GO && actor_job_submit(ctx, &opts, s->fn, NULL, &j) != 0)
+		NOTE_FAIL("submit");
 }
 
 START_TEST(shutdown_waits_for_a_running_job_within_the_drain_time)
@@ -883,7 +891,7 @@ START_TEST(shutdown_waits_for_a_running_job_within_the_drain_time)
 	actor_system_t *sys = system_new(1);
 	struct starter s = {.fn = sleep_300ms_job};
 	send_ok(sys, spawn_ok(sys, NULL, starter_fn, &s), MSG_GO, NULL, 0);
-	ck_assert(WAIT_UNTIL(atomic_load(&s.started), TEST_WATCHDOG));
+	ck_assert(WAIT_UNTIL(atomic_load(&long_job_started), TEST_WATCHDOG)); /* running */
 	double t0 = now_sec();
 	ck_assert_int_eq(actor_system_shutdown(sys), 0);
 	system_run_to_end(sys, TEST_WATCHDOG, "drain");
@@ -898,11 +906,12 @@ END_TEST
 
 /* A job that outlasts the drain and the bounded wait at free: actor_system_free returns, and
  * the job's thread frees the job when it ends. Nothing here is on the freed system. */
-static atomic_int outliving_done;
+static atomic_int outliving_started, outliving_done;
 
 static int64_t sleep_2500ms_job(void *arg)
 {
 	(void)arg;
+	atomic_store(&outliving_started, 1);
 	sleep_ms(2500);
 	atomic_store(&outliving_done, 1);
 	return 0;
@@ -914,7 +923,7 @@ START_TEST(a_job_outliving_its_system_is_freed_by_its_thread)
 	    system_new_cfg(&(actor_config_t){.workers = 1, .shutdown_drain_ms = -1});
 	struct starter s = {.fn = sleep_2500ms_job};
 	send_ok(sys, spawn_ok(sys, NULL, starter_fn, &s), MSG_GO, NULL, 0);
-	ck_assert(WAIT_UNTIL(atomic_load(&s.started), TEST_WATCHDOG));
+	ck_assert(WAIT_UNTIL(atomic_load(&outliving_started), TEST_WATCHDOG)); /* running */
 	double t0 = now_sec();
 	ck_assert_int_eq(actor_system_shutdown(sys), 0);
 	system_run_to_end(sys, TEST_WATCHDOG, "no drain");
