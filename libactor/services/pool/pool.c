@@ -6,7 +6,8 @@
  * first job for a pool in a loop turn of the worker goes to the pool's queue at once, the ones
  * after it wait in the worker's batch for that pool, which goes in one hold of the pool's lock
  * when it holds POOL_BATCH_MAX jobs or the turn ends (`poll`). bench/blocking_roundtrip at 64
- * in flight: ...
+ * in flight, 8 runs of each alternating on 2 CPUs (load average 7): medians of 3.3M jobs/s
+ * batched, 0.84M with each job taking the lock on its own.
  *
  * Each worker keeps the jobs submitted on it in a table (their handles, for actor_job_cancel)
  * and, per actor, the ACTOR_MSG_JOB_DONE messages still owed to it (`owed`: submitted, not yet
