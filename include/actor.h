@@ -132,7 +132,8 @@ typedef struct actor_config {
 	 * "Pinning"). Pin on a machine whose CPUs are the program's alone. -EINVAL with no_pin. */
 	int pin;
 	/* Threads of the "default" blocking pool (see "Blocking work"): 0 =
-	 * ACTOR_POOL_THREADS_DEFAULT; at most ACTOR_POOL_THREADS_MAX, else -EINVAL. */
+	 * ACTOR_POOL_THREADS_DEFAULT; at most ACTOR_POOL_THREADS_MAX, else -EINVAL. Its first
+	 * thread starts with the system (-EAGAIN if it cannot). */
 	unsigned pool_threads;
 } actor_config_t;
 
@@ -450,9 +451,9 @@ ACTOR_API int actor_timer_cancel(actor_ctx_t *ctx, actor_timer_t timer);
  * lookups, a database client and CPU work each in a pool of its own. The "default" pool has
  * actor_config_t.pool_threads threads; actor_pool_create adds others. A pool starts one thread
  * as it is created and more as its queue needs them, up to its size, and keeps them until the
- * system is freed; an idle thread sleeps. Jobs wait for a thread in the order they were
- * submitted (a worker hands the jobs its actors submit during one turn of its loop to the pool
- * together, at the end of the turn).
+ * system is freed; an idle thread sleeps. The jobs submitted on one worker wait for a thread in
+ * the order they were submitted. (A worker hands a pool the first job its actors submit to it in
+ * a turn of the worker's loop at once, and the others of that turn together at its end.)
  *
  * Exactly one ACTOR_MSG_JOB_DONE follows each successful actor_job_submit, unless the actor
  * stops first. An actor with jobs in flight stays on its worker (it never moves, as with a
@@ -476,7 +477,8 @@ ACTOR_API int actor_timer_cancel(actor_ctx_t *ctx, actor_timer_t timer);
 
 /* Runs on a pool thread, with the `arg` given to actor_job_submit: a result, >= 0, or a
  * negative errno value. It may block. It must not use the actor's ctx or state (it runs beside
- * the actor's behaviour); it may send messages (actor_send from outside the pool). */
+ * the actor's behaviour); it may send messages with actor_send, as any thread outside the
+ * workers may, until the system is freed. */
 typedef int64_t actor_job_fn(void *arg);
 
 typedef struct actor_job {
@@ -501,8 +503,8 @@ typedef struct actor_job_done {
 
 #define ACTOR_POOL_THREADS_DEFAULT 4 /* as libuv's thread pool */
 #define ACTOR_POOL_THREADS_MAX 1024
-#define ACTOR_POOL_NAME_MAX 63 /* bytes of a pool's name, at most */
-#define ACTOR_POOL_STOP_MS 1000
+#define ACTOR_POOL_NAME_MAX 63  /* bytes of a pool's name, at most */
+#define ACTOR_POOL_STOP_MS 1000 /* actor_system_free's wait for running jobs (above) */
 
 /* Runs fn(arg) on a thread of pool opts->pool (NULL opts: the default pool, tag 0). Inside a
  * behaviour only. *out names the job for actor_job_cancel and in its ACTOR_MSG_JOB_DONE.
