@@ -132,6 +132,10 @@ typedef struct actor_config {
 	 * workers and moves them off a CPU that another process keeps busy (bench/README.md,
 	 * "Pinning"). Pin on a machine whose CPUs are the program's alone. -EINVAL with no_pin. */
 	int pin;
+	/* Threads of the "default" blocking pool (see "Blocking work"): 0 =
+	 * ACTOR_POOL_THREADS_DEFAULT; at most ACTOR_POOL_THREADS_MAX, else -EINVAL. Its first
+	 * thread starts with the system (-EAGAIN if it cannot). */
+	unsigned pool_threads;
 } actor_config_t;
 
 #define ACTOR_SHUTDOWN_DRAIN_MS ACTOR_TCP_LINGER_MS
@@ -545,6 +549,93 @@ ACTOR_API int actor_lookup(actor_ctx_t *ctx, const char *host, uint16_t port, ui
 ACTOR_API int actor_lookup_cancel(actor_ctx_t *ctx, actor_lookup_t lookup);
 
 /* ---------------------------------------------------------------------------------------------
+ * Blocking work
+ *
+ * A call that blocks (a name lookup, a file operation, a database client's request, a long
+ * computation) must not run in a behaviour: it would stall every actor on the worker. Submit it
+ * to a pool instead. It runs on one of the pool's threads, and its result comes back to the
+ * submitting actor as one ACTOR_MSG_JOB_DONE message, which carries the tag given at submission.
+ *
+ * Pools have names and sizes of their own, so that one kind of work cannot starve another:
+ * lookups, a database client and CPU work each in a pool of its own. The "default" pool has
+ * actor_config_t.pool_threads threads; actor_pool_create adds others. A pool starts one thread
+ * as it is created and more as its queue needs them, up to its size, and keeps them until the
+ * system is freed; an idle thread sleeps. The jobs submitted on one worker wait for a thread in
+ * the order they were submitted. (A worker hands a pool the first job its actors submit to it in
+ * a turn of the worker's loop at once, and the others of that turn together at its end.)
+ *
+ * Exactly one ACTOR_MSG_JOB_DONE follows each successful actor_job_submit, unless the actor
+ * stops first. An actor with jobs in flight stays on its worker (it never moves, as with a
+ * timer) until the last of those messages has reached its behaviour.
+ *
+ * When the submitting actor stops, its jobs not started yet are cancelled and its running jobs
+ * finish: neither sends a message (the actor is gone); both count in the worker's jobs_dropped,
+ * and `drop` (actor_job_opts_t), if given, is called with their `arg`. A JOB_DONE already sent
+ * to an actor that then stops is a dead letter like any other message.
+ *
+ * Shutdown: once a worker's actors have all stopped, the worker waits for its jobs still
+ * running, for at most shutdown_drain_ms (actor_config_t), as it does for closing connections.
+ * actor_system_free then tells every pool thread to stop, drops the jobs still queued, and waits
+ * up to ACTOR_POOL_STOP_MS for the threads still running a job. It returns after that even if
+ * some still are: such a thread finishes its job, calls its `drop`, and exits, touching nothing
+ * of the freed system. Its function and `arg` must stay valid until then (the process exiting
+ * ends it too).
+ */
+
+#define ACTOR_MSG_JOB_DONE 0xffff0030u /* payload: actor_job_done_t */
+
+/* Runs on a pool thread, with the `arg` given to actor_job_submit: a result, >= 0, or a
+ * negative errno value. It may block. It must not use the actor's ctx or state (it runs beside
+ * the actor's behaviour); it may send messages with actor_send, as any thread outside the
+ * workers may, until the system is freed. */
+typedef int64_t actor_job_fn(void *arg);
+
+typedef struct actor_job {
+	uint64_t id;
+} actor_job_t;
+
+typedef struct actor_job_opts {
+	const char *pool; /* the pool's name; NULL = "default" */
+	uint64_t tag;     /* returned in the ACTOR_MSG_JOB_DONE */
+	/* Optional: called with `arg` when the job's result will never be sent, because its actor
+	 * stopped first or the system was freed: on the worker, or on the pool thread that ran
+	 * it, never while the job runs. Frees what `arg` holds, for instance. */
+	void (*drop)(void *arg);
+} actor_job_opts_t;
+
+typedef struct actor_job_done {
+	actor_job_t job; /* as actor_job_submit returned it */
+	uint64_t tag;    /* opts->tag */
+	int64_t result;  /* what the function returned, or -ECANCELED (actor_job_cancel) */
+	void *arg;       /* the function's argument */
+} actor_job_done_t;
+
+#define ACTOR_POOL_THREADS_DEFAULT 4 /* as libuv's thread pool */
+#define ACTOR_POOL_THREADS_MAX 1024
+#define ACTOR_POOL_NAME_MAX 63  /* bytes of a pool's name, at most */
+#define ACTOR_POOL_STOP_MS 1000 /* actor_system_free's wait for running jobs (above) */
+
+/* Runs fn(arg) on a thread of pool opts->pool (NULL opts: the default pool, tag 0). Inside a
+ * behaviour only. *out names the job for actor_job_cancel and in its ACTOR_MSG_JOB_DONE.
+ * -EINVAL: a NULL ctx, fn or out, or not called from inside the ctx's behaviour; -ENOENT: no
+ * pool of that name; -ENOMEM; -ESHUTDOWN: the system is shutting down. */
+ACTOR_API int actor_job_submit(actor_ctx_t *ctx, const actor_job_opts_t *opts, actor_job_fn *fn,
+                               void *arg, actor_job_t *out);
+
+/* Cancels a job that has not started: 0, and its ACTOR_MSG_JOB_DONE is sent at once, with result
+ * -ECANCELED; its function never runs. -EBUSY: it is running (or has just finished), and its
+ * ACTOR_MSG_JOB_DONE comes as usual. -ESRCH: its ACTOR_MSG_JOB_DONE was already sent, or the job
+ * is unknown. Inside a behaviour of an actor on the worker that submitted it (any actor there):
+ * -EXDEV from another worker; -EINVAL outside a behaviour. */
+ACTOR_API int actor_job_cancel(actor_ctx_t *ctx, actor_job_t job);
+
+/* Adds a pool named `name` (copied; 1 to ACTOR_POOL_NAME_MAX bytes) of at most `threads`
+ * threads (1 to ACTOR_POOL_THREADS_MAX), and starts its first thread. From any thread, before or
+ * while the system runs. -EEXIST: a pool of that name exists ("default" always does); -EINVAL:
+ * bad arguments; -ENOMEM; -EAGAIN: no thread could be started. */
+ACTOR_API int actor_pool_create(actor_system_t *sys, const char *name, unsigned threads);
+
+/* ---------------------------------------------------------------------------------------------
  * Statistics
  */
 
@@ -564,6 +655,8 @@ typedef struct actor_worker_stats {
 	uint64_t migrations;      /* actors that moved here to follow a conversation */
 	uint64_t shared;          /* queued actors this worker handed to an idle worker */
 	uint64_t contended;       /* idle spins cut short: another thread wanted this CPU */
+	uint64_t jobs;            /* blocking jobs submitted here, queued or running */
+	uint64_t jobs_dropped;    /* jobs whose actor stopped before their result was sent */
 } actor_worker_stats_t;
 
 typedef struct actor_stats {

@@ -102,6 +102,7 @@ struct actor__wstats {
 	_Atomic uint64_t processed, parks, wakeups, spawned, stopped, sent, dead_letters, runq;
 	_Atomic uint64_t conns, accepts, accept_backoffs, read_throttles, timers, closes_reset;
 	_Atomic uint64_t migrations, shared, contended;
+	_Atomic uint64_t jobs, jobs_dropped;
 };
 
 /* A job for a worker's own thread, posted from any thread (actor__worker_post). */
@@ -210,6 +211,7 @@ struct actor_system {
 	 * which of them owns each system message block: its index + 1, or 0 (service.h). */
 	const struct actor__service_ops *const *svcs;
 	uint8_t svc_of_block[256];
+	void *svc_shared[ACTOR_SERVICES_MAX]; /* each service's system-wide state (service.h) */
 	/* Reclamation's end for a retired actor (refs.c calls it; actor.c's): drain, free. */
 	void (*free_retired)(struct actor_worker *w, struct actor *a);
 
@@ -361,6 +363,13 @@ static inline const struct actor__service_ops *actor__svc_of(const actor_system_
 static inline void actor__svc_hold(struct actor *a, uint8_t bits)
 {
 	a->svc_bits |= bits;
+}
+
+/* Owner only, inside a behaviour's turn of `a` (a service's `receive` hook is): service `bits`
+ * holds nothing of the actor's any more. With no bit left it may move again. */
+static inline void actor__svc_release(struct actor *a, uint8_t bits)
+{
+	a->svc_bits &= (uint8_t)~bits;
 }
 
 /* sched.c: every service's fini on worker `w` (once; later calls do nothing). */

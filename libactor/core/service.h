@@ -44,6 +44,16 @@ struct actor__service_ops {
 	unsigned id;           /* its index in actor__services (services.c) */
 	uint8_t blocks[4];     /* message type blocks it owns; 0 ends the list */
 	uint8_t actor_bits;    /* bits of struct actor's svc_bits it sets on actors it serves */
+	/* Creates the service's state for the whole system (a registry of thread pools, say),
+	 * with the configuration the system was created with (defaults: zeroed), before any
+	 * worker's `init`; the service finds it as sys->svc_shared[id]. Runs on the thread
+	 * calling actor_system_create. */
+	int (*sys_init)(actor_system_t *sys, const actor_config_t *cfg, void **shared);
+	/* The system is being freed: every worker has left its loop and run `fini`; commands
+	 * still posted to the workers run after this, each seeing its service's worker state
+	 * gone (NULL). Frees the shared state (or leaves it to threads of its own still
+	 * running, which must then no longer touch the system). */
+	void (*sys_fini)(actor_system_t *sys, void *shared);
 	/* Creates the worker's state (system creation, before the worker runs). */
 	int (*init)(struct actor_worker *w, void **state);
 	/* The worker is exiting, every actor stopped (or the system is freed without having run):

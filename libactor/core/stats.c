@@ -33,6 +33,8 @@ int actor_stats_worker(const actor_system_t *sys, unsigned worker, actor_worker_
 	out->migrations = rd(&w->st.migrations);
 	out->shared = rd(&w->st.shared);
 	out->contended = rd(&w->st.contended);
+	out->jobs = rd(&w->st.jobs);
+	out->jobs_dropped = rd(&w->st.jobs_dropped);
 	return 0;
 }
 
@@ -76,10 +78,10 @@ int actor_stats_print(const actor_system_t *sys, FILE *out)
 		        " parks %" PRIu64 " wakeups %" PRIu64 " conns %" PRIu64 " accepts %" PRIu64
 		        " backoffs %" PRIu64 " throttles %" PRIu64 " timers %" PRIu64
 		        " closes-reset %" PRIu64 " migrations %" PRIu64 " shared %" PRIu64
-		        " contended %" PRIu64 " %s\n",
+		        " contended %" PRIu64 " jobs %" PRIu64 " jobs-dropped %" PRIu64 " %s\n",
 		        i, w.processed, w.resident, w.runq, w.parks, w.wakeups, w.conns, w.accepts,
 		        w.accept_backoffs, w.read_throttles, w.timers, w.closes_reset, w.migrations,
-		        w.shared, w.contended, w.reactor);
+		        w.shared, w.contended, w.jobs, w.jobs_dropped, w.reactor);
 	}
 	return 0;
 }

@@ -76,12 +76,40 @@ static void drain_cmds(struct actor_worker *w)
 	}
 }
 
+/* Each service's system-wide state, created before the workers' (service.h). */
+static int services_sys_init(actor_system_t *sys, const actor_config_t *cfg)
+{
+	for (unsigned s = 0; actor__services[s] != NULL; s++) {
+		if (actor__services[s]->sys_init != NULL) {
+			int rc = actor__services[s]->sys_init(sys, cfg, &sys->svc_shared[s]);
+			if (rc < 0)
+				return rc;
+		}
+	}
+	return 0;
+}
+
+/* After every worker's services: their system-wide state, before the commands still posted to
+ * the workers run (service.h). */
+static void services_sys_fini(actor_system_t *sys)
+{
+	for (unsigned s = 0; sys->svcs != NULL && sys->svcs[s] != NULL; s++) {
+		if (sys->svc_shared[s] != NULL && sys->svcs[s]->sys_fini != NULL)
+			sys->svcs[s]->sys_fini(sys, sys->svc_shared[s]);
+		sys->svc_shared[s] = NULL;
+	}
+}
+
 static void free_system(actor_system_t *sys)
 {
 	if (sys->workers != NULL) {
+		for (unsigned i = 0; i < sys->nworkers; i++)
+			actor__services_fini(&sys->workers[i]); /* a no-op if the worker ran it */
+	}
+	services_sys_fini(sys);
+	if (sys->workers != NULL) {
 		for (unsigned i = 0; i < sys->nworkers; i++) {
 			struct actor_worker *w = &sys->workers[i];
-			actor__services_fini(w); /* a no-op if the worker thread ran it */
 			drain_cmds(w);
 			if (w->reactor != NULL)
 				w->reactor->ops->fini(w->reactor);
@@ -142,6 +170,11 @@ int actor_system_create(const actor_config_t *cfg, actor_system_t **out)
 	rc = actor__slots_init(sys);
 	if (rc < 0) {
 		free(sys);
+		return rc;
+	}
+	rc = services_sys_init(sys, cfg);
+	if (rc < 0) {
+		free_system(sys);
 		return rc;
 	}
 	sys->workers = aligned_alloc(CK_MD_CACHELINE, sizeof(*sys->workers) * sys->nworkers);
