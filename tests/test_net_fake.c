@@ -452,7 +452,7 @@ START_TEST(length_prefixed_frames_arrive_whole_from_single_bytes)
 }
 END_TEST
 
-START_TEST(an_overlong_frame_fails_the_connection_with_emsgsize)
+START_TEST(an_overlong_frame_ends_the_input_and_the_owner_may_still_write_and_close)
 {
 	int lfd, fd = setup_conn(&lfd);
 	set_framing(&(actor_tcp_framing_t){.kind = ACTOR_FRAME_LINE, .max = 4});
@@ -462,7 +462,30 @@ START_TEST(an_overlong_frame_fails_the_connection_with_emsgsize)
 	char want[64];
 	snprintf(want, sizeof(want), "D:abcd C:%d ", -EMSGSIZE);
 	assert_eventually(log_is(want), 10);
+	ck_assert(fake_wait_want(fd, 0)); /* no more reading */
+	feed(fd, "late\n");               /* bytes in flight then are dropped */
+	send_ok(sys, who, OP_WRITE, "bye", 3);
+	op(OP_CLOSE);
 	ck_assert(fake_wait_let_go(fd));
+	char sent[8] = {0};
+	ck_assert_uint_eq(fake_sent(fd, sent, sizeof(sent)), 3);
+	ck_assert_str_eq(sent, "bye");
+	sync_owner();
+	ck_assert_msg(log_is(want), "more after the end of input: %s", O.log);
+	teardown();
+}
+END_TEST
+
+START_TEST(a_lone_cr_line_one_byte_over_is_overlong_at_once)
+{
+	int lfd, fd = setup_conn(&lfd);
+	set_framing(&(actor_tcp_framing_t){.kind = ACTOR_FRAME_LINE,
+	                                   .flags = ACTOR_FRAME_CR_ENDS | ACTOR_FRAME_SKIP_OVERLONG,
+	                                   .max = 4});
+	feed(fd, "abcde"); /* five bytes, no end: with CR_ENDS nothing can make it four */
+	assert_eventually(log_is("O "), 10);
+	feed(fd, "fg\rok\r");
+	assert_eventually(log_is("O D:ok "), 10);
 	teardown();
 }
 END_TEST
@@ -502,6 +525,8 @@ START_TEST(skipping_too_much_without_a_frame_end_fails_the_connection)
 	char want[64];
 	snprintf(want, sizeof(want), "O C:%d ", -EMSGSIZE);
 	assert_eventually(log_is(want), 10);
+	ck_assert(fake_wait_want(fd, 0));
+	ck_assert(!fake_let_go(fd)); /* still the owner's, to write to and close */
 	teardown();
 }
 END_TEST
@@ -552,7 +577,8 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, irc_lines_end_at_cr_lf_or_cr_lf_and_empty_ones_are_skipped);
 	tcase_add_test(tc, a_delimiter_cut_by_a_read_still_ends_its_frame);
 	tcase_add_test(tc, length_prefixed_frames_arrive_whole_from_single_bytes);
-	tcase_add_test(tc, an_overlong_frame_fails_the_connection_with_emsgsize);
+	tcase_add_test(tc, an_overlong_frame_ends_the_input_and_the_owner_may_still_write_and_close);
+	tcase_add_test(tc, a_lone_cr_line_one_byte_over_is_overlong_at_once);
 	tcase_add_test(tc, an_overlong_frame_can_be_skipped_and_reported_in_its_place);
 	tcase_add_test(tc, skipping_too_much_without_a_frame_end_fails_the_connection);
 	tcase_add_test(tc, framing_off_delivers_the_unfinished_frame_and_bad_options_are_refused);

@@ -96,7 +96,8 @@ void actor__conn_update(struct actor__conn *c)
 		want = WATCH_CONNECT;
 		break;
 	case CONN_OPEN:
-		if (!c->rd_eof && !conn_paused(c) && c->stash == NULL)
+		if (!c->rd_eof && !c->rd_ended && !c->read_held && !conn_paused(c) &&
+		    c->stash == NULL)
 			want |= WATCH_READ;
 		if (c->out_head != NULL)
 			want |= WATCH_WRITE;
@@ -175,6 +176,8 @@ void actor__conn_deliver(struct actor__conn *c, const void *data, size_t len)
 		set_throttled(c, true);
 }
 
+static void stash_free(struct actor__conn *c);
+
 /* Where a connection's framer sends what it makes. */
 static void frame_out(void *ctx, const void *bytes, size_t len)
 {
@@ -191,14 +194,28 @@ static void frame_fail(void *ctx, int err)
 	actor__conn_fail(ctx, err);
 }
 
+/* Input the framer refuses (an overlong frame): the owner hears CLOSED with the error and gets
+ * no more input, as at the peer's end, but may still write (an error line, say) and close. */
+static void frame_end(void *ctx, int err)
+{
+	struct actor__conn *c = ctx;
+	c->rd_ended = true;
+	stash_free(c);
+	c->end_held = false;
+	actor__conn_event(c, ACTOR_MSG_TCP_CLOSED, err);
+	actor__conn_update(c);
+}
+
 static bool frame_live(void *ctx)
 {
-	return ((struct actor__conn *)ctx)->state == CONN_OPEN;
+	const struct actor__conn *c = ctx;
+	return c->state == CONN_OPEN && !c->rd_ended;
 }
 
 static const struct actor__frame_sink frame_sink = {
     .frame = frame_out,
     .overlong = frame_overlong,
+    .end = frame_end,
     .fail = frame_fail,
     .live = frame_live,
 };
@@ -340,6 +357,11 @@ static void conn_on_read(struct actor__watcher *wt, const void *data, ssize_t n)
 	bool held = c->state == CONN_OPEN && (conn_paused(c) || c->stash != NULL);
 	if (n > 0 && c->state != CONN_OPEN)
 		return; /* a close discards what arrives */
+	if (c->state == CONN_OPEN && c->rd_ended) {
+		if (n <= 0) /* input refused already: the owner has had its CLOSED */
+			c->rd_eof = true;
+		return;
+	}
 	if (n > 0 && held) {
 		if (!stash_add(c, data, (size_t)n))
 			actor__conn_fail(c, -ENOMEM); /* cannot keep them: the stream would have a hole */
@@ -547,6 +569,7 @@ static void conn_on_connect(struct actor__watcher *wt, int err)
 	free(c->dial); /* connecting by name: the addresses left are not needed */
 	c->dial = NULL;
 	c->state = CONN_OPEN;
+	c->read_held = true; /* until the owner has CONNECTED: it may set framing first */
 	if (actor__conn_event(c, ACTOR_MSG_TCP_CONNECTED, 0) < 0) {
 		actor__conn_unlist(c);
 		actor__conn_release(c);

@@ -84,8 +84,10 @@ static bool overlong(const struct actor__framer *fr, const unsigned char *p, siz
 			len = len << 8 | p[i];
 		return len > f->max;
 	}
-	/* Room for the longest frame and its end: a CR LF, or the delimiter. */
-	size_t end = f->kind == ACTOR_FRAME_DELIM ? f->delim_len : 2;
+	/* Room for the longest frame and the start of its end: a delimiter cut by the read, or
+	 * the CR of a CR LF (with CR_ENDS a CR ends the frame by itself). */
+	size_t end = f->kind == ACTOR_FRAME_DELIM                ? f->delim_len
+	             : (f->flags & ACTOR_FRAME_CR_ENDS) ? 1 : 2;
 	return n > f->max + end - 1;
 }
 
@@ -94,7 +96,7 @@ static bool start_skipping(const struct actor__frame_sink *k, void *ctx, struct 
                            const unsigned char *p)
 {
 	if (!(fr->f.flags & ACTOR_FRAME_SKIP_OVERLONG)) {
-		k->fail(ctx, -EMSGSIZE);
+		k->end(ctx, -EMSGSIZE);
 		return false;
 	}
 	k->overlong(ctx);
@@ -132,7 +134,7 @@ static size_t skip(const struct actor__frame_sink *k, void *ctx, struct actor__f
 	used = n > keep ? n - keep : 0;
 	fr->skipped += used;
 	if (fr->f.skip_max != 0 && fr->skipped > fr->f.skip_max) {
-		k->fail(ctx, -EMSGSIZE);
+		k->end(ctx, -EMSGSIZE);
 		*failed = true;
 	}
 	return used;

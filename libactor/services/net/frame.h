@@ -13,7 +13,8 @@ struct actor__framer;
 struct actor__frame_sink {
 	void (*frame)(void *ctx, const void *bytes, size_t len); /* one whole frame */
 	void (*overlong)(void *ctx);      /* an overlong frame, skipped, stood here */
-	void (*fail)(void *ctx, int err); /* the input cannot be framed: -EMSGSIZE, -ENOMEM */
+	void (*end)(void *ctx, int err);  /* no more input will be framed: -EMSGSIZE */
+	void (*fail)(void *ctx, int err); /* the input cannot be framed: -ENOMEM */
 	bool (*live)(void *ctx);          /* false once the input is no longer wanted */
 };
 

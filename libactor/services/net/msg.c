@@ -244,6 +244,9 @@ int actor_tcp_handoff(actor_ctx_t *ctx, actor_conn_t conn, actor_ref_t target)
 		return -EPIPE;
 	actor_ref_t old = c->owner;
 	c->owner = target;
+	/* No reading until the new owner has ADOPTED: what it sets then (framing, a read limit)
+	 * applies from the first byte it gets. */
+	c->read_held = true;
 	rc = actor__conn_event(c, ACTOR_MSG_TCP_ADOPTED, 0);
 	if (rc < 0) {
 		c->owner = old;
@@ -490,6 +493,17 @@ static uint32_t take_count(actor_msg_t *m, actor_conn_t *conn)
 	return d.len;
 }
 
+/* The owner is about to get its ADOPTED or CONNECTED: reading may start (after this turn, when
+ * the reactor next applies changes). */
+static void release_read(struct actor__net *net, actor_conn_t conn)
+{
+	struct actor__conn *c = actor__conn_of(net, conn);
+	if (c != NULL && c->read_held) {
+		c->read_held = false;
+		actor__conn_update(c);
+	}
+}
+
 /* A message of ours is about to reach `a`'s behaviour. The note: for DATA, the connection and
  * the bytes to count off once handled; for a CLOSED or CONNECTED carrying an error, the
  * connection to free once the owner has been told (value < 0). */
@@ -506,9 +520,12 @@ static enum actor__svc_verdict net_receive(struct actor_worker *w, void *state, 
 		*note = (struct actor__svc_note){.id = conn.id, .value = len};
 		return SVC_DELIVER_NOTE;
 	}
-	if (m->type == ACTOR_MSG_TCP_CLOSED || m->type == ACTOR_MSG_TCP_CONNECTED) {
+	if (m->type == ACTOR_MSG_TCP_ADOPTED || m->type == ACTOR_MSG_TCP_CLOSED ||
+	    m->type == ACTOR_MSG_TCP_CONNECTED) {
 		actor_tcp_event_t ev;
 		memcpy(&ev, actor_msg_data(m), sizeof(ev));
+		if (m->type != ACTOR_MSG_TCP_CLOSED && ev.error == 0 && a != NULL)
+			release_read(net, ev.conn);
 		if (ev.error == 0)
 			return SVC_DELIVER;
 		*note = (struct actor__svc_note){.id = ev.conn.id, .value = -1};

@@ -64,6 +64,8 @@ struct actor__conn {
 	bool wr_shut_done;
 	bool over_high; /* -ENOBUFS was reported: send DRAINED below low water */
 	bool end_held;  /* the read ended while bytes were stashed: report it after them */
+	bool rd_ended;  /* input refused (an overlong frame): nothing more is delivered */
+	bool read_held; /* no reading before the owner has its ADOPTED or CONNECTED message */
 	int end_res;    /* with end_held: 0 (the peer's end) or the read error */
 	struct actor__outbuf *out_head, *out_tail;
 	size_t queued; /* bytes in the output queue, not yet written */
