@@ -116,7 +116,9 @@ struct chat_env_ops {
 	uint64_t (*now_ns)(struct chat_env *e);
 	int (*timer)(struct chat_env *e, uint64_t delay_ns, uint64_t tag); /* one-shot, to self */
 	/* The running session's connection. */
-	int (*write)(struct chat_env *e, const void *data, size_t len); /* -ENOBUFS over sendq */
+	/* -ENOBUFS over sendq; -EPIPE once the connection is gone: it failed (sess_closed follows
+	 * and says why) or we closed it. */
+	int (*write)(struct chat_env *e, const void *data, size_t len);
 	int (*set_sendq)(struct chat_env *e, size_t high, size_t low);
 	int (*pause)(struct chat_env *e, bool pause);
 	void (*close)(struct chat_env *e, enum chat_close how);

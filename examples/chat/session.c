@@ -110,7 +110,7 @@ static void write_now(struct sess *s, const char *data, size_t len)
 		/* Over the cap: make room for one last line, and say why we hang up. */
 		s->e->ops->set_sendq(s->e, s->srv->sendq + 1024, s->srv->sendq / 4);
 		sess_quit(s, "Max SendQ exceeded", true);
-	} else if (rc < 0) {
+	} else if (rc < 0 && rc != -EPIPE) { /* -EPIPE: sess_closed follows and says why */
 		sess_quit(s, "Write error", false);
 	}
 }
