@@ -333,18 +333,23 @@ START_TEST(an_overlong_line_gets_417_and_is_discarded)
 }
 END_TEST
 
+/* The connection gives up on the line and fails (server.c: skip_max): the client gets no
+ * ERROR, only the end of its connection; the others hear why it left. */
 START_TEST(sixteen_kib_without_a_line_end_ends_the_connection)
 {
 	struct server s = server_start("--workers", "1");
-	struct ircc *a = ircc_new(s.port, "alice");
+	struct ircc *a = ircc_new(s.port, "alice"), *o = ircc_new(s.port, "observer");
+	ircc_join(a, "#junk");
+	ircc_join(o, "#junk");
 	static char junk[17 << 10];
 	memset(junk, 'j', sizeof(junk));
 	ircc_send_raw(a, junk, sizeof(junk));
-	EXPECT(a, "ERROR :Closing Link: 127.0.0.1 (Input line too long)");
+	EXPECT(o, ":alice!~alice@127.0.0.1 QUIT :Input line too long");
 	ck_assert(ircc_wait_eof(a, 5));
 	struct ircc *b = ircc_new(s.port, "bob"); /* the server is fine */
 	ircc_close(a);
 	ircc_close(b);
+	ircc_close(o);
 	server_stop(&s);
 }
 END_TEST
