@@ -38,8 +38,10 @@
 #define CHAT_PING_INTERVAL_DEFAULT 120 /* seconds of silence before we PING */
 #define CHAT_PING_TIMEOUT_DEFAULT 60   /* seconds to answer it */
 #define CHAT_LINGER_MS 2000            /* after ERROR, how long we wait for the client to go */
-#define CHAT_INBUF_PAUSE (8u << 10)    /* unprocessed input that pauses reading */
-#define CHAT_INBUF_MAX (64u << 10)     /* unprocessed input that ends the connection */
+/* Input lines waiting to be handled (flood control, a reply awaited), counted with their CR LF:
+ * above CHAT_INBUF_PAUSE reading pauses, above CHAT_INBUF_MAX the client is dropped. */
+#define CHAT_INBUF_PAUSE (8u << 10)
+#define CHAT_INBUF_MAX (64u << 10)
 
 /* An IRC operator: OPER <name> <password> grants +o. */
 #define CHAT_OPER_NAMELEN 64
@@ -82,6 +84,17 @@ struct chat_srv {
 	atomic_uint max_users; /* the highest `users` seen */
 };
 
+/* The longest input line a session takes, without its line end: --max-line less its CR LF,
+ * with room for message-tags' tags in front (the session checks each part), within
+ * IRC_LINE_MAX. Whoever cuts the input into lines (server.c, the test bus) drops a longer line
+ * and reports it in its place (sess_overlong). */
+static inline size_t chat_line_max(const struct chat_srv *srv)
+{
+	size_t n = srv->max_line + IRC_TAGS_MAX;
+	n = n < IRC_LINE_MIN ? IRC_LINE_MIN : n > IRC_LINE_MAX ? IRC_LINE_MAX : n;
+	return n - 2;
+}
+
 /* The registry shard that owns a nick or channel name. */
 static inline actor_ref_t chat_registry_for(const struct chat_srv *srv, const char *name)
 {
@@ -116,7 +129,9 @@ struct chat_env_ops {
 	uint64_t (*now_ns)(struct chat_env *e);
 	int (*timer)(struct chat_env *e, uint64_t delay_ns, uint64_t tag); /* one-shot, to self */
 	/* The running session's connection. */
-	int (*write)(struct chat_env *e, const void *data, size_t len); /* -ENOBUFS over sendq */
+	/* -ENOBUFS over sendq; -EPIPE once the connection is gone: it failed (sess_closed follows
+	 * and says why) or we closed it. */
+	int (*write)(struct chat_env *e, const void *data, size_t len);
 	int (*set_sendq)(struct chat_env *e, size_t high, size_t low);
 	int (*pause)(struct chat_env *e, bool pause);
 	void (*close)(struct chat_env *e, enum chat_close how);
@@ -370,7 +385,11 @@ struct sess *sess_new(struct chat_srv *srv, const char *host);
 void sess_free(struct sess *s);
 /* The connection is ours: start (or refuse with ERROR :Server full when `full`). */
 void sess_start(struct sess *s, struct chat_env *e, bool full);
-void sess_input(struct sess *s, struct chat_env *e, const void *data, size_t len);
+/* Input, cut into lines by whoever owns the bytes: one line without its line end (at most
+ * chat_line_max bytes; a longer one counts as overlong), or the place of an overlong line,
+ * dropped. CR, LF and CR LF each end a line, and empty lines are dropped, before this. */
+void sess_line(struct sess *s, struct chat_env *e, const char *line, size_t len);
+void sess_overlong(struct sess *s, struct chat_env *e);
 void sess_closed(struct sess *s, struct chat_env *e, int error); /* 0 = EOF, else -errno */
 void sess_drained(struct sess *s, struct chat_env *e);
 void sess_timer(struct sess *s, struct chat_env *e, uint64_t tag);

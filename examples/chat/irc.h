@@ -33,12 +33,16 @@
 #define IRC_LINE_DEFAULT 512
 #define IRC_LINE_MIN 64
 #define IRC_LINE_MAX 8192 /* --max-line's ceiling; a line is copied on the stack */
-/* A client that sends this much without any line end is disconnected. */
+/* A client that sends this much of one line without its end is disconnected. */
 #define IRC_NOEOL_MAX (16u << 10)
 #define IRC_TAGS_MAX 4096 /* a line's tags, '@' and the space after them included (message-tags) */
 
 /* ---------------------------------------------------------------------------------------------
  * Framing: bytes to lines
+ *
+ * The server does not use this: its connections cut their input into lines themselves, by the
+ * same rules (server.c, frame_lines). It is the reference those rules are written against, and
+ * what the test bus (tests/chat/bus.c), the fuzz target and test_chat_irc cut input with.
  */
 
 struct irc_framer {

@@ -188,8 +188,24 @@ static const struct chat_env_ops actor_ops = {
 struct session_actor {
 	struct sess *s;
 	actor_conn_t conn;
-	bool full; /* refused: over --max-clients */
+	bool full;   /* refused: over --max-clients */
+	bool framed; /* the acceptor set the connection's framing (accept_one) */
 };
+
+/* The session gets lines: the connection cuts them (CR LF, LF and a lone CR each end one,
+ * empty ones are dropped) and drops a line longer than the session takes, up to its end,
+ * reporting it in its place (ACTOR_MSG_TCP_OVERLONG: 417). A client that sends IRC_NOEOL_MAX
+ * bytes of one line without its end fails the connection (ACTOR_MSG_TCP_CLOSED with -EMSGSIZE;
+ * skip_max counts the bytes dropped, and fails above it), so reading stops there. */
+static int frame_lines(actor_ctx_t *ctx, actor_conn_t conn)
+{
+	actor_tcp_framing_t f = {.kind = ACTOR_FRAME_LINE,
+	                         .flags = ACTOR_FRAME_CR_ENDS | ACTOR_FRAME_SKIP_EMPTY |
+	                                  ACTOR_FRAME_SKIP_OVERLONG,
+	                         .max = (uint32_t)chat_line_max(&srv),
+	                         .skip_max = IRC_NOEOL_MAX - 1};
+	return actor_tcp_set_framing(ctx, conn, &f);
+}
 
 static void session_destroy(void *state)
 {
@@ -204,14 +220,21 @@ static void session_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
 	ACTOR_ENV(e, ctx, &a->conn);
 
 	switch (msg->type) {
-	case ACTOR_MSG_TCP_ADOPTED:
+	case ACTOR_MSG_TCP_ADOPTED: {
+		int rc = a->framed ? 0 : frame_lines(ctx, a->conn);
 		sess_start(a->s, &e.env, a->full);
-		break;
-	case ACTOR_MSG_TCP_DATA: {
-		const actor_tcp_data_t *d = actor_msg_data(msg);
-		sess_input(a->s, &e.env, actor_tcp_data_bytes(msg), d->len);
+		if (rc < 0)
+			sess_closed(a->s, &e.env, rc);
 		break;
 	}
+	case ACTOR_MSG_TCP_DATA: {
+		const actor_tcp_data_t *d = actor_msg_data(msg);
+		sess_line(a->s, &e.env, (const char *)actor_tcp_data_bytes(msg), d->len);
+		break;
+	}
+	case ACTOR_MSG_TCP_OVERLONG:
+		sess_overlong(a->s, &e.env);
+		break;
 	case ACTOR_MSG_TCP_CLOSED: {
 		const actor_tcp_event_t *ev = actor_msg_data(msg);
 		sess_closed(a->s, &e.env, ev->error);
@@ -312,6 +335,11 @@ static void accept_one(actor_ctx_t *ctx, struct acceptor *acc, const actor_tcp_a
 	}
 	s->conn = a->conn;
 	s->full = n >= srv.max_clients;
+	/* Framed before its first byte is read. A connection on this worker is read from the
+	 * handoff on, perhaps before its session runs, so it is framed here, while it is still
+	 * ours; one on another worker is read only once its session has adopted it, and is
+	 * framed then (ACTOR_MSG_TCP_ADOPTED). */
+	s->framed = a->worker == actor_ctx_worker(ctx) && frame_lines(ctx, a->conn) == 0;
 	actor_spawn_opts_t o = {.placement = ACTOR_PLACE_FIXED,
 	                        .worker = a->worker,
 	                        .name = "session",

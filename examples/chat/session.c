@@ -1,5 +1,5 @@
 /* session.c: one actor per client connection, living on the worker that accepted it. This
- * file is the connection's life: bytes in (framing, flood control, flow control), bytes out
+ * file is the connection's life: lines in (flood control, flow control), bytes out
  * (the send queue cap), liveness (PING), registration and the welcome burst, and leaving
  * (QUIT, ERROR, linger). The commands are in session_cmd.c.
  */
@@ -20,8 +20,6 @@ struct sess *sess_new(struct chat_srv *srv, const char *host)
 	s->srv = srv;
 	/* A host starting with ':' (IPv6 "::1") would read as a trailing parameter. */
 	snprintf(s->who.host, sizeof(s->who.host), "%s%s", host[0] == ':' ? "0" : "", host);
-	/* Room for message-tags' tags in front of a line of max_line; handle_line checks each. */
-	irc_framer_init(&s->framer, srv->max_line + IRC_TAGS_MAX, IRC_NOEOL_MAX);
 	s->tokens = srv->flood_burst;
 	return s;
 }
@@ -110,7 +108,7 @@ static void write_now(struct sess *s, const char *data, size_t len)
 		/* Over the cap: make room for one last line, and say why we hang up. */
 		s->e->ops->set_sendq(s->e, s->srv->sendq + 1024, s->srv->sendq / 4);
 		sess_quit(s, "Max SendQ exceeded", true);
-	} else if (rc < 0) {
+	} else if (rc < 0 && rc != -EPIPE) { /* -EPIPE: sess_closed follows and says why */
 		sess_quit(s, "Write error", false);
 	}
 }
@@ -338,16 +336,27 @@ void sess_numeric(struct sess *s, const char *num, const char *fmt, ...)
 
 /* ---------------------------------------------------------------------------------------------
  * Input
+ *
+ * Lines arrive one at a time (sess_line, sess_overlong). A line is handled at once when nothing
+ * holds input back; otherwise it waits in `in`, behind the lines already waiting, until the
+ * reply awaited comes (s->wait, or SESS_HELD_MAX places held) or flood control has a token for
+ * it. Each waits as two bytes of length, then the line: as many bytes as it took on the wire
+ * with its CR LF, so CHAT_INBUF_PAUSE and CHAT_INBUF_MAX count what the client sent. The length
+ * IN_OVERLONG marks the place of a line that was too long: it is answered with 417 in its turn.
  */
 
-/* Appends to the unprocessed input; false when the client sent more than we hold. */
-static bool buffer_input(struct sess *s, const void *data, size_t len)
+#define IN_OVERLONG 0xffffu /* above any line's length: chat_line_max() <= IRC_LINE_MAX */
+
+/* Appends a line (or IN_OVERLONG) to the input waiting; false when the client sent more than
+ * we hold. */
+static bool queue_line(struct sess *s, const char *line, size_t len)
 {
-	if (s->inlen + len > CHAT_INBUF_MAX)
+	size_t bytes = 2 + (len == IN_OVERLONG ? 0 : len);
+	if (s->inlen + bytes > CHAT_INBUF_MAX)
 		return false;
-	if (s->inlen + len > s->incap) {
+	if (s->inlen + bytes > s->incap) {
 		size_t cap = s->incap ? s->incap : 1024;
-		while (cap < s->inlen + len)
+		while (cap < s->inlen + bytes)
 			cap *= 2;
 		char *in = realloc(s->in, cap);
 		if (in == NULL)
@@ -355,8 +364,11 @@ static bool buffer_input(struct sess *s, const void *data, size_t len)
 		s->in = in;
 		s->incap = cap;
 	}
-	memcpy(s->in + s->inlen, data, len);
-	s->inlen += len;
+	uint16_t n = (uint16_t)len;
+	memcpy(s->in + s->inlen, &n, 2);
+	if (bytes > 2)
+		memcpy(s->in + s->inlen + 2, line, bytes - 2);
+	s->inlen += bytes;
 	return true;
 }
 
@@ -380,6 +392,21 @@ static bool flood_allows(struct sess *s)
 	return false;
 }
 
+/* Whether the next line may be handled now. */
+static bool input_ready(struct sess *s)
+{
+	return !(s->flags & F_CLOSING) && s->wait == WAIT_NONE && s->held_len < SESS_HELD_MAX &&
+	       flood_allows(s);
+}
+
+static void too_long(struct sess *s)
+{
+	if (s->srv->flood_rate > 0)
+		s->tokens -= 1;
+	sess_numeric(s, "417", ":Input line was too long");
+}
+
+/* Handles a line; `line` has room for len + 1 bytes (irc_parse ends it with a NUL). */
 static void handle_line(struct sess *s, char *line, size_t len)
 {
 	struct irc_msg m;
@@ -390,9 +417,7 @@ static void handle_line(struct sess *s, char *line, size_t len)
 		tags = sp != NULL ? (size_t)(sp - line) + 1 : len;
 	}
 	if (tags > IRC_TAGS_MAX || len - tags + 2 > s->srv->max_line) {
-		if (s->srv->flood_rate > 0)
-			s->tokens -= 1;
-		sess_numeric(s, "417", ":Input line was too long");
+		too_long(s);
 		return;
 	}
 	bool utf8 = irc_valid_utf8(line, len);
@@ -415,6 +440,19 @@ static void handle_line(struct sess *s, char *line, size_t len)
 		sess_label_end(s);
 }
 
+/* Handles a line or an overlong line's place (len IN_OVERLONG), copied where the parser may
+ * write. */
+static void handle_input(struct sess *s, const char *line, size_t len)
+{
+	char buf[IRC_LINE_MAX + 1];
+	if (len == IN_OVERLONG) {
+		too_long(s);
+		return;
+	}
+	memcpy(buf, line, len);
+	handle_line(s, buf, len);
+}
+
 /* Pauses reading while too much input waits, so a client that floods or waits on a JOIN holds
  * a bounded amount of our memory; TCP pushes back on it. */
 static void flow_control(struct sess *s)
@@ -428,33 +466,16 @@ static void flow_control(struct sess *s)
 	}
 }
 
-/* Handles the complete lines waiting, as far as waits and flood control allow. */
+/* Handles the lines waiting, as far as waits and flood control allow. */
 static void process(struct sess *s)
 {
 	size_t off = 0;
-	char line[IRC_LINE_MAX + 1];
-
-	while (!(s->flags & F_CLOSING) && s->wait == WAIT_NONE && s->held_len < SESS_HELD_MAX &&
-	       off < s->inlen) {
-		if (!flood_allows(s))
-			break;
-		size_t used, loff, llen;
-		enum irc_frame r =
-		    irc_frame_next(&s->framer, s->in + off, s->inlen - off, &used, &loff, &llen);
-		if (r == IRC_FRAME_LINE)
-			memcpy(line, s->in + off + loff, llen);
-		off += used;
-		if (r == IRC_FRAME_MORE)
-			break;
-		if (r == IRC_FRAME_LINE) {
-			handle_line(s, line, llen);
-		} else if (r == IRC_FRAME_TOOLONG) {
-			if (s->srv->flood_rate > 0)
-				s->tokens -= 1;
-			sess_numeric(s, "417", ":Input line was too long");
-		} else { /* IRC_FRAME_NOEOL */
-			sess_quit(s, "Input line too long", true);
-		}
+	while (off < s->inlen && input_ready(s)) {
+		uint16_t len;
+		memcpy(&len, s->in + off, 2);
+		off += 2;
+		handle_input(s, s->in + off, len);
+		off += len == IN_OVERLONG ? 0 : len;
 	}
 	if (s->flags & F_CLOSING) {
 		s->inlen = 0;
@@ -469,6 +490,36 @@ static void process(struct sess *s)
 	}
 	if (!(s->flags & F_CLOSING))
 		flow_control(s);
+}
+
+/* A line (or IN_OVERLONG): handled now if nothing waits before it and nothing holds it back,
+ * else queued. */
+static void input(struct sess *s, struct chat_env *e, const char *line, size_t len)
+{
+	s->e = e;
+	if (s->flags & F_CLOSING)
+		return;
+	s->last_rx_ns = e->ops->now_ns(e);
+	s->flags &= ~F_PING; /* anything from the client shows it is alive */
+	if (s->inlen == 0 && input_ready(s)) {
+		handle_input(s, line, len);
+		return;
+	}
+	if (!queue_line(s, line, len)) {
+		sess_quit(s, "Excess Flood", true);
+		return;
+	}
+	process(s);
+}
+
+void sess_line(struct sess *s, struct chat_env *e, const char *line, size_t len)
+{
+	input(s, e, line, len > chat_line_max(s->srv) ? IN_OVERLONG : len);
+}
+
+void sess_overlong(struct sess *s, struct chat_env *e)
+{
+	input(s, e, NULL, IN_OVERLONG);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -510,20 +561,6 @@ void sess_start(struct sess *s, struct chat_env *e, bool full)
 	actor_msg_t *hello = chat_msg_new(e, sizeof(*hello), CM_SESS_HELLO);
 	chat_send(e, s->srv->fanout[s->worker], hello);
 	e->ops->timer(e, tick_ns(s->srv), TAG_TICK);
-}
-
-void sess_input(struct sess *s, struct chat_env *e, const void *data, size_t len)
-{
-	s->e = e;
-	if (s->flags & F_CLOSING)
-		return;
-	s->last_rx_ns = e->ops->now_ns(e);
-	s->flags &= ~F_PING; /* anything from the client shows it is alive */
-	if (!buffer_input(s, data, len)) {
-		sess_quit(s, "Excess Flood", true);
-		return;
-	}
-	process(s);
 }
 
 /* The actor's end: the connection is closed and the runtime stops us after this message. */
@@ -600,6 +637,8 @@ void sess_closed(struct sess *s, struct chat_env *e, int error)
 		char reason[96];
 		if (error == 0)
 			snprintf(reason, sizeof(reason), "Remote host closed the connection");
+		else if (error == -EMSGSIZE) /* IRC_NOEOL_MAX bytes without a line end (server.c) */
+			snprintf(reason, sizeof(reason), "Input line too long");
 		else
 			snprintf(reason, sizeof(reason), "%s", strerror(-error));
 		sess_quit(s, reason, false);

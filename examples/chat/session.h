@@ -12,7 +12,7 @@ enum {
 	F_REGISTERED = 1 << 2,  /* welcomed */
 	F_CAP = 1 << 3,         /* CAP negotiation holds registration back */
 	F_CLOSING = 1 << 4,     /* quit: waiting for the client to go after ERROR */
-	F_PAUSED = 1 << 5,      /* reading paused: too much unprocessed input */
+	F_PAUSED = 1 << 5,      /* reading paused: too much input waiting */
 	F_FLOOD_TIMER = 1 << 6, /* a timer will resume input when tokens are back */
 	F_PING = 1 << 7,        /* we sent PING and wait for an answer */
 	F_WALLOPS = 1 << 8,     /* user mode +w */
@@ -69,8 +69,7 @@ struct sess {
 	char whox[32];      /* WHO <mask>'s WHOX fields, or "" */
 	struct irc_buf acc; /* ISON/USERHOST results */
 
-	struct irc_framer framer;
-	char *in; /* unprocessed input */
+	char *in; /* input lines waiting to be handled (session.c, "Input") */
 	size_t inlen, incap;
 
 	double tokens; /* flood control */

@@ -28,8 +28,14 @@ struct bus_client {
 	size_t high;   /* the send queue cap */
 	bool reading;  /* false: output stays queued */
 	bool closed;
+	bool failed; /* the connection failed: writes say -EPIPE */
 	bool paused;
 	bool hung_up;
+	/* What the client sent, cut into lines as the server's connection does (server.c), by the
+	 * reference framer: the bytes of the unfinished line wait here. */
+	struct irc_framer framer;
+	char *partial;
+	size_t partial_len;
 };
 
 struct qmsg {
@@ -175,7 +181,7 @@ static int op_timer(struct chat_env *e, uint64_t delay_ns, uint64_t tag)
 static int op_write(struct chat_env *e, const void *data, size_t len)
 {
 	struct bus_client *c = client_of(e);
-	if (c == NULL || c->closed)
+	if (c == NULL || c->closed || c->failed)
 		return -EPIPE;
 	if (c->queued > c->high)
 		return -ENOBUFS;
@@ -424,6 +430,7 @@ unsigned bus_free(struct bus *b)
 	for (size_t i = 0; i < b->nclients; i++) {
 		irc_buf_free(&b->clients[i]->in);
 		free(b->clients[i]->read_copy);
+		free(b->clients[i]->partial);
 		free(b->clients[i]);
 	}
 	unsigned dead = b->dead_letters;
@@ -442,6 +449,7 @@ struct bus_client *bus_connect(struct bus *b, unsigned worker, const char *host,
 	c->bus = b;
 	c->reading = true;
 	c->high = ACTOR_TCP_HIGH_WATER;
+	irc_framer_init(&c->framer, chat_line_max(&b->srv) + 2, IRC_NOEOL_MAX);
 	b->clients = realloc(b->clients, (b->nclients + 1) * sizeof(*b->clients));
 	b->clients[b->nclients++] = c;
 	struct sess *s = sess_new(&b->srv, host);
@@ -456,16 +464,58 @@ struct bus_client *bus_connect(struct bus *b, unsigned worker, const char *host,
 	return c;
 }
 
-void bus_send(struct bus_client *c, const char *data, size_t len)
+/* Hands the session one line, an overlong line's place (line NULL), or the failure that
+ * ends a line without an end, as the message the server's connection sends would. */
+static void to_session(struct bus_client *c, const char *line, size_t len, bool fail)
 {
 	struct bus *b = c->bus;
 	struct entity *x = ent(b, c->ref);
-	if (!x->alive || c->hung_up)
-		return;
 	struct chat_env e = env_for(b, c->ref);
 	b->current = c->ref;
-	sess_input(x->state, &e, data, len);
+	if (fail)
+		sess_closed(x->state, &e, -EMSGSIZE);
+	else if (line == NULL)
+		sess_overlong(x->state, &e);
+	else
+		sess_line(x->state, &e, line, len);
 	finish_call(b, c->ref);
+}
+
+/* The bytes arrive as one read would bring them: every line they end goes to the session,
+ * each as its own message, before any other message is delivered. */
+void bus_send(struct bus_client *c, const char *data, size_t len)
+{
+	struct bus *b = c->bus;
+	if (!ent(b, c->ref)->alive || c->hung_up)
+		return;
+	if (len > 0) {
+		char *grown = realloc(c->partial, c->partial_len + len);
+		if (grown == NULL)
+			abort();
+		memcpy(grown + c->partial_len, data, len);
+		c->partial = grown;
+		c->partial_len += len;
+	}
+	char *p = c->partial;
+	size_t off = 0;
+	while (c->partial_len > 0 && ent(b, c->ref)->alive && !c->failed) {
+		size_t used, lo, ll;
+		enum irc_frame r =
+		    irc_frame_next(&c->framer, p + off, c->partial_len - off, &used, &lo, &ll);
+		const char *at = p + off;
+		off += used;
+		if (r == IRC_FRAME_MORE)
+			break;
+		if (r == IRC_FRAME_NOEOL) /* the connection fails (skip_max) and reads no more */
+			c->failed = c->hung_up = true;
+		to_session(c, r == IRC_FRAME_LINE ? at + lo : NULL, ll, r == IRC_FRAME_NOEOL);
+	}
+	if (c->failed)
+		off = c->partial_len;
+	if (off > 0) {
+		memmove(p, p + off, c->partial_len - off);
+		c->partial_len -= off;
+	}
 	bus_run(b);
 }
 

@@ -25,7 +25,11 @@ unsigned bus_free(struct bus *b);
 
 /* Connects a client whose session lives on `worker`. `full`: refused as over the cap. */
 struct bus_client *bus_connect(struct bus *b, unsigned worker, const char *host, bool full);
-/* Sends bytes from the client, then delivers every message that follows. */
+/* Sends bytes from the client. They are cut into lines as the server's connection cuts them
+ * (server.c), with the reference framer of irc.h: each line the bytes end goes to the session
+ * (sess_line), an overlong line's place too (sess_overlong), and IRC_NOEOL_MAX bytes without a
+ * line end fail the connection (sess_closed with -EMSGSIZE). Then delivers every message that
+ * follows. */
 void bus_send(struct bus_client *c, const char *data, size_t len);
 void bus_sendf(struct bus_client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Registers with NICK and USER and drops the welcome burst. */

@@ -333,16 +333,89 @@ START_TEST(an_overlong_line_gets_417_and_is_discarded)
 }
 END_TEST
 
+/* The connection gives up on the line and fails (server.c: skip_max): the client gets no
+ * ERROR, only the end of its connection; the others hear why it left. */
 START_TEST(sixteen_kib_without_a_line_end_ends_the_connection)
 {
 	struct server s = server_start("--workers", "1");
-	struct ircc *a = ircc_new(s.port, "alice");
+	struct ircc *a = ircc_new(s.port, "alice"), *o = ircc_new(s.port, "observer");
+	ircc_join(a, "#junk");
+	ircc_join(o, "#junk");
 	static char junk[17 << 10];
 	memset(junk, 'j', sizeof(junk));
 	ircc_send_raw(a, junk, sizeof(junk));
-	EXPECT(a, "ERROR :Closing Link: 127.0.0.1 (Input line too long)");
+	EXPECT(o, ":alice!~alice@127.0.0.1 QUIT :Input line too long");
 	ck_assert(ircc_wait_eof(a, 5));
 	struct ircc *b = ircc_new(s.port, "bob"); /* the server is fine */
+	ircc_close(a);
+	ircc_close(b);
+	ircc_close(o);
+	server_stop(&s);
+}
+END_TEST
+
+/* The connection cuts the lines (server.c): CR LF, LF and a lone CR each end one, wherever the
+ * reads fall, a CR LF split between two reads included, and empty lines are not lines. */
+START_TEST(lines_end_at_cr_lf_or_either_alone_wherever_the_reads_fall)
+{
+	struct server s = server_start("--workers", "1");
+	struct ircc *a = ircc_new(s.port, "alice");
+	static const char *const pieces[] = {
+	    "PING :one\r", "\nPING :two\n", "PING :th", "ree\r\n\r\n\n\r", "\r", "PING :four\r\n"};
+	for (size_t i = 0; i < sizeof(pieces) / sizeof(pieces[0]); i++) {
+		ircc_send_raw(a, pieces[i], strlen(pieces[i]));
+		sleep_ms(50); /* one read each */
+	}
+	char got[1024] = "";
+	double end = now_sec() + 10 * test_scale();
+	while (strstr(got, "four") == NULL && now_sec() < end && ircc_fill(a, 100))
+		while (ircc_take_line(a))
+			snprintf(got + strlen(got), sizeof(got) - strlen(got), "%.200s|", a->line);
+	ck_assert_str_eq(got, ":irc.libactor.local PONG irc.libactor.local :one|"
+	                      ":irc.libactor.local PONG irc.libactor.local :two|"
+	                      ":irc.libactor.local PONG irc.libactor.local :three|"
+	                      ":irc.libactor.local PONG irc.libactor.local :four|");
+	ircc_close(a);
+	server_stop(&s);
+}
+END_TEST
+
+/* Clients that send their registration the moment they connect, many at once on one worker:
+ * each connection is cut into lines from its first byte, although its session may not have run
+ * yet when the first read comes (server.c, accept_one). */
+START_TEST(clients_that_speak_at_once_are_framed_from_the_first_byte)
+{
+	struct server s = server_start("--workers", "1");
+	enum { N = 300 };
+	static struct ircc *c[N];
+	for (int i = 0; i < N; i++) {
+		c[i] = ircc_open(s.port);
+		ircc_send(c[i], "NICK early%d\r\nUSER early%d 0 * :Early\r\n", i, i);
+	}
+	for (int i = 0; i < N; i++) {
+		char want[32];
+		snprintf(want, sizeof(want), " 001 early%d ", i);
+		ck_assert_msg(ircc_expect(c[i], want, 10) != NULL, "early%d was not welcomed", i);
+		ircc_close(c[i]);
+	}
+	server_stop(&s);
+}
+END_TEST
+
+/* The longest line the session takes, 4,096 bytes of tags and 510 of message, passes the
+ * connection's framing whole. */
+START_TEST(the_longest_line_with_tags_gets_through)
+{
+	struct server s = server_start("--workers", "1");
+	struct ircc *a = ircc_new(s.port, "alice"), *b = ircc_new(s.port, "bob");
+	static char line[4096 + 510 + 3];
+	int n = snprintf(line, sizeof(line), "@+t=%0*d PRIVMSG bob :%0*d\r\n", 4096 - 5, 0,
+	                 510 - 13, 7);
+	ck_assert_int_eq(n, 4096 + 510 + 2);
+	ircc_send_raw(a, line, (size_t)n);
+	EXPECT(b, ":alice!~alice@127.0.0.1 PRIVMSG bob :0000");
+	ircc_sync(a);
+	ck_assert_ptr_null(ircc_expect(a, " 417 ", 0.2));
 	ircc_close(a);
 	ircc_close(b);
 	server_stop(&s);
@@ -660,6 +733,9 @@ static Suite *net_suite(void)
 	tcase_add_test(tc, a_slow_reader_is_disconnected_and_memory_stays_bounded);
 	tcase_add_test(tc, an_overlong_line_gets_417_and_is_discarded);
 	tcase_add_test(tc, sixteen_kib_without_a_line_end_ends_the_connection);
+	tcase_add_test(tc, lines_end_at_cr_lf_or_either_alone_wherever_the_reads_fall);
+	tcase_add_test(tc, the_longest_line_with_tags_gets_through);
+	tcase_add_test(tc, clients_that_speak_at_once_are_framed_from_the_first_byte);
 	tcase_add_test(tc, nul_bytes_lone_crs_and_invalid_utf8_do_no_harm);
 	tcase_add_test(tc, clients_beyond_the_cap_are_told_the_server_is_full);
 	tcase_add_test(tc, resets_mid_broadcast_leave_no_descriptor_behind);
