@@ -238,14 +238,16 @@ static void errors_behavior(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
 			EXPECT(d->result == 0 || d->result == -EACCES, "root: %" PRId64, d->result);
 		else
 			EXPECT(d->result == -EACCES, "no permission: %" PRId64, d->result);
-		if (d->result == 0)
-			CALL_OK(actor_file_close(ctx, d->file, 0)); /* its answer comes first */
-		CALL_OK(actor_file_open(ctx, dir, O_WRONLY, 0, 3));
-		if (d->result == 0)
+		if (d->result == 0) { /* root: close it first, then go on */
+			CALL_OK(actor_file_close(ctx, d->file, 0));
 			s->step = 10;
+			break;
+		}
+		CALL_OK(actor_file_open(ctx, dir, O_WRONLY, 0, 3));
 		break;
 	case 10:
 		EXPECT(d->op == ACTOR_FILE_CLOSE, "close of the root-opened file");
+		CALL_OK(actor_file_open(ctx, dir, O_WRONLY, 0, 3));
 		s->step = 2;
 		break;
 	case 2:
@@ -624,13 +626,16 @@ START_TEST(shutdown_with_operations_in_flight_frees_everything)
 }
 END_TEST
 
-/* A system freed at once, with opens and reads just submitted. */
+/* A system freed at once, with opens just submitted. */
+static atomic_int quick_started;
+
 static void quick_behavior(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
 {
 	(void)state;
 	if (msg->type == MSG_GO) {
 		for (int i = 0; i < 8; i++)
 			CALL_OK(actor_file_open(ctx, path_in_dir("rand"), O_RDONLY, 0, 0));
+		atomic_fetch_add(&quick_started, 1);
 	}
 }
 
@@ -639,10 +644,12 @@ START_TEST(a_system_freed_with_opens_in_flight_leaks_nothing)
 	make_dir();
 	make_file("rand", 4096);
 	actor_system_t *sys = backend_system(2);
+	atomic_store(&quick_started, 0);
 	for (unsigned i = 0; i < 4; i++) {
 		actor_ref_t a = spawn_on(sys, i % 2, quick_behavior, NULL);
 		send_ok(sys, a, MSG_GO, NULL, 0);
 	}
+	ck_assert(WAIT_UNTIL(atomic_load(&quick_started) == 4, TEST_WATCHDOG));
 	backend_system_end(sys, "free at once");
 	assert_no_failures();
 	remove_dir();
