@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/socket.h> /* struct sockaddr_storage, in lookup answers */
+#include <sys/stat.h>   /* struct stat, in file answers */
 
 #ifdef __cplusplus
 extern "C" {
@@ -636,6 +637,105 @@ ACTOR_API int actor_job_cancel(actor_ctx_t *ctx, actor_job_t job);
 ACTOR_API int actor_pool_create(actor_system_t *sys, const char *name, unsigned threads);
 
 /* ---------------------------------------------------------------------------------------------
+ * Files
+ *
+ * Regular files without blocking the worker: each call starts one operation and returns at
+ * once; its result arrives later as one ACTOR_MSG_FILE message to the calling actor, with the
+ * tag given to the call. On io_uring the worker's own ring does the work (the kernel reads into
+ * and writes from the caller's buffer); under epoll, or where io_uring was refused, a thread
+ * of the internal pool "files" (ACTOR_FILE_THREADS threads; not shared with lookups or
+ * actor_job_submit's jobs) makes the same system calls, with the same messages.
+ *
+ * Exactly one ACTOR_MSG_FILE follows each call that returned 0; a call that failed (a negative
+ * errno at the call) sends nothing. Errors of the operation itself (-ENOENT, -EACCES, -EISDIR,
+ * -ENOSPC, ...) arrive as the message's `result`.
+ *
+ * A file belongs to the actor that opened it, on that actor's worker: only that actor may use
+ * the handle (-EPERM for another actor, -EXDEV from another worker, -EBADF for a handle that was
+ * closed or never opened). An actor that has called any file function stays on its worker from
+ * then on (as with a timer). When it stops, its files are closed: operations not started yet
+ * never run, those running finish and their results are dropped (counted in the worker's
+ * file_ops_dropped).
+ *
+ * Buffers are the caller's: nothing is copied. The buffer given to actor_file_read or
+ * actor_file_write must stay valid and untouched until the operation's ACTOR_MSG_FILE arrives,
+ * or, if the actor stops first, until the system is freed (an operation already running cannot
+ * be called back; keep such buffers out of the state the destroy callback frees, or stop the
+ * actor only once its operations have answered).
+ *
+ * Order: operations on one file run concurrently (a queue depth of 32 reads is 32 reads in the
+ * kernel at once), except that
+ *   - a sync starts once every write submitted before it on that file has completed, and the
+ *     operations submitted after it wait for it;
+ *   - appends (ACTOR_FILE_APPEND) to one file run one at a time, in the order submitted;
+ *   - a close starts once everything submitted before it on that file has completed.
+ * Messages arrive in the order the operations complete.
+ */
+
+typedef struct actor_file {
+	uint64_t id;
+} actor_file_t;
+
+#define ACTOR_MSG_FILE 0xffff0040u /* payload: actor_file_done_t */
+
+enum actor_file_op {
+	ACTOR_FILE_OPEN = 1,
+	ACTOR_FILE_READ,
+	ACTOR_FILE_WRITE,
+	ACTOR_FILE_SYNC,
+	ACTOR_FILE_STAT,
+	ACTOR_FILE_CLOSE,
+};
+
+/* actor_file_write's offset: write at the file's position, which then advances, as write(2)
+ * does; for a file opened with O_APPEND, at its end. */
+#define ACTOR_FILE_APPEND (-1)
+
+/* The most bytes one read or write moves (Linux's own limit for one call). */
+#define ACTOR_FILE_IO_MAX 0x7ffff000u
+
+#define ACTOR_FILE_THREADS 4 /* threads of the "files" pool, as libuv's thread pool */
+
+typedef struct actor_file_done {
+	actor_file_t file; /* the file (ACTOR_FILE_OPEN: the new handle, if result is 0) */
+	uint64_t tag;      /* the call's tag */
+	int op;            /* enum actor_file_op */
+	/* OPEN, SYNC, STAT, CLOSE: 0 or a negative errno. READ: bytes read, 0 at the end of the
+	 * file, fewer than asked only at the end of the file (or on an error after some bytes).
+	 * WRITE: bytes written (all of them unless the disk filled up), or a negative errno. */
+	int64_t result;
+	void *buf;      /* READ, WRITE: the caller's buffer */
+	struct stat st; /* STAT: what fstat(2) says */
+} actor_file_done_t;
+
+/* Opens `path` (copied) with open(2)'s `flags` (O_CLOEXEC is added) and `mode`. The handle
+ * arrives in the ACTOR_MSG_FILE. -EINVAL: a NULL ctx or path, or outside a behaviour; -ENOMEM;
+ * -ESHUTDOWN: the system is shutting down. */
+ACTOR_API int actor_file_open(actor_ctx_t *ctx, const char *path, int flags, unsigned mode,
+                              uint64_t tag);
+
+/* Reads up to `len` bytes at `offset` (>= 0) into `buf`. -EINVAL also for a NULL buf with len
+ * > 0, len > ACTOR_FILE_IO_MAX, a negative offset; -EBADF, -EPERM, -EXDEV (above). */
+ACTOR_API int actor_file_read(actor_ctx_t *ctx, actor_file_t file, void *buf, size_t len,
+                              int64_t offset, uint64_t tag);
+
+/* Writes `len` bytes of `buf` at `offset` (>= 0), or with ACTOR_FILE_APPEND (above). Errors as
+ * actor_file_read. */
+ACTOR_API int actor_file_write(actor_ctx_t *ctx, actor_file_t file, const void *buf, size_t len,
+                               int64_t offset, uint64_t tag);
+
+/* fsync(2), or fdatasync(2) if `datasync`, once the writes submitted before it are done. */
+ACTOR_API int actor_file_sync(actor_ctx_t *ctx, actor_file_t file, int datasync, uint64_t tag);
+
+/* fstat(2): the answer is in the message's `st`. */
+ACTOR_API int actor_file_stat(actor_ctx_t *ctx, actor_file_t file, uint64_t tag);
+
+/* Closes the file once what was submitted before is done. The handle is invalid at once (later
+ * calls: -EBADF); the ACTOR_MSG_FILE of the close comes after those of the earlier operations.
+ * Its result is close(2)'s: the descriptor is closed whatever it says. */
+ACTOR_API int actor_file_close(actor_ctx_t *ctx, actor_file_t file, uint64_t tag);
+
+/* ---------------------------------------------------------------------------------------------
  * Statistics
  */
 
@@ -657,6 +757,9 @@ typedef struct actor_worker_stats {
 	uint64_t contended;       /* idle spins cut short: another thread wanted this CPU */
 	uint64_t jobs;            /* blocking jobs submitted here, queued or running */
 	uint64_t jobs_dropped;    /* jobs whose actor stopped before their result was sent */
+	uint64_t files;            /* files open (actor_file_open done, close not yet done) */
+	uint64_t file_ops;         /* file operations accepted here and not yet completed */
+	uint64_t file_ops_dropped; /* file operations whose actor stopped before their result */
 } actor_worker_stats_t;
 
 typedef struct actor_stats {

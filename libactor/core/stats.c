@@ -35,6 +35,9 @@ int actor_stats_worker(const actor_system_t *sys, unsigned worker, actor_worker_
 	out->contended = rd(&w->st.contended);
 	out->jobs = rd(&w->st.jobs);
 	out->jobs_dropped = rd(&w->st.jobs_dropped);
+	out->files = rd(&w->st.files);
+	out->file_ops = rd(&w->st.file_ops);
+	out->file_ops_dropped = rd(&w->st.file_ops_dropped);
 	return 0;
 }
 

@@ -11,7 +11,7 @@ const struct actor__reactor_ops *actor__reactor_override;
 
 void actor__reactor_settle(struct actor__reactor *r)
 {
-	for (int i = 0; i < 100 && (r->closing > 0 || r->changes != NULL); i++)
+	for (int i = 0; i < 100 && (r->closing > 0 || r->changes != NULL || r->oneshots > 0); i++)
 		r->ops->wait(r, r->changes != NULL ? 0 : 10000000);
 }
 

@@ -28,6 +28,11 @@
  *   - A wait whose applying of changes ran callbacks (writes done, failures, watchers let go)
  *     does not block: those may have made work for the worker.
  *
+ * One-shot operations (struct actor__op, below) are the other thing a backend may see: a read,
+ * write, fsync, open, close or statx with no watcher, for a service that wants a completion
+ * rather than readiness (files). Only a completion backend offers them (`submit`; epoll leaves it
+ * NULL and the service runs the call on a thread instead).
+ *
  * The worker parks in `wait`: one blocking call covers I/O, the next deadline and wake-ups from
  * other threads: the backend watches the worker's eventfd (`evfd`), which wakers write. The
  * eventfd belongs to the worker and outlives the reactor, so a late waker never touches a freed
@@ -92,6 +97,34 @@ struct actor__watch_ops {
 	void (*on_closed)(struct actor__watcher *wt);
 };
 
+/* A one-shot operation (io_uring: IORING_OP_READ, WRITE, FSYNC, OPENAT, CLOSE, STATX). The
+ * service owns it and everything it points at until `done` has run: from `wait`, once, with the
+ * system call's result (>= 0, or a negative errno), after which the backend never touches it
+ * again. An operation in flight is never cancelled: a service whose user is gone waits for it
+ * and drops its result. */
+enum actor__op_kind {
+	REACTOR_OP_READ,  /* read(fd, buf, len) at offset */
+	REACTOR_OP_WRITE, /* write(fd, buf, len) at offset */
+	REACTOR_OP_FSYNC, /* fsync(fd), or fdatasync with REACTOR_OP_DATASYNC in flags */
+	REACTOR_OP_OPEN,  /* openat(AT_FDCWD, path, flags, mode) */
+	REACTOR_OP_CLOSE, /* close(fd) */
+	REACTOR_OP_STATX, /* statx(fd, "", AT_EMPTY_PATH, STATX_BASIC_STATS, buf) */
+};
+#define REACTOR_OP_DATASYNC 1
+#define REACTOR_OP_AT_POSITION UINT64_MAX /* offset: the file's position, as read() and write() */
+
+struct actor__op {
+	uint8_t kind; /* enum actor__op_kind */
+	int fd;
+	int flags;
+	unsigned mode;
+	uint32_t len;
+	uint64_t offset;
+	void *buf;        /* READ, WRITE: the bytes; STATX: a struct statx */
+	const char *path; /* OPEN */
+	void (*done)(struct actor__op *op, int64_t res);
+};
+
 struct actor__watcher {
 	int fd;
 	uint8_t want;    /* the service's: WATCH_* wanted */
@@ -112,6 +145,7 @@ struct actor__reactor {
 	struct actor__watcher *changes; /* watchers whose `want` or close the next wait applies */
 	uint32_t watchers;              /* opened and not yet on_closed */
 	uint32_t closing;               /* closed and not yet on_closed */
+	uint32_t oneshots;              /* one-shot operations submitted and not yet done */
 	int evfd;                       /* the worker's wake eventfd */
 	int uring_level;                /* enum actor__uring_level */
 };
@@ -132,6 +166,9 @@ struct actor__reactor_ops {
 	/* Applies the recorded changes, waits at most timeout_ns (0: poll, -1: no limit) for
 	 * events, and dispatches them. Returns the number of events handled or a negative errno. */
 	int (*wait)(struct actor__reactor *r, int64_t timeout_ns);
+	/* Optional (NULL: none): queues a one-shot operation, submitted by the next `wait`, which
+	 * also reports it done. 0, or a negative errno (-EBUSY: no room) and nothing queued. */
+	int (*submit)(struct actor__reactor *r, struct actor__op *op);
 };
 
 extern const struct actor__reactor_ops actor__reactor_epoll;
@@ -197,11 +234,11 @@ static inline void actor__watch_close(struct actor__reactor *r, struct actor__wa
 /* Whether the worker should poll this reactor: a watcher is open or a change waits. */
 static inline bool actor__reactor_busy(const struct actor__reactor *r)
 {
-	return r != NULL && (r->watchers > 0 || r->changes != NULL);
+	return r != NULL && (r->watchers > 0 || r->changes != NULL || r->oneshots > 0);
 }
 
-/* Waits (up to about a second) until every closed watcher has had its on_closed: a service
- * leaving at exit, after closing its watchers. */
+/* Waits (up to about a second) until every closed watcher has had its on_closed and every
+ * one-shot operation is done: a service leaving at exit, after closing its watchers. */
 void actor__reactor_settle(struct actor__reactor *r);
 
 /* Backends: take the change list (the order of the changes is not kept; a backend clears

@@ -17,6 +17,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <liburing.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -33,9 +34,11 @@
 #define SEND_IOV 8 /* iovecs per sendmsg */
 
 /* user_data: the watcher's address with the operation in the low three bits. */
-enum { OP_WAKE = 0, OP_ACCEPT, OP_RECV, OP_SEND, OP_POLL, OP_CANCEL, OP_READY, OP_MASK = 7 };
+enum { OP_WAKE = 0, OP_ACCEPT, OP_RECV, OP_SEND, OP_POLL, OP_CANCEL, OP_READY, OP_ONESHOT };
+enum { OP_MASK = 7 };
 #define READINESS (WATCH_READABLE | WATCH_WRITABLE)
 _Static_assert(_Alignof(struct actor__watcher) > OP_MASK, "the low bits of a watcher are free");
+_Static_assert(_Alignof(struct actor__op) > OP_MASK, "the low bits of an operation are free");
 
 /* be_flags. */
 enum {
@@ -434,6 +437,44 @@ static void send_next(struct uring_reactor *r, struct actor__watcher *wt)
 	wt->applied |= WATCH_WRITE;
 }
 
+/* A one-shot operation (reactor.h): one SQE, its completion reported through op->done. */
+static int ur_submit(struct actor__reactor *base, struct actor__op *op)
+{
+	struct uring_reactor *r = ur(base);
+	struct io_uring_sqe *sqe = sqe_get(r);
+	if (sqe == NULL)
+		return -EBUSY;
+	switch (op->kind) {
+	case REACTOR_OP_READ:
+		io_uring_prep_read(sqe, op->fd, op->buf, op->len, op->offset);
+		break;
+	case REACTOR_OP_WRITE:
+		io_uring_prep_write(sqe, op->fd, op->buf, op->len, op->offset);
+		break;
+	case REACTOR_OP_FSYNC:
+		io_uring_prep_fsync(sqe, op->fd,
+		                    (op->flags & REACTOR_OP_DATASYNC) ? IORING_FSYNC_DATASYNC : 0);
+		break;
+	case REACTOR_OP_OPEN:
+		io_uring_prep_openat(sqe, AT_FDCWD, op->path, op->flags, op->mode);
+		break;
+	case REACTOR_OP_CLOSE:
+		io_uring_prep_close(sqe, op->fd);
+		break;
+	case REACTOR_OP_STATX:
+		io_uring_prep_statx(sqe, op->fd, "", AT_EMPTY_PATH, STATX_BASIC_STATS, op->buf);
+		break;
+	default:
+		/* Give the slot back as a no-op that reports to nobody. */
+		io_uring_prep_nop(sqe);
+		io_uring_sqe_set_data64(sqe, tag(NULL, OP_CANCEL));
+		return -EINVAL;
+	}
+	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op | OP_ONESHOT);
+	r->base.oneshots++;
+	return 0;
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Applying the changes
  */
@@ -647,6 +688,12 @@ static void dispatch(struct uring_reactor *r, const struct io_uring_cqe *cqe)
 	case OP_WAKE:
 		arm_wake(r);
 		return;
+	case OP_ONESHOT: {
+		struct actor__op *op = (struct actor__op *)(uintptr_t)(d & ~(uint64_t)OP_MASK);
+		r->base.oneshots--;
+		op->done(op, cqe->res); /* the operation is the service's from here */
+		return;
+	}
 	case OP_RECV:
 		on_recv(r, wt, cqe->res, cqe->flags);
 		break;
@@ -663,6 +710,8 @@ static void dispatch(struct uring_reactor *r, const struct io_uring_cqe *cqe)
 		on_ready_done(r, wt, cqe->res);
 		break;
 	default: /* OP_CANCEL: only its hold to drop */
+		if (wt == NULL)
+			return; /* the no-op of a refused one-shot operation */
 		break;
 	}
 	if (!(cqe->flags & IORING_CQE_F_MORE)) /* else the multishot operation still holds wt */
@@ -735,6 +784,7 @@ static const struct actor__reactor_ops uring_ops = {
     .fini = ur_fini,
     .caps = ur_caps,
     .wait = ur_wait,
+    .submit = ur_submit,
 };
 
 const struct actor__reactor_ops *const actor__reactor_uring = &uring_ops;

@@ -8,5 +8,6 @@ const struct actor__service_ops *const actor__services[] = {
     [SVC_NET] = &actor__net_service,
     [SVC_LOOKUP] = &actor__lookup_service,
     [SVC_POOL] = &actor__pool_service,
+    [SVC_FILE] = &actor__file_service,
     [SVC_COUNT] = NULL,
 };

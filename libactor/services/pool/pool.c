@@ -380,6 +380,14 @@ int actor_job_submit(actor_ctx_t *ctx, const actor_job_opts_t *opts, actor_job_f
 	return 0;
 }
 
+void actor__pool_call(struct actor_worker *w, struct actor__pool *p, struct actor__job *j)
+{
+	j->w = w;
+	j->pool = p;
+	j->embedded = true;
+	job_queue(pool_worker_of(w), j);
+}
+
 int actor_job_cancel(actor_ctx_t *ctx, actor_job_t job)
 {
 	struct actor_worker *w = actor__ctx_worker(ctx);

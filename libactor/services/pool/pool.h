@@ -45,6 +45,7 @@ struct actor__job {
 	int64_t result;              /* written by the thread that ran it */
 	enum actor__job_state state; /* pool lock */
 	bool batched;                /* in the worker's batch, not yet in the pool's queue */
+	bool embedded;               /* actor__pool_call's: the caller's memory, never freed here */
 };
 
 /* A thread of a pool asleep, waiting for work: on its stack, in the pool's list of sleepers. */
@@ -82,6 +83,13 @@ struct actor__pools {
 	struct actor__pool *dflt;         /* "default"; immutable */
 };
 
+/* pool.c: for other services. Runs j->fn(j->arg) on a thread of `p`, then j->cmd.fn on `w`,
+ * the calling worker (its own thread only), which then owns `j` again. `j` is the caller's,
+ * zeroed but for fn, arg, cmd.fn and drop: no message, no handle, no owner; it travels in the
+ * worker's batches as any job. If the system is freed first, the pool calls `drop` (see
+ * actor__job_abandon) instead of posting, from a pool thread or actor_system_free. */
+void actor__pool_call(struct actor_worker *w, struct actor__pool *p, struct actor__job *j);
+
 /* threads.c */
 int actor__pools_create(unsigned default_threads, struct actor__pools **out);
 /* The system is being freed: stops every pool (see actor.h, "Blocking work"). */
@@ -95,7 +103,8 @@ void actor__pool_queue(struct actor__pool *p, struct actor__job *first, struct a
 bool actor__pool_unqueue(struct actor__job *j);
 /* Frees a job and the JOB_DONE it still holds. */
 void actor__job_free(struct actor__job *j);
-/* What becomes of a job that will send nothing: its `drop`, then it is freed. */
+/* What becomes of a job that will send nothing: its `drop`, then it is freed (an embedded one
+ * is its caller's: `drop` alone, which may free it). */
 void actor__job_abandon(struct actor__job *j);
 
 #endif /* ACTOR_POOL_H */

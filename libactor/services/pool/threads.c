@@ -52,9 +52,11 @@ void actor__job_free(struct actor__job *j)
 
 void actor__job_abandon(struct actor__job *j)
 {
+	bool embedded = j->embedded; /* `drop` may free an embedded job */
 	if (j->drop != NULL)
 		j->drop(j->arg);
-	actor__job_free(j);
+	if (!embedded)
+		actor__job_free(j);
 }
 
 static struct actor__pool *pool_new(const char *name, unsigned size)
