@@ -195,8 +195,9 @@ struct session_actor {
 /* The session gets lines: the connection cuts them (CR LF, LF and a lone CR each end one,
  * empty ones are dropped) and drops a line longer than the session takes, up to its end,
  * reporting it in its place (ACTOR_MSG_TCP_OVERLONG: 417). A client that sends IRC_NOEOL_MAX
- * bytes of one line without its end fails the connection (ACTOR_MSG_TCP_CLOSED with -EMSGSIZE;
- * skip_max counts the bytes dropped, and fails above it), so reading stops there. */
+ * bytes of one line without its end ends the input (ACTOR_MSG_TCP_CLOSED with -EMSGSIZE;
+ * skip_max counts the bytes dropped): reading stops there, and the session can still write the
+ * client an ERROR before it closes. */
 static int frame_lines(actor_ctx_t *ctx, actor_conn_t conn)
 {
 	actor_tcp_framing_t f = {.kind = ACTOR_FRAME_LINE,

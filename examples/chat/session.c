@@ -633,6 +633,12 @@ void sess_quit(struct sess *s, const char *reason, bool error)
 void sess_closed(struct sess *s, struct chat_env *e, int error)
 {
 	s->e = e;
+	if (error == -EMSGSIZE && !(s->flags & F_CLOSING)) {
+		/* IRC_NOEOL_MAX bytes without a line end (server.c): the connection reads no more
+		 * but can still be written to, so the client hears why, as for any error. */
+		sess_quit(s, "Input line too long", true);
+		return;
+	}
 	if (!(s->flags & F_CLOSING)) {
 		char reason[96];
 		if (error == 0)

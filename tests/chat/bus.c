@@ -31,6 +31,7 @@ struct bus_client {
 	bool failed; /* the connection failed: writes say -EPIPE */
 	bool paused;
 	bool hung_up;
+	bool input_ended; /* the connection reads no more (skip_max), but still writes */
 	/* What the client sent, cut into lines as the server's connection does (server.c), by the
 	 * reference framer: the bytes of the unfinished line wait here. */
 	struct irc_framer framer;
@@ -464,8 +465,8 @@ struct bus_client *bus_connect(struct bus *b, unsigned worker, const char *host,
 	return c;
 }
 
-/* Hands the session one line, an overlong line's place (line NULL), or the failure that
- * ends a line without an end, as the message the server's connection sends would. */
+/* Hands the session one line, an overlong line's place (line NULL), or the end of input that
+ * a line without an end brings (CLOSED with -EMSGSIZE), as the server's connection would. */
 static void to_session(struct bus_client *c, const char *line, size_t len, bool fail)
 {
 	struct bus *b = c->bus;
@@ -498,7 +499,7 @@ void bus_send(struct bus_client *c, const char *data, size_t len)
 	}
 	char *p = c->partial;
 	size_t off = 0;
-	while (c->partial_len > 0 && ent(b, c->ref)->alive && !c->failed) {
+	while (c->partial_len > 0 && ent(b, c->ref)->alive && !c->failed && !c->input_ended) {
 		size_t used, lo, ll;
 		enum irc_frame r =
 		    irc_frame_next(&c->framer, p + off, c->partial_len - off, &used, &lo, &ll);
@@ -506,11 +507,11 @@ void bus_send(struct bus_client *c, const char *data, size_t len)
 		off += used;
 		if (r == IRC_FRAME_MORE)
 			break;
-		if (r == IRC_FRAME_NOEOL) /* the connection fails (skip_max) and reads no more */
-			c->failed = c->hung_up = true;
+		if (r == IRC_FRAME_NOEOL) /* the connection reads no more (skip_max) */
+			c->input_ended = true;
 		to_session(c, r == IRC_FRAME_LINE ? at + lo : NULL, ll, r == IRC_FRAME_NOEOL);
 	}
-	if (c->failed)
+	if (c->failed || c->input_ended)
 		off = c->partial_len;
 	if (off > 0) {
 		memmove(p, p + off, c->partial_len - off);

@@ -333,8 +333,8 @@ START_TEST(an_overlong_line_gets_417_and_is_discarded)
 }
 END_TEST
 
-/* The connection gives up on the line and fails (server.c: skip_max): the client gets no
- * ERROR, only the end of its connection; the others hear why it left. */
+/* The connection gives up on the line and reads no more (server.c: skip_max): the client gets
+ * an ERROR saying why, then the end of its connection; the others hear why it left. */
 START_TEST(sixteen_kib_without_a_line_end_ends_the_connection)
 {
 	struct server s = server_start("--workers", "1");
@@ -345,6 +345,7 @@ START_TEST(sixteen_kib_without_a_line_end_ends_the_connection)
 	memset(junk, 'j', sizeof(junk));
 	ircc_send_raw(a, junk, sizeof(junk));
 	EXPECT(o, ":alice!~alice@127.0.0.1 QUIT :Input line too long");
+	EXPECT(a, "ERROR :Closing Link: 127.0.0.1 (Input line too long)");
 	ck_assert(ircc_wait_eof(a, 5));
 	struct ircc *b = ircc_new(s.port, "bob"); /* the server is fine */
 	ircc_close(a);
