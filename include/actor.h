@@ -277,7 +277,9 @@ ACTOR_API int actor_monitor(actor_system_t *sys, actor_ref_t watcher, actor_ref_
  * Nothing is read from it until the owner hands it to an actor living on the connection's
  * worker (`accepted->worker`; typically one spawned there with ACTOR_PLACE_FIXED), or to itself
  * if it lives there, with actor_tcp_handoff. The new owner then gets ACTOR_MSG_TCP_ADOPTED and
- * the data. With `per_worker` the listener accepts on every worker (SO_REUSEPORT), so
+ * the data: reading starts only once ADOPTED has reached it (likewise CONNECTED for
+ * actor_tcp_connect), so what it sets while handling that message (framing, a read limit)
+ * applies from the first byte it gets. With `per_worker` the listener accepts on every worker (SO_REUSEPORT), so
  * connections spread over the cores and each stays on the worker that accepted it.
  *
  * When the owner stops, its connections and listeners are closed.
@@ -305,7 +307,9 @@ typedef struct actor_tcp_event {
 	actor_conn_t conn;
 	int error;       /* CLOSED: 0 = the peer closed its side (EOF): nothing more will be
 	                    read, but the connection stays open for writing until you close it;
-	                    else -errno (-ECONNRESET, -EPIPE, ...): it is gone, close it or not.
+	                    else -errno (-ECONNRESET, -EPIPE, ...): it is gone, close it or not;
+	                    but -EMSGSIZE (framing: an overlong frame) is like 0: nothing more
+	                    will be read, and you may still write before you close. 
 	                    CONNECTED: 0 or -errno */
 	unsigned worker; /* the connection's worker */
 } actor_tcp_event_t;
@@ -412,10 +416,12 @@ ACTOR_API int actor_tcp_backlog(actor_ctx_t *ctx, actor_conn_t conn, size_t *byt
  *   ACTOR_FRAME_DELIM: a frame ends at `delim` (1 to 8 bytes).
  *   ACTOR_FRAME_LENGTH: each frame is preceded by its length, big-endian, in `length_bytes`
  *     (1, 2 or 4) bytes.
- * A frame longer than `max` bytes fails the connection: ACTOR_MSG_TCP_CLOSED with -EMSGSIZE.
+ * A frame longer than `max` bytes ends the input: ACTOR_MSG_TCP_CLOSED with -EMSGSIZE, after
+ * which nothing more is read or delivered, but the connection stays open for writing (an error
+ * reply, say) until you close it, as after the peer's end.
  * With ACTOR_FRAME_SKIP_OVERLONG it is dropped instead, up to its end, and reported in its
  * place by one ACTOR_MSG_TCP_OVERLONG (error -EMSGSIZE); `skip_max` (0: no limit) bounds the
- * bytes dropped without reaching a frame's end before the connection fails anyway. Empty
+ * bytes dropped without reaching a frame's end before the input ends anyway (as above). Empty
  * frames are delivered unless ACTOR_FRAME_SKIP_EMPTY. The bytes of an unfinished frame when the
  * peer's end arrives are dropped. Framing applies to every byte not yet delivered, those
  * already read included; setting ACTOR_FRAME_NONE delivers an unfinished frame's bytes at once.
