@@ -309,7 +309,7 @@ typedef struct actor_tcp_event {
 	                    read, but the connection stays open for writing until you close it;
 	                    else -errno (-ECONNRESET, -EPIPE, ...): it is gone, close it or not;
 	                    but -EMSGSIZE (framing: an overlong frame) is like 0: nothing more
-	                    will be read, and you may still write before you close. 
+	                    will be read, and you may still write before you close.
 	                    CONNECTED: 0 or -errno */
 	unsigned worker; /* the connection's worker */
 } actor_tcp_event_t;
