@@ -604,7 +604,7 @@ static void on_recv(struct uring_reactor *r, struct actor__watcher *wt, int res,
 	} else if (res > 0) {
 		/* Also when WATCH_READ was dropped meanwhile: the service keeps the bytes. */
 		wt->ops->on_read(wt, data, res);
-	} else if (res != -ENOBUFS && res != -ECANCELED) {
+	} else if (res != -ENOBUFS && res != -ECANCELED && res != -EAGAIN && res != -EINTR) {
 		wt->want &= (uint8_t)~WATCH_READ; /* the peer's end, or an error */
 		wt->ops->on_read(wt, NULL, res);
 	}

@@ -357,6 +357,9 @@ static void conn_on_read(struct actor__watcher *wt, const void *data, ssize_t n)
 	bool held = c->state == CONN_OPEN && (conn_paused(c) || c->stash != NULL);
 	if (n > 0 && c->state != CONN_OPEN)
 		return; /* a close discards what arrives */
+	if (c->state == CONN_OPEN && c->rd_eof)
+		return; /* after the peer's end (reported, or held behind the stash) nothing counts:
+		         * a late completion must not report a second end */
 	if (c->state == CONN_OPEN && c->rd_ended) {
 		if (n <= 0) /* input refused already: the owner has had its CLOSED */
 			c->rd_eof = true;
