@@ -48,6 +48,7 @@ enum {
 	UR_ACCEPT_CANCEL = 4, /* a cancel of the accept in flight is queued */
 	UR_CLOSING = 8,       /* closed: what was in flight has been cancelled */
 	UR_READY_CANCEL = 16, /* a cancel of the readiness poll in flight is queued */
+	UR_SEND_POLL = 32,    /* the "send" in flight is a poll for room after -EAGAIN */
 };
 
 struct uring_reactor {
@@ -615,11 +616,37 @@ static void on_recv(struct uring_reactor *r, struct actor__watcher *wt, int res,
 	start_read(r, wt);
 }
 
+/* The socket had no room (-EAGAIN: io_uring does not wait on a non-blocking socket, and ours
+ * are): a poll for room stands in for the send, under the same tag, so that a close cancels it
+ * as it would the send; when it completes the send is tried again. */
+static void wait_for_room(struct uring_reactor *r, struct actor__watcher *wt)
+{
+	struct io_uring_sqe *sqe = sqe_get(r);
+	if (sqe == NULL) {
+		report_failure(r, wt, WATCH_WRITE, -EBUSY);
+		return;
+	}
+	io_uring_prep_poll_add(sqe, wt->fd, POLLOUT);
+	submitted(sqe, wt, OP_SEND);
+	wt->applied |= WATCH_WRITE;
+	wt->be_flags |= UR_SEND_POLL;
+}
+
 static void on_send(struct uring_reactor *r, struct actor__watcher *wt, int res)
 {
 	wt->applied &= (uint8_t)~WATCH_WRITE;
+	if (wt->be_flags & UR_SEND_POLL) {
+		wt->be_flags &= ~(uint32_t)UR_SEND_POLL;
+		if (!wt->closed)
+			send_next(r, wt); /* room, or an error the send itself will report */
+		return;
+	}
 	if (wt->closed)
 		return;
+	if (res == -EAGAIN) {
+		wait_for_room(r, wt);
+		return;
+	}
 	if (res < 0) {
 		wt->want &= (uint8_t)~WATCH_WRITE;
 		wt->ops->on_written(wt, res == -ECANCELED ? -EPIPE : res);
