@@ -766,6 +766,8 @@ typedef struct actor_worker_stats {
 	uint64_t files;            /* files open (actor_file_open done, close not yet done) */
 	uint64_t file_ops;         /* file operations accepted here and not yet completed */
 	uint64_t file_ops_dropped; /* file operations whose actor stopped before their result */
+	uint64_t closes_unacked;   /* closes that ran out (linger, shutdown drain) with all their
+	                            * output in the kernel, not yet acknowledged by the peer */
 } actor_worker_stats_t;
 
 typedef struct actor_stats {

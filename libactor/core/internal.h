@@ -104,6 +104,7 @@ struct actor__wstats {
 	_Atomic uint64_t migrations, shared, contended;
 	_Atomic uint64_t jobs, jobs_dropped;
 	_Atomic uint64_t files, file_ops, file_ops_dropped;
+	_Atomic uint64_t closes_unacked;
 };
 
 /* A job for a worker's own thread, posted from any thread (actor__worker_post). */

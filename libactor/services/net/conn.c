@@ -851,10 +851,11 @@ void actor__conn_abort(struct actor__conn *c)
 
 /* A close ran out of time (its linger, or the shutdown's drain). Still writing: reset, and
  * count the output dropped. Waiting for the peer's acknowledgement: close() as before, and the
- * kernel goes on sending what it holds. */
+ * kernel goes on sending what it holds (counted too: the peer may not get all of it). */
 void actor__conn_close_ran_out(struct actor__conn *c)
 {
 	if (c->out_head == NULL) {
+		actor__stat_add(&c->w->st.closes_unacked, 1);
 		actor__conn_release(c);
 		return;
 	}
