@@ -21,10 +21,18 @@ logged() {
 	return $rc
 }
 
+# failed DIR: shows the logs of the tests that failed in build DIR (automake gathers them in
+# test-suite.log), for a CI run whose only record is its output; then fails.
+failed() {
+	echo "check-all.sh: tests failed in ${1}; their logs follow"
+	[ -f "$1/test-suite.log" ] && cat "$1/test-suite.log"
+	exit 1
+}
+
 [ -x configure ] || autoreconf -fi
 [ -f Makefile ] || ./configure
 make -j"$JOBS"
-logged make -j"$JOBS" check
+logged make -j"$JOBS" check || failed .
 logged make -j"$JOBS" distcheck
 
 sanitize() { # name, CFLAGS
@@ -36,7 +44,7 @@ sanitize() { # name, CFLAGS
 		./configure -q --without-jemalloc CC=clang CFLAGS="$2 -O1 -g -fno-omit-frame-pointer"
 		make -j"$JOBS" >/dev/null
 	)
-	logged make -C "$dir" -j"$JOBS" check
+	logged make -C "$dir" -j"$JOBS" check || failed "$dir"
 	rm -rf "$dir"
 	echo "check-all.sh: $1 build passed"
 }
