@@ -7,25 +7,54 @@
  * taken as the clock just before actor_timer_start plus the delay, so the figure includes the
  * call itself). Prints the median and the 99th percentile in microseconds:
  *   RESULT name=timer_lateness impl=libactor-<reactor> metric=p50_us value=... unit=us
+ * Then again on one worker whose actor first hands the default pool a job that blocks for
+ * longer than all the timers take (a sleep of 2 s): metrics p50_us_job_blocking,
+ * p99_us_job_blocking and max_us_job_blocking. A blocked pool thread must not hold the worker
+ * up, so these should match the first ones.
  * A backend this machine refuses is skipped with a note on stderr.
  */
 #include "bench.h"
 
+#include <stdbool.h>
+
 #define TIMERS_DEFAULT 10000u
 #define MAX_DELAY_NS (100u * 1000000u)
 
+#define BLOCK_MS 2000u
+
 struct lateness {
 	uint64_t n, got;
+	bool block;      /* a job blocks the pool while the timers run */
+	bool job_done;   /* its ACTOR_MSG_JOB_DONE arrived */
 	uint64_t *deadline; /* per tag */
 	uint64_t *late;     /* per arrival, ns */
 	uint64_t early;     /* arrivals before their deadline: should be none */
 	uint64_t set_ns;    /* how long setting them all took */
 };
 
+static int64_t block_job(void *arg)
+{
+	(void)arg;
+	struct timespec ts = {BLOCK_MS / 1000, 0};
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+	return 0;
+}
+
 static void timers_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
 {
 	struct lateness *l = state;
+	if (msg->type == ACTOR_MSG_JOB_DONE) {
+		l->job_done = true;
+		if (l->got == l->n)
+			actor_exit(ctx, ACTOR_REASON_NORMAL);
+		return;
+	}
 	if (msg->type != ACTOR_MSG_TIMER) {
+		if (l->block) {
+			actor_job_t j;
+			bench_check(actor_job_submit(ctx, NULL, block_job, NULL, &j), "actor_job_submit");
+		}
 		uint64_t x = 0x9e3779b97f4a7c15ull, t0 = bench_now_ns();
 		for (uint64_t i = 0; i < l->n; i++) {
 			x ^= x << 13;
@@ -46,7 +75,7 @@ static void timers_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
 	if (now < due)
 		l->early++;
 	l->late[l->got++] = now > due ? now - due : 0;
-	if (l->got == l->n)
+	if (l->got == l->n && (!l->block || l->job_done))
 		actor_exit(ctx, ACTOR_REASON_NORMAL);
 }
 
@@ -63,16 +92,17 @@ static void print_result(const char *impl, const char *metric, double value)
 	fflush(stdout);
 }
 
-static int measure(const char *reactor, uint64_t n)
+static int measure(const char *reactor, uint64_t n, bool block)
 {
-	actor_config_t cfg = {.reactor = reactor};
+	/* Blocking: one worker, so that the timers share it with the actor that submitted. */
+	actor_config_t cfg = {.reactor = reactor, .workers = block ? 1 : 0};
 	actor_system_t *sys = NULL;
 	int rc = actor_system_create(&cfg, &sys);
 	if (rc < 0) {
 		fprintf(stderr, "timer_lateness: SKIP %s: %s\n", reactor, strerror(-rc));
 		return 0;
 	}
-	struct lateness l = {.n = n};
+	struct lateness l = {.n = n, .block = block};
 	l.deadline = calloc(n, sizeof(*l.deadline));
 	l.late = calloc(n, sizeof(*l.late));
 	if (l.deadline == NULL || l.late == NULL)
@@ -93,11 +123,20 @@ static int measure(const char *reactor, uint64_t n)
 	char impl[64];
 	snprintf(impl, sizeof(impl), "libactor-%s", reactor);
 	fprintf(stderr,
-	        "timer_lateness: %s: %" PRIu64 " timers set in %.2f ms, max %.1f us late, %" PRIu64
+	        "timer_lateness: %s%s: %" PRIu64 " timers set in %.2f ms, max %.1f us late, %" PRIu64
 	        " early\n",
-	        reactor, n, (double)l.set_ns / 1e6, (double)l.late[n - 1] / 1e3, l.early);
-	print_result(impl, "p50_us", (double)l.late[n / 2] / 1e3);
-	print_result(impl, "p99_us", (double)l.late[(n * 99) / 100] / 1e3);
+	        reactor, block ? " (a job blocking)" : "", n, (double)l.set_ns / 1e6,
+	        (double)l.late[n - 1] / 1e3, l.early);
+	const char *sfx = block ? "_job_blocking" : "";
+	char metric[48];
+	snprintf(metric, sizeof(metric), "p50_us%s", sfx);
+	print_result(impl, metric, (double)l.late[n / 2] / 1e3);
+	snprintf(metric, sizeof(metric), "p99_us%s", sfx);
+	print_result(impl, metric, (double)l.late[(n * 99) / 100] / 1e3);
+	if (block) {
+		snprintf(metric, sizeof(metric), "max_us%s", sfx);
+		print_result(impl, metric, (double)l.late[n - 1] / 1e3);
+	}
 	free(l.deadline);
 	free(l.late);
 	return l.early != 0;
@@ -107,7 +146,9 @@ int main(int argc, char **argv)
 {
 	uint64_t n = bench_arg_u64(argc, argv, 1, TIMERS_DEFAULT, 10000000);
 	int rc = 0;
-	rc |= measure("epoll", n);
-	rc |= measure("io_uring", n);
+	rc |= measure("epoll", n, false);
+	rc |= measure("io_uring", n, false);
+	rc |= measure("epoll", n, true);
+	rc |= measure("io_uring", n, true);
 	return rc;
 }

@@ -266,22 +266,28 @@ END_TEST
  * A blocked pool thread leaves its worker free
  */
 
+/* The job blocks until the test opens its gate, which it does only once the timer set after
+ * the submission has fired and five messages sent after it have been handled: if the blocked
+ * pool thread held the worker up, none of them would be, and the watchdog would end the test.
+ * How late they are is measured, not asserted: the figure belongs to bench/timer_lateness
+ * (the *_job_blocking metrics), as the machine may be busy. */
 struct blocked {
 	actor_timer_t timer;
 	uint64_t timer_due, timer_late, ping_late_max;
 	unsigned pings;
-	atomic_int job_started, job_finished, late_checked, done;
-	int overlapped; /* timer and pings all handled while the job ran */
+	atomic_int gate; /* opened by the test: the job ends */
+	atomic_int job_started, job_finished, timer_fired, pings_seen, done;
+	atomic_int overlapped; /* -1: the timer or a ping came after the job had ended */
 	uint64_t job_ns;
 };
 
-static int64_t sleep_2s_job(void *arg)
+static int64_t gated_block_job(void *arg)
 {
 	struct blocked *b = arg;
 	atomic_store(&b->job_started, 1);
-	sleep_ms(2000);
+	bool opened = gate_wait(&b->gate);
 	atomic_store(&b->job_finished, 1);
-	return 0;
+	return opened ? 0 : -ETIMEDOUT;
 }
 
 static void blocked_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
@@ -291,17 +297,18 @@ static void blocked_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
 	if (msg->type == MSG_GO) {
 		actor_job_t j;
 		b->job_ns = now;
-		if (actor_job_submit(ctx, NULL, sleep_2s_job, b, &j) != 0)
+		if (actor_job_submit(ctx, NULL, gated_block_job, b, &j) != 0)
 			NOTE_FAIL("submit");
-		b->timer_due = now_ns() + 200 * MS;
-		if (actor_timer_start(ctx, actor_self(ctx), 200 * MS, 0, 0, &b->timer) != 0)
+		b->timer_due = now_ns() + 20 * MS;
+		if (actor_timer_start(ctx, actor_self(ctx), 20 * MS, 0, 0, &b->timer) != 0)
 			NOTE_FAIL("timer");
 		return;
 	}
 	if (msg->type == ACTOR_MSG_TIMER) {
 		b->timer_late = now - b->timer_due;
 		if (atomic_load(&b->job_finished))
-			b->overlapped = -1;
+			atomic_store(&b->overlapped, -1);
+		atomic_store(&b->timer_fired, 1);
 		return;
 	}
 	if (msg->type == MSG_PING) {
@@ -309,42 +316,47 @@ static void blocked_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
 		if (now - sent > b->ping_late_max)
 			b->ping_late_max = now - sent;
 		if (atomic_load(&b->job_finished))
-			b->overlapped = -1;
+			atomic_store(&b->overlapped, -1);
 		b->pings++;
-		atomic_store(&b->late_checked, (int)b->pings);
+		atomic_store(&b->pings_seen, (int)b->pings);
 		return;
 	}
 	actor_job_done_t d;
 	if (job_done(msg, &d)) {
+		if (d.result != 0)
+			NOTE_FAIL("the job ended with %" PRId64, d.result);
 		b->job_ns = now - b->job_ns;
 		atomic_store(&b->done, 1);
 	}
 	actor_exit(ctx, ACTOR_REASON_NORMAL);
 }
 
-START_TEST(a_job_blocking_for_two_seconds_delays_no_timer_or_message_on_its_worker)
+START_TEST(a_blocked_job_delays_no_timer_or_message_on_its_worker)
 {
 	actor_system_t *sys = system_new(1);
 	struct blocked b = {0};
 	actor_ref_t a = spawn_ok(sys, NULL, blocked_fn, &b);
 	send_ok(sys, a, MSG_GO, NULL, 0);
 	ck_assert(WAIT_UNTIL(atomic_load(&b.job_started), TEST_WATCHDOG));
-	for (int i = 1; i <= 5; i++) {
+	bool fired = WAIT_UNTIL(atomic_load(&b.timer_fired), TEST_WATCHDOG);
+	int handled = 0;
+	for (int i = 1; fired && i <= 5; i++) {
 		send_u64(sys, a, MSG_PING, now_ns());
-		ck_assert(WAIT_UNTIL(atomic_load(&b.late_checked) == i, TEST_WATCHDOG));
+		if (!WAIT_UNTIL(atomic_load(&b.pings_seen) == i, TEST_WATCHDOG))
+			break;
+		handled = i;
 	}
+	bool still_blocked = !atomic_load(&b.job_finished);
+	gate_open(&b.gate);
 	end_when_done(sys, "blocked pool thread");
 	assert_no_failures();
+	ck_assert_msg(fired, "the timer never fired while the job blocked");
+	ck_assert_msg(handled == 5, "%d of 5 messages handled while the job blocked", handled);
+	ck_assert_msg(still_blocked, "the job ended before the test let it");
+	ck_assert_int_eq(atomic_load(&b.overlapped), 0);
 	ck_assert_int_eq(atomic_load(&b.done), 1);
-	ck_assert_int_eq(b.overlapped, 0);
-	double bound_ms = 5 * test_scale();
-	fprintf(stderr, "timer late by %.3f ms, pings by %.3f ms at most, job %.0f ms\n",
+	fprintf(stderr, "timer late by %.3f ms, messages by %.3f ms at most, job %.0f ms\n",
 	        (double)b.timer_late / 1e6, (double)b.ping_late_max / 1e6, (double)b.job_ns / 1e6);
-	ck_assert_msg((double)b.timer_late / 1e6 <= bound_ms, "timer %.3f ms late",
-	              (double)b.timer_late / 1e6);
-	ck_assert_msg((double)b.ping_late_max / 1e6 <= bound_ms, "ping %.3f ms late",
-	              (double)b.ping_late_max / 1e6);
-	ck_assert_uint_ge(b.job_ns, 2000 * MS);
 }
 END_TEST
 
@@ -374,14 +386,14 @@ START_TEST(a_saturated_pool_does_not_delay_the_jobs_of_another_pool)
 	ck_assert(
 	    WAIT_UNTIL(atomic_load(&fast.got) == 1 && atomic_load(&dflt.got) == 1, TEST_WATCHDOG));
 	double waited = now_sec() - t0;
-	ck_assert_int_eq(atomic_load(&g.finished), 0); /* still saturated */
+	/* Still saturated when both came back: they did not wait for a "slow" thread. */
+	ck_assert_int_eq(atomic_load(&g.finished), 0);
 	ck_assert_int_eq(atomic_load(&g.max_running), 2);
 	gate_open(&g.gate);
 	end_when_done(sys, "starvation");
 	assert_no_failures();
 	fprintf(stderr, "other pools' jobs back in %.3f ms beside a saturated pool\n",
 	        waited * 1e3);
-	ck_assert_msg(waited < 0.5 * test_scale(), "%.3f s", waited);
 	ck_assert_int_eq(fast.done.result, 1);
 	ck_assert_int_eq(dflt.done.result, 2);
 	for (int i = 0; i < 6; i++)
@@ -906,13 +918,13 @@ END_TEST
 
 /* A job that outlasts the drain and the bounded wait at free: actor_system_free returns, and
  * the job's thread frees the job when it ends. Nothing here is on the freed system. */
-static atomic_int outliving_started, outliving_done;
+static atomic_int outliving_started, outliving_done, outliving_gate;
 
-static int64_t sleep_2500ms_job(void *arg)
+static int64_t outliving_job(void *arg) /* runs until the test has freed the system */
 {
 	(void)arg;
 	atomic_store(&outliving_started, 1);
-	sleep_ms(2500);
+	gate_wait(&outliving_gate);
 	atomic_store(&outliving_done, 1);
 	return 0;
 }
@@ -921,7 +933,7 @@ START_TEST(a_job_outliving_its_system_is_freed_by_its_thread)
 {
 	actor_system_t *sys =
 	    system_new_cfg(&(actor_config_t){.workers = 1, .shutdown_drain_ms = -1});
-	struct starter s = {.fn = sleep_2500ms_job};
+	struct starter s = {.fn = outliving_job};
 	send_ok(sys, spawn_ok(sys, NULL, starter_fn, &s), MSG_GO, NULL, 0);
 	ck_assert(WAIT_UNTIL(atomic_load(&outliving_started), TEST_WATCHDOG)); /* running */
 	double t0 = now_sec();
@@ -932,6 +944,7 @@ START_TEST(a_job_outliving_its_system_is_freed_by_its_thread)
 	ck_assert_int_eq(atomic_load(&outliving_done), 0);
 	fprintf(stderr, "actor_system_free returned after %.3f s\n", freed);
 	ck_assert_msg(freed >= ACTOR_POOL_STOP_MS / 1000.0 * 0.9, "%.3f s", freed);
+	gate_open(&outliving_gate);
 	ck_assert(WAIT_UNTIL(atomic_load(&drops) == 1, TEST_WATCHDOG));
 	ck_assert_int_eq(atomic_load(&outliving_done), 1);
 }
@@ -957,7 +970,7 @@ static Suite *pool_suite(void)
 	    {"statistics", the_worker_statistics_count_jobs_in_flight_and_none_dropped,
 	     TEST_TIMEOUT},
 	    {"blocked thread",
-	     a_job_blocking_for_two_seconds_delays_no_timer_or_message_on_its_worker, TEST_TIMEOUT},
+	     a_blocked_job_delays_no_timer_or_message_on_its_worker, TEST_TIMEOUT},
 	    {"starvation", a_saturated_pool_does_not_delay_the_jobs_of_another_pool, TEST_TIMEOUT},
 	    {"pool size", the_default_pool_runs_as_many_jobs_at_once_as_the_configured_threads,
 	     TEST_TIMEOUT},
