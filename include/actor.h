@@ -340,6 +340,9 @@ typedef struct actor_listen_opts {
 	uint16_t port;  /* 0 = any free port (see actor_tcp_listener_port) */
 	int backlog;    /* 0 = SOMAXCONN */
 	int per_worker; /* 1 = one SO_REUSEPORT socket per worker */
+	/* TLS on every accepted connection, with this server configuration (actor_tls_create,
+	 * `server` set; the listener keeps its own reference); NULL = plain TCP. */
+	struct actor_tls *tls;
 } actor_listen_opts_t;
 
 /* Listens; accepted connections arrive at the calling actor. -EADDRINUSE if the port is
@@ -366,6 +369,78 @@ ACTOR_API int actor_tcp_listener_close(actor_ctx_t *ctx, actor_listener_t l);
  * is -EADDRNOTAVAIL at the call. */
 ACTOR_API int actor_tcp_connect(actor_ctx_t *ctx, const char *host, uint16_t port,
                                 actor_conn_t *out);
+
+typedef struct actor_connect_opts {
+	const char *host; /* as actor_tcp_connect */
+	uint16_t port;
+	/* TLS with this client configuration (actor_tls_create, `server` not set); NULL = plain
+	 * TCP. CONNECTED then comes once the TLS handshake is done, or carries its failure
+	 * (see "TLS"). */
+	struct actor_tls *tls;
+	/* The name sent in the handshake (SNI) and checked against the server's certificate;
+	 * NULL = `host`. A numeric address is checked as an IP address and not sent. */
+	const char *server_name;
+} actor_connect_opts_t;
+
+/* actor_tcp_connect with options: -EINVAL also for a `tls` made for servers. */
+ACTOR_API int actor_tcp_connect_opts(actor_ctx_t *ctx, const actor_connect_opts_t *opts,
+                                     actor_conn_t *out);
+
+/* ---------------------------------------------------------------------------------------------
+ * TLS
+ *
+ * A listener or an outgoing connection given a TLS configuration speaks TLS (1.2 or 1.3, with
+ * OpenSSL) to its peer; its owner sees the same messages, the same flow control and the same
+ * calls as over plain TCP, with plaintext in ACTOR_MSG_TCP_DATA and actor_tcp_write. The
+ * encryption runs on the connection's worker, between the reactor (which moves the encrypted
+ * bytes, on either backend) and the connection's framing. Differences:
+ * - An accepted connection's handshake runs once the new owner has its ADOPTED message; what
+ *   the owner writes before it ends waits, and counts, in the output queue. An outgoing one's
+ *   CONNECTED comes once the handshake is done.
+ * - A handshake that fails ends the connection as a connect or a read error would: CONNECTED
+ *   (outgoing) or CLOSED (accepted) with -EKEYREJECTED (the peer's certificate failed
+ *   verification) or -EPROTO (any other TLS failure: not TLS, no shared version or cipher,
+ *   a bad record).
+ * - CLOSED with error 0 means the peer ended its side with TLS's close_notify; an end of the
+ *   TCP stream without it is CLOSED with -ECONNABORTED (the data may have been cut short).
+ * - actor_tcp_shutdown and actor_tcp_close send close_notify after the queued output.
+ * - actor_tcp_queued counts encrypted bytes (about 22 more per 16 KiB record), and plaintext
+ *   written before the handshake ended.
+ * - actor_file_send is -EOPNOTSUPP on a TLS connection.
+ */
+
+typedef struct actor_tls actor_tls_t;
+
+enum actor_tls_verify {
+	/* Clients verify the server's certificate against `ca` (or the system's store) and its
+	 * name; servers ask for no certificate. */
+	ACTOR_TLS_VERIFY_DEFAULT = 0,
+	ACTOR_TLS_VERIFY_NONE = 1, /* clients accept any server certificate (testing only) */
+	ACTOR_TLS_VERIFY_PEER = 2, /* servers require a client certificate signed by `ca` */
+};
+
+typedef struct actor_tls_opts {
+	int server;       /* 1 = for listeners: `cert` and `key` are required */
+	const char *cert; /* PEM file: the certificate, then its chain */
+	const char *key;  /* PEM file: its private key (unencrypted) */
+	const char *ca;   /* PEM file of trusted certificates; NULL = the system's (clients) */
+	int verify;       /* enum actor_tls_verify */
+	/* The protocol versions allowed: ACTOR_TLS_1_2 or ACTOR_TLS_1_3; 0 = 1.2 and 1.3. */
+	int min_version, max_version;
+} actor_tls_opts_t;
+
+#define ACTOR_TLS_1_2 0x0303
+#define ACTOR_TLS_1_3 0x0304
+
+/* Makes a TLS configuration: certificates and keys are read now. From any thread. On failure
+ * `why` (if not NULL) gets a line saying what was wrong, with OpenSSL's reason. -ENOENT or
+ * -EACCES: a file cannot be read; -EINVAL: bad options, or a file that is not what it should
+ * be (not PEM, a key that does not match the certificate); -ENOTSUP: built without OpenSSL. */
+ACTOR_API int actor_tls_create(const actor_tls_opts_t *opts, actor_tls_t **out, char *why,
+                               size_t why_len);
+
+/* Drops the caller's reference: listeners and connections made with it keep theirs. */
+ACTOR_API void actor_tls_free(actor_tls_t *tls);
 
 /* Makes `target` the owner. The caller must own the connection (or be the listener owner of a
  * connection not yet handed off); `target` must live on the connection's worker and stay

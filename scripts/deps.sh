@@ -8,6 +8,6 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
 	build-essential autoconf automake libtool pkg-config \
-	libck-dev libjemalloc-dev liburing-dev libinih-dev libc-ares-dev check libuv1-dev \
-	clang libclang-rt-14-dev irssi tmux >/dev/null
+	libck-dev libjemalloc-dev liburing-dev libinih-dev libc-ares-dev libssl-dev check libuv1-dev \
+	clang libclang-rt-14-dev irssi tmux openssl >/dev/null
 echo "deps.sh: build dependencies installed"

@@ -293,8 +293,12 @@ static void read_end(struct actor__conn *c, int err)
 /* Reading is wanted again: delivers the stash, a message's worth at a time (one may throttle
  * the connection again: the rest then waits for the next resume), then the end held behind
  * it. */
+static bool tls_pump(struct actor__conn *c);
+
 static void stash_deliver(struct actor__conn *c)
 {
+	/* A TLS connection stashes nothing: what it read waits in its session. */
+	bool drained = c->tls == NULL || tls_pump(c);
 	while (c->stash != NULL && c->state == CONN_OPEN && !conn_paused(c)) {
 		size_t n = c->stash_len - c->stash_off;
 		n = n < STASH_CHUNK ? n : STASH_CHUNK;
@@ -303,7 +307,7 @@ static void stash_deliver(struct actor__conn *c)
 		if (c->stash_off == c->stash_len)
 			stash_free(c);
 	}
-	if (c->stash == NULL && c->end_held && c->state == CONN_OPEN && !conn_paused(c)) {
+	if (c->stash == NULL && drained && c->end_held && c->state == CONN_OPEN && !conn_paused(c)) {
 		c->end_held = false;
 		c->rd_eof = false;
 		read_end(c, c->end_res);
@@ -351,6 +355,8 @@ void actor__conn_handled(struct actor__net *net, actor_conn_t conn, uint32_t len
 		set_throttled(c, false);
 }
 
+static void tls_on_read(struct actor__conn *c, const void *data, ssize_t n);
+
 static void conn_on_read(struct actor__watcher *wt, const void *data, ssize_t n)
 {
 	struct actor__conn *c = conn_of_watcher(wt);
@@ -363,6 +369,10 @@ static void conn_on_read(struct actor__watcher *wt, const void *data, ssize_t n)
 	if (c->state == CONN_OPEN && c->rd_ended) {
 		if (n <= 0) /* input refused already: the owner has had its CLOSED */
 			c->rd_eof = true;
+		return;
+	}
+	if (c->tls != NULL && c->state == CONN_OPEN) {
+		tls_on_read(c, data, n);
 		return;
 	}
 	if (n > 0 && held) {
@@ -554,6 +564,171 @@ int actor__conn_queue(struct actor__conn *c, const void *data, size_t len)
 }
 
 /* ---------------------------------------------------------------------------------------------
+ * TLS: a session (tls.h) between the reactor's encrypted bytes and the owner's plaintext
+ *
+ * Input: what the reactor reads is fed to the session whatever the state of reading (it is the
+ * stash of a TLS connection), and decrypted while reading is wanted (tls_pump: on each read,
+ * and on resume through stash_deliver). The end of the stream waits behind what the session
+ * holds, as behind a stash. Output: the owner's writes are encrypted at once (before the
+ * handshake ends they wait in tls_pend), and the session's output queued as it is made.
+ */
+
+/* Queues what the session has made to send. */
+static void tls_flush(struct actor__conn *c)
+{
+	const void *bytes;
+	size_t n = actor__tls_output(c->tls, &bytes);
+	if (n == 0)
+		return;
+	int rc = c->state == CONN_FAILED ? 0 : actor__conn_queue(c, bytes, n);
+	actor__tls_output_taken(c->tls);
+	if (rc < 0)
+		actor__conn_fail(c, rc);
+}
+
+/* The handshake failed, or the peer's end came before it was done: an outgoing connection
+ * reports it in CONNECTED, an accepted one in CLOSED. */
+static void tls_fail(struct actor__conn *c, int err)
+{
+	if (c->tls_connecting && c->state == CONN_OPEN)
+		c->state = CONN_CONNECTING;
+	actor__conn_fail(c, err);
+}
+
+/* The handshake is done: the plaintext written meanwhile goes out, and an outgoing
+ * connection's owner hears CONNECTED. False if the connection ended. */
+static bool tls_established(struct actor__conn *c)
+{
+	if (c->tls_pend_len > 0) {
+		c->queued -= c->tls_pend_len;
+		int rc = actor__tls_write(c->tls, c->tls_pend, c->tls_pend_len);
+		free(c->tls_pend);
+		c->tls_pend = NULL;
+		c->tls_pend_len = 0;
+		if (rc < 0) {
+			actor__conn_fail(c, rc);
+			return false;
+		}
+	}
+	if (c->wr_shut)
+		actor__tls_close_notify(c->tls);
+	tls_flush(c);
+	if (c->tls_connecting) {
+		c->tls_connecting = false;
+		c->read_held = true; /* until the owner has CONNECTED, as for plain TCP */
+		if (actor__conn_event(c, ACTOR_MSG_TCP_CONNECTED, 0) < 0) {
+			actor__conn_unlist(c);
+			actor__conn_release(c);
+			return false;
+		}
+	}
+	actor__conn_update(c);
+	return c->state == CONN_OPEN;
+}
+
+/* Moves the handshake on, then decrypts for the owner while reading is wanted. True once it
+ * has taken all there is (what is left is part of a record: more must come), false if it
+ * stopped for a pause, a read limit or the owner not having its connection yet. */
+static bool tls_pump(struct actor__conn *c)
+{
+	if (c->state != CONN_OPEN || c->rd_ended)
+		return true;
+	if (!actor__tls_established(c->tls)) {
+		int r = actor__tls_handshake(c->tls);
+		tls_flush(c);
+		if (r == TLS_WANT)
+			return true;
+		if (r < 0) {
+			tls_fail(c, r);
+			return true;
+		}
+		if (!tls_established(c))
+			return true;
+	}
+	unsigned char buf[16384]; /* a record's plaintext at most */
+	while (c->state == CONN_OPEN && !c->rd_ended) {
+		if (c->read_held || conn_paused(c))
+			return false;
+		size_t got = 0;
+		int r = actor__tls_read(c->tls, buf, sizeof(buf), &got);
+		if (r == TLS_OK) {
+			input(c, buf, got);
+			continue;
+		}
+		tls_flush(c); /* what reading made: an answer to a key update, say */
+		if (r == TLS_WANT)
+			return true;
+		if (r == TLS_CLOSED) { /* close_notify: the peer's end, held or not */
+			c->end_held = false;
+			c->rd_eof = false;
+			read_end(c, 0);
+			return true;
+		}
+		actor__conn_fail(c, r);
+		return true;
+	}
+	return true;
+}
+
+static void tls_on_read(struct actor__conn *c, const void *data, ssize_t n)
+{
+	if (n > 0) {
+		if (actor__tls_feed(c->tls, data, (size_t)n) < 0) {
+			actor__conn_fail(c, -ENOMEM); /* the stream would have a hole */
+			return;
+		}
+		tls_pump(c);
+		return;
+	}
+	if (!actor__tls_established(c->tls)) {
+		tls_fail(c, n < 0 ? (int)n : -EPROTO); /* ended before the handshake did */
+		return;
+	}
+	/* The end comes after what the session holds; without close_notify (which ends input in
+	 * tls_pump) it may have cut the stream short. */
+	c->end_held = true;
+	c->end_res = n < 0 ? (int)n : -ECONNABORTED;
+	c->rd_eof = true;
+	stash_deliver(c);
+}
+
+int actor__conn_write(struct actor__conn *c, const void *data, size_t len)
+{
+	if (c->tls == NULL)
+		return actor__conn_queue(c, data, len);
+	if (!actor__tls_established(c->tls)) {
+		unsigned char *p = realloc(c->tls_pend, c->tls_pend_len + len);
+		if (p == NULL)
+			return -ENOMEM;
+		memcpy(p + c->tls_pend_len, data, len);
+		c->tls_pend = p;
+		c->tls_pend_len += len;
+		c->queued += len;
+		return 0;
+	}
+	int rc = actor__tls_write(c->tls, data, len);
+	if (rc < 0)
+		return rc;
+	tls_flush(c);
+	return 0;
+}
+
+void actor__conn_output_end(struct actor__conn *c)
+{
+	if (c->tls != NULL && actor__tls_established(c->tls)) {
+		actor__tls_close_notify(c->tls);
+		tls_flush(c);
+	}
+}
+
+void actor__conn_input_resume(struct actor__net *net, actor_conn_t conn)
+{
+	struct actor__conn *c = actor__conn_of(net, conn);
+	if (c != NULL && c->tls != NULL && c->state == CONN_OPEN)
+		stash_deliver(c);
+}
+
+/* ---------------------------------------------------------------------------------------------
  * Connecting
  */
 
@@ -572,6 +747,13 @@ static void conn_on_connect(struct actor__watcher *wt, int err)
 	free(c->dial); /* connecting by name: the addresses left are not needed */
 	c->dial = NULL;
 	c->state = CONN_OPEN;
+	if (c->tls != NULL) { /* CONNECTED once the handshake is done (tls_established) */
+		c->tls_connecting = true;
+		tls_pump(c);
+		if (c->state == CONN_OPEN)
+			actor__conn_update(c);
+		return;
+	}
 	c->read_held = true; /* until the owner has CONNECTED: it may set framing first */
 	if (actor__conn_event(c, ACTOR_MSG_TCP_CONNECTED, 0) < 0) {
 		actor__conn_unlist(c);
@@ -583,11 +765,12 @@ static void conn_on_connect(struct actor__watcher *wt, int err)
 
 /* `fd` connecting (or connected, `done`) for `a`: the connection that reports it. */
 int actor__conn_connect_fd(struct actor__net *net, struct actor *a, int fd, bool done,
-                           actor_conn_t *out)
+                           struct actor__tls_session *tls, actor_conn_t *out)
 {
 	struct actor__conn *c = actor__conn_new(net, fd, a->ref, CONN_CONNECTING);
 	if (c == NULL)
 		return -ENOMEM;
+	c->tls = tls;
 	actor__svc_hold(a, SVC_BIT_NET);
 	*out = actor__conn_handle(c);
 	if (done)
@@ -685,7 +868,7 @@ static void conn_resolved(struct actor_worker *w, const actor_lookup_done_t *res
 }
 
 int actor__conn_connect_name(struct actor__net *net, struct actor *a, const char *host,
-                             uint16_t port, actor_conn_t *out)
+                             uint16_t port, struct actor__tls_session *tls, actor_conn_t *out)
 {
 	struct actor__conn *c = actor__conn_new(net, -1, a->ref, CONN_RESOLVING);
 	if (c == NULL)
@@ -693,10 +876,11 @@ int actor__conn_connect_name(struct actor__net *net, struct actor *a, const char
 	actor_conn_t h = actor__conn_handle(c);
 	int rc = actor__lookup_start(net->w, host, port, h.id, conn_resolved, &c->lookup);
 	if (rc < 0) {
-		actor__conn_unlist(c);
+		actor__conn_unlist(c); /* the caller still owns `tls` */
 		actor__conn_release(c);
 		return rc;
 	}
+	c->tls = tls;
 	actor__svc_hold(a, SVC_BIT_NET);
 	*out = h;
 	return 0;
@@ -752,6 +936,8 @@ static void conn_free(struct actor__conn *c)
 	}
 	free(c->stash);
 	actor__framer_free(c->framer);
+	actor__tls_session_free(c->tls);
+	free(c->tls_pend);
 	actor__stat_add(&w->st.conns, (uint64_t)-1);
 	actor__free(c, sizeof(*c));
 }
@@ -810,6 +996,8 @@ static void close_output_done(struct actor__conn *c)
 void actor__conn_close_graceful(struct actor__conn *c)
 {
 	actor__conn_unlist(c);
+	if (c->state == CONN_OPEN)
+		actor__conn_output_end(c);
 	if (c->state != CONN_OPEN || (c->out_head == NULL && close_acked(c))) {
 		actor__conn_release(c);
 		return;

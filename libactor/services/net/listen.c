@@ -148,8 +148,10 @@ static int open_group(struct actor__lgroup *g, const actor_listen_opts_t *o, boo
 static void group_unref(struct actor__lgroup *g)
 {
 	/* acq_rel: the last holder frees; every socket's worker has finished with it. */
-	if (atomic_fetch_sub_explicit(&g->refs, 1, memory_order_acq_rel) == 1)
+	if (atomic_fetch_sub_explicit(&g->refs, 1, memory_order_acq_rel) == 1) {
+		actor_tls_free(g->tls);
 		free(g);
+	}
 }
 
 static void lsock_start(struct actor__net *net, struct actor__lsock *ls)
@@ -181,7 +183,8 @@ static void lsock_start_cmd(struct actor_worker *w, struct actor__cmd *cmd)
 int actor_tcp_listen(actor_ctx_t *ctx, const actor_listen_opts_t *opts, actor_listener_t *out)
 {
 	struct actor_worker *w = actor__ctx_worker(ctx);
-	if (w == NULL || opts == NULL || out == NULL || opts->backlog < 0)
+	if (w == NULL || opts == NULL || out == NULL || opts->backlog < 0 ||
+	    (opts->tls != NULL && !actor__tls_is_server(opts->tls)))
 		return -EINVAL;
 	actor_system_t *sys = w->sys;
 	unsigned n = opts->per_worker ? sys->nworkers : 1;
@@ -203,6 +206,7 @@ int actor_tcp_listen(actor_ctx_t *ctx, const actor_listen_opts_t *opts, actor_li
 		free(g);
 		return -ENOMEM;
 	}
+	g->tls = opts->tls != NULL ? actor__tls_ref(opts->tls) : NULL;
 	g->handle = actor__table_handle(&net->lgroups, w->index, (uint32_t)idx);
 	atomic_init(&g->refs, n + 1); /* one per socket, one for the handle */
 	actor__svc_hold(ctx->actor, SVC_BIT_NET | SVC_BIT_LISTENS);
@@ -351,11 +355,18 @@ static void lsock_on_accept(struct actor__watcher *wt, int fd, const struct sock
 	struct actor_worker *w = ls->w;
 	ls->backoff_ns = 0;
 	actor__set_nodelay(fd);
+	struct actor__tls_session *tls = NULL;
+	if (ls->group->tls != NULL && actor__tls_session_new(ls->group->tls, NULL, &tls) < 0) {
+		close(fd); /* out of memory: as if the accept had failed */
+		return;
+	}
 	struct actor__conn *c = actor__conn_new(actor__net_of(w), fd, ls->group->owner, CONN_PENDING);
 	if (c == NULL) {
+		actor__tls_session_free(tls);
 		close(fd);
 		return;
 	}
+	c->tls = tls;
 	actor__stat_add(&w->st.accepts, 1);
 	actor_tcp_accepted_t acc = {
 	    .conn = actor__conn_handle(c),

@@ -48,7 +48,7 @@ int actor_tcp_write(actor_ctx_t *ctx, actor_conn_t conn, const void *data, size_
 		return rc;
 	if (data == NULL && len > 0)
 		return -EINVAL;
-	if (c->state != CONN_OPEN || c->wr_shut)
+	if (c->state != CONN_OPEN || c->wr_shut || c->tls_connecting)
 		return -EPIPE;
 	if (len > UINT32_MAX)
 		return -EMSGSIZE;
@@ -56,7 +56,7 @@ int actor_tcp_write(actor_ctx_t *ctx, actor_conn_t conn, const void *data, size_
 		c->over_high = true;
 		return -ENOBUFS;
 	}
-	return len == 0 ? 0 : actor__conn_queue(c, data, len);
+	return len == 0 ? 0 : actor__conn_write(c, data, len);
 }
 
 int actor_tcp_queued(actor_ctx_t *ctx, actor_conn_t conn, size_t *bytes)
@@ -145,6 +145,8 @@ int actor_tcp_shutdown(actor_ctx_t *ctx, actor_conn_t conn)
 		return rc;
 	if (c->state != CONN_OPEN)
 		return -ENOTCONN;
+	if (!c->wr_shut)
+		actor__conn_output_end(c);
 	c->wr_shut = true;
 	if (c->out_head == NULL && !c->wr_shut_done) {
 		c->wr_shut_done = true;
@@ -330,14 +332,40 @@ static void pending_dead_letter(struct actor_worker *w, actor_ref_t to, actor_ms
 
 int actor_tcp_connect(actor_ctx_t *ctx, const char *host, uint16_t port, actor_conn_t *out)
 {
+	return actor_tcp_connect_opts(ctx, &(actor_connect_opts_t){.host = host, .port = port}, out);
+}
+
+static int connect_tls(struct actor_worker *w, struct actor *a, const char *host,
+                       uint16_t port, struct actor__tls_session *tls, actor_conn_t *out);
+
+int actor_tcp_connect_opts(actor_ctx_t *ctx, const actor_connect_opts_t *o, actor_conn_t *out)
+{
 	struct actor_worker *w = actor__ctx_worker(ctx);
-	if (w == NULL || host == NULL || out == NULL || port == 0)
+	if (w == NULL || o == NULL || o->host == NULL || out == NULL || o->port == 0 ||
+	    (o->tls != NULL && actor__tls_is_server(o->tls)))
 		return -EINVAL;
+	struct actor__tls_session *tls = NULL;
+	if (o->tls != NULL) {
+		int rc = actor__tls_session_new(
+		    o->tls, o->server_name != NULL ? o->server_name : o->host, &tls);
+		if (rc < 0)
+			return rc;
+	}
+	int rc = connect_tls(w, ctx->actor, o->host, o->port, tls, out);
+	if (rc < 0)
+		actor__tls_session_free(tls);
+	return rc;
+}
+
+/* Connects, with `tls` (maybe NULL), which becomes the connection's if this succeeds. */
+static int connect_tls(struct actor_worker *w, struct actor *a, const char *host,
+                       uint16_t port, struct actor__tls_session *tls, actor_conn_t *out)
+{
 	/* A name is looked up without waiting (conn.c, "Connecting by name"); an address, or a
 	 * name in a build without c-ares, is resolved here. */
 	struct sockaddr_storage numeric;
 	if (!actor__lookup_numeric(host, port, &numeric)) {
-		int rc = actor__conn_connect_name(actor__net_of(w), ctx->actor, host, port, out);
+		int rc = actor__conn_connect_name(actor__net_of(w), a, host, port, tls, out);
 		if (rc != -ENOSYS)
 			return rc;
 	}
@@ -359,7 +387,7 @@ int actor_tcp_connect(actor_ctx_t *ctx, const char *host, uint16_t port, actor_c
 		close(fd);
 		return -err; /* refused at once (e.g. no route): no message will follow */
 	}
-	rc = actor__conn_connect_fd(actor__net_of(w), ctx->actor, fd, r == 0, out);
+	rc = actor__conn_connect_fd(actor__net_of(w), a, fd, r == 0, tls, out);
 	if (rc < 0)
 		close(fd);
 	return rc;
@@ -494,14 +522,15 @@ static uint32_t take_count(actor_msg_t *m, actor_conn_t *conn)
 }
 
 /* The owner is about to get its ADOPTED or CONNECTED: reading may start (after this turn, when
- * the reactor next applies changes). */
-static void release_read(struct actor__net *net, actor_conn_t conn)
+ * the reactor next applies changes). True for a TLS connection. */
+static bool release_read(struct actor__net *net, actor_conn_t conn)
 {
 	struct actor__conn *c = actor__conn_of(net, conn);
 	if (c != NULL && c->read_held) {
 		c->read_held = false;
 		actor__conn_update(c);
 	}
+	return c != NULL && c->tls != NULL; /* true: resume its input once this is handled */
 }
 
 /* A message of ours is about to reach `a`'s behaviour. The note: for DATA, the connection and
@@ -524,8 +553,12 @@ static enum actor__svc_verdict net_receive(struct actor_worker *w, void *state, 
 	    m->type == ACTOR_MSG_TCP_CONNECTED) {
 		actor_tcp_event_t ev;
 		memcpy(&ev, actor_msg_data(m), sizeof(ev));
-		if (m->type != ACTOR_MSG_TCP_CLOSED && ev.error == 0 && a != NULL)
-			release_read(net, ev.conn);
+		if (m->type != ACTOR_MSG_TCP_CLOSED && ev.error == 0 && a != NULL &&
+		    release_read(net, ev.conn)) {
+			/* Input its TLS session already holds goes to the owner once it has this. */
+			*note = (struct actor__svc_note){.id = ev.conn.id, .value = 0};
+			return SVC_DELIVER_NOTE;
+		}
 		if (ev.error == 0)
 			return SVC_DELIVER;
 		*note = (struct actor__svc_note){.id = ev.conn.id, .value = -1};
@@ -542,6 +575,8 @@ static void net_handled(struct actor_worker *w, void *state, const struct actor_
 	actor_conn_t conn = {note->id};
 	if (note->value > 0)
 		actor__conn_handled(state, conn, (uint32_t)note->value);
+	else if (note->value == 0)
+		actor__conn_input_resume(state, conn);
 	else
 		actor__conn_delivered(state, conn);
 }

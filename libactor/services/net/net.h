@@ -16,6 +16,7 @@
 
 #include "reactor/reactor.h"
 #include "services/net/frame.h"
+#include "services/net/tls.h"
 #include "services/services.h"
 
 #define DATA_COUNTED 1u /* actor_tcp_data_t.reserved_: counted in `unhandled` (conn.c, msg.c) */
@@ -84,6 +85,13 @@ struct actor__conn {
 	uint32_t closing_pos;  /* 1 + index in the worker's lingering-close list, 0 if not in it */
 	uint64_t lookup;       /* connecting by name: the lookup in flight, 0 if none */
 	struct actor__dial *dial; /* connecting by name: the addresses left to try */
+	/* TLS (tls.h; NULL: plain TCP). Plaintext written before the handshake ended waits in
+	 * tls_pend (counted in `queued`); an outgoing connection's CONNECTED waits for the
+	 * handshake (tls_connecting). */
+	struct actor__tls_session *tls;
+	unsigned char *tls_pend;
+	size_t tls_pend_len;
+	bool tls_connecting;
 	uint32_t peer_len;
 	struct sockaddr_storage peer;
 };
@@ -107,6 +115,7 @@ struct actor__lgroup {
 	uint64_t handle;
 	uint16_t port;
 	unsigned nsocks;
+	actor_tls_t *tls; /* a reference; NULL: plain TCP */
 	struct actor__lsock socks[];
 };
 
@@ -143,7 +152,14 @@ void actor__conn_unlist(struct actor__conn *c);
 /* Brings the watcher's interest in line with the state (reading, writing, connecting). */
 void actor__conn_update(struct actor__conn *c);
 void actor__conn_release(struct actor__conn *c);
+/* Queues bytes as they go on the wire. */
 int actor__conn_queue(struct actor__conn *c, const void *data, size_t len);
+/* The owner's write: queued, or encrypted first. */
+int actor__conn_write(struct actor__conn *c, const void *data, size_t len);
+/* The end of the owner's output (shutdown or close): TLS's close_notify, after the queue. */
+void actor__conn_output_end(struct actor__conn *c);
+/* The owner has its ADOPTED or CONNECTED: input a TLS session holds already goes to it. */
+void actor__conn_input_resume(struct actor__net *net, actor_conn_t conn);
 void actor__conn_set_paused(struct actor__conn *c, bool on);
 void actor__conn_set_read_limit(struct actor__conn *c, size_t bytes);
 void actor__net_spare_free(struct actor__net *net);
@@ -157,12 +173,13 @@ void actor__conn_handled(struct actor__net *net, actor_conn_t conn, uint32_t len
 /* Resumes listeners and ends lingering closes that are due; returns the next deadline. */
 uint64_t actor__conn_tick(struct actor__net *net, uint64_t now);
 void actor__net_note_tick(struct actor__net *net, uint64_t when);
+/* `tls` (maybe NULL) becomes the connection's on success. */
 int actor__conn_connect_fd(struct actor__net *net, struct actor *a, int fd, bool done,
-                           actor_conn_t *out);
+                           struct actor__tls_session *tls, actor_conn_t *out);
 /* A connection to host:port by name, RESOLVING until the lookup answers; -ENOSYS without a
  * resolver. */
 int actor__conn_connect_name(struct actor__net *net, struct actor *a, const char *host,
-                             uint16_t port, actor_conn_t *out);
+                             uint16_t port, struct actor__tls_session *tls, actor_conn_t *out);
 
 /* Sends `len` bytes to the owner as one DATA message, counted in `unhandled`. */
 void actor__conn_deliver(struct actor__conn *c, const void *data, size_t len);
