@@ -568,6 +568,171 @@ START_TEST(a_server_that_fails_verification_is_connected_with_ekeyrejected)
 END_TEST
 
 /* ---------------------------------------------------------------------------------------------
+ * Flow control
+ */
+
+#define FLOOD_BYTES (32u << 20)
+
+struct tflood {
+	struct conn_base b;
+	struct stream tx;
+	size_t sent;
+};
+
+static atomic_int tflood_enobufs, tflood_drained, tflood_done;
+
+static void tflood_write(actor_ctx_t *ctx, struct tflood *f)
+{
+	static _Thread_local unsigned char buf[CHUNK];
+	while (f->sent < FLOOD_BYTES) {
+		struct stream at = f->tx;
+		stream_fill(&f->tx, buf, sizeof(buf));
+		int rc = actor_tcp_write(ctx, f->b.conn, buf, sizeof(buf));
+		if (rc == -ENOBUFS) {
+			f->tx = at;
+			atomic_fetch_add(&tflood_enobufs, 1);
+			return;
+		}
+		if (rc != 0) {
+			NOTE_FAIL("flood write: %d", rc);
+			return;
+		}
+		f->sent += sizeof(buf);
+	}
+	actor_tcp_close(ctx, f->b.conn);
+	atomic_store(&tflood_done, 1);
+	actor_exit(ctx, ACTOR_REASON_NORMAL);
+}
+
+static void tflood_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	struct tflood *f = state;
+	actor_tcp_event_t ev;
+	actor_tcp_data_t d = {0};
+	if (!conn_message(ctx, &f->b, msg, &ev, &d))
+		return;
+	if (msg->type == ACTOR_MSG_TCP_ADOPTED) {
+		f->tx = (struct stream){5, 0};
+		tflood_write(ctx, f);
+	} else if (msg->type == ACTOR_MSG_TCP_DRAINED) {
+		atomic_fetch_add(&tflood_drained, 1);
+		tflood_write(ctx, f);
+	} else if (msg->type == ACTOR_MSG_TCP_CLOSED) {
+		NOTE_FAIL("flood: CLOSED with %d", ev.error);
+		actor_tcp_close(ctx, f->b.conn);
+		actor_exit(ctx, ACTOR_REASON_NORMAL);
+	}
+}
+
+/* The client reads nothing until the server has run into its high-water mark: the stream then
+ * goes on at DRAINED, and arrives whole, in order, then close_notify. */
+START_TEST(a_reader_slower_than_its_tls_writer_gets_everything_through_drained)
+{
+	actor_system_t *sys = backend_system(2);
+	struct server srv = {.conn_fn = tflood_fn, .conn_size = sizeof(struct tflood)};
+	srv.opts.tls = server_tls();
+	uint16_t port = server_start(sys, &srv);
+	actor_tls_free(srv.opts.tls);
+	struct sclient s;
+	sclient_open(&s, port);
+	assert_eventually(atomic_load(&tflood_enobufs) > 0, TEST_WATCHDOG);
+	struct stream rx = {5, 0};
+	static unsigned char in[CHUNK];
+	for (size_t got = 0; got < FLOOD_BYTES; got += sizeof(in)) {
+		ck_assert_msg(sclient_read(&s, in, sizeof(in)), "[%s] ended after %zu bytes", reactor,
+		              got);
+		size_t bad = stream_check(&rx, in, sizeof(in));
+		ck_assert_msg(bad == sizeof(in), "[%s] byte %zu differs", reactor, got + bad);
+	}
+	ck_assert_int_eq(sclient_end(&s), 0);
+	ck_assert_int_eq(atomic_load(&tflood_done), 1);
+	ck_assert_int_gt(atomic_load(&tflood_drained), 0);
+	sclient_close(&s);
+	assert_no_failures();
+	backend_system_end(sys, "tls flood");
+}
+END_TEST
+
+/* A server connection that pauses after every eighth DATA message and resumes a millisecond
+ * later, on a timer: what the session holds waits, nothing is lost or reordered, and the end
+ * (close_notify) comes after all of it. */
+#define PAUSED_BYTES (4u << 20)
+
+struct tpauser {
+	struct conn_base b;
+	struct stream rx;
+	uint64_t got;
+	unsigned msgs;
+};
+
+static atomic_uint_fast64_t tpause_got;
+static atomic_int tpause_end, tpause_pauses;
+
+static void tpauser_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	struct tpauser *p = state;
+	actor_tcp_event_t ev;
+	actor_tcp_data_t d = {0};
+	if (msg->type == ACTOR_MSG_TIMER) {
+		int rc = actor_tcp_resume(ctx, p->b.conn);
+		if (rc != 0)
+			NOTE_FAIL("resume: %d", rc);
+		return;
+	}
+	if (!conn_message(ctx, &p->b, msg, &ev, &d))
+		return;
+	if (msg->type == ACTOR_MSG_TCP_ADOPTED) {
+		p->rx = (struct stream){11, 0};
+	} else if (msg->type == ACTOR_MSG_TCP_DATA) {
+		size_t bad = stream_check(&p->rx, actor_tcp_data_bytes(msg), d.len);
+		if (bad != d.len)
+			NOTE_FAIL("byte %" PRIu64 " differs", p->got + bad);
+		p->got += d.len;
+		atomic_store(&tpause_got, p->got);
+		if (++p->msgs % 8 == 0) {
+			actor_timer_t t;
+			int rc = actor_tcp_pause(ctx, p->b.conn);
+			if (rc == 0)
+				rc = actor_timer_start(ctx, actor_self(ctx), 1000000u, 0, 0, &t);
+			if (rc != 0)
+				NOTE_FAIL("pause: %d", rc);
+			atomic_fetch_add(&tpause_pauses, 1);
+		}
+	} else if (msg->type == ACTOR_MSG_TCP_CLOSED) {
+		if (ev.error != 0 || p->got != PAUSED_BYTES)
+			NOTE_FAIL("CLOSED %d after %" PRIu64 " bytes", ev.error, p->got);
+		atomic_store(&tpause_end, 1);
+		actor_tcp_close(ctx, p->b.conn);
+		actor_exit(ctx, ACTOR_REASON_NORMAL);
+	}
+}
+
+START_TEST(pauses_over_tls_lose_and_reorder_nothing_and_the_end_comes_last)
+{
+	actor_system_t *sys = backend_system(2);
+	struct server srv = {.conn_fn = tpauser_fn, .conn_size = sizeof(struct tpauser)};
+	srv.opts.tls = server_tls();
+	uint16_t port = server_start(sys, &srv);
+	actor_tls_free(srv.opts.tls);
+	struct sclient s;
+	sclient_open(&s, port);
+	struct stream tx = {11, 0};
+	static unsigned char out[CHUNK];
+	for (size_t done = 0; done < PAUSED_BYTES; done += sizeof(out)) {
+		stream_fill(&tx, out, sizeof(out));
+		sclient_write(&s, out, sizeof(out));
+	}
+	ck_assert_int_eq(SSL_shutdown(s.ssl), 0);
+	assert_eventually(atomic_load(&tpause_end) == 1, TEST_WATCHDOG);
+	assert_no_failures();
+	ck_assert_uint_eq(atomic_load(&tpause_got), PAUSED_BYTES);
+	ck_assert_int_gt(atomic_load(&tpause_pauses), 0);
+	sclient_close(&s);
+	backend_system_end(sys, "tls pauses");
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------------
  * Configuration errors
  */
 
@@ -647,6 +812,8 @@ static void add_cases(Suite *s, unsigned b, void (*fixture)(void))
 	tcase_add_test(tc, a_client_that_verifies_the_server_gets_the_greeting_then_its_echo);
 	tcase_add_test(tc, a_greeting_written_before_the_handshake_reaches_a_silent_client);
 	tcase_add_test(tc, a_server_that_fails_verification_is_connected_with_ekeyrejected);
+	tcase_add_test(tc, a_reader_slower_than_its_tls_writer_gets_everything_through_drained);
+	tcase_add_test(tc, pauses_over_tls_lose_and_reorder_nothing_and_the_end_comes_last);
 	if (b == 0) {
 		tcase_add_test(tc, bad_tls_configurations_are_refused_with_a_reason);
 		tcase_add_test(tc, a_configuration_for_the_other_side_is_einval);
