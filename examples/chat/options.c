@@ -225,13 +225,28 @@ static const char *set_ping_timeout(struct chat_options *o, const char *v)
 	return e;
 }
 
-/* [tls]: the keys are kept for the TLS listener to come, so that a file written for it says
- * what is missing rather than that the keys are unknown. */
-static const char *set_tls(struct chat_options *o, const char *v)
+static const char *set_tls_port(struct chat_options *o, const char *v)
 {
-	(void)o;
-	(void)v;
-	return "TLS is not built yet: chat-server speaks plain TCP only (remove the [tls] section)";
+	unsigned long n;
+	const char *e = number(v, 0, 65535, &n);
+	o->tls_port = (long)n;
+	return e;
+}
+
+static const char *set_tls_cert(struct chat_options *o, const char *v)
+{
+	if (v[0] == '\0')
+		return expected(v, "a file");
+	o->tls_cert = v;
+	return NULL;
+}
+
+static const char *set_tls_key(struct chat_options *o, const char *v)
+{
+	if (v[0] == '\0')
+		return expected(v, "a file");
+	o->tls_key = v;
+	return NULL;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -261,9 +276,9 @@ const struct chat_setting chat_settings[] = {
     {"ping-timeout", NULL, "limits", "ping-timeout", NULL, 0, set_ping_timeout},
     {"motd", NULL, "motd", "file", "line", PATH, set_motd},
     {NULL, NULL, "motd", "line", "file", LIST, set_motd_line},
-    {NULL, NULL, "tls", "port", NULL, 0, set_tls},
-    {NULL, NULL, "tls", "cert", NULL, 0, set_tls},
-    {NULL, NULL, "tls", "key", NULL, 0, set_tls},
+    {"tls-port", NULL, "tls", "port", NULL, 0, set_tls_port},
+    {"cert", NULL, "tls", "cert", NULL, PATH, set_tls_cert},
+    {"key", NULL, "tls", "key", NULL, PATH, set_tls_key},
 };
 #define NSETTINGS (sizeof(chat_settings) / sizeof(chat_settings[0]))
 const size_t chat_nsettings = NSETTINGS;
@@ -314,6 +329,10 @@ static void usage(FILE *out)
 	        "  --max-clients N      connections beyond N get ERROR :Server full\n"
 	        "                       (default: the descriptor limit less %d)\n"
 	        "  --motd FILE          message of the day (default: none, ERR_NOMOTD)\n"
+	        "  --tls-port N         also listen for TLS on port N (6697 is usual; 0 = any\n"
+	        "                       free port), with the PEM files below\n"
+	        "  --cert FILE          the TLS certificate, then its chain\n"
+	        "  --key FILE           its private key\n"
 	        "  --password P         server password clients must send with PASS\n"
 	        "  --oper NAME:PASSWORD an IRC operator, for OPER NAME PASSWORD (repeatable)\n"
 	        "  --name NAME          server name (default irc.libactor.local)\n"
@@ -325,7 +344,8 @@ static void usage(FILE *out)
 	        "  --ping-interval S    seconds of silence before PING (default %d)\n"
 	        "  --ping-timeout S     seconds to answer PING (default %d)\n"
 	        "  --help               this text\n"
-	        "Prints PORT <n> on stdout when listening. SIGINT/SIGTERM: ERROR to every client, "
+	        "Prints PORT <n> (then TLS_PORT <n>) on stdout when listening. SIGINT/SIGTERM: "
+	        "ERROR to every client, "
 	        "exit 0.\n",
 	        chat_config_built ? "" : "\n                       (not in this build: no inih)",
 	        CHAT_FD_RESERVE, IRC_LINE_MIN, IRC_LINE_MAX, IRC_LINE_DEFAULT, CHAT_SENDQ_DEFAULT,
@@ -376,7 +396,12 @@ static const char *find_config(int argc, char **argv)
 void chat_options_parse(struct chat_options *o, struct chat_srv *srv, int argc, char **argv)
 {
 	*o = (struct chat_options){
-	    .bind = "127.0.0.1", .port = 6667, .reactor = "auto", .max_clients = -1, .srv = srv};
+	    .bind = "127.0.0.1",
+	    .port = 6667,
+	    .reactor = "auto",
+	    .max_clients = -1,
+	    .tls_port = -1,
+	    .srv = srv};
 	size_t n = 0;
 	for (size_t i = 0; i < NSETTINGS; i++) {
 		const struct chat_setting *s = &chat_settings[i];
@@ -405,4 +430,8 @@ void chat_options_parse(struct chat_options *o, struct chat_srv *srv, int argc, 
 		if (e != NULL)
 			fail_usage("--%s: %s", s->option, e);
 	}
+	if (o->tls_port >= 0 && (o->tls_cert == NULL || o->tls_key == NULL))
+		fail_usage("--tls-port needs --cert and --key (or [tls] cert and key)");
+	if (o->tls_port < 0 && (o->tls_cert != NULL || o->tls_key != NULL))
+		fail_usage("--cert and --key are for --tls-port (or [tls] port): give it too");
 }

@@ -20,6 +20,9 @@ struct chat_options {
 	size_t motd_text_lines;
 	const char *password;
 	int pin;
+	long tls_port;        /* -1: no TLS listener */
+	const char *tls_cert; /* PEM files for it */
+	const char *tls_key;
 	struct chat_srv *srv; /* where the rest goes: the name, the limits, the operators */
 	size_t file_opers;    /* srv->opers[0, file_opers) came from the file */
 	char **kept;          /* the file's values, copied: settings point into them */

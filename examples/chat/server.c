@@ -7,7 +7,10 @@
  *        io_uring] [--max-clients N] [--motd FILE] [--password P] [--oper NAME:PASSWORD]
  *        [--config FILE] [more: --help]
  *
- * Prints "PORT <n>" on stdout once it listens (--port 0 takes any free port). SIGINT or
+ * With --tls-port N --cert FILE --key FILE it listens for TLS on port N as well.
+ *
+ * Prints "PORT <n>" on stdout once it listens (--port 0 takes any free port), then
+ * "TLS_PORT <n>" with --tls-port. SIGINT or
  * SIGTERM: stop accepting, send ERROR to every client, wait for them to go (at most
  * CHAT_LINGER_MS), exit 0.
  */
@@ -36,6 +39,8 @@ static struct chat_options opt;
 static actor_system_t *the_sys;
 static actor_ref_t acceptor_ref;
 static int listen_rc; /* set by the acceptor before anything else runs; read after run */
+static bool listen_tls_failed; /* listen_rc is the TLS listener's */
+static actor_tls_t *tls;       /* --tls-port's configuration, or NULL */
 
 /* ---------------------------------------------------------------------------------------------
  * The environment over libactor
@@ -293,8 +298,8 @@ static void fanout_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
  */
 
 struct acceptor {
-	actor_listener_t listener;
-	bool listening;
+	actor_listener_t listener, tls_listener;
+	bool listening, tls_listening;
 	bool stopping;
 	unsigned fanouts_done;
 };
@@ -357,21 +362,42 @@ static void accept_one(actor_ctx_t *ctx, struct acceptor *acc, const actor_tcp_a
 	}
 }
 
+/* The plain listener, and the TLS one with --tls-port: both hand their connections here, and
+ * a session does not tell them apart. */
 static void start_listening(actor_ctx_t *ctx, struct acceptor *acc)
 {
 	actor_listen_opts_t o = {.host = opt.bind, .port = (uint16_t)opt.port, .per_worker = 1};
 	listen_rc = actor_tcp_listen(ctx, &o, &acc->listener);
+	if (listen_rc == 0 && tls != NULL) {
+		acc->listening = true;
+		o.port = (uint16_t)opt.tls_port;
+		o.tls = tls;
+		listen_rc = actor_tcp_listen(ctx, &o, &acc->tls_listener);
+		listen_tls_failed = listen_rc < 0;
+	}
 	if (listen_rc < 0) {
+		if (acc->listening)
+			actor_tcp_listener_close(ctx, acc->listener);
+		acc->listening = false;
 		actor_system_shutdown(actor_ctx_system(ctx));
 		return;
 	}
 	acc->listening = true;
-	uint16_t port = 0;
+	acc->tls_listening = tls != NULL;
+	uint16_t port = 0, tls_port = 0;
 	actor_tcp_listener_port(ctx, acc->listener, &port);
-	fprintf(stderr, "chat-server: listening on %s port %u (%u workers, %s, max %u clients)\n",
-	        opt.bind, port, srv.workers, actor_system_reactor(actor_ctx_system(ctx)),
+	if (tls != NULL)
+		actor_tcp_listener_port(ctx, acc->tls_listener, &tls_port);
+	char tls_note[32] = "";
+	if (tls != NULL)
+		snprintf(tls_note, sizeof(tls_note), ", TLS port %u", tls_port);
+	fprintf(stderr,
+	        "chat-server: listening on %s port %u%s (%u workers, %s, max %u clients)\n",
+	        opt.bind, port, tls_note, srv.workers, actor_system_reactor(actor_ctx_system(ctx)),
 	        srv.max_clients);
 	printf("PORT %u\n", port);
+	if (tls != NULL)
+		printf("TLS_PORT %u\n", tls_port);
 	fflush(stdout);
 }
 
@@ -386,7 +412,9 @@ static void begin_shutdown(actor_ctx_t *ctx, struct acceptor *acc)
 	fprintf(stderr, "chat-server: shutting down\n");
 	if (acc->listening)
 		actor_tcp_listener_close(ctx, acc->listener);
-	acc->listening = false;
+	if (acc->tls_listening)
+		actor_tcp_listener_close(ctx, acc->tls_listener);
+	acc->listening = acc->tls_listening = false;
 	for (unsigned w = 0; w < srv.workers; w++)
 		actor_send(sys, srv.fanout[w], CM_SHUTDOWN, NULL, 0);
 }
@@ -548,6 +576,16 @@ int main(int argc, char **argv)
 		opt.motd_text_lines = 0;
 	}
 	srv.password = opt.password;
+	if (opt.tls_port >= 0) {
+		char why[512];
+		int rc = actor_tls_create(
+		    &(actor_tls_opts_t){.server = 1, .cert = opt.tls_cert, .key = opt.tls_key}, &tls,
+		    why, sizeof(why));
+		if (rc < 0) {
+			fprintf(stderr, "chat-server: TLS: %s\n", why);
+			return 1;
+		}
+	}
 	snprintf(srv.version, sizeof(srv.version), "libactor-chat-%s", actor_version());
 
 	/* Block the signals before any thread starts: every thread inherits the mask, and only
@@ -588,9 +626,10 @@ int main(int argc, char **argv)
 	actor_system_free(the_sys);
 	chat_srv_fini(&srv);
 	int status = 0;
+	actor_tls_free(tls);
 	if (listen_rc < 0) {
-		fprintf(stderr, "chat-server: cannot listen on %s port %u: %s\n", opt.bind,
-		        opt.port,
+		fprintf(stderr, "chat-server: cannot listen on %s %sport %ld: %s\n", opt.bind,
+		        listen_tls_failed ? "TLS " : "", listen_tls_failed ? opt.tls_port : (long)opt.port,
 		        listen_rc == -EADDRINUSE ? "the port is in use" : strerror(-listen_rc));
 		status = 1;
 	} else {
