@@ -1,6 +1,7 @@
 /* tls.c: TLS beside plain TCP, in one process and one run, once per reactor backend.
  *
- * Usage: bench/tls [seconds] [conns]   (defaults 3 and 50)
+ * Usage: bench/tls [seconds] [conns] [which]   (defaults 3, 50, all; which: tls_handshake,
+ *        tls_echo_64 or tls_echo_16k: that measurement alone)
  *
  * Both ends are libactor actors on the same system (a server listening on 127.0.0.1 and
  * `conns` client actors), so each figure includes both sides' work, and the ratio of TLS to
@@ -298,8 +299,11 @@ int main(int argc, char **argv)
 	    {"tls_echo_64", "roundtrips_per_s", "1/s", 64},
 	    {"tls_echo_16k", "mib_per_s", "MiB/s", 16384},
 	};
+	const char *which = argc > 3 ? argv[3] : "all";
 	for (unsigned b = 0; b < 2; b++) {
 		for (unsigned k = 0; k < 3; k++) {
+			if (strcmp(which, "all") != 0 && strcmp(which, kinds[k].name) != 0)
+				continue;
 			double v[2];
 			for (int tls = 0; tls < 2; tls++) {
 				struct run r = {.msg = kinds[k].msg,
