@@ -766,6 +766,7 @@ enum actor_file_op {
 	ACTOR_FILE_SYNC,
 	ACTOR_FILE_STAT,
 	ACTOR_FILE_CLOSE,
+	ACTOR_FILE_SEND,
 };
 
 /* actor_file_write's offset: write at the file's position, which then advances, as write(2)
@@ -815,6 +816,20 @@ ACTOR_API int actor_file_stat(actor_ctx_t *ctx, actor_file_t file, uint64_t tag)
  * calls: -EBADF); the ACTOR_MSG_FILE of the close comes after those of the earlier operations.
  * Its result is close(2)'s: the descriptor is closed whatever it says. */
 ACTOR_API int actor_file_close(actor_ctx_t *ctx, actor_file_t file, uint64_t tag);
+
+/* Sends `len` bytes of the file from `offset` on the connection `conn`, both the caller's, with
+ * sendfile(2) from the connection's worker: nothing is copied through user space. The bytes go
+ * out in order with what the caller writes to the connection before and after the call (they
+ * count in actor_tcp_queued meanwhile, and the file is read as it is when each part goes out).
+ * One ACTOR_MSG_FILE (op ACTOR_FILE_SEND) follows, once every byte is in the kernel: result
+ * `len`, or -EPIPE if the connection ended first, or the file's read error (-ENODATA: the file
+ * ended before `len` bytes); an error mid-send also fails the connection (ACTOR_MSG_TCP_CLOSED
+ * with it), as the peer would otherwise read what follows in the file's place. A close of the
+ * file waits for its sends. -EINVAL: a negative offset, len > ACTOR_FILE_IO_MAX; -EPIPE: the
+ * connection is not open or was shut down for writing; the errors of actor_file_read for the
+ * file and of actor_tcp_write for the connection. */
+ACTOR_API int actor_file_send(actor_ctx_t *ctx, actor_file_t file, int64_t offset, size_t len,
+                              actor_conn_t conn, uint64_t tag);
 
 /* ---------------------------------------------------------------------------------------------
  * Statistics

@@ -120,6 +120,19 @@ static bool write_some(struct ep_reactor *r, struct actor__watcher *wt)
 	while ((wt->want & WATCH_WRITE) && !wt->closed) {
 		struct iovec iov[WRITE_IOV];
 		int n = wt->ops->out_iov(wt, iov, WRITE_IOV);
+		if (n == 0 && wt->ops->out_direct != NULL) {
+			ssize_t d = wt->ops->out_direct(wt);
+			r->calls++;
+			if (d > 0)
+				continue;
+			if (d == -EAGAIN)
+				return true;
+			if (d < 0 && (wt->want & WATCH_WRITE) && !wt->closed) {
+				wt->want &= (uint8_t)~WATCH_WRITE;
+				wt->ops->on_written(wt, d);
+			}
+			return false;
+		}
 		if (n <= 0)
 			return false;
 		struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};

@@ -76,6 +76,14 @@ struct actor__watch_ops {
 	 * cleared WATCH_WRITE). The backend goes on while WATCH_WRITE is wanted and out_iov gives
 	 * bytes; one send at a time. */
 	void (*on_written)(struct actor__watcher *wt, ssize_t n);
+	/* WATCH_WRITE, optional (NULL: none): called when out_iov gave nothing, for output the
+	 * service sends itself (bytes that are not in memory: sendfile from a descriptor). It
+	 * writes what the socket takes now without blocking, does its own accounting (no
+	 * on_written follows) and returns > 0 (it wrote some: the backend asks out_iov again), 0
+	 * (nothing to send), -EAGAIN (the socket is full: the backend calls again once it is
+	 * writable) or another negative errno (writing failed: the backend clears WATCH_WRITE and
+	 * reports it through on_written, as its own failures). */
+	ssize_t (*out_direct)(struct actor__watcher *wt);
 	/* WATCH_ACCEPT: a new connection's descriptor (non-blocking, close-on-exec) and, if the
 	 * backend has it, the peer's address (NULL otherwise); or fd < 0, a negative errno. */
 	void (*on_accept)(struct actor__watcher *wt, int fd, const struct sockaddr *peer,

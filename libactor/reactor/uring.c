@@ -406,6 +406,46 @@ static void start_ready(struct uring_reactor *r, struct actor__watcher *wt)
 	}
 }
 
+/* The socket had no room (a send's -EAGAIN: io_uring does not wait on a non-blocking socket,
+ * and ours are; or out_direct's): a poll for room stands in for the send, under the same tag, so
+ * that a close cancels it as it would the send; when it completes the send is tried again. */
+static void wait_for_room(struct uring_reactor *r, struct actor__watcher *wt)
+{
+	struct io_uring_sqe *sqe = sqe_get(r);
+	if (sqe == NULL) {
+		report_failure(r, wt, WATCH_WRITE, -EBUSY);
+		return;
+	}
+	io_uring_prep_poll_add(sqe, wt->fd, POLLOUT);
+	submitted(sqe, wt, OP_SEND);
+	wt->applied |= WATCH_WRITE;
+	wt->be_flags |= UR_SEND_POLL;
+}
+
+static void send_next(struct uring_reactor *r, struct actor__watcher *wt);
+
+/* out_iov gave nothing: the service writes by itself (out_direct) until the socket is full,
+ * then waits for room as a send would. io_uring has no sendfile; a splice would need a pipe per
+ * connection. */
+static void send_direct(struct uring_reactor *r, struct actor__watcher *wt)
+{
+	ssize_t d = wt->ops->out_direct(wt);
+	if (wt->closed || !(wt->want & WATCH_WRITE))
+		return;
+	if (d > 0) {
+		send_next(r, wt);
+		return;
+	}
+	if (d == 0)
+		return;
+	if (d == -EAGAIN) {
+		wait_for_room(r, wt);
+		return;
+	}
+	wt->want &= (uint8_t)~WATCH_WRITE;
+	wt->ops->on_written(wt, d);
+}
+
 /* Sends what out_iov gives next. One iovec: a plain send. More: one sendmsg of up to SEND_IOV,
  * its header and vector kept in the watcher's state (without that, an iovec at a time). */
 static void send_next(struct uring_reactor *r, struct actor__watcher *wt)
@@ -414,6 +454,10 @@ static void send_next(struct uring_reactor *r, struct actor__watcher *wt)
 		return;
 	struct iovec iov[SEND_IOV];
 	int n = wt->ops->out_iov(wt, iov, SEND_IOV);
+	if (n == 0 && wt->ops->out_direct != NULL) {
+		send_direct(r, wt);
+		return;
+	}
 	n = n < SEND_IOV ? n : SEND_IOV;
 	size_t bytes = 0;
 	for (int i = 0; i < n; i++)
@@ -614,22 +658,6 @@ static void on_recv(struct uring_reactor *r, struct actor__watcher *wt, int res,
 	/* Out of provided buffers for a moment, a cancel that reading wanted again made stale, or
 	 * a receive that ended: a new one if reading is (still) wanted. */
 	start_read(r, wt);
-}
-
-/* The socket had no room (-EAGAIN: io_uring does not wait on a non-blocking socket, and ours
- * are): a poll for room stands in for the send, under the same tag, so that a close cancels it
- * as it would the send; when it completes the send is tried again. */
-static void wait_for_room(struct uring_reactor *r, struct actor__watcher *wt)
-{
-	struct io_uring_sqe *sqe = sqe_get(r);
-	if (sqe == NULL) {
-		report_failure(r, wt, WATCH_WRITE, -EBUSY);
-		return;
-	}
-	io_uring_prep_poll_add(sqe, wt->fd, POLLOUT);
-	submitted(sqe, wt, OP_SEND);
-	wt->applied |= WATCH_WRITE;
-	wt->be_flags |= UR_SEND_POLL;
 }
 
 static void on_send(struct uring_reactor *r, struct actor__watcher *wt, int res)

@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "reactor/reactor.h"
+#include "services/net/net.h"
 #include "services/pool/pool.h"
 
 #define FILE_POOL "files"
@@ -638,6 +639,47 @@ int actor_file_write(actor_ctx_t *ctx, actor_file_t file, const void *buf, size_
                      int64_t offset, uint64_t tag)
 {
 	return rw_call(ctx, file, ACTOR_FILE_WRITE, (void *)buf, len, offset, tag);
+}
+
+/* A send's segment left the connection's queue (net.h, struct actor__outseg). */
+static void send_done(void *arg, int64_t res)
+{
+	struct file_op *op = arg;
+	op_complete(op->w, file_worker_of(op->w), op, res);
+}
+
+/* A send bypasses the file's queue (it reads; no rule holds it back) but counts as running,
+ * so that a close waits for it and the descriptor stays open under the connection's queue. */
+int actor_file_send(actor_ctx_t *ctx, actor_file_t file, int64_t offset, size_t len,
+                    actor_conn_t conn, uint64_t tag)
+{
+	if (offset < 0 || len > ACTOR_FILE_IO_MAX)
+		return -EINVAL;
+	struct actor_worker *w;
+	struct file *f;
+	int rc = file_of(ctx, file, &w, &f);
+	if (rc < 0)
+		return rc;
+	struct file_worker *fw = file_worker_of(w);
+	struct file_op *op = op_new(w, ctx->actor->ref, ACTOR_FILE_SEND, tag);
+	if (op == NULL)
+		return -ENOMEM;
+	op->file = f;
+	op->offset = offset;
+	op->len = len;
+	struct actor__outseg seg = {.fd = f->fd, .offset = offset, .done = send_done, .arg = op};
+	rc = len == 0 ? 0 : actor__tcp_queue_seg(ctx, conn, &seg, (uint32_t)len);
+	if (rc < 0) {
+		op_free(op);
+		return rc;
+	}
+	file_ref(f);
+	fw->ops++;
+	actor__stat_add(&w->st.file_ops, 1);
+	f->running++;
+	if (len == 0)
+		op_complete(w, fw, op, 0);
+	return 0;
 }
 
 static int simple_call(actor_ctx_t *ctx, actor_file_t file, int kind, int datasync, uint64_t tag)

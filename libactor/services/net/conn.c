@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/sendfile.h>
 #include <unistd.h>
 
 #include "services/lookup/lookup.h"
@@ -458,8 +459,17 @@ static struct actor__outbuf *outbuf_new(struct actor__net *net, size_t len, size
 	return b;
 }
 
+static struct actor__outseg *seg_of(struct actor__outbuf *b)
+{
+	return b->cap == 0 ? (struct actor__outseg *)(void *)b->data : NULL;
+}
+
 static void outbuf_free(struct actor__net *net, struct actor__outbuf *b)
 {
+	if (b->cap == 0) {
+		actor__free(b, sizeof(*b) + sizeof(struct actor__outseg));
+		return;
+	}
 	if (sizeof(*b) + b->cap == OUTBUF_SMALL && net->nspare < OUTBUF_SPARE_MAX) {
 		b->next = net->spare;
 		net->spare = b;
@@ -483,7 +493,8 @@ static int conn_out_iov(struct actor__watcher *wt, struct iovec *iov, int max)
 {
 	struct actor__conn *c = conn_of_watcher(wt);
 	int n = 0;
-	for (struct actor__outbuf *b = c->out_head; b != NULL && n < max; b = b->next) {
+	for (struct actor__outbuf *b = c->out_head; b != NULL && n < max && b->cap != 0;
+	     b = b->next) {
 		iov[n].iov_base = b->data + b->off;
 		iov[n].iov_len = b->len - b->off;
 		n++;
@@ -509,6 +520,8 @@ static void consume(struct actor__conn *c, size_t n)
 	}
 }
 
+static void output_progress(struct actor__conn *c);
+
 static void conn_on_written(struct actor__watcher *wt, ssize_t n)
 {
 	struct actor__conn *c = conn_of_watcher(wt);
@@ -520,6 +533,12 @@ static void conn_on_written(struct actor__watcher *wt, ssize_t n)
 		return;
 	}
 	consume(c, (size_t)n);
+	output_progress(c);
+}
+
+/* Some output was written: what follows when the queue has emptied. */
+static void output_progress(struct actor__conn *c)
+{
 	if (c->out_head != NULL)
 		return; /* the backend goes on writing */
 	if (c->state == CONN_CLOSING) {
@@ -537,10 +556,96 @@ static void conn_on_written(struct actor__watcher *wt, ssize_t n)
 	}
 }
 
+/* The most one sendfile(2) call is asked for: a turn of the worker stays short however large
+ * the file (the socket buffer takes less than this anyway). */
+#define SEG_STEP (1u << 20)
+
+/* A socket's error ends a segment as the connection's end does (-EPIPE); others (EIO, ...) are
+ * the file's. */
+static int64_t seg_error(int err)
+{
+	switch (err) {
+	case EPIPE:
+	case ECONNRESET:
+	case ENOTCONN:
+	case ETIMEDOUT:
+		return -EPIPE;
+	default:
+		return -err;
+	}
+}
+
+/* out_direct: the head is a file segment; sends what the socket takes of it. A file that ends
+ * before the segment does (it shrank) fails the connection with -ENODATA: the peer would
+ * otherwise read what follows in the segment's place. */
+static ssize_t conn_out_direct(struct actor__watcher *wt)
+{
+	struct actor__conn *c = conn_of_watcher(wt);
+	struct actor__outbuf *b = c->out_head;
+	struct actor__outseg *seg = b != NULL ? seg_of(b) : NULL;
+	if (seg == NULL)
+		return 0;
+	size_t want = b->len - b->off < SEG_STEP ? b->len - b->off : SEG_STEP;
+	off_t pos = (off_t)(seg->offset + b->off);
+	ssize_t n;
+	do
+		n = sendfile(wt->fd, seg->fd, &pos, want);
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && errno == EAGAIN)
+		return -EAGAIN;
+	if (n <= 0) {
+		int64_t res = n == 0 ? -ENODATA : seg_error(errno);
+		c->out_head = b->next;
+		if (c->out_head == NULL)
+			c->out_tail = NULL;
+		c->queued -= b->len - b->off;
+		seg->done(seg->arg, res);
+		outbuf_free(c->net, b);
+		return (ssize_t)res; /* the backend fails the connection with it */
+	}
+	b->off += (uint32_t)n;
+	c->queued -= (size_t)n;
+	if (b->off == b->len) {
+		c->out_head = b->next;
+		if (c->out_head == NULL)
+			c->out_tail = NULL;
+		seg->done(seg->arg, b->len);
+		outbuf_free(c->net, b);
+		output_progress(c);
+	}
+	return n;
+}
+
+static void queue_append(struct actor__conn *c, struct actor__outbuf *b)
+{
+	b->next = NULL;
+	if (c->out_tail != NULL)
+		c->out_tail->next = b;
+	else
+		c->out_head = b;
+	c->out_tail = b;
+}
+
+int actor__conn_queue_seg(struct actor__conn *c, const struct actor__outseg *seg, uint32_t len)
+{
+	struct actor__outbuf *b = actor__alloc(sizeof(*b) + sizeof(*seg));
+	if (b == NULL)
+		return -ENOMEM;
+	b->len = len;
+	b->off = 0;
+	b->cap = 0;
+	memcpy(b->data, seg, sizeof(*seg));
+	queue_append(c, b);
+	c->queued += len;
+	if (!(c->wt.want & WATCH_WRITE))
+		actor__conn_update(c);
+	return 0;
+}
+
 int actor__conn_queue(struct actor__conn *c, const void *data, size_t len)
 {
 	struct actor__outbuf *t = c->out_tail;
-	if (t != NULL && t->cap - t->len >= len) {
+	if (t != NULL && t->cap != 0 && t->cap - t->len >= len) {
 		memcpy(t->data + t->len, data, len);
 		t->len += (uint32_t)len;
 	} else {
@@ -931,6 +1036,8 @@ static void conn_free(struct actor__conn *c)
 	struct actor__outbuf *b = c->out_head;
 	while (b != NULL) {
 		struct actor__outbuf *next = b->next;
+		if (seg_of(b) != NULL)
+			seg_of(b)->done(seg_of(b)->arg, -EPIPE);
 		outbuf_free(c->net, b);
 		b = next;
 	}
@@ -1083,6 +1190,7 @@ uint64_t actor__conn_tick(struct actor__net *net, uint64_t now)
 static const struct actor__watch_ops conn_ops = {
     .on_read = conn_on_read,
     .out_iov = conn_out_iov,
+    .out_direct = conn_out_direct,
     .on_written = conn_on_written,
     .on_connect = conn_on_connect,
     .on_closed = conn_on_closed,

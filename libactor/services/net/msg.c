@@ -59,6 +59,18 @@ int actor_tcp_write(actor_ctx_t *ctx, actor_conn_t conn, const void *data, size_
 	return len == 0 ? 0 : actor__conn_write(c, data, len);
 }
 
+int actor__tcp_queue_seg(actor_ctx_t *ctx, actor_conn_t conn, const struct actor__outseg *seg,
+                         uint32_t len)
+{
+	struct actor__conn *c;
+	int rc = owned(ctx, conn, &c);
+	if (rc < 0)
+		return rc;
+	if (c->state != CONN_OPEN || c->wr_shut)
+		return -EPIPE;
+	return actor__conn_queue_seg(c, seg, len);
+}
+
 int actor_tcp_queued(actor_ctx_t *ctx, actor_conn_t conn, size_t *bytes)
 {
 	struct actor__conn *c;

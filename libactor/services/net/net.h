@@ -34,10 +34,20 @@ _Static_assert(sizeof(struct actor__adopt) == sizeof(actor_tcp_event_t), "adopt 
 /* Output queue: a list of byte chunks, written in order. */
 struct actor__outbuf {
 	struct actor__outbuf *next;
-	uint32_t len; /* bytes in data */
+	uint32_t len; /* bytes in data (a segment: bytes of the file to send) */
 	uint32_t off; /* bytes already written */
-	uint32_t cap; /* bytes allocated for data */
+	uint32_t cap; /* bytes allocated for data; 0: data holds a struct actor__outseg */
 	unsigned char data[];
+};
+
+/* A file segment of the output queue: `len` bytes of `fd` from `offset`, sent with sendfile(2)
+ * when it reaches the head. The queuer keeps `fd` open until `done` has run: once, on the
+ * worker, with the bytes sent, or a negative errno (-EPIPE: the connection ended first). */
+struct actor__outseg {
+	int fd;
+	int64_t offset;
+	void (*done)(void *arg, int64_t res);
+	void *arg;
 };
 
 enum actor__conn_state {
@@ -160,6 +170,12 @@ int actor__conn_write(struct actor__conn *c, const void *data, size_t len);
 void actor__conn_output_end(struct actor__conn *c);
 /* The owner has its ADOPTED or CONNECTED: input a TLS session holds already goes to it. */
 void actor__conn_input_resume(struct actor__net *net, actor_conn_t conn);
+/* Queues a file segment of `len` (> 0) bytes after what is queued. 0 or -ENOMEM. */
+int actor__conn_queue_seg(struct actor__conn *c, const struct actor__outseg *seg, uint32_t len);
+/* The owner's (ctx's) open connection `conn`, checked as actor_tcp_write does, takes a file
+ * segment (above). */
+int actor__tcp_queue_seg(actor_ctx_t *ctx, actor_conn_t conn, const struct actor__outseg *seg,
+                         uint32_t len);
 void actor__conn_set_paused(struct actor__conn *c, bool on);
 void actor__conn_set_read_limit(struct actor__conn *c, size_t bytes);
 void actor__net_spare_free(struct actor__net *net);
