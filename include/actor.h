@@ -820,7 +820,8 @@ ACTOR_API int actor_file_close(actor_ctx_t *ctx, actor_file_t file, uint64_t tag
 /* Sends `len` bytes of the file from `offset` on the connection `conn`, both the caller's, with
  * sendfile(2) from the connection's worker: nothing is copied through user space. The bytes go
  * out in order with what the caller writes to the connection before and after the call (they
- * count in actor_tcp_queued meanwhile, and the file is read as it is when each part goes out).
+ * hold no memory, so they count neither in actor_tcp_queued nor against the high-water
+ * mark; the file is read as it is when each part goes out).
  * One ACTOR_MSG_FILE (op ACTOR_FILE_SEND) follows, once every byte is in the kernel: result
  * `len`, or -EPIPE if the connection ended first, or the file's read error (-ENODATA: the file
  * ended before `len` bytes); an error mid-send also fails the connection (ACTOR_MSG_TCP_CLOSED

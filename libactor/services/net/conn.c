@@ -378,7 +378,8 @@ static void conn_on_read(struct actor__watcher *wt, const void *data, ssize_t n)
 	}
 	if (n > 0 && held) {
 		if (!stash_add(c, data, (size_t)n))
-			actor__conn_fail(c, -ENOMEM); /* cannot keep them: the stream would have a hole */
+			actor__conn_fail(
+			    c, -ENOMEM); /* cannot keep them: the stream would have a hole */
 		return;
 	}
 	if (n > 0) {
@@ -598,13 +599,11 @@ static ssize_t conn_out_direct(struct actor__watcher *wt)
 		c->out_head = b->next;
 		if (c->out_head == NULL)
 			c->out_tail = NULL;
-		c->queued -= b->len - b->off;
 		seg->done(seg->arg, res);
 		outbuf_free(c->net, b);
 		return (ssize_t)res; /* the backend fails the connection with it */
 	}
 	b->off += (uint32_t)n;
-	c->queued -= (size_t)n;
 	if (b->off == b->len) {
 		c->out_head = b->next;
 		if (c->out_head == NULL)
@@ -635,8 +634,7 @@ int actor__conn_queue_seg(struct actor__conn *c, const struct actor__outseg *seg
 	b->off = 0;
 	b->cap = 0;
 	memcpy(b->data, seg, sizeof(*seg));
-	queue_append(c, b);
-	c->queued += len;
+	queue_append(c, b); /* not in `queued`: a segment holds no memory (actor.h) */
 	if (!(c->wt.want & WATCH_WRITE))
 		actor__conn_update(c);
 	return 0;
