@@ -3,81 +3,19 @@
  * reads at the end of a file), the order rules (appends, a sync after its writes, a close after
  * everything), 32 reads in flight at once, the handle's owner and worker, and an owner that
  * stops or a system that shuts down with operations in flight (everything accounted for).
+ * Sending a file on a connection (actor_file_send) has a suite of its own: test_file_send.c.
  *
  * Each case is one actor that drives a script: it starts operations and checks each
  * ACTOR_MSG_FILE as it comes, noting failures for the test thread (backend.h).
  */
 #include "common.h"
 
-#include <fcntl.h>
 #include <stdarg.h>
-#include <sys/stat.h>
 
 #include "backend.h"
+#include "file_common.h"
 
 enum { MSG_GO = 1 };
-
-static char dir[256];
-
-static void make_dir(void)
-{
-	snprintf(dir, sizeof(dir), "/tmp/test_file.XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(dir));
-}
-
-static void remove_dir(void)
-{
-	char cmd[300];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	ck_assert_int_eq(system(cmd), 0);
-}
-
-static const char *path_in_dir(const char *name)
-{
-	static _Thread_local char p[300];
-	snprintf(p, sizeof(p), "%s/%s", dir, name);
-	return p;
-}
-
-/* A file of `len` bytes, byte i being (i * 7 + i / 4096) & 0xff. */
-static unsigned char pattern(size_t i)
-{
-	return (unsigned char)((i * 7 + i / 4096) & 0xff);
-}
-
-static void make_file(const char *name, size_t len)
-{
-	int fd = open(path_in_dir(name), O_CREAT | O_TRUNC | O_WRONLY, 0644);
-	ck_assert_int_ge(fd, 0);
-	unsigned char *b = malloc(len + 1);
-	for (size_t i = 0; i < len; i++)
-		b[i] = pattern(i);
-	ck_assert_int_eq(write(fd, b, len), (ssize_t)len);
-	free(b);
-	close(fd);
-}
-
-static const actor_file_done_t *file_done(const actor_msg_t *m)
-{
-	if (m->type != ACTOR_MSG_FILE || m->size != sizeof(actor_file_done_t)) {
-		NOTE_FAIL("message %#x of %u bytes where ACTOR_MSG_FILE was expected", m->type,
-		          m->size);
-		return NULL;
-	}
-	return actor_msg_data((actor_msg_t *)m);
-}
-
-#define EXPECT(cond, ...)                                                                          \
-	do {                                                                                       \
-		if (!(cond))                                                                       \
-			NOTE_FAIL(__VA_ARGS__);                                                    \
-	} while (0)
-
-#define CALL_OK(call)                                                                              \
-	do {                                                                                       \
-		int rc_ = (call);                                                                  \
-		EXPECT(rc_ == 0, "%s: %d (%s)", #call, rc_, strerror(-rc_));                       \
-	} while (0)
 
 static uint64_t stat_sum(actor_system_t *sys, size_t offset)
 {
@@ -656,128 +594,6 @@ START_TEST(a_system_freed_with_opens_in_flight_leaks_nothing)
 }
 END_TEST
 
-/* ---------------------------------------------------------------------------------------------
- * Sending a file on a connection
- */
-
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <pthread.h>
-#include <sys/socket.h>
-
-/* A listening socket on 127.0.0.1, any port. */
-static int plain_listener(uint16_t *port)
-{
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	ck_assert_int_ge(fd, 0);
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(a);
-	ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, len), 0);
-	ck_assert_int_eq(listen(fd, 16), 0);
-	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-	*port = ntohs(a.sin_port);
-	return fd;
-}
-
-#define SEND_LEN (10u << 20)
-
-struct sender {
-	uint16_t port;
-	actor_file_t f;
-	actor_conn_t c;
-	int sent;
-};
-
-static void sender_behavior(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
-{
-	struct sender *s = state;
-	if (msg->type == MSG_GO) {
-		CALL_OK(actor_file_open(ctx, path_in_dir("big"), O_RDONLY, 0, 1));
-		return;
-	}
-	if (msg->type == ACTOR_MSG_TCP_CONNECTED) {
-		const actor_tcp_event_t *e = actor_msg_data(msg);
-		EXPECT(e->error == 0, "connect: %d", e->error);
-		CALL_OK(actor_tcp_write(ctx, s->c, "HEAD", 4));
-		CALL_OK(actor_file_send(ctx, s->f, 0, SEND_LEN, s->c, 2));
-		CALL_OK(actor_tcp_write(ctx, s->c, "TAIL", 4));
-		return;
-	}
-	if (msg->type != ACTOR_MSG_FILE)
-		return;
-	const actor_file_done_t *d = file_done(msg);
-	if (d->op == ACTOR_FILE_OPEN) {
-		EXPECT(d->result == 0, "open: %" PRId64, d->result);
-		s->f = d->file;
-		CALL_OK(actor_tcp_connect(ctx, "127.0.0.1", s->port, &s->c));
-		return;
-	}
-	EXPECT(d->op == ACTOR_FILE_SEND && d->tag == 2 && d->result == SEND_LEN,
-	       "send: op %d result %" PRId64, d->op, d->result);
-	s->sent++;
-	CALL_OK(actor_tcp_close(ctx, s->c));
-	CALL_OK(actor_file_close(ctx, s->f, 3));
-	actor_exit(ctx, 0);
-}
-
-struct reader {
-	int lfd;
-	size_t got;
-	int bad;
-};
-
-/* Accepts one connection and checks "HEAD", the file's bytes, then "TAIL" and the end. */
-static void *reader_main(void *arg)
-{
-	struct reader *r = arg;
-	int fd = accept(r->lfd, NULL, NULL);
-	if (fd < 0) {
-		r->bad = 1;
-		return NULL;
-	}
-	static unsigned char buf[1 << 16];
-	size_t total = 8 + SEND_LEN;
-	for (;;) {
-		ssize_t n = read(fd, buf, sizeof(buf));
-		if (n <= 0)
-			break;
-		for (ssize_t i = 0; i < n; i++) {
-			size_t at = r->got + (size_t)i;
-			unsigned char want = at < 4              ? (unsigned char)"HEAD"[at]
-			                     : at < 4 + SEND_LEN ? pattern(at - 4)
-			                     : at < total ? (unsigned char)"TAIL"[at - 4 - SEND_LEN]
-			                                  : 0;
-			if (at >= total || buf[i] != want)
-				r->bad = 1;
-		}
-		r->got += (size_t)n;
-	}
-	close(fd);
-	return NULL;
-}
-
-START_TEST(a_file_sent_on_a_connection_arrives_whole_between_its_writes)
-{
-	make_dir();
-	make_file("big", SEND_LEN);
-	struct reader r = {0};
-	struct sender s = {0};
-	r.lfd = plain_listener(&s.port);
-	pthread_t t;
-	ck_assert_int_eq(pthread_create(&t, NULL, reader_main, &r), 0);
-	actor_system_t *sys = run_script(1, sender_behavior, &s, "file send");
-	pthread_join(t, NULL);
-	close(r.lfd);
-	ck_assert_int_eq(s.sent, 1);
-	ck_assert_uint_eq(r.got, 8 + SEND_LEN);
-	ck_assert_int_eq(r.bad, 0);
-	ck_assert_uint_eq(file_ops(sys), 0);
-	actor_system_free(sys);
-	assert_no_failures();
-	remove_dir();
-}
-END_TEST
-
 static void add_cases(Suite *s, unsigned b, void (*fixture)(void))
 {
 	TCase *tc = backend_tcase(s, b, 0, "operations", TEST_TIMEOUT, fixture);
@@ -790,8 +606,6 @@ static void add_cases(Suite *s, unsigned b, void (*fixture)(void))
 	tcase_add_test(tc, an_owner_that_stops_closes_its_files_and_drops_their_answers);
 	tcase_add_test(tc, shutdown_with_operations_in_flight_frees_everything);
 	tcase_add_test(tc, a_system_freed_with_opens_in_flight_leaks_nothing);
-	tc = backend_tcase(s, b, 3, "send", TEST_TIMEOUT, fixture);
-	tcase_add_test(tc, a_file_sent_on_a_connection_arrives_whole_between_its_writes);
 }
 
 int main(int argc, char **argv)

@@ -1,0 +1,347 @@
+/* test_file_send.c: actor_file_send on every reactor backend (backend.h): a file range between
+ * two writes arrives whole. Every case checks that each send answers exactly once (or, its
+ * owner gone, is counted as dropped), that the connection reports its end once, that the file
+ * and the sockets are closed (the process's descriptors are counted before and after) and,
+ * under AddressSanitizer, that nothing leaks.
+ *
+ * The test's end of each connection is a plain socket in a thread of its own (struct peer),
+ * which checks every byte it reads.
+ */
+#include "common.h"
+
+#include <limits.h>
+
+#include "net_common.h" /* backend.h, plain sockets, count_open_fds, MSG_GO and MSG_STOP */
+
+#include "file_common.h"
+
+/* The peer's receive buffer: small and fixed, so that what the kernel holds for it is
+ * bounded (autotuning could otherwise take it to tcp_rmem's maximum). */
+#define PEER_RCVBUF (64u << 10)
+#define PEER_READS_FIRST (1u << 20) /* bytes a peer reads before it acts */
+
+/* ---------------------------------------------------------------------------------------------
+ * The peer: accepts the connections one by one and does to each what its script says
+ */
+
+enum peer_act {
+	PEER_READ_ALL, /* read to the end, calling on_first once `first` bytes have arrived */
+	PEER_RESET,    /* read `first` bytes, then reset the connection (RST) */
+	PEER_CLOSE,    /* read `first` bytes, then close with the rest unread */
+	PEER_HOLD,     /* read `first` bytes, call on_first, read no more until released */
+};
+
+struct peer;
+
+struct peer_conn {
+	enum peer_act act;
+	size_t first;
+	void (*on_first)(struct peer *p);
+	/* What should arrive: `head`, bytes [file_off, file_off + file_len) of the pattern, then
+	 * `tail`. */
+	const char *head, *tail;
+	size_t file_off, file_len;
+	/* Results. */
+	size_t got;
+	size_t bad_at; /* 1 + the offset of the first wrong byte (one past the end: an extra) */
+	int end;       /* how reading ended: 0 at EOF, a negative errno, 1 if the script ended it */
+};
+
+struct peer {
+	int lfd;
+	uint16_t port;
+	int hold[2]; /* PEER_HOLD reads on once the write end is closed (peer_release) */
+	unsigned nconns;
+	struct peer_conn conns[4];
+	actor_system_t *sys;
+	actor_ref_t owner;
+	atomic_int owner_gone; /* set by the owner's destroy callback */
+	pthread_t thread;
+	unsigned char buf[64 << 10];
+};
+
+static void peer_init(struct peer *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(p->lfd, 0);
+	int rcvbuf = PEER_RCVBUF; /* inherited by accepted sockets; set before listen() */
+	ck_assert_int_eq(setsockopt(p->lfd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)), 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(a);
+	ck_assert_int_eq(bind(p->lfd, (struct sockaddr *)&a, len), 0);
+	ck_assert_int_eq(listen(p->lfd, 16), 0);
+	ck_assert_int_eq(getsockname(p->lfd, (struct sockaddr *)&a, &len), 0);
+	p->port = ntohs(a.sin_port);
+	ck_assert_int_eq(pipe2(p->hold, O_CLOEXEC), 0);
+}
+
+static struct peer_conn *peer_add(struct peer *p, enum peer_act act, size_t first, const char *head,
+                                  size_t file_off, size_t file_len, const char *tail)
+{
+	ck_assert_uint_lt(p->nconns, 4);
+	struct peer_conn *pc = &p->conns[p->nconns++];
+	*pc = (struct peer_conn){.act = act,
+	                         .first = first,
+	                         .head = head != NULL ? head : "",
+	                         .tail = tail != NULL ? tail : "",
+	                         .file_off = file_off,
+	                         .file_len = file_len};
+	return pc;
+}
+
+static size_t peer_total(const struct peer_conn *pc)
+{
+	return strlen(pc->head) + pc->file_len + strlen(pc->tail);
+}
+
+static void peer_check(struct peer_conn *pc, const unsigned char *b, size_t n)
+{
+	size_t hl = strlen(pc->head), tl = strlen(pc->tail);
+	for (size_t i = 0; i < n && pc->bad_at == 0; i++) {
+		size_t at = pc->got + i;
+		int want = at < hl                  ? (unsigned char)pc->head[at]
+		           : at < hl + pc->file_len ? pattern(pc->file_off + at - hl)
+		           : at < hl + pc->file_len + tl
+		               ? (unsigned char)pc->tail[at - hl - pc->file_len]
+		               : -1;
+		if (want != b[i])
+			pc->bad_at = at + 1;
+	}
+	pc->got += n;
+}
+
+/* Reads until `limit` bytes in all have arrived, the end, or an error; false at the end or an
+ * error (pc->end says which). */
+static bool peer_read(struct peer *p, struct peer_conn *pc, int fd, size_t limit)
+{
+	while (pc->got < limit) {
+		size_t want = limit - pc->got < sizeof(p->buf) ? limit - pc->got : sizeof(p->buf);
+		ssize_t n = recv_some(fd, p->buf, want);
+		if (n <= 0) {
+			pc->end = n == 0 ? 0 : -errno;
+			return false;
+		}
+		peer_check(pc, p->buf, (size_t)n);
+	}
+	return true;
+}
+
+static void peer_serve(struct peer *p, struct peer_conn *pc, int fd)
+{
+	if (!peer_read(p, pc, fd, pc->first))
+		return;
+	switch (pc->act) {
+	case PEER_RESET: {
+		struct linger lg = {.l_onoff = 1, .l_linger = 0};
+		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		pc->end = 1;
+		return;
+	}
+	case PEER_CLOSE:
+		pc->end = 1;
+		return;
+	case PEER_HOLD: {
+		if (pc->on_first != NULL)
+			pc->on_first(p);
+		char c;
+		while (read(p->hold[0], &c, 1) < 0 && errno == EINTR)
+			;
+		break;
+	}
+	case PEER_READ_ALL:
+		if (pc->on_first != NULL)
+			pc->on_first(p);
+		break;
+	}
+	peer_read(p, pc, fd, SIZE_MAX);
+}
+
+static void *peer_main(void *arg)
+{
+	struct peer *p = arg;
+	for (unsigned i = 0; i < p->nconns; i++) {
+		struct peer_conn *pc = &p->conns[i];
+		int fd;
+		while ((fd = accept4(p->lfd, NULL, NULL, SOCK_CLOEXEC)) < 0 && errno == EINTR)
+			;
+		if (fd < 0) {
+			pc->end = -errno;
+			return NULL;
+		}
+		set_io_timeouts(fd, IO_TIMEOUT_S); /* bounds a hang; never reached otherwise */
+		peer_serve(p, pc, fd);
+		close(fd);
+	}
+	return NULL;
+}
+
+/* Lets a PEER_HOLD connection read on. */
+static void peer_release(struct peer *p)
+{
+	if (p->hold[1] >= 0) {
+		close(p->hold[1]);
+		p->hold[1] = -1;
+	}
+}
+
+static void peer_end(struct peer *p)
+{
+	peer_release(p);
+	pthread_join(p->thread, NULL);
+	close(p->hold[0]);
+	close(p->lfd);
+}
+
+/* The peer checked every byte it read, and read `total` bytes (SIZE_MAX: any number) before
+ * its reading ended as `end` (INT_MIN: any way). */
+static void assert_peer_conn(const struct peer_conn *pc, size_t total, int end)
+{
+	ck_assert_msg(pc->bad_at == 0, "the peer read a wrong byte at offset %zu of %zu",
+	              pc->bad_at - 1, pc->got);
+	if (total != SIZE_MAX)
+		ck_assert_msg(pc->got == total, "the peer read %zu bytes, expected %zu", pc->got,
+		              total);
+	if (end != INT_MIN)
+		ck_assert_msg(pc->end == end, "the peer's reading ended with %d, expected %d",
+		              pc->end, end);
+}
+
+/* What every case's actor state begins with. */
+struct script {
+	struct peer *peer;
+	actor_file_t f;
+	actor_conn_t c;
+	int ended;
+};
+
+static void owner_destroyed(void *state)
+{
+	struct script *s = state;
+	atomic_store(&s->peer->owner_gone, 1);
+}
+
+/* Runs `fn` with `s` on one worker, the peer serving its connections, until every actor has
+ * stopped. */
+static actor_system_t *run_with_peer(struct peer *p, actor_config_t cfg, actor_behavior_fn *fn,
+                                     struct script *s, const char *what)
+{
+	s->peer = p;
+	actor_system_t *sys = backend_system_cfg(cfg);
+	actor_spawn_opts_t opts = {
+	    .placement = ACTOR_PLACE_FIXED, .worker = 0, .destroy = owner_destroyed};
+	actor_ref_t a = spawn_ok(sys, &opts, fn, s);
+	p->sys = sys;
+	p->owner = a;
+	ck_assert_int_eq(pthread_create(&p->thread, NULL, peer_main, p), 0);
+	send_ok(sys, a, MSG_GO, NULL, 0);
+	system_run_to_end(sys, TEST_WATCHDOG, what);
+	peer_end(p);
+	assert_no_failures(); /* first: what went wrong inside says most */
+	return sys;
+}
+
+/* What every case ends with: nothing open, nothing pending (but at most `running` operations
+ * still on a pool thread: see stop_mid_send), no message lost but the `dropped` answers. */
+static void assert_settled(actor_system_t *sys, uint64_t dropped, uint64_t running)
+{
+	ck_assert_uint_eq(STAT_SUM(sys, files), 0);
+	ck_assert_uint_le(STAT_SUM(sys, file_ops), running);
+	ck_assert_uint_eq(STAT_SUM(sys, file_ops_dropped), dropped);
+	ck_assert_uint_eq(STAT_SUM(sys, conns), 0);
+	actor_stats_t st;
+	ck_assert_int_eq(actor_stats_system(sys, &st), 0);
+	ck_assert_uint_eq(st.dead_letters, 0);
+}
+
+static void assert_all_settled(actor_system_t *sys, uint64_t dropped)
+{
+	assert_settled(sys, dropped, 0);
+}
+
+static const actor_tcp_event_t *tcp_event(const actor_msg_t *m)
+{
+	return actor_msg_data((actor_msg_t *)m);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The whole range, between two writes
+ */
+
+#define SEND_LEN (10u << 20)
+
+struct whole {
+	struct script s;
+	int sent;
+};
+
+static void whole_behavior(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	struct whole *w = state;
+	struct script *s = &w->s;
+	if (msg->type == MSG_GO) {
+		CALL_OK(actor_file_open(ctx, path_in_dir("big"), O_RDONLY, 0, 1));
+		return;
+	}
+	if (msg->type == ACTOR_MSG_TCP_CONNECTED) {
+		EXPECT(tcp_event(msg)->error == 0, "connect: %d", tcp_event(msg)->error);
+		CALL_OK(actor_tcp_write(ctx, s->c, "HEAD", 4));
+		CALL_OK(actor_file_send(ctx, s->f, 0, SEND_LEN, s->c, 2));
+		CALL_OK(actor_tcp_write(ctx, s->c, "TAIL", 4));
+		return;
+	}
+	const actor_file_done_t *d = file_done(msg);
+	if (d == NULL)
+		return;
+	if (d->op == ACTOR_FILE_OPEN) {
+		EXPECT(d->result == 0, "open: %" PRId64, d->result);
+		s->f = d->file;
+		CALL_OK(actor_tcp_connect(ctx, "127.0.0.1", s->peer->port, &s->c));
+		return;
+	}
+	if (d->op == ACTOR_FILE_CLOSE) {
+		EXPECT(w->sent == 1, "the close answered before the send");
+		s->ended = 1;
+		actor_exit(ctx, 0);
+		return;
+	}
+	EXPECT(d->op == ACTOR_FILE_SEND && d->tag == 2 && d->result == SEND_LEN,
+	       "send: op %d result %" PRId64, d->op, d->result);
+	w->sent++;
+	CALL_OK(actor_tcp_close(ctx, s->c));
+	CALL_OK(actor_file_close(ctx, s->f, 3));
+}
+
+START_TEST(a_file_sent_on_a_connection_arrives_whole_between_its_writes)
+{
+	make_dir();
+	make_file("big", SEND_LEN);
+	unsigned fds = count_open_fds();
+	struct peer *p = malloc(sizeof(*p));
+	peer_init(p);
+	struct peer_conn *pc = peer_add(p, PEER_READ_ALL, 0, "HEAD", 0, SEND_LEN, "TAIL");
+	struct whole w = {0};
+	actor_system_t *sys =
+	    run_with_peer(p, (actor_config_t){.workers = 1}, whole_behavior, &w.s, "file send");
+	ck_assert_int_eq(w.s.ended, 1);
+	ck_assert_int_eq(w.sent, 1);
+	assert_peer_conn(pc, peer_total(pc), 0);
+	assert_all_settled(sys, 0);
+	actor_system_free(sys);
+	free(p);
+	ck_assert_uint_eq(count_open_fds(), fds);
+	remove_dir();
+}
+END_TEST
+
+static void add_cases(Suite *s, unsigned b, void (*fixture)(void))
+{
+	TCase *tc;
+	tc = backend_tcase(s, b, 0, "send", TEST_TIMEOUT, fixture);
+	tcase_add_test(tc, a_file_sent_on_a_connection_arrives_whole_between_its_writes);
+}
+
+int main(int argc, char **argv)
+{
+	return backend_main(argc, argv, "file_send", add_cases);
+}
