@@ -1,8 +1,8 @@
 /* test_file_send.c: actor_file_send on every reactor backend (backend.h): a file range between
- * two writes arrives whole. Every case checks that each send answers exactly once (or, its
- * owner gone, is counted as dropped), that the connection reports its end once, that the file
- * and the sockets are closed (the process's descriptors are counted before and after) and,
- * under AddressSanitizer, that nothing leaks.
+ * two writes arrives whole; an empty range, checked as a non-empty one is. Every case checks
+ * that each send answers exactly once (or, its owner gone, is counted as dropped), that the
+ * connection reports its end once, that the file and the sockets are closed (the process's
+ * descriptors are counted before and after) and, under AddressSanitizer, that nothing leaks.
  *
  * The test's end of each connection is a plain socket in a thread of its own (struct peer),
  * which checks every byte it reads.
@@ -334,11 +334,171 @@ START_TEST(a_file_sent_on_a_connection_arrives_whole_between_its_writes)
 }
 END_TEST
 
+/* ---------------------------------------------------------------------------------------------
+ * An empty range: checked as any other, answered at once
+ */
+
+enum { EMPTY_OPEN_RO = 1, EMPTY_OPEN_WO, EMPTY_SEND, EMPTY_CLOSE_RO, EMPTY_CLOSE_WO };
+
+struct empty {
+	struct script s;
+	actor_file_t wo; /* opened for writing only */
+	int conn;        /* 0: the peer reads; 1: it resets at once; 2: closed by us */
+	int sends, closes, closed_eof;
+};
+
+/* Arguments refused at the call, whatever the connection. */
+static void empty_bad_arguments(actor_ctx_t *ctx, struct empty *e)
+{
+	struct script *s = &e->s;
+	CALL_FAILS(actor_file_send(NULL, s->f, 0, 0, s->c, 0), -EINVAL);
+	CALL_FAILS(actor_file_send(ctx, s->f, -1, 0, s->c, 0), -EINVAL);
+	CALL_FAILS(actor_file_send(ctx, s->f, 0, (size_t)ACTOR_FILE_IO_MAX + 1, s->c, 0), -EINVAL);
+	CALL_FAILS(actor_file_send(ctx, s->f, INT64_MAX, 1, s->c, 0), -EINVAL);
+	CALL_FAILS(actor_file_send(ctx, (actor_file_t){0}, 0, 0, s->c, 0), -EBADF);
+	CALL_FAILS(actor_file_send(ctx, (actor_file_t){12345}, 0, 0, s->c, 0), -EBADF);
+	/* A file that cannot be read: refused at once, the connection untouched. */
+	CALL_FAILS(actor_file_send(ctx, e->wo, 0, 0, s->c, 0), -EBADF);
+	CALL_FAILS(actor_file_send(ctx, e->wo, 0, 10, s->c, 0), -EBADF);
+	/* No such connection. */
+	CALL_FAILS(actor_file_send(ctx, s->f, 0, 0, (actor_conn_t){0}, 0), -ESRCH);
+	CALL_FAILS(actor_file_send(ctx, s->f, 0, 0, (actor_conn_t){((uint64_t)7 << 56) | 1}, 0),
+	           -EXDEV);
+}
+
+static void empty_connected(actor_ctx_t *ctx, struct empty *e)
+{
+	struct script *s = &e->s;
+	switch (e->conn) {
+	case 0:
+		empty_bad_arguments(ctx, e);
+		CALL_OK(actor_tcp_write(ctx, s->c, "HEAD", 4));
+		CALL_OK(actor_file_send(ctx, s->f, 0, 0, s->c, EMPTY_SEND));
+		CALL_OK(actor_tcp_write(ctx, s->c, "TAIL", 4));
+		/* Shut down for writing: no more writes, no more sends, empty or not. */
+		CALL_OK(actor_tcp_shutdown(ctx, s->c));
+		CALL_FAILS(actor_tcp_write(ctx, s->c, "x", 1), -EPIPE);
+		CALL_FAILS(actor_file_send(ctx, s->f, 0, 0, s->c, 0), -EPIPE);
+		CALL_FAILS(actor_file_send(ctx, s->f, 0, 10, s->c, 0), -EPIPE);
+		break;
+	case 1: /* the peer resets once this byte arrives (not before: CONNECTED could fail) */
+		CALL_OK(actor_tcp_write(ctx, s->c, "R", 1));
+		break;
+	case 2: {
+		/* Closed by us: the handle is stale, for a send as for a write. */
+		actor_conn_t c = s->c;
+		CALL_OK(actor_tcp_close(ctx, c));
+		CALL_FAILS(actor_tcp_write(ctx, c, "x", 1), -ESRCH);
+		CALL_FAILS(actor_file_send(ctx, s->f, 0, 0, c, 0), -ESRCH);
+		CALL_FAILS(actor_file_send(ctx, s->f, 0, 10, c, 0), -ESRCH);
+		CALL_OK(actor_file_close(ctx, s->f, EMPTY_CLOSE_RO));
+		CALL_OK(actor_file_close(ctx, e->wo, EMPTY_CLOSE_WO));
+		break;
+	}
+	}
+}
+
+static void empty_closed(actor_ctx_t *ctx, struct empty *e, int err)
+{
+	struct script *s = &e->s;
+	if (e->conn == 0) {
+		/* The peer's end after ours: we close, and go on to the next connection. */
+		EXPECT(err == 0, "connection 0: CLOSED with %d", err);
+		e->closed_eof++;
+		CALL_OK(actor_tcp_close(ctx, s->c));
+		e->conn++;
+		CALL_OK(actor_tcp_connect(ctx, "127.0.0.1", s->peer->port, &s->c));
+		return;
+	}
+	/* Reset: the connection failed; its handle lasts until this message returns. */
+	EXPECT(e->conn == 1 && err < 0, "connection %d: CLOSED with %d", e->conn, err);
+	CALL_FAILS(actor_tcp_write(ctx, s->c, "x", 1), -EPIPE);
+	CALL_FAILS(actor_file_send(ctx, s->f, 0, 0, s->c, 0), -EPIPE);
+	CALL_FAILS(actor_file_send(ctx, s->f, 0, 10, s->c, 0), -EPIPE);
+	e->conn++;
+	CALL_OK(actor_tcp_connect(ctx, "127.0.0.1", s->peer->port, &s->c));
+}
+
+static void empty_behavior(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	struct empty *e = state;
+	struct script *s = &e->s;
+	if (msg->type == MSG_GO) {
+		CALL_OK(actor_file_open(ctx, path_in_dir("small"), O_RDONLY, 0, EMPTY_OPEN_RO));
+		CALL_OK(actor_file_open(ctx, path_in_dir("small"), O_WRONLY, 0, EMPTY_OPEN_WO));
+		return;
+	}
+	if (msg->type == ACTOR_MSG_TCP_CONNECTED) {
+		EXPECT(tcp_event(msg)->error == 0, "connect: %d", tcp_event(msg)->error);
+		empty_connected(ctx, e);
+		return;
+	}
+	if (msg->type == ACTOR_MSG_TCP_CLOSED) {
+		empty_closed(ctx, e, tcp_event(msg)->error);
+		return;
+	}
+	const actor_file_done_t *d = file_done(msg);
+	if (d == NULL)
+		return;
+	switch (d->tag) {
+	case EMPTY_OPEN_RO:
+	case EMPTY_OPEN_WO:
+		EXPECT(d->result == 0, "open: %" PRId64, d->result);
+		*(d->tag == EMPTY_OPEN_RO ? &s->f : &e->wo) = d->file;
+		if (s->f.id != 0 && e->wo.id != 0)
+			CALL_OK(actor_tcp_connect(ctx, "127.0.0.1", s->peer->port, &s->c));
+		break;
+	case EMPTY_SEND:
+		EXPECT(d->op == ACTOR_FILE_SEND && d->result == 0 && d->file.id == s->f.id,
+		       "the empty send: op %d result %" PRId64, d->op, d->result);
+		e->sends++;
+		break;
+	case EMPTY_CLOSE_RO:
+	case EMPTY_CLOSE_WO:
+		EXPECT(d->op == ACTOR_FILE_CLOSE && d->result == 0, "close: %" PRId64, d->result);
+		if (++e->closes == 2) {
+			s->ended = 1;
+			actor_exit(ctx, 0);
+		}
+		break;
+	default:
+		NOTE_FAIL("tag %" PRIu64 " op %d result %" PRId64, d->tag, d->op, d->result);
+	}
+}
+
+START_TEST(an_empty_send_is_checked_as_any_other_and_answers_at_once)
+{
+	make_dir();
+	make_file("small", 4096);
+	unsigned fds = count_open_fds();
+	struct peer *p = malloc(sizeof(*p));
+	peer_init(p);
+	struct peer_conn *pc0 = peer_add(p, PEER_READ_ALL, 0, "HEAD", 0, 0, "TAIL");
+	struct peer_conn *pc1 = peer_add(p, PEER_RESET, 1, "R", 0, 0, NULL);
+	struct peer_conn *pc2 = peer_add(p, PEER_READ_ALL, 0, NULL, 0, 0, NULL);
+	struct empty e = {0};
+	actor_system_t *sys =
+	    run_with_peer(p, (actor_config_t){.workers = 1}, empty_behavior, &e.s, "empty send");
+	ck_assert_int_eq(e.s.ended, 1);
+	ck_assert_int_eq(e.sends, 1);
+	ck_assert_int_eq(e.closed_eof, 1);
+	assert_peer_conn(pc0, 8, 0);
+	assert_peer_conn(pc1, 1, 1);
+	assert_peer_conn(pc2, 0, 0);
+	assert_all_settled(sys, 0);
+	actor_system_free(sys);
+	free(p);
+	ck_assert_uint_eq(count_open_fds(), fds);
+	remove_dir();
+}
+END_TEST
+
 static void add_cases(Suite *s, unsigned b, void (*fixture)(void))
 {
 	TCase *tc;
 	tc = backend_tcase(s, b, 0, "send", TEST_TIMEOUT, fixture);
 	tcase_add_test(tc, a_file_sent_on_a_connection_arrives_whole_between_its_writes);
+	tcase_add_test(tc, an_empty_send_is_checked_as_any_other_and_answers_at_once);
 }
 
 int main(int argc, char **argv)

@@ -77,6 +77,7 @@ struct file {
 	struct file_op *head, *tail; /* held back (above) */
 	unsigned running, writes, syncs;
 	bool appending;
+	bool readable;            /* opened for reading: actor_file_send may read it */
 	bool closed;              /* closing: the handle is gone */
 	struct file_op *close_op; /* made with the open, so that closing never lacks memory */
 	_Atomic unsigned refs;
@@ -316,6 +317,7 @@ static int64_t opened(struct actor_worker *w, struct file_worker *fw, struct fil
 		return idx; /* the op's reference, the last, closes it */
 	f->handle = actor__table_handle(&fw->files, w->index, (uint32_t)idx);
 	f->owner = op->owner;
+	f->readable = (op->flags & O_ACCMODE) != O_WRONLY && !(op->flags & O_PATH);
 	file_ref(f); /* the worker's */
 	f->next = fw->list;
 	if (fw->list != NULL)
@@ -649,17 +651,20 @@ static void send_done(void *arg, int64_t res)
 }
 
 /* A send bypasses the file's queue (it reads; no rule holds it back) but counts as running,
- * so that a close waits for it and the descriptor stays open under the connection's queue. */
+ * so that a close waits for it and the descriptor stays open under the connection's queue. An
+ * empty one is checked as any other, connection included, and answered at once. */
 int actor_file_send(actor_ctx_t *ctx, actor_file_t file, int64_t offset, size_t len,
                     actor_conn_t conn, uint64_t tag)
 {
-	if (offset < 0 || len > ACTOR_FILE_IO_MAX)
+	if (offset < 0 || len > ACTOR_FILE_IO_MAX || offset > INT64_MAX - (int64_t)len)
 		return -EINVAL;
 	struct actor_worker *w;
 	struct file *f;
 	int rc = file_of(ctx, file, &w, &f);
 	if (rc < 0)
 		return rc;
+	if (!f->readable)
+		return -EBADF; /* what reading it would say, but before the connection is touched */
 	struct file_worker *fw = file_worker_of(w);
 	struct file_op *op = op_new(w, ctx->actor->ref, ACTOR_FILE_SEND, tag);
 	if (op == NULL)
@@ -668,7 +673,7 @@ int actor_file_send(actor_ctx_t *ctx, actor_file_t file, int64_t offset, size_t 
 	op->offset = offset;
 	op->len = len;
 	struct actor__outseg seg = {.fd = f->fd, .offset = offset, .done = send_done, .arg = op};
-	rc = len == 0 ? 0 : actor__tcp_queue_seg(ctx, conn, &seg, (uint32_t)len);
+	rc = actor__tcp_queue_seg(ctx, conn, &seg, (uint32_t)len);
 	if (rc < 0) {
 		op_free(op);
 		return rc;

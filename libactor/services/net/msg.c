@@ -68,7 +68,7 @@ int actor__tcp_queue_seg(actor_ctx_t *ctx, actor_conn_t conn, const struct actor
 		return rc;
 	if (c->state != CONN_OPEN || c->wr_shut)
 		return -EPIPE;
-	return actor__conn_queue_seg(c, seg, len);
+	return len == 0 ? 0 : actor__conn_queue_seg(c, seg, len);
 }
 
 int actor_tcp_queued(actor_ctx_t *ctx, actor_conn_t conn, size_t *bytes)
