@@ -1,11 +1,14 @@
 /* test_file_send.c: actor_file_send on every reactor backend (backend.h): a file range between
- * two writes arrives whole; an empty range, checked as a non-empty one is. Every case checks
- * that each send answers exactly once (or, its owner gone, is counted as dropped), that the
- * connection reports its end once, that the file and the sockets are closed (the process's
- * descriptors are counted before and after) and, under AddressSanitizer, that nothing leaks.
+ * two writes arrives whole; a peer that resets or closes, or an abort, in the middle of a large
+ * send; an empty range, checked as a non-empty one is. Every case checks that each send answers
+ * exactly once (or, its owner gone, is counted as dropped), that the connection reports its end
+ * once, that the file and the sockets are closed (the process's descriptors are counted before
+ * and after) and, under AddressSanitizer, that nothing leaks.
  *
  * The test's end of each connection is a plain socket in a thread of its own (struct peer),
- * which checks every byte it reads.
+ * which checks every byte it reads. "In the middle of a send" is made certain, not timed: the
+ * peer reads part of the file and then acts, and the file is several times larger than what the
+ * kernel's socket buffers can hold (big_len), so the rest is still to be sent then.
  */
 #include "common.h"
 
@@ -55,7 +58,8 @@ struct peer {
 	struct peer_conn conns[4];
 	actor_system_t *sys;
 	actor_ref_t owner;
-	atomic_int owner_gone; /* set by the owner's destroy callback */
+	atomic_int owner_gone;    /* set by the owner's destroy callback */
+	atomic_int owner_aborted; /* set by the owner once it has aborted its connection */
 	pthread_t thread;
 	unsigned char buf[64 << 10];
 };
@@ -335,6 +339,172 @@ START_TEST(a_file_sent_on_a_connection_arrives_whole_between_its_writes)
 END_TEST
 
 /* ---------------------------------------------------------------------------------------------
+ * A peer that resets or closes in the middle of a large send
+ */
+
+/* A file large enough that, once the peer has read PEER_READS_FIRST bytes of it, most of it is
+ * still to be sent: the sender's socket buffer (at most tcp_wmem's maximum) and the peer's
+ * (PEER_RCVBUF, doubled by the kernel) hold only a part of it. */
+static size_t big_len(void)
+{
+	unsigned long lo, def, max = 4u << 20;
+	FILE *f = fopen("/proc/sys/net/ipv4/tcp_wmem", "r");
+	if (f != NULL) {
+		if (fscanf(f, "%lu %lu %lu", &lo, &def, &max) != 3)
+			max = 4u << 20;
+		fclose(f);
+	}
+	size_t held = max + 2 * PEER_RCVBUF + PEER_READS_FIRST;
+	size_t len = 32u << 20;
+	return len > 4 * held ? len : 4 * held;
+}
+
+static size_t big; /* big_len(), for the behaviours */
+
+static void make_big_file(void)
+{
+	big = big_len();
+	make_file("big", big);
+}
+
+struct broken {
+	struct script s;
+	int sends, closed_eof, closed_err, closes;
+	int64_t send_result;
+	int close_error;
+};
+
+static void broken_behavior(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	struct broken *b = state;
+	struct script *s = &b->s;
+	if (msg->type == MSG_GO) {
+		CALL_OK(actor_file_open(ctx, path_in_dir("big"), O_RDONLY, 0, 1));
+		return;
+	}
+	if (msg->type == ACTOR_MSG_TCP_CONNECTED) {
+		CALL_OK(actor_tcp_write(ctx, s->c, "HEAD", 4));
+		CALL_OK(actor_file_send(ctx, s->f, 0, big, s->c, 2));
+		return;
+	}
+	if (msg->type == MSG_RESUME) { /* our own end: no CLOSED follows */
+		CALL_OK(actor_tcp_abort(ctx, s->c));
+		CALL_FAILS(actor_file_send(ctx, s->f, 0, 0, s->c, 9), -ESRCH);
+		CALL_OK(actor_file_close(ctx, s->f, 3));
+		atomic_store(&s->peer->owner_aborted, 1);
+		return;
+	}
+	if (msg->type == ACTOR_MSG_TCP_CLOSED) {
+		int err = tcp_event(msg)->error;
+		EXPECT(b->closed_err == 0, "CLOSED (%d) after CLOSED with an error", err);
+		if (err == 0) { /* the peer's FIN came first: the send goes on into its reset */
+			EXPECT(b->closed_eof++ == 0, "a second CLOSED for the peer's end");
+			return;
+		}
+		b->closed_err++;
+		b->close_error = err;
+		/* Gone: later writes and sends are refused, an empty send included. */
+		CALL_FAILS(actor_tcp_write(ctx, s->c, "x", 1), -EPIPE);
+		CALL_FAILS(actor_file_send(ctx, s->f, 0, 1, s->c, 9), -EPIPE);
+		CALL_FAILS(actor_file_send(ctx, s->f, 0, 0, s->c, 9), -EPIPE);
+		CALL_OK(actor_file_close(ctx, s->f, 3));
+		return;
+	}
+	const actor_file_done_t *d = file_done(msg);
+	if (d == NULL)
+		return;
+	switch (d->op) {
+	case ACTOR_FILE_OPEN:
+		EXPECT(d->result == 0, "open: %" PRId64, d->result);
+		s->f = d->file;
+		CALL_OK(actor_tcp_connect(ctx, "127.0.0.1", s->peer->port, &s->c));
+		break;
+	case ACTOR_FILE_SEND:
+		EXPECT(d->tag == 2, "send tag %" PRIu64, d->tag);
+		b->sends++;
+		b->send_result = d->result;
+		break;
+	case ACTOR_FILE_CLOSE:
+		EXPECT(d->result == 0, "close: %" PRId64, d->result);
+		EXPECT(b->sends == 1, "the close answered after %d sends", b->sends);
+		b->closes++;
+		s->ended = 1;
+		actor_exit(ctx, 0);
+		break;
+	default:
+		NOTE_FAIL("op %d", d->op);
+	}
+}
+
+/* The peer has read part of the file: the owner aborts the connection now; the peer reads on
+ * once it has (reading on at once could let the rest through first). */
+static void tell_owner_to_abort(struct peer *p)
+{
+	int rc = actor_send(p->sys, p->owner, MSG_RESUME, NULL, 0);
+	EXPECT(rc == 0, "actor_send: %d", rc);
+	EXPECT(WAIT_UNTIL(atomic_load(&p->owner_aborted), TEST_WATCHDOG),
+	       "the owner did not abort");
+}
+
+/* `act`: what the peer does once it has read part of the file; PEER_READ_ALL: it reads on,
+ * and the owner aborts the connection. */
+static void break_mid_send(enum peer_act act)
+{
+	make_dir();
+	make_big_file();
+	unsigned fds = count_open_fds();
+	struct peer *p = malloc(sizeof(*p));
+	peer_init(p);
+	struct peer_conn *pc = peer_add(p, act, PEER_READS_FIRST, "HEAD", 0, big, NULL);
+	if (act == PEER_READ_ALL)
+		pc->on_first = tell_owner_to_abort;
+	struct broken b = {0};
+	actor_system_t *sys = run_with_peer(p, (actor_config_t){.workers = 1}, broken_behavior,
+	                                    &b.s, "broken mid-send");
+	if (act == PEER_READ_ALL) /* reset by the abort, after what had reached the kernel */
+		assert_peer_conn(pc, SIZE_MAX, -ECONNRESET);
+	else
+		assert_peer_conn(pc, PEER_READS_FIRST, 1);
+	ck_assert_int_eq(b.s.ended, 1);
+	ck_assert_int_eq(b.sends, 1);
+	ck_assert_int_eq(b.send_result, -EPIPE);
+	if (act == PEER_READ_ALL) {
+		ck_assert_int_eq(b.closed_err, 0);
+	} else {
+		ck_assert_int_eq(b.closed_err, 1);
+		ck_assert_msg(b.close_error == -EPIPE || b.close_error == -ECONNRESET,
+		              "CLOSED with %d", b.close_error);
+	}
+	ck_assert_int_eq(b.closes, 1);
+	assert_all_settled(sys, 0);
+	actor_system_free(sys);
+	free(p);
+	ck_assert_uint_eq(count_open_fds(), fds);
+	remove_dir();
+}
+
+START_TEST(a_peer_that_resets_mid_send_fails_the_send_and_the_connection_once)
+{
+	break_mid_send(PEER_RESET);
+}
+END_TEST
+
+/* With bytes still unread a close is a reset too; with none (the peer had read all that had
+ * arrived) it is a FIN, and the send goes on into the peer's reset: CLOSED for the peer's end
+ * may come first, then CLOSED with the error. */
+START_TEST(a_peer_that_closes_mid_send_fails_the_send_and_the_connection_once)
+{
+	break_mid_send(PEER_CLOSE);
+}
+END_TEST
+
+START_TEST(an_abort_mid_send_answers_the_send_once_with_epipe)
+{
+	break_mid_send(PEER_READ_ALL);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------------
  * An empty range: checked as any other, answered at once
  */
 
@@ -499,6 +669,10 @@ static void add_cases(Suite *s, unsigned b, void (*fixture)(void))
 	tc = backend_tcase(s, b, 0, "send", TEST_TIMEOUT, fixture);
 	tcase_add_test(tc, a_file_sent_on_a_connection_arrives_whole_between_its_writes);
 	tcase_add_test(tc, an_empty_send_is_checked_as_any_other_and_answers_at_once);
+	tc = backend_tcase(s, b, 1, "send errors", TEST_TIMEOUT, fixture);
+	tcase_add_test(tc, a_peer_that_resets_mid_send_fails_the_send_and_the_connection_once);
+	tcase_add_test(tc, a_peer_that_closes_mid_send_fails_the_send_and_the_connection_once);
+	tcase_add_test(tc, an_abort_mid_send_answers_the_send_once_with_epipe);
 }
 
 int main(int argc, char **argv)

@@ -23,6 +23,8 @@
 #include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -568,17 +570,59 @@ static int64_t seg_error(int err)
 	switch (err) {
 	case EPIPE:
 	case ECONNRESET:
+	case ECONNABORTED:
 	case ENOTCONN:
 	case ETIMEDOUT:
+	case EHOSTUNREACH:
+	case ENETUNREACH:
+	case ENETDOWN:
 		return -EPIPE;
 	default:
 		return -err;
 	}
 }
 
+/* sendfile(2) has no MSG_NOSIGNAL: on a connection the peer has closed it raises SIGPIPE in the
+ * calling thread, which kills a program that has not ignored the signal (actor.h promises none).
+ * So the signal is blocked around the call and, if the call raised it, taken back before it is
+ * unblocked. Where the program itself blocks SIGPIPE, a pending one is left to it, as its own
+ * writes would leave it: it may have been pending before. */
+static ssize_t sendfile_quiet(int sock, int fd, off_t *pos, size_t len)
+{
+	sigset_t pipe_set, old;
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+	ssize_t n;
+	do
+		n = sendfile(sock, fd, pos, len);
+	while (n < 0 && errno == EINTR);
+	int err = errno;
+	if (n < 0 && err == EPIPE && !sigismember(&old, SIGPIPE)) {
+		static const struct timespec at_once = {0, 0};
+		while (sigtimedwait(&pipe_set, NULL, &at_once) < 0 && errno == EINTR)
+			;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	errno = err;
+	return n;
+}
+
+/* The head segment `b` leaves the queue; its queuer hears `res`. */
+static void seg_end(struct actor__conn *c, struct actor__outbuf *b, int64_t res)
+{
+	struct actor__outseg *seg = seg_of(b);
+	c->out_head = b->next;
+	if (c->out_head == NULL)
+		c->out_tail = NULL;
+	seg->done(seg->arg, res);
+	outbuf_free(c->net, b);
+}
+
 /* out_direct: the head is a file segment; sends what the socket takes of it. A file that ends
  * before the segment does (it shrank) fails the connection with -ENODATA: the peer would
- * otherwise read what follows in the segment's place. */
+ * otherwise read what follows in the segment's place. A socket's error fails it with that
+ * error, as a write's would. */
 static ssize_t conn_out_direct(struct actor__watcher *wt)
 {
 	struct actor__conn *c = conn_of_watcher(wt);
@@ -588,28 +632,17 @@ static ssize_t conn_out_direct(struct actor__watcher *wt)
 		return 0;
 	size_t want = b->len - b->off < SEG_STEP ? b->len - b->off : SEG_STEP;
 	off_t pos = (off_t)(seg->offset + b->off);
-	ssize_t n;
-	do
-		n = sendfile(wt->fd, seg->fd, &pos, want);
-	while (n < 0 && errno == EINTR);
+	ssize_t n = sendfile_quiet(wt->fd, seg->fd, &pos, want);
 	if (n < 0 && errno == EAGAIN)
 		return -EAGAIN;
 	if (n <= 0) {
-		int64_t res = n == 0 ? -ENODATA : seg_error(errno);
-		c->out_head = b->next;
-		if (c->out_head == NULL)
-			c->out_tail = NULL;
-		seg->done(seg->arg, res);
-		outbuf_free(c->net, b);
-		return (ssize_t)res; /* the backend fails the connection with it */
+		int err = n == 0 ? ENODATA : errno;
+		seg_end(c, b, seg_error(err));
+		return -err; /* the backend fails the connection with it */
 	}
 	b->off += (uint32_t)n;
 	if (b->off == b->len) {
-		c->out_head = b->next;
-		if (c->out_head == NULL)
-			c->out_tail = NULL;
-		seg->done(seg->arg, b->len);
-		outbuf_free(c->net, b);
+		seg_end(c, b, b->len);
 		output_progress(c);
 	}
 	return n;
