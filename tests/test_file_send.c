@@ -1,9 +1,9 @@
 /* test_file_send.c: actor_file_send on every reactor backend (backend.h): a file range between
  * two writes arrives whole; a peer that resets or closes, or an abort, in the middle of a large
- * send; an empty range, checked as a non-empty one is. Every case checks that each send answers
- * exactly once (or, its owner gone, is counted as dropped), that the connection reports its end
- * once, that the file and the sockets are closed (the process's descriptors are counted before
- * and after) and, under AddressSanitizer, that nothing leaks.
+ * send; an empty range, checked as a non-empty one is; many small ranges in a row. Every case
+ * checks that each send answers exactly once (or, its owner gone, is counted as dropped), that
+ * the connection reports its end once, that the file and the sockets are closed (the process's
+ * descriptors are counted before and after) and, under AddressSanitizer, that nothing leaks.
  *
  * The test's end of each connection is a plain socket in a thread of its own (struct peer),
  * which checks every byte it reads. "In the middle of a send" is made certain, not timed: the
@@ -663,12 +663,100 @@ START_TEST(an_empty_send_is_checked_as_any_other_and_answers_at_once)
 }
 END_TEST
 
+/* ---------------------------------------------------------------------------------------------
+ * Many small ranges in a row: each goes out whole and answers, in order. The socket takes
+ * thousands of them at a time, so a backend that went from one to the next by recursion would
+ * run out of stack: the workers get small stacks here (the default for new threads, which the
+ * library's threads take), so that it would, at once.
+ */
+
+#define SMALL_RANGES 40000
+#define SMALL_RANGE 1
+#define SMALL_STACK (256u << 10)
+
+struct ranges {
+	struct script s;
+	unsigned answered;
+	int closes;
+};
+
+static void ranges_behavior(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	struct ranges *r = state;
+	struct script *s = &r->s;
+	if (msg->type == MSG_GO) {
+		CALL_OK(actor_file_open(ctx, path_in_dir("mid"), O_RDONLY, 0, 0));
+		return;
+	}
+	if (msg->type == ACTOR_MSG_TCP_CONNECTED) {
+		for (unsigned i = 0; i < SMALL_RANGES; i++)
+			CALL_OK(actor_file_send(ctx, s->f, (int64_t)i * SMALL_RANGE, SMALL_RANGE,
+			                        s->c, i));
+		CALL_OK(actor_tcp_close(ctx, s->c));
+		CALL_OK(actor_file_close(ctx, s->f, SMALL_RANGES));
+		return;
+	}
+	const actor_file_done_t *d = file_done(msg);
+	if (d == NULL)
+		return;
+	if (d->op == ACTOR_FILE_OPEN) {
+		EXPECT(d->result == 0, "open: %" PRId64, d->result);
+		s->f = d->file;
+		CALL_OK(actor_tcp_connect(ctx, "127.0.0.1", s->peer->port, &s->c));
+		return;
+	}
+	if (d->op == ACTOR_FILE_CLOSE) {
+		EXPECT(r->answered == SMALL_RANGES, "the close answered after %u sends",
+		       r->answered);
+		r->closes++;
+		s->ended = 1;
+		actor_exit(ctx, 0);
+		return;
+	}
+	EXPECT(d->tag == r->answered && d->result == SMALL_RANGE,
+	       "send %" PRIu64 " (expected %u): %" PRId64, d->tag, r->answered, d->result);
+	r->answered++;
+}
+
+START_TEST(many_small_ranges_in_a_row_arrive_in_order)
+{
+	make_dir();
+	make_file("mid", SMALL_RANGES * SMALL_RANGE);
+	unsigned fds = count_open_fds();
+	struct peer *p = malloc(sizeof(*p));
+	peer_init(p);
+	struct peer_conn *pc =
+	    peer_add(p, PEER_READ_ALL, 0, NULL, 0, SMALL_RANGES * SMALL_RANGE, NULL);
+	pthread_attr_t before, small;
+	ck_assert_int_eq(pthread_getattr_default_np(&before), 0);
+	ck_assert_int_eq(pthread_attr_init(&small), 0);
+	ck_assert_int_eq(pthread_attr_setstacksize(&small, SMALL_STACK), 0);
+	ck_assert_int_eq(pthread_setattr_default_np(&small), 0);
+	pthread_attr_destroy(&small);
+	struct ranges r = {0};
+	actor_system_t *sys =
+	    run_with_peer(p, (actor_config_t){.workers = 1}, ranges_behavior, &r.s, "small ranges");
+	/* As it was, for the cases after this one when they share its process (CK_FORK=no). */
+	ck_assert_int_eq(pthread_setattr_default_np(&before), 0);
+	pthread_attr_destroy(&before);
+	ck_assert_int_eq(r.s.ended, 1);
+	ck_assert_uint_eq(r.answered, SMALL_RANGES);
+	assert_peer_conn(pc, peer_total(pc), 0);
+	assert_all_settled(sys, 0);
+	actor_system_free(sys);
+	free(p);
+	ck_assert_uint_eq(count_open_fds(), fds);
+	remove_dir();
+}
+END_TEST
+
 static void add_cases(Suite *s, unsigned b, void (*fixture)(void))
 {
 	TCase *tc;
 	tc = backend_tcase(s, b, 0, "send", TEST_TIMEOUT, fixture);
 	tcase_add_test(tc, a_file_sent_on_a_connection_arrives_whole_between_its_writes);
 	tcase_add_test(tc, an_empty_send_is_checked_as_any_other_and_answers_at_once);
+	tcase_add_test(tc, many_small_ranges_in_a_row_arrive_in_order);
 	tc = backend_tcase(s, b, 1, "send errors", TEST_TIMEOUT, fixture);
 	tcase_add_test(tc, a_peer_that_resets_mid_send_fails_the_send_and_the_connection_once);
 	tcase_add_test(tc, a_peer_that_closes_mid_send_fails_the_send_and_the_connection_once);

@@ -422,42 +422,38 @@ static void wait_for_room(struct uring_reactor *r, struct actor__watcher *wt)
 	wt->be_flags |= UR_SEND_POLL;
 }
 
-static void send_next(struct uring_reactor *r, struct actor__watcher *wt);
-
 /* out_iov gave nothing: the service writes by itself (out_direct) until the socket is full,
- * then waits for room as a send would. io_uring has no sendfile; a splice would need a pipe per
- * connection. */
-static void send_direct(struct uring_reactor *r, struct actor__watcher *wt)
+ * then waits for room as a send would. True if it wrote some: the caller asks out_iov again.
+ * io_uring has no sendfile; a splice would need a pipe per connection. */
+static bool send_direct(struct uring_reactor *r, struct actor__watcher *wt)
 {
 	ssize_t d = wt->ops->out_direct(wt);
-	if (wt->closed || !(wt->want & WATCH_WRITE))
-		return;
-	if (d > 0) {
-		send_next(r, wt);
-		return;
-	}
-	if (d == 0)
-		return;
+	if (wt->closed || !(wt->want & WATCH_WRITE) || d == 0)
+		return false;
+	if (d > 0)
+		return true;
 	if (d == -EAGAIN) {
 		wait_for_room(r, wt);
-		return;
+		return false;
 	}
 	wt->want &= (uint8_t)~WATCH_WRITE;
 	wt->ops->on_written(wt, d);
+	return false;
 }
 
 /* Sends what out_iov gives next. One iovec: a plain send. More: one sendmsg of up to SEND_IOV,
- * its header and vector kept in the watcher's state (without that, an iovec at a time). */
+ * its header and vector kept in the watcher's state (without that, an iovec at a time). Output
+ * the service sends itself comes in between (send_direct): a loop asks again after it, not a
+ * call per part, as a socket may take thousands of small parts at once. */
 static void send_next(struct uring_reactor *r, struct actor__watcher *wt)
 {
-	if (wt->closed || !(wt->want & WATCH_WRITE) || (wt->applied & WATCH_WRITE))
-		return;
 	struct iovec iov[SEND_IOV];
-	int n = wt->ops->out_iov(wt, iov, SEND_IOV);
-	if (n == 0 && wt->ops->out_direct != NULL) {
-		send_direct(r, wt);
-		return;
-	}
+	int n;
+	do {
+		if (wt->closed || !(wt->want & WATCH_WRITE) || (wt->applied & WATCH_WRITE))
+			return;
+		n = wt->ops->out_iov(wt, iov, SEND_IOV);
+	} while (n == 0 && wt->ops->out_direct != NULL && send_direct(r, wt));
 	n = n < SEND_IOV ? n : SEND_IOV;
 	size_t bytes = 0;
 	for (int i = 0; i < n; i++)
