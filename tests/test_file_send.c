@@ -1,9 +1,11 @@
 /* test_file_send.c: actor_file_send on every reactor backend (backend.h): a file range between
  * two writes arrives whole; a peer that resets or closes, or an abort, in the middle of a large
- * send; an empty range, checked as a non-empty one is; many small ranges in a row. Every case
- * checks that each send answers exactly once (or, its owner gone, is counted as dropped), that
- * the connection reports its end once, that the file and the sockets are closed (the process's
- * descriptors are counted before and after) and, under AddressSanitizer, that nothing leaks.
+ * send; an owner that stops, or a system that shuts down, with a large send in flight; a file
+ * shorter than the range; an empty range, checked as a non-empty one is; a close of the file
+ * while its sends are in flight; many small ranges in a row. Every case checks that each send
+ * answers exactly once (or, its owner gone, is counted as dropped), that the connection reports
+ * its end once, that the file and the sockets are closed (the process's descriptors are counted
+ * before and after) and, under AddressSanitizer, that nothing leaks.
  *
  * The test's end of each connection is a plain socket in a thread of its own (struct peer),
  * which checks every byte it reads. "In the middle of a send" is made certain, not timed: the
@@ -505,6 +507,219 @@ START_TEST(an_abort_mid_send_answers_the_send_once_with_epipe)
 END_TEST
 
 /* ---------------------------------------------------------------------------------------------
+ * An owner that stops, or a system that shuts down, with a large send in flight
+ */
+
+enum stop_how {
+	STOP_EXIT,     /* the owner returns stop (actor_exit) when told to */
+	STOP_KILLED,   /* another thread stops it (actor_stop) */
+	STOP_SHUTDOWN, /* the system shuts down, its drain time 0, the peer reading nothing */
+};
+
+struct stopper {
+	struct script s;
+	int answers;
+};
+
+static void stopper_behavior(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	struct stopper *st = state;
+	struct script *s = &st->s;
+	switch (msg->type) {
+	case MSG_GO:
+		CALL_OK(actor_file_open(ctx, path_in_dir("big"), O_RDONLY, 0, 1));
+		return;
+	case MSG_STOP:
+		s->ended = 1;
+		actor_exit(ctx, 0);
+		return;
+	case ACTOR_MSG_TCP_CONNECTED:
+		CALL_OK(actor_tcp_write(ctx, s->c, "HEAD", 4));
+		CALL_OK(actor_file_send(ctx, s->f, 0, big, s->c, 2));
+		CALL_OK(actor_tcp_write(ctx, s->c, "TAIL", 4));
+		return;
+	}
+	const actor_file_done_t *d = file_done(msg);
+	if (d != NULL && d->op == ACTOR_FILE_OPEN) {
+		EXPECT(d->result == 0, "open: %" PRId64, d->result);
+		s->f = d->file;
+		CALL_OK(actor_tcp_connect(ctx, "127.0.0.1", s->peer->port, &s->c));
+		return;
+	}
+	st->answers++; /* none may come: the owner stops before the send can end */
+	NOTE_FAIL("message %#x (op %d, result %" PRId64 ") before the stop", msg->type,
+	          d != NULL ? d->op : 0, d != NULL ? d->result : 0);
+}
+
+/* The peer has read part of the file: the owner stops now; the peer reads on once it has. */
+static void tell_owner_to_exit(struct peer *p)
+{
+	int rc = actor_send(p->sys, p->owner, MSG_STOP, NULL, 0);
+	EXPECT(rc == 0, "actor_send: %d", rc);
+	EXPECT(WAIT_UNTIL(atomic_load(&p->owner_gone), TEST_WATCHDOG), "the owner did not stop");
+}
+
+static void stop_owner(struct peer *p)
+{
+	int rc = actor_stop(p->sys, p->owner);
+	EXPECT(rc == 0, "actor_stop: %d", rc);
+	EXPECT(WAIT_UNTIL(atomic_load(&p->owner_gone), TEST_WATCHDOG), "the owner did not stop");
+}
+
+static void shut_system_down(struct peer *p)
+{
+	int rc = actor_system_shutdown(p->sys);
+	EXPECT(rc == 0, "actor_system_shutdown: %d", rc);
+}
+
+static void stop_mid_send(enum stop_how how)
+{
+	make_dir();
+	make_big_file();
+	unsigned fds = count_open_fds();
+	struct peer *p = malloc(sizeof(*p));
+	peer_init(p);
+	struct peer_conn *pc = peer_add(p, how == STOP_SHUTDOWN ? PEER_HOLD : PEER_READ_ALL,
+	                                PEER_READS_FIRST, "HEAD", 0, big, "TAIL");
+	pc->on_first = how == STOP_EXIT     ? tell_owner_to_exit
+	               : how == STOP_KILLED ? stop_owner
+	                                    : shut_system_down;
+	struct stopper st = {0};
+	actor_config_t cfg = {.workers = 1, .shutdown_drain_ms = how == STOP_SHUTDOWN ? -1 : 0};
+	actor_system_t *sys = run_with_peer(p, cfg, stopper_behavior, &st.s, "owner stops");
+	ck_assert_int_eq(atomic_load(&p->owner_gone), 1);
+	ck_assert_int_eq(st.answers, 0);
+	ck_assert_int_eq(st.s.ended, how == STOP_EXIT);
+	if (how == STOP_SHUTDOWN) /* the rest was dropped, with a reset */
+		assert_peer_conn(pc, SIZE_MAX, INT_MIN);
+	else /* the owner's connection was closed: what was queued was still sent */
+		assert_peer_conn(pc, peer_total(pc), 0);
+	/* The send's answer was dropped, its owner gone. At a shutdown with no drain time the
+	 * connection is reset only as the worker exits; the send ends then, and the file's close
+	 * starts: on a pool thread (epoll) it ends in actor_system_free, as operations that run
+	 * when a worker exits do. The descriptors counted below are the proof that it did. */
+	assert_settled(sys, 1, how == STOP_SHUTDOWN ? 1 : 0);
+	actor_system_free(sys);
+	free(p);
+	ck_assert_uint_eq(count_open_fds(), fds);
+	remove_dir();
+}
+
+START_TEST(an_owner_that_exits_mid_send_still_sends_the_rest_and_closes_the_file)
+{
+	stop_mid_send(STOP_EXIT);
+}
+END_TEST
+
+START_TEST(an_owner_stopped_mid_send_still_sends_the_rest_and_closes_the_file)
+{
+	stop_mid_send(STOP_KILLED);
+}
+END_TEST
+
+START_TEST(a_shutdown_mid_send_to_a_peer_that_reads_nothing_frees_everything_once)
+{
+	stop_mid_send(STOP_SHUTDOWN);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------------
+ * A file shorter than the range: -ENODATA for the send and the connection
+ */
+
+#define SHORT_LEN ((1u << 20) + 100)
+
+struct shorter {
+	struct script s;
+	int conn; /* 0: a range past the file's end; 1: a range that starts at its end */
+	int sends, closed;
+};
+
+static void shorter_connected(actor_ctx_t *ctx, struct shorter *sh)
+{
+	struct script *s = &sh->s;
+	CALL_OK(actor_tcp_write(ctx, s->c, "HEAD", 4));
+	if (sh->conn == 0)
+		CALL_OK(actor_file_send(ctx, s->f, 0, 2 * SHORT_LEN, s->c, 10));
+	else
+		CALL_OK(actor_file_send(ctx, s->f, SHORT_LEN, 10, s->c, 11));
+	CALL_OK(actor_tcp_write(ctx, s->c, "TAIL", 4)); /* never reaches the peer */
+}
+
+static void shorter_behavior(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	struct shorter *sh = state;
+	struct script *s = &sh->s;
+	if (msg->type == MSG_GO) {
+		CALL_OK(actor_file_open(ctx, path_in_dir("short"), O_RDONLY, 0, 1));
+		return;
+	}
+	if (msg->type == ACTOR_MSG_TCP_CONNECTED) {
+		shorter_connected(ctx, sh);
+		return;
+	}
+	if (msg->type == ACTOR_MSG_TCP_CLOSED) {
+		EXPECT(tcp_event(msg)->error == -ENODATA, "connection %d: CLOSED with %d", sh->conn,
+		       tcp_event(msg)->error);
+		EXPECT(sh->closed++ == sh->conn, "connection %d: a second CLOSED", sh->conn);
+		CALL_FAILS(actor_tcp_write(ctx, s->c, "x", 1), -EPIPE);
+		if (sh->conn++ == 0)
+			CALL_OK(actor_tcp_connect(ctx, "127.0.0.1", s->peer->port, &s->c));
+		else
+			CALL_OK(actor_file_close(ctx, s->f, 3));
+		return;
+	}
+	const actor_file_done_t *d = file_done(msg);
+	if (d == NULL)
+		return;
+	switch (d->op) {
+	case ACTOR_FILE_OPEN:
+		EXPECT(d->result == 0, "open: %" PRId64, d->result);
+		s->f = d->file;
+		CALL_OK(actor_tcp_connect(ctx, "127.0.0.1", s->peer->port, &s->c));
+		break;
+	case ACTOR_FILE_SEND:
+		EXPECT(d->tag == 10u + (unsigned)sh->sends && d->result == -ENODATA,
+		       "send %" PRIu64 ": %" PRId64, d->tag, d->result);
+		sh->sends++;
+		break;
+	case ACTOR_FILE_CLOSE:
+		EXPECT(sh->sends == 2, "the close answered after %d sends", sh->sends);
+		s->ended = 1;
+		actor_exit(ctx, 0);
+		break;
+	default:
+		NOTE_FAIL("op %d", d->op);
+	}
+}
+
+START_TEST(a_file_shorter_than_the_range_fails_the_send_and_the_connection_with_enodata)
+{
+	make_dir();
+	make_file("short", SHORT_LEN);
+	unsigned fds = count_open_fds();
+	struct peer *p = malloc(sizeof(*p));
+	peer_init(p);
+	/* The file's bytes go out, then the connection ends: "TAIL" never follows them. */
+	struct peer_conn *pc0 = peer_add(p, PEER_READ_ALL, 0, "HEAD", 0, SHORT_LEN, NULL);
+	struct peer_conn *pc1 = peer_add(p, PEER_READ_ALL, 0, "HEAD", 0, 0, NULL);
+	struct shorter sh = {0};
+	actor_system_t *sys =
+	    run_with_peer(p, (actor_config_t){.workers = 1}, shorter_behavior, &sh.s, "short file");
+	ck_assert_int_eq(sh.s.ended, 1);
+	ck_assert_int_eq(sh.sends, 2);
+	ck_assert_int_eq(sh.closed, 2);
+	assert_peer_conn(pc0, 4 + SHORT_LEN, 0);
+	assert_peer_conn(pc1, 4, 0);
+	assert_all_settled(sys, 0);
+	actor_system_free(sys);
+	free(p);
+	ck_assert_uint_eq(count_open_fds(), fds);
+	remove_dir();
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------------
  * An empty range: checked as any other, answered at once
  */
 
@@ -664,6 +879,105 @@ START_TEST(an_empty_send_is_checked_as_any_other_and_answers_at_once)
 END_TEST
 
 /* ---------------------------------------------------------------------------------------------
+ * A close of the file while its sends are in flight
+ */
+
+#define PARTS 3
+#define MID_LEN ((8u << 20) + 123)
+
+struct closer {
+	struct script s;
+	int next_send; /* the tag of the part expected next */
+	int empty_done, closes;
+};
+
+static void closer_connected(actor_ctx_t *ctx, struct closer *cl)
+{
+	struct script *s = &cl->s;
+	CALL_OK(actor_tcp_write(ctx, s->c, "HEAD", 4));
+	size_t part = MID_LEN / PARTS;
+	for (unsigned i = 0; i < PARTS; i++) {
+		size_t len = i + 1 < PARTS ? part : MID_LEN - i * part;
+		CALL_OK(actor_file_send(ctx, s->f, (int64_t)(i * part), len, s->c, i + 1));
+	}
+	CALL_OK(actor_file_send(ctx, s->f, 0, 0, s->c, 100));
+	CALL_OK(actor_tcp_write(ctx, s->c, "TAIL", 4));
+	CALL_OK(actor_file_close(ctx, s->f, 200));
+	/* The handle is gone at once; the sends go on. */
+	CALL_FAILS(actor_file_send(ctx, s->f, 0, 0, s->c, 0), -EBADF);
+	CALL_FAILS(actor_file_send(ctx, s->f, 0, 10, s->c, 0), -EBADF);
+	CALL_OK(actor_tcp_close(ctx, s->c)); /* and so does the connection's output */
+	cl->next_send = 1;
+}
+
+static void closer_behavior(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	struct closer *cl = state;
+	struct script *s = &cl->s;
+	if (msg->type == MSG_GO) {
+		CALL_OK(actor_file_open(ctx, path_in_dir("mid"), O_RDONLY, 0, 1));
+		return;
+	}
+	if (msg->type == ACTOR_MSG_TCP_CONNECTED) {
+		closer_connected(ctx, cl);
+		return;
+	}
+	const actor_file_done_t *d = file_done(msg);
+	if (d == NULL)
+		return;
+	if (d->op == ACTOR_FILE_OPEN) {
+		EXPECT(d->result == 0, "open: %" PRId64, d->result);
+		s->f = d->file;
+		CALL_OK(actor_tcp_connect(ctx, "127.0.0.1", s->peer->port, &s->c));
+		return;
+	}
+	if (d->op == ACTOR_FILE_CLOSE) {
+		EXPECT(d->tag == 200 && d->result == 0, "close: %" PRId64, d->result);
+		EXPECT(cl->next_send == PARTS + 1 && cl->empty_done == 1,
+		       "the close answered before its sends: %d of %d parts, %d empty",
+		       cl->next_send - 1, PARTS, cl->empty_done);
+		cl->closes++;
+		s->ended = 1;
+		actor_exit(ctx, 0);
+		return;
+	}
+	EXPECT(d->op == ACTOR_FILE_SEND, "op %d", d->op);
+	EXPECT(cl->closes == 0, "a send answered after the close");
+	if (d->tag == 100) {
+		EXPECT(d->result == 0, "the empty send: %" PRId64, d->result);
+		cl->empty_done++;
+		return;
+	}
+	size_t part = MID_LEN / PARTS;
+	int64_t len = d->tag < PARTS ? (int64_t)part : (int64_t)(MID_LEN - (PARTS - 1) * part);
+	EXPECT(d->tag == (uint64_t)cl->next_send && d->result == len,
+	       "part %" PRIu64 " (expected %d): %" PRId64, d->tag, cl->next_send, d->result);
+	cl->next_send++;
+}
+
+START_TEST(a_close_of_the_file_answers_after_its_sends_in_flight)
+{
+	make_dir();
+	make_file("mid", MID_LEN);
+	unsigned fds = count_open_fds();
+	struct peer *p = malloc(sizeof(*p));
+	peer_init(p);
+	struct peer_conn *pc = peer_add(p, PEER_READ_ALL, 0, "HEAD", 0, MID_LEN, "TAIL");
+	struct closer cl = {0};
+	actor_system_t *sys = run_with_peer(p, (actor_config_t){.workers = 1}, closer_behavior,
+	                                    &cl.s, "close with sends in flight");
+	ck_assert_int_eq(cl.s.ended, 1);
+	ck_assert_int_eq(cl.closes, 1);
+	assert_peer_conn(pc, peer_total(pc), 0);
+	assert_all_settled(sys, 0);
+	actor_system_free(sys);
+	free(p);
+	ck_assert_uint_eq(count_open_fds(), fds);
+	remove_dir();
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------------
  * Many small ranges in a row: each goes out whole and answers, in order. The socket takes
  * thousands of them at a time, so a backend that went from one to the next by recursion would
  * run out of stack: the workers get small stacks here (the default for new threads, which the
@@ -755,12 +1069,19 @@ static void add_cases(Suite *s, unsigned b, void (*fixture)(void))
 	TCase *tc;
 	tc = backend_tcase(s, b, 0, "send", TEST_TIMEOUT, fixture);
 	tcase_add_test(tc, a_file_sent_on_a_connection_arrives_whole_between_its_writes);
+	tcase_add_test(tc, a_close_of_the_file_answers_after_its_sends_in_flight);
 	tcase_add_test(tc, an_empty_send_is_checked_as_any_other_and_answers_at_once);
 	tcase_add_test(tc, many_small_ranges_in_a_row_arrive_in_order);
 	tc = backend_tcase(s, b, 1, "send errors", TEST_TIMEOUT, fixture);
 	tcase_add_test(tc, a_peer_that_resets_mid_send_fails_the_send_and_the_connection_once);
 	tcase_add_test(tc, a_peer_that_closes_mid_send_fails_the_send_and_the_connection_once);
 	tcase_add_test(tc, an_abort_mid_send_answers_the_send_once_with_epipe);
+	tcase_add_test(
+	    tc, a_file_shorter_than_the_range_fails_the_send_and_the_connection_with_enodata);
+	tc = backend_tcase(s, b, 2, "send and stop", TEST_TIMEOUT, fixture);
+	tcase_add_test(tc, an_owner_that_exits_mid_send_still_sends_the_rest_and_closes_the_file);
+	tcase_add_test(tc, an_owner_stopped_mid_send_still_sends_the_rest_and_closes_the_file);
+	tcase_add_test(tc, a_shutdown_mid_send_to_a_peer_that_reads_nothing_frees_everything_once);
 }
 
 int main(int argc, char **argv)
