@@ -823,12 +823,19 @@ ACTOR_API int actor_file_close(actor_ctx_t *ctx, actor_file_t file, uint64_t tag
  * hold no memory, so they count neither in actor_tcp_queued nor against the high-water
  * mark; the file is read as it is when each part goes out).
  * One ACTOR_MSG_FILE (op ACTOR_FILE_SEND) follows, once every byte is in the kernel: result
- * `len`, or -EPIPE if the connection ended first, or the file's read error (-ENODATA: the file
- * ended before `len` bytes); an error mid-send also fails the connection (ACTOR_MSG_TCP_CLOSED
- * with it), as the peer would otherwise read what follows in the file's place. A close of the
- * file waits for its sends. -EINVAL: a negative offset, len > ACTOR_FILE_IO_MAX; -EPIPE: the
- * connection is not open or was shut down for writing; the errors of actor_file_read for the
- * file and of actor_tcp_write for the connection. */
+ * `len`, or -EPIPE if the connection ended first (a reset or other socket error, an abort, a
+ * close that ran out of time), or the file's read error (-ENODATA: the file ended before `len`
+ * bytes). An error mid-send also fails the connection, as the peer would otherwise read what
+ * follows in the file's place: ACTOR_MSG_TCP_CLOSED with the file's error, or the socket's own
+ * (-ECONNRESET, ...). An empty range (len 0) is checked as any other, the connection included,
+ * and answered at once with 0. A close of the file waits for its sends, and its message comes
+ * after theirs. When the owner stops, its connection's close still sends what was queued, the
+ * file's bytes included (their answer is dropped), and the file is closed once they are out.
+ * -EINVAL: a negative offset, len > ACTOR_FILE_IO_MAX, offset + len past INT64_MAX; -EBADF also
+ * for a file not opened for reading; -EPIPE: the connection is not open (it failed, or is still
+ * connecting) or was shut down for writing; the errors of actor_file_read for the file and of
+ * actor_tcp_write for the connection (-ESRCH once it was closed). An error at the call sends
+ * nothing and leaves the connection as it was. */
 ACTOR_API int actor_file_send(actor_ctx_t *ctx, actor_file_t file, int64_t offset, size_t len,
                               actor_conn_t conn, uint64_t tag);
 
