@@ -462,9 +462,14 @@ static struct actor__outbuf *outbuf_new(struct actor__net *net, size_t len, size
 	return b;
 }
 
-static struct actor__outseg *seg_of(struct actor__outbuf *b)
+/* The file segment `b` holds, copied out (its bytes are not aligned for the struct); false if
+ * `b` holds bytes to send. */
+static bool seg_read(const struct actor__outbuf *b, struct actor__outseg *seg)
 {
-	return b->cap == 0 ? (struct actor__outseg *)(void *)b->data : NULL;
+	if (b->cap != 0)
+		return false;
+	memcpy(seg, b->data, sizeof(*seg));
+	return true;
 }
 
 static void outbuf_free(struct actor__net *net, struct actor__outbuf *b)
@@ -611,12 +616,13 @@ static ssize_t sendfile_quiet(int sock, int fd, off_t *pos, size_t len)
 /* The head segment `b` leaves the queue; its queuer hears `res`. */
 static void seg_end(struct actor__conn *c, struct actor__outbuf *b, int64_t res)
 {
-	struct actor__outseg *seg = seg_of(b);
+	struct actor__outseg seg;
+	seg_read(b, &seg);
 	c->out_head = b->next;
 	if (c->out_head == NULL)
 		c->out_tail = NULL;
-	seg->done(seg->arg, res);
 	outbuf_free(c->net, b);
+	seg.done(seg.arg, res);
 }
 
 /* out_direct: the head is a file segment; sends what the socket takes of it. A file that ends
@@ -627,12 +633,12 @@ static ssize_t conn_out_direct(struct actor__watcher *wt)
 {
 	struct actor__conn *c = conn_of_watcher(wt);
 	struct actor__outbuf *b = c->out_head;
-	struct actor__outseg *seg = b != NULL ? seg_of(b) : NULL;
-	if (seg == NULL)
+	struct actor__outseg seg;
+	if (b == NULL || !seg_read(b, &seg))
 		return 0;
 	size_t want = b->len - b->off < SEG_STEP ? b->len - b->off : SEG_STEP;
-	off_t pos = (off_t)(seg->offset + b->off);
-	ssize_t n = sendfile_quiet(wt->fd, seg->fd, &pos, want);
+	off_t pos = (off_t)(seg.offset + b->off);
+	ssize_t n = sendfile_quiet(wt->fd, seg.fd, &pos, want);
 	if (n < 0 && errno == EAGAIN)
 		return -EAGAIN;
 	if (n <= 0) {
@@ -1067,9 +1073,11 @@ static void conn_free(struct actor__conn *c)
 	struct actor__outbuf *b = c->out_head;
 	while (b != NULL) {
 		struct actor__outbuf *next = b->next;
-		if (seg_of(b) != NULL)
-			seg_of(b)->done(seg_of(b)->arg, -EPIPE);
+		struct actor__outseg seg;
+		bool is_seg = seg_read(b, &seg);
 		outbuf_free(c->net, b);
+		if (is_seg)
+			seg.done(seg.arg, -EPIPE);
 		b = next;
 	}
 	free(c->stash);

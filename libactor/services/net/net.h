@@ -36,7 +36,8 @@ struct actor__outbuf {
 	struct actor__outbuf *next;
 	uint32_t len; /* bytes in data (a segment: bytes of the file to send) */
 	uint32_t off; /* bytes already written */
-	uint32_t cap; /* bytes allocated for data; 0: data holds a struct actor__outseg */
+	uint32_t cap; /* bytes allocated for data; 0: data holds a struct actor__outseg's bytes
+	               * (not aligned for it: copied in and out) */
 	unsigned char data[];
 };
 
