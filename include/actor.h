@@ -832,10 +832,11 @@ ACTOR_API int actor_file_close(actor_ctx_t *ctx, actor_file_t file, uint64_t tag
  * after theirs. When the owner stops, its connection's close still sends what was queued, the
  * file's bytes included (their answer is dropped), and the file is closed once they are out.
  * -EINVAL: a negative offset, len > ACTOR_FILE_IO_MAX, offset + len past INT64_MAX; -EBADF also
- * for a file not opened for reading; -EPIPE: the connection is not open (it failed, or is still
- * connecting) or was shut down for writing; the errors of actor_file_read for the file and of
- * actor_tcp_write for the connection (-ESRCH once it was closed). An error at the call sends
- * nothing and leaves the connection as it was. */
+ * for a file not opened for reading; -EOPNOTSUPP: a TLS connection (sendfile would put the
+ * file's bytes on the wire unencrypted); -EPIPE: the connection is not open (it failed, or is
+ * still connecting) or was shut down for writing; the errors of actor_file_read for the file
+ * and of actor_tcp_write for the connection (-ESRCH once it was closed). An error at the call
+ * sends nothing and leaves the connection as it was. */
 ACTOR_API int actor_file_send(actor_ctx_t *ctx, actor_file_t file, int64_t offset, size_t len,
                               actor_conn_t conn, uint64_t tag);
 

@@ -879,6 +879,73 @@ START_TEST(an_empty_send_is_checked_as_any_other_and_answers_at_once)
 END_TEST
 
 /* ---------------------------------------------------------------------------------------------
+ * A TLS connection: no file sends, empty or not (sendfile would bypass the encryption)
+ */
+
+struct tls_case {
+	struct script s;
+	actor_tls_t *tls;
+	int closes;
+};
+
+static void tls_behavior(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	struct tls_case *t = state;
+	struct script *s = &t->s;
+	if (msg->type == MSG_GO) {
+		CALL_OK(actor_file_open(ctx, path_in_dir("small"), O_RDONLY, 0, 1));
+		return;
+	}
+	const actor_file_done_t *d = file_done(msg);
+	if (d == NULL)
+		return;
+	if (d->op == ACTOR_FILE_CLOSE) {
+		t->closes++;
+		s->ended = 1;
+		actor_exit(ctx, 0);
+		return;
+	}
+	EXPECT(d->op == ACTOR_FILE_OPEN && d->result == 0, "open: %" PRId64, d->result);
+	s->f = d->file;
+	actor_connect_opts_t opts = {.host = "127.0.0.1", .port = s->peer->port, .tls = t->tls};
+	CALL_OK(actor_tcp_connect_opts(ctx, &opts, &s->c));
+	/* Refused whatever the connection's state: still connecting here. */
+	CALL_FAILS(actor_file_send(ctx, s->f, 0, 10, s->c, 2), -EOPNOTSUPP);
+	CALL_FAILS(actor_file_send(ctx, s->f, 0, 0, s->c, 2), -EOPNOTSUPP);
+	CALL_OK(actor_tcp_abort(ctx, s->c));
+	CALL_OK(actor_file_close(ctx, s->f, 3));
+}
+
+START_TEST(a_tls_connection_refuses_file_sends)
+{
+	char why[256];
+	struct tls_case t = {0};
+	int rc = actor_tls_create(&(actor_tls_opts_t){.verify = ACTOR_TLS_VERIFY_NONE}, &t.tls, why,
+	                          sizeof(why));
+	if (rc == -ENOTSUP) {
+		printf("SKIP %s: built without OpenSSL\n", __func__);
+		return;
+	}
+	ck_assert_msg(rc == 0, "actor_tls_create: %d: %s", rc, why);
+	make_dir();
+	make_file("small", 4096);
+	unsigned fds = count_open_fds();
+	struct peer *p = malloc(sizeof(*p));
+	peer_init(p); /* accepts nothing: the connection is aborted as it connects */
+	actor_system_t *sys =
+	    run_with_peer(p, (actor_config_t){.workers = 1}, tls_behavior, &t.s, "TLS");
+	ck_assert_int_eq(t.s.ended, 1);
+	ck_assert_int_eq(t.closes, 1);
+	assert_all_settled(sys, 0);
+	actor_system_free(sys);
+	actor_tls_free(t.tls);
+	free(p);
+	ck_assert_uint_eq(count_open_fds(), fds);
+	remove_dir();
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------------
  * A close of the file while its sends are in flight
  */
 
@@ -1078,6 +1145,7 @@ static void add_cases(Suite *s, unsigned b, void (*fixture)(void))
 	tcase_add_test(tc, an_abort_mid_send_answers_the_send_once_with_epipe);
 	tcase_add_test(
 	    tc, a_file_shorter_than_the_range_fails_the_send_and_the_connection_with_enodata);
+	tcase_add_test(tc, a_tls_connection_refuses_file_sends);
 	tc = backend_tcase(s, b, 2, "send and stop", TEST_TIMEOUT, fixture);
 	tcase_add_test(tc, an_owner_that_exits_mid_send_still_sends_the_rest_and_closes_the_file);
 	tcase_add_test(tc, an_owner_stopped_mid_send_still_sends_the_rest_and_closes_the_file);

@@ -66,6 +66,8 @@ int actor__tcp_queue_seg(actor_ctx_t *ctx, actor_conn_t conn, const struct actor
 	int rc = owned(ctx, conn, &c);
 	if (rc < 0)
 		return rc;
+	if (c->tls != NULL)
+		return -EOPNOTSUPP; /* sendfile would put the file on the wire unencrypted */
 	if (c->state != CONN_OPEN || c->wr_shut)
 		return -EPIPE;
 	return len == 0 ? 0 : actor__conn_queue_seg(c, seg, len);

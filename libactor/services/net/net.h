@@ -174,7 +174,8 @@ void actor__conn_input_resume(struct actor__net *net, actor_conn_t conn);
 /* Queues a file segment of `len` (> 0) bytes after what is queued. 0 or -ENOMEM. */
 int actor__conn_queue_seg(struct actor__conn *c, const struct actor__outseg *seg, uint32_t len);
 /* The owner's (ctx's) open connection `conn`, checked as actor_tcp_write does, takes a file
- * segment (above); with `len` 0 it is only checked, as an empty write is. */
+ * segment (above); with `len` 0 it is only checked, as an empty write is. -EOPNOTSUPP for a TLS
+ * connection. */
 int actor__tcp_queue_seg(actor_ctx_t *ctx, actor_conn_t conn, const struct actor__outseg *seg,
                          uint32_t len);
 void actor__conn_set_paused(struct actor__conn *c, bool on);
