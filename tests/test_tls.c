@@ -733,6 +733,74 @@ START_TEST(pauses_over_tls_lose_and_reorder_nothing_and_the_end_comes_last)
 END_TEST
 
 /* ---------------------------------------------------------------------------------------------
+ * A file sent on a TLS connection
+ */
+
+/* Once the handshake is done (the first DATA), the server opens a file and tries to send it on
+ * the connection: sendfile would put it on the wire unencrypted, so it is -EOPNOTSUPP, and the
+ * connection goes on (the answer is written back over TLS). */
+struct fsend {
+	struct conn_base b;
+	actor_file_t file;
+};
+
+static atomic_int fsend_rc = 1;
+
+static void fsend_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	struct fsend *f = state;
+	actor_tcp_event_t ev;
+	actor_tcp_data_t d = {0};
+	if (msg->type == ACTOR_MSG_FILE) {
+		const actor_file_done_t *fd = actor_msg_data(msg);
+		if (fd->op == ACTOR_FILE_OPEN && fd->result == 0) {
+			f->file = fd->file;
+			int rc = actor_file_send(ctx, f->file, 0, 5, f->b.conn, 0);
+			atomic_store(&fsend_rc, rc);
+			char line[32];
+			int n = snprintf(line, sizeof(line), "send: %d\n", rc);
+			if (actor_tcp_write(ctx, f->b.conn, line, (size_t)n) != 0)
+				NOTE_FAIL("write after the refused send");
+			actor_file_close(ctx, f->file, 0);
+		} else if (fd->op == ACTOR_FILE_OPEN) {
+			NOTE_FAIL("open: %" PRId64, fd->result);
+		}
+		return;
+	}
+	if (!conn_message(ctx, &f->b, msg, &ev, &d))
+		return;
+	if (msg->type == ACTOR_MSG_TCP_DATA) {
+		if (actor_file_open(ctx, server_pem, O_RDONLY, 0, 0) != 0)
+			NOTE_FAIL("actor_file_open");
+	} else if (msg->type == ACTOR_MSG_TCP_CLOSED) {
+		actor_tcp_close(ctx, f->b.conn);
+		actor_exit(ctx, ACTOR_REASON_NORMAL);
+	}
+}
+
+START_TEST(a_file_send_on_a_tls_connection_is_eopnotsupp_and_the_connection_goes_on)
+{
+	actor_system_t *sys = backend_system(2);
+	struct server srv = {.conn_fn = fsend_fn, .conn_size = sizeof(struct fsend)};
+	srv.opts.tls = server_tls();
+	uint16_t port = server_start(sys, &srv);
+	actor_tls_free(srv.opts.tls);
+	struct sclient s;
+	sclient_open(&s, port);
+	sclient_write(&s, "go\n", 3);
+	char want[32], got[32] = {0};
+	int n = snprintf(want, sizeof(want), "send: %d\n", -EOPNOTSUPP);
+	ck_assert_msg(sclient_read(&s, got, (size_t)n), "[%s] no answer over TLS", reactor);
+	ck_assert_str_eq(got, want);
+	ck_assert_int_eq(atomic_load(&fsend_rc), -EOPNOTSUPP);
+	SSL_shutdown(s.ssl);
+	sclient_close(&s);
+	assert_no_failures();
+	backend_system_end(sys, "tls file send");
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------------
  * Configuration errors
  */
 
@@ -814,6 +882,7 @@ static void add_cases(Suite *s, unsigned b, void (*fixture)(void))
 	tcase_add_test(tc, a_server_that_fails_verification_is_connected_with_ekeyrejected);
 	tcase_add_test(tc, a_reader_slower_than_its_tls_writer_gets_everything_through_drained);
 	tcase_add_test(tc, pauses_over_tls_lose_and_reorder_nothing_and_the_end_comes_last);
+	tcase_add_test(tc, a_file_send_on_a_tls_connection_is_eopnotsupp_and_the_connection_goes_on);
 	if (b == 0) {
 		tcase_add_test(tc, bad_tls_configurations_are_refused_with_a_reason);
 		tcase_add_test(tc, a_configuration_for_the_other_side_is_einval);
