@@ -509,8 +509,9 @@ static void listener_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
 			actor_exit(ctx, ACTOR_REASON_NORMAL); /* the last actor: the program ends */
 			return;
 		}
-		printf("listening on %s:%u, serving %s\n", ls->host, port,
-		       ls->site->root_len > 0 ? ls->site->root : "/");
+		bool v6 = strchr(ls->host, ':') != NULL; /* an IPv6 address goes in brackets */
+		printf("listening on %s%s%s:%u, serving %s\n", v6 ? "[" : "", ls->host,
+		       v6 ? "]" : "", port, ls->site->root_len > 0 ? ls->site->root : "/");
 		fflush(stdout);
 	} else if (msg->type == ACTOR_MSG_TCP_ACCEPTED) {
 		/* Each connection gets an actor on the worker that accepted it. If the spawn
