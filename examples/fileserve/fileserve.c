@@ -617,11 +617,6 @@ int main(int argc, char **argv)
 	}
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
-	/* actor.h promises no SIGPIPE, and libactor blocks it around sendfile(2); but a sendfile
-	 * that sends part of a range before the peer's reset both raises SIGPIPE and succeeds, and
-	 * the library takes the signal back only after a call that failed. A file server gains
-	 * nothing from the signal: ignore it (tests/fileserve: clients gone mid-file). */
-	signal(SIGPIPE, SIG_IGN);
 	/* ls.error is the listener's to write once it runs, which may be before actor_send
 	 * returns: main's own calls answer in rc. */
 	actor_ref_t l;

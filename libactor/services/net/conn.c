@@ -603,7 +603,11 @@ static ssize_t sendfile_quiet(int sock, int fd, off_t *pos, size_t len)
 		n = sendfile(sock, fd, pos, len);
 	while (n < 0 && errno == EINTR);
 	int err = errno;
-	if (n < 0 && err == EPIPE && !sigismember(&old, SIGPIPE)) {
+	/* Taken back whatever the call returned: one that sent part of the range before the
+	 * peer's reset returns that count, and has raised SIGPIPE all the same. */
+	sigset_t pending;
+	if (!sigismember(&old, SIGPIPE) && sigpending(&pending) == 0 &&
+	    sigismember(&pending, SIGPIPE)) {
 		static const struct timespec at_once = {0, 0};
 		while (sigtimedwait(&pipe_set, NULL, &at_once) < 0 && errno == EINTR)
 			;
