@@ -137,14 +137,18 @@ int main(int argc, char **argv)
 		return 1;
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
-	ls.error = actor_spawn(sys, NULL, listener_fn, &ls, &l);
-	if (ls.error == 0)
-		ls.error = actor_send(sys, l, MSG_LISTEN, NULL, 0);
-	if (ls.error == 0)
+	/* ls.error is the listener's to write, maybe before actor_send returns: main's own calls
+	 * answer in rc. */
+	int rc = actor_spawn(sys, NULL, listener_fn, &ls, &l);
+	if (rc == 0)
+		rc = actor_send(sys, l, MSG_LISTEN, NULL, 0);
+	if (rc == 0)
 		actor_system_run(sys); /* until a signal, or the listener's failure */
 	actor_system_free(sys);
-	if (ls.error < 0) {
-		fprintf(stderr, "echo: %s\n", strerror(-ls.error));
+	if (rc == 0)
+		rc = ls.error;
+	if (rc < 0) {
+		fprintf(stderr, "echo: %s\n", strerror(-rc));
 		return 1;
 	}
 	return 0;
