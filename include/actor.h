@@ -395,8 +395,9 @@ ACTOR_API int actor_tcp_connect_opts(actor_ctx_t *ctx, const actor_connect_opts_
  * encryption runs on the connection's worker, between the reactor (which moves the encrypted
  * bytes, on either backend) and the connection's framing. Differences:
  * - An accepted connection's handshake runs once the new owner has its ADOPTED message; what
- *   the owner writes before it ends waits, and counts, in the output queue. An outgoing one's
- *   CONNECTED comes once the handshake is done.
+ *   the owner writes before it ends waits, and counts, in the output queue, and still goes out
+ *   if the owner closes meanwhile (a refusal, say: the handshake goes on in the close, within
+ *   its linger). An outgoing one's CONNECTED comes once the handshake is done.
  * - A handshake that fails ends the connection as a connect or a read error would: CONNECTED
  *   (outgoing) or CLOSED (accepted) with -EKEYREJECTED (the peer's certificate failed
  *   verification) or -EPROTO (any other TLS failure: not TLS, no shared version or cipher,

@@ -349,6 +349,57 @@ START_TEST(plain_bytes_to_a_tls_listener_end_with_eproto)
 }
 END_TEST
 
+/* A server connection that refuses at once: writes a line and closes on ADOPTED, before the
+ * handshake can have begun (chat-server's "Server full"). The handshake goes on in the close,
+ * and the client reads the line, then close_notify. */
+#define REFUSAL "ERROR :Server full\r\n"
+
+static atomic_int refused;
+
+static void refuser_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	struct conn_base *b = state;
+	actor_tcp_event_t ev;
+	actor_tcp_data_t d = {0};
+	if (!conn_message(ctx, b, msg, &ev, &d))
+		return;
+	if (msg->type == ACTOR_MSG_TCP_ADOPTED) {
+		int rc = actor_tcp_write(ctx, b->conn, REFUSAL, sizeof(REFUSAL) - 1);
+		if (rc == 0)
+			rc = actor_tcp_close(ctx, b->conn);
+		if (rc != 0)
+			NOTE_FAIL("refusal: %d", rc);
+		atomic_fetch_add(&refused, 1);
+		actor_exit(ctx, ACTOR_REASON_NORMAL);
+	}
+}
+
+START_TEST(a_refusal_written_and_closed_before_the_handshake_reaches_the_client)
+{
+	actor_system_t *sys = backend_system(2);
+	struct server srv = {.conn_fn = refuser_fn, .conn_size = sizeof(struct conn_base)};
+	srv.opts.tls = server_tls();
+	uint16_t port = server_start(sys, &srv);
+	actor_tls_free(srv.opts.tls);
+	for (int i = 0; i < 3; i++) {
+		struct sclient s;
+		sclient_open(&s, port);
+		char got[sizeof(REFUSAL)] = {0};
+		ck_assert_msg(sclient_read(&s, got, sizeof(REFUSAL) - 1),
+		              "[%s] client %d: the refusal never came", reactor, i);
+		ck_assert_str_eq(got, REFUSAL);
+		ck_assert_msg(sclient_end(&s) == 0, "[%s] client %d: no close_notify after it",
+		              reactor, i);
+		sclient_close(&s);
+	}
+	ck_assert_int_eq(atomic_load(&refused), 3);
+	assert_eventually(STAT_SUM(sys, conns) == 0, TEST_WATCHDOG);
+	ck_assert_uint_eq(STAT_SUM(sys, closes_reset), 0);
+	assert_no_failures();
+	backend_system_end(sys, "tls refusal");
+}
+END_TEST
+
 /* ---------------------------------------------------------------------------------------------
  * A libactor client
  */
@@ -877,6 +928,7 @@ static void add_cases(Suite *s, unsigned b, void (*fixture)(void))
 	tcase_add_test(tc, echo_over_tls_returns_every_byte_in_order_and_ends_with_close_notify);
 	tcase_add_test(tc, an_end_without_close_notify_is_closed_with_econnaborted_after_the_data);
 	tcase_add_test(tc, plain_bytes_to_a_tls_listener_end_with_eproto);
+	tcase_add_test(tc, a_refusal_written_and_closed_before_the_handshake_reaches_the_client);
 	tcase_add_test(tc, a_client_that_verifies_the_server_gets_the_greeting_then_its_echo);
 	tcase_add_test(tc, a_greeting_written_before_the_handshake_reaches_a_silent_client);
 	tcase_add_test(tc, a_server_that_fails_verification_is_connected_with_ekeyrejected);

@@ -49,6 +49,7 @@
 static const struct actor__watch_ops conn_ops;
 
 static void close_output_done(struct actor__conn *c);
+static bool tls_closing_handshake(const struct actor__conn *c);
 
 static struct actor__conn *conn_of_watcher(struct actor__watcher *wt)
 {
@@ -359,11 +360,16 @@ void actor__conn_handled(struct actor__net *net, actor_conn_t conn, uint32_t len
 }
 
 static void tls_on_read(struct actor__conn *c, const void *data, ssize_t n);
+static void tls_closing_read(struct actor__conn *c, const void *data, ssize_t n);
 
 static void conn_on_read(struct actor__watcher *wt, const void *data, ssize_t n)
 {
 	struct actor__conn *c = conn_of_watcher(wt);
 	bool held = c->state == CONN_OPEN && (conn_paused(c) || c->stash != NULL);
+	if (c->state == CONN_CLOSING && tls_closing_handshake(c)) {
+		tls_closing_read(c, data, n);
+		return;
+	}
 	if (n > 0 && c->state != CONN_OPEN)
 		return; /* a close discards what arrives */
 	if (c->state == CONN_OPEN && c->rd_eof)
@@ -549,6 +555,10 @@ static void output_progress(struct actor__conn *c)
 {
 	if (c->out_head != NULL)
 		return; /* the backend goes on writing */
+	if (c->state == CONN_CLOSING && tls_closing_handshake(c)) {
+		actor__conn_update(c); /* the handshake's flight is out: on to the peer's answer */
+		return;
+	}
 	if (c->state == CONN_CLOSING) {
 		close_output_done(c);
 		return;
@@ -836,6 +846,45 @@ static void tls_on_read(struct actor__conn *c, const void *data, ssize_t n)
 	c->end_res = n < 0 ? (int)n : -ECONNABORTED;
 	c->rd_eof = true;
 	stash_deliver(c);
+}
+
+/* A close before the handshake ended, with something written for the peer (a refusal, say):
+ * the handshake goes on in CLOSING, then the writes and close_notify go out, then the close
+ * ends as any other (close_output_done). */
+static bool tls_closing_handshake(const struct actor__conn *c)
+{
+	return c->tls != NULL && c->tls_pend_len > 0 && !actor__tls_established(c->tls);
+}
+
+static void tls_closing_read(struct actor__conn *c, const void *data, ssize_t n)
+{
+	if (n <= 0 || actor__tls_feed(c->tls, data, (size_t)n) < 0) {
+		actor__conn_release(c); /* the peer left before the handshake ended */
+		return;
+	}
+	int r = actor__tls_handshake(c->tls);
+	tls_flush(c);
+	if (r == TLS_WANT)
+		return;
+	if (r < 0) {
+		actor__conn_release(c);
+		return;
+	}
+	c->queued -= c->tls_pend_len;
+	r = actor__tls_write(c->tls, c->tls_pend, c->tls_pend_len);
+	free(c->tls_pend);
+	c->tls_pend = NULL;
+	c->tls_pend_len = 0;
+	if (r < 0) {
+		actor__conn_release(c);
+		return;
+	}
+	actor__tls_close_notify(c->tls);
+	tls_flush(c);
+	if (c->out_head == NULL)
+		close_output_done(c);
+	else
+		actor__conn_update(c);
 }
 
 int actor__conn_write(struct actor__conn *c, const void *data, size_t len)
@@ -1148,7 +1197,8 @@ void actor__conn_close_graceful(struct actor__conn *c)
 	actor__conn_unlist(c);
 	if (c->state == CONN_OPEN)
 		actor__conn_output_end(c);
-	if (c->state != CONN_OPEN || (c->out_head == NULL && close_acked(c))) {
+	if (c->state != CONN_OPEN ||
+	    (c->out_head == NULL && !tls_closing_handshake(c) && close_acked(c))) {
 		actor__conn_release(c);
 		return;
 	}
@@ -1172,7 +1222,7 @@ void actor__conn_close_graceful(struct actor__conn *c)
 	net->closing[net->nclosing++] = c;
 	c->closing_pos = net->nclosing;
 	actor__net_note_tick(net, c->linger_deadline_ns);
-	if (c->out_head == NULL)
+	if (c->out_head == NULL && !tls_closing_handshake(c))
 		close_output_done(c);
 	else
 		actor__conn_update(c);
