@@ -355,6 +355,7 @@ END_TEST
 #define REFUSAL "ERROR :Server full\r\n"
 
 static atomic_int refused;
+static bool refuse_by_shutdown; /* half-close, and close once the client has hung up */
 
 static void refuser_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
 {
@@ -366,16 +367,22 @@ static void refuser_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
 	if (msg->type == ACTOR_MSG_TCP_ADOPTED) {
 		int rc = actor_tcp_write(ctx, b->conn, REFUSAL, sizeof(REFUSAL) - 1);
 		if (rc == 0)
-			rc = actor_tcp_close(ctx, b->conn);
+			rc = refuse_by_shutdown ? actor_tcp_shutdown(ctx, b->conn)
+			                        : actor_tcp_close(ctx, b->conn);
 		if (rc != 0)
 			NOTE_FAIL("refusal: %d", rc);
 		atomic_fetch_add(&refused, 1);
+		if (!refuse_by_shutdown)
+			actor_exit(ctx, ACTOR_REASON_NORMAL);
+	} else if (msg->type == ACTOR_MSG_TCP_CLOSED) {
+		actor_tcp_close(ctx, b->conn);
 		actor_exit(ctx, ACTOR_REASON_NORMAL);
 	}
 }
 
 START_TEST(a_refusal_written_and_closed_before_the_handshake_reaches_the_client)
 {
+	refuse_by_shutdown = _i == 1;
 	actor_system_t *sys = backend_system(2);
 	struct server srv = {.conn_fn = refuser_fn, .conn_size = sizeof(struct conn_base)};
 	srv.opts.tls = server_tls();
@@ -393,6 +400,7 @@ START_TEST(a_refusal_written_and_closed_before_the_handshake_reaches_the_client)
 		sclient_close(&s);
 	}
 	ck_assert_int_eq(atomic_load(&refused), 3);
+	/* (After a shutdown the connection actor closes at the client's end.) */
 	assert_eventually(STAT_SUM(sys, conns) == 0, TEST_WATCHDOG);
 	ck_assert_uint_eq(STAT_SUM(sys, closes_reset), 0);
 	assert_no_failures();
@@ -928,7 +936,9 @@ static void add_cases(Suite *s, unsigned b, void (*fixture)(void))
 	tcase_add_test(tc, echo_over_tls_returns_every_byte_in_order_and_ends_with_close_notify);
 	tcase_add_test(tc, an_end_without_close_notify_is_closed_with_econnaborted_after_the_data);
 	tcase_add_test(tc, plain_bytes_to_a_tls_listener_end_with_eproto);
-	tcase_add_test(tc, a_refusal_written_and_closed_before_the_handshake_reaches_the_client);
+	/* 0: closed at once; 1: shut down for writing, closed at the client's end. */
+	tcase_add_loop_test(tc, a_refusal_written_and_closed_before_the_handshake_reaches_the_client,
+	                    0, 2);
 	tcase_add_test(tc, a_client_that_verifies_the_server_gets_the_greeting_then_its_echo);
 	tcase_add_test(tc, a_greeting_written_before_the_handshake_reaches_a_silent_client);
 	tcase_add_test(tc, a_server_that_fails_verification_is_connected_with_ekeyrejected);

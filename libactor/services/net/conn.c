@@ -564,7 +564,9 @@ static void output_progress(struct actor__conn *c)
 		return;
 	}
 	actor__conn_update(c);
-	if (c->wr_shut && !c->wr_shut_done) {
+	/* Not while a TLS handshake goes on: its next flight, then what was written and
+	 * close_notify, are still to come (tls_established). */
+	if (c->wr_shut && !c->wr_shut_done && (c->tls == NULL || actor__tls_established(c->tls))) {
 		c->wr_shut_done = true;
 		shutdown(c->wt.fd, SHUT_WR);
 	}

@@ -162,7 +162,10 @@ int actor_tcp_shutdown(actor_ctx_t *ctx, actor_conn_t conn)
 	if (!c->wr_shut)
 		actor__conn_output_end(c);
 	c->wr_shut = true;
-	if (c->out_head == NULL && !c->wr_shut_done) {
+	/* A TLS handshake still going on needs the socket's writing side: the shutdown follows
+	 * its end and what was written before it (conn.c, tls_established). */
+	if (c->out_head == NULL && !c->wr_shut_done &&
+	    (c->tls == NULL || actor__tls_established(c->tls))) {
 		c->wr_shut_done = true;
 		shutdown(c->wt.fd, SHUT_WR);
 	}
