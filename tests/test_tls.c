@@ -408,6 +408,43 @@ START_TEST(a_refusal_written_and_closed_before_the_handshake_reaches_the_client)
 }
 END_TEST
 
+/* A TLS 1.2 client that asks to renegotiate is refused (each renegotiation would cost the
+ * server a handshake, at the client's asking): its handshake fails with OpenSSL's "no
+ * renegotiation". OpenSSL 3 refuses by default; this pins it. */
+START_TEST(a_renegotiation_is_refused)
+{
+	struct server srv = {0};
+	echo_server_init(&srv);
+	srv.opts.tls = server_tls();
+	actor_system_t *sys = backend_system(2);
+	uint16_t port = server_start(sys, &srv);
+	actor_tls_free(srv.opts.tls);
+	struct sclient s;
+	s.fd = tcp_client_ok(port);
+	s.ctx = SSL_CTX_new(TLS_client_method());
+	SSL_CTX_set_max_proto_version(s.ctx, TLS1_2_VERSION);
+	SSL_CTX_load_verify_locations(s.ctx, ca_pem, NULL);
+	s.ssl = SSL_new(s.ctx);
+	SSL_set_fd(s.ssl, s.fd);
+	ck_assert_int_eq(SSL_connect(s.ssl), 1);
+	sclient_write(&s, "ping", 4);
+	char back[4];
+	ck_assert(sclient_read(&s, back, 4));
+	ck_assert_int_eq(SSL_renegotiate(s.ssl), 1);
+	int r = SSL_do_handshake(s.ssl);
+	char c;
+	size_t n = 0;
+	if (r == 1) /* the request went out: the answer comes with the next read */
+		r = SSL_read_ex(s.ssl, &c, 1, &n);
+	unsigned long e = ERR_peek_last_error();
+	ck_assert_msg(r != 1 && ERR_GET_REASON(e) == SSL_R_NO_RENEGOTIATION,
+	              "[%s] renegotiation: %d, %s", reactor, r, ERR_reason_error_string(e));
+	ERR_clear_error();
+	sclient_close(&s);
+	backend_system_end(sys, "tls renegotiation");
+}
+END_TEST
+
 /* ---------------------------------------------------------------------------------------------
  * A libactor client
  */
@@ -936,6 +973,7 @@ static void add_cases(Suite *s, unsigned b, void (*fixture)(void))
 	tcase_add_test(tc, echo_over_tls_returns_every_byte_in_order_and_ends_with_close_notify);
 	tcase_add_test(tc, an_end_without_close_notify_is_closed_with_econnaborted_after_the_data);
 	tcase_add_test(tc, plain_bytes_to_a_tls_listener_end_with_eproto);
+	tcase_add_test(tc, a_renegotiation_is_refused);
 	/* 0: closed at once; 1: shut down for writing, closed at the client's end. */
 	tcase_add_loop_test(tc, a_refusal_written_and_closed_before_the_handshake_reaches_the_client,
 	                    0, 2);
