@@ -10,6 +10,8 @@
  */
 #include "common.h"
 
+#include <dirent.h>
+
 #include <stdarg.h>
 
 #include "backend.h" /* NOTE_FAIL, assert_no_failures (the backend is always epoll here) */
@@ -402,6 +404,19 @@ START_TEST(a_saturated_pool_does_not_delay_the_jobs_of_another_pool)
 }
 END_TEST
 
+/* The threads of this process (/proc/self/task). */
+static int count_threads(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	if (d == NULL)
+		return -1;
+	int n = 0;
+	for (struct dirent *e; (e = readdir(d)) != NULL;)
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
 START_TEST(the_default_pool_runs_as_many_jobs_at_once_as_the_configured_threads)
 {
 	actor_system_t *sys = system_new_cfg(&(actor_config_t){.workers = 2, .pool_threads = 3});
@@ -418,6 +433,10 @@ START_TEST(the_default_pool_runs_as_many_jobs_at_once_as_the_configured_threads)
 	assert_no_failures();
 	ck_assert_int_eq(atomic_load(&g.finished), 8);
 	ck_assert_int_eq(atomic_load(&g.max_running), 3);
+	/* Regression: the pool's threads were detached and could still be exiting when the
+	 * system's free returned, and a fork then (Check forks each test) was a fork of a
+	 * multi-threaded process, which ThreadSanitizer refuses. Now they are joined. */
+	ck_assert_int_eq(count_threads(), 1);
 }
 END_TEST
 

@@ -72,6 +72,13 @@ struct actor__pool {
 	 * read without it by threads about to post (threads.c, job_finished). */
 	_Atomic bool stop;
 	_Atomic unsigned posting; /* threads between their look at `stop` and their post */
+	/* Its threads, to be joined when the pool stops (those still running a job then are
+	 * detached instead, and detach_all set, for any started after): a thread that only exits
+	 * around actor_system_free's return would make the program's next fork a fork of a
+	 * multi-threaded process. Under the lock; `size` entries, as no thread is ever replaced. */
+	pthread_t *tids;
+	unsigned ntids;
+	bool detach_all;
 	struct actor__pool *next; /* the registry's list; immutable once published */
 	char name[ACTOR_POOL_NAME_MAX + 1];
 };

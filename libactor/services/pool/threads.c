@@ -4,13 +4,13 @@
  * cancel's short hold of the pool's mutex (and a worker's batch of submits takes it once).
  *
  * A pool starts one thread as it is created, and more, up to its size, as jobs wait with no
- * thread asleep or spinning to take them (more_hands); they are detached, run with every signal
- * blocked, and never exit before the pool stops. A thread that finds the queue empty looks for
+ * thread asleep or spinning to take them (more_hands); they run with every signal blocked, and
+ * never exit before the pool stops, which joins them. A thread that finds the queue empty looks for
  * work a while (spin_for_work), then sleeps until a submit or another thread wakes it. At system
  * free the pools stop: a thread running a job finishes it and frees it (it is never posted to the
  * system's workers any more), then exits. The pool's memory lives until both the registry and its
  * last thread have let go of it (`refs`), so actor_system_free need not wait for a job that
- * outlasts ACTOR_POOL_STOP_MS.
+ * outlasts ACTOR_POOL_STOP_MS: the threads still running one then are detached.
  */
 #include "config.h"
 
@@ -64,6 +64,11 @@ static struct actor__pool *pool_new(const char *name, unsigned size)
 	struct actor__pool *p = calloc(1, sizeof(*p));
 	if (p == NULL)
 		return NULL;
+	p->tids = calloc(size, sizeof(*p->tids));
+	if (p->tids == NULL) {
+		free(p);
+		return NULL;
+	}
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* for the bounded wait at stop */
@@ -89,6 +94,7 @@ static void pool_free(struct actor__pool *p)
 {
 	pthread_cond_destroy(&p->exited);
 	pthread_mutex_destroy(&p->lock);
+	free(p->tids);
 	free(p);
 }
 
@@ -292,17 +298,21 @@ static void *pool_thread(void *arg)
  * calls are not interrupted. */
 static int thread_start(struct actor__pool *p)
 {
-	pthread_attr_t attr;
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	pthread_t t;
-	int rc = pthread_create(&t, &attr, pool_thread, p);
+	int rc = pthread_create(&t, NULL, pool_thread, p);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	pthread_attr_destroy(&attr);
-	return -rc;
+	if (rc != 0)
+		return -rc;
+	pthread_mutex_lock(&p->lock);
+	if (p->detach_all)
+		pthread_detach(t); /* the pool has stopped: nobody will join it */
+	else
+		p->tids[p->ntids++] = t;
+	pthread_mutex_unlock(&p->lock);
+	return 0;
 }
 
 /* Starts `n` threads, counted already; uncounts those that failed. Returns the first error. */
@@ -453,6 +463,20 @@ static void pool_stop(struct actor__pool *p, const struct timespec *deadline)
 		wake_sleeper(take_sleeper(p));
 	drop_queued(p);
 	wait_threads(p, deadline);
+	/* All gone: join them, so that none is still on its way out when the system's free
+	 * returns. Some still running a job: detach them all, that one and any started later. */
+	bool all_gone = p->threads == 0;
+	p->detach_all = !all_gone;
+	unsigned n = p->ntids;
+	p->ntids = 0;
+	pthread_mutex_unlock(&p->lock);
+	for (unsigned i = 0; i < n; i++) {
+		if (all_gone)
+			pthread_join(p->tids[i], NULL);
+		else
+			pthread_detach(p->tids[i]);
+	}
+	pthread_mutex_lock(&p->lock);
 	bool last = --p->refs == 0;
 	pthread_mutex_unlock(&p->lock);
 	if (last)
