@@ -7,10 +7,15 @@
 # failures and missing peers), out (where the SVGs go), work (where chart data and scripts go).
 #
 # Orientation: a ratio is libactor's performance over the peer's, so >1 always means libactor
-# did better: value_libactor / value_peer for rates (unit 1/s), value_peer / value_libactor for
-# times and sizes (ms, B), where less is better.
+# did better: value_libactor / value_peer for rates (units per second: 1/s, MiB/s),
+# value_peer / value_libactor for times and sizes (ms, B), where less is better.
+#
+# Baseline: a row's libactor value is impl=libactor's; the file benchmarks report one impl per
+# reactor backend instead (libactor-io_uring, libactor-epoll), and there the backend that
+# libactor's `auto` chooses is the baseline: io_uring where the machine gave it, else epoll
+# (base_of). The other backend is then a column like a peer's.
 
-function better_higher(unit) { return unit == "1/s" }
+function better_higher(unit) { return unit ~ /\/s$/ }
 
 function group_of(name) {
 	if (name ~ /_noisy$/)
@@ -21,12 +26,14 @@ function group_of(name) {
 		return "spawning"
 	if (name ~ /^(echo|chat)/)
 		return "network"
+	if (name ~ /^(blocking_|file_)/)
+		return "files"
 	return "other"
 }
 
 # What a group is called in a table's first column.
 function group_title(g) {
-	return g == "noisy" ? "busy neighbour" : g
+	return g == "noisy" ? "busy neighbour" : g == "files" ? "blocking and files" : g
 }
 
 # Three significant digits, with k/M/G for rates; "ms" and "B" as they are.
@@ -80,10 +87,34 @@ function stats(k,    n, i, l) {
 	return n
 }
 
-# 1 if an implementation other than libactor has main-run values for this row.
-function has_peer(row,    j) {
+# The implementation a row's ratios are taken against: libactor, else the backend `auto` would
+# choose (see the top of this file).
+function base_of(row) {
+	if (cnt[row SUBSEP "libactor" SUBSEP "all"] + 0 > 0)
+		return "libactor"
+	if (cnt[row SUBSEP "libactor-io_uring" SUBSEP "all"] + 0 > 0)
+		return "libactor-io_uring"
+	if (cnt[row SUBSEP "libactor-epoll" SUBSEP "all"] + 0 > 0)
+		return "libactor-epoll"
+	return "libactor"
+}
+
+# 1 if `impl` is the baseline of some row of group g: it is then the libactor column, not a
+# column of its own.
+function is_base(g, impl,    i) {
+	if (impl == "libactor")
+		return 1
+	for (i = 1; i <= nrows[g]; i++)
+		if (base_of(rows[g, i]) == impl)
+			return 1
+	return 0
+}
+
+# 1 if an implementation other than the row's baseline has main-run values for this row.
+function has_peer(row,    j, base) {
+	base = base_of(row)
 	for (j = 1; j <= nimpls; j++)
-		if (impls[j] != "libactor" && cnt[row SUBSEP impls[j] SUBSEP "all"] + 0 > 0)
+		if (impls[j] != base && cnt[row SUBSEP impls[j] SUBSEP "all"] + 0 > 0)
 			return 1
 	return 0
 }
@@ -185,26 +216,28 @@ function label(row,    p, name, metric) {
 	return nmetrics[name] > 1 ? name " " metric : name
 }
 
-function headline(g,    i, j, row, unit, lib, line, r, n) {
+function headline(g,    i, j, row, unit, lib, line, r, n, base) {
 	if (nrows[g] == 0)
 		return
 	printf "| %s | unit | libactor |", group_title(g)
 	for (j = 1; j <= nimpls; j++)
-		if (impls[j] != "libactor" && in_group(g, impls[j]))
+		if (!is_base(g, impls[j]) && in_group(g, impls[j]))
 			printf " %s (libactor advantage) |", impls[j]
 	printf "\n|---|---|--:|"
 	for (j = 1; j <= nimpls; j++)
-		if (impls[j] != "libactor" && in_group(g, impls[j]))
+		if (!is_base(g, impls[j]) && in_group(g, impls[j]))
 			printf "--:|"
 	printf "\n"
 	for (i = 1; i <= nrows[g]; i++) {
 		row = rows[g, i]
 		unit = unit_of[row]
-		lib = stats(row SUBSEP "libactor" SUBSEP "all") ? med : 0
-		line = "| " label(row) (has_peer(row) ? "" : " (libactor only)") " | " unit " | " \
+		base = base_of(row)
+		lib = stats(row SUBSEP base SUBSEP "all") ? med : 0
+		line = "| " label(row) (base == "libactor" ? "" : " (" substr(base, 10) ")") \
+		    (has_peer(row) ? "" : " (libactor only)") " | " unit " | " \
 		    (lib ? human(lib, unit) : "—") " |"
 		for (j = 1; j <= nimpls; j++) {
-			if (impls[j] == "libactor" || !in_group(g, impls[j]))
+			if (is_base(g, impls[j]) || !in_group(g, impls[j]))
 				continue
 			n = stats(row SUBSEP impls[j] SUBSEP "all")
 			if (n == 0) {
@@ -219,7 +252,7 @@ function headline(g,    i, j, row, unit, lib, line, r, n) {
 	print ""
 }
 
-function bench_tables(g,    i, j, m, name, metric, row, unit, lib, n, r, only) {
+function bench_tables(g,    i, j, m, name, metric, row, unit, lib, n, r, only, base, impl) {
 	for (i = 1; i <= nnames[g]; i++) {
 		name = names[g, i]
 		printf "### %s\n\n", name
@@ -229,20 +262,26 @@ function bench_tables(g,    i, j, m, name, metric, row, unit, lib, n, r, only) {
 			metric = metrics_of[name, m]
 			row = name SUBSEP metric
 			unit = unit_of[row]
-			lib = stats(row SUBSEP "libactor" SUBSEP "all") ? med : 0
+			base = base_of(row)
+			lib = stats(row SUBSEP base SUBSEP "all") ? med : 0
 			only = !has_peer(row)
-			for (j = 1; j <= nimpls; j++) {
-				n = stats(row SUBSEP impls[j] SUBSEP "all")
+			# The baseline first, then the others in run order.
+			for (j = 0; j <= nimpls; j++) {
+				impl = j == 0 ? base : impls[j]
+				if (j > 0 && impl == base)
+					continue
+				n = stats(row SUBSEP impl SUBSEP "all")
 				if (n == 0) {
-					if ((impls[j] in active_impl) && !only)
+					# (libactor itself, where the row has backends instead, is no gap.)
+					if ((impl in active_impl) && !(impl == "libactor" && base != impl) && !only)
 						printf "| %s (%s) | %s | — | — | 0 | not run (see notes) |\n", \
-						    metric, unit, impls[j]
+						    metric, unit, impl
 					continue
 				}
-				r = (impls[j] == "libactor") ? "" : (lib ? ratio(lib, med, unit) : "")
-				printf "| %s (%s) | %s | %s | %s–%s | %d | %s |\n", metric, unit, impls[j], \
+				r = (impl == base) ? "" : (lib ? ratio(lib, med, unit) : "")
+				printf "| %s (%s) | %s | %s | %s–%s | %d | %s |\n", metric, unit, impl, \
 				    human(med, unit), human(lo, unit), human(hi, unit), n, \
-				    impls[j] == "libactor" ? "(baseline)" : fmt_ratio(r)
+				    impl == base ? "(baseline)" : fmt_ratio(r)
 			}
 		}
 		print ""
@@ -270,12 +309,12 @@ function chart(g, title,    i, j, row, unit, lib, n, dat, gp, col, ncols, r, any
 	for (i = 1; i <= nrows[g]; i++) {
 		row = rows[g, i]
 		unit = unit_of[row]
-		lib = stats(row SUBSEP "libactor" SUBSEP "all") ? med : 0
+		lib = stats(row SUBSEP base_of(row) SUBSEP "all") ? med : 0
 		if (!lib || !has_peer(row))
 			continue
 		printf "\"%s\"", label(row) >> dat
 		for (j = 1; j <= nimpls; j++) {
-			if (impls[j] == "libactor" || !in_group(g, impls[j]))
+			if (is_base(g, impls[j]) || !in_group(g, impls[j]))
 				continue
 			n = stats(row SUBSEP impls[j] SUBSEP "all")
 			r = n ? ratio(lib, med, unit) : ""
@@ -311,7 +350,7 @@ function chart(g, title,    i, j, row, unit, lib, n, dat, gp, col, ncols, r, any
 	printf "plot" >> gp
 	col = 1
 	for (j = 1; j <= nimpls; j++) {
-		if (impls[j] == "libactor" || !in_group(g, impls[j]))
+		if (is_base(g, impls[j]) || !in_group(g, impls[j]))
 			continue
 		col++
 		printf "%s '%s' using %d%s title 'vs %s'", (col > 2 ? "," : ""), dat, col, \
@@ -477,8 +516,8 @@ END {
 	printf "  implementations alternating (%s%s...). A cell is the median of\n", alt, (n > 1 ? s[1] ", " : "")
 	print "  the rounds, with their min–max."
 	print "- **Ratios** (\"libactor advantage\") are oriented so that **>1 means libactor did better**:"
-	print "  libactor's rate over the peer's for rates (1/s), the peer's time or size over libactor's for"
-	print "  times (ms) and sizes (B)."
+	print "  libactor's rate over the peer's for rates (1/s, MiB/s), the peer's time or size over"
+	print "  libactor's for times (ms) and sizes (B)."
 	print "- **Peers** (bench/peers/, described in bench/peers/README.md) do the same work and check the"
 	print "  same result as the libactor program, with their runtime's defaults: Go with goroutines and"
 	print "  channels, Erlang with processes (escripts, compiled), CAF 0.17 with event-based actors, tokio"
@@ -527,6 +566,7 @@ END {
 	print ""
 	headline("messaging")
 	headline("spawning")
+	headline("files")
 	headline("network")
 	headline("noisy")
 	headline("other")
@@ -539,6 +579,42 @@ END {
 	print ""
 	chart("spawning", "libactor vs peers: spawning (median of " meta["rounds"] " rounds; >1: libactor better)")
 	bench_tables("spawning")
+	print "## Blocking and files"
+	print ""
+	if (nrows["files"] == 0) {
+		print "No blocking or file results in this run (`BENCH_COMPARE_FILES=0`, or none of"
+		print "blocking_roundtrip, file_seq and file_rand was run)."
+		print ""
+	} else {
+		print "- **blocking_roundtrip:** one actor (on one worker) keeps 1, then 64, jobs that do nothing"
+		print "  in flight on libactor's default blocking pool (4 threads), submitting the next as each"
+		print "  result comes back. libuv: `uv_queue_work` on its pool of 4 threads. Go: each job a"
+		print "  goroutine of its own, its result back through a channel (bench/peers/go/"
+		print "  blocking_roundtrip.go says why not a pool of 4). Go queues a new goroutine on the"
+		print "  processor that started it, so a job that does nothing mostly runs and returns on the same"
+		print "  thread, where libactor's and libuv's cross to a pool thread and back."
+		print "- **file_seq:** a file written in 1 MiB calls, then read back, through the page cache, one"
+		print "  call at a time. `c` is the libactor program's own plain `write()`/`read()` loop; Go uses"
+		print "  `os.File` Write and Read."
+		print "- **file_rand:** 4 KiB reads at random offsets (the same offsets everywhere) of a cached"
+		print "  256 MiB file, 1 and 32 in flight. libuv: `uv_fs_read` on its pool of 4 threads; Go:"
+		print "  `ReadAt` from 1 and from 32 goroutines."
+		print "- **libuv** (bench/peers/libuv/, where configure found it) runs in every round after the"
+		print "  implementations chosen, whichever they are."
+		print "- **Backends:** the file programs run once per reactor backend in each run"
+		print "  (`libactor-io_uring`, `libactor-epoll`, whose file operations go to the blocking pool)."
+		print "  The `libactor` column of the headline is the backend libactor chooses by default"
+		print "  (`auto`: io_uring where the kernel allows it), named after the row; the other backend"
+		print "  is a column of its own, measured against it."
+		printf "- **Counts:** %s.\n", meta["filescounts"]
+		print "  The file programs report the median of 3 rounds of their own (alternating which"
+		print "  implementation goes first), so their min–max is a range of medians."
+		printf "- **Files** in %s, through the page cache: these rows measure the runtimes' paths to\n", meta["filedir"]
+		print "  the kernel's file calls, not the disk."
+		print ""
+		chart("files", "libactor vs peers: blocking and files (median of " meta["rounds"] " rounds; >1: libactor better)")
+		bench_tables("files")
+	}
 	print "## Network"
 	print ""
 	if (nrows["network"] == 0) {

@@ -19,6 +19,17 @@
 # bench.hpp; tokio: TOKIO_WORKER_THREADS), and is reported as a ratio to 1 worker; the all-CPUs
 # column is the main runs.
 #
+# Blocking and files: blocking_roundtrip (no-op jobs to a blocking pool and back), file_seq (1 MiB
+# writes and reads of a 1 GiB file through the page cache) and file_rand (4 KiB reads at random
+# offsets of a cached 256 MiB file) form the "blocking and files" group, with its own tables and
+# chart. Beside libactor and the Go peers, libuv's peers (bench/peers/libuv/, built by make when
+# configure finds libuv) run in every round, whichever implementations are chosen, as the plain
+# C loop (c-epoll) does in the network group; file_seq's own plain C loop reports as `c`. The
+# file programs report one row per reactor backend (libactor-epoll, libactor-io_uring); the
+# report measures the others against the backend libactor's `auto` chooses (io_uring where the
+# kernel allows it). Each program reports the median of its own rounds, at its default sizes;
+# file_seq runs 3 rounds instead of 5 (compare-lib.sh, args_for says why).
+#
 # Busy neighbour: each round also runs bench/noisy.sh once, with every implementation: the
 # messaging benchmarks it covers (pingpong, counting, threadring, fork_join_throughput) with one
 # busy process pinned to the last CPU, at reduced counts. Their rows (named <bench>_noisy) form
@@ -26,12 +37,16 @@
 # ratio to its own quiet row.
 #
 # Environment:
-#   BENCH_COMPARE_ROUNDS=N      rounds (default 5: about 9 minutes on a 2-CPU machine, builds
+#   BENCH_COMPARE_ROUNDS=N      rounds (default 5: about 11 minutes on a 2-CPU machine, builds
 #                               and scaling runs included)
 #   BENCH_COMPARE_QUICK=1       reduced counts (about a tenth), for a quick check of the suite
 #   BENCH_COMPARE_IMPLS="..."   implementations (default "libactor go erlang caf tokio")
-#   BENCH_COMPARE_BENCHES="..." benchmark programs (default: all of them, see BENCHES below)
+#   BENCH_COMPARE_BENCHES="..." benchmark programs (default: all of them, see BENCHES below;
+#                               "blocking_roundtrip file_seq file_rand" runs that group alone)
 #   BENCH_COMPARE_SCALING=0     skip the scaling runs
+#   BENCH_COMPARE_FILES=0       skip the blocking-and-files group (blocking_roundtrip, file_seq,
+#                               file_rand); BENCH_FILE_DIR, where their files go (default
+#                               /var/tmp), is passed on
 #   BENCH_COMPARE_NOISY=0       skip the busy-neighbour group (NOISY_CPU and NOISY_TIMEOUT, as
 #                               bench/noisy.sh reads them, are passed on)
 #   BENCH_COMPARE_OUT=DIR       where RESULTS.md and the charts go. Default: the source bench/
@@ -57,6 +72,7 @@ all_impls="libactor go erlang caf tokio"
 impls=${BENCH_COMPARE_IMPLS:-$all_impls}
 scaling=${BENCH_COMPARE_SCALING:-1}
 network=${BENCH_COMPARE_NETWORK:-1}
+files=${BENCH_COMPARE_FILES:-1}
 noisy=${BENCH_COMPARE_NOISY:-1}
 peerbin=$builddir/bench/peers
 timeout_s=900 # per run: a hung peer must not hang the suite
@@ -68,15 +84,18 @@ timeout_opts=
 # and pingpong_1core).
 MESSAGING="pingpong counting threadring chameneos big fork_join_throughput"
 SPAWNING="skynet spawn_idle fork_join_create"
-BENCHES=${BENCH_COMPARE_BENCHES:-"$MESSAGING $SPAWNING"}
+FILES="blocking_roundtrip file_seq file_rand"
+ALL_BENCHES="$MESSAGING $SPAWNING"
+[ "$files" = 1 ] && ALL_BENCHES="$ALL_BENCHES $FILES"
+BENCHES=${BENCH_COMPARE_BENCHES:-$ALL_BENCHES}
 
-# bench/RESULTS.md only ever comes from a full run: every benchmark (the network and
+# bench/RESULTS.md only ever comes from a full run: every benchmark (the network, files and
 # busy-neighbour ones included), every implementation, full counts, at least three rounds.
 # Anything less goes to the build tree.
 if [ "$quick" = 1 ]; then
 	out=${BENCH_COMPARE_OUT:-$builddir/bench/compare-quick}
-elif [ "$BENCHES" != "$MESSAGING $SPAWNING" ] || [ "$impls" != "$all_impls" ] ||
-	[ "$rounds" -lt 3 ] || [ "$network" != 1 ] || [ "$noisy" != 1 ] ||
+elif [ "$BENCHES" != "$MESSAGING $SPAWNING $FILES" ] || [ "$impls" != "$all_impls" ] ||
+	[ "$rounds" -lt 3 ] || [ "$network" != 1 ] || [ "$noisy" != 1 ] || [ "$files" != 1 ] ||
 	[ -n "${BENCH_COMPARE_NETWORK_RESULTS:-}" ]; then
 	out=${BENCH_COMPARE_OUT:-$builddir/bench/compare-partial}
 else
@@ -149,6 +168,15 @@ for b in $BENCHES; do
 			note "NO PEER: $impl has no $b (or it failed to build); that cell is empty."
 		fi
 	done
+	# libuv's peers of the blocking and file benchmarks, whichever implementations are chosen.
+	if [ -f "$here/peers/libuv/$b.c" ]; then
+		if build_peer libuv "$b"; then
+			echo "libuv $b" >>"$work/runs.txt"
+		else
+			note "NO PEER: libuv's $b is not built (configure found no libuv >= 1.44;" \
+				"Debian: apt-get install libuv1-dev, then configure again); that cell is empty."
+		fi
+	fi
 done
 
 # The echo servers: libactor's and the plain C loop must be built; a peer's that fails to build
@@ -209,7 +237,7 @@ say "$rounds rounds of: $BENCHES; implementations:$active; $ncpu CPUs; load $loa
 round=1
 while [ $round -le "$rounds" ]; do
 	for b in $BENCHES; do
-		for impl in $active; do
+		for impl in $active libuv; do
 			has_run "$impl" "$b" || continue
 			say "round $round/$rounds: $impl $b"
 			run_one "$impl" "$b" all
@@ -293,6 +321,9 @@ versions=$work/versions.txt
 	case " $active " in *" tokio "*)
 		cat "$peerbin/tokio/toolchain.txt" ;;
 	esac
+	if grep -q '^libuv ' "$work/runs.txt"; then
+		echo "libuv $(pkg-config --modversion libuv 2>/dev/null || echo '(version unknown)')"
+	fi
 } >"$versions"
 
 meta=$work/meta.txt
@@ -318,6 +349,9 @@ meta=$work/meta.txt
 	echo "echo $echo_conns connections, ${echo_duration}s per run after 1s of warm-up"
 	echo "messaging $MESSAGING"
 	echo "spawning $SPAWNING"
+	echo "filedir ${BENCH_FILE_DIR:-/var/tmp}, $(df -T "${BENCH_FILE_DIR:-/var/tmp}" 2>/dev/null |
+		awk 'NR == 2 { print $2 }')"
+	echo "filescounts $(files_counts)"
 } >"$meta"
 
 awk -f "$here/compare-report.awk" -v out="$out" -v work="$work" -v metaf="$meta" \
@@ -330,7 +364,7 @@ fi
 
 # Charts: one per group that has data, and one for scaling.
 if command -v gnuplot >/dev/null 2>&1; then
-	for g in messaging spawning network noisy scaling; do
+	for g in messaging spawning files network noisy scaling; do
 		[ -s "$work/chart-$g.dat" ] || continue
 		gnuplot "$work/chart-$g.gp" || say "gnuplot failed for $g"
 	done
