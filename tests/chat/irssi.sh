@@ -10,48 +10,10 @@ set -u
 
 server=${CHAT_SERVER:-examples/chat/chat-server}
 top=$(cd "$(dirname "$0")/../.." && pwd)
-for tool in irssi tmux; do
-	if ! command -v "$tool" >/dev/null 2>&1; then
-		echo "SKIP: $tool not installed (apt-get install -y irssi tmux)"
-		exit 77
-	fi
-done
-if [ ! -x "$server" ]; then
-	echo "FAIL: no server at $server"
-	exit 1
-fi
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/chat-irssi.XXXXXX")
-sock="chat-irssi-$$"
-server_pid=
-raw_pid=
-cleanup() {
-	tmux -L "$sock" kill-server >/dev/null 2>&1
-	[ -n "$raw_pid" ] && kill "$raw_pid" >/dev/null 2>&1
-	[ -n "$server_pid" ] && kill -KILL "$server_pid" >/dev/null 2>&1
-	exec 3>&- 2>/dev/null
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
-fail() {
-	echo "FAIL: $*"
-	echo "--- raw client received:"; cat "$work/raw.log" 2>/dev/null
-	echo "--- irssi traffic:"; cat "$work/home/rawlog" 2>/dev/null
-	echo "--- irssi window:"; tmux -L "$sock" capture-pane -p -S -60 2>/dev/null | grep -v '^$'
-	echo "--- server:"; cat "$work/server.err" 2>/dev/null
-	exit 1
-}
-
-# Waits up to $2 seconds (default 10) for `grep -q -- "$1" FILE` (FILE = $3).
-wait_for() {
-	local i
-	for i in $(seq 1 $((${2:-10} * 10))); do
-		grep -q -- "$1" "$3" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	return 1
-}
+# shellcheck source=tests/chat/irssi_lib.sh
+. "$(dirname "$0")/irssi_lib.sh"
+need_tools irssi tmux
+setup_work irssi
 
 # Start the server on a free port.
 "$server" --port 0 --motd "$top/examples/chat/motd.txt" >"$work/server.out" 2>"$work/server.err" &
@@ -60,38 +22,13 @@ wait_for '^PORT ' 10 "$work/server.out" || fail "the server did not start"
 port=$(awk '/^PORT/ {print $2}' "$work/server.out")
 
 # The raw client: bash's /dev/tcp, its input logged to a file.
-exec 3<>"/dev/tcp/127.0.0.1/$port" || fail "cannot connect to port $port"
-cat <&3 >"$work/raw.log" &
-raw_pid=$!
+raw_connect "$port"
 printf 'NICK rawsock\r\nUSER raw 0 * :Raw Socket\r\nJOIN #irssi\r\n' >&3
 wait_for ' 366 rawsock #irssi ' 10 "$work/raw.log" || fail "the raw client did not join"
 grep -q ' 372 rawsock :- Welcome to the libactor chat server.' "$work/raw.log" || fail "no MOTD"
 
-# irssi, headless. Its own config directory, so nothing of the user's is read or written.
-# No pause between commands: irssi's own flood control would make the test slow.
-mkdir -p "$work/home"
-cat >"$work/home/config" <<EOF
-settings = {
-  core = { real_name = "irssi test"; user_name = "irssitest"; nick = "irssitest"; };
-  "fe-common/core" = { autolog = "no"; };
-};
-EOF
-tmux -L "$sock" -f /dev/null new-session -d -x 160 -y 48 "irssi --home='$work/home'" ||
-	fail "tmux could not start irssi"
-type_keys() { tmux -L "$sock" send-keys -l -- "$1" && tmux -L "$sock" send-keys Enter; }
-pane_has() { tmux -L "$sock" capture-pane -p -S -100 2>/dev/null | grep -q -- "$1"; }
-wait_pane() {
-	local i
-	for i in $(seq 1 100); do
-		pane_has "$1" && return 0
-		sleep 0.1
-	done
-	return 1
-}
-
-wait_pane 'Irssi v' || fail "irssi did not start"
-type_keys "/set cmd_queue_speed 0"
-type_keys "/set cmds_max_at_once 100"
+# irssi, headless, with its own config directory: nothing of the user's is read or written.
+irssi_start irssitest irssitest "irssi test"
 type_keys "/connect 127.0.0.1 $port"
 wait_pane 'Welcome to the libactor Internet Relay Chat Network irssitest' ||
 	fail "irssi was not welcomed"

@@ -10,48 +10,11 @@
 set -u
 
 server=${CHAT_SERVER:-examples/chat/chat-server}
-for tool in openssl irssi tmux; do
-	if ! command -v "$tool" >/dev/null 2>&1; then
-		echo "SKIP: $tool not installed (apt-get install -y openssl irssi tmux)"
-		exit 77
-	fi
-done
-if [ ! -x "$server" ]; then
-	echo "FAIL: no server at $server"
-	exit 1
-fi
-
+# shellcheck source=tests/chat/irssi_lib.sh
+. "$(dirname "$0")/irssi_lib.sh"
+need_tools openssl irssi tmux
 server_abs=$(readlink -f "$server")
-work=$(mktemp -d "${TMPDIR:-/tmp}/chat-tls.XXXXXX")
-sock="chat-tls-$$"
-server_pid=
-raw_pid=
-cleanup() {
-	tmux -L "$sock" kill-server >/dev/null 2>&1
-	[ -n "$raw_pid" ] && kill "$raw_pid" >/dev/null 2>&1
-	[ -n "$server_pid" ] && kill -KILL "$server_pid" >/dev/null 2>&1
-	exec 3>&- 2>/dev/null
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
-fail() {
-	echo "FAIL: $*"
-	echo "--- s_client received:"; cat "$work/sclient.log" 2>/dev/null
-	echo "--- raw client received:"; cat "$work/raw.log" 2>/dev/null
-	echo "--- irssi window:"; tmux -L "$sock" capture-pane -p -S -60 2>/dev/null | grep -v '^$'
-	echo "--- server:"; cat "$work/server.err" 2>/dev/null
-	exit 1
-}
-
-wait_for() { # PATTERN SECONDS FILE
-	local i
-	for i in $(seq 1 $((${2:-10} * 10))); do
-		grep -q -- "$1" "$3" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	return 1
-}
+setup_work tls
 
 # A certificate for localhost and 127.0.0.1, and a key that is not its own.
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
@@ -104,33 +67,11 @@ grep -q 'PONG .*over-tls' "$work/sclient.log" || fail "s_client got no PONG"
 grep -q 'ERROR :Closing Link' "$work/sclient.log" || fail "s_client's QUIT got no ERROR"
 
 # A plain client in #tls, and irssi over TLS.
-exec 3<>"/dev/tcp/127.0.0.1/$port" || fail "cannot connect to port $port"
-cat <&3 >"$work/raw.log" &
-raw_pid=$!
+raw_connect "$port"
 printf 'NICK rawsock\r\nUSER raw 0 * :Raw Socket\r\nJOIN #tls\r\n' >&3
 wait_for ' 366 rawsock #tls ' 10 "$work/raw.log" || fail "the raw client did not join"
 
-mkdir -p "$work/home"
-cat >"$work/home/config" <<EOF
-settings = {
-  core = { real_name = "irssi tls"; user_name = "irssitls"; nick = "irssitls"; };
-  "fe-common/core" = { autolog = "no"; };
-};
-EOF
-tmux -L "$sock" -f /dev/null new-session -d -x 160 -y 48 "irssi --home='$work/home'" ||
-	fail "tmux could not start irssi"
-type_keys() { tmux -L "$sock" send-keys -l -- "$1" && tmux -L "$sock" send-keys Enter; }
-pane_has() { tmux -L "$sock" capture-pane -p -S -100 2>/dev/null | grep -q -- "$1"; }
-wait_pane() {
-	local i
-	for i in $(seq 1 100); do
-		pane_has "$1" && return 0
-		sleep 0.1
-	done
-	return 1
-}
-wait_pane 'Irssi v' || fail "irssi did not start"
-type_keys "/set cmd_queue_speed 0"
+irssi_start irssitls irssitls "irssi tls"
 type_keys "/connect -tls -tls_verify -tls_cafile $work/cert.pem localhost $tls_port"
 wait_pane 'Welcome to the libactor Internet Relay Chat Network irssitls' ||
 	fail "irssi was not welcomed over TLS"
