@@ -41,6 +41,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "load.h"
+
 #define SIZE_MAX_BYTES (1u << 20)
 
 struct opts {
@@ -69,40 +71,6 @@ struct worker {
 	int failed;
 	pthread_t thread;
 };
-
-/* The process's user + system CPU time in seconds, or -1. */
-static double proc_cpu_s(int pid)
-{
-	char path[64], buf[1024];
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	FILE *f = fopen(path, "r");
-	if (f == NULL)
-		return -1;
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	/* Fields after the command name, which is in parentheses and may hold spaces. */
-	const char *p = strrchr(buf, ')');
-	unsigned long long ut, st;
-	if (p == NULL ||
-	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
-		return -1;
-	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
-static void sleep_until(uint64_t t)
-{
-	struct timespec ts = {(time_t)(t / 1000000000u), (long)(t % 1000000000u)};
-	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
-		;
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static void fill_request(struct cconn *c, unsigned size)
 {
@@ -296,11 +264,7 @@ int main(int argc, char **argv)
 {
 	struct opts o;
 	parse(argc, argv, &o);
-	struct rlimit r;
-	if (getrlimit(RLIMIT_NOFILE, &r) == 0) {
-		r.rlim_cur = r.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &r);
-	}
+	raise_nofile();
 
 	struct cconn *conns = calloc(o.conns, sizeof(*conns));
 	for (unsigned i = 0; i < o.conns; i++)
@@ -324,15 +288,8 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
-	double srv0 = -1, srv1 = -1;
-	sleep_until(t_measure);
-	double cli0 = proc_cpu_s(getpid());
-	if (o.server_pid > 0)
-		srv0 = proc_cpu_s(o.server_pid);
-	sleep_until(t_end);
-	double cli1 = proc_cpu_s(getpid());
-	if (o.server_pid > 0)
-		srv1 = proc_cpu_s(o.server_pid);
+	double cli, srv;
+	measure_cpu(t_measure, t_end, o.server_pid, &cli, &srv);
 	uint64_t counted = 0, total = 0;
 	int failed = 0;
 	for (unsigned t = 0; t < o.threads; t++) {
@@ -360,20 +317,20 @@ int main(int argc, char **argv)
 	printf("RESULT name=echo_c%u impl=%s metric=requests_per_s value=%.*f unit=1/s\n", o.conns,
 	       o.impl, rate >= 10000.0 ? 0 : 3, rate);
 	/* A client near one CPU per thread is the limit: no server gets a higher rate from it. */
-	if (cli0 >= 0 && cli1 >= 0)
+	if (cli >= 0)
 		fprintf(stderr, "echo_client: %s c%u: the client used %.2f CPUs (%u threads)\n",
-		        o.impl, o.conns, (cli1 - cli0) / o.duration, o.threads);
+		        o.impl, o.conns, cli / o.duration, o.threads);
 	if (o.server_pid > 0) {
-		if (srv0 < 0 || srv1 < 0 || counted == 0) {
+		if (srv < 0 || counted == 0) {
 			fprintf(stderr, "echo_client: cannot read the CPU time of process %d\n",
 			        o.server_pid);
 			return 1;
 		}
 		fprintf(stderr, "echo_client: %s c%u: the server used %.2f CPUs\n", o.impl, o.conns,
-		        (srv1 - srv0) / o.duration);
+		        srv / o.duration);
 		printf("RESULT name=echo_c%u impl=%s metric=server_cpu_us_per_req value=%.3f "
 		       "unit=us\n",
-		       o.conns, o.impl, (srv1 - srv0) * 1e6 / (double)counted);
+		       o.conns, o.impl, srv * 1e6 / (double)counted);
 	}
 	fflush(stdout);
 	return 0;

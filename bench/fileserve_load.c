@@ -37,6 +37,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "load.h"
+
 #define HEAD_MAX 2048 /* a response head longer than this fails the run */
 #define RECV_CHUNK (256u << 10)
 
@@ -73,40 +75,6 @@ struct worker {
 	int failed;
 	pthread_t thread;
 };
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static void sleep_until(uint64_t t)
-{
-	struct timespec ts = {(time_t)(t / 1000000000u), (long)(t % 1000000000u)};
-	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
-		;
-}
-
-/* The process's user + system CPU time in seconds, or -1. */
-static double proc_cpu_s(int pid)
-{
-	char path[64], buf[1024];
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	FILE *f = fopen(path, "r");
-	if (f == NULL)
-		return -1;
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	/* Fields after the command name, which is in parentheses and may hold spaces. */
-	const char *p = strrchr(buf, ')');
-	unsigned long long ut, st;
-	if (p == NULL ||
-	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
-		return -1;
-	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
 
 static bool conn_ask(struct lconn *c)
 {
@@ -349,11 +317,7 @@ int main(int argc, char **argv)
 		return 1;
 	request_len = (size_t)snprintf(request, sizeof(request),
 	                               "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", o.path, o.host);
-	struct rlimit r;
-	if (getrlimit(RLIMIT_NOFILE, &r) == 0) {
-		r.rlim_cur = r.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &r);
-	}
+	raise_nofile();
 
 	struct lconn *conns = calloc(o.conns, sizeof(*conns));
 	for (unsigned i = 0; i < o.conns; i++)
@@ -377,15 +341,8 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
-	double srv0 = -1, srv1 = -1;
-	sleep_until(t_measure);
-	double cli0 = proc_cpu_s(getpid());
-	if (o.server_pid > 0)
-		srv0 = proc_cpu_s(o.server_pid);
-	sleep_until(t_end);
-	double cli1 = proc_cpu_s(getpid());
-	if (o.server_pid > 0)
-		srv1 = proc_cpu_s(o.server_pid);
+	double cli, srv;
+	measure_cpu(t_measure, t_end, o.server_pid, &cli, &srv);
 	uint64_t counted = 0, total = 0;
 	int failed = 0;
 	for (unsigned t = 0; t < o.threads; t++) {
@@ -414,19 +371,19 @@ int main(int argc, char **argv)
 	       rate >= 10000.0 ? 0 : 1, rate);
 	printf("RESULT name=%s impl=%s metric=throughput value=%.1f unit=MiB/s\n", o.name, o.impl,
 	       rate * (double)expected_len / (1 << 20));
-	if (cli0 >= 0 && cli1 >= 0)
+	if (cli >= 0)
 		fprintf(stderr, "fileserve_load: %s %s: the client used %.2f CPUs (%u threads)\n",
-		        o.impl, o.name, (cli1 - cli0) / o.duration, o.threads);
+		        o.impl, o.name, cli / o.duration, o.threads);
 	if (o.server_pid > 0) {
-		if (srv0 < 0 || srv1 < 0) {
+		if (srv < 0) {
 			fprintf(stderr, "fileserve_load: cannot read the CPU time of process %d\n",
 			        o.server_pid);
 			return 1;
 		}
 		fprintf(stderr, "fileserve_load: %s %s: the server used %.2f CPUs\n", o.impl,
-		        o.name, (srv1 - srv0) / o.duration);
+		        o.name, srv / o.duration);
 		printf("RESULT name=%s impl=%s metric=server_cpu_us_per_req value=%.3f unit=us\n",
-		       o.name, o.impl, (srv1 - srv0) * 1e6 / (double)counted);
+		       o.name, o.impl, srv * 1e6 / (double)counted);
 	}
 	fflush(stdout);
 	return 0;
