@@ -218,7 +218,8 @@ ACTOR_API int actor_spawn(actor_system_t *sys, const actor_spawn_opts_t *opts,
  * the pool it is ACTOR_REF_NONE. Messages from one sender to one receiver arrive in order.
  * -ESRCH: the receiver has stopped, or `to` is ACTOR_REF_NONE or names no actor. -EMSGSIZE:
  * over ACTOR_MSG_MAX. -EINVAL: bad arguments (a NULL system, NULL data with len > 0) or a type
- * >= ACTOR_MSG_SYSTEM. -ESHUTDOWN: the system's workers have been joined (after run returned).
+ * >= ACTOR_MSG_SYSTEM (but see actor_send_msg). -ESHUTDOWN: the system's workers have been
+ * joined (after run returned).
  */
 
 /* Copies `len` bytes of `data` into a new message of type `type`. */
@@ -233,7 +234,12 @@ ACTOR_API int actor_msg_alloc(size_t size, uint32_t type, actor_msg_t **out);
 ACTOR_API void actor_msg_free(actor_msg_t *msg);
 
 /* Sends a message the caller owns; on success ownership moves to the receiver, on failure the
- * caller still owns it. A behaviour may forward the message it was given this way. */
+ * caller still owns it, unchanged. A behaviour may forward the message it was given this way,
+ * or one it kept: the library's too (ACTOR_MSG_DOWN, a timer event, TCP data, a job's
+ * result...), which the receiver gets as they are, with the forwarder as sender; the library
+ * is done with such a message once it has reached its first receiver (the connection counted
+ * its bytes as handled when that behaviour returned, say). -EINVAL: a type >= ACTOR_MSG_SYSTEM
+ * that is none of the library's messages to behaviours. */
 ACTOR_API int actor_send_msg(actor_system_t *sys, actor_ref_t to, actor_msg_t *msg);
 
 /* ---------------------------------------------------------------------------------------------

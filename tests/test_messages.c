@@ -220,9 +220,12 @@ START_TEST(failed_zero_copy_send_leaves_the_message_with_the_caller)
 	ck_assert_uint_eq(m->hdr.type, 5);
 	ck_assert_uint_eq(m->a, 0x1122334455667788ull);
 	m->b = 7;
-	m->hdr.type = ACTOR_MSG_DOWN;
+	m->hdr.type = ACTOR_MSG_SYSTEM + 0x100; /* the library's control types are never sent */
 	ck_assert_int_eq(actor_send_msg(sys, a, &m->hdr), -EINVAL);
 	ck_assert_uint_eq(m->b, 7);
+	m->hdr.type = ACTOR_MSG_DOWN; /* a library message: a stopped receiver, as any other */
+	ck_assert_int_eq(actor_send_msg(sys, a, &m->hdr), -ESRCH);
+	ck_assert_uint_eq(m->hdr.type, ACTOR_MSG_DOWN);
 	actor_msg_free(&m->hdr);
 
 	system_run_to_end(sys, TEST_WATCHDOG, "an actor that stopped");
@@ -231,6 +234,165 @@ START_TEST(failed_zero_copy_send_leaves_the_message_with_the_caller)
 	ck_assert_uint_eq(st.sent, 1); /* failed sends are not counted */
 	ck_assert_uint_eq(st.delivered, 1);
 	ck_assert_uint_eq(st.dead_letters, 0);
+	actor_system_free(sys);
+}
+END_TEST
+
+/* The library's messages can be passed on as the user's can: a DOWN, a timer event and a
+ * job's result, forwarded from the actor that got them to one on another worker, arrive as they
+ * were; a forwarded one that finds its receiver gone is a dead letter of its own type. */
+enum { FWD_GO = 1, FWD_VICTIM = 2 };
+
+struct forwarder {
+	actor_ref_t to, victim;
+	int rc[3]; /* DOWN, TIMER, JOB_DONE */
+	atomic_int forwarded;
+};
+
+static int64_t job_seven(void *arg)
+{
+	(void)arg;
+	return 7;
+}
+
+static void forwarder_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	struct forwarder *f = state;
+	actor_system_t *sys = actor_ctx_system(ctx);
+	if (msg->type == FWD_GO) {
+		actor_timer_t t;
+		actor_job_t j;
+		if (actor_monitor(sys, actor_self(ctx), f->victim) != 0 ||
+		    actor_stop(sys, f->victim) != 0 ||
+		    actor_timer_start(ctx, actor_self(ctx), 1000000u, 0, 77, &t) != 0 ||
+		    actor_job_submit(ctx, &(actor_job_opts_t){.tag = 88}, job_seven, NULL, &j) != 0)
+			f->rc[0] = f->rc[1] = f->rc[2] = -999;
+		return;
+	}
+	int k = msg->type == ACTOR_MSG_DOWN ? 0 : msg->type == ACTOR_MSG_TIMER ? 1 : 2;
+	f->rc[k] = actor_send_msg(sys, f->to, msg);
+	atomic_fetch_add(&f->forwarded, 1);
+}
+
+struct fwd_sink {
+	actor_ref_t sender;
+	actor_ref_t down_actor;
+	int down_reason;
+	uint64_t timer_tag, job_tag;
+	int64_t job_result;
+	atomic_int got;
+};
+
+static void fwd_sink_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	(void)ctx;
+	struct fwd_sink *s = state;
+	s->sender = msg->sender;
+	if (msg->type == ACTOR_MSG_DOWN) {
+		const actor_down_t *d = actor_msg_data(msg);
+		s->down_actor = d->actor;
+		s->down_reason = d->reason;
+	} else if (msg->type == ACTOR_MSG_TIMER) {
+		const actor_timer_event_t *e = actor_msg_data(msg);
+		s->timer_tag = e->tag;
+	} else if (msg->type == ACTOR_MSG_JOB_DONE) {
+		const actor_job_done_t *d = actor_msg_data(msg);
+		s->job_tag = d->tag;
+		s->job_result = d->result;
+	} else {
+		return;
+	}
+	atomic_fetch_add(&s->got, 1);
+}
+
+static void victim_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	(void)ctx;
+	(void)state;
+	(void)msg;
+}
+
+START_TEST(library_messages_can_be_forwarded_and_arrive_as_they_were)
+{
+	actor_system_t *sys = system_new(2);
+	struct fwd_sink sink = {0};
+	struct forwarder f = {.to = spawn_on(sys, 1, fwd_sink_fn, &sink),
+	                      .victim = spawn_on(sys, 1, victim_fn, NULL)};
+	actor_ref_t a = spawn_on(sys, 0, forwarder_fn, &f);
+	send_ok(sys, a, FWD_GO, NULL, 0);
+	assert_eventually(atomic_load(&sink.got) == 3, TEST_WATCHDOG);
+	for (int k = 0; k < 3; k++)
+		ck_assert_msg(f.rc[k] == 0, "forward %d: %d", k, f.rc[k]);
+	ck_assert(actor_ref_eq(sink.sender, a)); /* the forwarder sent it on */
+	ck_assert(actor_ref_eq(sink.down_actor, f.victim));
+	ck_assert_int_eq(sink.down_reason, ACTOR_REASON_KILLED);
+	ck_assert_uint_eq(sink.timer_tag, 77);
+	ck_assert_uint_eq(sink.job_tag, 88);
+	ck_assert_int_eq(sink.job_result, 7);
+	ck_assert_int_eq(actor_system_shutdown(sys), 0);
+	system_run_to_end(sys, TEST_WATCHDOG, "forwarded library messages");
+	actor_system_free(sys);
+}
+END_TEST
+
+struct dl_seen {
+	atomic_uint type;
+	atomic_int count;
+};
+
+static void record_dead_letter(void *arg, actor_ref_t to, const actor_msg_t *msg)
+{
+	(void)to;
+	struct dl_seen *d = arg;
+	atomic_store(&d->type, msg->type);
+	atomic_fetch_add(&d->count, 1);
+}
+
+/* Forwards its one timer event to `to`, which has stopped by then: a dead letter. */
+static void timer_forwarder_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	struct forwarder *f = state;
+	if (msg->type == FWD_GO) {
+		actor_timer_t t;
+		f->rc[0] = actor_timer_start(ctx, actor_self(ctx), 1000u, 0, 5, &t);
+		return;
+	}
+	f->rc[1] = actor_send_msg(actor_ctx_system(ctx), f->to, msg);
+	atomic_fetch_add(&f->forwarded, 1);
+}
+
+/* A receiver that holds its worker on its first message until the test opens the gate, then
+ * stops, leaving what came after that message as dead letters. */
+static atomic_int hold_gate;
+
+static void stop_at_once_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	(void)state;
+	(void)msg;
+	gate_wait(&hold_gate);
+	actor_exit(ctx, ACTOR_REASON_NORMAL);
+}
+
+START_TEST(a_forwarded_library_message_left_undelivered_is_a_dead_letter_of_its_type)
+{
+	struct dl_seen dl = {0};
+	actor_config_t cfg = {.workers = 2, .dead_letter = record_dead_letter, .dead_letter_arg = &dl};
+	actor_system_t *sys = system_new_cfg(&cfg);
+	/* The receiver holds its first message until the forward is queued behind it. */
+	struct forwarder f = {.to = spawn_on(sys, 1, stop_at_once_fn, NULL)};
+	actor_ref_t a = spawn_on(sys, 0, timer_forwarder_fn, &f);
+	send_ok(sys, f.to, 1, NULL, 0);
+	send_ok(sys, a, FWD_GO, NULL, 0);
+	assert_eventually(atomic_load(&f.forwarded) == 1, TEST_WATCHDOG);
+	ck_assert_int_eq(f.rc[0], 0);
+	ck_assert_int_eq(f.rc[1], 0); /* queued: the receiver was still there */
+	gate_open(&hold_gate);
+	wait_stopped(sys, f.to);
+	ck_assert_int_eq(actor_system_shutdown(sys), 0);
+	system_run_to_end(sys, TEST_WATCHDOG, "a forward to a stopped actor");
+	/* A dead letter of its own type, not with the library's mark on it. */
+	ck_assert_int_eq(atomic_load(&dl.count), 1);
+	ck_assert_uint_eq(atomic_load(&dl.type), ACTOR_MSG_TIMER);
 	actor_system_free(sys);
 }
 END_TEST
@@ -521,6 +683,8 @@ static Suite *messages_suite(void)
 	tcase_add_test(tc, behaviour_forwards_its_message_without_copying);
 	tcase_add_test(tc, forwarded_message_is_not_touched_after_the_behaviour_returns);
 	tcase_add_test(tc, failed_zero_copy_send_leaves_the_message_with_the_caller);
+	tcase_add_test(tc, library_messages_can_be_forwarded_and_arrive_as_they_were);
+	tcase_add_test(tc, a_forwarded_library_message_left_undelivered_is_a_dead_letter_of_its_type);
 	tcase_add_test(tc, kept_message_outlives_the_behaviour_call);
 	suite_add_tcase(s, tc);
 

@@ -258,6 +258,8 @@ START_TEST(system_message_types_are_rejected_with_einval)
 	                               ACTOR_MSG_SYSTEM + 0x101, UINT32_MAX};
 	for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		ck_assert_int_eq(actor_send(sys, sink, bad[i], "x", 1), -EINVAL);
+		if (bad[i] < ACTOR_MSG_SYSTEM + 0x100)
+			continue; /* the library's messages to behaviours may be passed on */
 		actor_msg_t *m = msg_new();
 		m->type = bad[i];
 		ck_assert_int_eq(actor_send_msg(sys, sink, m), -EINVAL);

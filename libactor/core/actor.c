@@ -232,7 +232,9 @@ int actor_send(actor_system_t *sys, actor_ref_t to, uint32_t type, const void *d
 
 int actor_send_msg(actor_system_t *sys, actor_ref_t to, actor_msg_t *msg)
 {
-	if (sys == NULL || msg == NULL || msg->type >= ACTOR_MSG_SYSTEM)
+	/* The library's messages that behaviours get (DOWN, timers, network events, ...) may be
+	 * passed on; its control types may not. */
+	if (sys == NULL || msg == NULL || msg->type >= MSG_CONTROL)
 		return -EINVAL;
 	if (msg->size > ACTOR_MSG_MAX)
 		return -EMSGSIZE;
@@ -240,8 +242,13 @@ int actor_send_msg(actor_system_t *sys, actor_ref_t to, actor_msg_t *msg)
 		return -ESRCH;
 	struct actor_worker *w = actor__self_worker(sys);
 	bool forwarding = w != NULL && w->ctx.msg == msg;
+	uint32_t type = msg->type;
+	if (type >= ACTOR_MSG_SYSTEM)
+		msg->type = type | MSG_FORWARDED;
 	int rc = send_to(sys, to, msg, current_sender(sys), true);
-	if (rc == 0 && forwarding)
+	if (rc < 0)
+		msg->type = type; /* still the caller's, as it was */
+	else if (forwarding)
 		w->ctx.kept = true; /* the receiver owns it now; the turn must not free it */
 	return rc;
 }
@@ -372,7 +379,9 @@ static void send_down(actor_system_t *sys, struct actor *a, actor_ref_t watcher)
 
 static void dead_letter(struct actor_worker *w, struct actor *a, actor_msg_t *m)
 {
-	if (m->type >= ACTOR_MSG_SYSTEM) {
+	if (actor__msg_forwarded(m->type))
+		m->type &= ~MSG_FORWARDED; /* its service saw it at its first delivery */
+	else if (m->type >= ACTOR_MSG_SYSTEM) {
 		/* A service's message: it releases what the message carries (a connection, say). */
 		const struct actor__service_ops *s = actor__svc_of(w->sys, m->type);
 		if (s != NULL && s->dead_letter != NULL && w->svc[s->id] != NULL)
@@ -480,6 +489,11 @@ static void handle_control(actor_system_t *sys, struct actor *a, actor_msg_t *m)
 static bool system_message(struct actor_worker *w, struct actor *a, actor_msg_t *m,
                            struct actor__svc_note *note, const struct actor__service_ops **after)
 {
+	if (actor__msg_forwarded(m->type)) {
+		m->type &= ~MSG_FORWARDED; /* its service saw it at its first delivery */
+		*after = NULL;
+		return true;
+	}
 	const struct actor__service_ops *s = actor__svc_of(w->sys, m->type);
 	enum actor__svc_verdict v = SVC_DELIVER;
 	if (s != NULL && s->receive != NULL && w->svc[s->id] != NULL)

@@ -241,6 +241,17 @@ struct actor_system {
 /* Internal message types at or above MSG_CONTROL never reach behaviours as they are. */
 #define MSG_CONTROL MSG_MONITOR
 
+/* Set in the type of a library message (below MSG_CONTROL) that a behaviour passed on with
+ * actor_send_msg: its service has seen it already, at its first delivery (a connection's
+ * input counted, a job's result accounted for), so the next delivery, or dead letter, skips
+ * the service and clears the bit first. No block or control type has it (service.h). */
+#define MSG_FORWARDED 0x8000u
+
+static inline bool actor__msg_forwarded(uint32_t type)
+{
+	return type >= ACTOR_MSG_SYSTEM && (type & MSG_FORWARDED) != 0;
+}
+
 /* The worker running on this thread, or NULL outside every pool. */
 extern
     __attribute__((tls_model("initial-exec"))) _Thread_local struct actor_worker *actor__tls_worker;
