@@ -560,8 +560,13 @@ ACTOR_API int actor_tcp_peer(actor_ctx_t *ctx, actor_conn_t conn, void *buf, uin
  *
  * A timer lives on the calling actor's worker and sends ACTOR_MSG_TIMER to `target` (any actor)
  * after `delay_ns`, then every `period_ns` if it is not 0, until cancelled or the target stops.
- * Timers with equal deadlines fire in the order they were set.
+ * Timers with equal deadlines fire in the order they were set. ACTOR_MS(250), ACTOR_SEC(2) and
+ * ACTOR_US(500) give the nanoseconds.
  */
+
+#define ACTOR_US(n) ((uint64_t)(n) * 1000u)
+#define ACTOR_MS(n) ((uint64_t)(n) * 1000000u)
+#define ACTOR_SEC(n) ((uint64_t)(n) * 1000000000u)
 
 typedef struct actor_timer {
 	uint64_t id;
@@ -575,8 +580,12 @@ typedef struct actor_timer_event {
 
 ACTOR_API int actor_timer_start(actor_ctx_t *ctx, actor_ref_t target, uint64_t delay_ns,
                                 uint64_t period_ns, uint64_t tag, actor_timer_t *out);
-/* -ESRCH if the timer already fired (one-shot) or was cancelled. Call from the worker that set
- * it (inside a behaviour of an actor living there). */
+/* Cancels the timer: no ACTOR_MSG_TIMER is sent for it from now on (one already sent may still
+ * be in the target's mailbox). Any actor living on the worker that set the timer may cancel it,
+ * inside its behaviour: the timer's worker is its own (actor_info's `worker` says which, and an
+ * actor that has set a timer never moves). -EXDEV from another worker: send the setter a
+ * message and let it cancel. -ESRCH if the timer already fired (one-shot) or was cancelled;
+ * -EINVAL outside a behaviour. */
 ACTOR_API int actor_timer_cancel(actor_ctx_t *ctx, actor_timer_t timer);
 
 /* ---------------------------------------------------------------------------------------------

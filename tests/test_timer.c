@@ -505,6 +505,65 @@ START_TEST(timer_to_a_stopped_target_is_dropped_without_error)
 }
 END_TEST
 
+/* A timer may be cancelled by any actor living on the worker that set it, and from another
+ * worker the call says -EXDEV. The setter publishes the handle; two cancellers try it. */
+struct cancel_share {
+	actor_timer_t timer;
+	atomic_int set;
+	int far_rc, near_rc, again_rc;
+	atomic_int tried;
+};
+
+static void share_setter_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	struct cancel_share *c = state;
+	if (msg->type != MSG_GO)
+		return;
+	if (actor_timer_start(ctx, actor_self(ctx), ACTOR_SEC(60), 0, 0, &c->timer) != 0)
+		NOTE_FAIL("actor_timer_start");
+	atomic_store(&c->set, 1);
+}
+
+static void share_far_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	(void)msg;
+	struct cancel_share *c = state;
+	c->far_rc = actor_timer_cancel(ctx, c->timer);
+	atomic_fetch_add(&c->tried, 1);
+}
+
+static void share_near_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	(void)msg;
+	struct cancel_share *c = state;
+	c->near_rc = actor_timer_cancel(ctx, c->timer);
+	c->again_rc = actor_timer_cancel(ctx, c->timer);
+	atomic_fetch_add(&c->tried, 1);
+}
+
+START_TEST(any_actor_on_the_timer_s_worker_may_cancel_it_and_another_worker_gets_exdev)
+{
+	ck_assert_uint_eq(ACTOR_US(7), 7000u);
+	ck_assert_uint_eq(ACTOR_MS(250), 250000000u);
+	ck_assert_uint_eq(ACTOR_SEC(5), 5000000000u); /* beyond 32 bits */
+	actor_system_t *sys = backend_system(2);
+	struct cancel_share c = {0};
+	send_ok(sys, spawn_on(sys, 0, share_setter_fn, &c), MSG_GO, NULL, 0);
+	ck_assert(WAIT_UNTIL(atomic_load(&c.set), TEST_WATCHDOG));
+	ck_assert_uint_eq(pending_timers(sys), 1);
+	send_ok(sys, spawn_on(sys, 1, share_far_fn, &c), MSG_GO, NULL, 0);
+	ck_assert(WAIT_UNTIL(atomic_load(&c.tried) == 1, TEST_WATCHDOG));
+	send_ok(sys, spawn_on(sys, 0, share_near_fn, &c), MSG_GO, NULL, 0);
+	ck_assert(WAIT_UNTIL(atomic_load(&c.tried) == 2, TEST_WATCHDOG));
+	ck_assert_int_eq(c.far_rc, -EXDEV);
+	ck_assert_int_eq(c.near_rc, 0);
+	ck_assert_int_eq(c.again_rc, -ESRCH);
+	ck_assert_uint_eq(pending_timers(sys), 0);
+	assert_no_failures();
+	backend_system_end(sys, "cancel from another actor");
+}
+END_TEST
+
 #define WHERE_TIMERS 100
 
 struct where_target {
@@ -662,6 +721,7 @@ static void add_cases(Suite *s, unsigned b, void (*fixture)(void))
 	tcase_add_test(tc, cancel_before_firing_prevents_delivery_and_cancel_after_returns_esrch);
 	tcase_add_test(tc, timers_with_equal_deadlines_fire_in_the_order_set);
 	tcase_add_test(tc, timer_to_a_stopped_target_is_dropped_without_error);
+	tcase_add_test(tc, any_actor_on_the_timer_s_worker_may_cancel_it_and_another_worker_gets_exdev);
 	tcase_add_test(tc, timers_are_delivered_on_the_targets_worker);
 	tcase_add_test(tc, idle_system_with_a_far_future_timer_uses_no_cpu);
 
