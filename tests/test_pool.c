@@ -419,6 +419,10 @@ static int count_threads(void)
 
 START_TEST(the_default_pool_runs_as_many_jobs_at_once_as_the_configured_threads)
 {
+	/* The threads there are without a system: a sanitizer's own start with the first system
+	 * (ThreadSanitizer's background thread, say), so one is made and freed first. */
+	actor_system_free(system_new(1));
+	int base = count_threads();
 	actor_system_t *sys = system_new_cfg(&(actor_config_t){.workers = 2, .pool_threads = 3});
 	struct gated g = {0};
 	struct gated_arg ga = {.g = &g, .result = 0};
@@ -436,7 +440,7 @@ START_TEST(the_default_pool_runs_as_many_jobs_at_once_as_the_configured_threads)
 	/* Regression: the pool's threads were detached and could still be exiting when the
 	 * system's free returned, and a fork then (Check forks each test) was a fork of a
 	 * multi-threaded process, which ThreadSanitizer refuses. Now they are joined. */
-	ck_assert_int_eq(count_threads(), 1);
+	ck_assert_int_eq(count_threads(), base);
 }
 END_TEST
 
