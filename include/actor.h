@@ -204,6 +204,11 @@ typedef struct actor_spawn_opts {
 	 * ACTOR_PLACE_FIXED, and actors that own a connection or listener or have set a timer,
 	 * never move. actor_info tells where an actor lives now. */
 	int stay;
+	/* Optional: called once on the actor's home worker before its first message, as a
+	 * behaviour is (`ctx` works for every call a behaviour may make: listen, set a timer,
+	 * spawn). Messages sent to the actor meanwhile wait behind it. An actor stopped before it
+	 * ran never runs it. */
+	void (*start)(actor_ctx_t *ctx, void *state);
 } actor_spawn_opts_t;
 
 /* Spawns an actor running `fn` with `state`. From any thread, including behaviours. -EINVAL for

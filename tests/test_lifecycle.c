@@ -627,6 +627,150 @@ START_TEST(messages_from_each_sender_arrive_in_order)
 }
 END_TEST
 
+/* The start hook runs first, on the home worker, as a behaviour: it sets a timer (which only a
+ * behaviour may), spawns a child, and sends itself a message; messages sent right after the
+ * spawn come after it. 1,000 actors, from outside and from a behaviour. */
+#define STARTERS 1000
+
+struct starter {
+	_Atomic unsigned started_on; /* 1 + the worker its start ran on */
+	atomic_int order_ok;         /* the first message came after the start */
+	atomic_int timer_rc;
+	atomic_int timer_fired, self_msg, child_ran, spawner_msg;
+	unsigned home;
+	bool started;
+	actor_ref_t self;
+};
+
+static void child_note_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	(void)msg;
+	struct starter *st = state;
+	actor_send(actor_ctx_system(ctx), st->self, 4, NULL, 0); /* tells its parent it ran */
+	actor_exit(ctx, ACTOR_REASON_NORMAL);
+}
+
+static void starter_start(actor_ctx_t *ctx, void *state)
+{
+	struct starter *st = state;
+	st->started = true;
+	st->self = actor_self(ctx);
+	atomic_store(&st->started_on, actor_ctx_worker(ctx) + 1);
+	actor_timer_t t;
+	atomic_store(&st->timer_rc, actor_timer_start(ctx, actor_self(ctx), 1000u, 0, 0, &t));
+	actor_ref_t child;
+	actor_system_t *sys = actor_ctx_system(ctx);
+	if (actor_spawn(sys, NULL, child_note_fn, st, &child) == 0)
+		actor_send(sys, child, 1, NULL, 0);
+	actor_send(sys, actor_self(ctx), 2, NULL, 0);
+	/* Not inside a message's call: nothing to keep or to answer. */
+	if (actor_msg_keep(ctx) != -EINVAL || !actor_ref_is_none(actor_sender(ctx)))
+		atomic_store(&st->order_ok, -1);
+}
+
+static void starter_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	struct starter *st = state;
+	if (!st->started)
+		atomic_store(&st->order_ok, -1);
+	else if (atomic_load(&st->order_ok) == 0)
+		atomic_store(&st->order_ok, 1);
+	if (msg->type == ACTOR_MSG_TIMER)
+		atomic_store(&st->timer_fired, 1);
+	else if (msg->type == 2)
+		atomic_store(&st->self_msg, 1);
+	else if (msg->type == 3)
+		atomic_store(&st->spawner_msg, 1);
+	else if (msg->type == 4)
+		atomic_store(&st->child_ran, 1);
+	if (atomic_load(&st->timer_fired) && atomic_load(&st->self_msg) &&
+	    atomic_load(&st->child_ran) && atomic_load(&st->spawner_msg))
+		actor_exit(ctx, ACTOR_REASON_NORMAL);
+}
+
+static struct starter starters[STARTERS];
+static atomic_int spawn_failures;
+
+/* Spawns starter i and sends it a message at once, which must wait behind its start. */
+static void spawn_starter(actor_system_t *sys, unsigned i)
+{
+	actor_spawn_opts_t o = {.start = starter_start, .placement = ACTOR_PLACE_FIXED,
+	                        .worker = i % actor_system_workers(sys)};
+	starters[i].home = o.worker;
+	actor_ref_t r;
+	if (actor_spawn(sys, &o, starter_fn, &starters[i], &r) != 0 ||
+	    actor_send(sys, r, 3, NULL, 0) != 0)
+		atomic_fetch_add(&spawn_failures, 1);
+}
+
+static void spawner_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	(void)state;
+	(void)msg;
+	for (unsigned i = STARTERS / 2; i < STARTERS; i++)
+		spawn_starter(actor_ctx_system(ctx), i);
+	actor_exit(ctx, ACTOR_REASON_NORMAL);
+}
+
+START_TEST(a_start_hook_runs_first_on_the_home_worker_as_a_behaviour)
+{
+	memset(starters, 0, sizeof(starters));
+	actor_system_t *sys = system_new(2);
+	for (unsigned i = 0; i < STARTERS / 2; i++)
+		spawn_starter(sys, i);
+	send_ok(sys, spawn_ok(sys, NULL, spawner_fn, NULL), 1, NULL, 0);
+	system_run_to_end(sys, TEST_WATCHDOG, "start hooks");
+	actor_system_free(sys);
+	ck_assert_int_eq(atomic_load(&spawn_failures), 0);
+	for (unsigned i = 0; i < STARTERS; i++) {
+		struct starter *st = &starters[i];
+		ck_assert_msg(atomic_load(&st->started_on) == st->home + 1,
+		              "actor %u: start ran on %u, home %u", i, atomic_load(&st->started_on),
+		              st->home + 1);
+		ck_assert_msg(atomic_load(&st->order_ok) == 1, "actor %u: a message before the start",
+		              i);
+		ck_assert_int_eq(atomic_load(&st->timer_rc), 0);
+		ck_assert(atomic_load(&st->timer_fired) && atomic_load(&st->self_msg) &&
+		          atomic_load(&st->child_ran));
+	}
+}
+END_TEST
+
+/* An actor stopped before its start hook ran never runs it, and nothing leaks. */
+static atomic_int never_started;
+
+static void never_start(actor_ctx_t *ctx, void *state)
+{
+	(void)ctx;
+	(void)state;
+	atomic_fetch_add(&never_started, 1);
+}
+
+static void blocked_first_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	(void)ctx;
+	(void)msg;
+	gate_wait(state);
+}
+
+START_TEST(an_actor_killed_before_its_start_never_runs_it)
+{
+	actor_system_t *sys = system_new(1);
+	static atomic_int gate;
+	/* The worker is held by a first actor while the second is spawned and shut down. */
+	actor_ref_t holder = spawn_ok(sys, NULL, blocked_first_fn, &gate);
+	send_ok(sys, holder, 1, NULL, 0);
+	actor_spawn_opts_t o = {.start = never_start};
+	actor_ref_t r;
+	ck_assert_int_eq(actor_spawn(sys, &o, starter_fn, &starters[0], &r), 0);
+	ck_assert_int_eq(actor_system_shutdown(sys), 0);
+	gate_open(&gate);
+	system_run_to_end(sys, TEST_WATCHDOG, "shutdown before a start");
+	actor_system_free(sys);
+	ck_assert_int_eq(atomic_load(&never_started), 0);
+}
+END_TEST
+
 static Suite *lifecycle_suite(void)
 {
 	Suite *s = suite_create("lifecycle");
@@ -646,6 +790,8 @@ static Suite *lifecycle_suite(void)
 	tcase_add_test(tc, self_and_sender_name_the_right_actors);
 	tcase_add_test(tc, behaviour_spawns_a_child_that_runs);
 	tcase_add_test(tc, info_reports_name_and_worker_until_stop);
+	tcase_add_test(tc, a_start_hook_runs_first_on_the_home_worker_as_a_behaviour);
+	tcase_add_test(tc, an_actor_killed_before_its_start_never_runs_it);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_new("order", TEST_TIMEOUT_STRESS);

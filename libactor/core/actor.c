@@ -90,6 +90,12 @@ int actor_spawn(actor_system_t *sys, const actor_spawn_opts_t *opts, actor_behav
 		actor__stat_add(&self->st.spawned, 1);
 	else
 		atomic_fetch_add_explicit(&actor__ext_of(sys)->spawned, 1, memory_order_relaxed);
+	/* The start hook travels as the actor's first message: nobody but this caller knows the
+	 * reference yet, and one sender's messages arrive in order. Not sent (a shutdown, or the
+	 * actor already stopped): it never runs, as documented. */
+	if (opts->start != NULL)
+		(void)actor__send_internal(sys, *out, ACTOR_REF_NONE, MSG_START, &opts->start,
+		                           sizeof(opts->start));
 	return 0;
 }
 
@@ -470,9 +476,16 @@ static void finish_dead_turn(struct actor_worker *w, struct actor *a)
  * One turn (home worker only)
  */
 
-static void handle_control(actor_system_t *sys, struct actor *a, actor_msg_t *m)
+static void handle_control(struct actor_worker *w, struct actor *a, actor_msg_t *m)
 {
-	if (m->type == MSG_MONITOR) {
+	actor_system_t *sys = w->sys;
+	if (m->type == MSG_START && !(a->flags & ACTOR_EXITING)) {
+		void (*start)(actor_ctx_t *, void *);
+		memcpy(&start, m + 1, sizeof(start));
+		w->ctx.msg = NULL; /* a behaviour's call without a message: actor_msg_keep says so */
+		w->ctx.kept = false;
+		start(&w->ctx, a->state);
+	} else if (m->type == MSG_MONITOR) {
 		actor_ref_t watcher;
 		memcpy(&watcher, m + 1, sizeof(watcher));
 		add_monitor(sys, a, watcher);
@@ -504,7 +517,7 @@ static bool system_message(struct actor_worker *w, struct actor *a, actor_msg_t 
 		return false;
 	}
 	if (s == NULL && m->type >= MSG_CONTROL) {
-		handle_control(w->sys, a, m); /* the core's own: monitor, stop */
+		handle_control(w, a, m); /* the core's own: start, monitor, stop */
 		return false;
 	}
 	return true;

@@ -42,6 +42,7 @@
 /* Internal message types: handled by the runtime, never shown to behaviours. */
 #define MSG_MONITOR (ACTOR_MSG_SYSTEM + 0x100) /* payload: the watcher's actor_ref_t */
 #define MSG_STOP (ACTOR_MSG_SYSTEM + 0x101)
+#define MSG_START (ACTOR_MSG_SYSTEM + 0x102) /* payload: the spawn option's start function */
 
 enum actor_flags {
 	ACTOR_EXITING = 1, /* actor_exit called in the current turn */
