@@ -49,6 +49,7 @@
 static const struct actor__watch_ops conn_ops;
 
 static void close_output_done(struct actor__conn *c);
+static void shut_when_written(struct actor__conn *c);
 static bool tls_closing_handshake(const struct actor__conn *c);
 
 static struct actor__conn *conn_of_watcher(struct actor__watcher *wt)
@@ -564,12 +565,7 @@ static void output_progress(struct actor__conn *c)
 		return;
 	}
 	actor__conn_update(c);
-	/* Not while a TLS handshake goes on: its next flight, then what was written and
-	 * close_notify, are still to come (tls_established). */
-	if (c->wr_shut && !c->wr_shut_done && (c->tls == NULL || actor__tls_established(c->tls))) {
-		c->wr_shut_done = true;
-		shutdown(c->wt.fd, SHUT_WR);
-	}
+	shut_when_written(c);
 	if (c->over_high && c->queued <= c->low) {
 		c->over_high = false;
 		actor__conn_event(c, ACTOR_MSG_TCP_DRAINED, 0);
@@ -753,20 +749,28 @@ static void tls_fail(struct actor__conn *c, int err)
 	actor__conn_fail(c, err);
 }
 
+/* The handshake is done: the plaintext written while it went on is encrypted (it counts in
+ * `queued` from now on as the encrypted bytes it became, once tls_flush queues them). */
+static int tls_write_pending(struct actor__conn *c)
+{
+	if (c->tls_pend_len == 0)
+		return 0;
+	c->queued -= c->tls_pend_len;
+	int rc = actor__tls_write(c->tls, c->tls_pend, c->tls_pend_len);
+	free(c->tls_pend);
+	c->tls_pend = NULL;
+	c->tls_pend_len = 0;
+	return rc;
+}
+
 /* The handshake is done: the plaintext written meanwhile goes out, and an outgoing
  * connection's owner hears CONNECTED. False if the connection ended. */
 static bool tls_established(struct actor__conn *c)
 {
-	if (c->tls_pend_len > 0) {
-		c->queued -= c->tls_pend_len;
-		int rc = actor__tls_write(c->tls, c->tls_pend, c->tls_pend_len);
-		free(c->tls_pend);
-		c->tls_pend = NULL;
-		c->tls_pend_len = 0;
-		if (rc < 0) {
-			actor__conn_fail(c, rc);
-			return false;
-		}
+	int rc = tls_write_pending(c);
+	if (rc < 0) {
+		actor__conn_fail(c, rc);
+		return false;
 	}
 	if (c->wr_shut)
 		actor__tls_close_notify(c->tls);
@@ -872,12 +876,7 @@ static void tls_closing_read(struct actor__conn *c, const void *data, ssize_t n)
 		actor__conn_release(c);
 		return;
 	}
-	c->queued -= c->tls_pend_len;
-	r = actor__tls_write(c->tls, c->tls_pend, c->tls_pend_len);
-	free(c->tls_pend);
-	c->tls_pend = NULL;
-	c->tls_pend_len = 0;
-	if (r < 0) {
+	if (tls_write_pending(c) < 0) {
 		actor__conn_release(c);
 		return;
 	}
@@ -916,6 +915,26 @@ void actor__conn_output_end(struct actor__conn *c)
 		actor__tls_close_notify(c->tls);
 		tls_flush(c);
 	}
+}
+
+/* An asked-for half-close, once the output is all written: shutdown(SHUT_WR). Not while a TLS
+ * handshake goes on: its next flight, then what was written and close_notify, are still to
+ * come (tls_established), and output_progress looks again when they are written. */
+static void shut_when_written(struct actor__conn *c)
+{
+	if (c->wr_shut && !c->wr_shut_done && c->out_head == NULL &&
+	    (c->tls == NULL || actor__tls_established(c->tls))) {
+		c->wr_shut_done = true;
+		shutdown(c->wt.fd, SHUT_WR);
+	}
+}
+
+void actor__conn_shutdown(struct actor__conn *c)
+{
+	if (!c->wr_shut)
+		actor__conn_output_end(c);
+	c->wr_shut = true;
+	shut_when_written(c);
 }
 
 void actor__conn_input_resume(struct actor__net *net, actor_conn_t conn)

@@ -159,16 +159,7 @@ int actor_tcp_shutdown(actor_ctx_t *ctx, actor_conn_t conn)
 		return rc;
 	if (c->state != CONN_OPEN)
 		return -ENOTCONN;
-	if (!c->wr_shut)
-		actor__conn_output_end(c);
-	c->wr_shut = true;
-	/* A TLS handshake still going on needs the socket's writing side: the shutdown follows
-	 * its end and what was written before it (conn.c, tls_established). */
-	if (c->out_head == NULL && !c->wr_shut_done &&
-	    (c->tls == NULL || actor__tls_established(c->tls))) {
-		c->wr_shut_done = true;
-		shutdown(c->wt.fd, SHUT_WR);
-	}
+	actor__conn_shutdown(c);
 	return 0;
 }
 

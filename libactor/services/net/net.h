@@ -169,6 +169,8 @@ int actor__conn_queue(struct actor__conn *c, const void *data, size_t len);
 int actor__conn_write(struct actor__conn *c, const void *data, size_t len);
 /* The end of the owner's output (shutdown or close): TLS's close_notify, after the queue. */
 void actor__conn_output_end(struct actor__conn *c);
+/* The owner's actor_tcp_shutdown: close_notify (TLS) and FIN once the queue is written. */
+void actor__conn_shutdown(struct actor__conn *c);
 /* The owner has its ADOPTED or CONNECTED: input a TLS session holds already goes to it. */
 void actor__conn_input_resume(struct actor__net *net, actor_conn_t conn);
 /* Queues a file segment of `len` (> 0) bytes after what is queued. 0 or -ENOMEM. */
