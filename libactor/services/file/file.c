@@ -17,6 +17,12 @@
  * to, and IOSQE_IO_DRAIN would order it after every operation of the ring, other files'
  * included.
  *
+ * Writes on the pool path (but for O_DIRECT) run one at a time per file, on one pool thread: the
+ * file's write runner (below). A write takes the file's inode lock (ext4, XFS), so two threads
+ * writing one file take turns anyway, each turn a sleep and a wake-up; the runner instead starts
+ * the next write on the thread that finished the last, while its completion goes to the worker.
+ * io_uring's own worker threads do the same for buffered writes to one file (hashed work).
+ *
  * Lifetime: a file's memory is counted (`refs`): the worker's while the file is open, and one
  * per operation accepted on it. Each operation owns its message from the call on, so that
  * completing cannot fail; an operation whose actor has stopped completes all the same and its
@@ -28,6 +34,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -51,6 +58,7 @@ struct file_op {
 	struct actor_worker *w;
 	struct file *file; /* OPEN: the file it makes */
 	struct file_op *next;
+	struct actor__mpsc_node wnode; /* in the file's write queue (the write runner) */
 	actor_msg_t *msg; /* ACTOR_MSG_FILE, made at the call; NULL: the service's own close */
 	actor_ref_t owner;
 	uint8_t kind; /* enum actor_file_op */
@@ -77,8 +85,19 @@ struct file {
 	struct file_op *head, *tail; /* held back (above) */
 	unsigned running, writes, syncs;
 	bool appending;
-	bool readable;            /* opened for reading: actor_file_send may read it */
-	bool closed;              /* closing: the handle is gone */
+	bool readable; /* opened for reading: actor_file_send may read it */
+	bool closed;   /* closing: the handle is gone */
+	bool direct;   /* opened with O_DIRECT: its writes do not queue for the runner */
+	/* The write runner: pooled writes queue in `wq` (the worker pushes, the runner pops), and
+	 * the push that finds it empty-marked hands the consumer's part to a new runner, a job of
+	 * the "files" pool that pops and runs writes until it finds the queue empty and marks it
+	 * so (mpsc.h). `runner` is that job, one at a time: `runner_out` while it is submitted and
+	 * not yet posted back; a push that finds the queue empty meanwhile sets `runner_again`,
+	 * and the runner is submitted again when it comes back. Both flags are the worker's. The
+	 * runner holds a reference to the file. */
+	struct actor__mpsc wq;
+	struct actor__job runner;
+	bool runner_out, runner_again;
 	struct file_op *close_op; /* made with the open, so that closing never lacks memory */
 	_Atomic unsigned refs;
 	struct file *prev, *next; /* the worker's open files */
@@ -97,6 +116,8 @@ static struct file_worker *file_worker_of(struct actor_worker *w)
 }
 
 static void start_op(struct actor_worker *w, struct file_op *op);
+static void runner_done(struct actor_worker *w, struct actor__cmd *cmd);
+static void writes_abandon(void *arg);
 
 /* ---------------------------------------------------------------------------------------------
  * Operations and files: memory
@@ -318,6 +339,7 @@ static int64_t opened(struct actor_worker *w, struct file_worker *fw, struct fil
 	f->handle = actor__table_handle(&fw->files, w->index, (uint32_t)idx);
 	f->owner = op->owner;
 	f->readable = (op->flags & O_ACCMODE) != O_WRONLY && !(op->flags & O_PATH);
+	f->direct = (op->flags & O_DIRECT) != 0;
 	file_ref(f); /* the worker's */
 	f->next = fw->list;
 	if (fw->list != NULL)
@@ -459,6 +481,97 @@ static void pool_drop(void *arg)
 	op_orphan(op, op->job.result);
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * The write runner (see the top of the file and struct file)
+ */
+
+static struct file_op *op_of_wnode(struct actor__mpsc_node *n)
+{
+	return (struct file_op *)((char *)n - offsetof(struct file_op, wnode));
+}
+
+/* The queue's consumer, with no producer left (the workers have exited): its writes will never
+ * run, and end as orphans. */
+static void writes_orphan(struct file *f)
+{
+	struct actor__mpsc_node *n;
+	while ((n = actor__mpsc_pop(&f->wq)) != NULL)
+		op_orphan(op_of_wnode(n), RESULT_NONE);
+}
+
+/* On a pool thread, as the queue's consumer: runs the queued writes in order, posting each
+ * back as it ends, until the queue is empty and marked so. */
+static int64_t run_writes(void *arg)
+{
+	struct file *f = arg;
+	for (;;) {
+		struct actor__mpsc_node *n = actor__mpsc_pop(&f->wq);
+		if (n == NULL) {
+			if (actor__mpsc_mark_empty(&f->wq))
+				return 0; /* the next push hands the queue on */
+			sched_yield();    /* a push is in progress: let its thread finish it */
+			continue;
+		}
+		struct file_op *op = op_of_wnode(n);
+		op->job.result = run_rw(op);
+		if (!actor__pool_post(f->runner.pool, op->w, &op->job.cmd)) {
+			op_orphan(op, op->job.result); /* the system is being freed */
+			writes_orphan(f);
+			return 0;
+		}
+	}
+}
+
+static void runner_start(struct actor_worker *w, struct file *f)
+{
+	f->runner_out = true;
+	memset(&f->runner, 0, sizeof(f->runner));
+	f->runner.fn = run_writes;
+	f->runner.arg = f;
+	f->runner.drop = writes_abandon;
+	f->runner.cmd.fn = runner_done;
+	actor__pool_call(w, file_worker_of(w)->pool, &f->runner);
+}
+
+/* Posted back once the runner has marked the queue empty (or orphaned what it held). */
+static void runner_done(struct actor_worker *w, struct actor__cmd *cmd)
+{
+	struct file *f = (struct file *)((char *)cmd - offsetof(struct file, runner.cmd));
+	f->runner_out = false;
+	if (f->runner_again) {
+		f->runner_again = false;
+		if (file_worker_of(w) != NULL) {
+			runner_start(w, f); /* it keeps the reference */
+			return;
+		}
+		writes_orphan(f); /* the worker has exited: nobody pushes any more */
+	}
+	file_unref(f);
+}
+
+/* The runner will not be posted back: the pool stopped (before it ran, or after it orphaned
+ * its writes). The workers have exited, so nothing else pushes. */
+static void writes_abandon(void *arg)
+{
+	struct file *f = arg;
+	writes_orphan(f);
+	file_unref(f);
+}
+
+/* On the worker: queues a pooled write for the file's runner, starting one if the queue was
+ * idle. */
+static void writes_push(struct actor_worker *w, struct file *f, struct file_op *op)
+{
+	if (actor__mpsc_push(&f->wq, &op->wnode) != MPSC_EMPTY)
+		return; /* the runner will pop it */
+	if (f->runner_out) {
+		f->runner_again = true; /* the last runner is on its way back */
+		return;
+	}
+	file_ref(f); /* the runner's */
+	runner_start(w, f);
+}
+
 static void start_pooled(struct actor_worker *w, struct file_op *op)
 {
 	op->pooled = true;
@@ -468,6 +581,11 @@ static void start_pooled(struct actor_worker *w, struct file_op *op)
 	op->job.drop = pool_drop;
 	op->job.result = RESULT_NONE;
 	op->job.cmd.fn = pool_done;
+	if (op->kind == ACTOR_FILE_WRITE && !op->file->direct) {
+		op->job.w = w;
+		writes_push(w, op->file, op);
+		return;
+	}
 	actor__pool_call(w, file_worker_of(w)->pool, &op->job);
 }
 
@@ -594,6 +712,7 @@ int actor_file_open(actor_ctx_t *ctx, const char *path, int flags, unsigned mode
 	}
 	memset(f, 0, sizeof(*f));
 	f->fd = -1;
+	actor__mpsc_init(&f->wq);
 	f->close_op = close_op;
 	atomic_init(&f->refs, 1); /* the open's */
 	op->file = f;

@@ -98,6 +98,10 @@ struct actor__pools {
 void actor__pool_call(struct actor_worker *w, struct actor__pool *p, struct actor__job *j);
 
 /* threads.c */
+/* From a pool thread, for a job that ran more than one piece of work (file.c's write runner):
+ * posts `cmd` to `w` as a finished job is posted, or, if the system is being freed, posts
+ * nothing and returns false (the caller then settles what `cmd` stood for itself). */
+bool actor__pool_post(struct actor__pool *p, struct actor_worker *w, struct actor__cmd *cmd);
 int actor__pools_create(unsigned default_threads, struct actor__pools **out);
 /* The system is being freed: stops every pool (see actor.h, "Blocking work"). */
 void actor__pools_stop(struct actor__pools *ps);

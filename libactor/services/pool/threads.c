@@ -220,21 +220,29 @@ static void hands_apply(struct actor__pool *p, struct hands h)
 		threads_start(p, 1);
 }
 
-/* Without the lock, holding `j`, which has just run: posts it back to its worker, or frees it
- * if the system is being freed. `posting` brackets the look at `stop` and the post: seq_cst
- * increment then load here, against the stop's seq_cst store then load of `posting`
- * (actor__pools_stop); one of the two sees the other, so either this post happens before the
- * system's free goes on (it waits for `posting` to fall to zero) or this thread sees the stop. */
-static void job_finished(struct actor__pool *p, struct actor__job *j)
+/* Without the lock: posts `cmd` to worker `w` unless the system is being freed (false then).
+ * `posting` brackets the look at `stop` and the post: seq_cst increment then load here, against
+ * the stop's seq_cst store then load of `posting` (actor__pools_stop); one of the two sees the
+ * other, so either this post happens before the system's free goes on (it waits for `posting`
+ * to fall to zero) or this thread sees the stop. */
+bool actor__pool_post(struct actor__pool *p, struct actor_worker *w, struct actor__cmd *cmd)
 {
 	atomic_fetch_add(&p->posting, 1);
 	if (!atomic_load(&p->stop)) {
-		actor__worker_post(j->w, &j->cmd); /* `j` is the worker's from here */
+		actor__worker_post(w, cmd); /* `cmd` is the worker's from here */
 		atomic_fetch_sub(&p->posting, 1);
-		return;
+		return true;
 	}
 	atomic_fetch_sub(&p->posting, 1);
-	actor__job_abandon(j);
+	return false;
+}
+
+/* Without the lock, holding `j`, which has just run: posts it back to its worker, or frees it
+ * if the system is being freed. */
+static void job_finished(struct actor__pool *p, struct actor__job *j)
+{
+	if (!actor__pool_post(p, j->w, &j->cmd))
+		actor__job_abandon(j);
 }
 
 /* Without the lock: polls the queue's length for a while (above). */
