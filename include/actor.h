@@ -770,7 +770,11 @@ ACTOR_API int actor_pool_create(actor_system_t *sys, const char *name, unsigned 
  *   - a sync starts once every write submitted before it on that file has completed, and the
  *     operations submitted after it wait for it;
  *   - appends (ACTOR_FILE_APPEND) to one file run one at a time, in the order submitted;
- *   - a close starts once everything submitted before it on that file has completed.
+ *   - a close starts once everything submitted before it on that file has completed;
+ *   - on the pool path, writes to one file (unless it was opened with O_DIRECT) run one at a
+ *     time, in the order submitted, on one thread: a file's writes take its inode lock anyway,
+ *     and one thread going from one to the next beats two threads taking turns (io_uring's
+ *     own threads do the same with buffered writes).
  * Messages arrive in the order the operations complete.
  */
 
