@@ -16,6 +16,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <sched.h>
 #include <string.h>
 
 #include "core/internal.h"
@@ -120,7 +121,8 @@ static inline void deliver(actor_system_t *sys, struct actor_worker *self, struc
 		uintptr_t was = actor__mpsc_push(&a->mbox, (struct actor__mpsc_node *)msg);
 		if (was != MPSC_EMPTY)
 			return;
-		/* This push made us the holder; the home read above was a hint, this one is exact. */
+		/* This push made us the holder; the home read above was a hint, this one is exact.
+		 */
 		if (actor__home_index(a) == self->index)
 			actor__schedule_here(self, a);
 		else
@@ -223,6 +225,38 @@ int actor__send_internal(actor_system_t *sys, actor_ref_t to, actor_ref_t from, 
 int actor__send_internal_msg(actor_system_t *sys, actor_ref_t to, actor_msg_t *m)
 {
 	return send_to(sys, to, m, ACTOR_REF_NONE, true);
+}
+
+int actor__send_internal_from(actor_system_t *sys, actor_ref_t to, actor_ref_t from, actor_msg_t *m)
+{
+	return send_to(sys, to, m, from, true);
+}
+
+int actor__send_pair(actor_system_t *sys, actor_ref_t to, actor_ref_t from, actor_msg_t *first,
+                     actor_msg_t *second)
+{
+	struct actor_worker *self = actor__self_worker(sys);
+	if (self == NULL)
+		return -EINVAL;
+	struct actor *a = actor__lookup(sys, to);
+	if (a == NULL)
+		return -ESRCH;
+	first->sender = second->sender = from;
+	/* A chain waiting for `a` holds this sender's earlier messages: they go first. The pair
+	 * itself never joins a chain, which could be pushed in two parts. */
+	actor__outbox_flush_any(self);
+	actor__mpsc_chain_link((struct actor__mpsc_node *)first, (struct actor__mpsc_node *)second);
+	uintptr_t was = actor__mpsc_push_chain(&a->mbox, (struct actor__mpsc_node *)first,
+	                                       (struct actor__mpsc_node *)second);
+	if (was == MPSC_EMPTY) {
+		if (actor__home_index(a) == self->index)
+			actor__schedule_here(self, a);
+		else
+			actor__schedule(sys, self, a);
+	}
+	/* MPSC_CLOSED: as in deliver, reclamation dead-letters both. */
+	actor__stat_add(&self->st.sent, 1);
+	return 0;
 }
 
 int actor_send(actor_system_t *sys, actor_ref_t to, uint32_t type, const void *data, size_t len)
@@ -482,7 +516,8 @@ static void handle_control(struct actor_worker *w, struct actor *a, actor_msg_t 
 	if (m->type == MSG_START && !(a->flags & ACTOR_EXITING)) {
 		void (*start)(actor_ctx_t *, void *);
 		memcpy(&start, m + 1, sizeof(start));
-		w->ctx.msg = NULL; /* a behaviour's call without a message: actor_msg_keep says so */
+		w->ctx.msg =
+		    NULL; /* a behaviour's call without a message: actor_msg_keep says so */
 		w->ctx.kept = false;
 		start(&w->ctx, a->state);
 	} else if (m->type == MSG_MONITOR) {
@@ -496,12 +531,26 @@ static void handle_control(struct actor_worker *w, struct actor *a, actor_msg_t 
 	actor_msg_free(m);
 }
 
+/* The message pushed in one exchange with the one just popped (actor__send_pair). It is in the
+ * mailbox already; a pop fails only while a later push is still linking itself behind it
+ * (mpsc.h, "in progress"), which its producer finishes within a few instructions unless it was
+ * preempted there: yield to it. */
+static actor_msg_t *pop_paired(struct actor *a)
+{
+	struct actor__mpsc_node *n;
+	while ((n = actor__mpsc_pop(&a->mbox)) == NULL)
+		sched_yield();
+	return node_msg(n);
+}
+
 /* A system message is about to reach `a`'s behaviour: its service (if any) sees it first. False
  * if it is not for the behaviour (consumed and freed here). *after: the service to call
- * `handled` on once the behaviour has returned, or NULL. */
-static bool system_message(struct actor_worker *w, struct actor *a, actor_msg_t *m,
+ * `handled` on once the behaviour has returned, or NULL. A message that annotates the one
+ * behind it (SVC_NEXT_NOTE) is replaced in *mp by that one. */
+static bool system_message(struct actor_worker *w, struct actor *a, actor_msg_t **mp,
                            struct actor__svc_note *note, const struct actor__service_ops **after)
 {
+	actor_msg_t *m = *mp;
 	if (actor__msg_forwarded(m->type)) {
 		m->type &= ~MSG_FORWARDED; /* its service saw it at its first delivery */
 		*after = NULL;
@@ -511,7 +560,12 @@ static bool system_message(struct actor_worker *w, struct actor *a, actor_msg_t 
 	enum actor__svc_verdict v = SVC_DELIVER;
 	if (s != NULL && s->receive != NULL && w->svc[s->id] != NULL)
 		v = s->receive(w, w->svc[s->id], a, m, note);
-	*after = v == SVC_DELIVER_NOTE ? s : NULL;
+	*after = v == SVC_DELIVER_NOTE || v == SVC_NEXT_NOTE ? s : NULL;
+	if (v == SVC_NEXT_NOTE) {
+		actor_msg_free(m);
+		*mp = pop_paired(a);
+		return true;
+	}
 	if (v == SVC_CONSUMED) {
 		actor_msg_free(m);
 		return false;
@@ -542,7 +596,7 @@ void actor__run(struct actor_worker *w, struct actor *a)
 		popped++;
 		const struct actor__service_ops *svc = NULL;
 		struct actor__svc_note note;
-		if (m->type >= ACTOR_MSG_SYSTEM && !system_message(w, a, m, &note, &svc)) {
+		if (m->type >= ACTOR_MSG_SYSTEM && !system_message(w, a, &m, &note, &svc)) {
 			if (a->flags & ACTOR_EXITING)
 				break;
 			continue;

@@ -43,6 +43,11 @@
 #define MSG_MONITOR (ACTOR_MSG_SYSTEM + 0x100) /* payload: the watcher's actor_ref_t */
 #define MSG_STOP (ACTOR_MSG_SYSTEM + 0x101)
 #define MSG_START (ACTOR_MSG_SYSTEM + 0x102) /* payload: the spawn option's start function */
+/* Block 0x16: the request service's (services/request/). MSG_REQUEST annotates the user's
+ * message pushed right behind it (actor__send_pair); MSG_ANSWER is a reply on its way to the
+ * requester, which the service turns into ACTOR_MSG_REPLY or drops. */
+#define MSG_REQUEST (ACTOR_MSG_SYSTEM + 0x160) /* payload: struct actor__req_ctl (request.c) */
+#define MSG_ANSWER (ACTOR_MSG_SYSTEM + 0x161)  /* payload: actor_reply_t, then the bytes */
 
 enum actor_flags {
 	ACTOR_EXITING = 1, /* actor_exit called in the current turn */
@@ -106,6 +111,7 @@ struct actor__wstats {
 	_Atomic uint64_t jobs, jobs_dropped;
 	_Atomic uint64_t files, file_ops, file_ops_dropped;
 	_Atomic uint64_t closes_unacked;
+	_Atomic uint64_t replies_dropped;
 };
 
 /* A job for a worker's own thread, posted from any thread (actor__worker_post). */
@@ -307,6 +313,15 @@ int actor__send_internal(actor_system_t *sys, actor_ref_t to, actor_ref_t from, 
                          const void *data, size_t len);
 /* Sends a message built by the library (sender NONE); counted as sent. */
 int actor__send_internal_msg(actor_system_t *sys, actor_ref_t to, actor_msg_t *m);
+/* The same with `from` as its sender. */
+int actor__send_internal_from(actor_system_t *sys, actor_ref_t to, actor_ref_t from,
+                              actor_msg_t *m);
+/* Worker threads only (-EINVAL elsewhere): pushes `first` and `second` onto `to`'s mailbox in
+ * one exchange, after every message the running turn has chained for anyone (sched.c,
+ * Outbox), so the receiver pops them one right after the other and after the sender's earlier
+ * messages; counted as one message sent. -ESRCH: `to` has stopped. */
+int actor__send_pair(actor_system_t *sys, actor_ref_t to, actor_ref_t from, actor_msg_t *first,
+                     actor_msg_t *second);
 
 /* sched.c: workers. */
 int actor__workers_start(actor_system_t *sys);

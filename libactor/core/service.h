@@ -31,6 +31,10 @@ enum actor__svc_verdict {
 	SVC_DELIVER,      /* hand it to the behaviour */
 	SVC_DELIVER_NOTE, /* hand it to the behaviour, then call `handled` with the note */
 	SVC_CONSUMED,     /* not for the behaviour: the core frees it */
+	/* A control message that annotates the message pushed right behind it, in the same
+	 * exchange (actor__send_pair): the core frees it, hands that next message to the
+	 * behaviour, then calls `handled` with the note. Nothing can come between the two. */
+	SVC_NEXT_NOTE,
 };
 
 /* What `handled` needs once the message may be gone. */
