@@ -866,6 +866,131 @@ ACTOR_API int actor_file_send(actor_ctx_t *ctx, actor_file_t file, int64_t offse
                               actor_conn_t conn, uint64_t tag);
 
 /* ---------------------------------------------------------------------------------------------
+ * Requests
+ *
+ * A request is a message that expects one answer. The receiver gets it as an ordinary message
+ * of the requester's type with the requester's payload (one behaviour serves requests and plain
+ * sends alike); actor_request_of tells it that the message is a request, and actor_reply
+ * answers it. The requester gets exactly one ACTOR_MSG_REPLY per request it made, unless it
+ * cancels the request or stops first: the payload (actor_reply_t) names the request (the id
+ * actor_request returned) and carries the requester's own tag, so replies arriving in any order
+ * from many receivers are matched without numbering them by hand. Its `error` says how the
+ * request ended:
+ *   0           answered: the reply's type, length and bytes follow (actor_reply_data);
+ *   -ETIMEDOUT  its timeout (actor_request_opts_t) ran out first;
+ *   -ESRCH      the receiver stopped before answering: the request was dead-lettered, or the
+ *               receiver stopped in the turn that got it, or while it kept it
+ *               (actor_request_keep); told at once, not at the timeout;
+ *   -ENOMSG     the receiver's behaviour returned from the request without answering or
+ *               keeping it (passing the message on with actor_send_msg passes the payload on,
+ *               not the request).
+ * The timeout runs on the requester's worker. An answer that comes after the request ended
+ * (timed out, cancelled, or its requester stopped) is dropped, never delivered (to no other
+ * actor either: references are generation-checked), and counted in the requester's worker's
+ * replies_dropped (the replier's worker's, if the requester had stopped by then); such a
+ * reply is not a dead letter. The answering call still returns 0: the replier cannot know.
+ *
+ * An actor with requests pending (or the notice of a timeout on its way to it), or with kept
+ * requests it has not answered, stays on its worker (it never moves, as with a timer) until
+ * they are done. When it stops, its pending requests are cancelled (their answers dropped and
+ * counted) and its kept ones are answered with -ESRCH.
+ *
+ * Order: a request travels as one message among the sender's others: requests and plain sends
+ * from one sender to one receiver arrive in the order sent. Replies are messages from the
+ * replier to the requester, in order with that replier's other messages to it.
+ */
+
+#define ACTOR_MSG_REPLY 0xffff0060u /* payload: actor_reply_t, then the reply's bytes */
+
+/* A request, as its requester knows it. */
+typedef struct actor_request {
+	uint64_t id;
+} actor_request_t;
+
+typedef struct actor_request_opts {
+	uint64_t timeout_ns; /* 0 = none: the request waits for its answer or its receiver's stop */
+	uint64_t tag;        /* returned in the ACTOR_MSG_REPLY */
+} actor_request_opts_t;
+
+typedef struct actor_reply {
+	actor_request_t request; /* as actor_request returned it */
+	uint64_t tag;            /* opts->tag */
+	int32_t error;           /* 0, -ETIMEDOUT, -ESRCH or -ENOMSG (above) */
+	uint32_t type;           /* error 0: the type the replier gave */
+	uint32_t len;            /* error 0: the reply's bytes, right after this header */
+	uint32_t reserved_;
+} actor_reply_t;
+
+/* The reply's bytes. */
+static inline void *actor_reply_data(actor_reply_t *r)
+{
+	return (void *)(r + 1);
+}
+
+/* A request the receiver kept to answer later (actor_request_keep). */
+typedef struct actor_reply_handle {
+	uint64_t id;
+} actor_reply_handle_t;
+
+/* Sends `len` bytes of `data` to `to` as a message of type `type`, as a request; *out names it
+ * in its ACTOR_MSG_REPLY and for actor_request_cancel. Inside a behaviour only. -EINVAL: a NULL
+ * ctx or out, NULL data with len > 0, a type >= ACTOR_MSG_SYSTEM, a timeout over UINT64_MAX / 4,
+ * or not called from inside the ctx's behaviour; -EMSGSIZE: len over ACTOR_MSG_MAX; -ESRCH: the
+ * receiver has stopped, or `to` names no actor; -ENOMEM. A request that failed sends nothing and
+ * gets no ACTOR_MSG_REPLY. */
+ACTOR_API int actor_request(actor_ctx_t *ctx, actor_ref_t to, uint32_t type, const void *data,
+                            size_t len, const actor_request_opts_t *opts, actor_request_t *out);
+
+/* Cancels a pending request of the calling actor: 0, and no ACTOR_MSG_REPLY comes for it (an
+ * answer already on its way is dropped and counted). -ESRCH: it has ended (its ACTOR_MSG_REPLY,
+ * or the notice of its timeout, is sent), or it is unknown; -EPERM: another actor's request;
+ * -EXDEV: made on another worker; -EINVAL: outside a behaviour. */
+ACTOR_API int actor_request_cancel(actor_ctx_t *ctx, actor_request_t req);
+
+/* Inside a behaviour: 1 if the current message is a request still to be answered (*out, if not
+ * NULL, gets the id its requester knows it by; the requester is actor_sender), 0 if it is not
+ * a request or was answered or kept already; -EINVAL outside a behaviour. */
+ACTOR_API int actor_request_of(const actor_ctx_t *ctx, actor_request_t *out);
+
+/* Answers the current message's request with `len` bytes of `data` and the user's `type`: the
+ * requester gets them in an ACTOR_MSG_REPLY with error 0, sent by the calling actor. One answer
+ * per request: -EINVAL if the current message is not a request, or it was answered or kept
+ * already; also for a NULL ctx, NULL data with len > 0, a type >= ACTOR_MSG_SYSTEM, or outside
+ * the ctx's behaviour. -EMSGSIZE: len over ACTOR_MSG_MAX - sizeof(actor_reply_t); -ENOMEM (the
+ * request is still to be answered). 0 also if the request has ended meanwhile or its requester
+ * stopped: the answer is then dropped and counted (above). */
+ACTOR_API int actor_reply(actor_ctx_t *ctx, uint32_t type, const void *data, size_t len);
+
+/* Keeps the current message's request, to be answered in a later turn with actor_reply_to
+ * (after asking another actor, say). The keeping actor stays on its worker until it has
+ * answered each request it keeps; if it stops first, their requesters get -ESRCH. -EINVAL: as
+ * actor_reply (not a request, answered or kept already, outside a behaviour, NULL out); -ENOMEM.
+ */
+ACTOR_API int actor_request_keep(actor_ctx_t *ctx, actor_reply_handle_t *out);
+
+/* Answers a kept request, as actor_reply does. From the behaviour of the actor that kept it,
+ * in any later turn (or the same one). -EINVAL: a NULL ctx or h, a request answered already (or
+ * never kept), the arguments actor_reply refuses, or outside a behaviour; -EPERM: another actor
+ * kept it; -EXDEV: it was kept on another worker; -EMSGSIZE; -ENOMEM (still to be answered). */
+ACTOR_API int actor_reply_to(actor_ctx_t *ctx, const actor_reply_handle_t *h, uint32_t type,
+                             const void *data, size_t len);
+
+/* From a thread outside the pool (main, a test, a thread of the program's own): sends a request
+ * to `to` and blocks the calling thread until its answer, for at most `timeout_ns` (0: no
+ * limit). 0: answered; *reply is then the ACTOR_MSG_REPLY (actor_reply_t, error 0, then the
+ * bytes), the caller's to free with actor_msg_free. Otherwise *reply is NULL and the result
+ * says why: -ETIMEDOUT; -ESRCH: `to` had stopped, names no actor, or stopped before answering;
+ * -ENOMSG: the receiver did not answer (above); -ESHUTDOWN: the system is shutting down (at the
+ * call, or while waiting); -EDEADLK: called on a worker thread, which must never block (send a
+ * request with actor_request there); -EINVAL: a NULL sys or reply, NULL data with len > 0, a
+ * type >= ACTOR_MSG_SYSTEM; -EMSGSIZE; -ENOMEM. The request is sent by a hidden actor that the
+ * call spawns and that stops once the request has ended; nothing is left behind when the call
+ * times out before the answer comes, or returns -ESHUTDOWN. */
+ACTOR_API int actor_request_wait(actor_system_t *sys, actor_ref_t to, uint32_t type,
+                                 const void *data, size_t len, uint64_t timeout_ns,
+                                 actor_msg_t **reply);
+
+/* ---------------------------------------------------------------------------------------------
  * Statistics
  */
 
@@ -892,6 +1017,7 @@ typedef struct actor_worker_stats {
 	uint64_t file_ops_dropped; /* file operations whose actor stopped before their result */
 	uint64_t closes_unacked;   /* closes that ran out (linger, shutdown drain) with all their
 	                            * output in the kernel, not yet acknowledged by the peer */
+	uint64_t replies_dropped;  /* answers to requests that had ended (see "Requests") */
 } actor_worker_stats_t;
 
 typedef struct actor_stats {

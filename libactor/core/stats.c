@@ -39,6 +39,7 @@ int actor_stats_worker(const actor_system_t *sys, unsigned worker, actor_worker_
 	out->file_ops = rd(&w->st.file_ops);
 	out->file_ops_dropped = rd(&w->st.file_ops_dropped);
 	out->closes_unacked = rd(&w->st.closes_unacked);
+	out->replies_dropped = rd(&w->st.replies_dropped);
 	return 0;
 }
 
@@ -82,11 +83,12 @@ int actor_stats_print(const actor_system_t *sys, FILE *out)
 		        " parks %" PRIu64 " wakeups %" PRIu64 " conns %" PRIu64 " accepts %" PRIu64
 		        " backoffs %" PRIu64 " throttles %" PRIu64 " timers %" PRIu64
 		        " closes-reset %" PRIu64 " closes-unacked %" PRIu64 " migrations %" PRIu64 " shared %" PRIu64
-		        " contended %" PRIu64 " jobs %" PRIu64 " jobs-dropped %" PRIu64 " %s\n",
+		        " contended %" PRIu64 " jobs %" PRIu64 " jobs-dropped %" PRIu64
+		        " replies-dropped %" PRIu64 " %s\n",
 		        i, w.processed, w.resident, w.runq, w.parks, w.wakeups, w.conns, w.accepts,
 		        w.accept_backoffs, w.read_throttles, w.timers, w.closes_reset,
 		        w.closes_unacked, w.migrations,
-		        w.shared, w.contended, w.jobs, w.jobs_dropped, w.reactor);
+		        w.shared, w.contended, w.jobs, w.jobs_dropped, w.replies_dropped, w.reactor);
 	}
 	return 0;
 }

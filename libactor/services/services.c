@@ -9,5 +9,6 @@ const struct actor__service_ops *const actor__services[] = {
     [SVC_LOOKUP] = &actor__lookup_service,
     [SVC_POOL] = &actor__pool_service,
     [SVC_FILE] = &actor__file_service,
+    [SVC_REQUEST] = &actor__request_service,
     [SVC_COUNT] = NULL,
 };

@@ -11,6 +11,7 @@ enum actor__service_id {
 	SVC_LOOKUP, /* after SVC_NET: the net service's exit cancels its lookups first */
 	SVC_POOL,
 	SVC_FILE, /* after SVC_POOL: its sys_init adds the "files" pool */
+	SVC_REQUEST,
 	SVC_COUNT,
 };
 _Static_assert(SVC_COUNT <= ACTOR_SERVICES_MAX, "the worker has room for every service");
@@ -21,11 +22,13 @@ _Static_assert(SVC_COUNT <= ACTOR_SERVICES_MAX, "the worker has room for every s
 #define SVC_BIT_POOL 4u    /* has blocking jobs whose results have not all reached it yet */
 #define SVC_BIT_LOOKUP 8u  /* has started a name lookup on its worker */
 #define SVC_BIT_FILE 16u   /* has used a file call on its worker */
+#define SVC_BIT_REQUEST 32u /* has requests pending, or kept ones unanswered, on its worker */
 
 extern const struct actor__service_ops actor__timer_service;
 extern const struct actor__service_ops actor__net_service;
 extern const struct actor__service_ops actor__lookup_service;
 extern const struct actor__service_ops actor__pool_service;
 extern const struct actor__service_ops actor__file_service;
+extern const struct actor__service_ops actor__request_service;
 
 #endif /* ACTOR_SERVICES_H */
