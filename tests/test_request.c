@@ -926,6 +926,31 @@ START_TEST(requests_cross_workers_while_the_responder_moves)
 }
 END_TEST
 
+START_TEST(a_requester_with_a_request_pending_stays_on_its_worker)
+{
+	/* The responder cannot move (fixed on worker 1) and wakes the requester from there at
+	 * every answer: an unbound requester would follow it within a few round trips. */
+	actor_system_t *sys = system_new(2);
+	static struct echo e;
+	static struct pinger p;
+	memset(&e, 0, sizeof(e));
+	memset(&p, 0, sizeof(p));
+	p.to = spawn_on(sys, 1, echo_behavior, &e);
+	p.home = -1;
+	actor_spawn_opts_t opts = {.placement = ACTOR_PLACE_CALLBACK, .place = place_key, .key = 0};
+	actor_ref_t pinger = spawn_ok(sys, &opts, pinger_behavior, &p);
+	send_ok(sys, pinger, T_GO, NULL, 0);
+	system_run_to_end(sys, TEST_WATCHDOG_STRESS, "bound requester");
+
+	ck_assert_uint_eq(p.round, MOVE_ROUNDS);
+	ck_assert_uint_eq(p.bad, 0);
+	ck_assert_int_eq(p.home, 0);
+	ck_assert_uint_eq(p.moved, 0);
+	ck_assert_uint_eq(e.seen_worker[1], MOVE_ROUNDS);
+	actor_system_free(sys);
+}
+END_TEST
+
 /* ---------------------------------------------------------------------------------------------
  * actor_request_wait from threads outside the pool
  */
@@ -1078,6 +1103,7 @@ static Suite *request_suite(void)
 	suite_add_tcase(s, tc);
 	TCase *stress = tcase_new("moving", TEST_TIMEOUT_STRESS);
 	tcase_add_test(stress, requests_cross_workers_while_the_responder_moves);
+	tcase_add_test(stress, a_requester_with_a_request_pending_stays_on_its_worker);
 	suite_add_tcase(s, stress);
 	return s;
 }
