@@ -884,11 +884,13 @@ ACTOR_API int actor_file_send(actor_ctx_t *ctx, actor_file_t file, int64_t offse
  *   -ENOMSG     the receiver's behaviour returned from the request without answering or
  *               keeping it (passing the message on with actor_send_msg passes the payload on,
  *               not the request).
- * The timeout runs on the requester's worker. An answer that comes after the request ended
- * (timed out, cancelled, or its requester stopped) is dropped, never delivered (to no other
- * actor either: references are generation-checked), and counted in the requester's worker's
- * replies_dropped (the replier's worker's, if the requester had stopped by then); such a
- * reply is not a dead letter. The answering call still returns 0: the replier cannot know.
+ * An answer's sender is the actor that answered (for -ESRCH and -ENOMSG, the receiver); a
+ * timeout's is ACTOR_REF_NONE. The timeout runs on the requester's worker. An answer that comes
+ * after the request ended (timed out, cancelled, or its requester stopped) is dropped, never
+ * delivered (to no other actor either: references are generation-checked), and counted in the
+ * requester's worker's replies_dropped (the replier's worker's, if the requester had stopped
+ * by then); such a reply is not a dead letter. The answering call still returns 0: the replier
+ * cannot know.
  *
  * An actor with requests pending (or the notice of a timeout on its way to it), or with kept
  * requests it has not answered, stays on its worker (it never moves, as with a timer) until
@@ -983,7 +985,7 @@ ACTOR_API int actor_reply_to(actor_ctx_t *ctx, const actor_reply_handle_t *h, ui
  * -ENOMSG: the receiver did not answer (above); -ESHUTDOWN: the system is shutting down (at the
  * call, or while waiting); -EDEADLK: called on a worker thread, which must never block (send a
  * request with actor_request there); -EINVAL: a NULL sys or reply, NULL data with len > 0, a
- * type >= ACTOR_MSG_SYSTEM; -EMSGSIZE; -ENOMEM. The request is sent by a hidden actor that the
+ * type >= ACTOR_MSG_SYSTEM, a timeout over UINT64_MAX / 4; -EMSGSIZE; -ENOMEM. The request is sent by a hidden actor that the
  * call spawns and that stops once the request has ended; nothing is left behind when the call
  * times out before the answer comes, or returns -ESHUTDOWN. */
 ACTOR_API int actor_request_wait(actor_system_t *sys, actor_ref_t to, uint32_t type,
