@@ -80,21 +80,28 @@ static inline void *actor_msg_data(actor_msg_t *m)
 /* Message types the library sends. User types must stay below ACTOR_MSG_SYSTEM. */
 #define ACTOR_MSG_SYSTEM 0xffff0000u
 #define ACTOR_MSG_DOWN 0xffff0001u /* a monitored actor stopped; payload: actor_down_t */
+#define ACTOR_MSG_EXIT 0xffff0002u /* a linked actor stopped (trapping exits); actor_exit_t */
 
 typedef struct actor_down {
 	actor_ref_t actor; /* the actor that stopped */
 	int reason;        /* its stop reason (ACTOR_REASON_*, or the user's own value) */
 } actor_down_t;
 
+typedef struct actor_exit {
+	actor_ref_t actor; /* the linked actor that stopped */
+	int reason;        /* its stop reason (ACTOR_REASON_*, or the user's own value) */
+} actor_exit_t;
+
 /* Stop reasons the library gives. Users pass their own (any int) to actor_exit. */
 #define ACTOR_REASON_NORMAL 0
 #define ACTOR_REASON_KILLED (-1)   /* stopped by actor_stop from another actor or thread */
 #define ACTOR_REASON_SHUTDOWN (-2) /* stopped because the system shut down */
-#define ACTOR_REASON_NOPROC (-3)   /* monitor of an actor that had already stopped */
+#define ACTOR_REASON_NOPROC (-3)   /* monitor of, or link to, an actor already stopped */
 
 /* A behaviour: called once per message on the actor's home worker. The message is freed when
  * the call returns, unless the behaviour passed it on with actor_send_msg or kept it with
- * actor_msg_keep. System messages (ACTOR_MSG_DOWN) arrive through the behaviour too. */
+ * actor_msg_keep. System messages (ACTOR_MSG_DOWN, ACTOR_MSG_EXIT) arrive through the
+ * behaviour too. */
 typedef void actor_behavior_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg);
 
 /* ---------------------------------------------------------------------------------------------
@@ -209,10 +216,22 @@ typedef struct actor_spawn_opts {
 	 * spawn). Messages sent to the actor meanwhile wait behind it. An actor stopped before it
 	 * ran never runs it. */
 	void (*start)(actor_ctx_t *ctx, void *state);
+	/* 1 = link the new actor with the spawning actor (see actor_link), from inside a
+	 * behaviour (or a start hook) only. 0 (default): no link. The link exists before the new
+	 * actor can run, so even one that fails at once reaches the spawner with its own reason
+	 * (actor_link after the spawn could find it stopped: ACTOR_REASON_NOPROC). */
+	int link;
+	/* An actor that gets one ACTOR_MSG_DOWN when the new actor stops, as with actor_monitor,
+	 * but recorded before the new actor can run: the DOWN always carries its real reason
+	 * (actor_monitor after the spawn could find it stopped: ACTOR_REASON_NOPROC). The spawner
+	 * itself (actor_self) or any other actor. ACTOR_REF_NONE (default): none. */
+	actor_ref_t monitor;
 } actor_spawn_opts_t;
 
 /* Spawns an actor running `fn` with `state`. From any thread, including behaviours. -EINVAL for
- * a NULL sys, fn or out, or bad placement options; -ESHUTDOWN once shutdown was requested. */
+ * a NULL sys, fn or out, bad placement options, `stay` or `link` other than 0 or 1, or `link`
+ * outside a behaviour; -ESRCH: `monitor` names an actor that has stopped; -ENOMEM;
+ * -ESHUTDOWN once shutdown was requested. */
 ACTOR_API int actor_spawn(actor_system_t *sys, const actor_spawn_opts_t *opts,
                           actor_behavior_fn *fn, void *state, actor_ref_t *out);
 
@@ -259,8 +278,9 @@ ACTOR_API unsigned actor_ctx_worker(const actor_ctx_t *ctx); /* the home worker'
 /* Replaces the behaviour from the next message on. */
 ACTOR_API int actor_become(actor_ctx_t *ctx, actor_behavior_fn *fn);
 
-/* Stops the actor once the current message returns: later messages are dead-lettered,
- * monitors get ACTOR_MSG_DOWN with `reason`, the destroy callback runs. */
+/* Stops the actor once the current message returns: the destroy callback runs, monitors get
+ * ACTOR_MSG_DOWN with `reason`, linked actors an exit signal with it (see "Links and exit
+ * signals"), later messages are dead-lettered. */
 ACTOR_API int actor_exit(actor_ctx_t *ctx, int reason);
 
 /* Keeps the current message: the caller now owns it and frees it with actor_msg_free. */
@@ -274,8 +294,75 @@ ACTOR_API int actor_msg_keep(actor_ctx_t *ctx);
 ACTOR_API int actor_stop(actor_system_t *sys, actor_ref_t target);
 
 /* `watcher` gets one ACTOR_MSG_DOWN when `target` stops (at once, with ACTOR_REASON_NOPROC, if
- * it has already stopped). -ESRCH if the watcher itself has stopped. */
+ * it has already stopped). From any thread; each call is one more DOWN. A target that stops
+ * before the request reaches it still reports its own reason; one whose stop has begun when
+ * the call looks it up gives ACTOR_REASON_NOPROC: to watch an actor from its first moment,
+ * spawn it with actor_spawn_opts_t.monitor. -ESRCH if the watcher itself has stopped. */
 ACTOR_API int actor_monitor(actor_system_t *sys, actor_ref_t watcher, actor_ref_t target);
+
+/* Cancels one monitor that `watcher` holds on `target` (actor_monitor, or the spawn option
+ * `monitor`); does nothing if it holds none. From any thread. The request travels to the
+ * target as a message, after the requests this thread (or actor) made before it (a monitor
+ * set up by this thread is always the one cancelled). A DOWN the target has already sent
+ * still arrives: if the target stopped before the request reached it, or had begun to stop
+ * when this call looked it up (-ESRCH), the watcher gets its DOWN anyway, so a watcher that
+ * cancels should ignore a DOWN from an actor it no longer watches. -EINVAL: NULL sys;
+ * -ESRCH: watcher or target is ACTOR_REF_NONE, or the target has stopped; -ENOMEM. */
+ACTOR_API int actor_demonitor(actor_system_t *sys, actor_ref_t watcher, actor_ref_t target);
+
+/* ---------------------------------------------------------------------------------------------
+ * Links and exit signals
+ *
+ * A link ties two actors together, both ways: when either stops, the other gets an exit
+ * signal carrying the stopped actor's reference and reason. Where a monitor only informs,
+ * a signal stops its receiver, unless that receiver traps exits:
+ *   - An actor that does not trap exits (the default) ignores a signal whose reason is
+ *     ACTOR_REASON_NORMAL, and is stopped by any other reason, with that same reason (as if
+ *     it had called actor_exit with it), so a failure travels along a chain of links and
+ *     every actor on it reports the first one's reason. ACTOR_REASON_KILLED (actor_stop),
+ *     ACTOR_REASON_NOPROC and ACTOR_REASON_SHUTDOWN are reasons like any other.
+ *   - An actor that traps exits (actor_trap_exits) gets an ordinary ACTOR_MSG_EXIT message
+ *     instead, whatever the reason, normal included, and goes on. Its sender is the stopped
+ *     actor; it may be kept or passed on as any message.
+ * Either way the link is gone once its signal has been handled.
+ *
+ * Order. A signal is handled in mailbox order: after the messages queued before it (as
+ * actor_stop is) and after every message the stopped actor sent before it stopped. A
+ * stopping actor's destroy callback runs first, then its monitors' DOWNs are sent, then its
+ * exit signals, then its queued messages go to the dead-letter hook.
+ *
+ * Links hold wherever the two actors run: they are kept with each actor and move with it.
+ * At shutdown every actor stops with ACTOR_REASON_SHUTDOWN, and its signals travel as any
+ * others: a partner still running may get one (a trapping partner an ACTOR_MSG_EXIT with
+ * ACTOR_REASON_SHUTDOWN) before it is stopped in turn.
+ *
+ * Links and monitors report stops, not crashes: a behaviour that faults (a bad pointer, an
+ * abort) takes the whole process down, and nobody hears of it.
+ */
+
+/* Links the calling actor with `other`, both ways. Linking actors already linked does nothing
+ * more (there is one link between two actors), nor does linking an actor to itself. If
+ * `other` has already stopped, the caller gets an exit signal all the same, with
+ * ACTOR_REASON_NOPROC (or the real reason if it stopped just after the call), so a caller
+ * that does not trap exits is then stopped with it, as Erlang's link/1 fails with noproc; to
+ * link with an actor you spawn, use actor_spawn_opts_t.link, which cannot miss it. A link and
+ * an unlink made at once from the two sides may leave the actors unlinked; link again to be
+ * sure. Inside a behaviour only. -EINVAL: a bad ctx, or `other` is ACTOR_REF_NONE; -ENOMEM. */
+ACTOR_API int actor_link(actor_ctx_t *ctx, actor_ref_t other);
+
+/* Removes the link between the calling actor and `other`, both ways; does nothing if there
+ * was none. Once it returns, the link has no effect on the caller: an exit signal from
+ * `other` already on its way is dropped when it arrives, and no ACTOR_MSG_EXIT for it
+ * follows (the message is made only as the signal is handled; Erlang, by contrast, may have
+ * queued one already). `other` forgets the link when the request reaches it. Inside a
+ * behaviour only. -EINVAL: a bad ctx, or `other` is ACTOR_REF_NONE. */
+ACTOR_API int actor_unlink(actor_ctx_t *ctx, actor_ref_t other);
+
+/* on = 1: exit signals reaching the calling actor from now on (those already in its mailbox
+ * included) arrive as ACTOR_MSG_EXIT messages and never stop it. on = 0 (the default): they
+ * stop it unless their reason is ACTOR_REASON_NORMAL. Inside a behaviour only. -EINVAL: a bad
+ * ctx, or `on` other than 0 or 1. */
+ACTOR_API int actor_trap_exits(actor_ctx_t *ctx, int on);
 
 /* ---------------------------------------------------------------------------------------------
  * Networking: TCP over each worker's reactor (epoll or io_uring)
@@ -290,8 +377,9 @@ ACTOR_API int actor_monitor(actor_system_t *sys, actor_ref_t watcher, actor_ref_
  * if it lives there, with actor_tcp_handoff. The new owner then gets ACTOR_MSG_TCP_ADOPTED and
  * the data: reading starts only once ADOPTED has reached it (likewise CONNECTED for
  * actor_tcp_connect), so what it sets while handling that message (framing, a read limit)
- * applies from the first byte it gets. With `per_worker` the listener accepts on every worker (SO_REUSEPORT), so
- * connections spread over the cores and each stays on the worker that accepted it.
+ * applies from the first byte it gets. With `per_worker` the listener accepts on every worker
+ * (SO_REUSEPORT), so connections spread over the cores and each stays on the worker that accepted
+ * it.
  *
  * When the owner stops, its connections and listeners are closed.
  * No SIGPIPE is ever raised; resets and broken pipes arrive as ACTOR_MSG_TCP_CLOSED.
@@ -569,9 +657,9 @@ ACTOR_API int actor_tcp_peer(actor_ctx_t *ctx, actor_conn_t conn, void *buf, uin
  * ACTOR_US(500) give the nanoseconds.
  */
 
-#define ACTOR_US(n) ((uint64_t)(n) * 1000u)
-#define ACTOR_MS(n) ((uint64_t)(n) * 1000000u)
-#define ACTOR_SEC(n) ((uint64_t)(n) * 1000000000u)
+#define ACTOR_US(n) ((uint64_t)(n)*1000u)
+#define ACTOR_MS(n) ((uint64_t)(n)*1000000u)
+#define ACTOR_SEC(n) ((uint64_t)(n)*1000000000u)
 
 typedef struct actor_timer {
 	uint64_t id;
@@ -997,23 +1085,23 @@ ACTOR_API int actor_request_wait(actor_system_t *sys, actor_ref_t to, uint32_t t
  */
 
 typedef struct actor_worker_stats {
-	uint64_t processed;       /* messages handed to behaviours */
-	uint64_t resident;        /* actors living on this worker */
-	uint64_t runq;            /* actors ready to run (local queue) */
-	uint64_t parks;           /* times the worker blocked */
-	uint64_t wakeups;         /* times another thread woke it */
-	uint64_t conns;           /* open connections */
-	uint64_t accepts;         /* connections accepted */
-	uint64_t accept_backoffs; /* accepts paused by EMFILE/ENFILE/ENOBUFS/ENOMEM */
-	uint64_t read_throttles;  /* reads stopped: an owner was behind by its read limit */
-	uint64_t timers;          /* pending timers */
-	uint64_t closes_reset;    /* closes out of linger or shutdown drain: output dropped */
-	const char *reactor;      /* "epoll" or "io_uring" */
-	uint64_t migrations;      /* actors that moved here to follow a conversation */
-	uint64_t shared;          /* queued actors this worker handed to an idle worker */
-	uint64_t contended;       /* idle spins cut short: another thread wanted this CPU */
-	uint64_t jobs;            /* blocking jobs submitted here, queued or running */
-	uint64_t jobs_dropped;    /* jobs whose actor stopped before their result was sent */
+	uint64_t processed;        /* messages handed to behaviours */
+	uint64_t resident;         /* actors living on this worker */
+	uint64_t runq;             /* actors ready to run (local queue) */
+	uint64_t parks;            /* times the worker blocked */
+	uint64_t wakeups;          /* times another thread woke it */
+	uint64_t conns;            /* open connections */
+	uint64_t accepts;          /* connections accepted */
+	uint64_t accept_backoffs;  /* accepts paused by EMFILE/ENFILE/ENOBUFS/ENOMEM */
+	uint64_t read_throttles;   /* reads stopped: an owner was behind by its read limit */
+	uint64_t timers;           /* pending timers */
+	uint64_t closes_reset;     /* closes out of linger or shutdown drain: output dropped */
+	const char *reactor;       /* "epoll" or "io_uring" */
+	uint64_t migrations;       /* actors that moved here to follow a conversation */
+	uint64_t shared;           /* queued actors this worker handed to an idle worker */
+	uint64_t contended;        /* idle spins cut short: another thread wanted this CPU */
+	uint64_t jobs;             /* blocking jobs submitted here, queued or running */
+	uint64_t jobs_dropped;     /* jobs whose actor stopped before their result was sent */
 	uint64_t files;            /* files open (actor_file_open done, close not yet done) */
 	uint64_t file_ops;         /* file operations accepted here and not yet completed */
 	uint64_t file_ops_dropped; /* file operations whose actor stopped before their result */

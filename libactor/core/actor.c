@@ -1,4 +1,4 @@
-/* actor.c: the actor lifecycle: spawn, send, one turn of a behaviour, stop, monitors.
+/* actor.c: the actor lifecycle: spawn, send, one turn of a behaviour, stop, monitors, links.
  *
  * An actor is scheduled at most once at a time: only the sender whose push finds the mailbox
  * empty-marked schedules it (mpsc.h), and only its home worker runs it, so the behaviour never
@@ -6,11 +6,16 @@
  *
  * Stopping, on the home worker:
  *   1. clear the slot (generation bump): new sends fail with -ESRCH;
- *   2. run the destroy callback, send DOWN to the monitors, drain the mailbox into dead letters;
+ *   2. run the destroy callback, send DOWN to the monitors, then an exit signal to each linked
+ *      partner (both with the stop reason; the records are freed), then drain the mailbox into
+ *      dead letters (a link or monitor request found there is answered as if it had been
+ *      recorded: an exit signal or a DOWN with the same reason);
  *   3. close the mailbox (mpsc_close): later pushes by senders that looked the actor up before
  *      step 1 never schedule it; if a push got in first the actor stays scheduled and its next
  *      turn retries the drain and the close;
  *   4. retire it; reclamation drains once more and frees it after the grace period (refs.c).
+ * The DOWNs and exit signals are pushed by this thread after the actor's last turn flushed its
+ * outbox, so each follows, in its receiver's mailbox, every message the actor sent before.
  */
 #include "config.h"
 
@@ -26,6 +31,133 @@
 _Static_assert(offsetof(actor_msg_t, link_) == 0, "the mailbox link must come first");
 
 /* ---------------------------------------------------------------------------------------------
+ * Links and monitors: the records
+ *
+ * An actor's links and monitors live in its `extra` (internal.h), allocated at the first one:
+ * an actor that uses neither costs nothing more, and its stop tests one pointer. The records
+ * are the holder's alone. Other actors and threads ask for changes with control messages that
+ * the actor handles in its own turn (MSG_MONITOR, MSG_DEMONITOR, MSG_LINK, MSG_UNLINK), so the
+ * records move with the actor between workers and need no lock.
+ *
+ * A link is an entry on each side:
+ *   - actor_link adds `other` to the caller's links and sends MSG_LINK, which adds the caller
+ *     to other's; actor_unlink removes the entry and sends MSG_UNLINK. Each sends its request
+ *     even when the entry was there already (or missing): a link and an unlink that crossed
+ *     can leave one side with an entry the other lacks (harmless, see the next point), and
+ *     the next call repairs it.
+ *   - At its stop an actor sends MSG_EXIT_SIGNAL to every partner in its links. A partner
+ *     acts on the signal only if the stopped actor is in its own links, and removes it then:
+ *     a signal from a link the partner has removed since (actor_unlink) has no effect, and a
+ *     partner hears of a link's end once, even when two signals come (its own repeated
+ *     MSG_LINK dead-lettered by the stopped actor, or a NOPROC racing the real one).
+ *   - A request that reaches an actor already stopped is dead-lettered, and answered with
+ *     the stopped actor's real reason (MSG_LINK with an exit signal, MSG_MONITOR with a DOWN).
+ *     A request that finds its slot cleared fails at the send: the requester reports
+ *     ACTOR_REASON_NOPROC itself.
+ *   - A spawn with `link` or `monitor` writes both sides' records before the new actor is
+ *     published: nothing of it can run, or stop, before them.
+ * Order: a MSG_LINK from X reaches Y before X's exit signal (one sender's messages keep their
+ * order, and X's outbox is flushed before its stop), so Y always knows the link by then.
+ */
+
+#define REFS_FIRST 2 /* entries of a first array: most actors link or monitor a few others */
+
+/* Makes room for one more entry. 0 or -ENOMEM. */
+static int refs_reserve(struct actor__refs *r)
+{
+	if (r->len < r->cap)
+		return 0;
+	uint32_t cap = r->cap != 0 ? 2 * r->cap : REFS_FIRST;
+	actor_ref_t *v = actor__alloc(cap * sizeof(*v));
+	if (v == NULL)
+		return -ENOMEM;
+	if (r->len != 0)
+		memcpy(v, r->v, r->len * sizeof(*v));
+	if (r->v != NULL)
+		actor__free(r->v, r->cap * sizeof(*v));
+	r->v = v;
+	r->cap = cap;
+	return 0;
+}
+
+static int refs_add(struct actor__refs *r, actor_ref_t ref)
+{
+	int rc = refs_reserve(r);
+	if (rc == 0)
+		r->v[r->len++] = ref;
+	return rc;
+}
+
+static bool refs_has(const struct actor__refs *r, actor_ref_t ref)
+{
+	for (uint32_t i = 0; i < r->len; i++) {
+		if (actor_ref_eq(r->v[i], ref))
+			return true;
+	}
+	return false;
+}
+
+/* Removes one entry equal to `ref`; false if there was none. */
+static bool refs_remove(struct actor__refs *r, actor_ref_t ref)
+{
+	for (uint32_t i = 0; i < r->len; i++) {
+		if (actor_ref_eq(r->v[i], ref)) {
+			r->v[i] = r->v[--r->len];
+			return true;
+		}
+	}
+	return false;
+}
+
+static void extra_free(struct actor__extra *x)
+{
+	if (x == NULL)
+		return;
+	if (x->monitors.v != NULL)
+		actor__free(x->monitors.v, x->monitors.cap * sizeof(actor_ref_t));
+	if (x->links.v != NULL)
+		actor__free(x->links.v, x->links.cap * sizeof(actor_ref_t));
+	actor__free(x, sizeof(*x));
+}
+
+/* The holder of `a`: its records, allocated on first use; NULL if out of memory. */
+static struct actor__extra *extra_of(struct actor *a)
+{
+	if (a->extra == NULL)
+		a->extra = actor__zalloc(sizeof(*a->extra));
+	return a->extra;
+}
+
+/* A new actor's records, before it exists (actor_spawn): the spawner (in its turn) as its
+ * link, with room reserved in the spawner's links for the new actor; opts->monitor as its
+ * watcher, which must be alive (-ESRCH). */
+static int spawn_records(actor_system_t *sys, const actor_spawn_opts_t *opts, struct actor *parent,
+                         struct actor__extra **out)
+{
+	if (!actor_ref_is_none(opts->monitor)) {
+		actor_info_t info;
+		if (actor_info(sys, opts->monitor, &info) < 0)
+			return -ESRCH;
+	}
+	struct actor__extra *x = actor__zalloc(sizeof(*x));
+	if (x == NULL)
+		return -ENOMEM;
+	int rc = 0;
+	if (!actor_ref_is_none(opts->monitor))
+		rc = refs_add(&x->monitors, opts->monitor);
+	if (rc == 0 && parent != NULL)
+		rc = refs_add(&x->links, parent->ref);
+	if (rc == 0 && parent != NULL)
+		rc = extra_of(parent) != NULL ? refs_reserve(&parent->extra->links) : -ENOMEM;
+	if (rc < 0) {
+		extra_free(x);
+		return rc;
+	}
+	*out = x;
+	return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------
  * Spawning
  */
 
@@ -37,12 +169,16 @@ int actor_spawn(actor_system_t *sys, const actor_spawn_opts_t *opts, actor_behav
 		return -EINVAL;
 	if (opts == NULL)
 		opts = &defaults;
-	if (opts->stay < 0 || opts->stay > 1)
+	if (opts->stay < 0 || opts->stay > 1 || opts->link < 0 || opts->link > 1)
 		return -EINVAL;
 	if (atomic_load_explicit(&sys->shutdown, memory_order_acquire))
 		return -ESHUTDOWN;
 
 	struct actor_worker *self = actor__self_worker(sys);
+	/* `link`: the spawner is the actor whose turn this thread is running. */
+	struct actor *parent = opts->link && self != NULL ? self->ctx.actor : NULL;
+	if (opts->link && parent == NULL)
+		return -EINVAL;
 	unsigned home;
 	int rc = actor__place(sys, opts, self, &home);
 	if (rc < 0)
@@ -51,9 +187,18 @@ int actor_spawn(actor_system_t *sys, const actor_spawn_opts_t *opts, actor_behav
 	struct actor *a = actor__alloc(sizeof(*a));
 	if (a == NULL)
 		return -ENOMEM;
+	struct actor__extra *x = NULL;
+	if (parent != NULL || !actor_ref_is_none(opts->monitor)) {
+		rc = spawn_records(sys, opts, parent, &x);
+		if (rc < 0) {
+			actor__free(a, sizeof(*a));
+			return rc;
+		}
+	}
 	uint32_t idx;
 	rc = actor__slot_alloc(sys, self, &idx);
 	if (rc < 0) {
+		extra_free(x);
 		actor__free(a, sizeof(*a));
 		return rc;
 	}
@@ -68,7 +213,7 @@ int actor_spawn(actor_system_t *sys, const actor_spawn_opts_t *opts, actor_behav
 	atomic_init(&a->home, (uint16_t)home);
 	a->name = opts->name;
 	a->destroy = opts->destroy;
-	a->monitors = NULL;
+	a->extra = x;
 	a->flags = 0;
 	a->svc_bits = 0;
 	a->reason = 0;
@@ -80,6 +225,9 @@ int actor_spawn(actor_system_t *sys, const actor_spawn_opts_t *opts, actor_behav
 	/* Read before it is visible: from then on its home worker may stop and free it (a
 	 * shutdown racing this spawn, say) while this thread is still here. */
 	*out = a->ref;
+	/* The spawner's side of the link, in its own turn; the room was reserved above. */
+	if (parent != NULL)
+		parent->extra->links.v[parent->extra->links.len++] = a->ref;
 	/* seq_cst: counted before it is visible, so the "all stopped" check in
 	 * actor__note_stopped never sees zero while this actor lives. */
 	atomic_fetch_add(&sys->workers[home].resident, 1);
@@ -322,6 +470,17 @@ int actor_monitor(actor_system_t *sys, actor_ref_t watcher, actor_ref_t target)
 	return rc;
 }
 
+int actor_demonitor(actor_system_t *sys, actor_ref_t watcher, actor_ref_t target)
+{
+	if (sys == NULL)
+		return -EINVAL;
+	if (actor_ref_is_none(watcher) || actor_ref_is_none(target))
+		return -ESRCH;
+	/* From the same thread as the actor_monitor it cancels, so it arrives after it. */
+	return actor__send_internal(sys, target, current_sender(sys), MSG_DEMONITOR, &watcher,
+	                            sizeof(watcher));
+}
+
 int actor_info(actor_system_t *sys, actor_ref_t ref, actor_info_t *out)
 {
 	if (sys == NULL || out == NULL)
@@ -393,28 +552,112 @@ int actor_msg_keep(actor_ctx_t *ctx)
 	return 0;
 }
 
+/* Tells `to` that `from` stopped with `reason` (an exit signal; see "the records"). */
+static int send_exit(actor_system_t *sys, actor_ref_t from, int reason, actor_ref_t to)
+{
+	actor_exit_t e = {.actor = from, .reason = reason};
+	return actor__send_internal(sys, to, from, MSG_EXIT_SIGNAL, &e, sizeof(e));
+}
+
+int actor_link(actor_ctx_t *ctx, actor_ref_t other)
+{
+	if (!ctx_valid(ctx) || actor_ref_is_none(other))
+		return -EINVAL;
+	struct actor *a = ctx->actor;
+	if (actor_ref_eq(other, a->ref))
+		return 0;
+	struct actor__extra *x = extra_of(a);
+	if (x == NULL)
+		return -ENOMEM;
+	bool added = !refs_has(&x->links, other);
+	if (added && refs_add(&x->links, other) < 0)
+		return -ENOMEM;
+	actor_system_t *sys = ctx->worker->sys;
+	int rc = actor__send_internal(sys, other, a->ref, MSG_LINK, &a->ref, sizeof(a->ref));
+	if (rc == -ESRCH) {
+		/* Gone already: the caller hears of it as of any partner's stop, in mailbox order,
+		 * and acts on it only while the entry above is still there. */
+		rc = send_exit(sys, other, ACTOR_REASON_NOPROC, a->ref);
+	}
+	if (rc < 0 && added)
+		refs_remove(&x->links, other); /* failed: as if never called */
+	return rc;
+}
+
+int actor_unlink(actor_ctx_t *ctx, actor_ref_t other)
+{
+	if (!ctx_valid(ctx) || actor_ref_is_none(other))
+		return -EINVAL;
+	struct actor *a = ctx->actor;
+	if (actor_ref_eq(other, a->ref))
+		return 0;
+	if (a->extra != NULL)
+		refs_remove(&a->extra->links, other);
+	/* What the caller relies on is done: its entry is gone, so no signal from `other` acts on
+	 * it any more. If the request cannot be sent (`other` stopped, or no memory), `other`
+	 * keeps a stale entry at worst, whose signal this actor will ignore. */
+	(void)actor__send_internal(ctx->worker->sys, other, a->ref, MSG_UNLINK, &a->ref,
+	                           sizeof(a->ref));
+	return 0;
+}
+
+int actor_trap_exits(actor_ctx_t *ctx, int on)
+{
+	if (!ctx_valid(ctx) || on < 0 || on > 1)
+		return -EINVAL;
+	if (on)
+		ctx->actor->flags |= ACTOR_TRAP_EXITS;
+	else
+		ctx->actor->flags &= (uint8_t)~ACTOR_TRAP_EXITS;
+	return 0;
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Stopping (home worker only)
  */
 
-static void add_monitor(actor_system_t *sys, struct actor *a, actor_ref_t watcher)
+/* The actor_ref_t a control message carries (MSG_MONITOR, MSG_LINK, ...). */
+static actor_ref_t msg_ref(const actor_msg_t *m)
 {
-	struct actor__monitor *m = actor__alloc(sizeof(*m));
-	if (m == NULL) {
-		/* Cannot record it: tell the watcher now rather than never. */
-		actor_down_t d = {.actor = a->ref, .reason = -ENOMEM};
-		actor__send_internal(sys, watcher, a->ref, ACTOR_MSG_DOWN, &d, sizeof(d));
-		return;
-	}
-	m->watcher = watcher;
-	m->next = a->monitors;
-	a->monitors = m;
+	actor_ref_t r;
+	memcpy(&r, m + 1, sizeof(r));
+	return r;
 }
 
-static void send_down(actor_system_t *sys, struct actor *a, actor_ref_t watcher)
+static void send_down(actor_system_t *sys, struct actor *a, actor_ref_t watcher, int reason)
 {
-	actor_down_t d = {.actor = a->ref, .reason = a->reason};
+	actor_down_t d = {.actor = a->ref, .reason = reason};
 	actor__send_internal(sys, watcher, a->ref, ACTOR_MSG_DOWN, &d, sizeof(d));
+}
+
+/* The holder of `a`, in its turn: records a monitor or a link asked for by another actor. One
+ * that cannot be recorded is answered now rather than never: a DOWN or an exit signal with
+ * -ENOMEM, as if `a` had stopped (so the link's other side drops its entry). */
+static void add_monitor(actor_system_t *sys, struct actor *a, actor_ref_t watcher)
+{
+	struct actor__extra *x = extra_of(a);
+	if (x == NULL || refs_add(&x->monitors, watcher) < 0)
+		send_down(sys, a, watcher, -ENOMEM);
+}
+
+static void add_link(actor_system_t *sys, struct actor *a, actor_ref_t other)
+{
+	struct actor__extra *x = extra_of(a);
+	if (x == NULL || (!refs_has(&x->links, other) && refs_add(&x->links, other) < 0))
+		send_exit(sys, a->ref, -ENOMEM, other);
+}
+
+/* Step 2's messages: DOWN to each monitor, then an exit signal to each linked partner; frees
+ * the records. */
+static void notify_partners(actor_system_t *sys, struct actor *a)
+{
+	struct actor__extra *x = a->extra;
+	a->extra = NULL;
+	for (uint32_t i = 0; i < x->monitors.len; i++)
+		send_down(sys, a, x->monitors.v[i], a->reason);
+	for (uint32_t i = 0; i < x->links.len; i++)
+		send_exit(sys, a->ref, a->reason, x->links.v[i]);
+	extra_free(x);
 }
 
 static void dead_letter(struct actor_worker *w, struct actor *a, actor_msg_t *m)
@@ -427,11 +670,12 @@ static void dead_letter(struct actor_worker *w, struct actor *a, actor_msg_t *m)
 		if (s != NULL && s->dead_letter != NULL && w->svc[s->id] != NULL)
 			s->dead_letter(w, w->svc[s->id], a->ref, m);
 	}
-	if (m->type == MSG_MONITOR) {
-		actor_ref_t watcher;
-		memcpy(&watcher, m + 1, sizeof(watcher));
-		send_down(w->sys, a, watcher);
-	} else if (m->type < MSG_CONTROL) {
+	/* A monitor or a link asked for before the stop: answered as if it had been recorded. */
+	if (m->type == MSG_MONITOR)
+		send_down(w->sys, a, msg_ref(m), a->reason);
+	else if (m->type == MSG_LINK)
+		send_exit(w->sys, a->ref, a->reason, msg_ref(m));
+	else if (m->type < MSG_CONTROL) {
 		actor_system_t *sys = w->sys;
 		if (sys->dead_letter != NULL)
 			sys->dead_letter(sys->dead_letter_arg, a->ref, m);
@@ -482,14 +726,8 @@ void actor__kill_now(struct actor_worker *w, struct actor *a, int reason)
 
 	if (a->destroy != NULL)
 		a->destroy(a->state);
-	struct actor__monitor *m = a->monitors;
-	a->monitors = NULL;
-	while (m != NULL) {
-		struct actor__monitor *next = m->next;
-		send_down(w->sys, a, m->watcher);
-		actor__free(m, sizeof(*m));
-		m = next;
-	}
+	if (a->extra != NULL)
+		notify_partners(w->sys, a);
 	if (a->svc_bits != 0)
 		owner_stopped(w, a);
 	actor__stat_add(&w->st.stopped, 1);
@@ -510,25 +748,76 @@ static void finish_dead_turn(struct actor_worker *w, struct actor *a)
  * One turn (home worker only)
  */
 
-static void handle_control(struct actor_worker *w, struct actor *a, actor_msg_t *m)
+/* Stops `a` after this message with `reason`, unless it is stopping already. */
+static void exit_after(struct actor *a, int reason)
+{
+	if (!(a->flags & ACTOR_EXITING)) {
+		a->flags |= ACTOR_EXITING;
+		a->reason = reason;
+	}
+}
+
+/* An exit signal reached `a` (actor.h, "Links and exit signals"): true if `m` is now the
+ * ACTOR_MSG_EXIT for a behaviour that traps exits; false if it was acted on or ignored. */
+static bool exit_signal(struct actor_worker *w, struct actor *a, actor_msg_t *m)
+{
+	actor_exit_t e;
+	memcpy(&e, m + 1, sizeof(e));
+	/* Only a link this actor still has counts, and only once. */
+	if (a->extra == NULL || !refs_remove(&a->extra->links, e.actor))
+		return false;
+	if (a->flags & ACTOR_TRAP_EXITS) {
+		/* The payload is already an actor_exit_t. A library message for the behaviour
+		 * counts as sent, as a DOWN does: here, where it became one. */
+		m->type = ACTOR_MSG_EXIT;
+		actor__stat_add(&w->st.sent, 1);
+		return true;
+	}
+	if (e.reason != ACTOR_REASON_NORMAL)
+		exit_after(a, e.reason);
+	return false;
+}
+
+/* The core's control messages: true if `m` became a message for the behaviour, else it is
+ * freed here. */
+static bool handle_control(struct actor_worker *w, struct actor *a, actor_msg_t *m)
 {
 	actor_system_t *sys = w->sys;
-	if (m->type == MSG_START && !(a->flags & ACTOR_EXITING)) {
-		void (*start)(actor_ctx_t *, void *);
-		memcpy(&start, m + 1, sizeof(start));
-		w->ctx.msg =
-		    NULL; /* a behaviour's call without a message: actor_msg_keep says so */
-		w->ctx.kept = false;
-		start(&w->ctx, a->state);
-	} else if (m->type == MSG_MONITOR) {
-		actor_ref_t watcher;
-		memcpy(&watcher, m + 1, sizeof(watcher));
-		add_monitor(sys, a, watcher);
-	} else if (m->type == MSG_STOP && !(a->flags & ACTOR_EXITING)) {
-		a->flags |= ACTOR_EXITING;
-		a->reason = ACTOR_REASON_KILLED;
+	switch (m->type) {
+	case MSG_START:
+		if (!(a->flags & ACTOR_EXITING)) {
+			void (*start)(actor_ctx_t *, void *);
+			memcpy(&start, m + 1, sizeof(start));
+			/* A behaviour's call without a message: actor_msg_keep says so. */
+			w->ctx.msg = NULL;
+			w->ctx.kept = false;
+			start(&w->ctx, a->state);
+		}
+		break;
+	case MSG_MONITOR:
+		add_monitor(sys, a, msg_ref(m));
+		break;
+	case MSG_DEMONITOR:
+		if (a->extra != NULL)
+			refs_remove(&a->extra->monitors, msg_ref(m));
+		break;
+	case MSG_LINK:
+		add_link(sys, a, msg_ref(m));
+		break;
+	case MSG_UNLINK:
+		if (a->extra != NULL)
+			refs_remove(&a->extra->links, msg_ref(m));
+		break;
+	case MSG_EXIT_SIGNAL:
+		if (exit_signal(w, a, m))
+			return true;
+		break;
+	case MSG_STOP:
+		exit_after(a, ACTOR_REASON_KILLED);
+		break;
 	}
 	actor_msg_free(m);
+	return false;
 }
 
 /* The message pushed in one exchange with the one just popped (actor__send_pair). It is in the
@@ -570,10 +859,8 @@ static bool system_message(struct actor_worker *w, struct actor *a, actor_msg_t 
 		actor_msg_free(m);
 		return false;
 	}
-	if (s == NULL && m->type >= MSG_CONTROL) {
-		handle_control(w, a, m); /* the core's own: start, monitor, stop */
-		return false;
-	}
+	if (s == NULL && m->type >= MSG_CONTROL)
+		return handle_control(w, a, m); /* the core's own: start, stop, monitors, links */
 	return true;
 }
 

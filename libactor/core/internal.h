@@ -43,6 +43,11 @@
 #define MSG_MONITOR (ACTOR_MSG_SYSTEM + 0x100) /* payload: the watcher's actor_ref_t */
 #define MSG_STOP (ACTOR_MSG_SYSTEM + 0x101)
 #define MSG_START (ACTOR_MSG_SYSTEM + 0x102) /* payload: the spawn option's start function */
+/* Links and monitors (actor.c, "Links"): requests to an actor's holder, and exit signals. */
+#define MSG_LINK (ACTOR_MSG_SYSTEM + 0x103)        /* payload: the requester's actor_ref_t */
+#define MSG_UNLINK (ACTOR_MSG_SYSTEM + 0x104)      /* payload: the requester's actor_ref_t */
+#define MSG_EXIT_SIGNAL (ACTOR_MSG_SYSTEM + 0x105) /* payload: actor_exit_t (who stopped, why) */
+#define MSG_DEMONITOR (ACTOR_MSG_SYSTEM + 0x106)   /* payload: the watcher's actor_ref_t */
 /* Block 0x16: the request service's (services/request/). MSG_REQUEST annotates the user's
  * message pushed right behind it (actor__send_pair); MSG_ANSWER is a reply on its way to the
  * requester, which the service turns into ACTOR_MSG_REPLY or drops. */
@@ -50,14 +55,26 @@
 #define MSG_ANSWER (ACTOR_MSG_SYSTEM + 0x161)  /* payload: actor_reply_t, then the bytes */
 
 enum actor_flags {
-	ACTOR_EXITING = 1, /* actor_exit called in the current turn */
-	ACTOR_DEAD = 2,    /* stopped: slot cleared, waiting to close its mailbox and retire */
-	ACTOR_BOUND = 4,   /* holds a per-worker resource (a timer it set): never moves */
+	ACTOR_EXITING = 1,     /* actor_exit called in the current turn */
+	ACTOR_DEAD = 2,        /* stopped: slot cleared, waiting to close its mailbox and retire */
+	ACTOR_BOUND = 4,       /* holds a per-worker resource (a timer it set): never moves */
+	ACTOR_TRAP_EXITS = 16, /* actor_trap_exits: exit signals arrive as ACTOR_MSG_EXIT */
 };
 
-struct actor__monitor {
-	struct actor__monitor *next;
-	actor_ref_t watcher;
+/* A small array of references, grown by doubling. */
+struct actor__refs {
+	actor_ref_t *v;
+	uint32_t len, cap;
+};
+
+/* What an actor that uses links or monitors keeps beside its struct: allocated at its first
+ * link or monitor, freed at its stop. Holder only, like the actor's other fields: written in
+ * the actor's own turns (its behaviour's calls, the control messages MSG_MONITOR, MSG_LINK,
+ * MSG_UNLINK, MSG_DEMONITOR and MSG_EXIT_SIGNAL), by its stop, and by its spawner before the
+ * actor is published. So it moves with the actor and needs no synchronisation. */
+struct actor__extra {
+	struct actor__refs monitors; /* watchers, one entry per monitor (a watcher may repeat) */
+	struct actor__refs links;    /* linked partners, each once */
 };
 
 struct actor {
@@ -87,8 +104,8 @@ struct actor {
 	const char *name; /* immutable */
 	void (*destroy)(void *state);
 	union {
-		struct actor__monitor *monitors; /* while alive */
-		uint64_t retire_epoch;           /* once retired */
+		struct actor__extra *extra; /* while alive: links and monitors, or NULL */
+		uint64_t retire_epoch;      /* once retired */
 	};
 };
 
