@@ -302,12 +302,13 @@ ACTOR_API int actor_monitor(actor_system_t *sys, actor_ref_t watcher, actor_ref_
 
 /* Cancels one monitor that `watcher` holds on `target` (actor_monitor, or the spawn option
  * `monitor`); does nothing if it holds none. From any thread. The request travels to the
- * target as a message, after the requests this thread (or actor) made before it (a monitor
- * set up by this thread is always the one cancelled). A DOWN the target has already sent
- * still arrives: if the target stopped before the request reached it, or had begun to stop
- * when this call looked it up (-ESRCH), the watcher gets its DOWN anyway, so a watcher that
- * cancels should ignore a DOWN from an actor it no longer watches. -EINVAL: NULL sys;
- * -ESRCH: watcher or target is ACTOR_REF_NONE, or the target has stopped; -ENOMEM. */
+ * target as a message, behind the requests the same thread (or actor) made before it, so it
+ * finds in place a monitor that thread set up; one set up from elsewhere at the same time may
+ * come after it and stay. A DOWN the target has already sent still arrives: if the target
+ * stopped before the request reached it, or had begun to stop when this call looked it up
+ * (-ESRCH), the watcher gets its DOWN anyway, so a watcher that cancels should ignore a DOWN
+ * from an actor it no longer watches. -EINVAL: NULL sys; -ESRCH: watcher or target is
+ * ACTOR_REF_NONE, or the target has stopped; -ENOMEM. */
 ACTOR_API int actor_demonitor(actor_system_t *sys, actor_ref_t watcher, actor_ref_t target);
 
 /* ---------------------------------------------------------------------------------------------
@@ -343,11 +344,13 @@ ACTOR_API int actor_demonitor(actor_system_t *sys, actor_ref_t watcher, actor_re
 /* Links the calling actor with `other`, both ways. Linking actors already linked does nothing
  * more (there is one link between two actors), nor does linking an actor to itself. If
  * `other` has already stopped, the caller gets an exit signal all the same, with
- * ACTOR_REASON_NOPROC (or the real reason if it stopped just after the call), so a caller
- * that does not trap exits is then stopped with it, as Erlang's link/1 fails with noproc; to
- * link with an actor you spawn, use actor_spawn_opts_t.link, which cannot miss it. A link and
- * an unlink made at once from the two sides may leave the actors unlinked; link again to be
- * sure. Inside a behaviour only. -EINVAL: a bad ctx, or `other` is ACTOR_REF_NONE; -ENOMEM. */
+ * ACTOR_REASON_NOPROC (with `other`'s own reason if it stops before the request reaches it),
+ * so a caller that does not trap exits is then stopped with it, as Erlang's link/1 fails with
+ * noproc; to link with an actor you spawn, use actor_spawn_opts_t.link, which cannot miss it.
+ * If `other` cannot record the link (out of memory), the caller gets a signal with -ENOMEM.
+ * A link and an unlink made at once from the two sides may leave the actors unlinked; link
+ * again to be sure. Inside a behaviour only. -EINVAL: a bad ctx, or `other` is
+ * ACTOR_REF_NONE; -ENOMEM: nothing was linked. */
 ACTOR_API int actor_link(actor_ctx_t *ctx, actor_ref_t other);
 
 /* Removes the link between the calling actor and `other`, both ways; does nothing if there
