@@ -74,6 +74,7 @@ int main(int argc, char **argv)
 		double growth = rss1 > rss0 ? (double)(rss1 - rss0) : 0.0;
 		bench_result(name, "bytes_per_actor", growth / (double)n, "B");
 		bench_result(name, "spawns_per_s", (double)n / bench_secs(t0, t1), "1/s");
+		bench_result(name, "shutdown_ms", bench_ms(t2, t3), "ms");
 	}
 	return rc;
 }

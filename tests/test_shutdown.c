@@ -8,6 +8,8 @@
 
 #include <sys/time.h>
 
+#include "core/internal.h" /* resident_scans, for the white-box case below */
+
 #define FLIGHT_ACTORS 4  /* sender actors */
 #define FLIGHT_THREADS 2 /* sender threads outside the pool */
 #define FLIGHT_SENDERS (FLIGHT_ACTORS + FLIGHT_THREADS)
@@ -683,6 +685,36 @@ START_TEST(free_without_run_stops_everything)
 }
 END_TEST
 
+/* Regression: a shutting-down worker scanned every reference slot for idle residents on each
+ * loop turn, while a turn runs (and stops) at most 64 of them, so stopping a million idle actors
+ * took over a minute (bench/spawn_idle: 66 s). A scan now waits until what the last one queued
+ * has run. White box: the worker's count of scans. */
+#define IDLE_ACTORS 20000
+
+static void idle_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	(void)ctx;
+	(void)state;
+	(void)msg;
+}
+
+START_TEST(stopping_many_idle_actors_scans_for_them_a_few_times_not_once_per_turn)
+{
+	actor_system_t *sys = system_new(1);
+	for (unsigned i = 0; i < IDLE_ACTORS; i++)
+		spawn_ok(sys, NULL, idle_fn, NULL);
+	ck_assert_int_eq(actor_system_shutdown(sys), 0);
+	system_run_to_end(sys, TEST_WATCHDOG, "shutdown of idle actors");
+	actor_stats_t st;
+	ck_assert_int_eq(actor_stats_system(sys, &st), 0);
+	ck_assert_uint_eq(st.stopped, IDLE_ACTORS);
+	uint64_t scans = atomic_load(&sys->workers[0].st.resident_scans);
+	ck_assert_msg(scans >= 1 && scans <= 4, "%" PRIu64 " scans for %u idle actors", scans,
+	              IDLE_ACTORS);
+	actor_system_free(sys);
+}
+END_TEST
+
 START_TEST(free_right_after_create_is_clean)
 {
 	actor_system_t *sys = system_new(0);
@@ -709,6 +741,7 @@ static Suite *shutdown_suite(void)
 	tcase_add_test(tc, shutdown_gives_each_monitor_at_most_one_down);
 	tcase_add_test(tc, free_without_run_stops_everything);
 	tcase_add_test(tc, free_right_after_create_is_clean);
+	tcase_add_test(tc, stopping_many_idle_actors_scans_for_them_a_few_times_not_once_per_turn);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -128,6 +128,7 @@ struct actor__wstats {
 	_Atomic uint64_t jobs, jobs_dropped;
 	_Atomic uint64_t files, file_ops, file_ops_dropped;
 	_Atomic uint64_t closes_unacked;
+	_Atomic uint64_t resident_scans; /* shutdown's scans for idle residents (sched.c); tests */
 	_Atomic uint64_t replies_dropped;
 };
 

@@ -246,7 +246,8 @@ bool actor__outbox_add(struct actor_worker *w, struct actor *a, actor_msg_t *m, 
 			continue;
 		if (o->first == NULL) {
 			if (here)
-				return false; /* nothing waits for it: the direct push keeps the order */
+				return false; /* nothing waits for it: the direct push keeps the
+				                 order */
 			o->first = n;
 		} else {
 			actor__mpsc_chain_link(o->last, n);
@@ -401,6 +402,7 @@ void actor__note_stopped(struct actor_worker *w)
 static void kill_residents(struct actor_worker *w)
 {
 	actor_system_t *sys = w->sys;
+	actor__stat_add(&w->st.resident_scans, 1);
 	uint32_t end = atomic_load_explicit(&sys->slot_next, memory_order_acquire);
 	for (uint32_t i = 1; i < end; i++) {
 		struct actor__slot *s = actor__slot_at(sys, i);
@@ -578,10 +580,12 @@ static bool spin(struct actor_worker *w)
 			if (cpu_contended(w, t)) {
 				/* Again within one hold-off's length of the last one's end: a
 				 * neighbour. */
-				bool again = w->no_spin_until != 0 && t - w->no_spin_until < w->no_spin_ns;
+				bool again =
+				    w->no_spin_until != 0 && t - w->no_spin_until < w->no_spin_ns;
 				w->no_spin_ns = !again ? NO_SPIN_MIN_NS
-				                : w->no_spin_ns * 2 < NO_SPIN_MAX_NS ? w->no_spin_ns * 2
-				                                                    : NO_SPIN_MAX_NS;
+				                : w->no_spin_ns * 2 < NO_SPIN_MAX_NS
+				                    ? w->no_spin_ns * 2
+				                    : NO_SPIN_MAX_NS;
 				w->no_spin_until = t + w->no_spin_ns;
 				actor__stat_add(&w->st.contended, 1);
 				return false;
@@ -715,7 +719,10 @@ static void *worker_main(void *arg)
 		/* Checked every turn, not only when idle: a busy system must stop too. */
 		bool stopping = atomic_load_explicit(&sys->shutdown, memory_order_acquire);
 		w->stopping = stopping;
-		if (stopping && atomic_load(&w->resident) > 0)
+		/* A scan claims every idle resident and queues it; the next scan waits until those
+		 * have run (and stopped), so that a million idle actors cost one scan, not one per
+		 * turn of 64 (bench/spawn_idle's shutdown took minutes). */
+		if (stopping && w->runq_head == NULL && atomic_load(&w->resident) > 0)
 			kill_residents(w);
 		busy += run_ready(w);
 		busy += poll_io(w);
