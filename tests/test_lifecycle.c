@@ -746,10 +746,13 @@ static void never_start(actor_ctx_t *ctx, void *state)
 	atomic_fetch_add(&never_started, 1);
 }
 
+static atomic_int holder_running;
+
 static void blocked_first_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
 {
 	(void)ctx;
 	(void)msg;
+	atomic_store(&holder_running, 1);
 	gate_wait(state);
 }
 
@@ -757,9 +760,12 @@ START_TEST(an_actor_killed_before_its_start_never_runs_it)
 {
 	actor_system_t *sys = system_new(1);
 	static atomic_int gate;
-	/* The worker is held by a first actor while the second is spawned and shut down. */
+	/* The worker is held by a first actor while the second is spawned and shut down. The
+	 * second is spawned only once the first runs: had both reached the worker in one loop turn
+	 * begun before the shutdown, that turn would run the second's start after the first. */
 	actor_ref_t holder = spawn_ok(sys, NULL, blocked_first_fn, &gate);
 	send_ok(sys, holder, 1, NULL, 0);
+	ck_assert(WAIT_UNTIL(atomic_load(&holder_running), TEST_WATCHDOG));
 	actor_spawn_opts_t o = {.start = never_start};
 	actor_ref_t r;
 	ck_assert_int_eq(actor_spawn(sys, &o, starter_fn, &starters[0], &r), 0);
