@@ -368,6 +368,45 @@ ACTOR_API int actor_unlink(actor_ctx_t *ctx, actor_ref_t other);
 ACTOR_API int actor_trap_exits(actor_ctx_t *ctx, int on);
 
 /* ---------------------------------------------------------------------------------------------
+ * Names
+ *
+ * A registry per system: an actor registered under a name is found by it, from any thread (a
+ * sharded server looks its shards up by name). A name names one actor, and an actor holds at
+ * most one name, as in Erlang. A name is 1 to ACTOR_NAME_MAX bytes (compared as bytes, up to
+ * its NUL); the registry keeps a copy. The spawn option `name` is something else: a label shown
+ * by actor_info, never registered.
+ *
+ * A name is released when its actor stops, whatever the reason (actor_exit, actor_stop,
+ * shutdown): from the first step of the stop on, before its destroy callback runs and before any
+ * ACTOR_MSG_DOWN of it is sent, actor_whereis no longer finds the name and actor_register may
+ * give it to another actor. So a watcher handling the DOWN gets -ENOENT for the name, and may
+ * register a successor under it at once. A registration that races the actor's stop either
+ * fails with -ESRCH or is released by the stop.
+ *
+ * All three calls work from any thread, behaviours included. A lookup takes no lock; a
+ * registration or an unregistration takes the registry's lock for a few probes, and so does the
+ * stop of an actor that has held a name (actors that never did pay nothing more to stop).
+ */
+
+#define ACTOR_NAME_MAX 63 /* bytes of a registered name, at most */
+
+/* Registers `ref` under `name` (copied). -EINVAL: a NULL sys or name, an empty name, or one of
+ * more than ACTOR_NAME_MAX bytes; -ESRCH: `ref` has stopped, is ACTOR_REF_NONE or names no
+ * actor; -EEXIST: a live actor holds the name (`ref` itself included); -EBUSY: `ref` already
+ * holds another name (unregister it first); -ENOMEM. */
+ACTOR_API int actor_register(actor_system_t *sys, const char *name, actor_ref_t ref);
+
+/* Removes `name`, whichever actor holds it. -EINVAL: as actor_register; -ENOENT: no live actor
+ * holds it. */
+ACTOR_API int actor_unregister(actor_system_t *sys, const char *name);
+
+/* Sets *out to the live actor registered under `name`. -EINVAL: a NULL sys or out, or a name
+ * actor_register refuses; -ENOENT: no live actor holds it (*out is then ACTOR_REF_NONE). The
+ * answer is a snapshot: the actor may stop right after, and a send to it then fails with -ESRCH
+ * as to any stopped actor. */
+ACTOR_API int actor_whereis(actor_system_t *sys, const char *name, actor_ref_t *out);
+
+/* ---------------------------------------------------------------------------------------------
  * Networking: TCP over each worker's reactor (epoll or io_uring)
  *
  * A connection lives on one worker and is owned by one actor living on that same worker; its

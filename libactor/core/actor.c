@@ -6,10 +6,11 @@
  *
  * Stopping, on the home worker:
  *   1. clear the slot (generation bump): new sends fail with -ESRCH;
- *   2. run the destroy callback, send DOWN to the monitors, then an exit signal to each linked
- *      partner (both with the stop reason; the records are freed), then drain the mailbox into
- *      dead letters (a link or monitor request found there is answered as if it had been
- *      recorded: an exit signal or a DOWN with the same reason);
+ *   2. release its registered name, if it has held one (names.c), run the destroy callback,
+ *      send DOWN to the monitors, then an exit signal to each linked partner (both with the
+ *      stop reason; the records are freed), then drain the mailbox into dead letters (a link
+ *      or monitor request found there is answered as if it had been recorded: an exit signal
+ *      or a DOWN with the same reason);
  *   3. close the mailbox (mpsc_close): later pushes by senders that looked the actor up before
  *      step 1 never schedule it; if a push got in first the actor stays scheduled and its next
  *      turn retries the drain and the close;
@@ -675,6 +676,8 @@ static void dead_letter(struct actor_worker *w, struct actor *a, actor_msg_t *m)
 		send_down(w->sys, a, msg_ref(m), a->reason);
 	else if (m->type == MSG_LINK)
 		send_exit(w->sys, a->ref, a->reason, msg_ref(m));
+	else if (m->type == MSG_NAMED)
+		w->sys->names_release(w->sys, a->ref); /* the stop came first: names.c, N2 */
 	else if (m->type < MSG_CONTROL) {
 		actor_system_t *sys = w->sys;
 		if (sys->dead_letter != NULL)
@@ -723,6 +726,8 @@ void actor__kill_now(struct actor_worker *w, struct actor *a, int reason)
 	 * in actor__lookup. Generation 0 is skipped so that no reference id is ever 0. */
 	atomic_store(&s->actor, NULL);
 	atomic_store(&s->gen, gen == 0 ? 1 : gen);
+	if (a->flags & ACTOR_NAMED) /* before any DOWN: names.c, N1 and N3 */
+		w->sys->names_release(w->sys, a->ref);
 
 	if (a->destroy != NULL)
 		a->destroy(a->state);
@@ -793,6 +798,9 @@ static bool handle_control(struct actor_worker *w, struct actor *a, actor_msg_t 
 			w->ctx.kept = false;
 			start(&w->ctx, a->state);
 		}
+		break;
+	case MSG_NAMED:
+		a->flags |= ACTOR_NAMED; /* its stop releases the name (names.c, N2) */
 		break;
 	case MSG_MONITOR:
 		add_monitor(sys, a, msg_ref(m));

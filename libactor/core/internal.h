@@ -54,10 +54,16 @@
 #define MSG_REQUEST (ACTOR_MSG_SYSTEM + 0x160) /* payload: struct actor__req_ctl (request.c) */
 #define MSG_ANSWER (ACTOR_MSG_SYSTEM + 0x161)  /* payload: actor_reply_t, then the bytes */
 
+/* The actor holds a registered name now (names.c): its holder sets ACTOR_NAMED, so that the stop
+ * releases the name; dead-lettered, it releases the name itself. No payload. 0x109-0x10b are
+ * kept for the registry. */
+#define MSG_NAMED (ACTOR_MSG_SYSTEM + 0x108)
+
 enum actor_flags {
 	ACTOR_EXITING = 1,     /* actor_exit called in the current turn */
 	ACTOR_DEAD = 2,        /* stopped: slot cleared, waiting to close its mailbox and retire */
 	ACTOR_BOUND = 4,       /* holds a per-worker resource (a timer it set): never moves */
+	ACTOR_NAMED = 8,       /* has held a registered name: the stop releases it (names.c) */
 	ACTOR_TRAP_EXITS = 16, /* actor_trap_exits: exit signals arrive as ACTOR_MSG_EXIT */
 };
 
@@ -241,6 +247,10 @@ struct actor_system {
 	void *svc_shared[ACTOR_SERVICES_MAX]; /* each service's system-wide state (service.h) */
 	/* Reclamation's end for a retired actor (refs.c calls it; actor.c's): drain, free. */
 	void (*free_retired)(struct actor_worker *w, struct actor *a);
+	/* The name registry (names.c), and its release of a stopped actor's name, which actor.c
+	 * calls through here (names.c itself sends through actor.c). */
+	struct actor__names *names;
+	void (*names_release)(actor_system_t *sys, actor_ref_t ref);
 
 	/* Reference slots: a two-level table that never moves. Chunks are published by CAS. */
 	struct actor__slot *_Atomic *chunks;
@@ -322,6 +332,9 @@ void actor__qsbr_offline(struct actor_worker *w);
 void actor__qsbr_online(struct actor_worker *w);
 void actor__retire(struct actor_worker *w, struct actor *a);
 void actor__reclaim(struct actor_worker *w);
+/* For reclaimers of their own (names.c): true once nothing unlinked before the epoch read as
+ * `tag` can still be reached by a reader (R3, R4); moves the epoch past `tag` if needed. */
+bool actor__qsbr_passed(actor_system_t *sys, uint64_t tag);
 
 /* actor.c: lifecycle on the home worker. */
 void actor__run(struct actor_worker *w, struct actor *a);
@@ -340,6 +353,11 @@ int actor__send_internal_from(actor_system_t *sys, actor_ref_t to, actor_ref_t f
  * messages; counted as one message sent. -ESRCH: `to` has stopped. */
 int actor__send_pair(actor_system_t *sys, actor_ref_t to, actor_ref_t from, actor_msg_t *first,
                      actor_msg_t *second);
+
+/* names.c: the name registry. */
+int actor__names_init(actor_system_t *sys);
+void actor__names_fini(actor_system_t *sys);
+size_t actor__names_count(actor_system_t *sys); /* entries held, stale ones included (tests) */
 
 /* sched.c: workers. */
 int actor__workers_start(actor_system_t *sys);

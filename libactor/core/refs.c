@@ -344,3 +344,20 @@ void actor__reclaim(struct actor_worker *w)
 		sys->free_retired(w, a);
 	}
 }
+
+/* Any thread. What a reclaimer other than the workers' (names.c) unlinked with a seq_cst store
+ * before reading the epoch as `tag` (R3) may be freed once the epoch has moved past `tag`,
+ * every online worker has been quiescent since (its `qs` is greater), and every stripe was
+ * then seen with no outside section in flight (R4: a section begun later cannot find it). */
+bool actor__qsbr_passed(actor_system_t *sys, uint64_t tag)
+{
+	uint64_t e = atomic_load(&sys->epoch);
+	if (e == tag) {
+		/* No worker can have seen a later epoch yet: move it on for the next try. Losing
+		 * the race to another bump is as good. */
+		atomic_compare_exchange_strong(&sys->epoch, &e, e + 1);
+		return false;
+	}
+	/* seq_cst loads after the epoch read, as in actor__reclaim. */
+	return ext_idle(sys) && min_online_qs(sys) > tag;
+}

@@ -119,6 +119,7 @@ static void free_system(actor_system_t *sys)
 		}
 		free(sys->workers);
 	}
+	actor__names_fini(sys); /* after the last dead letter, which may release a name */
 	actor__slots_fini(sys);
 	free(sys);
 }
@@ -170,6 +171,11 @@ int actor_system_create(const actor_config_t *cfg, actor_system_t **out)
 	rc = actor__slots_init(sys);
 	if (rc < 0) {
 		free(sys);
+		return rc;
+	}
+	rc = actor__names_init(sys);
+	if (rc < 0) {
+		free_system(sys);
 		return rc;
 	}
 	rc = services_sys_init(sys, cfg);
