@@ -113,6 +113,23 @@ typedef void actor_behavior_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg);
  * freed after it returns. `to` is the stopped receiver. */
 typedef void actor_dead_letter_fn(void *arg, actor_ref_t to, const actor_msg_t *msg);
 
+/* When a behaviour crashes.
+ *
+ * A fatal signal (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT) on a worker prints one line to
+ * stderr before the process dies, naming the actor that was running, its worker and the message
+ * it was handling, for instance
+ *   libactor: fatal SIGSEGV in a behaviour: actor 0x100000005 "shard-3" on worker 1, handling
+ *   message type 7
+ * (one line; the reference is its id in hex, the name is the spawn option `name`, shown only if
+ * set; "in its start hook" instead of a message type for a start hook; "in the library" if the
+ * signal came from outside a behaviour's call). The process then dies as it would have without
+ * the report: a handler the program had installed before runs next, and the exit status and
+ * core dump are the signal's. The line is written with write(2) from the signal handler, which
+ * runs on an alternate stack of the worker's, so a stack overflow is reported too. The handlers
+ * are installed when the first system created without `no_crash_report` is, and the previous
+ * ones put back when the last such system is freed.
+ */
+
 typedef struct actor_config {
 	unsigned workers; /* worker threads; 0 = one per CPU in the affinity mask */
 	int no_pin;       /* kept for compatibility: 1 = do not pin (the default now) */
@@ -144,6 +161,10 @@ typedef struct actor_config {
 	 * ACTOR_POOL_THREADS_DEFAULT; at most ACTOR_POOL_THREADS_MAX, else -EINVAL. Its first
 	 * thread starts with the system (-EAGAIN if it cannot). */
 	unsigned pool_threads;
+	/* 1 = no report of a fatal signal in a behaviour (see "When a behaviour crashes" above):
+	 * this system installs no signal handler and gives its workers no alternate signal
+	 * stack. 0 (default): reported. Other values: -EINVAL. */
+	int no_crash_report;
 } actor_config_t;
 
 #define ACTOR_SHUTDOWN_DRAIN_MS ACTOR_TCP_LINGER_MS
@@ -201,7 +222,8 @@ typedef struct actor_spawn_opts {
 	unsigned worker;       /* ACTOR_PLACE_FIXED */
 	actor_place_fn *place; /* ACTOR_PLACE_CALLBACK */
 	void *place_arg;
-	const char *name;             /* shown in actor_info; not copied, must outlive the actor */
+	const char *name;             /* shown by actor_info and in reports; not copied, must
+	                               * outlive the actor; not a registered name ("Names") */
 	void (*destroy)(void *state); /* called with the state on the home worker at stop */
 	/* 1 = the actor stays on the worker placement picked, always. 0 (default): placement is a
 	 * first guess. Between messages the library may move the actor's home toward the worker
@@ -374,7 +396,7 @@ ACTOR_API int actor_trap_exits(actor_ctx_t *ctx, int on);
  * sharded server looks its shards up by name). A name names one actor, and an actor holds at
  * most one name, as in Erlang. A name is 1 to ACTOR_NAME_MAX bytes (compared as bytes, up to
  * its NUL); the registry keeps a copy. The spawn option `name` is something else: a label shown
- * by actor_info, never registered.
+ * by actor_info and in crash reports, never registered.
  *
  * A name is released when its actor stops, whatever the reason (actor_exit, actor_stop,
  * shutdown): from the first step of the stop on, before its destroy callback runs and before any

@@ -796,7 +796,9 @@ static bool handle_control(struct actor_worker *w, struct actor *a, actor_msg_t 
 			/* A behaviour's call without a message: actor_msg_keep says so. */
 			w->ctx.msg = NULL;
 			w->ctx.kept = false;
+			actor__call_begin(w, a);
 			start(&w->ctx, a->state);
+			actor__call_end(w);
 		}
 		break;
 	case MSG_NAMED:
@@ -902,7 +904,9 @@ void actor__run(struct actor_worker *w, struct actor *a)
 			n++;
 		ctx->msg = m;
 		ctx->kept = false;
+		actor__call_begin(w, a); /* a plain store: a crash report knows it is in a call */
 		a->fn(ctx, a->state, m);
+		actor__call_end(w);
 		/* `m` may belong to someone else now (forwarded with actor_send_msg, and maybe
 		 * freed on another worker already): the service's note says what it needs. */
 		if (svc != NULL)

@@ -118,6 +118,13 @@ struct actor {
 _Static_assert(sizeof(struct actor) <= 96, "an idle actor fits jemalloc's 96-byte class");
 _Static_assert(ACTOR_WORKERS_MAX < UINT16_MAX, "a worker index fits `home` and `waker`");
 
+/* The spawn option `name` (immutable; NULL if none). Every reader outside actor_spawn goes
+ * through here, so that where the name lives can change in one place. */
+static inline const char *actor__name(const struct actor *a)
+{
+	return a->name;
+}
+
 /* What a behaviour's ctx points at: one per worker, describing the current turn. */
 struct actor_ctx {
 	struct actor *actor;
@@ -181,6 +188,12 @@ struct actor_worker {
 	/* QSBR: the epoch seen at the last quiescent point, UINT64_MAX while offline. Written by
 	 * the worker, read by every reclaimer. */
 	_Atomic uint64_t qs;
+
+	/* Behaviour calls (actor__call_begin/_end): `calls` is odd while a behaviour (or a start
+	 * hook) runs. Written by the worker only, twice a call, with plain stores (no
+	 * read-modify-write); read by a crash report on this thread (crash.c). A line of its own,
+	 * for readers on other threads to come. */
+	CK_CC_CACHELINE _Atomic uint64_t calls;
 
 	CK_CC_CACHELINE struct actor_system *sys;
 	unsigned index;
@@ -251,6 +264,8 @@ struct actor_system {
 	 * calls through here (names.c itself sends through actor.c). */
 	struct actor__names *names;
 	void (*names_release)(actor_system_t *sys, actor_ref_t ref);
+	/* Crash evidence: fatal signals on this system's workers are reported (crash.c). */
+	bool crash_report;
 
 	/* Reference slots: a two-level table that never moves. Chunks are published by CAS. */
 	struct actor__slot *_Atomic *chunks;
@@ -312,6 +327,24 @@ static inline struct actor_worker *actor__ctx_worker(const actor_ctx_t *ctx)
 	return ctx->worker;
 }
 
+/* Owner only: a behaviour (or start hook) of `a` is about to run on `w`. A plain store: no
+ * clock, no read-modify-write. */
+static inline void actor__call_begin(struct actor_worker *w, const struct actor *a)
+{
+	(void)a;
+	/* relaxed: read by this thread only, in a signal handler. */
+	atomic_store_explicit(&w->calls, atomic_load_explicit(&w->calls, memory_order_relaxed) + 1,
+	                      memory_order_relaxed);
+}
+
+/* Owner only: the call begun last has returned. */
+static inline void actor__call_end(struct actor_worker *w)
+{
+	/* relaxed: as in actor__call_begin. */
+	atomic_store_explicit(&w->calls, atomic_load_explicit(&w->calls, memory_order_relaxed) + 1,
+	                      memory_order_relaxed);
+}
+
 static inline size_t actor__msg_bytes(const actor_msg_t *m)
 {
 	return sizeof(*m) + m->size;
@@ -358,6 +391,10 @@ int actor__send_pair(actor_system_t *sys, actor_ref_t to, actor_ref_t from, acto
 int actor__names_init(actor_system_t *sys);
 void actor__names_fini(actor_system_t *sys);
 size_t actor__names_count(actor_system_t *sys); /* entries held, stale ones included (tests) */
+
+/* crash.c: fatal-signal reports, process-wide; each install is undone by one uninstall. */
+int actor__crash_install(void);
+void actor__crash_uninstall(void);
 
 /* sched.c: workers. */
 int actor__workers_start(actor_system_t *sys);

@@ -121,6 +121,8 @@ static void free_system(actor_system_t *sys)
 	}
 	actor__names_fini(sys); /* after the last dead letter, which may release a name */
 	actor__slots_fini(sys);
+	if (sys->crash_report)
+		actor__crash_uninstall();
 	free(sys);
 }
 
@@ -134,7 +136,7 @@ int actor_system_create(const actor_config_t *cfg, actor_system_t **out)
 	if (cfg->workers > ACTOR_WORKERS_MAX || cfg->spin_us < -1 || cfg->spin_us > 1000000 ||
 	    cfg->shutdown_drain_ms < -1 || cfg->shutdown_drain_ms > ACTOR_TCP_LINGER_MS ||
 	    cfg->no_move < 0 || cfg->no_move > 1 || cfg->pin < 0 || cfg->pin > 1 ||
-	    (cfg->pin && cfg->no_pin))
+	    (cfg->pin && cfg->no_pin) || cfg->no_crash_report < 0 || cfg->no_crash_report > 1)
 		return -EINVAL;
 
 	/* Aligned, so that the cache-line padding in the struct matches the real lines. */
@@ -177,6 +179,14 @@ int actor_system_create(const actor_config_t *cfg, actor_system_t **out)
 	if (rc < 0) {
 		free_system(sys);
 		return rc;
+	}
+	if (!cfg->no_crash_report) {
+		rc = actor__crash_install();
+		if (rc < 0) {
+			free_system(sys);
+			return rc;
+		}
+		sys->crash_report = true; /* before the workers start: they read it */
 	}
 	rc = services_sys_init(sys, cfg);
 	if (rc < 0) {

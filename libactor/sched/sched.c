@@ -16,6 +16,8 @@
 
 #include <errno.h>
 #include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -701,12 +703,44 @@ static int reactor_start(struct actor_worker *w)
 	return rc;
 }
 
+/* Crash reports (crash.c) run on an alternate signal stack, so that a behaviour that overflowed
+ * the worker's stack is reported too. The report needs well under a kilobyte; the rest is for a
+ * handler it chains to (the program's own, or a sanitizer's). */
+#define ALTSTACK_BYTES (64u << 10)
+
+/* This thread's alternate signal stack, the one it had before kept in *old; NULL if none. */
+static void *altstack_on(stack_t *old)
+{
+	stack_t ss = {.ss_sp = malloc(ALTSTACK_BYTES), .ss_size = ALTSTACK_BYTES};
+	if (ss.ss_sp == NULL || sigaltstack(&ss, old) != 0) {
+		free(ss.ss_sp);
+		return NULL;
+	}
+	return ss.ss_sp;
+}
+
+/* Puts the thread's previous alternate stack back (a sanitizer frees its own at thread exit). */
+static void altstack_off(void *sp, const stack_t *old)
+{
+	if (sp == NULL)
+		return;
+	stack_t prev = *old;
+	if (prev.ss_flags & SS_DISABLE)
+		prev = (stack_t){.ss_flags = SS_DISABLE};
+	else
+		prev.ss_flags = 0;
+	sigaltstack(&prev, NULL);
+	free(sp);
+}
+
 static void *worker_main(void *arg)
 {
 	struct actor_worker *w = arg;
 	actor_system_t *sys = w->sys;
 	if (reactor_start(w) < 0)
 		return NULL;
+	stack_t old_altstack;
+	void *altstack = sys->crash_report ? altstack_on(&old_altstack) : NULL;
 	actor__tls_worker = w;
 	actor__msg_cache_attach(&w->msg_cache);
 	actor__qsbr_online(w);
@@ -748,6 +782,7 @@ static void *worker_main(void *arg)
 	w->reactor = NULL;
 	actor__qsbr_offline(w);
 	actor__tls_worker = NULL;
+	altstack_off(altstack, &old_altstack);
 	return NULL;
 }
 
