@@ -113,7 +113,7 @@ typedef void actor_behavior_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg);
  * freed after it returns. `to` is the stopped receiver. */
 typedef void actor_dead_letter_fn(void *arg, actor_ref_t to, const actor_msg_t *msg);
 
-/* When a behaviour crashes.
+/* When a behaviour crashes, or takes too long.
  *
  * A fatal signal (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT) on a worker prints one line to
  * stderr before the process dies, naming the actor that was running, its worker and the message
@@ -128,7 +128,28 @@ typedef void actor_dead_letter_fn(void *arg, actor_ref_t to, const actor_msg_t *
  * runs on an alternate stack of the worker's, so a stack overflow is reported too. The handlers
  * are installed when the first system created without `no_crash_report` is, and the previous
  * ones put back when the last such system is freed.
+ *
+ * The watchdog: a thread per system (unless watchdog_ms is -1) reports each behaviour call (or
+ * start hook) that has run longer than watchdog_ms, without stopping it: once the call has run
+ * the limit, and again each time its running time doubles. The workers read no clock for it.
+ * Report lines go to stderr ("libactor: watchdog: actor 0x100000005 "shard-3" on worker 1 has
+ * been in one behaviour call for 1.250 s ..."), or to the hook below if one is set. A call
+ * shorter than 1.25 times the limit may go unreported (the thread samples four times a limit).
  */
+typedef struct actor_watchdog_report {
+	actor_ref_t actor;   /* whose behaviour call has run long */
+	const char *name;    /* its spawn name, or NULL */
+	unsigned worker;     /* the worker it holds */
+	uint64_t running_ns; /* how long the call has run, at least */
+} actor_watchdog_report_t;
+
+/* Receives a watchdog report on the watchdog's thread. It may call what any thread may
+ * (actor_send, actor_info, actor_system_shutdown, ...) but not actor_system_free, and should
+ * return soon: the next samples wait for it. */
+typedef void actor_watchdog_fn(void *arg, const actor_watchdog_report_t *report);
+
+#define ACTOR_WATCHDOG_MS_DEFAULT 1000 /* see the watchdog_ms field */
+#define ACTOR_WATCHDOG_MS_MAX 3600000  /* an hour */
 
 typedef struct actor_config {
 	unsigned workers; /* worker threads; 0 = one per CPU in the affinity mask */
@@ -165,6 +186,15 @@ typedef struct actor_config {
 	 * this system installs no signal handler and gives its workers no alternate signal
 	 * stack. 0 (default): reported. Other values: -EINVAL. */
 	int no_crash_report;
+	/* How long (ms) a behaviour call may run before the watchdog reports it: 0 =
+	 * ACTOR_WATCHDOG_MS_DEFAULT (1 s: a behaviour should return in microseconds, and one that
+	 * takes a second is blocked or is holding up every actor of its worker as long); -1 = no
+	 * watchdog (no thread); at most ACTOR_WATCHDOG_MS_MAX, else -EINVAL. actor_system_create
+	 * fails with -EAGAIN if the thread cannot start. */
+	int watchdog_ms;
+	/* Optional: receives the watchdog's reports instead of stderr (see above). */
+	actor_watchdog_fn *watchdog;
+	void *watchdog_arg;
 } actor_config_t;
 
 #define ACTOR_SHUTDOWN_DRAIN_MS ACTOR_TCP_LINGER_MS

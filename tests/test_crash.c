@@ -1,11 +1,16 @@
 /* test_crash.c: crash evidence. A fatal signal in a behaviour (a NULL dereference, abort, a
  * stack overflow, a crash in a start hook) prints one line naming the actor, its worker and its
  * message, and the process still dies of that signal; a handler the program had installed runs
- * after the line; a system created with no_crash_report prints nothing.
+ * after the line; a system created with no_crash_report prints nothing. The watchdog reports a
+ * behaviour call stuck on a gate (through its hook, and on stderr), never reports when turned
+ * off, and its sampling rule is checked sample by sample.
  *
  * A crashing program is a child: this program run again (/proc/self/exe) as "--child MODE", its
  * stderr a pipe the test reads. The sanitizers are asked to leave the fatal signals alone in the
  * child (handle_segv=0, ...), so that it dies of the signal as it would without them.
+ *
+ * Linked with the library's objects: the watchdog's rule (actor__watch_sample) is driven
+ * directly.
  */
 #include "common.h"
 
@@ -13,13 +18,17 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 
+#include "core/internal.h"
+
+#define WATCHDOG_MS 50 /* short, so that the tests are quick; the rule holds at any limit */
+
 /* ---------------------------------------------------------------------------------------------
  * The child: one crash, on purpose
  */
 
 static volatile intptr_t zero; /* a NULL the compiler cannot see, so it emits a real load */
 
-enum { MSG_CRASH = 7, MSG_ABORT = 9, MSG_RECURSE = 11 };
+enum { MSG_CRASH = 7, MSG_ABORT = 9, MSG_RECURSE = 11, MSG_WAIT = 13 };
 
 static volatile unsigned depth_max = UINT32_MAX; /* far beyond any stack */
 
@@ -43,6 +52,13 @@ static void crashing_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
 		abort();
 	else if (msg->type == MSG_RECURSE)
 		(void)recurse(NULL, 0);
+	else if (msg->type == MSG_WAIT) {
+		char c;
+		ssize_t n =
+		    read(STDIN_FILENO, &c, 1); /* blocks its worker until the parent writes */
+		(void)n;
+		actor_exit(ctx, ACTOR_REASON_NORMAL);
+	}
 }
 
 static void crashing_start(actor_ctx_t *ctx, void *state)
@@ -79,9 +95,11 @@ static void child_spawn(actor_system_t *sys, const char *name, unsigned worker, 
 
 static int child_main(const char *mode)
 {
-	actor_config_t cfg = {.workers = 2};
+	actor_config_t cfg = {.workers = 2, .watchdog_ms = -1};
 	if (strcmp(mode, "quiet") == 0)
 		cfg.no_crash_report = 1;
+	if (strcmp(mode, "watchdog") == 0)
+		cfg.watchdog_ms = WATCHDOG_MS;
 	if (strcmp(mode, "chain") == 0)
 		signal(SIGSEGV, programs_handler);
 	actor_system_t *sys;
@@ -95,6 +113,8 @@ static int child_main(const char *mode)
 		child_spawn(sys, "deep", 1, MSG_RECURSE, NULL);
 	else if (strcmp(mode, "start") == 0)
 		child_spawn(sys, "starter", 1, 0, crashing_start);
+	else if (strcmp(mode, "watchdog") == 0)
+		child_spawn(sys, "sleeper", 1, MSG_WAIT, NULL);
 	else
 		return 5;
 	actor_system_run(sys);
@@ -285,13 +305,156 @@ START_TEST(no_crash_report_prints_nothing_and_the_signal_still_kills)
 }
 END_TEST
 
-START_TEST(bad_crash_settings_are_refused)
+/* The default watchdog line: the behaviour blocks its worker in read(2) until the parent has
+ * seen the line. */
+START_TEST(the_watchdog_prints_a_line_for_a_blocked_behaviour)
+{
+	struct child c;
+	child_start(&c, "watchdog");
+	bool seen = child_read_until(&c, "libactor: watchdog:", TEST_WATCHDOG);
+	ck_assert_int_eq(write(c.in, "x", 1), 1);
+	child_finish(&c);
+	ck_assert_msg(seen, "no watchdog line; the child said:\n%s", c.out);
+	ck_assert_msg(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0, "status 0x%x:\n%s",
+	              (unsigned)c.status, c.out);
+	char ref[32], line[128];
+	snprintf(line, sizeof(line),
+	         "libactor: watchdog: actor %s \"sleeper\" on worker 1 has been",
+	         child_ref(&c, ref, sizeof(ref)));
+	ck_assert_msg(strstr(c.out, line) != NULL, "expected\n%s\nin\n%s", line, c.out);
+	ck_assert(strstr(c.out, "libactor: fatal") == NULL);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------------
+ * The watchdog in this process, through its hook
+ */
+
+#define REPORTS_KEPT 16
+
+struct reports {
+	pthread_mutex_t lock;
+	unsigned n;
+	actor_watchdog_report_t r[REPORTS_KEPT];
+	char names[REPORTS_KEPT][32];
+	atomic_int *gate; /* opened at the first report */
+};
+
+static void record_report(void *arg, const actor_watchdog_report_t *r)
+{
+	struct reports *rs = arg;
+	pthread_mutex_lock(&rs->lock);
+	if (rs->n < REPORTS_KEPT) {
+		rs->r[rs->n] = *r;
+		snprintf(rs->names[rs->n], sizeof(rs->names[0]), "%s",
+		         r->name ? r->name : "(null)");
+	}
+	rs->n++;
+	pthread_mutex_unlock(&rs->lock);
+	if (rs->gate != NULL)
+		gate_open(rs->gate);
+}
+
+struct stuck {
+	atomic_int *gate;
+	atomic_int in; /* its call has begun */
+};
+
+static void stuck_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	struct stuck *st = state;
+	(void)msg;
+	atomic_store(&st->in, 1);
+	gate_wait(st->gate);
+	actor_exit(ctx, ACTOR_REASON_NORMAL);
+}
+
+static actor_system_t *watched_system(int watchdog_ms, struct reports *rs)
+{
+	pthread_mutex_init(&rs->lock, NULL);
+	actor_config_t cfg = {.workers = 2,
+	                      .watchdog_ms = watchdog_ms,
+	                      .watchdog = record_report,
+	                      .watchdog_arg = rs};
+	return system_new_cfg(&cfg);
+}
+
+/* Two systems, each with an actor stuck on the same gate: one with the watchdog, one without.
+ * The unwatched call begins first and the first report opens the gate, so both calls last the
+ * limit at least, and only the watched one is reported: at least once, named right, each report
+ * at the next doubling. */
+START_TEST(the_watchdog_reports_a_stuck_call_and_is_silent_when_off)
+{
+	static atomic_int gate;
+	static struct reports on = {.gate = &gate}, off;
+	static struct stuck sa = {.gate = &gate}, sb = {.gate = &gate};
+	actor_system_t *sys = watched_system(WATCHDOG_MS, &on);
+	actor_system_t *quiet = watched_system(-1, &off);
+	actor_spawn_opts_t o = {.name = "stuck", .placement = ACTOR_PLACE_FIXED, .worker = 1};
+	actor_ref_t a = spawn_ok(sys, &o, stuck_fn, &sa);
+	actor_ref_t b = spawn_ok(quiet, &o, stuck_fn, &sb);
+	send_ok(quiet, b, 1, NULL, 0);
+	assert_eventually(atomic_load(&sb.in), TEST_WATCHDOG);
+	send_ok(sys, a, 1, NULL, 0);
+	system_run_to_end(sys, TEST_WATCHDOG, "a stuck call, watched");
+	system_run_to_end(quiet, TEST_WATCHDOG, "a stuck call, not watched");
+	actor_system_free(sys);
+	actor_system_free(quiet);
+
+	ck_assert_uint_eq(off.n, 0);
+	ck_assert_uint_ge(on.n, 1);
+	for (unsigned k = 0; k < on.n && k < REPORTS_KEPT; k++) {
+		ck_assert(actor_ref_eq(on.r[k].actor, a));
+		ck_assert_str_eq(on.names[k], "stuck");
+		ck_assert_uint_eq(on.r[k].worker, 1);
+		uint64_t at_least = (uint64_t)WATCHDOG_MS * 1000000u << k;
+		ck_assert_msg(on.r[k].running_ns >= at_least,
+		              "report %u: %" PRIu64 " ns < %" PRIu64, k, on.r[k].running_ns,
+		              at_least);
+	}
+}
+END_TEST
+
+/* The rule, sample by sample: limit 100, times in ns. */
+START_TEST(the_watchdog_reports_once_per_doubling_of_one_call)
+{
+	struct actor__watch s = {.next = 100};
+	uint64_t ran = 0;
+	ck_assert(!actor__watch_sample(&s, 0, 10, 100, &ran)); /* between calls */
+	ck_assert(!actor__watch_sample(&s, 0, 500, 100, &ran));
+	ck_assert(!actor__watch_sample(&s, 1, 520, 100, &ran)); /* a call, first seen */
+	ck_assert(!actor__watch_sample(&s, 1, 610, 100, &ran)); /* 90: not yet */
+	ck_assert(actor__watch_sample(&s, 1, 620, 100, &ran));  /* 100: reported */
+	ck_assert_uint_eq(ran, 100);
+	ck_assert(!actor__watch_sample(&s, 1, 700, 100, &ran)); /* once */
+	ck_assert(actor__watch_sample(&s, 1, 730, 100, &ran));  /* 210: the first doubling */
+	ck_assert_uint_eq(ran, 210);
+	ck_assert(actor__watch_sample(&s, 1, 1500, 100, &ran)); /* 980: once for 400 and 800 */
+	ck_assert_uint_eq(ran, 980);
+	ck_assert(!actor__watch_sample(&s, 1, 2100, 100, &ran)); /* 1580 < 1600 */
+	ck_assert(!actor__watch_sample(&s, 2, 2200, 100, &ran)); /* it returned */
+	ck_assert(!actor__watch_sample(&s, 2, 9000, 100, &ran)); /* idle worker: nothing */
+	ck_assert(!actor__watch_sample(&s, 5, 9100, 100, &ran)); /* two calls later: counted anew */
+	ck_assert(!actor__watch_sample(&s, 5, 9199, 100, &ran));
+	ck_assert(actor__watch_sample(&s, 5, 9200, 100, &ran));
+	ck_assert_uint_eq(ran, 100);
+	/* Many short calls between samples: never reported, however long the worker is busy. */
+	for (uint64_t i = 0, t = 10000; i < 100; i++, t += 1000)
+		ck_assert(!actor__watch_sample(&s, 7 + 2 * i, t, 100, &ran));
+}
+END_TEST
+
+START_TEST(bad_crash_and_watchdog_settings_are_refused)
 {
 	actor_system_t *sys = NULL;
 	ck_assert_int_eq(actor_system_create(&(actor_config_t){.no_crash_report = 2}, &sys),
 	                 -EINVAL);
 	ck_assert_int_eq(actor_system_create(&(actor_config_t){.no_crash_report = -1}, &sys),
 	                 -EINVAL);
+	ck_assert_int_eq(actor_system_create(&(actor_config_t){.watchdog_ms = -2}, &sys), -EINVAL);
+	ck_assert_int_eq(
+	    actor_system_create(&(actor_config_t){.watchdog_ms = ACTOR_WATCHDOG_MS_MAX + 1}, &sys),
+	    -EINVAL);
 	ck_assert_ptr_null(sys);
 }
 END_TEST
@@ -306,7 +469,13 @@ static Suite *crash_suite(void)
 	tcase_add_test(tc, a_crash_in_a_start_hook_says_so);
 	tcase_add_test(tc, the_programs_own_handler_runs_after_the_report);
 	tcase_add_test(tc, no_crash_report_prints_nothing_and_the_signal_still_kills);
-	tcase_add_test(tc, bad_crash_settings_are_refused);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_new("watchdog", TEST_TIMEOUT);
+	tcase_add_test(tc, the_watchdog_prints_a_line_for_a_blocked_behaviour);
+	tcase_add_test(tc, the_watchdog_reports_a_stuck_call_and_is_silent_when_off);
+	tcase_add_test(tc, the_watchdog_reports_once_per_doubling_of_one_call);
+	tcase_add_test(tc, bad_crash_and_watchdog_settings_are_refused);
 	suite_add_tcase(s, tc);
 	return s;
 }

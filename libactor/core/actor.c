@@ -904,7 +904,7 @@ void actor__run(struct actor_worker *w, struct actor *a)
 			n++;
 		ctx->msg = m;
 		ctx->kept = false;
-		actor__call_begin(w, a); /* a plain store: a crash report knows it is in a call */
+		actor__call_begin(w, a); /* plain stores: watchdog and crash reports (internal.h) */
 		a->fn(ctx, a->state, m);
 		actor__call_end(w);
 		/* `m` may belong to someone else now (forwarded with actor_send_msg, and maybe

@@ -190,10 +190,13 @@ struct actor_worker {
 	_Atomic uint64_t qs;
 
 	/* Behaviour calls (actor__call_begin/_end): `calls` is odd while a behaviour (or a start
-	 * hook) runs. Written by the worker only, twice a call, with plain stores (no
-	 * read-modify-write); read by a crash report on this thread (crash.c). A line of its own,
-	 * for readers on other threads to come. */
+	 * hook) runs, `call_ref` the id of the actor whose call it is. Written by the worker only,
+	 * twice a call, with plain stores (release, no read-modify-write); read by the system's
+	 * watchdog thread a few times per limit (watchdog.c) and by a crash report on this
+	 * thread (crash.c). A line of their own, so that the watchdog's reads disturb nothing
+	 * else. */
 	CK_CC_CACHELINE _Atomic uint64_t calls;
+	_Atomic uint64_t call_ref;
 
 	CK_CC_CACHELINE struct actor_system *sys;
 	unsigned index;
@@ -264,8 +267,10 @@ struct actor_system {
 	 * calls through here (names.c itself sends through actor.c). */
 	struct actor__names *names;
 	void (*names_release)(actor_system_t *sys, actor_ref_t ref);
-	/* Crash evidence: fatal signals on this system's workers are reported (crash.c). */
+	/* Crash evidence: fatal signals on this system's workers are reported (crash.c), and the
+	 * watchdog thread, if any, reports long behaviour calls (watchdog.c). */
 	bool crash_report;
+	struct actor__watchdog *watchdog;
 
 	/* Reference slots: a two-level table that never moves. Chunks are published by CAS. */
 	struct actor__slot *_Atomic *chunks;
@@ -327,22 +332,25 @@ static inline struct actor_worker *actor__ctx_worker(const actor_ctx_t *ctx)
 	return ctx->worker;
 }
 
-/* Owner only: a behaviour (or start hook) of `a` is about to run on `w`. A plain store: no
- * clock, no read-modify-write. */
+/* Owner only: a behaviour (or start hook) of `a` is about to run on `w`. Two plain stores: no
+ * clock, no read-modify-write (the watchdog samples them from its thread). */
 static inline void actor__call_begin(struct actor_worker *w, const struct actor *a)
 {
-	(void)a;
-	/* relaxed: read by this thread only, in a signal handler. */
+	/* release: the previous call's end is visible before this ref, for the watchdog's
+	 * acquire load of it (watchdog.c, report). */
+	atomic_store_explicit(&w->call_ref, a->ref.id, memory_order_release);
+	/* release: pairs with the watchdog's acquire load of `calls`: an odd count it reads
+	 * comes with this call's ref. Relaxed read of our own counter. */
 	atomic_store_explicit(&w->calls, atomic_load_explicit(&w->calls, memory_order_relaxed) + 1,
-	                      memory_order_relaxed);
+	                      memory_order_release);
 }
 
 /* Owner only: the call begun last has returned. */
 static inline void actor__call_end(struct actor_worker *w)
 {
-	/* relaxed: as in actor__call_begin. */
+	/* release: as in actor__call_begin. */
 	atomic_store_explicit(&w->calls, atomic_load_explicit(&w->calls, memory_order_relaxed) + 1,
-	                      memory_order_relaxed);
+	                      memory_order_release);
 }
 
 static inline size_t actor__msg_bytes(const actor_msg_t *m)
@@ -395,6 +403,18 @@ size_t actor__names_count(actor_system_t *sys); /* entries held, stale ones incl
 /* crash.c: fatal-signal reports, process-wide; each install is undone by one uninstall. */
 int actor__crash_install(void);
 void actor__crash_uninstall(void);
+
+/* watchdog.c: one thread per system reporting long behaviour calls. */
+int actor__watchdog_start(actor_system_t *sys, const actor_config_t *cfg);
+void actor__watchdog_stop(actor_system_t *sys);
+/* What the watchdog keeps per worker, and its decision for one sample (tests drive it). */
+struct actor__watch {
+	uint64_t calls; /* the count last seen */
+	uint64_t since; /* when it was first seen */
+	uint64_t next;  /* how long a call must have run for its next report */
+};
+bool actor__watch_sample(struct actor__watch *s, uint64_t calls, uint64_t now, uint64_t limit,
+                         uint64_t *running);
 
 /* sched.c: workers. */
 int actor__workers_start(actor_system_t *sys);

@@ -102,6 +102,7 @@ static void services_sys_fini(actor_system_t *sys)
 
 static void free_system(actor_system_t *sys)
 {
+	actor__watchdog_stop(sys); /* it reads the workers' counts */
 	if (sys->workers != NULL) {
 		for (unsigned i = 0; i < sys->nworkers; i++)
 			actor__services_fini(&sys->workers[i]); /* a no-op if the worker ran it */
@@ -136,7 +137,8 @@ int actor_system_create(const actor_config_t *cfg, actor_system_t **out)
 	if (cfg->workers > ACTOR_WORKERS_MAX || cfg->spin_us < -1 || cfg->spin_us > 1000000 ||
 	    cfg->shutdown_drain_ms < -1 || cfg->shutdown_drain_ms > ACTOR_TCP_LINGER_MS ||
 	    cfg->no_move < 0 || cfg->no_move > 1 || cfg->pin < 0 || cfg->pin > 1 ||
-	    (cfg->pin && cfg->no_pin) || cfg->no_crash_report < 0 || cfg->no_crash_report > 1)
+	    (cfg->pin && cfg->no_pin) || cfg->no_crash_report < 0 || cfg->no_crash_report > 1 ||
+	    cfg->watchdog_ms < -1 || cfg->watchdog_ms > ACTOR_WATCHDOG_MS_MAX)
 		return -EINVAL;
 
 	/* Aligned, so that the cache-line padding in the struct matches the real lines. */
@@ -208,6 +210,14 @@ int actor_system_create(const actor_config_t *cfg, actor_system_t **out)
 	}
 
 	rc = actor__workers_start(sys);
+	if (rc < 0) {
+		atomic_store(&sys->shutdown, 1);
+		actor__wake_all(sys);
+		actor__workers_join(sys);
+		free_system(sys);
+		return rc;
+	}
+	rc = actor__watchdog_start(sys, cfg);
 	if (rc < 0) {
 		atomic_store(&sys->shutdown, 1);
 		actor__wake_all(sys);
