@@ -613,6 +613,14 @@ int actor_trap_exits(actor_ctx_t *ctx, int on)
 	return 0;
 }
 
+int actor__trap_stop(actor_ctx_t *ctx)
+{
+	if (!ctx_valid(ctx))
+		return -EINVAL;
+	ctx->actor->flags |= ACTOR_TRAP_STOP;
+	return 0;
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Stopping (home worker only)
  */
@@ -823,6 +831,8 @@ static bool handle_control(struct actor_worker *w, struct actor *a, actor_msg_t 
 			return true;
 		break;
 	case MSG_STOP:
+		if (a->flags & ACTOR_TRAP_STOP)
+			return true; /* the behaviour stops in its own time (actor__trap_stop) */
 		exit_after(a, ACTOR_REASON_KILLED);
 		break;
 	}

@@ -65,6 +65,7 @@ enum actor_flags {
 	ACTOR_BOUND = 4,       /* holds a per-worker resource (a timer it set): never moves */
 	ACTOR_NAMED = 8,       /* has held a registered name: the stop releases it (names.c) */
 	ACTOR_TRAP_EXITS = 16, /* actor_trap_exits: exit signals arrive as ACTOR_MSG_EXIT */
+	ACTOR_TRAP_STOP = 32,  /* actor__trap_stop: actor_stop arrives as MSG_STOP (supervisors) */
 };
 
 /* A small array of references, grown by doubling. */
@@ -378,6 +379,11 @@ void actor__reclaim(struct actor_worker *w);
 bool actor__qsbr_passed(actor_system_t *sys, uint64_t tag);
 
 /* actor.c: lifecycle on the home worker. */
+/* Inside a behaviour: from now on, actor_stop does not stop the calling actor; its request
+ * reaches the behaviour as a message of type MSG_STOP (no payload; the sender is who asked), and
+ * the behaviour stops when it is ready. For supervisors (supervise/), which stop their children
+ * in order first. Costs nothing on the send or turn paths: MSG_STOP is a control message. */
+int actor__trap_stop(actor_ctx_t *ctx);
 void actor__run(struct actor_worker *w, struct actor *a);
 void actor__kill_now(struct actor_worker *w, struct actor *a, int reason);
 void actor__free_retired(struct actor_worker *w, struct actor *a); /* drains, then frees */
@@ -474,7 +480,7 @@ uint64_t actor__now_ns(void); /* CLOCK_MONOTONIC (sched.c) */
 
 /* The service that owns system message type `type` (service.h), or NULL. */
 static inline const struct actor__service_ops *actor__svc_of(const actor_system_t *sys,
-                                                            uint32_t type)
+                                                             uint32_t type)
 {
 	unsigned i = sys->svc_of_block[actor__msg_block(type)];
 	return i != 0 ? sys->svcs[i - 1] : NULL;
