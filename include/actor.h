@@ -342,7 +342,8 @@ ACTOR_API int actor_msg_keep(actor_ctx_t *ctx);
  * Lifecycle from anywhere
  */
 
-/* Asks `target` to stop with ACTOR_REASON_KILLED after the messages already in its mailbox. */
+/* Asks `target` to stop with ACTOR_REASON_KILLED after the messages already in its mailbox (a
+ * supervisor stops its children first: see "Supervisors"). */
 ACTOR_API int actor_stop(actor_system_t *sys, actor_ref_t target);
 
 /* `watcher` gets one ACTOR_MSG_DOWN when `target` stops (at once, with ACTOR_REASON_NOPROC, if
@@ -1173,6 +1174,231 @@ ACTOR_API int actor_reply_to(actor_ctx_t *ctx, const actor_reply_handle_t *h, ui
 ACTOR_API int actor_request_wait(actor_system_t *sys, actor_ref_t to, uint32_t type,
                                  const void *data, size_t len, uint64_t timeout_ns,
                                  actor_msg_t **reply);
+
+/* ---------------------------------------------------------------------------------------------
+ * Supervisors
+ *
+ * A supervisor is an actor that starts children from specifications, is linked to each and
+ * traps their exits, and restarts them when they stop, within limits, as Erlang/OTP's
+ * supervisor does. Its behaviour is the library's; it answers only the calls below and ignores
+ * any other message.
+ *
+ * Restart types (actor_child_spec_t.restart): a PERMANENT child is restarted whenever it
+ * stops; a TRANSIENT one only after an abnormal stop (a reason other than ACTOR_REASON_NORMAL
+ * and ACTOR_REASON_SHUTDOWN); a TEMPORARY one never. A child that stops and is not restarted
+ * (TEMPORARY, or TRANSIENT stopping normally) is removed from the supervisor, and its stop does
+ * not touch its siblings.
+ *
+ * Strategies (actor_supervisor_opts_t.strategy), when a child must be restarted:
+ *   ACTOR_ONE_FOR_ONE   restarts that child alone;
+ *   ACTOR_ONE_FOR_ALL   stops every other running child, in reverse start order, then starts
+ *                       them all again in start order;
+ *   ACTOR_REST_FOR_ONE  stops the running children started after it, in reverse order, then
+ *                       starts it and them again in order.
+ * A TEMPORARY child stopped that way is removed, not restarted.
+ *
+ * A restart is a new actor with a new reference: references are generation-checked, so the
+ * failed child's reference fails with -ESRCH from then on and never reaches its successor.
+ * Holders find the new one by asking the supervisor (actor_supervisor_which_children). The
+ * messages still queued for the failed child, like the one it failed on, are dead-lettered
+ * (counted, given to the dead-letter hook), not redelivered: they may be what made it fail, and
+ * handing them to its successor could make it fail again, and again.
+ *
+ * Intensity: a supervisor that must restart more than `intensity` times within `period_ms`
+ * gives up: it stops its children in reverse start order, then stops with
+ * ACTOR_REASON_RESTARTS, which its parent sees through its link or monitor (a supervisor of
+ * supervisors restarts it as any child). Each failure that leads to a restart counts once,
+ * whatever the strategy restarts.
+ *
+ * Backoff: with backoff_min_ms set, a restart waits backoff_min_ms after a child's first
+ * failure, twice that after its second in a row, and so on up to backoff_max_ms; a child that
+ * ran for backoff_reset_ms before it failed starts again from backoff_min_ms. The supervisor
+ * goes on with its other work meanwhile. Without it (0, the default) a restart is immediate.
+ *
+ * Start: children are started in order, each before the next: its make_state runs in the
+ * supervisor's turn and its actor is spawned, linked to the supervisor, before the next one's
+ * make_state is called (each child's own start hook then runs on its worker, in no particular
+ * order with the other children's). If a child cannot start when the supervisor starts (its
+ * make_state returns NULL, or the spawn fails), the supervisor stops the ones started, in
+ * reverse order, and stops with ACTOR_REASON_START_FAILED. A restart that cannot start counts
+ * as another failure of that child (and so toward the intensity).
+ *
+ * Stop: a supervisor stops on actor_stop (ACTOR_REASON_KILLED), or when a linked actor that is
+ * not one of its children (its parent) stops with a reason other than ACTOR_REASON_NORMAL (with
+ * that reason). It first stops its children in reverse start order, one at a time, each with
+ * actor_stop, waiting for its exit up to its shutdown_ms. C cannot interrupt a running
+ * behaviour: a child that has not stopped in time is unlinked and left to stop when it reaches
+ * the request (behind the messages queued before it), and counted in the supervisor's
+ * `abandoned`. Then the supervisor stops itself. Calls made meanwhile are not answered (their
+ * requesters get -ESRCH when it stops). At a system shutdown every actor stops at once with
+ * ACTOR_REASON_SHUTDOWN, supervisors included, in no order.
+ *
+ * A supervisor never moves between workers (it sets timers). Children are ordinary actors:
+ * what they may do, and how they fail, is told under "Links and exit signals"; a supervisor
+ * restarts actors that stop, and a fault in C (a bad pointer, an abort) still takes the whole
+ * process down.
+ */
+
+#define ACTOR_REASON_RESTARTS (-4)     /* a supervisor gave up: over its restart intensity */
+#define ACTOR_REASON_START_FAILED (-5) /* a supervisor could not start its children */
+
+typedef enum actor_restart {
+	ACTOR_RESTART_PERMANENT = 0, /* default: always restarted */
+	ACTOR_RESTART_TRANSIENT,     /* restarted only after an abnormal stop */
+	ACTOR_RESTART_TEMPORARY,     /* never restarted */
+} actor_restart_t;
+
+typedef enum actor_strategy {
+	ACTOR_ONE_FOR_ONE = 0, /* default */
+	ACTOR_ONE_FOR_ALL,
+	ACTOR_REST_FOR_ONE,
+} actor_strategy_t;
+
+#define ACTOR_CHILD_ID_MAX 64            /* bytes of a child id, its NUL included */
+#define ACTOR_SHUTDOWN_INFINITY (-1)     /* shutdown_ms: wait for the child as long as it takes */
+#define ACTOR_CHILD_SHUTDOWN_MS 5000     /* shutdown_ms 0 for a worker child (OTP's default) */
+#define ACTOR_SUPERVISOR_INTENSITY 1     /* intensity 0 (OTP's default) */
+#define ACTOR_SUPERVISOR_PERIOD_MS 5000  /* period_ms 0 (OTP's default) */
+#define ACTOR_SUPERVISOR_INTENSITY_MAX (1 << 20)
+#define ACTOR_SUPERVISOR_DEPTH_MAX 16    /* supervisors nested in one actor_supervisor_opts_t */
+
+typedef struct actor_supervisor_opts actor_supervisor_opts_t;
+
+/* How a supervisor starts, and restarts, one child. Copied by the supervisor (the id too). */
+typedef struct actor_child_spec {
+	const char *id;        /* 1 to ACTOR_CHILD_ID_MAX - 1 bytes, unique among the children */
+	actor_behavior_fn *fn; /* the child's behaviour */
+	/* Called in the supervisor's turn at each start, with `arg`: the new child's state; NULL
+	 * means the start failed. NULL make_state: the state is `arg` itself, at every start. */
+	void *(*make_state)(void *arg);
+	void *arg;
+	/* Spawn options for each start (placement, name, destroy, stay, start, monitor). `link`
+	 * must be 0: the supervisor links itself to the child. `destroy` gets the state that
+	 * make_state made, also when the spawn fails. */
+	actor_spawn_opts_t spawn;
+	actor_restart_t restart;
+	/* How long the supervisor waits for the child to stop when it stops it (ms): 0 = the
+	 * default (ACTOR_CHILD_SHUTDOWN_MS for a worker, ACTOR_SHUTDOWN_INFINITY for a
+	 * supervisor), ACTOR_SHUTDOWN_INFINITY = as long as it takes. */
+	int shutdown_ms;
+	/* Not NULL: the child is a supervisor with these options (copied, deeply, at the copy of
+	 * the spec); fn, make_state and arg are then unused and must be NULL. */
+	const actor_supervisor_opts_t *supervisor;
+} actor_child_spec_t;
+
+struct actor_supervisor_opts {
+	actor_strategy_t strategy;
+	/* Restarts allowed within period_ms: 0 = ACTOR_SUPERVISOR_INTENSITY, -1 = none (the first
+	 * failure that would restart stops the supervisor), at most ACTOR_SUPERVISOR_INTENSITY_MAX. */
+	int intensity;
+	unsigned period_ms; /* 0 = ACTOR_SUPERVISOR_PERIOD_MS */
+	unsigned backoff_min_ms;   /* delay before a restart; 0 = none (restart at once) */
+	unsigned backoff_max_ms;   /* 0 = 64 * backoff_min_ms; at least backoff_min_ms */
+	unsigned backoff_reset_ms; /* 0 = period_ms (after substitution) */
+	const actor_child_spec_t *children; /* started in this order; copied */
+	unsigned nchildren;
+};
+
+/* Spawns a supervisor and starts its children (in its start hook, on its worker). From any
+ * thread. With opts->link (inside a behaviour), it is linked to the caller, which makes it the
+ * caller's supervised child: a supervisor of supervisors does this through
+ * actor_child_spec_t.supervisor. opts->monitor watches it. opts->start and opts->destroy must be
+ * NULL (the supervisor's own are used). -EINVAL: a NULL sys, sup or out, bad spawn options (as
+ * actor_spawn), a bad strategy or intensity, backoff_max_ms below backoff_min_ms, children NULL
+ * with nchildren > 0, a bad child spec (a NULL, empty or overlong id, two children with one
+ * id, a NULL fn, a restart type out of range, spawn.link set, shutdown_ms below -1, fn or
+ * make_state set for a supervisor child), supervisors nested deeper than
+ * ACTOR_SUPERVISOR_DEPTH_MAX; -ENOMEM; the errors of actor_spawn. */
+ACTOR_API int actor_supervisor_spawn(actor_system_t *sys, const actor_spawn_opts_t *opts,
+                                     const actor_supervisor_opts_t *sup, actor_ref_t *out);
+
+/* Calls on a running supervisor. Each is a request (see "Requests"): the ctx versions send it
+ * from a behaviour and the answer comes as an ACTOR_MSG_REPLY (opts and *out as for
+ * actor_request); actor_supervisor_call_wait sends it from a thread outside the pool and blocks
+ * for the answer (as actor_request_wait). The answer's bytes are an actor_supervisor_answer_t
+ * (actor_supervisor_answer_of reads it); its `result` is 0 or:
+ *   -EEXIST   start_child: a child has that id already;
+ *   -ENOENT   no child has that id;
+ *   -ECANCELED start_child, restart_child: the child's make_state returned NULL;
+ *   -EALREADY restart_child: the child is running;
+ *   -EBUSY    restart_child, delete_child: the child is running or waiting for a restart
+ *             (terminate it first);
+ *   or the spawn's error (start_child, restart_child).
+ * A supervisor busy stopping children (a restart under one_for_all, a terminate) answers once it
+ * is done. What a start_child spec points to (the nested supervisor's options, the name) must
+ * stay valid until the answer comes; its id is copied at the call. The calls return what
+ * actor_request (or actor_request_wait) returns, and -EINVAL for a bad spec (as
+ * actor_supervisor_spawn) or a NULL, empty or overlong id. */
+typedef enum actor_supervisor_op {
+	ACTOR_SUP_START_CHILD = 1,
+	ACTOR_SUP_TERMINATE_CHILD,
+	ACTOR_SUP_RESTART_CHILD,
+	ACTOR_SUP_DELETE_CHILD,
+	ACTOR_SUP_WHICH_CHILDREN,
+} actor_supervisor_op_t;
+
+#define ACTOR_SUPERVISOR_ANSWER 0x53555000u /* the answer's type in actor_reply_t.type */
+
+typedef struct actor_supervisor_answer {
+	int32_t result;     /* 0 or -errno (above) */
+	uint32_t count;     /* which_children: the actor_child_info_t that follow */
+	actor_ref_t child;  /* start_child, restart_child: the child's new reference */
+	uint64_t restarts;  /* restarts so far (each failure that led to one counts once) */
+	uint64_t abandoned; /* children not stopped within their shutdown_ms (above) */
+} actor_supervisor_answer_t;
+
+typedef struct actor_child_info {
+	char id[ACTOR_CHILD_ID_MAX];
+	actor_ref_t ref;   /* the running child, or ACTOR_REF_NONE (terminated, or waiting for a
+	                    * restart) */
+	uint32_t restarts; /* times this child was started again after its first start */
+	uint8_t restart;   /* its actor_restart_t */
+	uint8_t supervisor; /* 1: it is a supervisor */
+	uint8_t reserved_[2];
+} actor_child_info_t;
+
+/* Starts a new child with `spec`, after the others (last in start order). */
+ACTOR_API int actor_supervisor_start_child(actor_ctx_t *ctx, actor_ref_t sup,
+                                           const actor_child_spec_t *spec,
+                                           const actor_request_opts_t *opts, actor_request_t *out);
+/* Stops the child `id` (as at the supervisor's stop: actor_stop, then up to its shutdown_ms) and
+ * keeps its spec, not running, for restart_child; a TEMPORARY child is removed. Answered once it
+ * has stopped (or was abandoned). */
+ACTOR_API int actor_supervisor_terminate_child(actor_ctx_t *ctx, actor_ref_t sup, const char *id,
+                                               const actor_request_opts_t *opts,
+                                               actor_request_t *out);
+/* Starts a terminated child again from its spec. */
+ACTOR_API int actor_supervisor_restart_child(actor_ctx_t *ctx, actor_ref_t sup, const char *id,
+                                             const actor_request_opts_t *opts,
+                                             actor_request_t *out);
+/* Removes a terminated child's spec. */
+ACTOR_API int actor_supervisor_delete_child(actor_ctx_t *ctx, actor_ref_t sup, const char *id,
+                                            const actor_request_opts_t *opts,
+                                            actor_request_t *out);
+/* Lists the children in start order, with their current references. */
+ACTOR_API int actor_supervisor_which_children(actor_ctx_t *ctx, actor_ref_t sup,
+                                              const actor_request_opts_t *opts,
+                                              actor_request_t *out);
+
+/* The same calls from a thread outside the pool: `op` says which; `id` for terminate, restart
+ * and delete, `spec` for start_child (the other is ignored). 0: *reply is the ACTOR_MSG_REPLY,
+ * the caller's to free with actor_msg_free. -EINVAL also for an op out of range; then the errors
+ * of actor_request_wait (-EDEADLK on a worker thread, -ESRCH, -ETIMEDOUT, ...). */
+ACTOR_API int actor_supervisor_call_wait(actor_system_t *sys, actor_ref_t sup,
+                                         actor_supervisor_op_t op, const char *id,
+                                         const actor_child_spec_t *spec, uint64_t timeout_ns,
+                                         actor_msg_t **reply);
+
+/* The supervisor's answer in an ACTOR_MSG_REPLY (or a reply from actor_supervisor_call_wait):
+ * 0 and *out; the reply's own error (-ETIMEDOUT, -ESRCH, -ENOMSG) if the request got no answer;
+ * -EINVAL for a NULL argument or a message that is no supervisor's answer. */
+ACTOR_API int actor_supervisor_answer_of(actor_msg_t *reply, actor_supervisor_answer_t **out);
+
+/* which_children: the entries after the answer. */
+static inline actor_child_info_t *actor_supervisor_children(actor_supervisor_answer_t *a)
+{
+	return (actor_child_info_t *)(void *)(a + 1);
+}
 
 /* ---------------------------------------------------------------------------------------------
  * Statistics
