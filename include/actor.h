@@ -1168,9 +1168,9 @@ ACTOR_API int actor_reply_to(actor_ctx_t *ctx, const actor_reply_handle_t *h, ui
  * -ENOMSG: the receiver did not answer (above); -ESHUTDOWN: the system is shutting down (at the
  * call, or while waiting); -EDEADLK: called on a worker thread, which must never block (send a
  * request with actor_request there); -EINVAL: a NULL sys or reply, NULL data with len > 0, a
- * type >= ACTOR_MSG_SYSTEM, a timeout over UINT64_MAX / 4; -EMSGSIZE; -ENOMEM. The request is sent by a hidden actor that the
- * call spawns and that stops once the request has ended; nothing is left behind when the call
- * times out before the answer comes, or returns -ESHUTDOWN. */
+ * type >= ACTOR_MSG_SYSTEM, a timeout over UINT64_MAX / 4; -EMSGSIZE; -ENOMEM. The request is sent
+ * by a hidden actor that the call spawns and that stops once the request has ended; nothing is left
+ * behind when the call times out before the answer comes, or returns -ESHUTDOWN. */
 ACTOR_API int actor_request_wait(actor_system_t *sys, actor_ref_t to, uint32_t type,
                                  const void *data, size_t len, uint64_t timeout_ns,
                                  actor_msg_t **reply);
@@ -1218,7 +1218,9 @@ ACTOR_API int actor_request_wait(actor_system_t *sys, actor_ref_t to, uint32_t t
  * Start: children are started in order, each before the next: its make_state runs in the
  * supervisor's turn and its actor is spawned, linked to the supervisor, before the next one's
  * make_state is called (each child's own start hook then runs on its worker, in no particular
- * order with the other children's). If a child cannot start when the supervisor starts (its
+ * order with the other children's; a child that is a supervisor starts its own children in its
+ * start hook, so they may start after its later siblings, where OTP would wait for them). If a
+ * child cannot start when the supervisor starts (its
  * make_state returns NULL, or the spawn fails), the supervisor stops the ones started, in
  * reverse order, and stops with ACTOR_REASON_START_FAILED. A restart that cannot start counts
  * as another failure of that child (and so toward the intensity).
@@ -1254,13 +1256,13 @@ typedef enum actor_strategy {
 	ACTOR_REST_FOR_ONE,
 } actor_strategy_t;
 
-#define ACTOR_CHILD_ID_MAX 64            /* bytes of a child id, its NUL included */
-#define ACTOR_SHUTDOWN_INFINITY (-1)     /* shutdown_ms: wait for the child as long as it takes */
-#define ACTOR_CHILD_SHUTDOWN_MS 5000     /* shutdown_ms 0 for a worker child (OTP's default) */
-#define ACTOR_SUPERVISOR_INTENSITY 1     /* intensity 0 (OTP's default) */
-#define ACTOR_SUPERVISOR_PERIOD_MS 5000  /* period_ms 0 (OTP's default) */
+#define ACTOR_CHILD_ID_MAX 64           /* bytes of a child id, its NUL included */
+#define ACTOR_SHUTDOWN_INFINITY (-1)    /* shutdown_ms: wait for the child as long as it takes */
+#define ACTOR_CHILD_SHUTDOWN_MS 5000    /* shutdown_ms 0 for a worker child (OTP's default) */
+#define ACTOR_SUPERVISOR_INTENSITY 1    /* intensity 0 (OTP's default) */
+#define ACTOR_SUPERVISOR_PERIOD_MS 5000 /* period_ms 0 (OTP's default) */
 #define ACTOR_SUPERVISOR_INTENSITY_MAX (1 << 20)
-#define ACTOR_SUPERVISOR_DEPTH_MAX 16    /* supervisors nested in one actor_supervisor_opts_t */
+#define ACTOR_SUPERVISOR_DEPTH_MAX 16 /* supervisors nested in one actor_supervisor_opts_t */
 
 typedef struct actor_supervisor_opts actor_supervisor_opts_t;
 
@@ -1289,12 +1291,13 @@ typedef struct actor_child_spec {
 struct actor_supervisor_opts {
 	actor_strategy_t strategy;
 	/* Restarts allowed within period_ms: 0 = ACTOR_SUPERVISOR_INTENSITY, -1 = none (the first
-	 * failure that would restart stops the supervisor), at most ACTOR_SUPERVISOR_INTENSITY_MAX. */
+	 * failure that would restart stops the supervisor), at most ACTOR_SUPERVISOR_INTENSITY_MAX.
+	 */
 	int intensity;
-	unsigned period_ms; /* 0 = ACTOR_SUPERVISOR_PERIOD_MS */
-	unsigned backoff_min_ms;   /* delay before a restart; 0 = none (restart at once) */
-	unsigned backoff_max_ms;   /* 0 = 64 * backoff_min_ms; at least backoff_min_ms */
-	unsigned backoff_reset_ms; /* 0 = period_ms (after substitution) */
+	unsigned period_ms;                 /* 0 = ACTOR_SUPERVISOR_PERIOD_MS */
+	unsigned backoff_min_ms;            /* delay before a restart; 0 = none (restart at once) */
+	unsigned backoff_max_ms;            /* 0 = 64 * backoff_min_ms; at least backoff_min_ms */
+	unsigned backoff_reset_ms;          /* 0 = period_ms (after substitution) */
 	const actor_child_spec_t *children; /* started in this order; copied */
 	unsigned nchildren;
 };
@@ -1349,10 +1352,10 @@ typedef struct actor_supervisor_answer {
 
 typedef struct actor_child_info {
 	char id[ACTOR_CHILD_ID_MAX];
-	actor_ref_t ref;   /* the running child, or ACTOR_REF_NONE (terminated, or waiting for a
-	                    * restart) */
-	uint32_t restarts; /* times this child was started again after its first start */
-	uint8_t restart;   /* its actor_restart_t */
+	actor_ref_t ref;    /* the running child, or ACTOR_REF_NONE (terminated, or waiting for a
+	                     * restart) */
+	uint32_t restarts;  /* times this child was started again after its first start */
+	uint8_t restart;    /* its actor_restart_t */
 	uint8_t supervisor; /* 1: it is a supervisor */
 	uint8_t reserved_[2];
 } actor_child_info_t;
@@ -1373,8 +1376,7 @@ ACTOR_API int actor_supervisor_restart_child(actor_ctx_t *ctx, actor_ref_t sup, 
                                              actor_request_t *out);
 /* Removes a terminated child's spec. */
 ACTOR_API int actor_supervisor_delete_child(actor_ctx_t *ctx, actor_ref_t sup, const char *id,
-                                            const actor_request_opts_t *opts,
-                                            actor_request_t *out);
+                                            const actor_request_opts_t *opts, actor_request_t *out);
 /* Lists the children in start order, with their current references. */
 ACTOR_API int actor_supervisor_which_children(actor_ctx_t *ctx, actor_ref_t sup,
                                               const actor_request_opts_t *opts,
