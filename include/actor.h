@@ -1168,9 +1168,9 @@ ACTOR_API int actor_reply_to(actor_ctx_t *ctx, const actor_reply_handle_t *h, ui
  * -ENOMSG: the receiver did not answer (above); -ESHUTDOWN: the system is shutting down (at the
  * call, or while waiting); -EDEADLK: called on a worker thread, which must never block (send a
  * request with actor_request there); -EINVAL: a NULL sys or reply, NULL data with len > 0, a
- * type >= ACTOR_MSG_SYSTEM, a timeout over UINT64_MAX / 4; -EMSGSIZE; -ENOMEM. The request is sent
- * by a hidden actor that the call spawns and that stops once the request has ended; nothing is left
- * behind when the call times out before the answer comes, or returns -ESHUTDOWN. */
+ * type >= ACTOR_MSG_SYSTEM, a timeout over UINT64_MAX / 4; -EMSGSIZE; -ENOMEM. The request is sent by a hidden actor that the
+ * call spawns and that stops once the request has ended; nothing is left behind when the call
+ * times out before the answer comes, or returns -ESHUTDOWN. */
 ACTOR_API int actor_request_wait(actor_system_t *sys, actor_ref_t to, uint32_t type,
                                  const void *data, size_t len, uint64_t timeout_ns,
                                  actor_msg_t **reply);
@@ -1220,9 +1220,9 @@ ACTOR_API int actor_request_wait(actor_system_t *sys, actor_ref_t to, uint32_t t
  * make_state is called (each child's own start hook then runs on its worker, in no particular
  * order with the other children's; a child that is a supervisor starts its own children in its
  * start hook, so they may start after its later siblings, where OTP would wait for them). If a
- * child cannot start when the supervisor starts (its
- * make_state returns NULL, or the spawn fails), the supervisor stops the ones started, in
- * reverse order, and stops with ACTOR_REASON_START_FAILED. A restart that cannot start counts
+ * child cannot start when the supervisor starts (its make_state returns NULL, or the spawn
+ * fails), the supervisor stops the ones started, in reverse order, and stops with
+ * ACTOR_REASON_START_FAILED. A restart that cannot start counts
  * as another failure of that child (and so toward the intensity).
  *
  * Stop: a supervisor stops on actor_stop (ACTOR_REASON_KILLED), or when a linked actor that is
