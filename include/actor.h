@@ -1286,6 +1286,12 @@ typedef struct actor_child_spec {
 	/* Not NULL: the child is a supervisor with these options (copied, deeply, at the copy of
 	 * the spec); fn, make_state and arg are then unused and must be NULL. */
 	const actor_supervisor_opts_t *supervisor;
+	/* Not NULL: at each start the child is registered under this name (actor_register; 1 to
+	 * ACTOR_NAME_MAX bytes, copied), so that its users find each new reference by name; the
+	 * registry releases the name as the child stops, before the supervisor hears of it. A name
+	 * held by another actor makes that start fail: the child is stopped (ACTOR_REASON_KILLED)
+	 * and restarted as after any failure, within the intensity. */
+	const char *register_as;
 } actor_child_spec_t;
 
 struct actor_supervisor_opts {
@@ -1310,8 +1316,8 @@ struct actor_supervisor_opts {
  * actor_spawn), a bad strategy or intensity, backoff_max_ms below backoff_min_ms, children NULL
  * with nchildren > 0, a bad child spec (a NULL, empty or overlong id, two children with one
  * id, a NULL fn, a restart type out of range, spawn.link set, shutdown_ms below -1, fn or
- * make_state set for a supervisor child), supervisors nested deeper than
- * ACTOR_SUPERVISOR_DEPTH_MAX; -ENOMEM; the errors of actor_spawn. */
+ * make_state set for a supervisor child, an empty or overlong register_as), supervisors nested
+ * deeper than ACTOR_SUPERVISOR_DEPTH_MAX; -ENOMEM; the errors of actor_spawn. */
 ACTOR_API int actor_supervisor_spawn(actor_system_t *sys, const actor_spawn_opts_t *opts,
                                      const actor_supervisor_opts_t *sup, actor_ref_t *out);
 

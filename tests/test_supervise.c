@@ -418,6 +418,59 @@ END_TEST
  * Intensity, start failures, nesting
  */
 
+/* register_as: each start registers the child, so its users find the new reference by name. */
+static bool named_other_than(actor_system_t *sys, const char *name, actor_ref_t old)
+{
+	actor_ref_t r;
+	return actor_whereis(sys, name, &r) == 0 && !actor_ref_eq(r, old);
+}
+
+START_TEST(a_registered_child_is_found_by_name_after_each_restart)
+{
+	actor_system_t *sys = sys_new(2);
+	actor_child_spec_t specs[] = {kid("a", 0)};
+	specs[0].register_as = "the-a";
+	actor_supervisor_opts_t o = OPTS(ACTOR_ONE_FOR_ONE, specs);
+	struct watch w = {0};
+	actor_ref_t sup = sup_new(sys, &o, &w);
+	assert_log("+a");
+	for (int i = 0; i < 3; i++) {
+		struct kids k = which(sys, sup);
+		actor_ref_t named;
+		ck_assert(WAIT_UNTIL(
+		    actor_whereis(sys, "the-a", &named) == 0 && actor_ref_eq(named, k.ref[0]), 10));
+		fail_child(sys, named, 1);
+		ck_assert(WAIT_UNTIL(named_other_than(sys, "the-a", named), 10));
+	}
+	sup_end(sys, sup, &w);
+	actor_ref_t r;
+	ck_assert_int_eq(actor_whereis(sys, "the-a", &r), -ENOENT);
+	actor_system_free(sys);
+}
+END_TEST
+
+/* A name held by an actor outside the tree fails every start of the child that wants it: the
+ * restarts run out and the supervisor stops with ACTOR_REASON_RESTARTS. */
+START_TEST(a_child_whose_name_is_taken_fails_its_starts_until_the_intensity_runs_out)
+{
+	actor_system_t *sys = sys_new(2);
+	actor_ref_t squatter = spawn_ok(sys, NULL, kid_fn, NULL);
+	ck_assert_int_eq(actor_register(sys, "taken", squatter), 0);
+	actor_child_spec_t specs[] = {kid("a", 0)};
+	specs[0].register_as = "taken";
+	actor_supervisor_opts_t o = OPTS(ACTOR_ONE_FOR_ONE, specs);
+	o.intensity = 2;
+	struct watch w = {0};
+	(void)sup_new(sys, &o, &w);
+	ck_assert(WAIT_UNTIL(watch_got(&w), 10));
+	ck_assert_int_eq(atomic_load(&w.reason), ACTOR_REASON_RESTARTS);
+	actor_ref_t r;
+	ck_assert_int_eq(actor_whereis(sys, "taken", &r), 0);
+	ck_assert(actor_ref_eq(r, squatter));
+	actor_system_free(sys);
+}
+END_TEST
+
 START_TEST(more_restarts_than_the_intensity_stop_the_supervisor_with_restarts)
 {
 	actor_system_t *sys = sys_new(2);
@@ -839,6 +892,9 @@ static Suite *supervise_suite(void)
 
 	tc = tcase_new("limits", TEST_TIMEOUT);
 	tcase_add_test(tc, more_restarts_than_the_intensity_stop_the_supervisor_with_restarts);
+	tcase_add_test(tc, a_registered_child_is_found_by_name_after_each_restart);
+	tcase_add_test(tc,
+	               a_child_whose_name_is_taken_fails_its_starts_until_the_intensity_runs_out);
 	tcase_add_test(tc, a_child_that_cannot_start_makes_the_supervisor_fail_to_start);
 	tcase_add_test(tc, a_restart_that_cannot_start_counts_toward_the_intensity);
 	tcase_add_test(tc, a_child_supervisor_over_its_intensity_is_restarted_by_its_parent);

@@ -25,6 +25,10 @@ int actor__sup_spec_check(const actor_child_spec_t *c, unsigned depth)
 {
 	if (c == NULL || actor__sup_id_check(c->id) < 0)
 		return -EINVAL;
+	if (c->register_as != NULL &&
+	    (c->register_as[0] == '\0' ||
+	     strnlen(c->register_as, ACTOR_NAME_MAX + 1) > ACTOR_NAME_MAX))
+		return -EINVAL;
 	if ((unsigned)c->restart > ACTOR_RESTART_TEMPORARY || c->spawn.link != 0 ||
 	    c->shutdown_ms < ACTOR_SHUTDOWN_INFINITY)
 		return -EINVAL;
@@ -71,6 +75,7 @@ void actor__sup_opts_free(actor_supervisor_opts_t *o)
 	actor_child_spec_t *v = (actor_child_spec_t *)o->children;
 	for (unsigned i = 0; i < o->nchildren; i++) {
 		free((char *)v[i].id);
+		free((char *)v[i].register_as);
 		actor__sup_opts_free((actor_supervisor_opts_t *)v[i].supervisor);
 	}
 	free(v);
@@ -82,14 +87,22 @@ int actor__sup_spec_copy(actor_child_spec_t *dst, const actor_child_spec_t *src)
 {
 	*dst = *src;
 	dst->supervisor = NULL;
+	dst->register_as = NULL;
 	dst->id = strdup(src->id);
 	if (dst->id == NULL)
 		return -ENOMEM;
+	if (src->register_as != NULL && (dst->register_as = strdup(src->register_as)) == NULL) {
+		free((char *)dst->id);
+		dst->id = NULL;
+		return -ENOMEM;
+	}
 	if (src->supervisor != NULL) {
 		dst->supervisor = actor__sup_opts_copy(src->supervisor);
 		if (dst->supervisor == NULL) {
 			free((char *)dst->id);
+			free((char *)dst->register_as);
 			dst->id = NULL;
+			dst->register_as = NULL;
 			return -ENOMEM;
 		}
 	}

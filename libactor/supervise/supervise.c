@@ -102,6 +102,7 @@ static uint64_t now_ns(void)
 static void child_free(struct child *c)
 {
 	free((char *)c->spec.id);
+	free((char *)c->spec.register_as);
 	actor__sup_opts_free((actor_supervisor_opts_t *)c->spec.supervisor);
 	free(c);
 }
@@ -195,6 +196,13 @@ static int child_start(struct sup *s, struct child *c)
 		return rc;
 	c->ref = ref;
 	c->starts++;
+	/* -ESRCH: it has stopped already, and its exit signal is on its way. Any other failure
+	 * (the name is another actor's) fails this start the way a stop would. */
+	if (c->spec.register_as != NULL) {
+		rc = actor_register(s->sys, c->spec.register_as, ref);
+		if (rc < 0 && rc != -ESRCH)
+			(void)actor_stop(s->sys, ref);
+	}
 	return 0;
 }
 
