@@ -114,6 +114,36 @@ START_TEST(one_shot_fires_once_after_at_least_its_delay)
 }
 END_TEST
 
+/* A timer that will never be cancelled needs no handle: out may be NULL. */
+static atomic_int no_handle_fired;
+
+static void no_handle_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	(void)state;
+	if (msg->type == MSG_GO) {
+		int rc = actor_timer_start(ctx, actor_self(ctx), MS, 0, 7, NULL);
+		if (rc != 0)
+			NOTE_FAIL("actor_timer_start with a NULL out: %d", rc);
+	} else if (msg->type == ACTOR_MSG_TIMER) {
+		const actor_timer_event_t *ev = actor_msg_data(msg);
+		if (ev->tag != 7 || ev->timer.id == 0)
+			NOTE_FAIL("tag %" PRIu64 ", timer %" PRIu64, ev->tag, ev->timer.id);
+		atomic_fetch_add(&no_handle_fired, 1);
+	}
+}
+
+START_TEST(a_timer_set_without_a_handle_fires_all_the_same)
+{
+	actor_system_t *sys = backend_system(1);
+	atomic_store(&no_handle_fired, 0);
+	send_ok(sys, spawn_on(sys, 0, no_handle_fn, NULL), MSG_GO, NULL, 0);
+	ck_assert(WAIT_UNTIL(atomic_load(&no_handle_fired) == 1, TEST_WATCHDOG));
+	backend_system_end(sys, "no handle");
+	assert_no_failures();
+	ck_assert_int_eq(atomic_load(&no_handle_fired), 1);
+}
+END_TEST
+
 #define PERIOD (10 * MS)
 #define PERIODS 10
 
@@ -717,11 +747,13 @@ static void add_cases(Suite *s, unsigned b, void (*fixture)(void))
 {
 	TCase *tc = backend_tcase(s, b, 0, "timers", TEST_TIMEOUT, fixture);
 	tcase_add_test(tc, one_shot_fires_once_after_at_least_its_delay);
+	tcase_add_test(tc, a_timer_set_without_a_handle_fires_all_the_same);
 	tcase_add_test(tc, periodic_timer_fires_repeatedly_until_cancel_stops_it);
 	tcase_add_test(tc, cancel_before_firing_prevents_delivery_and_cancel_after_returns_esrch);
 	tcase_add_test(tc, timers_with_equal_deadlines_fire_in_the_order_set);
 	tcase_add_test(tc, timer_to_a_stopped_target_is_dropped_without_error);
-	tcase_add_test(tc, any_actor_on_the_timer_s_worker_may_cancel_it_and_another_worker_gets_exdev);
+	tcase_add_test(tc,
+	               any_actor_on_the_timer_s_worker_may_cancel_it_and_another_worker_gets_exdev);
 	tcase_add_test(tc, timers_are_delivered_on_the_targets_worker);
 	tcase_add_test(tc, idle_system_with_a_far_future_timer_uses_no_cpu);
 

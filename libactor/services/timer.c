@@ -160,7 +160,7 @@ int actor_timer_start(actor_ctx_t *ctx, actor_ref_t target, uint64_t delay_ns, u
                       uint64_t tag, actor_timer_t *out)
 {
 	struct actor_worker *w = actor__ctx_worker(ctx);
-	if (w == NULL || out == NULL || delay_ns > UINT64_MAX / 4 || period_ns > UINT64_MAX / 4)
+	if (w == NULL || delay_ns > UINT64_MAX / 4 || period_ns > UINT64_MAX / 4)
 		return -EINVAL;
 	if (actor_ref_is_none(target))
 		return -ESRCH;
@@ -193,7 +193,8 @@ int actor_timer_start(actor_ctx_t *ctx, actor_ref_t target, uint64_t delay_ns, u
 	actor__stat_add(&w->st.timers, 1);
 	/* Only this worker can cancel it, so the actor that set it stays here. */
 	ctx->actor->flags |= ACTOR_BOUND;
-	out->id = t->handle;
+	if (out != NULL)
+		out->id = t->handle;
 	return 0;
 }
 
