@@ -766,6 +766,8 @@ typedef struct actor_timer_event {
 	uint64_t expirations; /* periodic timers: periods elapsed since the last message (>= 1) */
 } actor_timer_event_t;
 
+/* `out` may be NULL for a timer that will never be cancelled. -EINVAL outside a behaviour or
+ * for a delay or period over UINT64_MAX / 4; -ESRCH for ACTOR_REF_NONE; -ENOMEM. */
 ACTOR_API int actor_timer_start(actor_ctx_t *ctx, actor_ref_t target, uint64_t delay_ns,
                                 uint64_t period_ns, uint64_t tag, actor_timer_t *out);
 /* Cancels the timer: no ACTOR_MSG_TIMER is sent for it from now on (one already sent may still
@@ -1292,6 +1294,14 @@ typedef struct actor_child_spec {
 	 * held by another actor makes that start fail: the child is stopped (ACTOR_REASON_KILLED)
 	 * and restarted as after any failure, within the intensity. */
 	const char *register_as;
+	/* Optional, for a child added with actor_supervisor_start_child: once its answer says 0,
+	 * `arg` is the supervisor's, and free_arg(arg) is called when the supervisor forgets the
+	 * child (a temporary or transient child that ended, delete_child, the supervisor's stop),
+	 * after the child's last stop, or when it gives up waiting for it (shutdown_ms): a child
+	 * left running then must not use `arg` from its state. Ignored for the children of
+	 * actor_supervisor_opts_t, whose `arg` stays the caller's (a nested supervisor restarted
+	 * makes its children from it again). */
+	void (*free_arg)(void *arg);
 } actor_child_spec_t;
 
 struct actor_supervisor_opts {

@@ -669,6 +669,54 @@ static void caller_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
 	actor_exit(ctx, 0);
 }
 
+/* free_arg: a dynamic child's arg is the supervisor's once it started, freed exactly once when
+ * the supervisor forgets the child; a start that failed leaves it the caller's. */
+static atomic_int args_freed;
+
+static void count_free_arg(void *arg)
+{
+	(void)arg;
+	atomic_fetch_add(&args_freed, 1);
+}
+
+START_TEST(a_dynamic_child_s_arg_is_freed_once_when_the_supervisor_forgets_it)
+{
+	actor_system_t *sys = sys_new(2);
+	atomic_store(&args_freed, 0);
+	actor_supervisor_opts_t o = {.intensity = 10};
+	struct watch w = {0};
+	actor_ref_t sup = sup_new(sys, &o, &w);
+	actor_child_spec_t a = kid("a", 0), b = kid("b", 0), t = kid("t", ACTOR_RESTART_TEMPORARY);
+	a.free_arg = b.free_arg = t.free_arg = count_free_arg;
+	actor_ref_t rt;
+	ck_assert_int_eq(call_simple(sys, sup, ACTOR_SUP_START_CHILD, NULL, &a, NULL), 0);
+	ck_assert_int_eq(call_simple(sys, sup, ACTOR_SUP_START_CHILD, NULL, &b, NULL), 0);
+	ck_assert_int_eq(call_simple(sys, sup, ACTOR_SUP_START_CHILD, NULL, &t, &rt), 0);
+	/* A start that fails: not the supervisor's to free. */
+	atomic_store(&refuse, 1);
+	actor_child_spec_t bad = kid("!c", 0);
+	bad.free_arg = count_free_arg;
+	ck_assert_int_eq(call_simple(sys, sup, ACTOR_SUP_START_CHILD, NULL, &bad, NULL),
+	                 -ECANCELED);
+	atomic_store(&refuse, 0);
+	ck_assert_int_eq(atomic_load(&args_freed), 0);
+	/* A restart keeps it; a temporary child that ends, and a delete, free it. */
+	fail_child(sys, which(sys, sup).ref[0], 1);
+	assert_log("+a +b +t -a +a");
+	fail_child(sys, rt, 1);
+	assert_log("+a +b +t -a +a -t");
+	ck_assert(WAIT_UNTIL(atomic_load(&args_freed) == 1, 10));
+	ck_assert_int_eq(call_simple(sys, sup, ACTOR_SUP_TERMINATE_CHILD, "a", NULL, NULL), 0);
+	ck_assert_int_eq(call_simple(sys, sup, ACTOR_SUP_DELETE_CHILD, "a", NULL, NULL), 0);
+	ck_assert_int_eq(atomic_load(&args_freed), 2);
+	/* The supervisor's stop: the one left. */
+	sup_end(sys, sup, &w);
+	ck_assert_int_eq(atomic_load(&args_freed), 3);
+	actor_system_free(sys);
+	ck_assert_int_eq(atomic_load(&args_freed), 3);
+}
+END_TEST
+
 START_TEST(a_behaviour_calls_its_supervisor_and_gets_the_answer_as_a_reply)
 {
 	actor_system_t *sys = sys_new(2);
@@ -905,6 +953,7 @@ static Suite *supervise_suite(void)
 
 	tc = tcase_new("calls and stops", TEST_TIMEOUT);
 	tcase_add_test(tc, dynamic_children_start_terminate_restart_delete_and_which);
+	tcase_add_test(tc, a_dynamic_child_s_arg_is_freed_once_when_the_supervisor_forgets_it);
 	tcase_add_test(tc, a_behaviour_calls_its_supervisor_and_gets_the_answer_as_a_reply);
 	tcase_add_test(tc, bad_arguments_get_clear_errors);
 	tcase_add_test(tc, a_child_that_does_not_stop_in_time_is_left_and_the_supervisor_goes_on);

@@ -44,6 +44,7 @@ struct child {
 	uint64_t started_ns;     /* its last start (or attempt) */
 	unsigned fails;          /* failures in a row, for the backoff */
 	uint32_t starts;
+	bool owns_arg; /* a dynamic child's spec.free_arg is ours to call (actor.h) */
 };
 
 enum ev_kind { EV_EXIT, EV_START_FAILED, EV_STOP, EV_GROUP, EV_CALL };
@@ -101,6 +102,8 @@ static uint64_t now_ns(void)
 
 static void child_free(struct child *c)
 {
+	if (c->owns_arg && c->spec.free_arg != NULL)
+		c->spec.free_arg(c->spec.arg);
 	free((char *)c->spec.id);
 	free((char *)c->spec.register_as);
 	actor__sup_opts_free((actor_supervisor_opts_t *)c->spec.supervisor);
@@ -509,7 +512,9 @@ static void call(actor_ctx_t *ctx, struct sup *s, struct event *e)
 			else if ((c = child_add(s, &k->spec)) == NULL)
 				rc = -ENOMEM;
 			else if ((rc = child_start(s, c)) < 0)
-				child_remove(s, c);
+				child_remove(s, c); /* arg stays the caller's */
+			else
+				c->owns_arg = true;
 			break;
 		case ACTOR_SUP_TERMINATE_CHILD:
 			c->pending = 0;
