@@ -15,7 +15,7 @@
 
 #include "channel.h"
 
-struct chan *chan_new(struct chat_srv *srv, const char *name, actor_ref_t registry)
+struct chan *chan_new(struct chat_srv *srv, const char *name)
 {
 	struct chan *c = calloc(1, sizeof(*c));
 	if (c == NULL)
@@ -26,7 +26,6 @@ struct chan *chan_new(struct chat_srv *srv, const char *name, actor_ref_t regist
 		return NULL;
 	}
 	c->srv = srv;
-	c->registry = registry;
 	snprintf(c->name, sizeof(c->name), "%s", name);
 	c->created = time(NULL);
 	c->modes = C_NOEXTERNAL | C_TOPICLOCK;
@@ -231,7 +230,8 @@ static void broadcast_line(struct chan *c, struct chat_env *e, actor_ref_t exclu
 		f->dedup = dedup;
 		f->n = l->n;
 		memcpy(f->to, l->refs, l->n * sizeof(actor_ref_t));
-		chat_send(e, c->srv->fanout[w], f); /* on failure chat_send releases the line */
+		chat_send(e, chat_fanout_at(c->srv, w),
+		          f); /* on failure chat_send releases the line */
 	}
 }
 
@@ -302,7 +302,8 @@ static void tell_who_change(struct chan *c, struct chat_env *e, const struct cm_
 		broadcast_cap(c, e, q->from, CAP_AWAY_NOTIFY, ":" WHO_FMT " AWAY :%s",
 		              WHO_ARGS(&q->who), cm_req_arg(q, 0));
 	else if (q->tag == WHO_AWAY)
-		broadcast_cap(c, e, q->from, CAP_AWAY_NOTIFY, ":" WHO_FMT " AWAY", WHO_ARGS(&q->who));
+		broadcast_cap(c, e, q->from, CAP_AWAY_NOTIFY, ":" WHO_FMT " AWAY",
+		              WHO_ARGS(&q->who));
 	else if (q->tag == WHO_SETNAME)
 		broadcast_cap(c, e, q->from, CAP_SETNAME, ":" WHO_FMT " SETNAME :%s",
 		              WHO_ARGS(&q->who), q->who.real);
@@ -318,7 +319,7 @@ void chan_send_info(struct chan *c, struct chat_env *e)
 	m->secret = (c->modes & C_SECRET) != 0;
 	snprintf(m->name, sizeof(m->name), "%s", c->name);
 	memcpy(m->topic, c->topic != NULL ? c->topic : "", tlen + 1);
-	chat_send(e, c->registry, m);
+	chat_send(e, chat_registry_for(c->srv, c->name), m);
 }
 
 static void names_reply(struct chan *c, const struct cm_req *q, bool member)
@@ -446,7 +447,8 @@ static void op_join(struct chan *c, struct chat_env *e, const struct cm_req *q)
 		broadcast_some(c, e, q->from, 0, CAP_EXTENDED_JOIN, 0, plain, plen);
 		broadcast_some(c, e, q->from, CAP_EXTENDED_JOIN, 0, 0, ext, elen);
 	}
-	if (q->who.away && q->nargs > 1) /* away-notify: they learn at once that the joiner is away */
+	if (q->who.away &&
+	    q->nargs > 1) /* away-notify: they learn at once that the joiner is away */
 		broadcast_cap(c, e, q->from, CAP_AWAY_NOTIFY, ":" WHO_FMT " AWAY :%s",
 		              WHO_ARGS(&q->who), cm_req_arg(q, 1));
 	if (q->who.caps & CAP_EXTENDED_JOIN)
@@ -508,12 +510,12 @@ static void op_msg(struct chan *c, struct chat_env *e, const struct cm_req *q, s
 	const char *status = q->nargs > 1 ? cm_req_arg(q, 1) : "";
 	unsigned flags = status[0] == '@' ? M_OP : status[0] == '+' ? M_OP | M_VOICE : 0;
 	char text[512];
-	size_t len = kind == MSG_TAGMSG
-	                 ? irc_format_line(text, sizeof(text), ":" WHO_FMT " TAGMSG %s%s",
-	                                   WHO_ARGS(&q->who), status, c->name)
-	                 : irc_format_line(text, sizeof(text), ":" WHO_FMT " %s %s%s :%s",
-	                                   WHO_ARGS(&q->who), chat_msg_cmd(kind), status, c->name,
-	                                   cm_req_arg(q, 0));
+	size_t len =
+	    kind == MSG_TAGMSG
+	        ? irc_format_line(text, sizeof(text), ":" WHO_FMT " TAGMSG %s%s", WHO_ARGS(&q->who),
+	                          status, c->name)
+	        : irc_format_line(text, sizeof(text), ":" WHO_FMT " %s %s%s :%s", WHO_ARGS(&q->who),
+	                          chat_msg_cmd(kind), status, c->name, cm_req_arg(q, 0));
 	/* message-tags clients get the msgid and the sender's client tags; TAGMSG is theirs only.
 	 * The tagged copy is made only when someone gets it: most channels have no such client. */
 	bool echo = (q->who.caps & CAP_ECHO_MESSAGE) != 0;
@@ -526,7 +528,8 @@ static void op_msg(struct chan *c, struct chat_env *e, const struct cm_req *q, s
 		broadcast_some(c, e, q->from, CAP_MESSAGE_TAGS, 0, flags, tagged.data, tagged.len);
 	} else if (c->ntagged == 0) {
 		if (flags == 0)
-			broadcast_line(c, e, q->from, 0, text, len); /* one per worker, to its fan-out */
+			broadcast_line(c, e, q->from, 0, text,
+			               len); /* one per worker, to its fan-out */
 		else
 			broadcast_some(c, e, q->from, 0, 0, flags, text, len);
 	} else {
@@ -727,7 +730,7 @@ static void check_empty(struct chan *c, struct chat_env *e)
 		return;
 	m->via_seen = c->via_seen;
 	snprintf(m->name, sizeof(m->name), "%s", c->name);
-	if (chat_send(e, c->registry, m) == 0) {
+	if (chat_send(e, chat_registry_for(c->srv, c->name), m) == 0) {
 		c->empty_reported = true;
 		c->via_reported = c->via_seen;
 	}
@@ -742,9 +745,31 @@ void chan_handle(struct chan *c, struct chat_env *e, actor_msg_t *msg)
 		check_empty(c, e);
 		break;
 	case CM_CHAN_STOP:
+		c->stopped = true;
 		e->ops->exit(e);
 		break;
 	default:
 		break;
 	}
+}
+
+void chan_restarted(struct chan *c, struct chat_env *e, actor_ref_t prev)
+{
+	struct cm_chan_hello *h = chat_msg_new(e, sizeof(*h), CM_CHAN_HELLO);
+	if (h != NULL) {
+		h->prev = prev;
+		snprintf(h->name, sizeof(h->name), "%s", c->name);
+		chat_send(e, chat_registry_for(c->srv, c->name), h);
+	}
+	check_empty(c, e); /* behind the hello: the registry knows us by then */
+}
+
+bool chan_stopped_normally(const struct chan *c)
+{
+	return c->stopped;
+}
+
+const char *chan_name(const struct chan *c)
+{
+	return c->name;
 }

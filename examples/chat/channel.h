@@ -31,7 +31,6 @@ struct wlist {
 
 struct chan {
 	struct chat_srv *srv;
-	actor_ref_t registry;
 	char name[IRC_CHANLEN + 1];
 	time_t created;
 	char *topic;
@@ -56,6 +55,7 @@ struct chan {
 	bool empty_reported;
 	struct irc_buf out; /* replies being gathered for one requester */
 	bool handed_off;    /* the request being handled is answered by someone else */
+	bool stopped;       /* the registry told us to stop (CM_CHAN_STOP) */
 };
 
 /* A numeric for the requester, gathered in c->out. */

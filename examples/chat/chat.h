@@ -58,10 +58,10 @@ struct chat_srv {
 	char version[32]; /* the version in 002/004/351 */
 	char created[64]; /* the start time in 003 */
 	time_t started;
-	const char *password; /* NULL: no server password */
+	const char *password;    /* NULL: no server password */
 	struct chat_oper *opers; /* --oper NAME:PASSWORD and the configuration file; malloc'd */
 	size_t nopers;
-	char **motd;          /* NULL: ERR_NOMOTD */
+	char **motd; /* NULL: ERR_NOMOTD */
 	size_t motd_lines;
 	size_t max_line;      /* longest input line, CR LF included */
 	size_t sendq;         /* output cap per connection, bytes */
@@ -70,14 +70,19 @@ struct chat_srv {
 	double flood_rate;    /* tokens per second; 0 turns flood control off */
 	uint64_t ping_interval_ns, ping_timeout_ns;
 	unsigned workers;
-	actor_ref_t *registry; /* one per worker */
-	actor_ref_t *fanout;   /* one per worker */
+	/* One per worker: the running registry shard and fan-out. Supervisors restart them as new
+	 * actors (server.c), and each new one stores its reference here as it starts, while other
+	 * workers read: the slots are atomic. Relaxed is enough both ways: a reference is a
+	 * self-contained value (the send checks its generation) and publishes nothing else; a
+	 * reader that sees the old one gets -ESRCH from the send, as after any stop. */
+	_Atomic(actor_ref_t) *registry;
+	_Atomic(actor_ref_t) *fanout;
 
 	/* Counters for LUSERS and the connection cap: statistics, not synchronisation, so every
 	 * access is relaxed. */
 	atomic_uint conns;   /* connections open, registered or not */
 	atomic_uint leaving; /* of those, the ones saying goodbye (not users, not unknown) */
-	atomic_uint users; /* registered clients */
+	atomic_uint users;   /* registered clients */
 	atomic_uint invisible;
 	atomic_uint opers_online; /* users with +o */
 	atomic_uint channels;
@@ -95,10 +100,20 @@ static inline size_t chat_line_max(const struct chat_srv *srv)
 	return n - 2;
 }
 
-/* The registry shard that owns a nick or channel name. */
-static inline actor_ref_t chat_registry_for(const struct chat_srv *srv, const char *name)
+/* Worker w's registry shard and fan-out, as they are now (see chat_srv.registry). */
+static inline actor_ref_t chat_registry_at(struct chat_srv *srv, unsigned w)
 {
-	return srv->registry[irc_hash(name) % srv->workers];
+	return atomic_load_explicit(&srv->registry[w], memory_order_relaxed);
+}
+static inline actor_ref_t chat_fanout_at(struct chat_srv *srv, unsigned w)
+{
+	return atomic_load_explicit(&srv->fanout[w], memory_order_relaxed);
+}
+
+/* The registry shard that owns a nick or channel name. */
+static inline actor_ref_t chat_registry_for(struct chat_srv *srv, const char *name)
+{
+	return chat_registry_at(srv, irc_hash(name) % srv->workers);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -123,8 +138,17 @@ struct chat_env_ops {
 	/* 0: the message is on its way and no longer ours; <0: not sent, still ours. Sending the
 	 * message being handled forwards it (it is then not freed after the handler). */
 	int (*send)(struct chat_env *e, actor_ref_t to, actor_msg_t *m);
-	/* Starts a channel actor with state c, placed by `key`. */
-	int (*spawn_channel)(struct chat_env *e, struct chan *c, uint64_t key, actor_ref_t *out);
+	/* Asks for a channel actor named `name` (a registry's, for its own names): 0, and a
+	 * CM_CHAN_STARTED comes back to the caller later, with the new actor or the failure; <0:
+	 * nothing was asked, nothing comes. The channel runs under the shard's channel supervisor
+	 * (server.c): restarted after an abnormal stop, as a new actor that says CM_CHAN_HELLO. */
+	int (*spawn_channel)(struct chat_env *e, const char *name);
+	/* The message being handled is kept: the caller frees or sends it later. */
+	void (*keep)(struct chat_env *e);
+	/* on: the running actor gets one CM_DOWN when `target` stops (at once, with
+	 * ACTOR_REASON_NOPROC, if it has); off: cancels one such watch (a CM_DOWN already on its
+	 * way may still come). */
+	int (*monitor)(struct chat_env *e, actor_ref_t target, bool on);
 	void (*exit)(struct chat_env *e); /* the running actor stops after this message */
 	uint64_t (*now_ns)(struct chat_env *e);
 	int (*timer)(struct chat_env *e, uint64_t delay_ns, uint64_t tag); /* one-shot, to self */
@@ -168,6 +192,10 @@ enum chat_msg_type {
 	CM_SHUTDOWN,     /* server -> fan-outs -> sessions: say goodbye and go */
 	CM_WALLOPS,      /* session -> fan-outs -> sessions: struct cm_line, for users with +w */
 	CM_MEMBER_MODE,  /* channel -> member: struct cm_chan_note, its prefix there changed */
+	CM_CHAN_STARTED, /* environment -> registry: struct cm_chan_started, spawn_channel's answer
+	                  */
+	CM_CHAN_HELLO,   /* restarted channel -> registry: struct cm_chan_hello */
+	CM_DOWN,         /* environment -> watcher: struct cm_down, a monitored actor stopped */
 };
 
 /* What a cm_req asks. The first group goes to a registry; the second goes through a registry
@@ -176,7 +204,8 @@ enum chat_msg_type {
 enum chat_op {
 	OP_NICK_CLAIM = 1, /* target: the nick */
 	OP_NICK_RELEASE,   /* target: the nick */
-	OP_USER_UPDATE, /* what others see of the requester changed: who; tag 1: args[0] its channels */
+	OP_USER_UPDATE,    /* what others see of the requester changed: who; tag 1: args[0] its
+	                      channels */
 	OP_LOOKUP,         /* args: nicks; tag: what for (USERHOST, ISON, MODE) */
 	OP_LIST,           /* all the shard's channels */
 
@@ -192,7 +221,7 @@ enum chat_op {
 	OP_PART,                    /* args[0]: the reason, if any */
 	OP_MSG, /* PRIVMSG, NOTICE, TAGMSG (tag MSG_*): args[0] text, args[1] a STATUSMSG prefix (@
 	         * or +), args[2] the tags for message-tags clients (msgid, the client's + tags) */
-	OP_TOPIC,                   /* args[0], if any: the new topic */
+	OP_TOPIC, /* args[0], if any: the new topic */
 	OP_NAMES, /* tag 1: the 353 lines only; the session ends a NAMES of several channels */
 	OP_WHO,
 	OP_MODE,   /* args: the mode string and its parameters */
@@ -200,7 +229,8 @@ enum chat_op {
 	OP_INVITE, /* args[0]: the invited nick */
 	OP_QUIT,   /* args[0]: the reason; dedup */
 	OP_NICK,   /* args[0]: the new nick; dedup */
-	OP_AWAY,   /* the requester's who changed; tag: WHO_* to tell members; args[0] the away text */
+	OP_AWAY,   /* the requester's who changed; tag: WHO_* to tell members; args[0] the away text
+	            */
 	OP_INVITE_CANCEL, /* from a registry: args[0], invited, has no session after all */
 };
 
@@ -249,7 +279,7 @@ struct irc_who {
 	char real[IRC_REALLEN + 1];
 	uint8_t away;
 	uint8_t invisible;
-	uint8_t oper; /* user mode +o, from OPER */
+	uint8_t oper;  /* user mode +o, from OPER */
 	uint16_t caps; /* CAP_*: the capabilities its client enabled */
 };
 
@@ -347,6 +377,26 @@ struct cm_chan_empty {
 	char name[IRC_CHANLEN + 1];
 };
 
+struct cm_chan_started {
+	actor_msg_t hdr;
+	int32_t result; /* 0: `ref` runs the channel; else -errno, nothing runs */
+	actor_ref_t ref;
+	char name[IRC_CHANLEN + 1];
+};
+
+/* A channel restarted after an abnormal stop: empty, a new actor, `prev` the one that failed. */
+struct cm_chan_hello {
+	actor_msg_t hdr;
+	actor_ref_t prev;
+	char name[IRC_CHANLEN + 1];
+};
+
+struct cm_down {
+	actor_msg_t hdr;
+	actor_ref_t who;
+	int32_t reason; /* as ACTOR_MSG_DOWN's: ACTOR_REASON_NORMAL for a stop that was asked for */
+};
+
 /* Records, one per line: LIST "S|P <users> <name> <topic>", LOOKUP "<nick> <user> <host> <A|H>". */
 struct cm_records {
 	actor_msg_t hdr;
@@ -366,9 +416,11 @@ int chat_send(struct chat_env *e, actor_ref_t to, void *msg);
 /* Answers request q with `len` bytes of lines (maybe none): one CM_REPLY when q is numbered or
  * there is text, nothing otherwise. */
 int chat_reply(struct chat_env *e, const struct cm_req *q, const char *data, size_t len);
-/* For a dead-letter hook: true when m is a numbered request whose requester must still get
- * its (empty) reply, with whom to send it to and the seq. */
-bool chat_lost_request(const actor_msg_t *m, actor_ref_t *to, uint32_t *seq);
+/* For a dead-letter hook: true when m is a request whose requester must still hear of it,
+ * with whom to tell: a numbered request gets its (empty) CM_REPLY with *seq; a JOIN (*seq 0)
+ * a failed CM_JOINED for *join, so that the session does not wait for ever (the channel it was
+ * sent to stopped: see "Channels fail" in README.md). */
+bool chat_lost_request(const actor_msg_t *m, actor_ref_t *to, uint32_t *seq, const char **join);
 struct cm_req *chat_req_new(struct chat_env *e, uint16_t op, const struct irc_who *who,
                             const char *target, unsigned nargs, const char *const *args);
 
@@ -397,9 +449,15 @@ void sess_handle(struct sess *s, struct chat_env *e, actor_msg_t *m);
 const char *sess_nick(const struct sess *s);
 
 /* channel.c */
-struct chan *chan_new(struct chat_srv *srv, const char *name, actor_ref_t registry);
+struct chan *chan_new(struct chat_srv *srv, const char *name);
 void chan_free(struct chan *c);
 void chan_handle(struct chan *c, struct chat_env *e, actor_msg_t *m);
+/* A channel restarted after its predecessor `prev` failed: tells the registry (CM_CHAN_HELLO),
+ * then that it is empty, so that the registry forgets it unless a JOIN is on its way. */
+void chan_restarted(struct chan *c, struct chat_env *e, actor_ref_t prev);
+/* Whether the registry told the channel to stop (CM_CHAN_STOP): its stop is final. */
+bool chan_stopped_normally(const struct chan *c);
+const char *chan_name(const struct chan *c);
 
 /* registry.c */
 struct registry *registry_new(struct chat_srv *srv, unsigned index);
@@ -418,9 +476,9 @@ void chat_deliver_local(struct chat_env *e, struct chat_line *line, const actor_
 /* WHO's answer for one user: RPL_WHOREPLY (352), or with WHOX (`whox` is the "%fields[,token]"
  * argument, or "") RPL_WHOSPCRPL (354) with the fields asked for, in the specification's
  * order. `flags` is H or G, then * for an operator, then the channel prefix. Appends one line. */
-void chat_who_line(struct irc_buf *b, const struct chat_srv *srv, const char *to,
-                   const char *whox, const char *chan, const char *nick, const char *user,
-                   const char *host, const char *flags, unsigned idle, const char *real);
+void chat_who_line(struct irc_buf *b, const struct chat_srv *srv, const char *to, const char *whox,
+                   const char *chan, const char *nick, const char *user, const char *host,
+                   const char *flags, unsigned idle, const char *real);
 /* Whether a WHO argument is a WHOX field list. */
 static inline bool chat_is_whox(const char *arg)
 {

@@ -5,8 +5,11 @@
  * Nicks: claimed, released, looked up; messages, WHOIS, WHO and INVITE for a nick are
  * forwarded (the same message, zero-copy) to the session owning it.
  *
- * Channels: the shard spawns a channel's actor on its first JOIN and forwards requests from
- * non-members to it. A channel that empties asks to be forgotten with the number of forwarded
+ * Channels: the shard has a channel's actor started on its first JOIN (by its channel
+ * supervisor, through the environment: the answer comes later as CM_CHAN_STARTED, and requests
+ * for the channel wait here, in order, until then) and forwards requests from non-members to
+ * it. A channel restarted after a failure says so (CM_CHAN_HELLO) and takes its
+ * predecessor's place. A channel that empties asks to be forgotten with the number of forwarded
  * requests it has seen; the shard agrees only if that is every request it forwarded, so a JOIN
  * in flight never reaches a stopped channel.
  */
@@ -44,6 +47,9 @@ struct chan_entry {
 	char name[IRC_CHANLEN + 1];
 	actor_ref_t ref;
 	uint64_t forwarded; /* requests sent on to the channel */
+	bool starting;      /* asked for, not started yet: requests wait in `waiting` */
+	actor_msg_t **waiting;
+	unsigned nwaiting, capwaiting;
 	uint32_t users;
 	uint8_t secret;
 	char *topic;
@@ -55,7 +61,23 @@ struct registry {
 	struct hmap nicks; /* irc_hash(nick) -> struct nick_entry */
 	struct hmap chans; /* irc_hash(name) -> struct chan_entry */
 	struct irc_buf out;
+	bool stopping; /* CM_SHUTDOWN: channels that start from now on are stopped */
+	const struct chat_env_ops *ops; /* of the env that kept waiting requests */
 };
+
+/* Frees the requests waiting for a channel that will not start (or a registry that stops).
+ * Both environments free a message without looking at their env argument, so `ops` is what
+ * the registry remembered from the env that kept them. */
+static void free_waiting(const struct chat_env_ops *ops, struct chan_entry *c)
+{
+	for (unsigned i = 0; i < c->nwaiting; i++) {
+		chat_msg_release(c->waiting[i]);
+		ops->free(NULL, c->waiting[i]);
+	}
+	free(c->waiting);
+	c->waiting = NULL;
+	c->nwaiting = c->capwaiting = 0;
+}
 
 struct registry *registry_new(struct chat_srv *srv, unsigned index)
 {
@@ -80,8 +102,11 @@ void registry_free(struct registry *r)
 	}
 	for (size_t i = 0; i < r->chans.cap; i++) {
 		struct chan_entry *c = r->chans.vals[i];
-		if (c != NULL)
+		if (c != NULL) {
 			free(c->topic);
+			if (c->nwaiting > 0)
+				free_waiting(r->ops, c);
+		}
 		free(c);
 	}
 	hmap_free(&r->nicks);
@@ -119,6 +144,8 @@ static void drop_nick(struct registry *r, struct nick_entry *n)
 
 static void drop_chan(struct registry *r, struct chan_entry *c)
 {
+	if (c->nwaiting > 0)
+		free_waiting(r->ops, c);
 	hmap_del(&r->chans, irc_hash(c->name), c);
 	atomic_fetch_sub_explicit(&r->srv->channels, 1, memory_order_relaxed);
 	free(c->topic);
@@ -320,24 +347,39 @@ static bool to_nick(struct registry *r, struct chat_env *e, struct cm_req *q)
 static struct chan_entry *create_chan(struct registry *r, struct chat_env *e, const char *name)
 {
 	struct chan_entry *c = calloc(1, sizeof(*c));
-	struct chan *state = chan_new(r->srv, name, e->self);
-	if (c == NULL || state == NULL)
-		goto fail;
+	if (c == NULL)
+		return NULL;
 	snprintf(c->name, sizeof(c->name), "%s", name);
-	if (e->ops->spawn_channel(e, state, irc_hash(name), &c->ref) < 0)
-		goto fail;
-	state = NULL; /* the actor owns it now */
+	c->starting = true;
 	if (hmap_put(&r->chans, irc_hash(name), c) < 0) {
-		actor_msg_t *stop = chat_msg_new(e, sizeof(*stop), CM_CHAN_STOP);
-		chat_send(e, c->ref, stop);
-		goto fail;
+		free(c);
+		return NULL;
+	}
+	if (e->ops->spawn_channel(e, name) < 0) {
+		hmap_del(&r->chans, irc_hash(name), c);
+		free(c);
+		return NULL;
 	}
 	atomic_fetch_add_explicit(&r->srv->channels, 1, memory_order_relaxed);
 	return c;
-fail:
-	chan_free(state);
-	free(c);
-	return NULL;
+}
+
+/* Keeps request q until the channel has started: it goes on then, in order. */
+static bool wait_for_start(struct registry *r, struct chat_env *e, struct chan_entry *c,
+                           struct cm_req *q)
+{
+	if (c->nwaiting == c->capwaiting) {
+		unsigned cap = c->capwaiting ? c->capwaiting * 2 : 4;
+		actor_msg_t **w = realloc(c->waiting, cap * sizeof(*w));
+		if (w == NULL)
+			return false;
+		c->waiting = w;
+		c->capwaiting = cap;
+	}
+	e->ops->keep(e);
+	r->ops = e->ops;
+	c->waiting[c->nwaiting++] = &q->hdr;
+	return true;
 }
 
 /* The answer for a channel that does not exist. */
@@ -382,7 +424,7 @@ static void no_such_channel(struct registry *r, struct chat_env *e, struct cm_re
 	reply(r, e, q);
 }
 
-/* A request for the channel q->target. Returns true when the message was forwarded. */
+/* A request for the channel q->target. Returns true when the message was forwarded or kept. */
 static bool to_chan(struct registry *r, struct chat_env *e, struct cm_req *q)
 {
 	struct chan_entry *c = find_chan(r, q->target);
@@ -391,6 +433,11 @@ static bool to_chan(struct registry *r, struct chat_env *e, struct cm_req *q)
 			c = create_chan(r, e, q->target);
 		if (c == NULL)
 			break;
+		if (c->starting) {
+			if (wait_for_start(r, e, c, q))
+				return true;
+			break;
+		}
 		q->via = 1;
 		c->forwarded++;
 		if (e->ops->send(e, c->ref, &q->hdr) == 0)
@@ -400,6 +447,64 @@ static bool to_chan(struct registry *r, struct chat_env *e, struct cm_req *q)
 	}
 	no_such_channel(r, e, q);
 	return false;
+}
+
+static void stop_channel(struct chat_env *e, actor_ref_t ref)
+{
+	actor_msg_t *stop = chat_msg_new(e, sizeof(*stop), CM_CHAN_STOP);
+	chat_send(e, ref, stop);
+}
+
+/* The channel's actor started, or could not: the requests that waited for it go on, or are
+ * answered as for a channel that does not exist. */
+static void chan_started(struct registry *r, struct chat_env *e, struct cm_chan_started *m)
+{
+	struct chan_entry *c = find_chan(r, m->name);
+	if (c == NULL || !c->starting) {
+		if (m->result == 0) /* forgotten meanwhile (shutdown) */
+			stop_channel(e, m->ref);
+		return;
+	}
+	actor_msg_t **w = c->waiting;
+	unsigned n = c->nwaiting;
+	c->waiting = NULL;
+	c->nwaiting = c->capwaiting = 0;
+	c->starting = false;
+	c->ref = m->ref;
+	bool ok = m->result == 0;
+	if (!ok)
+		drop_chan(r, c);
+	else if (r->stopping)
+		stop_channel(e, m->ref);
+	for (unsigned i = 0; i < n; i++) {
+		struct cm_req *q = (struct cm_req *)w[i];
+		if (ok) {
+			q->via = 1;
+			c->forwarded++;
+			if (e->ops->send(e, c->ref, &q->hdr) == 0)
+				continue;
+		}
+		no_such_channel(r, e, q);
+		e->ops->free(e, &q->hdr);
+	}
+	free(w);
+}
+
+/* A channel restarted after its predecessor failed: it takes the predecessor's place. Any
+ * other channel of that name (the registry started a new one when a send to the failed one
+ * said it had stopped) is the one members find: the restarted one is stopped. */
+static void chan_hello(struct registry *r, struct chat_env *e, struct cm_chan_hello *m)
+{
+	struct chan_entry *c = find_chan(r, m->name);
+	if (c == NULL || c->starting || !actor_ref_eq(c->ref, m->prev)) {
+		stop_channel(e, m->hdr.sender);
+		return;
+	}
+	c->ref = m->hdr.sender;
+	c->forwarded = 0; /* what the new actor will count */
+	c->users = 0;
+	free(c->topic);
+	c->topic = NULL;
 }
 
 static void chan_info(struct registry *r, struct cm_chan_info *m)
@@ -421,8 +526,7 @@ static void chan_empty(struct registry *r, struct chat_env *e, struct cm_chan_em
 		         */
 	actor_ref_t ref = c->ref;
 	drop_chan(r, c);
-	actor_msg_t *stop = chat_msg_new(e, sizeof(*stop), CM_CHAN_STOP);
-	chat_send(e, ref, stop);
+	stop_channel(e, ref);
 }
 
 static void list(struct registry *r, struct chat_env *e, struct cm_req *q)
@@ -444,12 +548,11 @@ static void list(struct registry *r, struct chat_env *e, struct cm_req *q)
 
 static void stop_all_channels(struct registry *r, struct chat_env *e)
 {
+	r->stopping = true;
 	for (size_t i = 0; i < r->chans.cap; i++) {
 		struct chan_entry *c = r->chans.vals[i];
-		if (c == NULL)
-			continue;
-		actor_msg_t *stop = chat_msg_new(e, sizeof(*stop), CM_CHAN_STOP);
-		chat_send(e, c->ref, stop);
+		if (c != NULL && !c->starting) /* a starting one is stopped as it starts */
+			stop_channel(e, c->ref);
 	}
 }
 
@@ -496,6 +599,12 @@ void registry_handle(struct registry *r, struct chat_env *e, actor_msg_t *m)
 		break;
 	case CM_CHAN_EMPTY:
 		chan_empty(r, e, (struct cm_chan_empty *)m);
+		break;
+	case CM_CHAN_STARTED:
+		chan_started(r, e, (struct cm_chan_started *)m);
+		break;
+	case CM_CHAN_HELLO:
+		chan_hello(r, e, (struct cm_chan_hello *)m);
 		break;
 	case CM_SHUTDOWN:
 		stop_all_channels(r, e);

@@ -38,7 +38,7 @@ static struct chat_srv srv;
 static struct chat_options opt;
 static actor_system_t *the_sys;
 static actor_ref_t acceptor_ref;
-static int listen_rc; /* set by the acceptor before anything else runs; read after run */
+static int listen_rc;          /* set by the acceptor before anything else runs; read after run */
 static bool listen_tls_failed; /* listen_rc is the TLS listener's */
 static actor_tls_t *tls;       /* --tls-port's configuration, or NULL */
 
@@ -77,22 +77,118 @@ static int env_send(struct chat_env *e, actor_ref_t to, actor_msg_t *m)
 
 static void channel_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg);
 
-static void channel_destroy(void *state)
+/* Set as the system is asked to stop: from then on every actor stops with
+ * ACTOR_REASON_SHUTDOWN and no supervisor restarts anything, so a channel's stop is final.
+ * (A channel failing in the same instant, before it sees the shutdown, could be restarted from
+ * a seed its destroy freed: a race of two rare events, accepted.)
+ * Relaxed: read only by channel_destroy, after the store in every case that matters. */
+static atomic_bool system_stopping;
+
+static void stop_system(actor_system_t *sys)
 {
-	chan_free(state);
+	atomic_store_explicit(&system_stopping, true, memory_order_relaxed);
+	actor_system_shutdown(sys);
 }
 
-static int env_spawn_channel(struct chat_env *e, struct chan *c, uint64_t key, actor_ref_t *out)
+/* What each start of a channel's actor is made from (its child spec's arg). It outlives each
+ * actor: a restart makes the next one from it. The actor whose stop is final (the registry
+ * told it to stop) frees it; one stopped by its supervisor's own stop (its shard failed) or
+ * by a supervisor that gave up leaves it behind, a few bytes. */
+struct chan_seed {
+	char name[IRC_CHANLEN + 1];
+	unsigned starts;
+	actor_ref_t last; /* the last actor started from it */
+};
+
+struct channel_actor {
+	struct chan *c;
+	struct chan_seed *seed;
+};
+
+static void *channel_make(void *arg)
 {
+	struct channel_actor *a = calloc(1, sizeof(*a));
+	if (a == NULL)
+		return NULL;
+	a->seed = arg;
+	a->c = chan_new(&srv, a->seed->name);
+	if (a->c == NULL) {
+		free(a);
+		return NULL;
+	}
+	return a;
+}
+
+static void channel_destroy(void *state)
+{
+	struct channel_actor *a = state;
+	if (a == NULL)
+		return;
+	if (chan_stopped_normally(a->c) ||
+	    atomic_load_explicit(&system_stopping, memory_order_relaxed))
+		free(a->seed);
+	chan_free(a->c);
+	free(a);
+}
+
+static void channel_start(actor_ctx_t *ctx, void *state);
+
+/* The channel supervisor of worker w's shard (spawn_parts), by its registered name. */
+#define CHANNELS_NAME "chat.channels.%u"
+
+static int env_spawn_channel(struct chat_env *e, const char *name)
+{
+	actor_ctx_t *ctx = aenv(e)->ctx;
+	char sup_name[32];
+	snprintf(sup_name, sizeof(sup_name), CHANNELS_NAME, e->worker);
+	actor_ref_t sup;
+	int rc = actor_whereis(actor_ctx_system(ctx), sup_name, &sup);
+	if (rc < 0)
+		return rc;
+	struct chan_seed *seed = calloc(1, sizeof(*seed));
+	if (seed == NULL)
+		return -ENOMEM;
+	snprintf(seed->name, sizeof(seed->name), "%s", name);
+	/* Child ids are unique among a supervisor's children: a channel forgotten and created
+	 * again may meet its predecessor, not yet removed. */
+	static atomic_uint_fast64_t next_id;
+	char id[32];
+	snprintf(id, sizeof(id), "c%llu",
+	         (unsigned long long)atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed));
 	/* `stay`: a channel delivers to members on its own worker directly and to the others
 	 * through their workers' fan-outs; were it to move, a line sent directly after the move
-	 * could overtake the one before it, still in a fan-out's mailbox. */
-	actor_spawn_opts_t o = {.placement = ACTOR_PLACE_HASH,
-	                        .key = key,
-	                        .name = "channel",
-	                        .destroy = channel_destroy,
-	                        .stay = 1};
-	return actor_spawn(actor_ctx_system(aenv(e)->ctx), &o, channel_fn, c, out);
+	 * could overtake the one before it, still in a fan-out's mailbox. Transient: restarted
+	 * after a failure, not after the normal stop of an empty channel. */
+	actor_child_spec_t spec = {.id = id,
+	                           .fn = channel_fn,
+	                           .make_state = channel_make,
+	                           .arg = seed,
+	                           .spawn = {.placement = ACTOR_PLACE_HASH,
+	                                     .key = irc_hash(name),
+	                                     .name = "channel",
+	                                     .destroy = channel_destroy,
+	                                     .start = channel_start,
+	                                     .stay = 1},
+	                           .restart = ACTOR_RESTART_TRANSIENT};
+	actor_request_t req;
+	rc = actor_supervisor_start_child(ctx, sup, &spec,
+	                                  &(actor_request_opts_t){.tag = (uintptr_t)seed}, &req);
+	if (rc < 0)
+		free(seed);
+	return rc;
+}
+
+static void env_keep(struct chat_env *e)
+{
+	actor_msg_keep(aenv(e)->ctx);
+}
+
+static int env_monitor(struct chat_env *e, actor_ref_t target, bool on)
+{
+	actor_ctx_t *ctx = aenv(e)->ctx;
+	actor_system_t *sys = actor_ctx_system(ctx);
+	return on ? actor_monitor(sys, actor_self(ctx), target)
+	          : actor_demonitor(sys, actor_self(ctx), target);
 }
 
 static void env_exit(struct chat_env *e)
@@ -168,6 +264,8 @@ static const struct chat_env_ops actor_ops = {
     .free = env_free,
     .send = env_send,
     .spawn_channel = env_spawn_channel,
+    .keep = env_keep,
+    .monitor = env_monitor,
     .exit = env_exit,
     .now_ns = env_now,
     .timer = env_timer,
@@ -254,6 +352,16 @@ static void session_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
 		sess_timer(a->s, &e.env, t->tag);
 		break;
 	}
+	case ACTOR_MSG_DOWN: { /* a channel we watch (env_monitor) */
+		const actor_down_t *d = actor_msg_data(msg);
+		struct cm_down m = {.hdr = {.type = CM_DOWN,
+		                            .size = sizeof(m) - sizeof(m.hdr),
+		                            .sender = msg->sender},
+		                    .who = d->actor,
+		                    .reason = d->reason};
+		sess_handle(a->s, &e.env, &m.hdr);
+		break;
+	}
 	default:
 		if (msg->type < ACTOR_MSG_SYSTEM)
 			sess_handle(a->s, &e.env, msg);
@@ -263,9 +371,22 @@ static void session_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
 
 static void channel_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
 {
+	struct channel_actor *a = state;
 	ACTOR_ENV(e, ctx, NULL);
 	if (msg->type < ACTOR_MSG_SYSTEM)
-		chan_handle(state, &e.env, msg);
+		chan_handle(a->c, &e.env, msg);
+}
+
+/* Each start of a channel's actor: a restart (the seed has started one before) tells the
+ * registry, which knows the failed one. */
+static void channel_start(actor_ctx_t *ctx, void *state)
+{
+	struct channel_actor *a = state;
+	ACTOR_ENV(e, ctx, NULL);
+	actor_ref_t prev = a->seed->last;
+	a->seed->last = actor_self(ctx);
+	if (a->seed->starts++ > 0)
+		chan_restarted(a->c, &e.env, prev);
 }
 
 static void registry_destroy(void *state)
@@ -273,16 +394,75 @@ static void registry_destroy(void *state)
 	registry_free(state);
 }
 
+/* Registry shards and fan-outs are children of supervisors (spawn_parts); the arg of their
+ * child spec is their worker's index. */
+static void *registry_make(void *arg)
+{
+	return registry_new(&srv, (unsigned)(uintptr_t)arg);
+}
+
+static atomic_uint parts_started; /* first starts of registries and fan-outs */
+
+/* Each start of a registry shard or fan-out puts its reference where the others find it
+ * (chat_srv.registry); the last first start lets the acceptor listen, so that no session
+ * sends to a part that has not started. */
+static void part_started(actor_ctx_t *ctx, _Atomic(actor_ref_t) *slot)
+{
+	bool first = actor_ref_eq(atomic_load_explicit(slot, memory_order_relaxed), ACTOR_REF_NONE);
+	atomic_store_explicit(slot, actor_self(ctx), memory_order_relaxed);
+	if (first && atomic_fetch_add_explicit(&parts_started, 1, memory_order_relaxed) + 1 ==
+	                 2 * srv.workers)
+		actor_send(actor_ctx_system(ctx), acceptor_ref, MSG_LISTEN, NULL, 0);
+}
+
+static void registry_start(actor_ctx_t *ctx, void *state)
+{
+	(void)state;
+	part_started(ctx, &srv.registry[actor_ctx_worker(ctx)]);
+}
+
+/* The channel supervisor's answer to env_spawn_channel, for the registry as CM_CHAN_STARTED. */
+static void channel_started(struct registry *r, struct chat_env *e, actor_msg_t *msg)
+{
+	actor_reply_t *rep = actor_msg_data(msg);
+	struct chan_seed *seed = (struct chan_seed *)(uintptr_t)rep->tag;
+	actor_supervisor_answer_t *ans;
+	struct cm_chan_started m = {.hdr = {.type = CM_CHAN_STARTED,
+	                                    .size = sizeof(m) - sizeof(m.hdr),
+	                                    .sender = msg->sender}};
+	int rc = actor_supervisor_answer_of(msg, &ans);
+	m.result = rc < 0 ? rc : ans->result;
+	if (m.result == 0)
+		m.ref = ans->child;
+	snprintf(m.name, sizeof(m.name), "%s", seed->name);
+	if (rc == 0 && ans->result < 0) /* nothing was started from it */
+		free(seed);
+	registry_handle(r, e, &m.hdr);
+}
+
 static void registry_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
 {
 	ACTOR_ENV(e, ctx, NULL);
-	if (msg->type < ACTOR_MSG_SYSTEM)
+	if (msg->type == ACTOR_MSG_REPLY)
+		channel_started(state, &e.env, msg);
+	else if (msg->type < ACTOR_MSG_SYSTEM)
 		registry_handle(state, &e.env, msg);
 }
 
 static void fanout_destroy(void *state)
 {
 	fanout_free(state);
+}
+
+static void *fanout_make(void *arg)
+{
+	return fanout_new(&srv, (unsigned)(uintptr_t)arg);
+}
+
+static void fanout_start(actor_ctx_t *ctx, void *state)
+{
+	(void)state;
+	part_started(ctx, &srv.fanout[actor_ctx_worker(ctx)]);
 }
 
 static void fanout_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
@@ -379,7 +559,7 @@ static void start_listening(actor_ctx_t *ctx, struct acceptor *acc)
 		if (acc->listening)
 			actor_tcp_listener_close(ctx, acc->listener);
 		acc->listening = false;
-		actor_system_shutdown(actor_ctx_system(ctx));
+		stop_system(actor_ctx_system(ctx));
 		return;
 	}
 	acc->listening = true;
@@ -391,8 +571,7 @@ static void start_listening(actor_ctx_t *ctx, struct acceptor *acc)
 	char tls_note[32] = "";
 	if (tls != NULL)
 		snprintf(tls_note, sizeof(tls_note), ", TLS port %u", tls_port);
-	fprintf(stderr,
-	        "chat-server: listening on %s port %u%s (%u workers, %s, max %u clients)\n",
+	fprintf(stderr, "chat-server: listening on %s port %u%s (%u workers, %s, max %u clients)\n",
 	        opt.bind, port, tls_note, srv.workers, actor_system_reactor(actor_ctx_system(ctx)),
 	        srv.max_clients);
 	printf("PORT %u\n", port);
@@ -416,7 +595,7 @@ static void begin_shutdown(actor_ctx_t *ctx, struct acceptor *acc)
 		actor_tcp_listener_close(ctx, acc->tls_listener);
 	acc->listening = acc->tls_listening = false;
 	for (unsigned w = 0; w < srv.workers; w++)
-		actor_send(sys, srv.fanout[w], CM_SHUTDOWN, NULL, 0);
+		actor_send(sys, chat_fanout_at(&srv, w), CM_SHUTDOWN, NULL, 0);
 }
 
 static void acceptor_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
@@ -434,7 +613,7 @@ static void acceptor_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
 		break;
 	case MSG_FANOUT_DONE:
 		if (++acc->fanouts_done == srv.workers)
-			actor_system_shutdown(actor_ctx_system(ctx));
+			stop_system(actor_ctx_system(ctx));
 		break;
 	default:
 		break;
@@ -461,7 +640,7 @@ static void *signal_thread(void *arg)
 			if (sig < 0 && errno == EINTR)
 				continue;
 			if (sig < 0) { /* clients that would not go: the runtime stops them */
-				actor_system_shutdown(the_sys);
+				stop_system(the_sys);
 				continue;
 			}
 		}
@@ -471,7 +650,7 @@ static void *signal_thread(void *arg)
 			asked = true;
 			actor_send(the_sys, acceptor_ref, CM_SHUTDOWN, NULL, 0);
 		} else { /* a second signal: stop now */
-			actor_system_shutdown(the_sys);
+			stop_system(the_sys);
 		}
 	}
 }
@@ -486,10 +665,17 @@ static void dead_letter(void *arg, actor_ref_t to, const actor_msg_t *msg)
 		return;
 	actor_ref_t requester;
 	uint32_t seq;
-	if (chat_lost_request(msg, &requester, &seq)) {
+	const char *join = NULL;
+	bool lost = chat_lost_request(msg, &requester, &seq, &join);
+	if (lost && join == NULL) {
 		struct cm_reply r = {.seq = seq, .len = 0};
 		actor_send(the_sys, requester, CM_REPLY, (const char *)&r + sizeof(r.hdr),
 		           sizeof(r) - sizeof(r.hdr));
+	} else if (lost) { /* its channel failed: see session_reply.c, joined */
+		struct cm_joined j = {.ok = 0, .len = 0};
+		snprintf(j.chan, sizeof(j.chan), "%s", join);
+		actor_send(the_sys, requester, CM_JOINED, (const char *)&j + sizeof(j.hdr),
+		           sizeof(j) - sizeof(j.hdr));
 	}
 	chat_msg_release((actor_msg_t *)msg);
 }
@@ -529,33 +715,100 @@ static void size_for_descriptors(void)
  * Main
  */
 
-/* Spawns the per-worker registries and fan-outs, and the acceptor. */
+/* Restarts allowed per period, per supervisor: a part that fails more often than this is not
+ * failing by chance, and its supervisor gives up (and its own supervisor restarts it, once
+ * more, before the whole tree stops and the server with it). Channels fail alone, so theirs
+ * allows more. */
+#define PARTS_INTENSITY 3
+#define CHANNELS_INTENSITY 10
+#define SUPERVISOR_PERIOD_MS 5000
+
+/* The supervision tree (README.md, "Failures"):
+ *   chat (one_for_one)
+ *     shard.W (one_for_all), per worker W
+ *       channels (one_for_one): the channels whose names hash to W, started on demand
+ *       registry: worker W's shard of the nicks and channel names
+ *     fanout.W, per worker W
+ * A shard's registry and channel supervisor fail together: a registry restarted without its
+ * records must not meet channels it no longer knows (a JOIN would start a second #c), and
+ * channels restarted by a new supervisor start empty, their members told. A fan-out holds
+ * nothing that outlives a broadcast but the list of its sessions, so it restarts alone. */
 static int spawn_parts(void)
 {
-	for (unsigned w = 0; w < srv.workers; w++) {
-		actor_spawn_opts_t o = {.placement = ACTOR_PLACE_FIXED,
-		                        .worker = w,
-		                        .name = "registry",
-		                        .destroy = registry_destroy};
-		struct registry *r = registry_new(&srv, w);
-		if (r == NULL || actor_spawn(the_sys, &o, registry_fn, r, &srv.registry[w]) < 0) {
-			registry_free(r);
-			return -ENOMEM;
-		}
-		o.name = "fanout";
-		o.destroy = fanout_destroy;
-		struct fanout *f = fanout_new(&srv, w);
-		if (f == NULL || actor_spawn(the_sys, &o, fanout_fn, f, &srv.fanout[w]) < 0) {
-			fanout_free(f);
-			return -ENOMEM;
-		}
-	}
 	static struct acceptor acc;
-	actor_spawn_opts_t o = {.placement = ACTOR_PLACE_FIXED, .worker = 0, .name = "acceptor"};
-	int rc = actor_spawn(the_sys, &o, acceptor_fn, &acc, &acceptor_ref);
+	actor_spawn_opts_t ao = {.placement = ACTOR_PLACE_FIXED, .worker = 0, .name = "acceptor"};
+	int rc = actor_spawn(the_sys, &ao, acceptor_fn, &acc, &acceptor_ref);
 	if (rc < 0)
 		return rc;
-	return actor_send(the_sys, acceptor_ref, MSG_LISTEN, NULL, 0);
+
+	unsigned n = srv.workers;
+	actor_child_spec_t *top = calloc(2 * n, sizeof(*top));
+	actor_child_spec_t *shard = calloc(2 * n, sizeof(*shard));
+	actor_supervisor_opts_t *shard_opts = calloc(n, sizeof(*shard_opts));
+	actor_supervisor_opts_t *chan_opts = calloc(n, sizeof(*chan_opts));
+	char(*ids)[2][24] = calloc(n, sizeof(*ids));
+	char(*names)[32] = calloc(n, sizeof(*names));
+	rc = -ENOMEM;
+	if (top == NULL || shard == NULL || shard_opts == NULL || chan_opts == NULL ||
+	    ids == NULL || names == NULL)
+		goto out;
+	for (unsigned w = 0; w < n; w++) {
+		actor_spawn_opts_t fixed = {.placement = ACTOR_PLACE_FIXED, .worker = w};
+		chan_opts[w] = (actor_supervisor_opts_t){.strategy = ACTOR_ONE_FOR_ONE,
+		                                         .intensity = CHANNELS_INTENSITY,
+		                                         .period_ms = SUPERVISOR_PERIOD_MS};
+		snprintf(names[w], sizeof(names[w]), CHANNELS_NAME, w);
+		shard[2 * w] = (actor_child_spec_t){.id = "channels",
+		                                    .spawn = fixed,
+		                                    .supervisor = &chan_opts[w],
+		                                    .register_as = names[w]};
+		shard[2 * w].spawn.name = "channels";
+		shard[2 * w + 1] = (actor_child_spec_t){.id = "registry",
+		                                        .fn = registry_fn,
+		                                        .make_state = registry_make,
+		                                        .arg = (void *)(uintptr_t)w,
+		                                        .spawn = fixed};
+		shard[2 * w + 1].spawn.name = "registry";
+		shard[2 * w + 1].spawn.destroy = registry_destroy;
+		shard[2 * w + 1].spawn.start = registry_start;
+		shard_opts[w] = (actor_supervisor_opts_t){.strategy = ACTOR_ONE_FOR_ALL,
+		                                          .intensity = PARTS_INTENSITY,
+		                                          .period_ms = SUPERVISOR_PERIOD_MS,
+		                                          .children = &shard[2 * w],
+		                                          .nchildren = 2};
+		snprintf(ids[w][0], sizeof(ids[w][0]), "shard.%u", w);
+		snprintf(ids[w][1], sizeof(ids[w][1]), "fanout.%u", w);
+		top[2 * w] = (actor_child_spec_t){
+		    .id = ids[w][0], .spawn = fixed, .supervisor = &shard_opts[w]};
+		top[2 * w].spawn.name = "shard";
+		top[2 * w + 1] = (actor_child_spec_t){.id = ids[w][1],
+		                                      .fn = fanout_fn,
+		                                      .make_state = fanout_make,
+		                                      .arg = (void *)(uintptr_t)w,
+		                                      .spawn = fixed};
+		top[2 * w + 1].spawn.name = "fanout";
+		top[2 * w + 1].spawn.destroy = fanout_destroy;
+		top[2 * w + 1].spawn.start = fanout_start;
+	}
+	actor_supervisor_opts_t top_opts = {.strategy = ACTOR_ONE_FOR_ONE,
+	                                    .intensity = PARTS_INTENSITY,
+	                                    .period_ms = SUPERVISOR_PERIOD_MS,
+	                                    .children = top,
+	                                    .nchildren = 2 * n};
+	actor_ref_t sup;
+	/* The specs are copied, deeply: what is built here may go once this returns. The
+	 * acceptor listens once every registry and fan-out has started (part_started). */
+	rc = actor_supervisor_spawn(
+	    the_sys, &(actor_spawn_opts_t){.placement = ACTOR_PLACE_FIXED, .name = "chat"},
+	    &top_opts, &sup);
+out:
+	free(top);
+	free(shard);
+	free(shard_opts);
+	free(chan_opts);
+	free(ids);
+	free(names);
+	return rc;
 }
 
 int main(int argc, char **argv)
@@ -579,8 +832,8 @@ int main(int argc, char **argv)
 	if (opt.tls_port >= 0) {
 		char why[512];
 		int rc = actor_tls_create(
-		    &(actor_tls_opts_t){.server = 1, .cert = opt.tls_cert, .key = opt.tls_key}, &tls,
-		    why, sizeof(why));
+		    &(actor_tls_opts_t){.server = 1, .cert = opt.tls_cert, .key = opt.tls_key},
+		    &tls, why, sizeof(why));
 		if (rc < 0) {
 			fprintf(stderr, "chat-server: TLS: %s\n", why);
 			return 1;
@@ -608,8 +861,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	unsigned workers = actor_system_workers(the_sys);
-	free(srv.registry);
-	free(srv.fanout);
+	free((void *)srv.registry);
+	free((void *)srv.fanout);
 	srv.workers = workers;
 	srv.registry = calloc(workers, sizeof(*srv.registry));
 	srv.fanout = calloc(workers, sizeof(*srv.fanout));
@@ -629,7 +882,8 @@ int main(int argc, char **argv)
 	actor_tls_free(tls);
 	if (listen_rc < 0) {
 		fprintf(stderr, "chat-server: cannot listen on %s %sport %ld: %s\n", opt.bind,
-		        listen_tls_failed ? "TLS " : "", listen_tls_failed ? opt.tls_port : (long)opt.port,
+		        listen_tls_failed ? "TLS " : "",
+		        listen_tls_failed ? opt.tls_port : (long)opt.port,
 		        listen_rc == -EADDRINUSE ? "the port is in use" : strerror(-listen_rc));
 		status = 1;
 	} else {

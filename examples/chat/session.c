@@ -426,13 +426,14 @@ static void handle_line(struct sess *s, char *line, size_t len)
 	if (s->srv->flood_rate > 0)
 		s->tokens -= 1;
 	char label[65];
-	bool labeled = (s->who.caps & CAP_LABELED_RESPONSE) && irc_tag_value(m.tags, "label", label,
-	                                                                      sizeof(label));
+	bool labeled = (s->who.caps & CAP_LABELED_RESPONSE) &&
+	               irc_tag_value(m.tags, "label", label, sizeof(label));
 	if (labeled)
 		sess_label_begin(s, label);
 	if (!utf8) /* UTF8ONLY: nothing that is not UTF-8 gets to anyone */
-		sess_printf(s, ":%s FAIL %.32s INVALID_UTF8 :Message rejected, your message contained "
-		               "invalid UTF-8",
+		sess_printf(s,
+		            ":%s FAIL %.32s INVALID_UTF8 :Message rejected, your message contained "
+		            "invalid UTF-8",
 		            s->srv->name, m.cmd);
 	else
 		sess_command(s, &m);
@@ -559,7 +560,7 @@ void sess_start(struct sess *s, struct chat_env *e, bool full)
 	}
 	e->ops->set_sendq(e, s->srv->sendq, s->srv->sendq / 4);
 	actor_msg_t *hello = chat_msg_new(e, sizeof(*hello), CM_SESS_HELLO);
-	chat_send(e, s->srv->fanout[s->worker], hello);
+	chat_send(e, chat_fanout_at(s->srv, s->worker), hello);
 	e->ops->timer(e, tick_ns(s->srv), TAG_TICK);
 }
 
@@ -570,9 +571,11 @@ static void finish(struct sess *s, enum chat_close how)
 		return;
 	s->flags |= F_EXITED;
 	s->e->ops->close(s->e, how);
+	for (unsigned i = 0; i < s->nchans; i++) /* else the channels keep our watches */
+		s->e->ops->monitor(s->e, s->chans[i].ref, false);
 	/* The fan-out waits for this at shutdown: only now is the client told all we had to say. */
 	actor_msg_t *gone = chat_msg_new(s->e, sizeof(*gone), CM_SESS_GONE);
-	chat_send(s->e, s->srv->fanout[s->worker], gone);
+	chat_send(s->e, chat_fanout_at(s->srv, s->worker), gone);
 	s->e->ops->exit(s->e);
 }
 
@@ -771,7 +774,8 @@ void sess_invited(struct sess *s, const char *chan, bool add)
 		}
 	if (!add)
 		return;
-	if (s->invited == NULL && (s->invited = calloc(SESS_INVITED, sizeof(s->invited[0]))) == NULL)
+	if (s->invited == NULL &&
+	    (s->invited = calloc(SESS_INVITED, sizeof(s->invited[0]))) == NULL)
 		return;
 	if (s->ninvited == SESS_INVITED)
 		sess_invited(s, s->invited[0], false);

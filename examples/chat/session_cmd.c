@@ -55,8 +55,7 @@ static void channels_changed(struct sess *s)
 	sess_send(s, chat_registry_for(s->srv, s->who.nick), q);
 }
 
-void sess_add_chan(struct sess *s, const char *name, actor_ref_t ref, bool secret,
-                   uint8_t flags)
+void sess_add_chan(struct sess *s, const char *name, actor_ref_t ref, bool secret, uint8_t flags)
 {
 	if (s->nchans == s->capchans) {
 		unsigned cap = s->capchans ? s->capchans * 2 : 4;
@@ -69,6 +68,9 @@ void sess_add_chan(struct sess *s, const char *name, actor_ref_t ref, bool secre
 	struct sess_chan *c = &s->chans[s->nchans++];
 	snprintf(c->name, sizeof(c->name), "%s", name);
 	c->ref = ref;
+	/* Told if the channel's actor fails (channel_down, session_reply.c); cancelled as we
+	 * leave it. */
+	s->e->ops->monitor(s->e, ref, true);
 	c->secret = secret;
 	c->flags = flags;
 	channels_changed(s);
@@ -76,6 +78,7 @@ void sess_add_chan(struct sess *s, const char *name, actor_ref_t ref, bool secre
 
 void sess_drop_chan(struct sess *s, struct sess_chan *c)
 {
+	s->e->ops->monitor(s->e, c->ref, false);
 	*c = s->chans[--s->nchans];
 	if (s->nchans == 0) {
 		free(s->chans);
@@ -187,7 +190,8 @@ static void cap_list(unsigned bits, char *out, size_t cap)
 	out[0] = '\0';
 	for (unsigned i = 0; chat_cap_names[i] != NULL && n < cap; i++)
 		if (bits & (1u << i))
-			n += (size_t)snprintf(out + n, cap - n, "%s%s", n ? " " : "", chat_cap_names[i]);
+			n += (size_t)snprintf(out + n, cap - n, "%s%s", n ? " " : "",
+			                      chat_cap_names[i]);
 }
 
 /* CAP REQ: all the changes asked for, or none (IRCv3 capability negotiation). */
@@ -343,7 +347,7 @@ static void lookup(struct sess *s, uint64_t tag, const char *const *nicks, unsig
 		if (q == NULL)
 			continue;
 		q->tag = tag;
-		if (chat_send(s->e, s->srv->registry[w], q) == 0)
+		if (chat_send(s->e, chat_registry_at(s->srv, w), q) == 0)
 			asked++;
 	}
 	irc_buf_reset(&s->acc);
@@ -629,7 +633,8 @@ static void cmd_list(struct sess *s, struct irc_msg *m)
 	sess_numeric(s, "321", "Channel :Users  Name");
 	s->pending = 0;
 	for (unsigned w = 0; w < s->srv->workers; w++)
-		if (chat_send(s->e, s->srv->registry[w], sess_req(s, OP_LIST, "", 0, NULL)) == 0)
+		if (chat_send(s->e, chat_registry_at(s->srv, w),
+		              sess_req(s, OP_LIST, "", 0, NULL)) == 0)
 			s->pending++;
 	s->wait = s->pending > 0 ? WAIT_LIST : WAIT_NONE;
 	if (s->pending == 0)
@@ -644,8 +649,8 @@ static void cmd_list(struct sess *s, struct irc_msg *m)
  * client-only tags ("+name[=value]", as received), if its client enabled message-tags. */
 static void message_tags(struct sess *s, const struct irc_msg *m, char *out, size_t cap)
 {
-	size_t n = (size_t)snprintf(out, cap, "msgid=%" PRIx64 "-%" PRIx64, s->self.id,
-	                            ++s->msg_seq);
+	size_t n =
+	    (size_t)snprintf(out, cap, "msgid=%" PRIx64 "-%" PRIx64, s->self.id, ++s->msg_seq);
 	if (!(s->who.caps & CAP_MESSAGE_TAGS) || m->tags == NULL)
 		return;
 	for (const char *p = m->tags; *p != '\0' && n < cap;) {
@@ -697,7 +702,8 @@ static void cmd_msg(struct sess *s, struct irc_msg *m)
 		if (chan ? !irc_valid_channel(target, IRC_CHANLEN)
 		         : !irc_valid_nick(target, IRC_NICKLEN)) {
 			if (!quiet)
-				sess_numeric(s, "401", "%s%s :No such nick/channel", status, target);
+				sess_numeric(s, "401", "%s%s :No such nick/channel", status,
+				             target);
 			continue;
 		}
 		message_tags(s, m, tags, sizeof(tags));
@@ -712,14 +718,16 @@ static void cmd_msg(struct sess *s, struct irc_msg *m)
 		}
 		if (s->who.caps & CAP_ECHO_MESSAGE) {
 			char line[512];
-			size_t len = kind == MSG_TAGMSG
-			                 ? irc_format_line(line, sizeof(line), ":%s!%s@%s TAGMSG %s",
-			                                   s->who.nick, s->who.user, s->who.host, target)
-			                 : irc_format_line(line, sizeof(line), ":%s!%s@%s %s %s :%s",
-			                                   s->who.nick, s->who.user, s->who.host,
-			                                   m->cmd, target, text);
+			size_t len =
+			    kind == MSG_TAGMSG
+			        ? irc_format_line(line, sizeof(line), ":%s!%s@%s TAGMSG %s",
+			                          s->who.nick, s->who.user, s->who.host, target)
+			        : irc_format_line(line, sizeof(line), ":%s!%s@%s %s %s :%s",
+			                          s->who.nick, s->who.user, s->who.host, m->cmd,
+			                          target, text);
 			struct irc_buf b;
-			chat_tagged_line(&b, (s->who.caps & CAP_MESSAGE_TAGS) ? tags : "", line, len);
+			chat_tagged_line(&b, (s->who.caps & CAP_MESSAGE_TAGS) ? tags : "", line,
+			                 len);
 			sess_write(s, b.data, b.len);
 			irc_buf_free(&b);
 		}
@@ -748,7 +756,7 @@ static void who_mask(struct sess *s, const char *mask, const char *whox)
 		if (q == NULL)
 			continue;
 		q->tag = LOOKUP_WHO;
-		if (chat_send(s->e, s->srv->registry[w], q) == 0)
+		if (chat_send(s->e, chat_registry_at(s->srv, w), q) == 0)
 			s->pending++;
 	}
 	s->wait = s->pending > 0 ? WAIT_LOOKUP : WAIT_NONE;
@@ -836,8 +844,7 @@ static void cmd_oper(struct sess *s, struct irc_msg *m)
 		return;
 	s->who.oper = 1;
 	atomic_fetch_add_explicit(&s->srv->opers_online, 1, memory_order_relaxed);
-	sess_printf(s, ":%s!%s@%s MODE %s :+o", s->who.nick, s->who.user, s->who.host,
-	            s->who.nick);
+	sess_printf(s, ":%s!%s@%s MODE %s :+o", s->who.nick, s->who.user, s->who.host, s->who.nick);
 	sess_who_changed(s, WHO_SILENT);
 }
 
@@ -889,7 +896,8 @@ static void cmd_wallops(struct sess *s, struct irc_msg *m)
 		}
 		lm->line = line;
 		lm->dedup = 0;
-		chat_send(s->e, s->srv->fanout[w], lm); /* on failure chat_send releases it */
+		chat_send(s->e, chat_fanout_at(s->srv, w),
+		          lm); /* on failure chat_send releases it */
 	}
 }
 
@@ -897,8 +905,9 @@ static void cmd_wallops(struct sess *s, struct irc_msg *m)
 static void cmd_setname(struct sess *s, struct irc_msg *m)
 {
 	if (!(s->who.caps & CAP_SETNAME)) {
-		sess_printf(s, ":%s FAIL SETNAME CANNOT_CHANGE_REALNAME :Enable the setname "
-		               "capability first",
+		sess_printf(s,
+		            ":%s FAIL SETNAME CANNOT_CHANGE_REALNAME :Enable the setname "
+		            "capability first",
 		            s->srv->name);
 		return;
 	}
@@ -912,8 +921,7 @@ static void cmd_setname(struct sess *s, struct irc_msg *m)
 		return;
 	}
 	snprintf(s->who.real, sizeof(s->who.real), "%s", m->params[0]);
-	sess_printf(s, ":%s!%s@%s SETNAME :%s", s->who.nick, s->who.user, s->who.host,
-	            s->who.real);
+	sess_printf(s, ":%s!%s@%s SETNAME :%s", s->who.nick, s->who.user, s->who.host, s->who.real);
 	sess_who_changed(s, WHO_SETNAME);
 }
 
@@ -955,80 +963,56 @@ static void cmd_help(struct sess *s, struct irc_msg *m);
 static const struct command commands[] = {
     {"AWAY", cmd_away, false,
      "AWAY [:<message>]: mark yourself away with a message, or back without one"},
-    {"CAP", cmd_cap, true,
-     "CAP LS [302] | REQ :<caps> | LIST | END: negotiate IRCv3 capabilities"},
-    {"DIE", cmd_privileged, false,
-     "DIE: stop the server (not available here)"},
-    {"HELP", cmd_help, false,
-     "HELP [<subject>]: help on a command"},
-    {"HELPOP", cmd_help, false,
-     "HELPOP [<subject>]: the same as HELP"},
-    {"INFO", cmd_info, false,
-     "INFO: about this server"},
+    {"CAP", cmd_cap, true, "CAP LS [302] | REQ :<caps> | LIST | END: negotiate IRCv3 capabilities"},
+    {"DIE", cmd_privileged, false, "DIE: stop the server (not available here)"},
+    {"HELP", cmd_help, false, "HELP [<subject>]: help on a command"},
+    {"HELPOP", cmd_help, false, "HELPOP [<subject>]: the same as HELP"},
+    {"INFO", cmd_info, false, "INFO: about this server"},
     {"INVITE", cmd_invite, false,
      "INVITE <nick> <channel>: invite someone to a channel; INVITE alone lists your invitations"},
-    {"ISON", cmd_ison, false,
-     "ISON <nick>...: which of these nicks are online"},
+    {"ISON", cmd_ison, false, "ISON <nick>...: which of these nicks are online"},
     {"JOIN", cmd_join, false,
      "JOIN <channel>[,<channel>...] [<key>[,<key>...]], or JOIN 0 to leave every channel"},
     {"KICK", cmd_kick, false,
-     "KICK <channel> <nick>[,<nick>...] [:<reason>]: remove someone from a channel (channel operators)"},
-    {"KILL", cmd_kill, false,
-     "KILL <nick> [:<reason>]: disconnect a user (IRC operators)"},
+     "KICK <channel> <nick>[,<nick>...] [:<reason>]: remove someone from a channel (channel "
+     "operators)"},
+    {"KILL", cmd_kill, false, "KILL <nick> [:<reason>]: disconnect a user (IRC operators)"},
     {"LIST", cmd_list, false,
      "LIST [<channel>[,<channel>...]]: channels with their user counts and topics"},
-    {"LUSERS", cmd_lusers, false,
-     "LUSERS: how many users, operators and channels there are"},
+    {"LUSERS", cmd_lusers, false, "LUSERS: how many users, operators and channels there are"},
     {"MODE", cmd_mode, false,
      "MODE <channel> [<modes> [<arguments>]] or MODE <nick> [<modes>]: show or change modes"},
-    {"MOTD", cmd_motd, false,
-     "MOTD: the message of the day"},
-    {"NAMES", cmd_names, false,
-     "NAMES [<channel>[,<channel>...]]: who is in a channel"},
-    {"NICK", cmd_nick, true,
-     "NICK <nick>: choose or change your nick"},
+    {"MOTD", cmd_motd, false, "MOTD: the message of the day"},
+    {"NAMES", cmd_names, false, "NAMES [<channel>[,<channel>...]]: who is in a channel"},
+    {"NICK", cmd_nick, true, "NICK <nick>: choose or change your nick"},
     {"NOTICE", cmd_msg, false,
      "NOTICE <target>[,<target>...] :<text>: a message that is never answered automatically"},
-    {"OPER", cmd_oper, false,
-     "OPER <name> <password>: become an IRC operator"},
-    {"PART", cmd_part, false,
-     "PART <channel>[,<channel>...] [:<reason>]: leave channels"},
-    {"PASS", cmd_pass, true,
-     "PASS <password>: the server password, before NICK and USER"},
-    {"PING", cmd_ping, true,
-     "PING <token>: the server answers PONG <token>"},
-    {"PONG", cmd_pong, true,
-     "PONG <token>: the answer to the server's PING"},
+    {"OPER", cmd_oper, false, "OPER <name> <password>: become an IRC operator"},
+    {"PART", cmd_part, false, "PART <channel>[,<channel>...] [:<reason>]: leave channels"},
+    {"PASS", cmd_pass, true, "PASS <password>: the server password, before NICK and USER"},
+    {"PING", cmd_ping, true, "PING <token>: the server answers PONG <token>"},
+    {"PONG", cmd_pong, true, "PONG <token>: the answer to the server's PING"},
     {"PRIVMSG", cmd_msg, false,
      "PRIVMSG <target>[,<target>...] :<text>: send a message to a channel or a nick"},
-    {"QUIT", cmd_quit, true,
-     "QUIT [:<reason>]: leave the server"},
-    {"REHASH", cmd_privileged, false,
-     "REHASH: reload the configuration (not available here)"},
-    {"RESTART", cmd_privileged, false,
-     "RESTART: restart the server (not available here)"},
+    {"QUIT", cmd_quit, true, "QUIT [:<reason>]: leave the server"},
+    {"REHASH", cmd_privileged, false, "REHASH: reload the configuration (not available here)"},
+    {"RESTART", cmd_privileged, false, "RESTART: restart the server (not available here)"},
     {"SETNAME", cmd_setname, false,
      "SETNAME :<real name>: change your real name (with the setname capability)"},
     {"TAGMSG", cmd_msg, false,
      "TAGMSG <target>: a message of tags only (with the message-tags capability)"},
-    {"TIME", cmd_time, false,
-     "TIME: the server's time"},
-    {"TOPIC", cmd_topic, false,
-     "TOPIC <channel> [:<topic>]: show or set a channel's topic"},
-    {"USER", cmd_user, true,
-     "USER <user> 0 * :<real name>: register, with NICK"},
-    {"USERHOST", cmd_userhost, false,
-     "USERHOST <nick>...: the user and host of up to five nicks"},
-    {"VERSION", cmd_version, false,
-     "VERSION: the server's version"},
+    {"TIME", cmd_time, false, "TIME: the server's time"},
+    {"TOPIC", cmd_topic, false, "TOPIC <channel> [:<topic>]: show or set a channel's topic"},
+    {"USER", cmd_user, true, "USER <user> 0 * :<real name>: register, with NICK"},
+    {"USERHOST", cmd_userhost, false, "USERHOST <nick>...: the user and host of up to five nicks"},
+    {"VERSION", cmd_version, false, "VERSION: the server's version"},
     {"WALLOPS", cmd_wallops, false,
      "WALLOPS :<text>: a message to every user with mode +w (IRC operators)"},
     {"WHO", cmd_who, false,
-     "WHO <channel>|<mask> [%<fields>[,<token>]]: users in a channel or matching a mask (WHOX fields)"},
-    {"WHOIS", cmd_whois, false,
-     "WHOIS <nick>: about a user"},
-    {"WHOWAS", cmd_whowas, false,
-     "WHOWAS <nick>: about a user who left (not kept here)"},
+     "WHO <channel>|<mask> [%<fields>[,<token>]]: users in a channel or matching a mask (WHOX "
+     "fields)"},
+    {"WHOIS", cmd_whois, false, "WHOIS <nick>: about a user"},
+    {"WHOWAS", cmd_whowas, false, "WHOWAS <nick>: about a user who left (not kept here)"},
 };
 
 static int command_cmp(const void *key, const void *elem)
@@ -1046,7 +1030,8 @@ static const struct command *find_command(const char *name)
 static void cmd_help(struct sess *s, struct irc_msg *m)
 {
 	char subject[32];
-	snprintf(subject, sizeof(subject), "%s", m->nparams > 0 && m->params[0][0] ? m->params[0] : "*");
+	snprintf(subject, sizeof(subject), "%s",
+	         m->nparams > 0 && m->params[0][0] ? m->params[0] : "*");
 	for (char *p = subject; *p != '\0'; p++)
 		*p = (char)toupper((unsigned char)*p);
 	if (strcmp(subject, "*") == 0) {

@@ -111,9 +111,28 @@ static void joined(struct sess *s, struct cm_joined *j)
 		sess_add_chan(s, j->chan, j->hdr.sender, j->secret, j->flags);
 		sess_invited(s, j->chan, false);
 	}
+	if (!j->ok && j->len == 0) /* the dead-letter hook's: the channel failed under the JOIN */
+		sess_numeric(s, "437", "%s :Channel is temporarily unavailable", j->chan);
 	sess_write(s, j->text, j->len);
 	if (!(s->flags & F_CLOSING))
 		sess_join_next(s);
+}
+
+/* A channel we are in stopped. A channel stops normally only once it is empty, so we left it
+ * before: a stop with any other reason is a failure, and its state (members, topic, modes) is
+ * gone with it. We do what a server does when it removes a user from a channel: a KICK from
+ * the server, with the reason, and we forget the channel. Its supervisor has restarted it,
+ * empty; a client that rejoins after a kick (most do) finds it there. */
+static void channel_down(struct sess *s, struct cm_down *d)
+{
+	struct sess_chan *c = NULL;
+	for (unsigned i = 0; i < s->nchans; i++)
+		if (actor_ref_eq(s->chans[i].ref, d->who))
+			c = &s->chans[i];
+	if (c == NULL || d->reason == ACTOR_REASON_NORMAL)
+		return;
+	sess_printf(s, ":%s KICK %s %s :Channel reset", s->srv->name, c->name, s->who.nick);
+	sess_drop_chan(s, c);
 }
 
 /* Whether LIST's filter takes this channel. The filter is a comma list of names and masks (the
@@ -227,11 +246,11 @@ static void request_for_me(struct sess *s, struct cm_req *q)
 			char line[512];
 			size_t len =
 			    q->tag == MSG_TAGMSG
-			        ? irc_format_line(line, sizeof(line), ":%s!%s@%s TAGMSG %s", q->who.nick,
-			                          q->who.user, q->who.host, me)
-			        : irc_format_line(line, sizeof(line), ":%s!%s@%s %s %s :%s", q->who.nick,
-			                          q->who.user, q->who.host, chat_msg_cmd(q->tag), me,
-			                          cm_req_arg(q, 0));
+			        ? irc_format_line(line, sizeof(line), ":%s!%s@%s TAGMSG %s",
+			                          q->who.nick, q->who.user, q->who.host, me)
+			        : irc_format_line(line, sizeof(line), ":%s!%s@%s %s %s :%s",
+			                          q->who.nick, q->who.user, q->who.host,
+			                          chat_msg_cmd(q->tag), me, cm_req_arg(q, 0));
 			struct irc_buf t;
 			chat_tagged_line(&t, tagged ? cm_req_arg(q, 2) : "", line, len);
 			sess_write(s, t.data, t.len);
@@ -245,8 +264,7 @@ static void request_for_me(struct sess *s, struct cm_req *q)
 	case OP_WHOIS:
 		whois_me(s, q);
 		break;
-	case OP_WHO_NICK:
-	{
+	case OP_WHO_NICK: {
 		char flags[4];
 		snprintf(flags, sizeof(flags), "%c%s", s->away ? 'G' : 'H', s->who.oper ? "*" : "");
 		uint64_t idle = (s->e->ops->now_ns(s->e) - s->idle_ns) / 1000000000ull;
@@ -283,7 +301,8 @@ void sess_reply(struct sess *s, actor_msg_t *m)
 	switch (m->type) {
 	case CM_REPLY: {
 		struct cm_reply *r = (struct cm_reply *)m;
-		if (m->size < sizeof(*r) - sizeof(r->hdr) || r->len > m->size - (sizeof(*r) - sizeof(r->hdr)))
+		if (m->size < sizeof(*r) - sizeof(r->hdr) ||
+		    r->len > m->size - (sizeof(*r) - sizeof(r->hdr)))
 			break;
 		if (r->seq == 0)
 			sess_write(s, r->text, r->len);
@@ -318,6 +337,9 @@ void sess_reply(struct sess *s, actor_msg_t *m)
 			c->secret = ((struct cm_chan_note *)m)->secret;
 		break;
 	}
+	case CM_DOWN:
+		channel_down(s, (struct cm_down *)m);
+		break;
 	case CM_LIST_REPLY:
 		list_reply(s, (struct cm_records *)m);
 		break;

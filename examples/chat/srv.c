@@ -42,16 +42,17 @@ int chat_reply(struct chat_env *e, const struct cm_req *q, const char *data, siz
 	return chat_send(e, q->from, r);
 }
 
-bool chat_lost_request(const actor_msg_t *m, actor_ref_t *to, uint32_t *seq)
+bool chat_lost_request(const actor_msg_t *m, actor_ref_t *to, uint32_t *seq, const char **join)
 {
 	if (m->type != CM_REQ || m->size < sizeof(struct cm_req) - sizeof(actor_msg_t))
 		return false;
 	const struct cm_req *q = (const struct cm_req *)m;
-	if (q->seq == 0)
-		return false;
 	*to = q->from;
 	*seq = q->seq;
-	return true;
+	*join = NULL;
+	if (q->seq == 0 && q->op == OP_JOIN)
+		*join = q->target;
+	return q->seq != 0 || *join != NULL;
 }
 
 struct cm_req *chat_req_new(struct chat_env *e, uint16_t op, const struct irc_who *who,
@@ -138,10 +139,10 @@ void chat_msg_release(actor_msg_t *m)
 	}
 }
 
-const char *const chat_cap_names[] = {"cap-notify",   "multi-prefix", "userhost-in-names",
-                                       "echo-message", "server-time",  "away-notify",
-                                       "setname",      "batch",        "labeled-response",
-                                       "message-tags", "extended-join", NULL};
+const char *const chat_cap_names[] = {"cap-notify",   "multi-prefix",  "userhost-in-names",
+                                      "echo-message", "server-time",   "away-notify",
+                                      "setname",      "batch",         "labeled-response",
+                                      "message-tags", "extended-join", NULL};
 
 unsigned chat_cap_bit(const char *name)
 {
@@ -279,13 +280,13 @@ void chat_srv_fini(struct chat_srv *srv)
 	srv->registry = srv->fanout = NULL;
 }
 
-void chat_who_line(struct irc_buf *b, const struct chat_srv *srv, const char *to,
-                   const char *whox, const char *chan, const char *nick, const char *user,
-                   const char *host, const char *flags, unsigned idle, const char *real)
+void chat_who_line(struct irc_buf *b, const struct chat_srv *srv, const char *to, const char *whox,
+                   const char *chan, const char *nick, const char *user, const char *host,
+                   const char *flags, unsigned idle, const char *real)
 {
 	if (!chat_is_whox(whox)) {
-		irc_buf_linef(b, ":%s 352 %s %s %s %s %s %s %s :0 %s", srv->name, to, chan, user, host,
-		              srv->name, nick, flags, real);
+		irc_buf_linef(b, ":%s 352 %s %s %s %s %s %s %s :0 %s", srv->name, to, chan, user,
+		              host, srv->name, nick, flags, real);
 		return;
 	}
 	char fields[16], token[8] = "";
@@ -304,19 +305,45 @@ void chat_who_line(struct irc_buf *b, const struct chat_srv *srv, const char *to
 			continue;
 		const char *v = NULL;
 		switch (*f) {
-		case 't': v = token[0] ? token : "0"; break;
-		case 'c': v = chan; break;
-		case 'u': v = user; break;
-		case 'i': v = host; break; /* no name lookups: the host is the address */
-		case 'h': v = host; break;
-		case 's': v = srv->name; break;
-		case 'n': v = nick; break;
-		case 'f': v = flags; break;
-		case 'd': v = "0"; break; /* hops: one server */
-		case 'l': v = idle_s; break;
-		case 'a': v = "0"; break; /* no accounts */
-		case 'o': v = "n/a"; break;
-		case 'r': v = NULL; break;
+		case 't':
+			v = token[0] ? token : "0";
+			break;
+		case 'c':
+			v = chan;
+			break;
+		case 'u':
+			v = user;
+			break;
+		case 'i':
+			v = host;
+			break; /* no name lookups: the host is the address */
+		case 'h':
+			v = host;
+			break;
+		case 's':
+			v = srv->name;
+			break;
+		case 'n':
+			v = nick;
+			break;
+		case 'f':
+			v = flags;
+			break;
+		case 'd':
+			v = "0";
+			break; /* hops: one server */
+		case 'l':
+			v = idle_s;
+			break;
+		case 'a':
+			v = "0";
+			break; /* no accounts */
+		case 'o':
+			v = "n/a";
+			break;
+		case 'r':
+			v = NULL;
+			break;
 		}
 		if (*f == 'r')
 			len += (size_t)snprintf(line + len, sizeof(line) - len, " :%s", real);

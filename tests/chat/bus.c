@@ -16,6 +16,9 @@ struct entity {
 	bool alive;
 	bool exiting; /* asked to stop after the current message */
 	struct bus_client *client;
+	actor_ref_t *watchers; /* K_CHAN: who gets a CM_DOWN when it stops (op_monitor) */
+	unsigned nwatchers;
+	actor_ref_t prev; /* K_CHAN: the actor it was restarted from, or none */
 };
 
 struct bus_client {
@@ -148,10 +151,43 @@ static int op_send(struct chat_env *e, actor_ref_t to, actor_msg_t *m)
 	return 0;
 }
 
-static int op_spawn_channel(struct chat_env *e, struct chan *c, uint64_t key, actor_ref_t *out)
+/* As the server's channel supervisor: the channel starts, and its answer comes as a message. */
+static int op_spawn_channel(struct chat_env *e, const char *name)
 {
 	struct bus *b = bus_of(e);
-	*out = add_entity(b, K_CHAN, c, (unsigned)(key % b->srv.workers));
+	struct chan *c = chan_new(&b->srv, name);
+	if (c == NULL)
+		return -ENOMEM;
+	actor_ref_t ref = add_entity(b, K_CHAN, c, irc_hash(name) % b->srv.workers);
+	struct cm_chan_started *m =
+	    (struct cm_chan_started *)op_alloc(e, sizeof(*m), CM_CHAN_STARTED);
+	m->result = 0;
+	m->ref = ref;
+	snprintf(m->name, sizeof(m->name), "%s", name);
+	op_send(e, e->self, &m->hdr);
+	return 0;
+}
+
+static void op_keep(struct chat_env *e)
+{
+	bus_of(e)->forwarded = true; /* not freed after the handler: the caller owns it */
+}
+
+static int op_monitor(struct chat_env *e, actor_ref_t target, bool on)
+{
+	struct entity *x = ent(bus_of(e), target);
+	if (x == NULL || !x->alive)
+		return -ESRCH; /* the server's would send a DOWN with NOPROC: no test needs it */
+	if (on) {
+		x->watchers = realloc(x->watchers, (x->nwatchers + 1) * sizeof(*x->watchers));
+		x->watchers[x->nwatchers++] = e->self;
+		return 0;
+	}
+	for (unsigned i = 0; i < x->nwatchers; i++)
+		if (actor_ref_eq(x->watchers[i], e->self)) {
+			x->watchers[i] = x->watchers[--x->nwatchers];
+			break;
+		}
 	return 0;
 }
 
@@ -227,6 +263,8 @@ static const struct chat_env_ops bus_ops = {
     .free = op_free,
     .send = op_send,
     .spawn_channel = op_spawn_channel,
+    .keep = op_keep,
+    .monitor = op_monitor,
     .exit = op_exit,
     .now_ns = op_now,
     .timer = op_timer,
@@ -247,6 +285,23 @@ static struct chat_env env_for(struct bus *b, actor_ref_t self)
 /* ---------------------------------------------------------------------------------------------
  * Delivery
  */
+
+/* Stops the entity: its watchers get CM_DOWN with `reason`, as from ACTOR_MSG_DOWN. */
+static void destroy_with(struct bus *b, struct entity *x, int reason)
+{
+	actor_ref_t self = {.id = (uint64_t)(x - b->ents) + 1};
+	struct chat_env e = {.ops = NULL, .self = self, .impl = b};
+	for (unsigned i = 0; i < x->nwatchers; i++) {
+		struct cm_down *d = (struct cm_down *)op_alloc(NULL, sizeof(*d), CM_DOWN);
+		d->who = self;
+		d->reason = reason;
+		if (op_send(&e, x->watchers[i], &d->hdr) < 0)
+			free(d);
+	}
+	free(x->watchers);
+	x->watchers = NULL;
+	x->nwatchers = 0;
+}
 
 static void destroy(struct entity *x)
 {
@@ -273,8 +328,10 @@ static void finish_call(struct bus *b, actor_ref_t self)
 {
 	struct entity *x = ent(b, self);
 	b->current = ACTOR_REF_NONE;
-	if (x->exiting && x->alive)
+	if (x->exiting && x->alive) {
+		destroy_with(b, x, ACTOR_REASON_NORMAL);
 		destroy(x);
+	}
 }
 
 static void deliver(struct bus *b, actor_ref_t to, actor_msg_t *m)
@@ -284,14 +341,24 @@ static void deliver(struct bus *b, actor_ref_t to, actor_msg_t *m)
 		b->dead_letters++;
 		actor_ref_t requester;
 		uint32_t seq;
-		if (chat_lost_request(m, &requester, &seq)) { /* as server.c's dead-letter hook */
-			struct cm_reply *r = (struct cm_reply *)op_alloc(NULL, sizeof(*r), CM_REPLY);
+		const char *join;
+		/* as server.c's dead-letter hook */
+		if (chat_lost_request(m, &requester, &seq, &join) && join == NULL) {
+			struct cm_reply *r =
+			    (struct cm_reply *)op_alloc(NULL, sizeof(*r), CM_REPLY);
 			if (r != NULL) {
 				r->seq = seq;
 				struct chat_env e = env_for(b, to);
 				if (op_send(&e, requester, &r->hdr) < 0)
 					free(r);
 			}
+		} else if (join != NULL) {
+			struct cm_joined *j =
+			    (struct cm_joined *)op_alloc(NULL, sizeof(*j), CM_JOINED);
+			snprintf(j->chan, sizeof(j->chan), "%s", join);
+			struct chat_env e = env_for(b, to);
+			if (op_send(&e, requester, &j->hdr) < 0)
+				free(j);
 		}
 		chat_msg_release(m);
 		free(m);
@@ -425,9 +492,11 @@ struct chat_srv *bus_srv(struct bus *b)
 unsigned bus_free(struct bus *b)
 {
 	bus_run(b);
-	for (size_t i = 0; i < b->nents; i++)
+	for (size_t i = 0; i < b->nents; i++) {
 		if (b->ents[i].alive)
 			destroy(&b->ents[i]);
+		free(b->ents[i].watchers);
+	}
 	for (size_t i = 0; i < b->nclients; i++) {
 		irc_buf_free(&b->clients[i]->in);
 		free(b->clients[i]->read_copy);
@@ -665,7 +734,7 @@ bool bus_shutdown(struct bus *b)
 	for (unsigned w = 0; w < b->srv.workers; w++) {
 		actor_msg_t *m = op_alloc(NULL, sizeof(*m), CM_SHUTDOWN);
 		struct chat_env e = env_for(b, ACTOR_REF_NONE);
-		op_send(&e, b->srv.fanout[w], m);
+		op_send(&e, chat_fanout_at(&b->srv, w), m);
 	}
 	bus_run(b);
 	return b->shutdown_done == b->srv.workers;
@@ -688,4 +757,29 @@ unsigned bus_channels(struct bus *b)
 unsigned bus_sessions(struct bus *b)
 {
 	return count_kind(b, K_SESS);
+}
+
+/* As a channel's actor that fails: it stops with an abnormal reason (its watchers get CM_DOWN
+ * with it, the messages queued for it are dead-lettered as they come), and its supervisor
+ * starts a new, empty one from the same spec, which runs its start (chan_restarted). */
+bool bus_fail_channel(struct bus *b, const char *name)
+{
+	for (size_t i = 0; i < b->nents; i++) {
+		struct entity *x = &b->ents[i];
+		if (!x->alive || x->kind != K_CHAN || irc_casecmp(chan_name(x->state), name) != 0)
+			continue;
+		actor_ref_t old = {.id = i + 1};
+		unsigned worker = x->worker;
+		destroy_with(b, x, ACTOR_REASON_KILLED);
+		destroy(x);
+		struct chan *c = chan_new(&b->srv, name);
+		actor_ref_t ref = add_entity(b, K_CHAN, c, worker); /* may move b->ents */
+		struct chat_env e = env_for(b, ref);
+		b->current = ref;
+		chan_restarted(c, &e, old);
+		finish_call(b, ref);
+		bus_run(b);
+		return true;
+	}
+	return false;
 }

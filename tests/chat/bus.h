@@ -69,6 +69,10 @@ void bus_shuffle(struct bus *b, uint64_t seed);
  * that their sessions are gone. */
 bool bus_shutdown(struct bus *b);
 
+/* The actor of channel `name` fails (stops abnormally) and is restarted, as its supervisor
+ * does on the server; false when no such channel runs. */
+bool bus_fail_channel(struct bus *b, const char *name);
+
 /* Counters for tests: live channel actors, live sessions. */
 unsigned bus_channels(struct bus *b);
 unsigned bus_sessions(struct bus *b);

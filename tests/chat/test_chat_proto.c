@@ -159,8 +159,9 @@ START_TEST(labeled_commands_get_labeled_responses)
 	struct bus_client *b = bus_client_new(B, 1, "bob");
 	bus_sendf(a, "CAP REQ :batch labeled-response echo-message\r\n");
 	bus_read(a);
-	bus_sendf(a, "@label=p PING :x\r\n@label=q PONG :y\r\n@label=j JOIN #lr\r\n"
-	             "@label=w;other=1 WHOIS nobody\r\n@label=m PRIVMSG bob :hi\r\nPING :plain\r\n");
+	bus_sendf(a,
+	          "@label=p PING :x\r\n@label=q PONG :y\r\n@label=j JOIN #lr\r\n"
+	          "@label=w;other=1 WHOIS nobody\r\n@label=m PRIVMSG bob :hi\r\nPING :plain\r\n");
 	const char *all = bus_read(a);
 	const char *order[] = {"@label=p :irc.test PONG irc.test :x\r\n",
 	                       "@label=q :irc.test ACK\r\n",
@@ -197,7 +198,8 @@ START_TEST(message_tags_carry_client_tags_and_a_msgid_to_those_who_asked)
 	bus_sendf(b, "@+bat=baz;server=x;+fizz=buzz PRIVMSG #t :hi\r\n");
 	const char *line = bus_line_with(a, "PRIVMSG #t :hi");
 	ck_assert_msg(line != NULL && strncmp(line, "@msgid=", 7) == 0 &&
-	                  strstr(line, ";+bat=baz;+fizz=buzz :bob!~bob@127.0.0.1 PRIVMSG") != NULL &&
+	                  strstr(line, ";+bat=baz;+fizz=buzz :bob!~bob@127.0.0.1 PRIVMSG") !=
+	                      NULL &&
 	                  strstr(line, "server=") == NULL,
 	              "%s", bus_peek(a));
 	char msgid[64];
@@ -278,8 +280,8 @@ START_TEST(cap_req_enables_capabilities_all_or_none)
 	bus_sendf(c, "MODE #caps +v n\r\nMODE #caps +v bob\r\nPRIVMSG #caps :echoed\r\n"
 	             "PRIVMSG bob :echoed too\r\nNAMES #caps\r\nWHO #caps\r\n");
 	const char *all = bus_read(c);
-	ck_assert_msg(strstr(all, " 353 n = #caps :@+n!~u@h +bob!~bob@127.0.0.1") != NULL,
-	              "%s", all);
+	ck_assert_msg(strstr(all, " 353 n = #caps :@+n!~u@h +bob!~bob@127.0.0.1") != NULL, "%s",
+	              all);
 	ck_assert_msg(strstr(all, ":n!~u@h PRIVMSG #caps :echoed") != NULL, "%s", all);
 	ck_assert_msg(strstr(all, ":n!~u@h PRIVMSG bob :echoed too") != NULL, "%s", all);
 	ck_assert_msg(strstr(all, " n H@+ :0 r") != NULL, "%s", all);
@@ -563,14 +565,17 @@ START_TEST(names_of_several_channels_ends_with_one_366)
 	bus_shuffle(B, 7); /* the two channels answer in either order */
 	bus_sendf(a, "NAMES #one,#nosuch,#two\r\nNAMES\r\nPING :z\r\n");
 	bus_shuffle(B, 0);
-	const char *order[] = {" 353 alice = #one :@alice", " 353 alice = #two :",
+	const char *order[] = {" 353 alice = #one :@alice",
+	                       " 353 alice = #two :",
 	                       " 366 alice #one,#nosuch,#two :End of /NAMES list",
-	                       " 353 alice = #",            " 353 alice = #",
+	                       " 353 alice = #",
+	                       " 353 alice = #",
 	                       " 366 alice * :End of /NAMES list",
 	                       "PONG"};
 	const char *all = bus_read(a);
 	assert_in_order(all, order, sizeof(order) / sizeof(order[0]));
-	ck_assert_msg(strstr(all, " 366 alice #one ") == NULL && strstr(all, " 366 alice #two ") == NULL,
+	ck_assert_msg(strstr(all, " 366 alice #one ") == NULL &&
+	                  strstr(all, " 366 alice #two ") == NULL,
 	              "%s", all);
 }
 END_TEST
@@ -962,7 +967,8 @@ START_TEST(invite_errors_get_461_401_403_442_443_and_482)
 	struct bus_client *a, *b;
 	two_in_room(&a, &b);
 	struct bus_client *c = bus_client_new(B, 2, "carol");
-	bus_sendf(a, "INVITE bob\r\nINVITE ghost #room\r\nINVITE bob #room\r\nINVITE carol #none\r\n");
+	bus_sendf(a,
+	          "INVITE bob\r\nINVITE ghost #room\r\nINVITE bob #room\r\nINVITE carol #none\r\n");
 	HAS(a, " 461 alice INVITE :Not enough parameters");
 	HAS(a, " 401 alice ghost :No such nick/channel");
 	HAS(a, " 443 alice bob #room :is already on channel");
@@ -1083,9 +1089,8 @@ END_TEST
 START_TEST(small_queries_answer_with_their_numerics)
 {
 	struct bus_client *a = bus_client_new(B, 0, "alice");
-	bus_sendf(a,
-	          "LUSERS\r\nMOTD\r\nVERSION\r\nTIME\r\nWHOWAS old\r\nOPER a b\r\nKILL x :y\r\n"
-	          "INFO\r\n");
+	bus_sendf(a, "LUSERS\r\nMOTD\r\nVERSION\r\nTIME\r\nWHOWAS old\r\nOPER a b\r\nKILL x :y\r\n"
+	             "INFO\r\n");
 	HAS(a, " 251 alice ");
 	HAS(a, " 422 alice ");
 	HAS(a, " 351 alice libactor-chat");
@@ -1375,9 +1380,10 @@ START_TEST(nul_bytes_lone_crs_and_invalid_utf8_do_no_harm)
 	const char in[] = "PRIV\0MSG #room :a\0b\rPRIVMSG #room :\xff\xfe\xc0\r\n\0\0\r\n";
 	bus_send(a, in, sizeof(in) - 1);
 	HAS(b, ":alice!~alice@127.0.0.1 PRIVMSG #room :ab\r\n");
-	HASNT(b, "\xff"); /* UTF8ONLY: not passed on... */
+	HASNT(b, "\xff");                                /* UTF8ONLY: not passed on... */
 	HAS(a, ":irc.test FAIL PRIVMSG INVALID_UTF8 :"); /* ...and the sender is told */
-	bus_sendf(a, "NICK \xc3\xa9\r\nJOIN #\xff\xfe\r\nPRIVMSG #room :caf\xc3\xa9 \xe2\x82\xac\r\n");
+	bus_sendf(a,
+	          "NICK \xc3\xa9\r\nJOIN #\xff\xfe\r\nPRIVMSG #room :caf\xc3\xa9 \xe2\x82\xac\r\n");
 	HAS(a, " 432 alice \xc3\xa9 :Erroneous nickname");
 	HAS(a, ":irc.test FAIL JOIN INVALID_UTF8 :");
 	HAS(b, "PRIVMSG #room :caf\xc3\xa9 \xe2\x82\xac");
@@ -1390,14 +1396,16 @@ START_TEST(utf8_validation_rejects_overlongs_surrogates_and_truncations)
 		const char *s;
 		bool ok;
 	} cases[] = {
-	    {"plain", true},          {"caf\xc3\xa9", true},     {"\xe2\x82\xac", true},
-	    {"\xf0\x9f\x98\x80", true}, {"\xc0\xaf", false},       {"\xe0\x80\xaf", false},
-	    {"\xed\xa0\x80", false},    {"\xf4\x90\x80\x80", false}, {"\xc3", false},
-	    {"\x80", false},          {"\xff", false},           {"a\xe2\x82", false},
+	    {"plain", true},         {"caf\xc3\xa9", true},
+	    {"\xe2\x82\xac", true},  {"\xf0\x9f\x98\x80", true},
+	    {"\xc0\xaf", false},     {"\xe0\x80\xaf", false},
+	    {"\xed\xa0\x80", false}, {"\xf4\x90\x80\x80", false},
+	    {"\xc3", false},         {"\x80", false},
+	    {"\xff", false},         {"a\xe2\x82", false},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-		ck_assert_msg(irc_valid_utf8(cases[i].s, strlen(cases[i].s)) == cases[i].ok, "case %zu",
-		              i);
+		ck_assert_msg(irc_valid_utf8(cases[i].s, strlen(cases[i].s)) == cases[i].ok,
+		              "case %zu", i);
 }
 END_TEST
 
@@ -1577,15 +1585,17 @@ START_TEST(replies_from_several_actors_come_in_command_order_whatever_arrives_fi
 	bus_read(b);
 	for (uint64_t seed = 1; seed <= 200; seed++) {
 		bus_shuffle(B, seed);
-		bus_sendf(a, "WHOIS bob\r\nNAMES #o\r\nPRIVMSG bob :hi\r\nPRIVMSG nobody :x\r\n"
-		             "TOPIC #o\r\nWHO bob\r\nPING :end%" PRIu64 "\r\n",
+		bus_sendf(a,
+		          "WHOIS bob\r\nNAMES #o\r\nPRIVMSG bob :hi\r\nPRIVMSG nobody :x\r\n"
+		          "TOPIC #o\r\nWHO bob\r\nPING :end%" PRIu64 "\r\n",
 		          seed);
 		char pong[32];
 		snprintf(pong, sizeof(pong), "PONG irc.test :end%" PRIu64, seed);
-		const char *order[] = {" 311 alice bob ", " 318 alice bob ", " 353 alice = #o ",
-		                       " 366 alice #o ",  " 301 alice bob ", " 401 alice nobody ",
-		                       " 331 alice #o ",  " 352 alice ",     " 315 alice bob ",
-		                       pong};
+		const char *order[] = {" 311 alice bob ",  " 318 alice bob ",
+		                       " 353 alice = #o ", " 366 alice #o ",
+		                       " 301 alice bob ",  " 401 alice nobody ",
+		                       " 331 alice #o ",   " 352 alice ",
+		                       " 315 alice bob ",  pong};
 		assert_in_order(bus_read(a), order, sizeof(order) / sizeof(order[0]));
 		bus_read(b);
 	}
@@ -1611,6 +1621,86 @@ START_TEST(a_request_to_a_session_that_stopped_still_gets_its_place_answered)
 }
 END_TEST
 
+/* A channel's actor fails: each member (on either worker) gets one server KICK with the reason
+ * and forgets the channel; the restarted channel, empty, is forgotten as any empty channel is.
+ * Members can JOIN again: the channel starts afresh, so the first to rejoin is its operator,
+ * and no topic survives. */
+START_TEST(a_failed_channel_kicks_its_members_who_can_join_it_again)
+{
+	struct bus_client *c[3] = {bus_client_new(B, 0, "alice"), bus_client_new(B, 1, "bob"),
+	                           bus_client_new(B, 0, "carol")};
+	const char *nick[3] = {"alice", "bob", "carol"};
+	for (int i = 0; i < 3; i++)
+		bus_sendf(c[i], "JOIN #reset\r\n");
+	bus_sendf(c[0], "TOPIC #reset :before\r\n");
+	for (int i = 0; i < 3; i++)
+		bus_read(c[i]);
+	ck_assert_uint_eq(bus_channels(B), 1);
+
+	ck_assert(bus_fail_channel(B, "#reset"));
+	for (int i = 0; i < 3; i++) {
+		char kick[64];
+		snprintf(kick, sizeof(kick), ":irc.test KICK #reset %s :Channel reset", nick[i]);
+		ck_assert_uint_eq(bus_count(c[i], kick), 1);
+		ck_assert_uint_eq(bus_count(c[i], "KICK"), 1); /* theirs alone, once */
+		bus_read(c[i]);
+		/* Not a member any more, and the channel, restarted empty, was forgotten. */
+		bus_sendf(c[i], "PRIVMSG #reset :still there?\r\n");
+		HAS(c[i], " 401 ");
+		bus_read(c[i]);
+	}
+	ck_assert_uint_eq(bus_channels(B), 0);
+
+	bus_sendf(c[1], "JOIN #reset\r\n");
+	HAS(c[1], ":bob!~bob@127.0.0.1 JOIN #reset");
+	HAS(c[1], " 353 bob = #reset :@bob\r");
+	HASNT(c[1], " 332 "); /* no topic: the state went with the failed actor */
+	bus_sendf(c[0], "JOIN #reset\r\nPRIVMSG #reset :back\r\n");
+	HAS(c[0], " 353 alice = #reset :");
+	HAS(c[1], ":alice!~alice@127.0.0.1 JOIN #reset");
+	HAS(c[1], ":alice!~alice@127.0.0.1 PRIVMSG #reset :back");
+	ck_assert_uint_eq(bus_channels(B), 1);
+	HASNT(c[2], "back"); /* carol did not rejoin */
+}
+END_TEST
+
+/* The restarted channel nobody rejoins asks to be forgotten and stops, as any empty channel. */
+START_TEST(a_failed_channel_nobody_rejoins_is_forgotten)
+{
+	struct bus_client *a = bus_client_new(B, 0, "alice");
+	bus_sendf(a, "JOIN #gone\r\n");
+	ck_assert(bus_fail_channel(B, "#gone"));
+	ck_assert_uint_eq(bus_count(a, "KICK #gone alice :Channel reset"), 1);
+	ck_assert_uint_eq(bus_channels(B), 0);
+	bus_read(a);
+	bus_sendf(a, "LIST\r\n");
+	HASNT(a, "#gone");
+}
+END_TEST
+
+/* A JOIN forwarded to a channel whose actor then fails is dead-lettered: the joiner gets 437,
+ * and its next line is handled (it does not wait for ever). */
+START_TEST(a_join_sent_to_a_channel_that_fails_gets_437)
+{
+	struct bus_client *a = bus_client_new(B, 0, "alice");
+	struct bus_client *b = bus_client_new(B, 1, "bob");
+	bus_sendf(a, "JOIN #flaky\r\n");
+	bus_hold(B, true);
+	bus_sendf(b, "JOIN #flaky\r\nPING :after\r\n");
+	ck_assert(bus_step(B)); /* the registry forwards bob's JOIN to the channel... */
+	bus_hold(B, false);
+	ck_assert(bus_fail_channel(B, "#flaky")); /* ...which fails before it arrives */
+	bus_run(B);
+	HAS(b, " 437 bob #flaky :Channel is temporarily unavailable");
+	HAS(b, "PONG irc.test :after");
+	HASNT(b, "KICK"); /* bob was never a member */
+	HAS(a, "KICK #flaky alice :Channel reset");
+	bus_read(b);
+	bus_sendf(b, "JOIN #flaky\r\n");
+	HAS(b, ":bob!~bob@127.0.0.1 JOIN #flaky");
+}
+END_TEST
+
 static Suite *proto_suite(void)
 {
 	Suite *s = suite_create("chat_proto");
@@ -1626,11 +1716,11 @@ static Suite *proto_suite(void)
 	      message_tags_carry_client_tags_and_a_msgid_to_those_who_asked,
 	      tags_may_take_4096_bytes_and_no_more,
 	      extended_join_shows_account_and_realname_to_those_who_asked,
-	      nick_errors_get_431_432_and_433,
-	      nicks_collide_under_the_rfc1459_case_mapping, commands_before_registration_get_451,
-	      unknown_commands_get_421, user_and_pass_errors_get_461_and_462,
-	      a_server_password_is_checked_at_registration, ping_is_answered_and_needs_a_token,
-	      idle_clients_are_pinged_then_dropped, clients_that_never_register_are_dropped}},
+	      nick_errors_get_431_432_and_433, nicks_collide_under_the_rfc1459_case_mapping,
+	      commands_before_registration_get_451, unknown_commands_get_421,
+	      user_and_pass_errors_get_461_and_462, a_server_password_is_checked_at_registration,
+	      ping_is_answered_and_needs_a_token, idle_clients_are_pinged_then_dropped,
+	      clients_that_never_register_are_dropped}},
 	    {"channels",
 	     {join_creates_the_channel_and_makes_its_creator_operator,
 	      join_is_relayed_to_members_and_the_joiner_gets_topic_and_names,
@@ -1638,8 +1728,10 @@ static Suite *proto_suite(void)
 	      join_errors_get_461_403_and_405, part_is_relayed_with_its_reason,
 	      part_errors_get_461_403_and_442, an_empty_channel_is_forgotten_and_made_afresh,
 	      names_lists_members_with_prefixes, names_of_several_channels_ends_with_one_366,
-	      names_splits_long_member_lists_over_lines,
-	      topic_is_set_queried_and_guarded}},
+	      names_splits_long_member_lists_over_lines, topic_is_set_queried_and_guarded,
+	      a_failed_channel_kicks_its_members_who_can_join_it_again,
+	      a_failed_channel_nobody_rejoins_is_forgotten,
+	      a_join_sent_to_a_channel_that_fails_gets_437}},
 	    {"messages",
 	     {channel_messages_reach_every_member_but_the_sender,
 	      private_messages_reach_the_nick_whatever_its_case, messages_go_to_several_targets,
