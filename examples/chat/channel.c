@@ -745,7 +745,6 @@ void chan_handle(struct chan *c, struct chat_env *e, actor_msg_t *msg)
 		check_empty(c, e);
 		break;
 	case CM_CHAN_STOP:
-		c->stopped = true;
 		e->ops->exit(e);
 		break;
 	default:
@@ -762,11 +761,6 @@ void chan_restarted(struct chan *c, struct chat_env *e, actor_ref_t prev)
 		chat_send(e, chat_registry_for(c->srv, c->name), h);
 	}
 	check_empty(c, e); /* behind the hello: the registry knows us by then */
-}
-
-bool chan_stopped_normally(const struct chan *c)
-{
-	return c->stopped;
 }
 
 const char *chan_name(const struct chan *c)

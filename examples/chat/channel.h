@@ -55,7 +55,6 @@ struct chan {
 	bool empty_reported;
 	struct irc_buf out; /* replies being gathered for one requester */
 	bool handed_off;    /* the request being handled is answered by someone else */
-	bool stopped;       /* the registry told us to stop (CM_CHAN_STOP) */
 };
 
 /* A numeric for the requester, gathered in c->out. */

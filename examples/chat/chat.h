@@ -455,8 +455,6 @@ void chan_handle(struct chan *c, struct chat_env *e, actor_msg_t *m);
 /* A channel restarted after its predecessor `prev` failed: tells the registry (CM_CHAN_HELLO),
  * then that it is empty, so that the registry forgets it unless a JOIN is on its way. */
 void chan_restarted(struct chan *c, struct chat_env *e, actor_ref_t prev);
-/* Whether the registry told the channel to stop (CM_CHAN_STOP): its stop is final. */
-bool chan_stopped_normally(const struct chan *c);
 const char *chan_name(const struct chan *c);
 
 /* registry.c */

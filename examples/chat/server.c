@@ -77,28 +77,30 @@ static int env_send(struct chat_env *e, actor_ref_t to, actor_msg_t *m)
 
 static void channel_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg);
 
-/* Set as the system is asked to stop: from then on every actor stops with
- * ACTOR_REASON_SHUTDOWN and no supervisor restarts anything, so a channel's stop is final.
- * (A channel failing in the same instant, before it sees the shutdown, could be restarted from
- * a seed its destroy freed: a race of two rare events, accepted.)
- * Relaxed: read only by channel_destroy, after the store in every case that matters. */
-static atomic_bool system_stopping;
-
 static void stop_system(actor_system_t *sys)
 {
-	atomic_store_explicit(&system_stopping, true, memory_order_relaxed);
 	actor_system_shutdown(sys);
 }
 
 /* What each start of a channel's actor is made from (its child spec's arg). It outlives each
- * actor: a restart makes the next one from it. The actor whose stop is final (the registry
- * told it to stop) frees it; one stopped by its supervisor's own stop (its shard failed) or
- * by a supervisor that gave up leaves it behind, a few bytes. */
+ * actor: a restart makes the next one from it. Counted: one reference is env_spawn_channel's,
+ * then the channel supervisor's once it has taken the child (its free_arg drops it when it
+ * forgets the child), and one is each actor's made from it (its destroy drops it), so the last
+ * of them frees it, whichever it is and on whichever worker. */
 struct chan_seed {
 	char name[IRC_CHANLEN + 1];
-	unsigned starts;
+	unsigned starts;  /* written at each start, on the starting actor's worker: one at a time */
 	actor_ref_t last; /* the last actor started from it */
+	atomic_uint refs;
 };
+
+static void seed_unref(void *arg)
+{
+	struct chan_seed *seed = arg;
+	/* acq_rel: the last holder sees every other holder's writes (starts, last). */
+	if (atomic_fetch_sub_explicit(&seed->refs, 1, memory_order_acq_rel) == 1)
+		free(seed);
+}
 
 struct channel_actor {
 	struct chan *c;
@@ -116,6 +118,8 @@ static void *channel_make(void *arg)
 		free(a);
 		return NULL;
 	}
+	/* relaxed: the supervisor holds a reference already. */
+	atomic_fetch_add_explicit(&a->seed->refs, 1, memory_order_relaxed);
 	return a;
 }
 
@@ -124,9 +128,7 @@ static void channel_destroy(void *state)
 	struct channel_actor *a = state;
 	if (a == NULL)
 		return;
-	if (chan_stopped_normally(a->c) ||
-	    atomic_load_explicit(&system_stopping, memory_order_relaxed))
-		free(a->seed);
+	seed_unref(a->seed);
 	chan_free(a->c);
 	free(a);
 }
@@ -149,6 +151,7 @@ static int env_spawn_channel(struct chat_env *e, const char *name)
 	if (seed == NULL)
 		return -ENOMEM;
 	snprintf(seed->name, sizeof(seed->name), "%s", name);
+	atomic_init(&seed->refs, 1); /* ours, the supervisor's once it answers 0 */
 	/* Child ids are unique among a supervisor's children: a channel forgotten and created
 	 * again may meet its predecessor, not yet removed. */
 	static atomic_uint_fast64_t next_id;
@@ -169,12 +172,13 @@ static int env_spawn_channel(struct chat_env *e, const char *name)
 	                                     .destroy = channel_destroy,
 	                                     .start = channel_start,
 	                                     .stay = 1},
-	                           .restart = ACTOR_RESTART_TRANSIENT};
+	                           .restart = ACTOR_RESTART_TRANSIENT,
+	                           .free_arg = seed_unref};
 	actor_request_t req;
 	rc = actor_supervisor_start_child(ctx, sup, &spec,
 	                                  &(actor_request_opts_t){.tag = (uintptr_t)seed}, &req);
 	if (rc < 0)
-		free(seed);
+		seed_unref(seed);
 	return rc;
 }
 
@@ -435,8 +439,8 @@ static void channel_started(struct registry *r, struct chat_env *e, actor_msg_t 
 	if (m.result == 0)
 		m.ref = ans->child;
 	snprintf(m.name, sizeof(m.name), "%s", seed->name);
-	if (rc == 0 && ans->result < 0) /* nothing was started from it */
-		free(seed);
+	if (rc < 0 || ans->result < 0) /* the supervisor did not take it */
+		seed_unref(seed);
 	registry_handle(r, e, &m.hdr);
 }
 
