@@ -195,6 +195,11 @@ typedef struct actor_config {
 	/* Optional: receives the watchdog's reports instead of stderr (see above). */
 	actor_watchdog_fn *watchdog;
 	void *watchdog_arg;
+	/* 1 = count every actor's mailbox depth for actor_info (see actor_info_t.depth), at the
+	 * cost of an atomic add on each send, an atomic subtract on each message handled, and an
+	 * 80-byte block per actor. 0 (default): only actors spawned with a capacity are counted.
+	 * -EINVAL for other values. */
+	int count_depth;
 } actor_config_t;
 
 #define ACTOR_SHUTDOWN_DRAIN_MS ACTOR_TCP_LINGER_MS
@@ -278,11 +283,21 @@ typedef struct actor_spawn_opts {
 	 * (actor_monitor after the spawn could find it stopped: ACTOR_REASON_NOPROC). The spawner
 	 * itself (actor_self) or any other actor. ACTOR_REF_NONE (default): none. */
 	actor_ref_t monitor;
+	/* A bounded mailbox: at most `capacity` user messages (types below ACTOR_MSG_SYSTEM) sent
+	 * to the actor and not yet handed to its behaviour. A send that would exceed it fails with
+	 * -EAGAIN and queues nothing, and a refused behaviour is told when there is room again
+	 * (ACTOR_MSG_WRITABLE, under "Sending"). Library messages (ACTOR_MSG_DOWN, timers, network
+	 * events, job results, ...) are neither counted nor refused. 0 (default): unbounded. At
+	 * most ACTOR_CAPACITY_MAX. It holds wherever the actor lives (it may move as above). */
+	uint32_t capacity;
 } actor_spawn_opts_t;
 
+#define ACTOR_CAPACITY_MAX (1u << 30)
+
 /* Spawns an actor running `fn` with `state`. From any thread, including behaviours. -EINVAL for
- * a NULL sys, fn or out, bad placement options, `stay` or `link` other than 0 or 1, or `link`
- * outside a behaviour; -ESRCH: `monitor` names an actor that has stopped; -ENOMEM;
+ * a NULL sys, fn or out, bad placement options, `stay` or `link` other than 0 or 1, `link`
+ * outside a behaviour, or a capacity over ACTOR_CAPACITY_MAX; -ESRCH: `monitor` names an actor
+ * that has stopped; -ENOMEM;
  * -ESHUTDOWN once shutdown was requested. */
 ACTOR_API int actor_spawn(actor_system_t *sys, const actor_spawn_opts_t *opts,
                           actor_behavior_fn *fn, void *state, actor_ref_t *out);
@@ -295,8 +310,34 @@ ACTOR_API int actor_spawn(actor_system_t *sys, const actor_spawn_opts_t *opts,
  * -ESRCH: the receiver has stopped, or `to` is ACTOR_REF_NONE or names no actor. -EMSGSIZE:
  * over ACTOR_MSG_MAX. -EINVAL: bad arguments (a NULL system, NULL data with len > 0) or a type
  * >= ACTOR_MSG_SYSTEM (but see actor_send_msg). -ESHUTDOWN: the system's workers have been
- * joined (after run returned).
+ * joined (after run returned). -EAGAIN: the receiver has a capacity (actor_spawn_opts_t) and
+ * its mailbox holds that many user messages: nothing was sent, and a behaviour refused so will
+ * get one ACTOR_MSG_WRITABLE (below). -ENOMEM: out of memory (when the receiver is full: no
+ * notice could be registered, and none will come).
+ *
+ * Bounded mailboxes (contract 9: no send ever waits, and a full mailbox tells its senders when
+ * there is room, so backpressure cannot deadlock). A send to a full mailbox is refused at
+ * once, with -EAGAIN; the sender keeps what was refused and sends it again once the receiver
+ * has room. A behaviour refused gets, from the receiver, one ACTOR_MSG_WRITABLE once the
+ * receiver's mailbox holds half its capacity or less (rounded down), checked at the end of each
+ * of the receiver's turns: one notice however many of its sends were refused meanwhile; a
+ * send refused after the notice arrived starts another such episode. Half, not one below the
+ * capacity, so that a notified sender finds room for many messages rather than trading a
+ * notice for each, and the receiver still has work queued while its senders resume. Other
+ * senders may take the room first: a retry may be refused again (and another notice follows).
+ * A thread outside the pool gets -EAGAIN and no notice: it retries later as it sees fit.
+ * If the receiver stops, each refused sender still gets its notice (its retry then fails
+ * with -ESRCH), and ACTOR_MSG_DOWN if it monitors the receiver. A notice to a sender that has
+ * stopped is not sent, or is a dead letter if the sender stopped after it was sent. The
+ * notices and the library's messages (ACTOR_MSG_DOWN, timers, network events, ...) are never
+ * refused: a full mailbox still gets them.
  */
+
+#define ACTOR_MSG_WRITABLE 0xffff0003u /* room again; payload: actor_writable_t */
+
+typedef struct actor_writable {
+	actor_ref_t actor; /* the receiver that has room now (also the message's sender) */
+} actor_writable_t;
 
 /* Copies `len` bytes of `data` into a new message of type `type`. */
 ACTOR_API int actor_send(actor_system_t *sys, actor_ref_t to, uint32_t type, const void *data,
@@ -310,9 +351,9 @@ ACTOR_API int actor_msg_alloc(size_t size, uint32_t type, actor_msg_t **out);
 ACTOR_API void actor_msg_free(actor_msg_t *msg);
 
 /* Sends a message the caller owns; on success ownership moves to the receiver, on failure the
- * caller still owns it, unchanged. A behaviour may forward the message it was given this way,
- * or one it kept: the library's too (ACTOR_MSG_DOWN, a timer event, TCP data, a job's
- * result...), which the receiver gets as they are, with the forwarder as sender; the library
+ * caller still owns it, unchanged (-EAGAIN included). A behaviour may forward the message it was
+ * given this way, or one it kept: the library's too (ACTOR_MSG_DOWN, a timer event, TCP data, a
+ * job's result...), which the receiver gets as they are, with the forwarder as sender; the library
  * is done with such a message once it has reached its first receiver (the connection counted
  * its bytes as handled when that behaviour returned, say). -EINVAL: a type >= ACTOR_MSG_SYSTEM
  * that is none of the library's messages to behaviours. */
@@ -1462,11 +1503,30 @@ ACTOR_API int actor_stats_system(const actor_system_t *sys, actor_stats_t *out);
 ACTOR_API int actor_stats_print(const actor_system_t *sys, FILE *out);
 
 typedef struct actor_info {
-	const char *name; /* the spawn name, or NULL */
-	unsigned worker;  /* home worker now (an actor that may move can live elsewhere later) */
+	const char *name;  /* the spawn name, or NULL */
+	unsigned worker;   /* home worker now (an actor that may move can live elsewhere later) */
+	uint32_t capacity; /* the spawn option; 0 = unbounded */
+	/* User messages sent to the actor and not yet handed to its behaviour (library messages
+	 * are not counted). Exact for an actor with a capacity, and for every actor in a system
+	 * with count_depth (actor_config_t). Otherwise, counting would cost every send: 0 if the
+	 * mailbox is idle (empty, the actor neither queued nor running), else
+	 * ACTOR_DEPTH_UNKNOWN. */
+	uint64_t depth;
+	/* 0 if nothing waits (depth 0; without a count: an idle mailbox). Otherwise how long ago
+	 * the actor went from idle to having messages: the age of its oldest message while it has
+	 * not run since, and once a backlog has built up, an upper bound on it (how long the actor
+	 * has been busy or behind). Resolution: the actor is stamped, as it is queued to run, with
+	 * the coarse clock its home worker reads once per turn of its loop (CLOCK_MONOTONIC_COARSE:
+	 * a kernel tick, 1 to 4 ms on common kernels); the figure may be high by up to a tick and
+	 * a loop turn, or low by the time a wake-up from another worker took to reach the home;
+	 * an actor handed to an idle worker while it waited is stamped anew there. */
+	uint64_t oldest_age_ns;
 } actor_info_t;
 
-/* -ESRCH once the actor has stopped. Safe from any thread. */
+#define ACTOR_DEPTH_UNKNOWN UINT64_MAX
+
+/* -ESRCH once the actor has stopped. Safe from any thread. The mailbox figures are a snapshot
+ * that may be stale by the time the call returns. */
 ACTOR_API int actor_info(actor_system_t *sys, actor_ref_t ref, actor_info_t *out);
 
 /* The library's version string, "MAJOR.MINOR.PATCH". */

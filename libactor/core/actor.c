@@ -162,6 +162,24 @@ static int spawn_records(actor_system_t *sys, const actor_spawn_opts_t *opts, st
  * Spawning
  */
 
+/* The side block (internal.h), if the options or the system ask for one. */
+static int side_new(actor_system_t *sys, const actor_spawn_opts_t *opts, struct actor *a)
+{
+	a->counted = opts->capacity != 0 || sys->count_depth;
+	a->side = NULL;
+	if (!a->counted && opts->name == NULL && opts->destroy == NULL)
+		return 0;
+	struct actor__side *s = actor__zalloc(actor__side_size(a->counted));
+	if (s == NULL)
+		return -ENOMEM;
+	s->name = opts->name;
+	s->destroy = opts->destroy;
+	s->capacity = opts->capacity;
+	s->low = opts->capacity / 2; /* flow.c, "Room" */
+	a->side = s;
+	return 0;
+}
+
 int actor_spawn(actor_system_t *sys, const actor_spawn_opts_t *opts, actor_behavior_fn *fn,
                 void *state, actor_ref_t *out)
 {
@@ -170,7 +188,8 @@ int actor_spawn(actor_system_t *sys, const actor_spawn_opts_t *opts, actor_behav
 		return -EINVAL;
 	if (opts == NULL)
 		opts = &defaults;
-	if (opts->stay < 0 || opts->stay > 1 || opts->link < 0 || opts->link > 1)
+	if (opts->stay < 0 || opts->stay > 1 || opts->link < 0 || opts->link > 1 ||
+	    opts->capacity > ACTOR_CAPACITY_MAX)
 		return -EINVAL;
 	if (atomic_load_explicit(&sys->shutdown, memory_order_acquire))
 		return -ESHUTDOWN;
@@ -196,10 +215,14 @@ int actor_spawn(actor_system_t *sys, const actor_spawn_opts_t *opts, actor_behav
 			return rc;
 		}
 	}
+	rc = side_new(sys, opts, a);
 	uint32_t idx;
-	rc = actor__slot_alloc(sys, self, &idx);
+	if (rc == 0)
+		rc = actor__slot_alloc(sys, self, &idx);
 	if (rc < 0) {
 		extra_free(x);
+		if (a->side != NULL)
+			actor__free(a->side, actor__side_size(a->counted));
 		actor__free(a, sizeof(*a));
 		return rc;
 	}
@@ -212,9 +235,8 @@ int actor_spawn(actor_system_t *sys, const actor_spawn_opts_t *opts, actor_behav
 	a->state = state;
 	a->ref.id = ((uint64_t)gen << 32) | idx;
 	atomic_init(&a->home, (uint16_t)home);
-	a->name = opts->name;
-	a->destroy = opts->destroy;
 	a->extra = x;
+	atomic_init(&a->woke_ns, 0);
 	a->flags = 0;
 	a->svc_bits = 0;
 	a->reason = 0;
@@ -300,6 +322,18 @@ static int send_to(actor_system_t *sys, actor_ref_t to, actor_msg_t *msg, actor_
 			actor__ext_leave(x);
 		return -ESRCH;
 	}
+	/* A bounded or counted mailbox (flow.c): one well-predicted branch for the others. */
+	if (__builtin_expect(a->counted, 0) && msg->type < ACTOR_MSG_SYSTEM) {
+		bool nudge = false;
+		int rc = actor__flow_reserve(self, a, from, &nudge);
+		if (rc < 0) {
+			if (nudge) /* flow.c, W1: a control message, never refused */
+				(void)actor__send_internal(sys, to, from, MSG_FLOW, NULL, 0);
+			if (x != NULL)
+				actor__ext_leave(x);
+			return rc; /* nothing queued; the message is as it was */
+		}
+	}
 	msg->sender = from;
 	deliver(sys, self, a, msg);
 	if (x != NULL) {
@@ -369,6 +403,14 @@ int actor__send_internal(actor_system_t *sys, actor_ref_t to, actor_ref_t from, 
 	/* Library messages that reach behaviours (DOWN, timers, network events) count as sent,
 	 * like the user's; control messages do not. */
 	return send_copy(sys, to, from, type, data, len, type < MSG_CONTROL);
+}
+
+/* One ACTOR_MSG_WRITABLE from `a`, which has room (or stopped), to a sender it refused (flow.c).
+ * -ESRCH, a sender that has stopped: skipped. */
+static void send_writable(struct actor_worker *w, struct actor *a, actor_ref_t sender)
+{
+	actor_writable_t wr = {.actor = a->ref};
+	(void)actor__send_internal(w->sys, sender, a->ref, ACTOR_MSG_WRITABLE, &wr, sizeof(wr));
 }
 
 int actor__send_internal_msg(actor_system_t *sys, actor_ref_t to, actor_msg_t *m)
@@ -489,8 +531,10 @@ int actor_info(actor_system_t *sys, actor_ref_t ref, actor_info_t *out)
 	struct actor__ext *x = actor__self_worker(sys) == NULL ? actor__ext_enter(sys) : NULL;
 	struct actor *a = actor__lookup(sys, ref);
 	if (a != NULL) {
-		out->name = a->name;
+		out->name = a->side != NULL ? a->side->name : NULL;
 		out->worker = actor__home_index(a);
+		out->capacity = a->side != NULL ? a->side->capacity : 0;
+		actor__flow_info(a, out);
 	}
 	if (x != NULL)
 		actor__ext_leave(x);
@@ -706,6 +750,7 @@ static void drain_dead(struct actor_worker *w, struct actor *a)
 void actor__free_retired(struct actor_worker *w, struct actor *a)
 {
 	drain_dead(w, a); /* messages pushed by senders that raced the stop */
+	actor__flow_free(w, a, send_writable);
 	actor__free(a, sizeof(*a));
 }
 
@@ -737,8 +782,9 @@ void actor__kill_now(struct actor_worker *w, struct actor *a, int reason)
 	if (a->flags & ACTOR_NAMED) /* before any DOWN: names.c, N1 and N3 */
 		w->sys->names_release(w->sys, a->ref);
 
-	if (a->destroy != NULL)
-		a->destroy(a->state);
+	if (a->side != NULL && a->side->destroy != NULL)
+		a->side->destroy(a->state);
+	actor__flow_stopped(w, a, send_writable); /* before the DOWNs (flow.c, W3) */
 	if (a->extra != NULL)
 		notify_partners(w->sys, a);
 	if (a->svc_bits != 0)
@@ -894,6 +940,7 @@ void actor__run(struct actor_worker *w, struct actor *a)
 	}
 	struct actor_ctx *ctx = &w->ctx;
 	unsigned n = 0, popped = 0; /* behaviour calls; all messages, control ones included */
+	struct actor__side *counted = a->counted ? a->side : NULL;
 	ctx->actor = a;
 	while (popped < w->sys->batch) {
 		struct actor__mpsc_node *node = actor__mpsc_pop(&a->mbox);
@@ -901,6 +948,8 @@ void actor__run(struct actor_worker *w, struct actor *a)
 			break;
 		actor_msg_t *m = node_msg(node);
 		popped++;
+		if (counted != NULL && m->type < ACTOR_MSG_SYSTEM)
+			actor__flow_popped(counted); /* handed to the behaviour now (flow.c) */
 		const struct actor__service_ops *svc = NULL;
 		struct actor__svc_note note;
 		if (m->type >= ACTOR_MSG_SYSTEM && !system_message(w, a, &m, &note, &svc)) {
@@ -934,7 +983,16 @@ void actor__run(struct actor_worker *w, struct actor *a)
 	if (a->flags & ACTOR_EXITING) {
 		actor__kill_now(w, a, a->reason);
 		finish_dead_turn(w, a);
-	} else if (popped >= w->sys->batch || !actor__mpsc_mark_empty(&a->mbox)) {
-		actor__runq_push_local(w, a); /* more to do, or a push is in progress */
+		return;
 	}
+	if (counted != NULL && counted->capacity != 0)
+		actor__flow_turn_end(w, a, send_writable); /* room for refused senders? */
+	if (popped >= w->sys->batch) {
+		actor__runq_append(w, a); /* more to do: still busy since woke_ns */
+		return;
+	}
+	/* relaxed: a figure (flow.c, Age); cleared while we still hold the actor. */
+	atomic_store_explicit(&a->woke_ns, 0, memory_order_relaxed);
+	if (!actor__mpsc_mark_empty(&a->mbox))
+		actor__runq_push_local(w, a); /* a push is in progress: stamped anew */
 }

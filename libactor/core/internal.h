@@ -4,8 +4,9 @@
  *   - An actor's fields other than its mailbox producer end are touched only by whoever holds
  *     the actor: its home worker while it is queued or running, or, while it is idle (mailbox
  *     empty-marked), the one thread whose push finds the mark and so schedules it (sched.c,
- *     "Moving actors"). `ref`, `name` and `pinned` are immutable, set before publication;
- *     `home` is also read by any thread (actor_info, the shutdown scan), hence atomic.
+ *     "Moving actors"). `ref`, `side`, `counted` and `pinned` are immutable, set before
+ *     publication; `home` and `woke_ns` are also read by any thread (actor_info, the shutdown
+ *     scan), hence atomic.
  *   - A worker's fields are its own thread's, except those marked "any thread".
  *   - Actor memory is reclaimed with quiescent-state-based reclamation (QSBR, refs.c): a worker
  *     is quiescent between loop turns, so the send path pays nothing for safe references.
@@ -38,6 +39,7 @@
 #define SLOT_CHUNKS (1u << 16) /* 2^32 slots at most */
 #define SLOT_CACHE_MAX 4096    /* free slots a worker keeps before giving half back */
 #define SLOT_GRAB 64           /* fresh slots a worker takes from the system at once */
+#define ACTOR_FLOW_SEEN 16     /* refusals a worker remembers (flow.c): a few receivers at once */
 
 /* Internal message types: handled by the runtime, never shown to behaviours. */
 #define MSG_MONITOR (ACTOR_MSG_SYSTEM + 0x100) /* payload: the watcher's actor_ref_t */
@@ -58,6 +60,9 @@
  * releases the name; dead-lettered, it releases the name itself. No payload. 0x109-0x10b are
  * kept for the registry. */
 #define MSG_NAMED (ACTOR_MSG_SYSTEM + 0x108)
+/* A refused sender's nudge to a bounded receiver that may have gone idle before it saw the
+ * sender's registration (flow.c, W1): the receiver's turn ends with the room check. */
+#define MSG_FLOW (ACTOR_MSG_SYSTEM + 0x10c)
 
 enum actor_flags {
 	ACTOR_EXITING = 1,     /* actor_exit called in the current turn */
@@ -84,6 +89,49 @@ struct actor__extra {
 	struct actor__refs links;    /* linked partners, each once */
 };
 
+/* Flow control of a bounded mailbox (flow.c has the protocol and its invariants W1-W3). */
+struct actor__waiter { /* a refused sender's registration */
+	struct actor__waiter *next;
+	actor_ref_t sender;
+	uint64_t round; /* the receiver's `round` the sender read before pushing this */
+};
+
+struct actor__flow {
+	/* User messages accepted and not yet handed to the behaviour. Senders (any thread) add
+	 * one with a CAS while it is below the capacity (an add, without one); the holder takes
+	 * one off per pop. seq_cst: flow.c, W1. */
+	_Atomic uint32_t depth;
+	/* Notification rounds done: the holder adds one after taking `waiters` and before sending
+	 * the round's notices; refused senders read it (flow.c, W2). */
+	_Atomic uint64_t round;
+	/* Registrations of refused senders, a stack: senders push with a CAS, the holder takes it
+	 * whole with an exchange (never one node: no ABA). seq_cst: flow.c, W1. */
+	struct actor__waiter *_Atomic waiters;
+	/* The holder's alone; they travel with the actor as its other fields do. */
+	struct actor__waiter *pending; /* taken, to notify once there is room */
+	uint64_t *notified;            /* the senders the last round notified, sorted */
+	uint32_t notified_len, notified_cap;
+};
+
+/* What only some actors need, allocated at spawn when the options ask for a name, a destroy
+ * callback or a capacity, or the system counts every mailbox (actor_config_t.count_depth).
+ * The fields before `flow` are immutable once the actor is published: any thread holding the
+ * actor (QSBR, refs.c) may read them, and the block lives until the actor's memory is
+ * reclaimed (actor__free_retired). */
+struct actor__side {
+	const char *name;
+	void (*destroy)(void *state);
+	uint32_t capacity;       /* 0: unbounded (counted only) */
+	uint32_t low;            /* room again at or below this many (flow.c) */
+	struct actor__flow flow; /* only if the actor is `counted`: not allocated otherwise */
+};
+
+/* The bytes of a side block: a name or destroy callback alone needs no flow control. */
+static inline size_t actor__side_size(bool counted)
+{
+	return counted ? sizeof(struct actor__side) : offsetof(struct actor__side, flow);
+}
+
 struct actor {
 	struct actor__mpsc mbox;      /* producer end: any thread; consumer end: home worker */
 	struct actor__mpsc_node link; /* run queue, remote inbox, or retired list: one at a time */
@@ -95,6 +143,10 @@ struct actor {
 	/* Services holding something of the actor's (their actor_bits; service.h): they hear of
 	 * its stop, and it never moves. */
 	uint8_t svc_bits;
+	/* Immutable: the mailbox's depth is counted (side->flow.depth): a capacity, or the system
+	 * counts them all. In what was padding, beside the fields a sender reads anyway, so that
+	 * a send to a plain actor touches no other line of it. */
+	bool counted;
 	/* The home worker's index. Written only by the actor's holder as it moves the actor
 	 * (sched.c); relaxed loads elsewhere: a reader that is not the holder gets a hint
 	 * (actor_info; a sender asking whether it lives on the sender's own worker, which only
@@ -107,9 +159,12 @@ struct actor {
 	int32_t reason;
 	actor_behavior_fn *fn;
 	void *state;
-	actor_ref_t ref;  /* immutable */
-	const char *name; /* immutable */
-	void (*destroy)(void *state);
+	actor_ref_t ref;          /* immutable */
+	struct actor__side *side; /* immutable pointer; NULL for a plain actor */
+	/* When the actor was last queued on its home's run queue coming from idle (a coarse
+	 * time: its home worker's `turn_ns`), 0 while idle. The holder writes it (relaxed: a
+	 * figure for actor_info, which reads it from any thread). */
+	_Atomic uint64_t woke_ns;
 	union {
 		struct actor__extra *extra; /* while alive: links and monitors, or NULL */
 		uint64_t retire_epoch;      /* once retired */
@@ -123,7 +178,7 @@ _Static_assert(ACTOR_WORKERS_MAX < UINT16_MAX, "a worker index fits `home` and `
  * through here, so that where the name lives can change in one place. */
 static inline const char *actor__name(const struct actor *a)
 {
-	return a->name;
+	return a->side != NULL ? a->side->name : NULL;
 }
 
 /* What a behaviour's ctx points at: one per worker, describing the current turn. */
@@ -224,6 +279,14 @@ struct actor_worker {
 	struct actor__reactor *reactor;
 	void *svc[ACTOR_SERVICES_MAX]; /* each service's state (service.h) */
 	uint64_t drain_deadline_ns; /* shutting down: when the services' draining ends; 0: unset */
+	/* The coarse monotonic clock at the top of this loop turn: actors queued in the turn are
+	 * stamped with it (woke_ns). One cheap read per turn, none per message. */
+	uint64_t turn_ns;
+	/* Refused sends of actors running here: which receiver each sender last registered with,
+	 * at which round (flow.c, W2). A cache: a miss costs a registration, never a notice. */
+	struct actor__flow_seen {
+		uint64_t sender, receiver, round;
+	} flow_seen[ACTOR_FLOW_SEEN];
 	struct actor__wstats st;
 };
 
@@ -250,7 +313,8 @@ struct actor_system {
 	int spin_us;
 	int shutdown_drain_ms; /* -1: none */
 	bool pin;
-	bool no_move; /* every actor is pinned */
+	bool no_move;     /* every actor is pinned */
+	bool count_depth; /* every actor's mailbox depth is counted */
 	actor_dead_letter_fn *dead_letter;
 	void *dead_letter_arg;
 	struct actor_worker *workers;
@@ -422,6 +486,24 @@ struct actor__watch {
 bool actor__watch_sample(struct actor__watch *s, uint64_t calls, uint64_t now, uint64_t limit,
                          uint64_t *running);
 
+/* flow.c: bounded mailboxes (the protocol and its invariants are there). It names nothing of
+ * actor.c: the sends it asks for are made by its caller (the nudge) or through `notice`. */
+typedef void actor__notice_fn(struct actor_worker *w, struct actor *a, actor_ref_t sender);
+/* Any thread, `a` counted: 0, or -EAGAIN (full; *nudge: send `a` MSG_FLOW), or -ENOMEM. */
+int actor__flow_reserve(struct actor_worker *self, struct actor *a, actor_ref_t from,
+                        bool *nudge);
+static inline void actor__flow_popped(struct actor__side *s)
+{
+	/* seq_cst: before the turn end's load of `waiters` (flow.c, W1). */
+	atomic_fetch_sub(&s->flow.depth, 1);
+}
+/* The holder of `a`, which has a capacity: at the end of a turn, at the stop, at the free
+ * (with the side block). `notice` sends one ACTOR_MSG_WRITABLE. */
+void actor__flow_turn_end(struct actor_worker *w, struct actor *a, actor__notice_fn *notice);
+void actor__flow_stopped(struct actor_worker *w, struct actor *a, actor__notice_fn *notice);
+void actor__flow_free(struct actor_worker *w, struct actor *a, actor__notice_fn *notice);
+void actor__flow_info(struct actor *a, actor_info_t *out); /* depth and age, any thread */
+
 /* sched.c: workers. */
 int actor__workers_start(actor_system_t *sys);
 void actor__workers_join(actor_system_t *sys);
@@ -438,9 +520,9 @@ static inline struct actor_worker *actor__home(actor_system_t *sys, const struct
 }
 /* The holder of an idle or queued actor makes it live on `to` (resident counts follow). */
 void actor__move(struct actor *a, struct actor_worker *to);
-/* Owner only: queues runnable `a` at the tail of `w`'s run queue. Inline: every local send
- * that wakes its receiver ends here. */
-static inline void actor__runq_push_local(struct actor_worker *w, struct actor *a)
+/* Owner only: queues `a`, which has just run a turn and has more to do, at the tail of `w`'s
+ * run queue, keeping its woke_ns. */
+static inline void actor__runq_append(struct actor_worker *w, struct actor *a)
 {
 	a->link.next = NULL;
 	if (w->runq_tail != NULL)
@@ -449,6 +531,15 @@ static inline void actor__runq_push_local(struct actor_worker *w, struct actor *
 		w->runq_head = &a->link;
 	w->runq_tail = &a->link;
 	w->runq_len++;
+}
+/* Owner only: queues runnable `a` at the tail of `w`'s run queue, coming from idle or from
+ * another worker: stamps woke_ns with the turn's time. Inline: every local send that wakes its
+ * receiver ends here. */
+static inline void actor__runq_push_local(struct actor_worker *w, struct actor *a)
+{
+	/* relaxed: the holder's field; actor_info's reading of it is a figure (flow.c, Age). */
+	atomic_store_explicit(&a->woke_ns, w->turn_ns, memory_order_relaxed);
+	actor__runq_append(w, a);
 }
 /* The holder of `a`, which lives on `w` (its own worker): queues it there. A wake-up from the
  * home ends a following streak (sched.c, Following). Inline for the local send. */
@@ -476,7 +567,8 @@ void actor__schedule_home(actor_system_t *sys, struct actor_worker *self, struct
 void actor__worker_post(struct actor_worker *w, struct actor__cmd *cmd);
 void actor__worker_wake(struct actor_worker *w);
 
-uint64_t actor__now_ns(void); /* CLOCK_MONOTONIC (sched.c) */
+uint64_t actor__now_ns(void);    /* CLOCK_MONOTONIC (sched.c) */
+uint64_t actor__coarse_ns(void); /* CLOCK_MONOTONIC_COARSE: no system call, a tick's resolution */
 
 /* The service that owns system message type `type` (service.h), or NULL. */
 static inline const struct actor__service_ops *actor__svc_of(const actor_system_t *sys,

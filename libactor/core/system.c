@@ -138,7 +138,8 @@ int actor_system_create(const actor_config_t *cfg, actor_system_t **out)
 	    cfg->shutdown_drain_ms < -1 || cfg->shutdown_drain_ms > ACTOR_TCP_LINGER_MS ||
 	    cfg->no_move < 0 || cfg->no_move > 1 || cfg->pin < 0 || cfg->pin > 1 ||
 	    (cfg->pin && cfg->no_pin) || cfg->no_crash_report < 0 || cfg->no_crash_report > 1 ||
-	    cfg->watchdog_ms < -1 || cfg->watchdog_ms > ACTOR_WATCHDOG_MS_MAX)
+	    cfg->watchdog_ms < -1 || cfg->watchdog_ms > ACTOR_WATCHDOG_MS_MAX ||
+	    cfg->count_depth < 0 || cfg->count_depth > 1)
 		return -EINVAL;
 
 	/* Aligned, so that the cache-line padding in the struct matches the real lines. */
@@ -157,6 +158,7 @@ int actor_system_create(const actor_config_t *cfg, actor_system_t **out)
 	    cfg->shutdown_drain_ms ? cfg->shutdown_drain_ms : ACTOR_SHUTDOWN_DRAIN_MS;
 	sys->pin = cfg->pin == 1;
 	sys->no_move = cfg->no_move == 1;
+	sys->count_depth = cfg->count_depth == 1;
 	sys->dead_letter = cfg->dead_letter;
 	sys->dead_letter_arg = cfg->dead_letter_arg;
 	atomic_init(&sys->epoch, 1);

@@ -454,6 +454,13 @@ uint64_t actor__now_ns(void)
 
 #define now_ns actor__now_ns
 
+uint64_t actor__coarse_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Services (service.h): the loop calls them through the table and names none.
  */
@@ -748,6 +755,7 @@ static void *worker_main(void *arg)
 
 	for (;;) {
 		actor__qsbr_quiescent(w);
+		w->turn_ns = actor__coarse_ns(); /* the stamp of actors queued in this turn */
 		take_inbox(w);
 		unsigned busy = run_cmds(w);
 		/* Checked every turn, not only when idle: a busy system must stop too. */
