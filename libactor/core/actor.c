@@ -306,6 +306,20 @@ static inline void deliver(actor_system_t *sys, struct actor_worker *self, struc
 	 * hook. The send still succeeded: it raced the stop and lost, as the contract allows. */
 }
 
+/* A send to counted `a` (flow.c): counts a user message in, or refuses it. Apart, so that
+ * send_to stays small for the others. */
+static __attribute__((noinline)) int flow_check(actor_system_t *sys, struct actor_worker *self,
+                                                struct actor *a, actor_msg_t *msg, actor_ref_t from)
+{
+	if (msg->type >= ACTOR_MSG_SYSTEM)
+		return 0; /* the library's: never counted nor refused */
+	bool nudge = false;
+	int rc = actor__flow_reserve(self, a, from, &nudge);
+	if (nudge) /* flow.c, W1: a control message, never refused */
+		(void)actor__send_internal(sys, a->ref, from, MSG_FLOW, NULL, 0);
+	return rc;
+}
+
 static int send_to(actor_system_t *sys, actor_ref_t to, actor_msg_t *msg, actor_ref_t from,
                    bool count)
 {
@@ -322,13 +336,10 @@ static int send_to(actor_system_t *sys, actor_ref_t to, actor_msg_t *msg, actor_
 			actor__ext_leave(x);
 		return -ESRCH;
 	}
-	/* A bounded or counted mailbox (flow.c): one well-predicted branch for the others. */
-	if (__builtin_expect(a->counted, 0) && msg->type < ACTOR_MSG_SYSTEM) {
-		bool nudge = false;
-		int rc = actor__flow_reserve(self, a, from, &nudge);
+	/* A bounded or counted mailbox: one well-predicted branch for the others. */
+	if (__builtin_expect(a->counted, 0)) {
+		int rc = flow_check(sys, self, a, msg, from);
 		if (rc < 0) {
-			if (nudge) /* flow.c, W1: a control message, never refused */
-				(void)actor__send_internal(sys, to, from, MSG_FLOW, NULL, 0);
 			if (x != NULL)
 				actor__ext_leave(x);
 			return rc; /* nothing queued; the message is as it was */
@@ -940,7 +951,6 @@ void actor__run(struct actor_worker *w, struct actor *a)
 	}
 	struct actor_ctx *ctx = &w->ctx;
 	unsigned n = 0, popped = 0; /* behaviour calls; all messages, control ones included */
-	struct actor__side *counted = a->counted ? a->side : NULL;
 	ctx->actor = a;
 	while (popped < w->sys->batch) {
 		struct actor__mpsc_node *node = actor__mpsc_pop(&a->mbox);
@@ -948,8 +958,10 @@ void actor__run(struct actor_worker *w, struct actor *a)
 			break;
 		actor_msg_t *m = node_msg(node);
 		popped++;
-		if (counted != NULL && m->type < ACTOR_MSG_SYSTEM)
-			actor__flow_popped(counted); /* handed to the behaviour now (flow.c) */
+		/* A counted mailbox: handed to the behaviour now (flow.c). `counted` is on the line
+		 * of `flags`, which the turn reads anyway. */
+		if (__builtin_expect(a->counted, 0) && m->type < ACTOR_MSG_SYSTEM)
+			actor__flow_popped(a->side);
 		const struct actor__service_ops *svc = NULL;
 		struct actor__svc_note note;
 		if (m->type >= ACTOR_MSG_SYSTEM && !system_message(w, a, &m, &note, &svc)) {
@@ -985,7 +997,7 @@ void actor__run(struct actor_worker *w, struct actor *a)
 		finish_dead_turn(w, a);
 		return;
 	}
-	if (counted != NULL && counted->capacity != 0)
+	if (__builtin_expect(a->counted, 0) && a->side->capacity != 0)
 		actor__flow_turn_end(w, a, send_writable); /* room for refused senders? */
 	if (popped >= w->sys->batch) {
 		actor__runq_append(w, a); /* more to do: still busy since woke_ns */
