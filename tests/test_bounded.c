@@ -195,8 +195,14 @@ START_TEST(room_after_the_refusal_takes_sends_again)
 	/* Handed to the behaviour: they no longer count. */
 	actor_info_t info;
 	ck_assert(WAIT_UNTIL(actor_info(sys, ref, &info) == 0 && info.depth == 0, TEST_WATCHDOG));
+	/* At a gate again, so that nothing is handled meanwhile: room for exactly CAP more. */
+	atomic_store(&c.gate, 0);
+	atomic_store(&c.at_gate, 0);
+	send_ok(sys, ref, GATE, NULL, 0);
+	ck_assert(WAIT_UNTIL(atomic_load(&c.at_gate), TEST_WATCHDOG));
 	ck_assert(fill(sys, ref, CAP));
 	ck_assert_int_eq(actor_stop(sys, ref), 0);
+	gate_open(&c.gate);
 	system_run_to_end(sys, TEST_WATCHDOG, "room again");
 	ck_assert_uint_eq(atomic_load(&c.works), 2 * CAP);
 	ck_assert_uint_eq(stats_of(sys).dead_letters, 0);
