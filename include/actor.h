@@ -1164,8 +1164,9 @@ typedef struct actor_reply_handle {
  * in its ACTOR_MSG_REPLY and for actor_request_cancel. Inside a behaviour only. -EINVAL: a NULL
  * ctx or out, NULL data with len > 0, a type >= ACTOR_MSG_SYSTEM, a timeout over UINT64_MAX / 4,
  * or not called from inside the ctx's behaviour; -EMSGSIZE: len over ACTOR_MSG_MAX; -ESRCH: the
- * receiver has stopped, or `to` names no actor; -ENOMEM. A request that failed sends nothing and
- * gets no ACTOR_MSG_REPLY. */
+ * receiver has stopped, or `to` names no actor; -EAGAIN: the receiver's bounded mailbox is full
+ * (as for actor_send: one ACTOR_MSG_WRITABLE follows when it has room); -ENOMEM. A request that
+ * failed sends nothing and gets no ACTOR_MSG_REPLY. */
 ACTOR_API int actor_request(actor_ctx_t *ctx, actor_ref_t to, uint32_t type, const void *data,
                             size_t len, const actor_request_opts_t *opts, actor_request_t *out);
 

@@ -183,6 +183,64 @@ START_TEST(a_full_mailbox_refuses_at_exactly_the_capacity)
 }
 END_TEST
 
+/* Requests (actor_request) count in a bounded mailbox like plain sends: refused with -EAGAIN
+ * when it is full, counted out as their behaviour gets them, and a refused requester gets its
+ * notice. */
+struct requester {
+	actor_ref_t to;
+	unsigned tries;
+	atomic_uint accepted, refused, other_rc, replies, writables;
+};
+
+static void requester_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	struct requester *r = state;
+	if (msg->type == TRY) {
+		for (unsigned i = 0; i < r->tries; i++) {
+			actor_request_t req;
+			int rc = actor_request(ctx, r->to, WORK, &i, sizeof(i), NULL, &req);
+			if (rc == 0)
+				atomic_fetch_add(&r->accepted, 1);
+			else if (rc == -EAGAIN)
+				atomic_fetch_add(&r->refused, 1);
+			else
+				atomic_fetch_add(&r->other_rc, 1);
+		}
+	} else if (msg->type == ACTOR_MSG_REPLY) {
+		atomic_fetch_add(&r->replies, 1);
+	} else if (msg->type == ACTOR_MSG_WRITABLE) {
+		atomic_fetch_add(&r->writables, 1);
+	}
+}
+
+START_TEST(requests_count_in_a_bounded_mailbox_and_are_refused_when_it_is_full)
+{
+	enum { CAP = 4, TRIES = 6 };
+	actor_system_t *sys = system_new(2);
+	struct consumer c = {.works_to_signal = CAP};
+	actor_ref_t ref = gated_consumer(sys, &c, CAP, 0);
+	struct requester r = {.to = ref, .tries = TRIES};
+	send_ok(sys, spawn_on(sys, 1, requester_fn, &r), TRY, NULL, 0);
+	ck_assert(WAIT_UNTIL(
+	    atomic_load(&r.accepted) + atomic_load(&r.refused) + atomic_load(&r.other_rc) == TRIES,
+	    TEST_WATCHDOG));
+	ck_assert_uint_eq(atomic_load(&r.accepted), CAP);
+	ck_assert_uint_eq(atomic_load(&r.refused), TRIES - CAP);
+	ck_assert_uint_eq(atomic_load(&r.other_rc), 0);
+	actor_info_t info;
+	ck_assert_int_eq(actor_info(sys, ref, &info), 0);
+	ck_assert_uint_eq(info.depth, CAP);
+	gate_open(&c.gate);
+	/* Each request reaches the behaviour (answered by the library: -ENOMSG), counted out. */
+	ck_assert(WAIT_UNTIL(atomic_load(&r.replies) == CAP && atomic_load(&r.writables) == 1,
+	                     TEST_WATCHDOG));
+	ck_assert_uint_eq(atomic_load(&c.works), CAP);
+	ck_assert_int_eq(actor_info(sys, ref, &info), 0);
+	ck_assert_uint_eq(info.depth, 0);
+	actor_system_free(sys);
+}
+END_TEST
+
 START_TEST(room_after_the_refusal_takes_sends_again)
 {
 	enum { CAP = 3 };
@@ -683,6 +741,7 @@ static Suite *bounded_suite(void)
 	Suite *s = suite_create("bounded");
 	TCase *tc = tcase_new("refusal", TEST_TIMEOUT);
 	tcase_add_test(tc, a_full_mailbox_refuses_at_exactly_the_capacity);
+	tcase_add_test(tc, requests_count_in_a_bounded_mailbox_and_are_refused_when_it_is_full);
 	tcase_add_test(tc, room_after_the_refusal_takes_sends_again);
 	tcase_add_test(tc, library_messages_reach_a_full_mailbox);
 	tcase_add_test(tc, bad_capacity_and_count_options_are_refused);

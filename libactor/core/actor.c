@@ -443,6 +443,13 @@ int actor__send_pair(actor_system_t *sys, actor_ref_t to, actor_ref_t from, acto
 	struct actor *a = actor__lookup(sys, to);
 	if (a == NULL)
 		return -ESRCH;
+	/* The user's message counts in a bounded mailbox as a plain send would (flow.c); the
+	 * control message in front of it, the library's, does not. */
+	if (__builtin_expect(a->counted, 0)) {
+		int rc = flow_check(sys, self, a, second, from);
+		if (rc < 0)
+			return rc; /* nothing queued */
+	}
 	first->sender = second->sender = from;
 	/* A chain waiting for `a` holds this sender's earlier messages: they go first. The pair
 	 * itself never joins a chain, which could be pushed in two parts. */
@@ -930,6 +937,8 @@ static bool system_message(struct actor_worker *w, struct actor *a, actor_msg_t 
 	if (v == SVC_NEXT_NOTE) {
 		actor_msg_free(m);
 		*mp = pop_paired(a);
+		if (__builtin_expect(a->counted, 0) && (*mp)->type < ACTOR_MSG_SYSTEM)
+			actor__flow_popped(a->side); /* counted in by actor__send_pair */
 		return true;
 	}
 	if (v == SVC_CONSUMED) {
