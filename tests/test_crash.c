@@ -61,10 +61,16 @@ static void crashing_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
 	}
 }
 
+/* Set once child_spawn has told the parent the reference: the start hook runs as soon as the
+ * spawn returns, on another worker, and must not crash the process before that line is out. */
+static atomic_int announced;
+
 static void crashing_start(actor_ctx_t *ctx, void *state)
 {
 	(void)ctx;
 	(void)state;
+	while (!atomic_load(&announced))
+		sched_yield();
 	*(volatile int *)zero = 1;
 }
 
@@ -89,6 +95,7 @@ static void child_spawn(actor_system_t *sys, const char *name, unsigned worker, 
 		_exit(3);
 	fprintf(stderr, "child: ref 0x%" PRIx64 "\n", ref.id);
 	fflush(stderr);
+	atomic_store(&announced, 1);
 	if (type != 0 && actor_send(sys, ref, type, NULL, 0) != 0)
 		_exit(4);
 }
