@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "services/owners.h"
 #include "services/pool/pool.h"
 
 /* An actor with jobs: owed JOB_DONE messages and its jobs in flight (queued or running). */
@@ -30,12 +31,7 @@ struct actor__job_owner {
 	uint64_t owed;
 	struct actor__job *jobs;
 };
-
-/* Owners by actor reference: open addressing, linear probing, deletion by backward shift. */
-struct owners {
-	struct actor__job_owner **slot;
-	uint32_t cap, len; /* cap: 0 or a power of two, at most 3/4 full */
-};
+_Static_assert(offsetof(struct actor__job_owner, ref) == 0, "an owners.h record starts with ref");
 
 #define POOL_BATCH_SLOTS 4 /* pools a worker batches for at once; others' jobs go at once */
 #define POOL_BATCH_MAX 32  /* jobs a batch holds before it goes */
@@ -51,7 +47,7 @@ struct batch {
 struct pool_worker {
 	struct actor__pools *pools; /* the system's */
 	struct actor__table jobs;   /* batched, queued or running, with a live owner */
-	struct owners owners;
+	struct actor__owners owners; /* struct actor__job_owner records */
 	uint64_t orphans; /* running jobs whose owner stopped: the shutdown drain waits for them */
 	struct batch batch[POOL_BATCH_SLOTS];
 	unsigned nbatch;
@@ -63,84 +59,8 @@ static struct pool_worker *pool_worker_of(struct actor_worker *w)
 }
 
 /* ---------------------------------------------------------------------------------------------
- * Owners
+ * Owners (services/owners.h)
  */
-
-static uint32_t owner_slot(uint64_t id, uint32_t cap)
-{
-	return (uint32_t)((id * 0x9e3779b97f4a7c15ull) >> 32) & (cap - 1); /* Fibonacci hashing */
-}
-
-static struct actor__job_owner *owner_find(const struct owners *o, actor_ref_t ref)
-{
-	if (o->cap == 0)
-		return NULL;
-	for (uint32_t i = owner_slot(ref.id, o->cap);; i = (i + 1) & (o->cap - 1)) {
-		struct actor__job_owner *ow = o->slot[i];
-		if (ow == NULL || ow->ref.id == ref.id)
-			return ow;
-	}
-}
-
-static void owner_place(struct owners *o, struct actor__job_owner *ow)
-{
-	uint32_t i = owner_slot(ow->ref.id, o->cap);
-	while (o->slot[i] != NULL)
-		i = (i + 1) & (o->cap - 1);
-	o->slot[i] = ow;
-}
-
-static int owners_grow(struct owners *o)
-{
-	uint32_t cap = o->cap ? o->cap * 2 : 16;
-	struct actor__job_owner **slot = calloc(cap, sizeof(*slot));
-	if (slot == NULL)
-		return -ENOMEM;
-	struct owners old = *o;
-	o->slot = slot;
-	o->cap = cap;
-	for (uint32_t i = 0; i < old.cap; i++) {
-		if (old.slot[i] != NULL)
-			owner_place(o, old.slot[i]);
-	}
-	free(old.slot);
-	return 0;
-}
-
-/* The owner record of `ref`, created if it has none; NULL: out of memory. */
-static struct actor__job_owner *owner_get(struct owners *o, actor_ref_t ref)
-{
-	struct actor__job_owner *ow = owner_find(o, ref);
-	if (ow != NULL)
-		return ow;
-	if ((o->len + 1) * 4 > o->cap * 3 && owners_grow(o) < 0)
-		return NULL;
-	ow = actor__alloc(sizeof(*ow));
-	if (ow == NULL)
-		return NULL;
-	*ow = (struct actor__job_owner){.ref = ref};
-	owner_place(o, ow);
-	o->len++;
-	return ow;
-}
-
-static void owner_del(struct owners *o, struct actor__job_owner *ow)
-{
-	uint32_t mask = o->cap - 1, i = owner_slot(ow->ref.id, o->cap);
-	while (o->slot[i] != ow)
-		i = (i + 1) & mask;
-	/* Backward shift: pull each later entry of the run into the hole if its home allows. */
-	for (uint32_t j = (i + 1) & mask; o->slot[j] != NULL; j = (j + 1) & mask) {
-		uint32_t home = owner_slot(o->slot[j]->ref.id, o->cap);
-		if (((j - home) & mask) >= ((j - i) & mask)) {
-			o->slot[i] = o->slot[j];
-			i = j;
-		}
-	}
-	o->slot[i] = NULL;
-	o->len--;
-	actor__free(ow, sizeof(*ow));
-}
 
 static void owner_link(struct actor__job_owner *ow, struct actor__job *j)
 {
@@ -334,11 +254,12 @@ static int job_new(struct actor_worker *w, struct pool_worker *pw, struct actor 
 	*j = (struct actor__job){.pool = p, .w = w, .fn = fn, .arg = arg, .drop = opts->drop};
 	j->cmd.fn = job_done_cmd;
 	j->msg = done_msg_new(opts->tag, arg);
-	struct actor__job_owner *ow = owner_get(&pw->owners, a->ref);
+	struct actor__job_owner *ow =
+	    actor__owners_get(&pw->owners, a->ref, sizeof(struct actor__job_owner));
 	int64_t idx = j->msg != NULL && ow != NULL ? actor__table_put(&pw->jobs, j) : -ENOMEM;
 	if (idx < 0) {
 		if (ow != NULL && ow->owed == 0)
-			owner_del(&pw->owners, ow);
+			actor__owners_del(&pw->owners, ow, sizeof(*ow));
 		actor__job_free(j);
 		return (int)idx;
 	}
@@ -451,9 +372,7 @@ static void pool_fini(struct actor_worker *w, void *state)
 			actor__job_abandon(j);
 		}
 	}
-	for (uint32_t i = 0; i < pw->owners.cap; i++)
-		actor__free(pw->owners.slot[i], sizeof(struct actor__job_owner));
-	free(pw->owners.slot);
+	actor__owners_free(&pw->owners, sizeof(struct actor__job_owner));
 	actor__table_free(&pw->jobs);
 	free(pw);
 }
@@ -469,7 +388,7 @@ static bool pool_draining(const struct actor_worker *w, const void *state)
 static void pool_owner_stopped(struct actor_worker *w, void *state, struct actor *a)
 {
 	struct pool_worker *pw = state;
-	struct actor__job_owner *ow = owner_find(&pw->owners, a->ref);
+	struct actor__job_owner *ow = actor__owners_find(&pw->owners, a->ref);
 	if (ow == NULL)
 		return;
 	while (ow->jobs != NULL) {
@@ -484,7 +403,7 @@ static void pool_owner_stopped(struct actor_worker *w, void *state, struct actor
 			actor__stat_add(&w->st.jobs, 1);
 		}
 	}
-	owner_del(&pw->owners, ow);
+	actor__owners_del(&pw->owners, ow, sizeof(*ow));
 }
 
 /* A JOB_DONE reaches `a`'s behaviour: one less owed; with none left, it may move again. */
@@ -496,9 +415,10 @@ static enum actor__svc_verdict pool_receive(struct actor_worker *w, void *state,
 	struct pool_worker *pw = state;
 	if (m->type != ACTOR_MSG_JOB_DONE)
 		return SVC_DELIVER;
-	struct actor__job_owner *ow = owner_find(&pw->owners, a->ref);
+	struct actor__job_owner *ow = actor__owners_find(&pw->owners, a->ref);
 	if (ow != NULL && --ow->owed == 0) {
-		owner_del(&pw->owners, ow); /* nothing in flight either: owed counts those too */
+		/* Nothing in flight either: owed counts those too. */
+		actor__owners_del(&pw->owners, ow, sizeof(*ow));
 		actor__svc_release(a, SVC_BIT_POOL);
 	}
 	return SVC_DELIVER;

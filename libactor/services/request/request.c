@@ -41,6 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "services/owners.h"
 #include "services/services.h"
 
 /* MSG_REQUEST's payload. */
@@ -76,13 +77,8 @@ struct owner {
 	uint64_t count;
 	struct entry *entries;
 };
+_Static_assert(offsetof(struct owner, ref) == 0, "an owners.h record starts with ref");
 
-/* Owners by actor reference: open addressing, linear probing, deletion by backward shift (as
- * the pool service's owners). */
-struct owners {
-	struct owner **slot;
-	uint32_t cap, len; /* cap: 0 or a power of two, at most 3/4 full */
-};
 
 /* The request the running behaviour is handling, if any (see the top). */
 struct current {
@@ -94,7 +90,7 @@ struct current {
 
 struct req_worker {
 	struct actor__table entries;
-	struct owners owners;
+	struct actor__owners owners; /* struct owner records (services/owners.h) */
 	struct entry **heap;
 	uint32_t heap_len, heap_cap;
 	struct current cur;
@@ -109,87 +105,12 @@ static struct req_worker *req_worker_of(struct actor_worker *w)
  * Owners
  */
 
-static uint32_t owner_slot(uint64_t id, uint32_t cap)
-{
-	return (uint32_t)((id * 0x9e3779b97f4a7c15ull) >> 32) & (cap - 1); /* Fibonacci hashing */
-}
-
-static struct owner *owner_find(const struct owners *o, actor_ref_t ref)
-{
-	if (o->cap == 0)
-		return NULL;
-	for (uint32_t i = owner_slot(ref.id, o->cap);; i = (i + 1) & (o->cap - 1)) {
-		struct owner *ow = o->slot[i];
-		if (ow == NULL || ow->ref.id == ref.id)
-			return ow;
-	}
-}
-
-static void owner_place(struct owners *o, struct owner *ow)
-{
-	uint32_t i = owner_slot(ow->ref.id, o->cap);
-	while (o->slot[i] != NULL)
-		i = (i + 1) & (o->cap - 1);
-	o->slot[i] = ow;
-}
-
-static int owners_grow(struct owners *o)
-{
-	uint32_t cap = o->cap ? o->cap * 2 : 16;
-	struct owner **slot = calloc(cap, sizeof(*slot));
-	if (slot == NULL)
-		return -ENOMEM;
-	struct owners old = *o;
-	o->slot = slot;
-	o->cap = cap;
-	for (uint32_t i = 0; i < old.cap; i++) {
-		if (old.slot[i] != NULL)
-			owner_place(o, old.slot[i]);
-	}
-	free(old.slot);
-	return 0;
-}
-
-/* The owner record of `ref`, created if it has none; NULL: out of memory. */
-static struct owner *owner_get(struct owners *o, actor_ref_t ref)
-{
-	struct owner *ow = owner_find(o, ref);
-	if (ow != NULL)
-		return ow;
-	if ((o->len + 1) * 4 > o->cap * 3 && owners_grow(o) < 0)
-		return NULL;
-	ow = actor__alloc(sizeof(*ow));
-	if (ow == NULL)
-		return NULL;
-	*ow = (struct owner){.ref = ref};
-	owner_place(o, ow);
-	o->len++;
-	return ow;
-}
-
-static void owner_del(struct owners *o, struct owner *ow)
-{
-	uint32_t mask = o->cap - 1, i = owner_slot(ow->ref.id, o->cap);
-	while (o->slot[i] != ow)
-		i = (i + 1) & mask;
-	for (uint32_t j = (i + 1) & mask; o->slot[j] != NULL; j = (j + 1) & mask) {
-		uint32_t home = owner_slot(o->slot[j]->ref.id, o->cap);
-		if (((j - home) & mask) >= ((j - i) & mask)) {
-			o->slot[i] = o->slot[j];
-			i = j;
-		}
-	}
-	o->slot[i] = NULL;
-	o->len--;
-	actor__free(ow, sizeof(*ow));
-}
-
 /* Inside the turn of `a`, the owner: one thing less owed to it; with none left, it may move. */
 static void owner_done(struct req_worker *rw, struct actor *a, struct owner *ow)
 {
 	if (--ow->count != 0)
 		return;
-	owner_del(&rw->owners, ow);
+	actor__owners_del(&rw->owners, ow, sizeof(*ow));
 	actor__svc_release(a, SVC_BIT_REQUEST);
 }
 
@@ -274,7 +195,7 @@ static void heap_remove(struct req_worker *rw, struct entry *e)
 static int entry_new(struct actor_worker *w, struct req_worker *rw, struct actor *a,
                      enum entry_kind kind, struct entry **out)
 {
-	struct owner *ow = owner_get(&rw->owners, a->ref);
+	struct owner *ow = actor__owners_get(&rw->owners, a->ref, sizeof(struct owner));
 	if (ow == NULL)
 		return -ENOMEM;
 	struct entry *e = actor__alloc(sizeof(*e));
@@ -283,7 +204,7 @@ static int entry_new(struct actor_worker *w, struct req_worker *rw, struct actor
 		if (e != NULL)
 			actor__free(e, sizeof(*e));
 		if (ow->count == 0)
-			owner_del(&rw->owners, ow);
+			actor__owners_del(&rw->owners, ow, sizeof(*ow));
 		return (int)idx;
 	}
 	*e = (struct entry){.owner = ow,
@@ -548,9 +469,7 @@ static void req_fini(struct actor_worker *w, void *state)
 		if (rw->entries.obj[i] != NULL)
 			actor__free(rw->entries.obj[i], sizeof(struct entry));
 	}
-	for (uint32_t i = 0; i < rw->owners.cap; i++)
-		actor__free(rw->owners.slot[i], sizeof(struct owner));
-	free(rw->owners.slot);
+	actor__owners_free(&rw->owners, sizeof(struct owner));
 	free(rw->heap);
 	actor__table_free(&rw->entries);
 	free(rw);
@@ -580,7 +499,7 @@ static unsigned req_tick(struct actor_worker *w, void *state, uint64_t now)
 		/* Out of memory: the notice is lost, so is its place in the count. The bit stays
 		 * (only the owner's turn may clear it): the actor stays here, which is harmless. */
 		if (rc < 0 && --ow->count == 0)
-			owner_del(&rw->owners, ow);
+			actor__owners_del(&rw->owners, ow, sizeof(*ow));
 		n++;
 	}
 	return n;
@@ -591,7 +510,7 @@ static unsigned req_tick(struct actor_worker *w, void *state, uint64_t now)
 static void req_owner_stopped(struct actor_worker *w, void *state, struct actor *a)
 {
 	struct req_worker *rw = state;
-	struct owner *ow = owner_find(&rw->owners, a->ref);
+	struct owner *ow = actor__owners_find(&rw->owners, a->ref);
 	if (ow == NULL)
 		return;
 	while (ow->entries != NULL) {
@@ -600,7 +519,7 @@ static void req_owner_stopped(struct actor_worker *w, void *state, struct actor 
 			(void)answer_send(w, e->peer, a->ref, e->req_id, -ESRCH, 0, NULL, 0);
 		entry_free(rw, e);
 	}
-	owner_del(&rw->owners, ow);
+	actor__owners_del(&rw->owners, ow, sizeof(*ow));
 }
 
 /* An answer reaches `a`, the requester: for the behaviour if its request is still pending. */
@@ -638,7 +557,7 @@ static enum actor__svc_verdict req_receive(struct actor_worker *w, void *state, 
 		return answer_received(w, rw, a, m);
 	if (m->type == ACTOR_MSG_REPLY) {
 		/* Only this service sends it unforwarded: a timeout notice, owed since the tick. */
-		struct owner *ow = owner_find(&rw->owners, a->ref);
+		struct owner *ow = actor__owners_find(&rw->owners, a->ref);
 		if (ow != NULL)
 			owner_done(rw, a, ow);
 	}
