@@ -248,8 +248,7 @@ bool actor__outbox_add(struct actor_worker *w, struct actor *a, actor_msg_t *m, 
 			continue;
 		if (o->first == NULL) {
 			if (here)
-				return false; /* nothing waits for it: the direct push keeps the
-				                 order */
+				return false; /* nothing waits: the direct push keeps the order */
 			o->first = n;
 		} else {
 			actor__mpsc_chain_link(o->last, n);
