@@ -178,8 +178,9 @@ static void watch_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
 		return;
 	actor_down_t d;
 	memcpy(&d, actor_msg_data(msg), sizeof(d));
-	log_add("D%d", d.reason);
+	/* The reason first: a test that has seen "D" in the log reads it next. */
 	atomic_store(&w->reason, d.reason);
+	log_add("D%d", d.reason);
 	atomic_store_explicit(&w->got, 1, memory_order_release);
 }
 
@@ -566,10 +567,12 @@ static actor_ref_t parent_child;
 static void parent_start(actor_ctx_t *ctx, void *state)
 {
 	(void)state;
+	/* Logged before the spawn: the supervisor starts its children on another worker as soon
+	 * as the spawn returns, so a log entry after it could come after theirs. */
+	log_add("P");
 	actor_spawn_opts_t so = {.link = 1};
 	ck_assert_int_eq(
 	    actor_supervisor_spawn(actor_ctx_system(ctx), &so, &parent_sup, &parent_child), 0);
-	log_add("P");
 }
 
 static void parent_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
