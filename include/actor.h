@@ -1107,9 +1107,9 @@ ACTOR_API int actor_file_send(actor_ctx_t *ctx, actor_file_t file, int64_t offse
  *   -ESRCH      the receiver stopped before answering: the request was dead-lettered, or the
  *               receiver stopped in the turn that got it, or while it kept it
  *               (actor_request_keep); told at once, not at the timeout;
- *   -ENOMSG     the receiver's behaviour returned from the request without answering or
- *               keeping it (passing the message on with actor_send_msg passes the payload on,
- *               not the request).
+ *   -ENOMSG     the receiver's behaviour returned from the request without answering,
+ *               keeping or forwarding it (passing the message on with actor_send_msg passes the
+ *               payload on, not the request: actor_request_forward passes the request on).
  * An answer's sender is the actor that answered (for -ESRCH and -ENOMSG, the receiver); a
  * timeout's is ACTOR_REF_NONE. The timeout runs on the requester's worker. An answer that comes
  * after the request ended (timed out, cancelled, or its requester stopped) is dropped, never
@@ -1203,6 +1203,22 @@ ACTOR_API int actor_request_keep(actor_ctx_t *ctx, actor_reply_handle_t *out);
  * kept it; -EXDEV: it was kept on another worker; -EMSGSIZE; -ENOMEM (still to be answered). */
 ACTOR_API int actor_reply_to(actor_ctx_t *ctx, const actor_reply_handle_t *h, uint32_t type,
                              const void *data, size_t len);
+
+/* Passes the current message's request on to `to`, with `msg` as its message: the current
+ * message itself (as actor_send_msg forwards it) or another the caller owns, of a user type.
+ * `to` then holds the request as if the requester had sent it there: it answers, keeps,
+ * forwards again or fails it by the rules above, and the answer goes straight to the requester
+ * (a router or a registry steps out of the way, as gen_server's reply to a passed-on From
+ * does). The requester's timeout still runs on its own worker. Inside `to`'s behaviour
+ * actor_sender is the actor that forwarded it; the requester is told only through the answer.
+ * 0: the request is no longer the caller's (actor_request_of says 0, and nothing answers it
+ * when the behaviour returns) and `msg` is `to`'s. On failure both stay the caller's, as they
+ * were: -EINVAL: the current message is not a request, or was answered, kept or forwarded
+ * already, NULL msg, a type >= ACTOR_MSG_SYSTEM, or outside the ctx's behaviour; -EMSGSIZE;
+ * -ESRCH: `to` has stopped or names no actor; -EAGAIN: `to`'s bounded mailbox is full (one
+ * ACTOR_MSG_WRITABLE follows); -ENOMEM. Order: as a request, among the caller's messages to
+ * `to`. */
+ACTOR_API int actor_request_forward(actor_ctx_t *ctx, actor_ref_t to, actor_msg_t *msg);
 
 /* From a thread outside the pool (main, a test, a thread of the program's own): sends a request
  * to `to` and blocks the calling thread until its answer, for at most `timeout_ns` (0: no

@@ -1078,6 +1078,246 @@ START_TEST(request_wait_returns_eshutdown_when_the_system_shuts_down)
 }
 END_TEST
 
+/* ---------------------------------------------------------------------------------------------
+ * Forwarded requests (actor_request_forward)
+ */
+
+enum fwd_mode {
+	FWD_SAME,   /* passes the message it got on */
+	FWD_NEW,    /* passes a new message on, value * 10, and lets its own be freed */
+	FWD_REFUSED /* forwards to a stopped actor, then answers itself, value + 1000 */
+};
+
+struct router {
+	enum fwd_mode mode;
+	actor_ref_t next, stopped;
+	unsigned forwarded;
+	int bad_rc;          /* the first unexpected result of a call, or 0 */
+	int plain_forward;   /* actor_request_forward on a plain message */
+	int after_of, after_reply, after_forward, null_msg, sys_type;
+};
+
+static void router_check(struct router *r, int rc, int want)
+{
+	if (rc != want && r->bad_rc == 0)
+		r->bad_rc = rc == 0 ? -1000 : rc;
+}
+
+static void router_behavior(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	struct router *r = state;
+	if (actor_request_of(ctx, NULL) != 1) {
+		r->plain_forward = actor_request_forward(ctx, r->next, msg);
+		if (msg->type == T_QUIT)
+			actor_exit(ctx, ACTOR_REASON_NORMAL);
+		return;
+	}
+	uint64_t v = msg_u64(msg);
+	if (r->mode == FWD_REFUSED) {
+		router_check(r, actor_request_forward(ctx, r->stopped, msg), -ESRCH);
+		router_check(r, actor_request_of(ctx, NULL), 1); /* still ours */
+		v += 1000;
+		router_check(r, actor_reply(ctx, T_ANS, &v, sizeof(v)), 0);
+		return;
+	}
+	actor_msg_t *out = msg;
+	if (r->mode == FWD_NEW) {
+		ck_assert_int_eq(actor_msg_alloc(sizeof(*out) + sizeof(v), T_REQ, &out), 0);
+		v *= 10;
+		memcpy(actor_msg_data(out), &v, sizeof(v));
+	}
+	if (r->forwarded == 0) { /* the refusals, once, before the forward that succeeds */
+		r->null_msg = actor_request_forward(ctx, r->next, NULL);
+		actor_msg_t *sys;
+		ck_assert_int_eq(actor_msg_alloc(sizeof(*sys), ACTOR_MSG_SYSTEM, &sys), 0);
+		r->sys_type = actor_request_forward(ctx, r->next, sys);
+		actor_msg_free(sys);
+	}
+	router_check(r, actor_request_forward(ctx, r->next, out), 0);
+	if (r->forwarded++ == 0) {
+		r->after_of = actor_request_of(ctx, NULL);
+		r->after_reply = actor_reply(ctx, T_ANS, NULL, 0);
+		r->after_forward = actor_request_forward(ctx, r->next, msg == out ? NULL : msg);
+	}
+}
+
+/* Answers value * 3, or stops without answering when `mute`. */
+struct answerer {
+	bool mute;
+	unsigned answered;
+	unsigned requests_seen; /* messages that were requests, as actor_request_of says */
+	actor_ref_t last_sender;
+};
+
+static void answerer_behavior(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	struct answerer *a = state;
+	if (msg->type == T_QUIT) {
+		actor_exit(ctx, ACTOR_REASON_NORMAL);
+		return;
+	}
+	a->requests_seen += actor_request_of(ctx, NULL) == 1;
+	a->last_sender = msg->sender;
+	if (a->mute) {
+		actor_exit(ctx, ACTOR_REASON_NORMAL);
+		return;
+	}
+	uint64_t v = msg_u64(msg) * 3;
+	if (actor_reply(ctx, T_ANS, &v, sizeof(v)) == 0)
+		a->answered++;
+}
+
+#define FWD_N 256
+
+struct fwd_asker {
+	actor_ref_t to, answers_from;
+	unsigned n;
+	uint64_t mul, add; /* the answer expected for value i: (i * mul + add) */
+	int rc;
+	unsigned replies, bad, seen[FWD_N];
+	int last_error;
+	actor_ref_t quit[3];
+};
+
+static void fwd_asker_start(actor_ctx_t *ctx, void *state)
+{
+	struct fwd_asker *q = state;
+	for (uint64_t i = 0; i < q->n; i++) {
+		actor_request_t id;
+		actor_request_opts_t o = {.tag = i};
+		int rc = actor_request(ctx, q->to, T_REQ, &i, sizeof(i), &o, &id);
+		if (rc != 0)
+			q->rc = rc;
+	}
+	actor_send(actor_ctx_system(ctx), q->to, T_NEXT, NULL, 0); /* a plain one, last */
+}
+
+static void fwd_asker_behavior(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	struct fwd_asker *q = state;
+	const actor_reply_t *r = reply_of(msg);
+	q->last_error = r->error;
+	uint64_t v = 0;
+	if (r->error == 0 && r->len == sizeof(v))
+		memcpy(&v, actor_reply_data((actor_reply_t *)r), sizeof(v));
+	if (r->tag >= FWD_N)
+		q->bad++;
+	else
+		q->seen[r->tag]++;
+	if (r->error == 0 && (v != r->tag * q->mul + q->add ||
+	                      !actor_ref_eq(msg->sender, q->answers_from)))
+		q->bad++;
+	if (++q->replies == q->n) {
+		for (unsigned i = 0; i < 3; i++)
+			if (!actor_ref_is_none(q->quit[i]))
+				actor_send(actor_ctx_system(ctx), q->quit[i], T_QUIT, NULL, 0);
+		actor_exit(ctx, ACTOR_REASON_NORMAL);
+	}
+}
+
+static actor_ref_t fwd_asker_spawn(actor_system_t *sys, unsigned worker, struct fwd_asker *q)
+{
+	actor_spawn_opts_t o = {.placement = ACTOR_PLACE_FIXED, .worker = worker,
+	                        .start = fwd_asker_start};
+	return spawn_ok(sys, &o, fwd_asker_behavior, q);
+}
+
+START_TEST(a_forwarded_request_is_answered_by_its_last_receiver_straight_to_the_requester)
+{
+	/* requester (worker 0) -> r1 (worker 1, passes its message on) -> r2 (worker 0, passes a
+	 * new one on) -> answerer (worker 1). */
+	actor_system_t *sys = system_new(2);
+	static struct router r1, r2;
+	static struct answerer a;
+	static struct fwd_asker q;
+	memset(&r1, 0, sizeof(r1));
+	memset(&r2, 0, sizeof(r2));
+	memset(&a, 0, sizeof(a));
+	memset(&q, 0, sizeof(q));
+	actor_ref_t ans = spawn_on(sys, 1, answerer_behavior, &a);
+	r2 = (struct router){.mode = FWD_NEW, .next = ans};
+	actor_ref_t rr2 = spawn_on(sys, 0, router_behavior, &r2);
+	r1 = (struct router){.mode = FWD_SAME, .next = rr2};
+	actor_ref_t rr1 = spawn_on(sys, 1, router_behavior, &r1);
+	q = (struct fwd_asker){.to = rr1, .answers_from = ans, .n = FWD_N, .mul = 30,
+	                       .quit = {rr1, rr2, ans}};
+	fwd_asker_spawn(sys, 0, &q);
+	system_run_to_end(sys, TEST_WATCHDOG, "forwarding");
+
+	ck_assert_int_eq(q.rc, 0);
+	ck_assert_uint_eq(q.replies, FWD_N);
+	ck_assert_uint_eq(q.bad, 0);
+	for (unsigned i = 0; i < FWD_N; i++)
+		ck_assert_uint_eq(q.seen[i], 1);
+	ck_assert_uint_eq(a.answered, FWD_N);
+	ck_assert_uint_eq(a.requests_seen, FWD_N);
+	ck_assert(actor_ref_eq(a.last_sender, rr2)); /* the sender is the last forwarder */
+	for (struct router *r = &r1; r != NULL; r = r == &r1 ? &r2 : NULL) {
+		ck_assert_int_eq(r->bad_rc, 0);
+		ck_assert_uint_eq(r->forwarded, FWD_N);
+		ck_assert_int_eq(r->after_of, 0);
+		ck_assert_int_eq(r->after_reply, -EINVAL);
+		ck_assert_int_eq(r->after_forward, -EINVAL);
+		ck_assert_int_eq(r->null_msg, -EINVAL);
+		ck_assert_int_eq(r->sys_type, -EINVAL);
+		ck_assert_int_eq(r->plain_forward, -EINVAL); /* T_NEXT, then T_QUIT: not requests */
+	}
+	ck_assert_uint_eq(replies_dropped(sys), 0);
+	ck_assert_uint_eq(stats_of(sys).dead_letters, 0);
+	actor_system_free(sys);
+}
+END_TEST
+
+START_TEST(a_forward_that_fails_leaves_the_request_with_the_forwarder)
+{
+	actor_system_t *sys = system_new(2);
+	static struct router r;
+	static struct answerer gone;
+	static struct fwd_asker q;
+	memset(&gone, 0, sizeof(gone));
+	memset(&q, 0, sizeof(q));
+	actor_ref_t stopped = spawn_on(sys, 0, answerer_behavior, &gone);
+	ck_assert_int_eq(actor_stop(sys, stopped), 0);
+	ck_assert(WAIT_UNTIL(actor_info(sys, stopped, &(actor_info_t){0}) == -ESRCH, 10));
+	r = (struct router){.mode = FWD_REFUSED, .next = stopped, .stopped = stopped};
+	actor_ref_t rr = spawn_on(sys, 1, router_behavior, &r);
+	q = (struct fwd_asker){.to = rr, .answers_from = rr, .n = 16, .mul = 1, .add = 1000,
+	                       .quit = {rr}};
+	fwd_asker_spawn(sys, 0, &q);
+	system_run_to_end(sys, TEST_WATCHDOG, "refused forward");
+
+	ck_assert_int_eq(r.bad_rc, 0);
+	ck_assert_uint_eq(q.replies, 16);
+	ck_assert_uint_eq(q.bad, 0);
+	ck_assert_int_eq(q.last_error, 0);
+	ck_assert_uint_eq(replies_dropped(sys), 0);
+	actor_system_free(sys);
+}
+END_TEST
+
+START_TEST(a_forwarded_request_whose_receiver_stops_unanswered_tells_the_requester)
+{
+	actor_system_t *sys = system_new(2);
+	static struct router r;
+	static struct answerer mute;
+	static struct fwd_asker q;
+	memset(&mute, 0, sizeof(mute));
+	memset(&q, 0, sizeof(q));
+	mute.mute = true;
+	actor_ref_t m = spawn_on(sys, 0, answerer_behavior, &mute);
+	r = (struct router){.mode = FWD_SAME, .next = m};
+	actor_ref_t rr = spawn_on(sys, 1, router_behavior, &r);
+	q = (struct fwd_asker){.to = rr, .answers_from = m, .n = 1, .quit = {rr}};
+	fwd_asker_spawn(sys, 1, &q);
+	system_run_to_end(sys, TEST_WATCHDOG, "forwarded to a quitter");
+
+	ck_assert_uint_eq(q.replies, 1);
+	ck_assert_int_eq(q.last_error, -ESRCH); /* told at once, not at a timeout: it has none */
+	ck_assert_uint_eq(mute.requests_seen, 1);
+	actor_system_free(sys);
+}
+END_TEST
+
 static Suite *request_suite(void)
 {
 	Suite *s = suite_create("request");
@@ -1096,6 +1336,10 @@ static Suite *request_suite(void)
 	tcase_add_test(tc, reply_answers_only_a_request_and_only_once);
 	tcase_add_test(tc, only_the_keeper_answers_and_only_the_requester_cancels);
 	tcase_add_test(tc, requests_and_plain_sends_from_one_sender_keep_their_order);
+	tcase_add_test(tc,
+	               a_forwarded_request_is_answered_by_its_last_receiver_straight_to_the_requester);
+	tcase_add_test(tc, a_forward_that_fails_leaves_the_request_with_the_forwarder);
+	tcase_add_test(tc, a_forwarded_request_whose_receiver_stops_unanswered_tells_the_requester);
 	tcase_add_test(tc, request_wait_returns_the_answer);
 	tcase_add_test(tc, request_wait_times_out_and_the_late_answer_is_dropped);
 	tcase_add_test(tc, request_wait_from_a_worker_is_refused);

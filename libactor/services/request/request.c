@@ -450,6 +450,35 @@ int actor_reply_to(actor_ctx_t *ctx, const actor_reply_handle_t *h, uint32_t typ
 	return 0;
 }
 
+int actor_request_forward(actor_ctx_t *ctx, actor_ref_t to, actor_msg_t *msg)
+{
+	struct actor_worker *w;
+	struct current *cur = open_request(ctx, &w);
+	if (cur == NULL || msg == NULL || msg->type >= ACTOR_MSG_SYSTEM)
+		return -EINVAL;
+	if (msg->size > ACTOR_MSG_MAX)
+		return -EMSGSIZE;
+	if (actor_ref_is_none(to))
+		return -ESRCH;
+	actor_msg_t *ctl;
+	int rc = actor_msg_alloc(sizeof(*ctl) + sizeof(struct actor__req_ctl), MSG_REQUEST, &ctl);
+	if (rc < 0)
+		return rc;
+	*(struct actor__req_ctl *)actor_msg_data(ctl) =
+	    (struct actor__req_ctl){.id = cur->id, .requester = cur->requester};
+	/* The same pair actor_request sends, naming the same request: to the requester's table
+	 * nothing has changed, and `handled` sees it closed, so it answers nothing here. */
+	rc = actor__send_pair(w->sys, to, ctx->actor->ref, ctl, msg);
+	if (rc < 0) {
+		actor_msg_free(ctl);
+		return rc;
+	}
+	if (w->ctx.msg == msg)
+		w->ctx.kept = true; /* the receiver owns it now; the turn must not free it */
+	cur->open = false;
+	return 0;
+}
+
 /* ---------------------------------------------------------------------------------------------
  * The service
  */
