@@ -1220,6 +1220,15 @@ ACTOR_API int actor_reply_to(actor_ctx_t *ctx, const actor_reply_handle_t *h, ui
  * `to`. */
 ACTOR_API int actor_request_forward(actor_ctx_t *ctx, actor_ref_t to, actor_msg_t *msg);
 
+/* Passes a kept request (actor_request_keep) on to `to` with `msg`, as actor_request_forward
+ * does the current one: from the keeper's behaviour, in any later turn. 0: the handle is spent
+ * and `msg` is `to`'s. -EINVAL: a NULL ctx, h or msg, a handle answered or forwarded already (or
+ * never kept), a type >= ACTOR_MSG_SYSTEM, or outside a behaviour; -EPERM: another actor kept
+ * it; -EXDEV: kept on another worker; -EMSGSIZE; -ESRCH; -EAGAIN; -ENOMEM: on failure the
+ * request is still kept and `msg` still the caller's. */
+ACTOR_API int actor_request_forward_kept(actor_ctx_t *ctx, const actor_reply_handle_t *h,
+                                         actor_ref_t to, actor_msg_t *msg);
+
 /* From a thread outside the pool (main, a test, a thread of the program's own): sends a request
  * to `to` and blocks the calling thread until its answer, for at most `timeout_ns` (0: no
  * limit). 0: answered; *reply is then the ACTOR_MSG_REPLY (actor_reply_t, error 0, then the

@@ -1082,10 +1082,13 @@ END_TEST
  * Forwarded requests (actor_request_forward)
  */
 
+#define FWD_KEEP_MAX 64
+
 enum fwd_mode {
 	FWD_SAME,   /* passes the message it got on */
 	FWD_NEW,    /* passes a new message on, value * 10, and lets its own be freed */
-	FWD_REFUSED /* forwards to a stopped actor, then answers itself, value + 1000 */
+	FWD_REFUSED, /* forwards to a stopped actor, then answers itself, value + 1000 */
+	FWD_KEPT     /* keeps request and message; on T_GO passes them all on */
 };
 
 struct router {
@@ -1095,6 +1098,10 @@ struct router {
 	int bad_rc;          /* the first unexpected result of a call, or 0 */
 	int plain_forward;   /* actor_request_forward on a plain message */
 	int after_of, after_reply, after_forward, null_msg, sys_type;
+	actor_reply_handle_t h[FWD_KEEP_MAX];
+	actor_msg_t *held[FWD_KEEP_MAX];
+	unsigned nheld;
+	int kept_again, reply_after; /* the first handle, forwarded: once more, then answered */
 };
 
 static void router_check(struct router *r, int rc, int want)
@@ -1106,6 +1113,24 @@ static void router_check(struct router *r, int rc, int want)
 static void router_behavior(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
 {
 	struct router *r = state;
+	if (r->mode == FWD_KEPT && msg->type == T_GO) {
+		for (unsigned i = 0; i < r->nheld; i++) {
+			router_check(r, actor_request_forward_kept(ctx, &r->h[i], r->next, r->held[i]),
+			             0);
+			r->forwarded++;
+		}
+		r->kept_again = actor_request_forward_kept(ctx, &r->h[0], r->next, msg);
+		r->reply_after = actor_reply_to(ctx, &r->h[0], T_ANS, NULL, 0);
+		r->null_msg = actor_request_forward_kept(ctx, &r->h[0], r->next, NULL);
+		r->nheld = 0;
+		return;
+	}
+	if (r->mode == FWD_KEPT && actor_request_of(ctx, NULL) == 1 && r->nheld < FWD_KEEP_MAX) {
+		router_check(r, actor_request_keep(ctx, &r->h[r->nheld]), 0);
+		router_check(r, actor_msg_keep(ctx), 0);
+		r->held[r->nheld++] = msg;
+		return;
+	}
 	if (actor_request_of(ctx, NULL) != 1) {
 		r->plain_forward = actor_request_forward(ctx, r->next, msg);
 		if (msg->type == T_QUIT)
@@ -1318,6 +1343,54 @@ START_TEST(a_forwarded_request_whose_receiver_stops_unanswered_tells_the_request
 }
 END_TEST
 
+struct go_asker {
+	struct fwd_asker q;
+	actor_ref_t router;
+};
+
+static void go_asker_start(actor_ctx_t *ctx, void *state)
+{
+	struct go_asker *g = state;
+	fwd_asker_start(ctx, &g->q);
+	actor_send(actor_ctx_system(ctx), g->router, T_GO, NULL, 0);
+}
+
+START_TEST(a_kept_request_is_forwarded_in_a_later_turn_and_answered_once)
+{
+	actor_system_t *sys = system_new(2);
+	static struct router r;
+	static struct answerer a;
+	static struct go_asker g;
+	memset(&r, 0, sizeof(r));
+	memset(&a, 0, sizeof(a));
+	memset(&g, 0, sizeof(g));
+	actor_ref_t ans = spawn_on(sys, 0, answerer_behavior, &a);
+	r.mode = FWD_KEPT;
+	r.next = ans;
+	actor_ref_t rr = spawn_on(sys, 1, router_behavior, &r);
+	g.router = rr;
+	g.q = (struct fwd_asker){.to = rr, .answers_from = ans, .n = 32, .mul = 3,
+	                         .quit = {rr, ans}};
+	actor_spawn_opts_t o = {.placement = ACTOR_PLACE_FIXED, .worker = 0,
+	                        .start = go_asker_start};
+	spawn_ok(sys, &o, fwd_asker_behavior, &g.q);
+	system_run_to_end(sys, TEST_WATCHDOG, "kept and forwarded");
+
+	ck_assert_int_eq(r.bad_rc, 0);
+	ck_assert_uint_eq(r.forwarded, 32);
+	ck_assert_int_eq(r.kept_again, -EINVAL);  /* the handle is spent */
+	ck_assert_int_eq(r.reply_after, -EINVAL); /* and not answerable here either */
+	ck_assert_int_eq(r.null_msg, -EINVAL);
+	ck_assert_uint_eq(g.q.replies, 32);
+	ck_assert_uint_eq(g.q.bad, 0);
+	for (unsigned i = 0; i < 32; i++)
+		ck_assert_uint_eq(g.q.seen[i], 1);
+	ck_assert_uint_eq(a.requests_seen, 32);
+	ck_assert_uint_eq(replies_dropped(sys), 0);
+	actor_system_free(sys);
+}
+END_TEST
+
 static Suite *request_suite(void)
 {
 	Suite *s = suite_create("request");
@@ -1339,6 +1412,7 @@ static Suite *request_suite(void)
 	tcase_add_test(tc,
 	               a_forwarded_request_is_answered_by_its_last_receiver_straight_to_the_requester);
 	tcase_add_test(tc, a_forward_that_fails_leaves_the_request_with_the_forwarder);
+	tcase_add_test(tc, a_kept_request_is_forwarded_in_a_later_turn_and_answered_once);
 	tcase_add_test(tc, a_forwarded_request_whose_receiver_stops_unanswered_tells_the_requester);
 	tcase_add_test(tc, request_wait_returns_the_answer);
 	tcase_add_test(tc, request_wait_times_out_and_the_late_answer_is_dropped);

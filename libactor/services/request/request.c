@@ -479,6 +479,43 @@ int actor_request_forward(actor_ctx_t *ctx, actor_ref_t to, actor_msg_t *msg)
 	return 0;
 }
 
+int actor_request_forward_kept(actor_ctx_t *ctx, const actor_reply_handle_t *h, actor_ref_t to,
+                               actor_msg_t *msg)
+{
+	struct actor_worker *w = actor__ctx_worker(ctx);
+	if (w == NULL || h == NULL || h->id == 0 || msg == NULL || msg->type >= ACTOR_MSG_SYSTEM)
+		return -EINVAL;
+	if (actor__handle_worker(h->id) != w->index)
+		return -EXDEV;
+	struct req_worker *rw = req_worker_of(w);
+	struct entry *e = entry_find(w, rw, h->id, ENTRY_KEPT);
+	if (e == NULL)
+		return -EINVAL;
+	struct owner *ow = e->owner;
+	if (ow->ref.id != ctx->actor->ref.id)
+		return -EPERM;
+	if (msg->size > ACTOR_MSG_MAX)
+		return -EMSGSIZE;
+	if (actor_ref_is_none(to))
+		return -ESRCH;
+	actor_msg_t *ctl;
+	int rc = actor_msg_alloc(sizeof(*ctl) + sizeof(struct actor__req_ctl), MSG_REQUEST, &ctl);
+	if (rc < 0)
+		return rc;
+	*(struct actor__req_ctl *)actor_msg_data(ctl) =
+	    (struct actor__req_ctl){.id = e->req_id, .requester = e->peer};
+	rc = actor__send_pair(w->sys, to, ctx->actor->ref, ctl, msg);
+	if (rc < 0) {
+		actor_msg_free(ctl);
+		return rc;
+	}
+	if (w->ctx.msg == msg)
+		w->ctx.kept = true;
+	entry_free(rw, e);
+	owner_done(rw, ctx->actor, ow);
+	return 0;
+}
+
 /* ---------------------------------------------------------------------------------------------
  * The service
  */
