@@ -386,16 +386,9 @@ static void joined(struct chan *c, struct chat_env *e, const struct cm_req *q, b
 		j->len = (uint32_t)c->out.len;
 		if (c->out.len > 0)
 			memcpy(j->text, c->out.data, c->out.len);
-		if (chat_send(e, q->from, j) < 0 && ok) {
-			/* The session stopped while its JOIN was on the way: it will never leave.
-			 */
-			struct member *m = by_ref(c, q->from);
-			if (m != NULL) {
-				chan_broadcast(c, e, m->ref, 0, ":" WHO_FMT " QUIT :Client exited",
-				               WHO_ARGS(&m->who));
-				del_member(c, m);
-			}
-		}
+		/* The answer to its JOIN request. A session that stops meanwhile has sent a QUIT
+		 * after its JOIN (session.c, sess_quit), which takes it out again. */
+		chat_answer(e, q, j);
 	}
 	irc_buf_reset(&c->out);
 }
@@ -645,8 +638,8 @@ static void op_invite(struct chan *c, struct chat_env *e, const struct cm_req *q
 	if (d != NULL) {
 		d->from = q->from;
 		d->worker = q->worker;
-		d->seq = q->seq; /* the invitee's session (or the registry) answers the inviter */
-		if (chat_send(e, chat_registry_for(c->srv, nick), d) == 0)
+		/* The request goes on: the invitee's session (or registry) answers the inviter. */
+		if (chat_forward(e, q, chat_registry_for(c->srv, nick), d) == 0)
 			c->handed_off = true;
 	}
 }

@@ -38,6 +38,7 @@
 #define CHAT_PING_INTERVAL_DEFAULT 120 /* seconds of silence before we PING */
 #define CHAT_PING_TIMEOUT_DEFAULT 60   /* seconds to answer it */
 #define CHAT_LINGER_MS 2000            /* after ERROR, how long we wait for the client to go */
+#define CHAT_REQUEST_TIMEOUT_DEFAULT 30 /* seconds a session waits for another part's answer */
 /* Input lines waiting to be handled (flood control, a reply awaited), counted with their CR LF:
  * above CHAT_INBUF_PAUSE reading pauses, above CHAT_INBUF_MAX the client is dropped. */
 #define CHAT_INBUF_PAUSE (8u << 10)
@@ -69,6 +70,7 @@ struct chat_srv {
 	double flood_burst;   /* token bucket size, lines */
 	double flood_rate;    /* tokens per second; 0 turns flood control off */
 	uint64_t ping_interval_ns, ping_timeout_ns;
+	uint64_t request_timeout_ns; /* how long a session waits for an answer (chat_env.request) */
 	unsigned workers;
 	/* One per worker: the running registry shard and fan-out. Supervisors restart them as new
 	 * actors (server.c), and each new one stores its reference here as it starts, while other
@@ -143,8 +145,24 @@ struct chat_env_ops {
 	 * nothing was asked, nothing comes. The channel runs under the shard's channel supervisor
 	 * (server.c): restarted after an abnormal stop, as a new actor that says CM_CHAN_HELLO. */
 	int (*spawn_channel)(struct chat_env *e, const char *name);
-	/* The message being handled is kept: the caller frees or sends it later. */
-	void (*keep)(struct chat_env *e);
+	/* Requests (actor.h, "Requests"). request: the running actor asks `to` with m, and exactly
+	 * one ACTOR_MSG_REPLY (actor_reply_t) comes back to it later with `tag`: error 0 and the
+	 * answer (chat_answer_of), or -ETIMEDOUT after timeout_ns (0: none), or -ESRCH (`to`
+	 * stopped before answering, the request included) or -ENOMSG (it did not answer). 0: m is
+	 * on its way; <0: nothing was sent, m is still ours (-ESRCH, -EAGAIN, -ENOMEM). */
+	int (*request)(struct chat_env *e, actor_ref_t to, actor_msg_t *m, uint64_t timeout_ns,
+	               uint64_t tag);
+	/* Answers a request with the message `answer` (whole: its type, header and bytes), taken
+	 * on 0. `kept` names it: 0 for the message being handled, else what keep returned.
+	 * -EINVAL: that message is not a request (kept == CHAT_PLAIN, say) or was answered. */
+	int (*reply)(struct chat_env *e, uint64_t kept, actor_msg_t *answer);
+	/* Passes a request (named as for reply) on to `to` with m, which then answers it to the
+	 * requester directly; a plain message (not a request) is sent as by `send`. 0: m is on
+	 * its way; <0: m and the request are still ours. */
+	int (*forward)(struct chat_env *e, uint64_t kept, actor_ref_t to, actor_msg_t *m);
+	/* The message being handled is kept: the caller frees or sends it later. Returns the
+	 * handle that names its request for reply and forward, or CHAT_PLAIN: not a request. */
+	uint64_t (*keep)(struct chat_env *e);
 	/* on: the running actor gets one CM_DOWN when `target` stops (at once, with
 	 * ACTOR_REASON_NOPROC, if it has); off: cancels one such watch (a CM_DOWN already on its
 	 * way may still come). */
@@ -168,6 +186,9 @@ struct chat_env {
 	unsigned worker;
 	void *impl;
 };
+
+/* A kept message that is not a request (chat_env_ops.keep). */
+#define CHAT_PLAIN UINT64_MAX
 
 /* ---------------------------------------------------------------------------------------------
  * Messages
@@ -283,19 +304,24 @@ struct irc_who {
 	uint16_t caps; /* CAP_*: the capabilities its client enabled */
 };
 
-/* Replies in order. A request with a nonzero `seq` gets exactly one CM_REPLY with that seq,
- * from whichever actor handles it last (a channel, a registry, the session owning a nick), and
- * that reply holds everything the command makes its client see, its own copy of a broadcast
- * included. A request that cannot be delivered is answered, empty, by the dead-letter hook
- * (chat_lost_request). So the session can put each command's replies before those of the
- * commands after it, whichever actors answer first (session.c, "Output in order"). */
+/* Replies in order. A command whose answer comes from other actors is sent as a library
+ * request (chat_env_ops.request), which gets exactly one answer from whichever actor handles
+ * it last (a channel, a registry, the session owning a nick: each passes it on with
+ * chat_forward): a CM_REPLY that holds everything the command makes its client see, its own
+ * copy of a broadcast included, or for a wait (JOIN, NICK, LIST, lookups) the message the wait
+ * is for. A request whose receiver stopped is answered -ESRCH by the library, and one that
+ * takes too long times out on the session's worker. So the session can put each command's
+ * replies before those of the commands after it, whichever actors answer first (session.c,
+ * "Output in order"), and never waits for ever. */
 struct cm_req {
 	actor_msg_t hdr;
 	uint16_t op;
 	uint8_t via;     /* 1: forwarded by a registry */
 	uint8_t nargs;   /* NUL-terminated strings packed in args[] */
 	uint32_t worker; /* the requester's worker */
-	uint32_t seq;    /* nonzero: the requester waits for a CM_REPLY with this seq */
+	uint32_t unused_;
+	uint64_t kept; /* the receiver's own: 0 while it is the message being handled; once kept,
+	                  what chat_env_ops.keep returned (set by whoever keeps it) */
 	actor_ref_t from;
 	uint64_t dedup; /* OP_QUIT, OP_NICK: a key the receivers use to drop copies */
 	uint64_t tag;
@@ -309,7 +335,8 @@ const char *cm_req_arg(const struct cm_req *r, unsigned i);
 
 struct cm_reply {
 	actor_msg_t hdr;
-	uint32_t seq; /* the request's; 0: text that answers no numbered request */
+	uint32_t seq; /* the session's place for it (session.c), from the answer's tag; 0: text
+	                 sent as a plain message, for no request */
 	uint32_t len;
 	char text[]; /* whole IRC lines */
 };
@@ -413,14 +440,20 @@ enum { LOOKUP_USERHOST = 1, LOOKUP_ISON, LOOKUP_MODE, LOOKUP_WHO };
 /* Helpers over the environment: allocate-and-send that frees what could not be sent. */
 void *chat_msg_new(struct chat_env *e, size_t size, uint32_t type);
 int chat_send(struct chat_env *e, actor_ref_t to, void *msg);
-/* Answers request q with `len` bytes of lines (maybe none): one CM_REPLY when q is numbered or
+/* Answers q (the message being handled, or one kept with q->kept set) with `len` bytes of
+ * lines, maybe none: one CM_REPLY when q is a request, else a plain CM_REPLY to q->from when
  * there is text, nothing otherwise. */
 int chat_reply(struct chat_env *e, const struct cm_req *q, const char *data, size_t len);
-/* For a dead-letter hook: true when m is a request whose requester must still hear of it,
- * with whom to tell: a numbered request gets its (empty) CM_REPLY with *seq; a JOIN (*seq 0)
- * a failed CM_JOINED for *join, so that the session does not wait for ever (the channel it was
- * sent to stopped: see "Channels fail" in README.md). */
-bool chat_lost_request(const actor_msg_t *m, actor_ref_t *to, uint32_t *seq, const char **join);
+/* Answers q with the message `answer` (taken in every case): its reply when q is a request,
+ * else sent to q->from as a plain message. */
+int chat_answer(struct chat_env *e, const struct cm_req *q, void *answer);
+/* Passes q's request on to `to` with m (q itself, or a new one; taken in every case): 0, or
+ * <0 when nothing was sent (m is freed, and the request, still ours, is to be answered). */
+int chat_forward(struct chat_env *e, const struct cm_req *q, actor_ref_t to, void *m);
+/* An ACTOR_MSG_REPLY's answer as the message it was given to chat_answer (its type, size and
+ * sender set), inside m; NULL when the request failed (its error in *error) or m is malformed
+ * (-EBADMSG). *tag: the request's tag. */
+actor_msg_t *chat_answer_of(actor_msg_t *m, int *error, uint64_t *tag);
 struct cm_req *chat_req_new(struct chat_env *e, uint16_t op, const struct irc_who *who,
                             const char *target, unsigned nargs, const char *const *args);
 

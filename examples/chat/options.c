@@ -225,6 +225,15 @@ static const char *set_ping_timeout(struct chat_options *o, const char *v)
 	return e;
 }
 
+static const char *set_request_timeout(struct chat_options *o, const char *v)
+{
+	unsigned long n;
+	const char *e = number(v, 1, 3600, &n);
+	if (e == NULL)
+		o->srv->request_timeout_ns = n * 1000000000ull;
+	return e;
+}
+
 static const char *set_tls_port(struct chat_options *o, const char *v)
 {
 	unsigned long n;
@@ -274,6 +283,7 @@ const struct chat_setting chat_settings[] = {
     {"flood-rate", NULL, "limits", "flood-rate", NULL, 0, set_flood_rate},
     {"ping-interval", NULL, "limits", "ping-interval", NULL, 0, set_ping_interval},
     {"ping-timeout", NULL, "limits", "ping-timeout", NULL, 0, set_ping_timeout},
+    {"request-timeout", NULL, "limits", "request-timeout", NULL, 0, set_request_timeout},
     {"motd", NULL, "motd", "file", "line", PATH, set_motd},
     {NULL, NULL, "motd", "line", "file", LIST, set_motd_line},
     {"tls-port", NULL, "tls", "port", NULL, 0, set_tls_port},
@@ -343,6 +353,8 @@ static void usage(FILE *out)
 	        "(default %d)\n"
 	        "  --ping-interval S    seconds of silence before PING (default %d)\n"
 	        "  --ping-timeout S     seconds to answer PING (default %d)\n"
+	        "  --request-timeout S  seconds a client's command waits for the channel or user\n"
+	        "                       it is for before it fails (default %d)\n"
 	        "  --help               this text\n"
 	        "Prints PORT <n> (then TLS_PORT <n>) on stdout when listening. SIGINT/SIGTERM: "
 	        "ERROR to every client, "
@@ -350,7 +362,7 @@ static void usage(FILE *out)
 	        chat_config_built ? "" : "\n                       (not in this build: no inih)",
 	        CHAT_FD_RESERVE, IRC_LINE_MIN, IRC_LINE_MAX, IRC_LINE_DEFAULT, CHAT_SENDQ_DEFAULT,
 	        CHAT_FLOOD_BURST_DEFAULT, CHAT_FLOOD_RATE_DEFAULT, CHAT_PING_INTERVAL_DEFAULT,
-	        CHAT_PING_TIMEOUT_DEFAULT);
+	        CHAT_PING_TIMEOUT_DEFAULT, CHAT_REQUEST_TIMEOUT_DEFAULT);
 }
 
 static void fail_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));

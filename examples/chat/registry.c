@@ -169,7 +169,7 @@ static void send_records(struct registry *r, struct chat_env *e, struct cm_req *
 		rep->len = (uint32_t)b->len;
 		if (b->len > 0)
 			memcpy(rep->text, b->data, b->len);
-		chat_send(e, q->from, rep);
+		chat_answer(e, q, rep);
 	}
 	irc_buf_reset(b);
 }
@@ -210,7 +210,7 @@ static void nick_claim(struct registry *r, struct chat_env *e, struct cm_req *q)
 		return;
 	res->ok = ok;
 	snprintf(res->nick, sizeof(res->nick), "%.*s", IRC_NICKLEN, q->target);
-	chat_send(e, q->from, res);
+	chat_answer(e, q, res);
 }
 
 static void nick_release(struct registry *r, struct cm_req *q)
@@ -305,8 +305,14 @@ static bool to_nick(struct registry *r, struct chat_env *e, struct cm_req *q)
 {
 	struct nick_entry *n = find_nick(r, q->target);
 	if (n != NULL && n->registered) {
-		if (e->ops->send(e, n->ref, &q->hdr) == 0)
+		/* The request goes on to the session, which answers the requester itself. */
+		int rc = chat_forward(e, q, n->ref, q);
+		if (rc == 0)
 			return true;
+		if (rc != -ESRCH) { /* it lives but cannot take it (out of memory): no answer */
+			reply(r, e, q);
+			return false;
+		}
 		drop_nick(r, n); /* its session is gone */
 	}
 	switch (q->op) {
@@ -376,7 +382,7 @@ static bool wait_for_start(struct registry *r, struct chat_env *e, struct chan_e
 		c->waiting = w;
 		c->capwaiting = cap;
 	}
-	e->ops->keep(e);
+	q->kept = e->ops->keep(e); /* its request, if any, is answered or passed on later */
 	r->ops = e->ops;
 	c->waiting[c->nwaiting++] = &q->hdr;
 	return true;
@@ -395,7 +401,7 @@ static void no_such_channel(struct registry *r, struct chat_env *e, struct cm_re
 			if (r->out.len > 0)
 				memcpy(j->text, r->out.data, r->out.len);
 			snprintf(j->chan, sizeof(j->chan), "%s", q->target);
-			chat_send(e, q->from, j);
+			chat_answer(e, q, j);
 		}
 		irc_buf_reset(&r->out);
 		return;
@@ -440,7 +446,7 @@ static bool to_chan(struct registry *r, struct chat_env *e, struct cm_req *q)
 		}
 		q->via = 1;
 		c->forwarded++;
-		if (e->ops->send(e, c->ref, &q->hdr) == 0)
+		if (chat_forward(e, q, c->ref, q) == 0)
 			return true;
 		drop_chan(r, c); /* its actor is gone: forget it, and for a JOIN start afresh */
 		c = NULL;
@@ -481,7 +487,7 @@ static void chan_started(struct registry *r, struct chat_env *e, struct cm_chan_
 		if (ok) {
 			q->via = 1;
 			c->forwarded++;
-			if (e->ops->send(e, c->ref, &q->hdr) == 0)
+			if (chat_forward(e, q, c->ref, q) == 0)
 				continue;
 		}
 		no_such_channel(r, e, q);

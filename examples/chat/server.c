@@ -182,9 +182,53 @@ static int env_spawn_channel(struct chat_env *e, const char *name)
 	return rc;
 }
 
-static void env_keep(struct chat_env *e)
+static uint64_t env_keep(struct chat_env *e)
 {
-	actor_msg_keep(aenv(e)->ctx);
+	actor_ctx_t *ctx = aenv(e)->ctx;
+	actor_msg_keep(ctx);
+	actor_reply_handle_t h;
+	if (actor_request_of(ctx, NULL) != 1 || actor_request_keep(ctx, &h) < 0)
+		return CHAT_PLAIN; /* out of memory: its requester hears -ENOMSG */
+	return h.id;
+}
+
+static int env_request(struct chat_env *e, actor_ref_t to, actor_msg_t *m, uint64_t timeout_ns,
+                       uint64_t tag)
+{
+	actor_request_t id;
+	actor_request_opts_t o = {.timeout_ns = timeout_ns, .tag = tag};
+	int rc = actor_request(aenv(e)->ctx, to, m->type, actor_msg_data(m), m->size, &o, &id);
+	if (rc == 0)
+		actor_msg_free(m);
+	return rc;
+}
+
+/* The answer travels whole, header included, so that chat_answer_of can hand the requester
+ * the message it was given. */
+static int env_reply(struct chat_env *e, uint64_t kept, actor_msg_t *answer)
+{
+	actor_ctx_t *ctx = aenv(e)->ctx;
+	size_t len = sizeof(*answer) + answer->size;
+	int rc;
+	if (kept == CHAT_PLAIN)
+		rc = -EINVAL;
+	else if (kept != 0)
+		rc = actor_reply_to(ctx, &(actor_reply_handle_t){kept}, answer->type, answer, len);
+	else
+		rc = actor_reply(ctx, answer->type, answer, len);
+	if (rc == 0)
+		actor_msg_free(answer);
+	return rc;
+}
+
+static int env_forward(struct chat_env *e, uint64_t kept, actor_ref_t to, actor_msg_t *m)
+{
+	actor_ctx_t *ctx = aenv(e)->ctx;
+	if (kept == CHAT_PLAIN || (kept == 0 && actor_request_of(ctx, NULL) != 1))
+		return actor_send_msg(actor_ctx_system(ctx), to, m);
+	if (kept != 0)
+		return actor_request_forward_kept(ctx, &(actor_reply_handle_t){kept}, to, m);
+	return actor_request_forward(ctx, to, m);
 }
 
 static int env_monitor(struct chat_env *e, actor_ref_t target, bool on)
@@ -269,6 +313,9 @@ static const struct chat_env_ops actor_ops = {
     .send = env_send,
     .spawn_channel = env_spawn_channel,
     .keep = env_keep,
+    .request = env_request,
+    .reply = env_reply,
+    .forward = env_forward,
     .monitor = env_monitor,
     .exit = env_exit,
     .now_ns = env_now,
@@ -356,6 +403,9 @@ static void session_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
 		sess_timer(a->s, &e.env, t->tag);
 		break;
 	}
+	case ACTOR_MSG_REPLY: /* the answer to a request (env_request) */
+		sess_handle(a->s, &e.env, msg);
+		break;
 	case ACTOR_MSG_DOWN: { /* a channel we watch (env_monitor) */
 		const actor_down_t *d = actor_msg_data(msg);
 		struct cm_down m = {.hdr = {.type = CM_DOWN,
@@ -659,29 +709,14 @@ static void *signal_thread(void *arg)
 	}
 }
 
-/* Messages the runtime could not deliver still hold references to shared lines, and a
- * numbered request's sender still waits for its reply (chat.h, "Replies in order"). */
+/* Messages the runtime could not deliver still hold references to shared lines. (A request
+ * among them is answered -ESRCH by the library: its requester does not wait for ever.) */
 static void dead_letter(void *arg, actor_ref_t to, const actor_msg_t *msg)
 {
 	(void)arg;
 	(void)to;
-	if (msg->type >= ACTOR_MSG_SYSTEM)
-		return;
-	actor_ref_t requester;
-	uint32_t seq;
-	const char *join = NULL;
-	bool lost = chat_lost_request(msg, &requester, &seq, &join);
-	if (lost && join == NULL) {
-		struct cm_reply r = {.seq = seq, .len = 0};
-		actor_send(the_sys, requester, CM_REPLY, (const char *)&r + sizeof(r.hdr),
-		           sizeof(r) - sizeof(r.hdr));
-	} else if (lost) { /* its channel failed: see session_reply.c, joined */
-		struct cm_joined j = {.ok = 0, .len = 0};
-		snprintf(j.chan, sizeof(j.chan), "%s", join);
-		actor_send(the_sys, requester, CM_JOINED, (const char *)&j + sizeof(j.hdr),
-		           sizeof(j) - sizeof(j.hdr));
-	}
-	chat_msg_release((actor_msg_t *)msg);
+	if (msg->type < ACTOR_MSG_SYSTEM)
+		chat_msg_release((actor_msg_t *)msg);
 }
 
 /* ---------------------------------------------------------------------------------------------

@@ -143,6 +143,7 @@ static struct sess_held *held_push(struct sess *s, uint32_t seq)
 	struct sess_held *h = &s->held[(s->held_head + s->held_len++) % s->held_cap];
 	h->seq = seq;
 	h->kind = HELD_TEXT;
+	h->cmd = NULL;
 	irc_buf_init(&h->text);
 	return h;
 }
@@ -282,19 +283,89 @@ void sess_label_end(struct sess *s)
 	held_flush(s);
 }
 
+/* The command a request answers, for the 400 a timeout gets; NULL for NOTICE, which never
+ * gets an automatic reply. */
+static const char *req_cmd(const struct cm_req *q)
+{
+	switch (q->op) {
+	case OP_MSG:
+	case OP_MSG_NICK:
+		return q->tag == MSG_NOTICE ? NULL : chat_msg_cmd(q->tag);
+	case OP_WHOIS:
+		return "WHOIS";
+	case OP_WHO:
+	case OP_WHO_NICK:
+		return "WHO";
+	case OP_PART:
+		return "PART";
+	case OP_TOPIC:
+		return "TOPIC";
+	case OP_NAMES:
+		return "NAMES";
+	case OP_MODE:
+		return "MODE";
+	case OP_KICK:
+		return "KICK";
+	case OP_INVITE:
+		return "INVITE";
+	case OP_KILL:
+		return "KILL";
+	default:
+		return NULL;
+	}
+}
+
+/* Sends q as a request tagged `tag`; frees it if it could not go. */
+static int ask(struct sess *s, actor_ref_t to, struct cm_req *q, uint64_t tag)
+{
+	if (q == NULL)
+		return -ENOMEM;
+	int rc = s->e->ops->request(s->e, to, &q->hdr, s->srv->request_timeout_ns, tag);
+	if (rc < 0) {
+		chat_msg_release(&q->hdr);
+		s->e->ops->free(s->e, &q->hdr);
+	}
+	return rc;
+}
+
+int sess_ask(struct sess *s, actor_ref_t to, struct cm_req *q, enum sess_wait w)
+{
+	return ask(s, to, q, SESS_TAG_WAIT | (uint64_t)w);
+}
+
 void sess_send_req(struct sess *s, actor_ref_t to, struct cm_req *q)
 {
 	if (q == NULL)
 		return;
 	if (++s->req_seq == 0)
 		s->req_seq = 1;
-	if (held_push(s, s->req_seq) == NULL) {
+	struct sess_held *h = held_push(s, s->req_seq);
+	if (h == NULL) {
 		s->e->ops->free(s->e, &q->hdr);
 		return;
 	}
-	q->seq = s->req_seq;
-	if (chat_send(s->e, to, q) < 0) /* nobody will answer: its place is empty */
+	h->cmd = req_cmd(q);
+	if (ask(s, to, q, s->req_seq) < 0) /* nobody will answer: its place is empty */
 		sess_req_done(s, s->req_seq, NULL, 0);
+}
+
+void sess_req_failed(struct sess *s, uint32_t seq, int error)
+{
+	for (unsigned i = 0; i < s->held_len; i++) {
+		struct sess_held *h = held_at(s, i);
+		if (h->seq != seq)
+			continue;
+		if (error == -ETIMEDOUT && h->cmd != NULL) {
+			char line[128];
+			size_t n = (size_t)snprintf(line, sizeof(line),
+			                            ":%s 400 %s %s :Timed out; try again later\r\n",
+			                            s->srv->name, sess_target_nick(s), h->cmd);
+			sess_req_done(s, seq, line, n < sizeof(line) ? n : sizeof(line) - 1);
+		} else { /* its receiver stopped (a channel failed, a user left): nothing */
+			sess_req_done(s, seq, NULL, 0);
+		}
+		return;
+	}
 }
 
 void sess_req_done(struct sess *s, uint32_t seq, const char *text, size_t len)

@@ -35,6 +35,7 @@ enum { HELD_TEXT, HELD_LABEL, HELD_LABEL_END };
 struct sess_held {
 	uint32_t seq;
 	uint8_t kind;
+	const char *cmd;     /* awaited: its command, for a timeout's 400; NULL: none (NOTICE) */
 	struct irc_buf text; /* HELD_LABEL: the label */
 };
 
@@ -119,8 +120,17 @@ void sess_label_end(struct sess *s);
 
 /* Numbers request q, sends it and holds later output until its reply (session.c). */
 void sess_send_req(struct sess *s, actor_ref_t to, struct cm_req *q);
+/* Sends q as a request for the wait `w` (WAIT_*), whose one answer comes back to sess_reply as
+ * ACTOR_MSG_REPLY tagged SESS_TAG_WAIT | w, within the request timeout. 0, or <0: not sent (q
+ * is freed) and no answer comes. */
+int sess_ask(struct sess *s, actor_ref_t to, struct cm_req *q, enum sess_wait w);
+/* Answers' tags: a held place's seq (below 2^32), or a wait. */
+#define SESS_TAG_WAIT (1ull << 32)
 /* A reply to a numbered request: its text goes out once every earlier reply has. */
 void sess_req_done(struct sess *s, uint32_t seq, const char *text, size_t len);
+/* A numbered request that ended without an answer (error as actor_reply_t's): a timeout is
+ * told as ERR_UNKNOWNERROR (400) naming the command; a receiver that stopped, with nothing. */
+void sess_req_failed(struct sess *s, uint32_t seq, int error);
 
 /* Invitations we hold, newest last; at most SESS_INVITED (the oldest goes first). */
 #define SESS_INVITED 16

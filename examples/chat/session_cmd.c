@@ -152,9 +152,12 @@ static void cmd_nick(struct sess *s, struct irc_msg *m)
 	if (q == NULL)
 		return;
 	q->tag = (s->flags & F_REGISTERED) != 0;
+	if (sess_ask(s, chat_registry_for(s->srv, nick), q, WAIT_NICK) < 0) {
+		sess_numeric(s, "437", "%s :Nick/channel is temporarily unavailable", nick);
+		return;
+	}
 	snprintf(s->claim, sizeof(s->claim), "%s", nick);
 	s->wait = WAIT_NICK;
-	sess_send(s, chat_registry_for(s->srv, nick), q);
 }
 
 static void cmd_user(struct sess *s, struct irc_msg *m)
@@ -347,7 +350,7 @@ static void lookup(struct sess *s, uint64_t tag, const char *const *nicks, unsig
 		if (q == NULL)
 			continue;
 		q->tag = tag;
-		if (chat_send(s->e, chat_registry_at(s->srv, w), q) == 0)
+		if (sess_ask(s, chat_registry_at(s->srv, w), q, WAIT_LOOKUP) == 0)
 			asked++;
 	}
 	irc_buf_reset(&s->acc);
@@ -493,9 +496,12 @@ void sess_join_next(struct sess *s)
 		struct cm_req *q = sess_req(s, OP_JOIN, name, s->away != NULL ? 2 : 1, args);
 		if (q == NULL)
 			continue;
+		if (sess_ask(s, chat_registry_for(s->srv, name), q, WAIT_JOIN) < 0) {
+			sess_numeric(s, "437", "%s :Nick/channel is temporarily unavailable", name);
+			continue;
+		}
 		snprintf(s->joining, sizeof(s->joining), "%s", name);
 		s->wait = WAIT_JOIN;
-		sess_send(s, chat_registry_for(s->srv, name), q);
 		return;
 	}
 	free(s->join_list);
@@ -633,8 +639,8 @@ static void cmd_list(struct sess *s, struct irc_msg *m)
 	sess_numeric(s, "321", "Channel :Users  Name");
 	s->pending = 0;
 	for (unsigned w = 0; w < s->srv->workers; w++)
-		if (chat_send(s->e, chat_registry_at(s->srv, w),
-		              sess_req(s, OP_LIST, "", 0, NULL)) == 0)
+		if (sess_ask(s, chat_registry_at(s->srv, w), sess_req(s, OP_LIST, "", 0, NULL),
+		             WAIT_LIST) == 0)
 			s->pending++;
 	s->wait = s->pending > 0 ? WAIT_LIST : WAIT_NONE;
 	if (s->pending == 0)
@@ -756,7 +762,7 @@ static void who_mask(struct sess *s, const char *mask, const char *whox)
 		if (q == NULL)
 			continue;
 		q->tag = LOOKUP_WHO;
-		if (chat_send(s->e, chat_registry_at(s->srv, w), q) == 0)
+		if (sess_ask(s, chat_registry_at(s->srv, w), q, WAIT_LOOKUP) == 0)
 			s->pending++;
 	}
 	s->wait = s->pending > 0 ? WAIT_LOOKUP : WAIT_NONE;

@@ -2,6 +2,7 @@
  * claim, a JOIN, LIST, lookups), text to pass on, and requests about its own user: a private
  * message, WHOIS, WHO or INVITE naming it. The answers go back to the requester's session.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,7 +112,7 @@ static void joined(struct sess *s, struct cm_joined *j)
 		sess_add_chan(s, j->chan, j->hdr.sender, j->secret, j->flags);
 		sess_invited(s, j->chan, false);
 	}
-	if (!j->ok && j->len == 0) /* the dead-letter hook's: the channel failed under the JOIN */
+	if (!j->ok && j->len == 0) /* answered for nobody: the channel failed, or took too long */
 		sess_numeric(s, "437", "%s :Channel is temporarily unavailable", j->chan);
 	sess_write(s, j->text, j->len);
 	if (!(s->flags & F_CLOSING))
@@ -296,9 +297,76 @@ static void request_for_me(struct sess *s, struct cm_req *q)
 	irc_buf_free(&b);
 }
 
+/* A request of ours ended. Answered: a numbered request's text goes to its place, a wait's
+ * answer to its handler above. Not answered (a timeout; a receiver that stopped, such as a
+ * channel that failed under a JOIN): the place gets what sess_req_failed says, the wait ends
+ * as a failure the client is told of. */
+static void answered(struct sess *s, actor_msg_t *m)
+{
+	int error;
+	uint64_t tag;
+	actor_msg_t *in = chat_answer_of(m, &error, &tag);
+	if (error == -EBADMSG)
+		return;
+	if (tag < SESS_TAG_WAIT) {
+		struct cm_reply *r = (struct cm_reply *)in;
+		if (in != NULL && in->type == CM_REPLY && in->size >= sizeof(*r) - sizeof(r->hdr) &&
+		    r->len <= in->size - (sizeof(*r) - sizeof(r->hdr)))
+			sess_req_done(s, (uint32_t)tag, r->text, r->len);
+		else
+			sess_req_failed(s, (uint32_t)tag, in != NULL ? -EBADMSG : error);
+		return;
+	}
+	if (in != NULL) {
+		if (in->type < ACTOR_MSG_SYSTEM && in->type != CM_REPLY)
+			sess_reply(s, in);
+		return;
+	}
+	switch ((enum sess_wait)(tag & ~SESS_TAG_WAIT)) {
+	case WAIT_NICK:
+		if (s->wait != WAIT_NICK)
+			break;
+		s->wait = WAIT_NONE;
+		/* Timed out, the claim may still be made: let go of it after, unless it is ours. */
+		if (error == -ETIMEDOUT &&
+		    (!(s->flags & F_NICK) || irc_casecmp(s->claim, s->who.nick) != 0))
+			sess_send(s, chat_registry_for(s->srv, s->claim),
+			          sess_req(s, OP_NICK_RELEASE, s->claim, 0, NULL));
+		sess_numeric(s, "437", "%s :Nick/channel is temporarily unavailable", s->claim);
+		break;
+	case WAIT_JOIN: {
+		if (s->wait != WAIT_JOIN)
+			break;
+		/* Timed out, the JOIN may still reach the channel: leave it after, as at a QUIT. */
+		if (error == -ETIMEDOUT)
+			sess_send(s, chat_registry_for(s->srv, s->joining),
+			          sess_req(s, OP_PART, s->joining, 0, NULL));
+		struct cm_joined j = {.hdr = {.type = CM_JOINED, .size = sizeof(j) - sizeof(j.hdr)}};
+		snprintf(j.chan, sizeof(j.chan), "%s", s->joining);
+		joined(s, &j); /* not ok, no text: 437 */
+		break;
+	}
+	case WAIT_LIST: {
+		struct cm_records r = {.hdr = {.type = CM_LIST_REPLY}};
+		list_reply(s, &r);
+		break;
+	}
+	case WAIT_LOOKUP: {
+		struct cm_records r = {.hdr = {.type = CM_LOOKUP_REPLY}, .tag = s->lookup_tag};
+		lookup_reply(s, &r);
+		break;
+	}
+	default:
+		break;
+	}
+}
+
 void sess_reply(struct sess *s, actor_msg_t *m)
 {
 	switch (m->type) {
+	case ACTOR_MSG_REPLY:
+		answered(s, m);
+		break;
 	case CM_REPLY: {
 		struct cm_reply *r = (struct cm_reply *)m;
 		if (m->size < sizeof(*r) - sizeof(r->hdr) ||

@@ -30,29 +30,76 @@ int chat_send(struct chat_env *e, actor_ref_t to, void *msg)
 
 int chat_reply(struct chat_env *e, const struct cm_req *q, const char *data, size_t len)
 {
-	if (q->seq == 0 && len == 0)
-		return 0;
 	struct cm_reply *r = chat_msg_new(e, sizeof(*r) + len, CM_REPLY);
 	if (r == NULL)
 		return -ENOMEM;
-	r->seq = q->seq;
+	r->seq = 0;
 	r->len = (uint32_t)len;
 	if (len > 0)
 		memcpy(r->text, data, len);
+	int rc = e->ops->reply(e, q->kept, &r->hdr);
+	if (rc == 0)
+		return 0;
+	if (rc != -EINVAL || len == 0) { /* a request we failed to answer, or nothing to say */
+		e->ops->free(e, &r->hdr);
+		return rc == -EINVAL ? 0 : rc;
+	}
 	return chat_send(e, q->from, r);
 }
 
-bool chat_lost_request(const actor_msg_t *m, actor_ref_t *to, uint32_t *seq, const char **join)
+int chat_answer(struct chat_env *e, const struct cm_req *q, void *answer)
 {
-	if (m->type != CM_REQ || m->size < sizeof(struct cm_req) - sizeof(actor_msg_t))
-		return false;
-	const struct cm_req *q = (const struct cm_req *)m;
-	*to = q->from;
-	*seq = q->seq;
-	*join = NULL;
-	if (q->seq == 0 && q->op == OP_JOIN)
-		*join = q->target;
-	return q->seq != 0 || *join != NULL;
+	if (answer == NULL)
+		return -ENOMEM;
+	int rc = e->ops->reply(e, q->kept, answer);
+	if (rc == 0)
+		return 0;
+	if (rc == -EINVAL) /* not a request: the requester takes it as a message */
+		return chat_send(e, q->from, answer);
+	chat_msg_release(answer);
+	e->ops->free(e, answer);
+	return rc;
+}
+
+int chat_forward(struct chat_env *e, const struct cm_req *q, actor_ref_t to, void *m)
+{
+	if (m == NULL)
+		return -ENOMEM;
+	uint64_t kept = q->kept;
+	if (m == q || ((actor_msg_t *)m)->type == CM_REQ)
+		((struct cm_req *)m)->kept = 0; /* the receiver's own field */
+	int rc = e->ops->forward(e, kept, to, m);
+	if (rc < 0) {
+		((struct cm_req *)q)->kept = kept; /* q may be m: still ours, as it was */
+		if (m != q) {
+			chat_msg_release(m);
+			e->ops->free(e, m);
+		}
+	}
+	return rc;
+}
+
+actor_msg_t *chat_answer_of(actor_msg_t *m, int *error, uint64_t *tag)
+{
+	*tag = 0;
+	if (m->type != ACTOR_MSG_REPLY || m->size < sizeof(actor_reply_t)) {
+		*error = -EBADMSG;
+		return NULL;
+	}
+	actor_reply_t *r = actor_msg_data(m);
+	*tag = r->tag;
+	*error = r->error;
+	if (r->error != 0)
+		return NULL;
+	if (r->len < sizeof(actor_msg_t) || r->len > m->size - sizeof(*r)) {
+		*error = -EBADMSG;
+		return NULL;
+	}
+	actor_msg_t *in = actor_reply_data(r);
+	in->type = r->type;
+	in->size = r->len - (uint32_t)sizeof(actor_msg_t);
+	in->sender = m->sender;
+	return in;
 }
 
 struct cm_req *chat_req_new(struct chat_env *e, uint16_t op, const struct irc_who *who,
@@ -70,7 +117,8 @@ struct cm_req *chat_req_new(struct chat_env *e, uint16_t op, const struct irc_wh
 	r->via = 0;
 	r->nargs = (uint8_t)nargs;
 	r->worker = e->worker;
-	r->seq = 0;
+	r->unused_ = 0;
+	r->kept = 0;
 	r->from = e->self;
 	r->dedup = 0;
 	r->tag = 0;
@@ -191,6 +239,7 @@ void chat_srv_init(struct chat_srv *srv, unsigned workers)
 	srv->flood_rate = CHAT_FLOOD_RATE_DEFAULT;
 	srv->ping_interval_ns = CHAT_PING_INTERVAL_DEFAULT * 1000000000ull;
 	srv->ping_timeout_ns = CHAT_PING_TIMEOUT_DEFAULT * 1000000000ull;
+	srv->request_timeout_ns = CHAT_REQUEST_TIMEOUT_DEFAULT * 1000000000ull;
 	srv->workers = workers;
 	srv->registry = calloc(workers, sizeof(*srv->registry));
 	srv->fanout = calloc(workers, sizeof(*srv->fanout));

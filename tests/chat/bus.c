@@ -19,6 +19,7 @@ struct entity {
 	actor_ref_t *watchers; /* K_CHAN: who gets a CM_DOWN when it stops (op_monitor) */
 	unsigned nwatchers;
 	actor_ref_t prev; /* K_CHAN: the actor it was restarted from, or none */
+	bool stalled;     /* bus_stall: its messages wait in the queue */
 };
 
 struct bus_client {
@@ -42,9 +43,27 @@ struct bus_client {
 	size_t partial_len;
 };
 
+/* Requests, as the library's request service has them (actor.h, "Requests"): a message may
+ * carry one (qmsg.req), which its receiver answers, keeps, passes on, or fails; the answer
+ * travels as a message (qmsg.answer) and reaches its requester only if the request is still
+ * pending there: timed out, or its requester stopped, it is dropped and counted. */
+struct breq {
+	actor_ref_t requester;
+	uint64_t tag;
+	bool pending;
+};
+
+struct bkept { /* a request kept by `owner` (chat_env_ops.keep); handle = index + 1 */
+	uint64_t req;
+	actor_ref_t owner;
+	bool live;
+};
+
 struct qmsg {
 	actor_ref_t to;
 	actor_msg_t *m;
+	uint64_t req; /* the request the message carries (index + 1), or 0 */
+	bool answer;  /* an ACTOR_MSG_REPLY on its way: its request decides whether it arrives */
 };
 
 struct timer {
@@ -52,6 +71,7 @@ struct timer {
 	actor_ref_t to;
 	uint64_t tag;
 	uint64_t seq;
+	uint64_t req; /* nonzero: the timeout of that request, not a chat_env timer */
 };
 
 struct bus {
@@ -67,6 +87,12 @@ struct bus {
 	actor_ref_t current;
 	actor_msg_t *current_msg;
 	bool forwarded;
+	uint64_t current_req; /* the request the message being handled carries, while open */
+	struct breq *reqs;
+	size_t nreqs, capreqs;
+	struct bkept *kept;
+	size_t nkept, capkept;
+	unsigned replies_dropped;
 	unsigned dead_letters;
 	unsigned shutdown_done;
 	struct bus_client **clients;
@@ -128,15 +154,8 @@ static void op_free(struct chat_env *e, actor_msg_t *m)
 	free(m);
 }
 
-static int op_send(struct chat_env *e, actor_ref_t to, actor_msg_t *m)
+static void enqueue(struct bus *b, struct qmsg q)
 {
-	struct bus *b = bus_of(e);
-	struct entity *x = ent(b, to);
-	if (x == NULL || !x->alive)
-		return -ESRCH;
-	if (m == b->current_msg)
-		b->forwarded = true;
-	m->sender = e->self;
 	if (b->qlen == b->qcap) {
 		size_t cap = b->qcap ? b->qcap * 2 : 256;
 		struct qmsg *q = malloc(cap * sizeof(*q));
@@ -147,8 +166,117 @@ static int op_send(struct chat_env *e, actor_ref_t to, actor_msg_t *m)
 		b->qcap = cap;
 		b->qhead = 0;
 	}
-	b->q[(b->qhead + b->qlen++) % b->qcap] = (struct qmsg){.to = to, .m = m};
+	b->q[(b->qhead + b->qlen++) % b->qcap] = q;
+}
+
+static int send_req(struct chat_env *e, actor_ref_t to, actor_msg_t *m, uint64_t req)
+{
+	struct bus *b = bus_of(e);
+	struct entity *x = ent(b, to);
+	if (x == NULL || !x->alive)
+		return -ESRCH;
+	if (m == b->current_msg)
+		b->forwarded = true;
+	m->sender = e->self;
+	enqueue(b, (struct qmsg){.to = to, .m = m, .req = req});
 	return 0;
+}
+
+static int op_send(struct chat_env *e, actor_ref_t to, actor_msg_t *m)
+{
+	return send_req(e, to, m, 0);
+}
+
+/* Sends request `req` its end from `from`: the answer (error 0, `ans` whole) or an error. */
+static void answer(struct bus *b, uint64_t req, actor_ref_t from, int error, actor_msg_t *ans)
+{
+	size_t len = ans != NULL ? sizeof(*ans) + ans->size : 0;
+	actor_msg_t *m = calloc(1, sizeof(*m) + sizeof(actor_reply_t) + len);
+	if (m == NULL)
+		abort();
+	m->type = ACTOR_MSG_REPLY;
+	m->size = (uint32_t)(sizeof(actor_reply_t) + len);
+	m->sender = from;
+	actor_reply_t *r = actor_msg_data(m);
+	*r = (actor_reply_t){.request = {req}, .error = error, .len = (uint32_t)len};
+	if (ans != NULL) {
+		r->type = ans->type;
+		memcpy(actor_reply_data(r), ans, len);
+	}
+	enqueue(b, (struct qmsg){.to = b->reqs[req - 1].requester, .m = m, .answer = true});
+}
+
+/* The request `kept` names for the running actor (0: the current message's), or 0. */
+static uint64_t request_of(struct bus *b, actor_ref_t self, uint64_t kept)
+{
+	if (kept == CHAT_PLAIN)
+		return 0;
+	if (kept == 0)
+		return actor_ref_eq(b->current, self) ? b->current_req : 0;
+	if (kept > b->nkept || !b->kept[kept - 1].live ||
+	    !actor_ref_eq(b->kept[kept - 1].owner, self))
+		return 0;
+	return b->kept[kept - 1].req;
+}
+
+static void request_done(struct bus *b, uint64_t kept)
+{
+	if (kept == 0)
+		b->current_req = 0;
+	else
+		b->kept[kept - 1].live = false;
+}
+
+static void add_timer(struct bus *b, struct timer t)
+{
+	if (b->ntimers == b->captimers) {
+		b->captimers = b->captimers ? b->captimers * 2 : 64;
+		b->timers = realloc(b->timers, b->captimers * sizeof(*b->timers));
+	}
+	t.seq = b->timer_seq++;
+	b->timers[b->ntimers++] = t;
+}
+
+static int op_request(struct chat_env *e, actor_ref_t to, actor_msg_t *m, uint64_t timeout_ns,
+                      uint64_t tag)
+{
+	struct bus *b = bus_of(e);
+	struct entity *x = ent(b, to);
+	if (x == NULL || !x->alive)
+		return -ESRCH;
+	if (b->nreqs == b->capreqs) {
+		b->capreqs = b->capreqs ? b->capreqs * 2 : 64;
+		b->reqs = realloc(b->reqs, b->capreqs * sizeof(*b->reqs));
+	}
+	b->reqs[b->nreqs++] = (struct breq){.requester = e->self, .tag = tag, .pending = true};
+	uint64_t req = b->nreqs;
+	if (timeout_ns != 0)
+		add_timer(b, (struct timer){.at = b->now + timeout_ns, .to = e->self, .req = req});
+	return send_req(e, to, m, req);
+}
+
+static int op_reply(struct chat_env *e, uint64_t kept, actor_msg_t *ans)
+{
+	struct bus *b = bus_of(e);
+	uint64_t req = request_of(b, e->self, kept);
+	if (req == 0)
+		return -EINVAL;
+	answer(b, req, e->self, 0, ans);
+	request_done(b, kept);
+	free(ans);
+	return 0;
+}
+
+static int op_forward(struct chat_env *e, uint64_t kept, actor_ref_t to, actor_msg_t *m)
+{
+	struct bus *b = bus_of(e);
+	uint64_t req = request_of(b, e->self, kept);
+	if (req == 0 && kept != 0 && kept != CHAT_PLAIN)
+		return -EINVAL; /* a spent handle */
+	int rc = send_req(e, to, m, req);
+	if (rc == 0 && req != 0)
+		request_done(b, kept);
+	return rc;
 }
 
 /* As the server's channel supervisor: the channel starts, and its answer comes as a message. */
@@ -168,9 +296,20 @@ static int op_spawn_channel(struct chat_env *e, const char *name)
 	return 0;
 }
 
-static void op_keep(struct chat_env *e)
+static uint64_t op_keep(struct chat_env *e)
 {
-	bus_of(e)->forwarded = true; /* not freed after the handler: the caller owns it */
+	struct bus *b = bus_of(e);
+	b->forwarded = true; /* not freed after the handler: the caller owns it */
+	uint64_t req = request_of(b, e->self, 0);
+	if (req == 0)
+		return CHAT_PLAIN;
+	if (b->nkept == b->capkept) {
+		b->capkept = b->capkept ? b->capkept * 2 : 16;
+		b->kept = realloc(b->kept, b->capkept * sizeof(*b->kept));
+	}
+	b->kept[b->nkept++] = (struct bkept){.req = req, .owner = e->self, .live = true};
+	b->current_req = 0;
+	return b->nkept;
 }
 
 static int op_monitor(struct chat_env *e, actor_ref_t target, bool on)
@@ -206,12 +345,7 @@ static uint64_t op_now(struct chat_env *e)
 static int op_timer(struct chat_env *e, uint64_t delay_ns, uint64_t tag)
 {
 	struct bus *b = bus_of(e);
-	if (b->ntimers == b->captimers) {
-		b->captimers = b->captimers ? b->captimers * 2 : 64;
-		b->timers = realloc(b->timers, b->captimers * sizeof(*b->timers));
-	}
-	b->timers[b->ntimers++] = (struct timer){
-	    .at = b->now + delay_ns, .to = e->self, .tag = tag, .seq = b->timer_seq++};
+	add_timer(b, (struct timer){.at = b->now + delay_ns, .to = e->self, .tag = tag});
 	return 0;
 }
 
@@ -264,6 +398,9 @@ static const struct chat_env_ops bus_ops = {
     .send = op_send,
     .spawn_channel = op_spawn_channel,
     .keep = op_keep,
+    .request = op_request,
+    .reply = op_reply,
+    .forward = op_forward,
     .monitor = op_monitor,
     .exit = op_exit,
     .now_ns = op_now,
@@ -303,6 +440,20 @@ static void destroy_with(struct bus *b, struct entity *x, int reason)
 	x->nwatchers = 0;
 }
 
+/* As the request service at a stop: the requests `self` kept are answered -ESRCH; those it
+ * made end (their answers will be dropped). */
+static void requests_stopped(struct bus *b, actor_ref_t self)
+{
+	for (size_t i = 0; i < b->nkept; i++)
+		if (b->kept[i].live && actor_ref_eq(b->kept[i].owner, self)) {
+			b->kept[i].live = false;
+			answer(b, b->kept[i].req, self, -ESRCH, NULL);
+		}
+	for (size_t i = 0; i < b->nreqs; i++)
+		if (actor_ref_eq(b->reqs[i].requester, self))
+			b->reqs[i].pending = false;
+}
+
 static void destroy(struct entity *x)
 {
 	switch (x->kind) {
@@ -327,39 +478,36 @@ static void destroy(struct entity *x)
 static void finish_call(struct bus *b, actor_ref_t self)
 {
 	struct entity *x = ent(b, self);
+	if (b->current_req != 0) /* neither answered, kept nor passed on */
+		answer(b, b->current_req, self, x->exiting ? -ESRCH : -ENOMSG, NULL);
+	b->current_req = 0;
 	b->current = ACTOR_REF_NONE;
 	if (x->exiting && x->alive) {
 		destroy_with(b, x, ACTOR_REASON_NORMAL);
+		requests_stopped(b, self);
 		destroy(x);
 	}
 }
 
-static void deliver(struct bus *b, actor_ref_t to, actor_msg_t *m)
+static void deliver(struct bus *b, struct qmsg q)
 {
+	actor_ref_t to = q.to;
+	actor_msg_t *m = q.m;
 	struct entity *x = ent(b, to);
-	if (x == NULL || !x->alive) {
-		b->dead_letters++;
-		actor_ref_t requester;
-		uint32_t seq;
-		const char *join;
-		/* as server.c's dead-letter hook */
-		if (chat_lost_request(m, &requester, &seq, &join) && join == NULL) {
-			struct cm_reply *r =
-			    (struct cm_reply *)op_alloc(NULL, sizeof(*r), CM_REPLY);
-			if (r != NULL) {
-				r->seq = seq;
-				struct chat_env e = env_for(b, to);
-				if (op_send(&e, requester, &r->hdr) < 0)
-					free(r);
-			}
-		} else if (join != NULL) {
-			struct cm_joined *j =
-			    (struct cm_joined *)op_alloc(NULL, sizeof(*j), CM_JOINED);
-			snprintf(j->chan, sizeof(j->chan), "%s", join);
-			struct chat_env e = env_for(b, to);
-			if (op_send(&e, requester, &j->hdr) < 0)
-				free(j);
+	if (q.answer) { /* only to a request still pending */
+		actor_reply_t *r = actor_msg_data(m);
+		struct breq *rq = &b->reqs[r->request.id - 1];
+		if (!rq->pending || x == NULL || !x->alive) {
+			b->replies_dropped++;
+			free(m);
+			return;
 		}
+		rq->pending = false;
+		r->tag = rq->tag;
+	} else if (x == NULL || !x->alive) {
+		b->dead_letters++;
+		if (q.req != 0) /* its requester hears of it at once, as from the library */
+			answer(b, q.req, to, -ESRCH, NULL);
 		chat_msg_release(m);
 		free(m);
 		return;
@@ -368,6 +516,7 @@ static void deliver(struct bus *b, actor_ref_t to, actor_msg_t *m)
 	b->current = to;
 	b->current_msg = m;
 	b->forwarded = false;
+	b->current_req = q.req;
 	switch (x->kind) {
 	case K_SESS:
 		sess_handle(x->state, &e, m);
@@ -396,10 +545,20 @@ void bus_shuffle(struct bus *b, uint64_t seed)
 /* In shuffle mode, the queue position of the next message: the oldest message of a sender
  * picked at random, so each sender's messages keep their order and different senders'
  * messages interleave in any order, as on a real system. */
+static bool stalled(struct bus *b, size_t i)
+{
+	struct entity *x = ent(b, b->q[(b->qhead + i) % b->qcap].to);
+	return x != NULL && x->stalled;
+}
+
 static size_t pick(struct bus *b)
 {
-	if (b->shuffle == 0)
-		return 0;
+	if (b->shuffle == 0) {
+		size_t i = 0;
+		while (i < b->qlen && stalled(b, i))
+			i++;
+		return i;
+	}
 	b->shuffle ^= b->shuffle << 13; /* xorshift64 */
 	b->shuffle ^= b->shuffle >> 7;
 	b->shuffle ^= b->shuffle << 17;
@@ -408,6 +567,9 @@ static size_t pick(struct bus *b)
 	for (size_t i = 0; i < j; i++)
 		if (actor_ref_eq(b->q[(b->qhead + i) % b->qcap].m->sender, sender))
 			return i;
+	if (stalled(b, j)) /* rare in tests that shuffle: the oldest deliverable one */
+		for (j = 0; j < b->qlen && stalled(b, j); j++)
+			;
 	return j;
 }
 
@@ -416,12 +578,14 @@ bool bus_step(struct bus *b)
 	if (b->qlen == 0)
 		return false;
 	size_t i = pick(b);
+	if (i == b->qlen) /* everything queued is for stalled actors */
+		return false;
 	struct qmsg q = b->q[(b->qhead + i) % b->qcap];
 	for (; i > 0; i--) /* close the gap, keeping the others' order */
 		b->q[(b->qhead + i) % b->qcap] = b->q[(b->qhead + i - 1) % b->qcap];
 	b->qhead = (b->qhead + 1) % b->qcap;
 	b->qlen--;
-	deliver(b, q.to, q.m);
+	deliver(b, q);
 	return true;
 }
 
@@ -453,6 +617,20 @@ void bus_advance_ms(struct bus *b, uint64_t ms)
 		b->timers[best] = b->timers[--b->ntimers];
 		if (t.at > b->now)
 			b->now = t.at;
+		if (t.req != 0) { /* a request's timeout, on its requester's side */
+			struct breq *rq = &b->reqs[t.req - 1];
+			if (rq->pending) {
+				rq->pending = false;
+				actor_msg_t *m = calloc(1, sizeof(*m) + sizeof(actor_reply_t));
+				m->type = ACTOR_MSG_REPLY;
+				m->size = sizeof(actor_reply_t);
+				*(actor_reply_t *)actor_msg_data(m) = (actor_reply_t){
+				    .request = {t.req}, .tag = rq->tag, .error = -ETIMEDOUT};
+				enqueue(b, (struct qmsg){.to = rq->requester, .m = m});
+				bus_run(b);
+			}
+			continue;
+		}
 		struct entity *x = ent(b, t.to);
 		if (x == NULL || !x->alive || x->kind != K_SESS)
 			continue;
@@ -508,6 +686,8 @@ unsigned bus_free(struct bus *b)
 	free(b->ents);
 	free(b->q);
 	free(b->timers);
+	free(b->reqs);
+	free(b->kept);
 	chat_srv_fini(&b->srv);
 	free(b);
 	return dead;
@@ -771,6 +951,7 @@ bool bus_fail_channel(struct bus *b, const char *name)
 		actor_ref_t old = {.id = i + 1};
 		unsigned worker = x->worker;
 		destroy_with(b, x, ACTOR_REASON_KILLED);
+		requests_stopped(b, old);
 		destroy(x);
 		struct chan *c = chan_new(&b->srv, name);
 		actor_ref_t ref = add_entity(b, K_CHAN, c, worker); /* may move b->ents */
@@ -782,4 +963,28 @@ bool bus_fail_channel(struct bus *b, const char *name)
 		return true;
 	}
 	return false;
+}
+
+void bus_stall(struct bus *b, actor_ref_t who, bool stall)
+{
+	struct entity *x = ent(b, who);
+	if (x != NULL)
+		x->stalled = stall;
+	if (!stall)
+		bus_run(b);
+}
+
+actor_ref_t bus_channel_ref(struct bus *b, const char *name)
+{
+	for (size_t i = 0; i < b->nents; i++) {
+		struct entity *x = &b->ents[i];
+		if (x->alive && x->kind == K_CHAN && irc_casecmp(chan_name(x->state), name) == 0)
+			return (actor_ref_t){.id = i + 1};
+	}
+	return ACTOR_REF_NONE;
+}
+
+unsigned bus_replies_dropped(struct bus *b)
+{
+	return b->replies_dropped;
 }

@@ -73,6 +73,13 @@ bool bus_shutdown(struct bus *b);
  * does on the server; false when no such channel runs. */
 bool bus_fail_channel(struct bus *b, const char *name);
 
+/* stall: messages to `who` wait in the queue, as for an actor that does not get to run (its
+ * requesters' timeouts run out); unstalled, they are delivered. */
+void bus_stall(struct bus *b, actor_ref_t who, bool stall);
+actor_ref_t bus_channel_ref(struct bus *b, const char *name); /* NONE: no such channel runs */
+/* Answers that came after their request ended (timed out, requester stopped): dropped. */
+unsigned bus_replies_dropped(struct bus *b);
+
 /* Counters for tests: live channel actors, live sessions. */
 unsigned bus_channels(struct bus *b);
 unsigned bus_sessions(struct bus *b);

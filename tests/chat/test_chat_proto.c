@@ -1701,6 +1701,103 @@ START_TEST(a_join_sent_to_a_channel_that_fails_gets_437)
 }
 END_TEST
 
+/* ---------------------------------------------------------------------------------------------
+ * Requests that take too long: the session asks with a timeout (--request-timeout), tells its
+ * client, and goes on; the late answer is dropped
+ */
+
+#define TIMEOUT_MS (CHAT_REQUEST_TIMEOUT_DEFAULT * 1000ull)
+
+START_TEST(a_command_whose_channel_does_not_answer_times_out_with_400_and_input_goes_on)
+{
+	struct bus_client *a, *b;
+	two_in_room(&a, &b);
+	actor_ref_t room = bus_channel_ref(B, "#room");
+	ck_assert(!actor_ref_is_none(room));
+	bus_stall(B, room, true);
+	bus_sendf(a, "TOPIC #room :new\r\nPING :after\r\n");
+	HASNT(a, "PONG"); /* it waits behind the TOPIC's place */
+	bus_advance_ms(B, TIMEOUT_MS - 1);
+	HASNT(a, " 400 ");
+	bus_advance_ms(B, 1);
+	const char *order[] = {":irc.test 400 alice TOPIC :Timed out", "PONG irc.test :after"};
+	assert_in_order(bus_peek(a), order, 2);
+	bus_read(a);
+	ck_assert_uint_eq(bus_replies_dropped(B), 0);
+
+	bus_stall(B, room, false); /* the channel runs the TOPIC now: its answer comes too late */
+	ck_assert_uint_eq(bus_replies_dropped(B), 1);
+	HASNT(a, " 400 ");
+	HAS(b, ":alice!~alice@127.0.0.1 TOPIC #room :new"); /* the others see it happen */
+	bus_sendf(a, "TOPIC #room\r\n");
+	HAS(a, " 332 alice #room :new");
+}
+END_TEST
+
+START_TEST(a_join_that_times_out_gets_437_and_is_undone_when_it_arrives)
+{
+	struct bus_client *a = bus_client_new(B, 0, "alice");
+	struct bus_client *b = bus_client_new(B, 1, "bob");
+	bus_sendf(a, "JOIN #busy\r\n");
+	bus_read(a);
+	bus_stall(B, bus_channel_ref(B, "#busy"), true);
+	bus_sendf(b, "JOIN #busy\r\nPING :after\r\n");
+	HASNT(b, "PONG"); /* input waits for a JOIN's end */
+	bus_advance_ms(B, TIMEOUT_MS);
+	const char *order[] = {" 437 bob #busy :", "PONG irc.test :after"};
+	assert_in_order(bus_peek(b), order, 2);
+	bus_read(b);
+
+	bus_stall(B, bus_channel_ref(B, "#busy"), false);
+	/* The JOIN reached the channel after all, and the PART the session sent when it gave up
+	 * followed it: bob is not left in a channel he was told he is not in. */
+	const char *seen[] = {":bob!~bob@127.0.0.1 JOIN #busy", ":bob!~bob@127.0.0.1 PART #busy"};
+	assert_in_order(bus_peek(a), seen, 2);
+	bus_read(a);
+	bus_sendf(a, "NAMES #busy\r\n");
+	HAS(a, " 353 alice = #busy :@alice\r");
+}
+END_TEST
+
+START_TEST(a_nick_claim_that_times_out_gets_437_and_the_nick_stays_free)
+{
+	struct bus_client *a = bus_client_new(B, 0, "alice");
+	struct bus_client *b = bus_client_new(B, 1, "bob");
+	actor_ref_t shard = chat_registry_for(bus_srv(B), "zed");
+	bus_stall(B, shard, true);
+	bus_sendf(a, "NICK zed\r\n");
+	bus_advance_ms(B, TIMEOUT_MS);
+	HAS(a, " 437 alice zed :Nick/channel is temporarily unavailable");
+	bus_read(a);
+	bus_stall(B, shard, false); /* the claim is made late, then let go */
+	HASNT(a, "NICK");
+	bus_sendf(b, "NICK zed\r\n");
+	HAS(b, ":bob!~bob@127.0.0.1 NICK :zed");
+	bus_sendf(a, "WHOIS alice\r\n");
+	HAS(a, " 311 alice alice ~alice 127.0.0.1 ");
+}
+END_TEST
+
+START_TEST(a_list_with_a_shard_that_does_not_answer_ends_at_the_timeout)
+{
+	struct bus_client *a = bus_client_new(B, 0, "alice");
+	bus_sendf(a, "JOIN #one\r\n");
+	bus_read(a);
+	actor_ref_t holder = chat_registry_for(bus_srv(B), "#one"), other = ACTOR_REF_NONE;
+	for (unsigned w = 0; w < bus_srv(B)->workers && actor_ref_is_none(other); w++)
+		if (!actor_ref_eq(chat_registry_at(bus_srv(B), w), holder))
+			other = chat_registry_at(bus_srv(B), w); /* a shard that does not hold #one */
+	bus_stall(B, other, true);
+	bus_sendf(a, "LIST\r\n");
+	HASNT(a, " 323 ");
+	bus_advance_ms(B, TIMEOUT_MS);
+	const char *order[] = {" 321 alice ", " 322 alice #one 1 :", " 323 alice :End of /LIST"};
+	assert_in_order(bus_peek(a), order, 3);
+	bus_stall(B, other, false);
+	ck_assert_uint_eq(bus_replies_dropped(B), 1);
+}
+END_TEST
+
 static Suite *proto_suite(void)
 {
 	Suite *s = suite_create("chat_proto");
@@ -1771,6 +1868,11 @@ static Suite *proto_suite(void)
 	      a_404_and_a_442_come_before_a_later_pong, a_part_line_comes_before_a_later_pong,
 	      replies_from_several_actors_come_in_command_order_whatever_arrives_first,
 	      a_request_to_a_session_that_stopped_still_gets_its_place_answered}},
+	    {"timeouts",
+	     {a_command_whose_channel_does_not_answer_times_out_with_400_and_input_goes_on,
+	      a_join_that_times_out_gets_437_and_is_undone_when_it_arrives,
+	      a_nick_claim_that_times_out_gets_437_and_the_nick_stays_free,
+	      a_list_with_a_shard_that_does_not_answer_ends_at_the_timeout}},
 	    {"limits",
 	     {an_overlong_line_gets_417_and_the_next_line_works,
 	      sixteen_kib_without_a_line_end_disconnects_with_an_error,
