@@ -700,6 +700,11 @@ static void handle_req(struct chan *c, struct chat_env *e, struct cm_req *q)
 	case OP_INVITE:
 		op_invite(c, e, q, m);
 		break;
+	case OP_RESET: /* the operator hears it first; the members, from their KICKs */
+		irc_buf_linef(&c->out, ":%s NOTICE %s :Resetting %s: its members are kicked",
+		              c->srv->name, q->who.nick, c->name);
+		e->ops->exit(e, CHAT_REASON_RESET);
+		break;
 	default:
 		break;
 	}
@@ -738,7 +743,7 @@ void chan_handle(struct chan *c, struct chat_env *e, actor_msg_t *msg)
 		check_empty(c, e);
 		break;
 	case CM_CHAN_STOP:
-		e->ops->exit(e);
+		e->ops->exit(e, ACTOR_REASON_NORMAL);
 		break;
 	default:
 		break;

@@ -167,7 +167,9 @@ struct chat_env_ops {
 	 * ACTOR_REASON_NOPROC, if it has); off: cancels one such watch (a CM_DOWN already on its
 	 * way may still come). */
 	int (*monitor)(struct chat_env *e, actor_ref_t target, bool on);
-	void (*exit)(struct chat_env *e); /* the running actor stops after this message */
+	/* The running actor stops after this message, with `reason` (ACTOR_REASON_NORMAL, or a
+	 * failure: a channel is then restarted by its supervisor, as after a crash). */
+	void (*exit)(struct chat_env *e, int reason);
 	uint64_t (*now_ns)(struct chat_env *e);
 	int (*timer)(struct chat_env *e, uint64_t delay_ns, uint64_t tag); /* one-shot, to self */
 	/* The running session's connection. */
@@ -253,7 +255,11 @@ enum chat_op {
 	OP_AWAY,   /* the requester's who changed; tag: WHO_* to tell members; args[0] the away text
 	            */
 	OP_INVITE_CANCEL, /* from a registry: args[0], invited, has no session after all */
+	OP_RESET,         /* RESETCHAN from an operator: the channel fails on purpose */
 };
+
+/* The reason a channel reset by RESETCHAN stops with: a failure, as a crash's would be. */
+#define CHAT_REASON_RESET 86
 
 /* cm_req.tag of OP_MSG and OP_MSG_NICK. */
 enum { MSG_PRIVMSG = 0, MSG_NOTICE = 1, MSG_TAGMSG = 2 };

@@ -415,6 +415,7 @@ static void no_such_channel(struct registry *r, struct chat_env *e, struct cm_re
 	case OP_MODE:
 	case OP_KICK:
 	case OP_INVITE:
+	case OP_RESET:
 		NUMERIC(r, q, "403", "%s :No such channel", q->target);
 		break;
 	case OP_NAMES:

@@ -239,9 +239,9 @@ static int env_monitor(struct chat_env *e, actor_ref_t target, bool on)
 	          : actor_demonitor(sys, actor_self(ctx), target);
 }
 
-static void env_exit(struct chat_env *e)
+static void env_exit(struct chat_env *e, int reason)
 {
-	actor_exit(aenv(e)->ctx, ACTOR_REASON_NORMAL);
+	actor_exit(aenv(e)->ctx, reason);
 }
 
 static uint64_t env_now(struct chat_env *e)

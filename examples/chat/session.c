@@ -310,6 +310,8 @@ static const char *req_cmd(const struct cm_req *q)
 		return "INVITE";
 	case OP_KILL:
 		return "KILL";
+	case OP_RESET:
+		return "RESETCHAN";
 	default:
 		return NULL;
 	}
@@ -647,7 +649,7 @@ static void finish(struct sess *s, enum chat_close how)
 	/* The fan-out waits for this at shutdown: only now is the client told all we had to say. */
 	actor_msg_t *gone = chat_msg_new(s->e, sizeof(*gone), CM_SESS_GONE);
 	chat_send(s->e, chat_fanout_at(s->srv, s->worker), gone);
-	s->e->ops->exit(s->e);
+	s->e->ops->exit(s->e, ACTOR_REASON_NORMAL);
 }
 
 void sess_quit(struct sess *s, const char *reason, bool error)

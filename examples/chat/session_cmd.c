@@ -879,6 +879,26 @@ static void cmd_kill(struct sess *s, struct irc_msg *m)
 	sess_send_req(s, chat_registry_for(s->srv, nick), sess_req(s, OP_KILL, nick, 1, &reason));
 }
 
+/* RESETCHAN: the channel's actor fails on purpose, and the server does what it does for any
+ * failed channel (README.md, "Failures"): every member is kicked with "Channel reset", and the
+ * channel starts again, empty. For an operator facing a channel in a bad state; it counts
+ * toward the restart limit of the channel's supervisor like any failure. */
+static void cmd_resetchan(struct sess *s, struct irc_msg *m)
+{
+	if (m->nparams < 1 || m->params[0][0] == '\0') {
+		sess_numeric(s, "461", "RESETCHAN :Not enough parameters");
+		return;
+	}
+	if (!need_oper(s))
+		return;
+	const char *name = m->params[0];
+	if (!irc_valid_channel(name, IRC_CHANLEN)) {
+		sess_numeric(s, "403", "%s :No such channel", name);
+		return;
+	}
+	to_channel(s, sess_req(s, OP_RESET, name, 0, NULL));
+}
+
 static void cmd_wallops(struct sess *s, struct irc_msg *m)
 {
 	if (m->nparams < 1 || m->params[0][0] == '\0') {
@@ -1002,6 +1022,9 @@ static const struct command commands[] = {
      "PRIVMSG <target>[,<target>...] :<text>: send a message to a channel or a nick"},
     {"QUIT", cmd_quit, true, "QUIT [:<reason>]: leave the server"},
     {"REHASH", cmd_privileged, false, "REHASH: reload the configuration (not available here)"},
+    {"RESETCHAN", cmd_resetchan, false,
+     "RESETCHAN <channel>: make a channel fail and start afresh, its members kicked (IRC "
+     "operators)"},
     {"RESTART", cmd_privileged, false, "RESTART: restart the server (not available here)"},
     {"SETNAME", cmd_setname, false,
      "SETNAME :<real name>: change your real name (with the setname capability)"},

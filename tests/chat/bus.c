@@ -15,6 +15,7 @@ struct entity {
 	unsigned worker;
 	bool alive;
 	bool exiting; /* asked to stop after the current message */
+	int exit_reason;
 	struct bus_client *client;
 	actor_ref_t *watchers; /* K_CHAN: who gets a CM_DOWN when it stops (op_monitor) */
 	unsigned nwatchers;
@@ -330,11 +331,13 @@ static int op_monitor(struct chat_env *e, actor_ref_t target, bool on)
 	return 0;
 }
 
-static void op_exit(struct chat_env *e)
+static void op_exit(struct chat_env *e, int reason)
 {
 	struct entity *x = ent(bus_of(e), e->self);
-	if (x != NULL)
+	if (x != NULL) {
 		x->exiting = true;
+		x->exit_reason = reason;
+	}
 }
 
 static uint64_t op_now(struct chat_env *e)
@@ -474,6 +477,8 @@ static void destroy(struct entity *x)
 	x->alive = false;
 }
 
+static void restart_channel(struct bus *b, size_t i, int reason);
+
 /* Calls `fn` as the entity's behaviour would run, then stops it if it asked to. */
 static void finish_call(struct bus *b, actor_ref_t self)
 {
@@ -482,8 +487,11 @@ static void finish_call(struct bus *b, actor_ref_t self)
 		answer(b, b->current_req, self, x->exiting ? -ESRCH : -ENOMSG, NULL);
 	b->current_req = 0;
 	b->current = ACTOR_REF_NONE;
-	if (x->exiting && x->alive) {
-		destroy_with(b, x, ACTOR_REASON_NORMAL);
+	if (x->exiting && x->alive && x->kind == K_CHAN && x->exit_reason != ACTOR_REASON_NORMAL) {
+		restart_channel(b, (size_t)(self.id - 1),
+		                x->exit_reason); /* its supervisor's part */
+	} else if (x->exiting && x->alive) {
+		destroy_with(b, x, x->exit_reason);
 		requests_stopped(b, self);
 		destroy(x);
 	}
@@ -944,25 +952,32 @@ unsigned bus_sessions(struct bus *b)
  * starts a new, empty one from the same spec, which runs its start (chan_restarted). */
 bool bus_fail_channel(struct bus *b, const char *name)
 {
-	for (size_t i = 0; i < b->nents; i++) {
-		struct entity *x = &b->ents[i];
-		if (!x->alive || x->kind != K_CHAN || irc_casecmp(chan_name(x->state), name) != 0)
-			continue;
-		actor_ref_t old = {.id = i + 1};
-		unsigned worker = x->worker;
-		destroy_with(b, x, ACTOR_REASON_KILLED);
-		requests_stopped(b, old);
-		destroy(x);
-		struct chan *c = chan_new(&b->srv, name);
-		actor_ref_t ref = add_entity(b, K_CHAN, c, worker); /* may move b->ents */
-		struct chat_env e = env_for(b, ref);
-		b->current = ref;
-		chan_restarted(c, &e, old);
-		finish_call(b, ref);
-		bus_run(b);
-		return true;
-	}
-	return false;
+	actor_ref_t ref = bus_channel_ref(b, name);
+	if (actor_ref_is_none(ref))
+		return false;
+	restart_channel(b, (size_t)(ref.id - 1), ACTOR_REASON_KILLED);
+	bus_run(b);
+	return true;
+}
+
+static void restart_channel(struct bus *b, size_t i, int reason)
+{
+	struct entity *x = &b->ents[i];
+	actor_ref_t old = {.id = i + 1};
+	unsigned worker = x->worker;
+	char name[IRC_CHANLEN + 1];
+	snprintf(name, sizeof(name), "%s", chan_name(x->state));
+	destroy_with(b, x, reason);
+	requests_stopped(b, old);
+	destroy(x);
+	struct chan *c = chan_new(&b->srv, name);
+	actor_ref_t ref = add_entity(b, K_CHAN, c, worker); /* may move b->ents */
+	struct chat_env e = env_for(b, ref);
+	actor_ref_t outer = b->current;
+	b->current = ref;
+	chan_restarted(c, &e, old);
+	finish_call(b, ref);
+	b->current = outer;
 }
 
 void bus_stall(struct bus *b, actor_ref_t who, bool stall)

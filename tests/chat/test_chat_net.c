@@ -647,6 +647,8 @@ START_TEST(bad_options_are_clear_errors)
 	    {"--oper", ":pw", NULL, "--oper: expected NAME:PASSWORD"},
 	    {"--oper", "alice:", NULL, "--oper: expected NAME:PASSWORD"},
 	    {"--oper", "alice:two words", NULL, "--oper: expected NAME:PASSWORD"},
+	    {"--request-timeout", "0", NULL,
+	     "--request-timeout: expected a whole number in 1..3600, got '0'"},
 	};
 	char out[4096];
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -684,6 +686,40 @@ START_TEST(operators_on_the_command_line_can_oper)
 	ircc_send(a, "OPER operuser operpassword\r\n");
 	EXPECT(a, " 381 alice ");
 	ircc_close(a);
+	server_stop(&s);
+}
+END_TEST
+
+/* The failure path of a channel end to end, with real sockets, supervisors and monitors: an
+ * operator's RESETCHAN makes the channel's actor fail; its supervisor starts it again, each
+ * member's session (which watches it) kicks its client, and the channel works afresh. Three
+ * times, on two workers. */
+START_TEST(a_channel_reset_by_an_operator_kicks_its_members_and_starts_afresh)
+{
+	struct server s = server_start("--workers", "2", "--oper", "op:pw");
+	struct ircc *a = ircc_new(s.port, "alice"), *b = ircc_new(s.port, "bob");
+	ircc_join(a, "#reset");
+	ircc_join(b, "#reset");
+	ircc_send(a, "TOPIC #reset :before\r\nOPER op pw\r\n");
+	EXPECT(a, " 381 alice ");
+	for (int round = 0; round < 3; round++) {
+		ircc_send(a, "RESETCHAN #reset\r\n");
+		EXPECT(a, ":irc.libactor.local NOTICE alice :Resetting #reset");
+		EXPECT(a, ":irc.libactor.local KICK #reset alice :Channel reset");
+		EXPECT(b, ":irc.libactor.local KICK #reset bob :Channel reset");
+		ircc_send(b, "PRIVMSG #reset :still here?\r\n"); /* not a member any more */
+		EXPECT(b, " 401 bob #reset ");
+		ircc_join(b, "#reset");
+		ircc_join(a, "#reset");
+		ircc_send(a, "TOPIC #reset\r\n");
+		EXPECT(a, " 331 alice #reset :No topic is set"); /* its state went with the actor */
+		ircc_send(a, "PRIVMSG #reset :round %d\r\n", round);
+		char want[64];
+		snprintf(want, sizeof(want), "PRIVMSG #reset :round %d", round);
+		EXPECT(b, want);
+	}
+	ircc_close(a);
+	ircc_close(b);
 	server_stop(&s);
 }
 END_TEST
@@ -728,6 +764,7 @@ static Suite *net_suite(void)
 	tcase_add_test(tc, broadcast_reaches_every_member_once_in_order);
 	tcase_add_test(tc, nick_collisions_across_workers_have_exactly_one_winner);
 	tcase_add_test(tc, both_reactors_serve_clients);
+	tcase_add_test(tc, a_channel_reset_by_an_operator_kicks_its_members_and_starts_afresh);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_new("limits", NET_TIMEOUT);

@@ -1664,6 +1664,35 @@ START_TEST(a_failed_channel_kicks_its_members_who_can_join_it_again)
 }
 END_TEST
 
+/* RESETCHAN makes the channel's actor fail on purpose: the same path as a crash. */
+START_TEST(resetchan_fails_the_channel_on_purpose_for_operators_only)
+{
+	ck_assert_int_eq(chat_srv_add_oper(bus_srv(B), "op", "pw"), 0);
+	struct bus_client *a, *b;
+	two_in_room(&a, &b);
+	bus_sendf(b, "RESETCHAN #room\r\nRESETCHAN\r\n");
+	HAS(b, " 481 bob :Permission Denied");
+	HAS(b, " 461 bob RESETCHAN :Not enough parameters");
+	bus_read(b);
+	bus_sendf(a, "OPER op pw\r\n");
+	bus_read(a);
+	bus_sendf(a, "RESETCHAN #nowhere\r\nRESETCHAN nochannel\r\n");
+	COUNT(a, " 403 alice ", 2);
+	bus_read(a);
+	actor_ref_t before = bus_channel_ref(B, "#room");
+	bus_sendf(a, "RESETCHAN #room\r\n");
+	const char *order[] = {":irc.test NOTICE alice :Resetting #room",
+	                       ":irc.test KICK #room alice :Channel reset"};
+	assert_in_order(bus_peek(a), order, 2);
+	HAS(b, ":irc.test KICK #room bob :Channel reset");
+	ck_assert(!actor_ref_eq(bus_channel_ref(B, "#room"), before)); /* gone, or a new actor */
+	bus_read(a);
+	bus_read(b);
+	bus_sendf(b, "JOIN #room\r\n");
+	HAS(b, " 353 bob = #room :@bob\r"); /* afresh, bob its first member and operator */
+}
+END_TEST
+
 /* The restarted channel nobody rejoins asks to be forgotten and stops, as any empty channel. */
 START_TEST(a_failed_channel_nobody_rejoins_is_forgotten)
 {
@@ -1828,7 +1857,8 @@ static Suite *proto_suite(void)
 	      names_splits_long_member_lists_over_lines, topic_is_set_queried_and_guarded,
 	      a_failed_channel_kicks_its_members_who_can_join_it_again,
 	      a_failed_channel_nobody_rejoins_is_forgotten,
-	      a_join_sent_to_a_channel_that_fails_gets_437}},
+	      a_join_sent_to_a_channel_that_fails_gets_437,
+	      resetchan_fails_the_channel_on_purpose_for_operators_only}},
 	    {"messages",
 	     {channel_messages_reach_every_member_but_the_sender,
 	      private_messages_reach_the_nick_whatever_its_case, messages_go_to_several_targets,
