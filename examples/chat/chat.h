@@ -23,6 +23,7 @@
 
 #include <actor.h>
 
+#include "hmap.h"
 #include "irc.h"
 
 /* ---------------------------------------------------------------------------------------------
@@ -43,6 +44,14 @@
  * above CHAT_INBUF_PAUSE reading pauses, above CHAT_INBUF_MAX the client is dropped. */
 #define CHAT_INBUF_PAUSE (8u << 10)
 #define CHAT_INBUF_MAX (64u << 10)
+/* Messages that may wait in a session's mailbox (its capacity, --session-queue) before a send
+ * to it is refused and it is dropped as a slow client (srv.c, "Slow clients"). A session
+ * handles up to a batch (64) of them per turn, writing each to its connection, so one whose
+ * client keeps up has a few batches waiting at most; the answers to its own requests are the
+ * library's messages and do not count. A mailbox that full holds some 4096 messages of about
+ * 64 bytes: 256 KiB, what the default sendq lets its output hold. */
+#define CHAT_SESSION_QUEUE_DEFAULT 4096u
+#define CHAT_SESSION_QUEUE_MAX (1u << 20)
 
 /* An IRC operator: OPER <name> <password> grants +o. */
 #define CHAT_OPER_NAMELEN 64
@@ -71,6 +80,8 @@ struct chat_srv {
 	double flood_rate;    /* tokens per second; 0 turns flood control off */
 	uint64_t ping_interval_ns, ping_timeout_ns;
 	uint64_t request_timeout_ns; /* how long a session waits for an answer (chat_env.request) */
+	/* A session's mailbox capacity, messages (CHAT_SESSION_QUEUE_DEFAULT). */
+	uint32_t session_queue;
 	unsigned workers;
 	/* One per worker: the running registry shard and fan-out. Supervisors restart them as new
 	 * actors (server.c), and each new one stores its reference here as it starts, while other
@@ -123,6 +134,7 @@ static inline actor_ref_t chat_registry_for(struct chat_srv *srv, const char *na
  */
 
 struct chat_env;
+struct chat_slow;
 struct sess;
 struct chan;
 struct registry;
@@ -138,7 +150,9 @@ struct chat_env_ops {
 	actor_msg_t *(*alloc)(struct chat_env *e, size_t size, uint32_t type); /* NULL: ENOMEM */
 	void (*free)(struct chat_env *e, actor_msg_t *m);
 	/* 0: the message is on its way and no longer ours; <0: not sent, still ours. Sending the
-	 * message being handled forwards it (it is then not freed after the handler). */
+	 * message being handled forwards it (it is then not freed after the handler). -EAGAIN:
+	 * `to` is a session whose mailbox is full; a notice follows (chat_slow_writable). The
+	 * parts send through chat_send and chat_forward, which apply the slow-client rule. */
 	int (*send)(struct chat_env *e, actor_ref_t to, actor_msg_t *m);
 	/* Asks for a channel actor named `name` (a registry's, for its own names): 0, and a
 	 * CM_CHAN_STARTED comes back to the caller later, with the new actor or the failure; <0:
@@ -187,6 +201,7 @@ struct chat_env {
 	actor_ref_t self;
 	unsigned worker;
 	void *impl;
+	struct chat_slow *slow; /* the running actor's slow clients (srv.c), kept in its state */
 };
 
 /* A kept message that is not a request (chat_env_ops.keep). */
@@ -219,6 +234,7 @@ enum chat_msg_type {
 	                  */
 	CM_CHAN_HELLO,   /* restarted channel -> registry: struct cm_chan_hello */
 	CM_DOWN,         /* environment -> watcher: struct cm_down, a monitored actor stopped */
+	CM_SLOW,         /* -> session: you refused my messages; quit as a slow client (srv.c) */
 };
 
 /* What a cm_req asks. The first group goes to a registry; the second goes through a registry
@@ -466,6 +482,23 @@ struct cm_req *chat_req_new(struct chat_env *e, uint16_t op, const struct irc_wh
 /* Releases what a message of ours carries (a shared line) before it is freed unread: for the
  * dead-letter hook and for tests. */
 void chat_msg_release(actor_msg_t *m);
+
+/* Slow clients (srv.c has the rule). Each actor that sends to sessions keeps one of these in
+ * its state, for its environment's `slow`; zeroed is empty. */
+struct chat_slow {
+	struct hmap map; /* session ref.id -> its record */
+};
+/* Sends a message the caller owns (the one being handled, too: it is then forwarded), as
+ * e->ops->send does, under the rule: -EAGAIN at once for a session that has refused us. On
+ * failure the message is still the caller's. chat_send is this, then frees what failed;
+ * chat_forward applies the same rule to a request passed on. */
+int chat_send_msg(struct chat_env *e, actor_ref_t to, actor_msg_t *m);
+/* The running actor's ACTOR_MSG_WRITABLE from `session`, and ACTOR_MSG_DOWN of `who` (true
+ * when it was one of our slow clients: the message is then handled). */
+void chat_slow_writable(struct chat_env *e, actor_ref_t session);
+bool chat_slow_down(struct chat_env *e, actor_ref_t who);
+/* Frees a set when its actor stops. */
+void chat_slow_free(struct chat_slow *slow);
 
 /* ---------------------------------------------------------------------------------------------
  * The parts

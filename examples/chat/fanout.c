@@ -55,7 +55,8 @@ void chat_deliver_local(struct chat_env *e, struct chat_line *line, const actor_
 		chat_line_ref(line, 1);
 		lm->line = line;
 		lm->dedup = dedup;
-		chat_send(e, to[i], lm); /* a session that just left: released there */
+		/* A session that just left, or a slow client (srv.c): released there. */
+		chat_send(e, to[i], lm);
 	}
 }
 

@@ -105,6 +105,7 @@ static void seed_unref(void *arg)
 struct channel_actor {
 	struct chan *c;
 	struct chan_seed *seed;
+	struct chat_slow slow; /* its slow clients (srv.c) */
 };
 
 static void *channel_make(void *arg)
@@ -130,6 +131,7 @@ static void channel_destroy(void *state)
 		return;
 	seed_unref(a->seed);
 	chan_free(a->c);
+	chat_slow_free(&a->slow);
 	free(a);
 }
 
@@ -327,13 +329,29 @@ static const struct chat_env_ops actor_ops = {
     .shutdown_done = env_shutdown_done,
 };
 
-#define ACTOR_ENV(name, ctx_, conn_)                                                               \
+#define ACTOR_ENV(name, ctx_, conn_, slow_)                                                        \
 	struct actor_env name = {.ctx = (ctx_), .conn = (conn_)};                                  \
 	name.env = (struct chat_env)                                                               \
 	{                                                                                          \
 		.ops = &actor_ops, .self = actor_self(ctx_), .worker = actor_ctx_worker(ctx_),     \
-		.impl = &name                                                                      \
+		.impl = &name, .slow = (slow_)                                                     \
 	}
+
+/* The slow-client rule's two library messages (srv.c, "Slow clients"), for every behaviour
+ * that sends to sessions: true when `msg` was one of them and is handled. */
+static bool slow_notice(struct chat_env *e, actor_msg_t *msg)
+{
+	if (msg->type == ACTOR_MSG_WRITABLE) {
+		const actor_writable_t *w = actor_msg_data(msg);
+		chat_slow_writable(e, w->actor);
+		return true;
+	}
+	if (msg->type == ACTOR_MSG_DOWN) {
+		const actor_down_t *d = actor_msg_data(msg);
+		return chat_slow_down(e, d->actor);
+	}
+	return false;
+}
 
 /* ---------------------------------------------------------------------------------------------
  * Behaviours: each hands its messages to its part
@@ -342,6 +360,8 @@ static const struct chat_env_ops actor_ops = {
 struct session_actor {
 	struct sess *s;
 	actor_conn_t conn;
+	/* Sessions that refused our answers (srv.c, "Slow clients"). */
+	struct chat_slow slow;
 	bool full;   /* refused: over --max-clients */
 	bool framed; /* the acceptor set the connection's framing (accept_one) */
 };
@@ -366,13 +386,16 @@ static void session_destroy(void *state)
 {
 	struct session_actor *a = state;
 	sess_free(a->s);
+	chat_slow_free(&a->slow);
 	free(a);
 }
 
 static void session_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
 {
 	struct session_actor *a = state;
-	ACTOR_ENV(e, ctx, &a->conn);
+	ACTOR_ENV(e, ctx, &a->conn, &a->slow);
+	if (msg->type >= ACTOR_MSG_SYSTEM && slow_notice(&e.env, msg))
+		return;
 
 	switch (msg->type) {
 	case ACTOR_MSG_TCP_ADOPTED: {
@@ -426,9 +449,11 @@ static void session_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
 static void channel_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
 {
 	struct channel_actor *a = state;
-	ACTOR_ENV(e, ctx, NULL);
+	ACTOR_ENV(e, ctx, NULL, &a->slow);
 	if (msg->type < ACTOR_MSG_SYSTEM)
 		chan_handle(a->c, &e.env, msg);
+	else
+		slow_notice(&e.env, msg);
 }
 
 /* Each start of a channel's actor: a restart (the seed has started one before) tells the
@@ -436,23 +461,46 @@ static void channel_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
 static void channel_start(actor_ctx_t *ctx, void *state)
 {
 	struct channel_actor *a = state;
-	ACTOR_ENV(e, ctx, NULL);
+	ACTOR_ENV(e, ctx, NULL, &a->slow);
 	actor_ref_t prev = a->seed->last;
 	a->seed->last = actor_self(ctx);
 	if (a->seed->starts++ > 0)
 		chan_restarted(a->c, &e.env, prev);
 }
 
+/* A registry shard's or fan-out's state: its part, and its slow clients (srv.c). */
+struct part_actor {
+	void *part;
+	struct chat_slow slow;
+};
+
+static void *part_new(void *part)
+{
+	struct part_actor *a = part != NULL ? calloc(1, sizeof(*a)) : NULL;
+	if (a != NULL)
+		a->part = part;
+	return a;
+}
+
 static void registry_destroy(void *state)
 {
-	registry_free(state);
+	struct part_actor *a = state;
+	if (a == NULL)
+		return;
+	registry_free(a->part);
+	chat_slow_free(&a->slow);
+	free(a);
 }
 
 /* Registry shards and fan-outs are children of supervisors (spawn_parts); the arg of their
  * child spec is their worker's index. */
 static void *registry_make(void *arg)
 {
-	return registry_new(&srv, (unsigned)(uintptr_t)arg);
+	struct registry *r = registry_new(&srv, (unsigned)(uintptr_t)arg);
+	struct part_actor *a = part_new(r);
+	if (a == NULL)
+		registry_free(r);
+	return a;
 }
 
 static atomic_uint parts_started; /* first starts of registries and fan-outs */
@@ -496,21 +544,33 @@ static void channel_started(struct registry *r, struct chat_env *e, actor_msg_t 
 
 static void registry_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
 {
-	ACTOR_ENV(e, ctx, NULL);
+	struct part_actor *a = state;
+	ACTOR_ENV(e, ctx, NULL, &a->slow);
 	if (msg->type == ACTOR_MSG_REPLY)
-		channel_started(state, &e.env, msg);
+		channel_started(a->part, &e.env, msg);
 	else if (msg->type < ACTOR_MSG_SYSTEM)
-		registry_handle(state, &e.env, msg);
+		registry_handle(a->part, &e.env, msg);
+	else
+		slow_notice(&e.env, msg);
 }
 
 static void fanout_destroy(void *state)
 {
-	fanout_free(state);
+	struct part_actor *a = state;
+	if (a == NULL)
+		return;
+	fanout_free(a->part);
+	chat_slow_free(&a->slow);
+	free(a);
 }
 
 static void *fanout_make(void *arg)
 {
-	return fanout_new(&srv, (unsigned)(uintptr_t)arg);
+	struct fanout *f = fanout_new(&srv, (unsigned)(uintptr_t)arg);
+	struct part_actor *a = part_new(f);
+	if (a == NULL)
+		fanout_free(f);
+	return a;
 }
 
 static void fanout_start(actor_ctx_t *ctx, void *state)
@@ -521,9 +581,12 @@ static void fanout_start(actor_ctx_t *ctx, void *state)
 
 static void fanout_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
 {
-	ACTOR_ENV(e, ctx, NULL);
+	struct part_actor *a = state;
+	ACTOR_ENV(e, ctx, NULL, &a->slow);
 	if (msg->type < ACTOR_MSG_SYSTEM)
-		fanout_handle(state, &e.env, msg);
+		fanout_handle(a->part, &e.env, msg);
+	else
+		slow_notice(&e.env, msg);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -580,10 +643,12 @@ static void accept_one(actor_ctx_t *ctx, struct acceptor *acc, const actor_tcp_a
 	 * ours; one on another worker is read only once its session has adopted it, and is
 	 * framed then (ACTOR_MSG_TCP_ADOPTED). */
 	s->framed = a->worker == actor_ctx_worker(ctx) && frame_lines(ctx, a->conn) == 0;
+	/* Bounded: a session that falls this far behind is dropped as a slow client (srv.c). */
 	actor_spawn_opts_t o = {.placement = ACTOR_PLACE_FIXED,
 	                        .worker = a->worker,
 	                        .name = "session",
-	                        .destroy = session_destroy};
+	                        .destroy = session_destroy,
+	                        .capacity = srv.session_queue};
 	actor_ref_t ref;
 	if (actor_spawn(actor_ctx_system(ctx), &o, session_fn, s, &ref) < 0) {
 		session_destroy(s);

@@ -776,6 +776,10 @@ void sess_handle(struct sess *s, struct chat_env *e, actor_msg_t *m)
 		sess_quit(s, "Server shutting down", true);
 		return;
 	}
+	if (m->type == CM_SLOW) { /* we could not keep up with its sender (srv.c, "Slow clients") */
+		sess_quit(s, "Max SendQ exceeded", true);
+		return;
+	}
 	if (m->type == CM_LINE || m->type == CM_WALLOPS) {
 		struct cm_line *l = (struct cm_line *)m;
 		if (m->type == CM_WALLOPS ? (s->flags & F_WALLOPS) != 0

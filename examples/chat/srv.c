@@ -20,7 +20,7 @@ int chat_send(struct chat_env *e, actor_ref_t to, void *msg)
 {
 	if (msg == NULL)
 		return -ENOMEM;
-	int rc = e->ops->send(e, to, msg);
+	int rc = chat_send_msg(e, to, msg);
 	if (rc < 0) {
 		chat_msg_release(msg);
 		e->ops->free(e, msg);
@@ -61,6 +61,9 @@ int chat_answer(struct chat_env *e, const struct cm_req *q, void *answer)
 	return rc;
 }
 
+static bool slow_shunned(struct chat_env *e, actor_ref_t to);
+static int slow_result(struct chat_env *e, actor_ref_t to, int rc);
+
 int chat_forward(struct chat_env *e, const struct cm_req *q, actor_ref_t to, void *m)
 {
 	if (m == NULL)
@@ -68,7 +71,8 @@ int chat_forward(struct chat_env *e, const struct cm_req *q, actor_ref_t to, voi
 	uint64_t kept = q->kept;
 	if (m == q || ((actor_msg_t *)m)->type == CM_REQ)
 		((struct cm_req *)m)->kept = 0; /* the receiver's own field */
-	int rc = e->ops->forward(e, kept, to, m);
+	int rc = slow_shunned(e, to) ? -EAGAIN
+	                             : slow_result(e, to, e->ops->forward(e, kept, to, m));
 	if (rc < 0) {
 		((struct cm_req *)q)->kept = kept; /* q may be m: still ours, as it was */
 		if (m != q) {
@@ -187,6 +191,138 @@ void chat_msg_release(actor_msg_t *m)
 	}
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * Slow clients
+ *
+ * A session's mailbox is bounded (--session-queue; server.c spawns it so). A message sent to a
+ * full one is refused (-EAGAIN, nothing queued), and the library later tells the refused
+ * actor, once, that the session has room (ACTOR_MSG_WRITABLE). A session that fell so far
+ * behind is a slow client: it is dropped, as an IRC server drops a client over its sendq, and
+ * nobody queues for it without bound. The rule, the same for every actor that sends to
+ * sessions (channels, registries, fan-outs, and sessions answering each other), lives here
+ * and in the environment's handling of the two library messages (server.c, bus.c):
+ *   R1 Refused: the session becomes one of the sender's slow clients, and the sender watches
+ *      it (a monitor), so that it hears when the session is gone.
+ *   R2 From then on the sender sends it nothing (chat_forward and chat_send answer -EAGAIN at
+ *      once), until it is gone. So what it is shown of this sender ends at the refusal: no
+ *      message of ours after a gap. (Different senders are different streams: a channel's
+ *      lines reach a session through one of them only, its own or the fan-out of the
+ *      session's worker.)
+ *   R3 At the notice, the sender sends CM_SLOW, and the session quits with "Max SendQ
+ *      exceeded", which those sharing a channel with it see as its QUIT; a closing session
+ *      shows nothing more. CM_SLOW refused in turn (others took the room): the next notice
+ *      tries again. A notice with nothing to do (one too many, or for a send made around the
+ *      rule) is dropped.
+ *   R4 The session's DOWN ends its record. Without a monitor (it could not be set up), the
+ *      record ends once CM_SLOW has gone, or could not go for good.
+ * Only sessions are bounded: channels, registries and fan-outs take every message, so a
+ * session's own sends (its requests, its QUIT) are never refused and the rule only ever meets
+ * sessions. A set belongs to its actor's state and is touched only by that actor's behaviour,
+ * one call at a time: it needs no lock. An actor that has no slow client pays one test of
+ * `n` per send.
+ *
+ * What the rule cannot do: a refused sender that stops before its notice never gets it, so
+ * that refusal goes untold and the session lost one line, untold. Answers to a session's
+ * requests are the library's messages (ACTOR_MSG_REPLY), never refused: what it waits for
+ * always arrives, or times out.
+ */
+
+struct slow_client {
+	actor_ref_t session;
+	bool told;    /* CM_SLOW went, or cannot go (the session stopped) */
+	bool watched; /* its DOWN will come (R4) */
+};
+
+static bool same_session(const void *val, const void *arg)
+{
+	return ((const struct slow_client *)val)->session.id == *(const uint64_t *)arg;
+}
+
+static struct slow_client *slow_find(struct chat_slow *slow, actor_ref_t session)
+{
+	if (slow == NULL || slow->map.n == 0)
+		return NULL;
+	return hmap_find(&slow->map, session.id, same_session, &session.id);
+}
+
+static void slow_forget(struct chat_slow *slow, struct slow_client *c)
+{
+	hmap_del(&slow->map, c->session.id, c);
+	free(c);
+}
+
+/* R1. Out of memory, the session goes unrecorded: our next message may reach it after the
+ * gap, and its notice finds nothing to do. */
+static void slow_refused(struct chat_env *e, actor_ref_t session)
+{
+	if (e->slow == NULL || slow_find(e->slow, session) != NULL)
+		return;
+	struct slow_client *c = malloc(sizeof(*c));
+	if (c == NULL || hmap_put(&e->slow->map, session.id, c) < 0) {
+		free(c);
+		return;
+	}
+	c->session = session;
+	c->told = false;
+	c->watched = e->ops->monitor(e, session, true) == 0;
+}
+
+/* R2 before a send to `to`; R1 after it, by its result. */
+static bool slow_shunned(struct chat_env *e, actor_ref_t to)
+{
+	return __builtin_expect(e->slow != NULL && e->slow->map.n != 0, 0) &&
+	       slow_find(e->slow, to) != NULL;
+}
+
+static int slow_result(struct chat_env *e, actor_ref_t to, int rc)
+{
+	if (rc == -EAGAIN)
+		slow_refused(e, to);
+	return rc;
+}
+
+int chat_send_msg(struct chat_env *e, actor_ref_t to, actor_msg_t *m)
+{
+	if (slow_shunned(e, to))
+		return -EAGAIN;
+	return slow_result(e, to, e->ops->send(e, to, m));
+}
+
+void chat_slow_writable(struct chat_env *e, actor_ref_t session)
+{
+	struct slow_client *c = slow_find(e->slow, session);
+	if (c == NULL || c->told)
+		return;
+	actor_msg_t *m = chat_msg_new(e, sizeof(*m), CM_SLOW);
+	if (m == NULL)
+		return; /* out of memory: untold, as in the limits above */
+	int rc = e->ops->send(e, session, m);
+	if (rc < 0)
+		e->ops->free(e, m);
+	if (rc == -EAGAIN)
+		return; /* R3: refused again, so another notice comes */
+	c->told = true;
+	if (!c->watched)
+		slow_forget(e->slow, c);
+}
+
+bool chat_slow_down(struct chat_env *e, actor_ref_t who)
+{
+	struct slow_client *c = slow_find(e->slow, who);
+	if (c == NULL || !c->watched)
+		return false;
+	slow_forget(e->slow, c);
+	return true;
+}
+
+void chat_slow_free(struct chat_slow *slow)
+{
+	for (size_t i = 0; i < slow->map.cap; i++)
+		if (slow->map.keys[i] != 0)
+			free(slow->map.vals[i]);
+	hmap_free(&slow->map);
+}
+
 const char *const chat_cap_names[] = {"cap-notify",   "multi-prefix",  "userhost-in-names",
                                       "echo-message", "server-time",   "away-notify",
                                       "setname",      "batch",         "labeled-response",
@@ -234,6 +370,7 @@ void chat_srv_init(struct chat_srv *srv, unsigned workers)
 	strftime(srv->created, sizeof(srv->created), "%a %b %d %Y at %H:%M:%S UTC", &tm);
 	srv->max_line = IRC_LINE_DEFAULT;
 	srv->sendq = CHAT_SENDQ_DEFAULT;
+	srv->session_queue = CHAT_SESSION_QUEUE_DEFAULT;
 	srv->max_clients = 1000;
 	srv->flood_burst = CHAT_FLOOD_BURST_DEFAULT;
 	srv->flood_rate = CHAT_FLOOD_RATE_DEFAULT;

@@ -21,6 +21,15 @@ struct entity {
 	unsigned nwatchers;
 	actor_ref_t prev; /* K_CHAN: the actor it was restarted from, or none */
 	bool stalled;     /* bus_stall: its messages wait in the queue */
+	/* Its slow clients (srv.c), allocated apart: `ents` moves as it grows. */
+	struct chat_slow *slow;
+	/* A bounded mailbox, as the server spawns sessions (--session-queue) and as flow.c keeps
+	 * it: `depth` user messages queued, at most `capacity` (0: unbounded); the senders
+	 * refused since the last notice, each told once it is down to half. */
+	uint32_t capacity, depth;
+	actor_ref_t *refused;
+	unsigned nrefused;
+	unsigned handed[CM_SLOW + 1]; /* messages handed to it, by type */
 };
 
 struct bus_client {
@@ -95,6 +104,7 @@ struct bus {
 	size_t nkept, capkept;
 	unsigned replies_dropped;
 	unsigned dead_letters;
+	unsigned refusals;
 	unsigned shutdown_done;
 	struct bus_client **clients;
 	size_t nclients;
@@ -116,9 +126,19 @@ static actor_ref_t add_entity(struct bus *b, enum kind k, void *state, unsigned 
 		b->capents = b->capents ? b->capents * 2 : 64;
 		b->ents = realloc(b->ents, b->capents * sizeof(*b->ents));
 	}
-	b->ents[b->nents++] =
-	    (struct entity){.kind = k, .state = state, .worker = worker, .alive = true};
+	b->ents[b->nents++] = (struct entity){.kind = k,
+	                                      .state = state,
+	                                      .worker = worker,
+	                                      .alive = true,
+	                                      .slow = calloc(1, sizeof(struct chat_slow))};
 	return (actor_ref_t){.id = b->nents};
+}
+
+/* What the library counts in a bounded mailbox: user messages. CM_DOWN and CM_CHAN_STARTED
+ * stand in for the library's ACTOR_MSG_DOWN and a supervisor's ACTOR_MSG_REPLY here. */
+static bool counted(const actor_msg_t *m)
+{
+	return m->type < ACTOR_MSG_SYSTEM && m->type != CM_DOWN && m->type != CM_CHAN_STARTED;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -155,6 +175,22 @@ static void op_free(struct chat_env *e, actor_msg_t *m)
 	free(m);
 }
 
+/* A full mailbox refuses: nothing is queued, and a sender inside a behaviour (a live
+ * entity) is told once there is room, once however many of its sends were refused. */
+static int refuse(struct bus *b, struct entity *x, actor_ref_t sender)
+{
+	b->refusals++;
+	struct entity *from = ent(b, sender);
+	if (from == NULL || !from->alive)
+		return -EAGAIN;
+	for (unsigned i = 0; i < x->nrefused; i++)
+		if (actor_ref_eq(x->refused[i], sender))
+			return -EAGAIN;
+	x->refused = realloc(x->refused, (x->nrefused + 1) * sizeof(*x->refused));
+	x->refused[x->nrefused++] = sender;
+	return -EAGAIN;
+}
+
 static void enqueue(struct bus *b, struct qmsg q)
 {
 	if (b->qlen == b->qcap) {
@@ -176,6 +212,11 @@ static int send_req(struct chat_env *e, actor_ref_t to, actor_msg_t *m, uint64_t
 	struct entity *x = ent(b, to);
 	if (x == NULL || !x->alive)
 		return -ESRCH;
+	if (x->capacity != 0 && counted(m)) {
+		if (x->depth >= x->capacity)
+			return refuse(b, x, e->self);
+		x->depth++;
+	}
 	if (m == b->current_msg)
 		b->forwarded = true;
 	m->sender = e->self;
@@ -418,17 +459,42 @@ static const struct chat_env_ops bus_ops = {
 static struct chat_env env_for(struct bus *b, actor_ref_t self)
 {
 	struct entity *x = ent(b, self);
-	return (struct chat_env){
-	    .ops = &bus_ops, .self = self, .worker = x ? x->worker : 0, .impl = b};
+	return (struct chat_env){.ops = &bus_ops,
+	                         .self = self,
+	                         .worker = x ? x->worker : 0,
+	                         .impl = b,
+	                         .slow = x ? x->slow : NULL};
 }
 
 /* ---------------------------------------------------------------------------------------------
  * Delivery
  */
 
-/* Stops the entity: its watchers get CM_DOWN with `reason`, as from ACTOR_MSG_DOWN. */
+/* The refused senders get ACTOR_MSG_WRITABLE from x: at the end of one of its turns once it
+ * is down to half its capacity, or as it stops, room or not (flow.c, W1 and W3). */
+static void notify_refused(struct bus *b, struct entity *x, bool stopping)
+{
+	if (x->nrefused == 0 || (!stopping && x->depth > x->capacity / 2))
+		return;
+	actor_ref_t self = {.id = (uint64_t)(x - b->ents) + 1};
+	struct chat_env e = {.ops = NULL, .self = self, .impl = b};
+	for (unsigned i = 0; i < x->nrefused; i++) {
+		actor_msg_t *m =
+		    op_alloc(NULL, sizeof(*m) + sizeof(actor_writable_t), ACTOR_MSG_WRITABLE);
+		((actor_writable_t *)actor_msg_data(m))->actor = self;
+		if (op_send(&e, x->refused[i], m) < 0)
+			free(m); /* a sender that stopped: not sent */
+	}
+	free(x->refused);
+	x->refused = NULL;
+	x->nrefused = 0;
+}
+
+/* Stops the entity: its watchers get CM_DOWN with `reason`, as from ACTOR_MSG_DOWN, and its
+ * refused senders their notices. */
 static void destroy_with(struct bus *b, struct entity *x, int reason)
 {
+	notify_refused(b, x, true);
 	actor_ref_t self = {.id = (uint64_t)(x - b->ents) + 1};
 	struct chat_env e = {.ops = NULL, .self = self, .impl = b};
 	for (unsigned i = 0; i < x->nwatchers; i++) {
@@ -473,13 +539,17 @@ static void destroy(struct entity *x)
 		fanout_free(x->state);
 		break;
 	}
+	chat_slow_free(x->slow);
+	free(x->slow);
+	x->slow = NULL;
 	x->state = NULL;
 	x->alive = false;
 }
 
 static void restart_channel(struct bus *b, size_t i, int reason);
 
-/* Calls `fn` as the entity's behaviour would run, then stops it if it asked to. */
+/* Ends a call of the entity's behaviour: it stops if it asked to, else its turn is over and
+ * its refused senders may be told there is room. */
 static void finish_call(struct bus *b, actor_ref_t self)
 {
 	struct entity *x = ent(b, self);
@@ -494,7 +564,22 @@ static void finish_call(struct bus *b, actor_ref_t self)
 		destroy_with(b, x, x->exit_reason);
 		requests_stopped(b, self);
 		destroy(x);
+	} else if (x->alive) {
+		notify_refused(b, x, false);
 	}
+}
+
+/* The slow-client rule's library messages, as server.c's behaviours take them: true when
+ * handled. Unclaimed, a CM_DOWN goes on to a session (its channels'), and to nobody else. */
+static bool slow_notice(struct entity *x, struct chat_env *e, actor_msg_t *m)
+{
+	if (m->type == ACTOR_MSG_WRITABLE) {
+		chat_slow_writable(e, ((actor_writable_t *)actor_msg_data(m))->actor);
+		return true;
+	}
+	if (m->type == CM_DOWN)
+		return chat_slow_down(e, ((struct cm_down *)m)->who) || x->kind != K_SESS;
+	return false;
 }
 
 static void deliver(struct bus *b, struct qmsg q)
@@ -502,6 +587,8 @@ static void deliver(struct bus *b, struct qmsg q)
 	actor_ref_t to = q.to;
 	actor_msg_t *m = q.m;
 	struct entity *x = ent(b, to);
+	if (!q.answer && x != NULL && x->capacity != 0 && counted(m))
+		x->depth--; /* off the count as it is popped (flow.c), delivered or not */
 	if (q.answer) { /* only to a request still pending */
 		actor_reply_t *r = actor_msg_data(m);
 		struct breq *rq = &b->reqs[r->request.id - 1];
@@ -525,6 +612,14 @@ static void deliver(struct bus *b, struct qmsg q)
 	b->current_msg = m;
 	b->forwarded = false;
 	b->current_req = q.req;
+	if (m->type <= CM_SLOW)
+		x->handed[m->type]++;
+	if (slow_notice(x, &e, m)) {
+		b->current_msg = NULL;
+		free(m);
+		finish_call(b, to);
+		return;
+	}
 	switch (x->kind) {
 	case K_SESS:
 		sess_handle(x->state, &e, m);
@@ -682,6 +777,7 @@ unsigned bus_free(struct bus *b)
 		if (b->ents[i].alive)
 			destroy(&b->ents[i]);
 		free(b->ents[i].watchers);
+		free(b->ents[i].refused);
 	}
 	for (size_t i = 0; i < b->nclients; i++) {
 		irc_buf_free(&b->clients[i]->in);
@@ -713,6 +809,7 @@ struct bus_client *bus_connect(struct bus *b, unsigned worker, const char *host,
 	struct sess *s = sess_new(&b->srv, host);
 	c->ref = add_entity(b, K_SESS, s, worker % b->srv.workers);
 	ent(b, c->ref)->client = c;
+	ent(b, c->ref)->capacity = b->srv.session_queue; /* as the server's acceptor */
 	atomic_fetch_add_explicit(&b->srv.conns, 1, memory_order_relaxed);
 	struct chat_env e = env_for(b, c->ref);
 	b->current = c->ref;
@@ -934,6 +1031,25 @@ static unsigned count_kind(struct bus *b, enum kind k)
 	for (size_t i = 0; i < b->nents; i++)
 		if (b->ents[i].alive && b->ents[i].kind == k)
 			n++;
+	return n;
+}
+
+unsigned bus_handed(struct bus_client *c, uint32_t type)
+{
+	return type <= CM_SLOW ? ent(c->bus, c->ref)->handed[type] : 0;
+}
+
+unsigned bus_refusals(struct bus *b)
+{
+	return b->refusals;
+}
+
+unsigned bus_slow_clients(struct bus *b)
+{
+	unsigned n = 0;
+	for (size_t i = 0; i < b->nents; i++)
+		if (b->ents[i].alive)
+			n += (unsigned)b->ents[i].slow->map.n;
 	return n;
 }
 

@@ -84,4 +84,14 @@ unsigned bus_replies_dropped(struct bus *b);
 unsigned bus_channels(struct bus *b);
 unsigned bus_sessions(struct bus *b);
 
+/* Sessions have bounded mailboxes of bus_srv()->session_queue messages (set it before the
+ * client connects), counted and refused as the library does (flow.c): a full one refuses a
+ * user message with -EAGAIN, and a refused sender gets ACTOR_MSG_WRITABLE once the session is
+ * down to half, or stops. bus_handed: messages of `type` (a CM_*) handed to the client's
+ * session; bus_refusals: sends refused so far, server-wide; bus_slow_clients: the records of
+ * slow clients that live actors hold (srv.c). */
+unsigned bus_handed(struct bus_client *c, uint32_t type);
+unsigned bus_refusals(struct bus *b);
+unsigned bus_slow_clients(struct bus *b);
+
 #endif /* CHAT_BUS_H */

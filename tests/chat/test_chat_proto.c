@@ -1827,6 +1827,247 @@ START_TEST(a_list_with_a_shard_that_does_not_answer_ends_at_the_timeout)
 }
 END_TEST
 
+/* ---------------------------------------------------------------------------------------------
+ * Slow clients: a session's mailbox holds --session-queue messages; a sender it refuses sends
+ * it nothing more and, at the notice, CM_SLOW, and the session quits as over its sendq
+ */
+
+/* A fresh server of `workers` whose sessions' mailboxes hold `queue` messages. */
+static void slow_server(unsigned workers, uint32_t queue)
+{
+	bus_free(B);
+	B = bus_new(workers);
+	bus_srv(B)->session_queue = queue;
+}
+
+/* n AWAY lines in one read. Each reaches the channel's away-notify members and asks nothing
+ * back, so only the listeners' mailboxes fill. (A burst of PRIVMSG would fill the speaker's as
+ * well: each is a request whose answer comes back to it as a user message.) */
+static void away_burst(struct bus_client *c, unsigned n)
+{
+	static char burst[16384];
+	size_t len = 0;
+	for (unsigned i = 0; i < n && len + 16 < sizeof(burst); i++)
+		len += (size_t)snprintf(burst + len, sizeof(burst) - len, "AWAY :%u\r\n", i);
+	bus_send(c, burst, len);
+}
+
+/* c's lines since the last read that contain `what` and end in a number: they must be 0, 1,
+ * ... in order, none missing (no gap); returns how many. */
+static unsigned numbered_prefix(struct bus_client *c, const char *what)
+{
+	const char *all = bus_peek(c);
+	unsigned next = 0;
+	for (const char *p = all; (p = strstr(p, what)) != NULL; p++) {
+		unsigned n;
+		ck_assert_int_eq(sscanf(p + strlen(what), "%u", &n), 1);
+		ck_assert_msg(n == next, "got %u, expected %u, in:\n%s", n, next, all);
+		next++;
+	}
+	return next;
+}
+
+START_TEST(a_session_that_cannot_keep_up_with_a_channel_quits_as_a_slow_client)
+{
+	slow_server(1, 2);
+	struct bus_client *a = bus_client_new(B, 0, "alice");
+	struct bus_client *b = bus_client_new(B, 0, "bob");
+	struct bus_client *c = bus_client_new(B, 0, "carol");
+	bus_sendf(b, "CAP REQ :away-notify\r\n");
+	bus_sendf(a, "JOIN #fast\r\n");
+	bus_sendf(b, "JOIN #fast\r\n");
+	bus_sendf(c, "JOIN #fast\r\n");
+	bus_read(a);
+	bus_read(b);
+	bus_read(c);
+	ck_assert_uint_eq(bus_refusals(B), 0);
+	unsigned lines = bus_handed(b, CM_LINE);
+	away_burst(a, 50);
+	/* The channel handed bob two lines; the third was refused, and the channel sent him
+	 * nothing more but, once he had room, CM_SLOW. */
+	ck_assert_uint_eq(numbered_prefix(b, ":alice!~alice@127.0.0.1 AWAY :"), 2);
+	HAS(b, "ERROR :Closing Link: 127.0.0.1 (Max SendQ exceeded)");
+	ck_assert_uint_eq(bus_handed(b, CM_LINE), lines + 2);
+	ck_assert_uint_eq(bus_handed(b, CM_SLOW), 1);
+	ck_assert_uint_eq(bus_refusals(B), 1);
+	ck_assert(bus_closed(b));
+	HAS(a, ":bob!~bob@127.0.0.1 QUIT :Max SendQ exceeded");
+	HAS(c, ":bob!~bob@127.0.0.1 QUIT :Max SendQ exceeded");
+	HASNT(c, " AWAY "); /* carol did not ask for away-notify: none of it was hers */
+	ck_assert_uint_eq(bus_slow_clients(B), 1); /* the channel's record of bob... */
+	bus_advance_ms(B, CHAT_LINGER_MS + 1);
+	ck_assert(bus_exited(b));
+	ck_assert_uint_eq(bus_slow_clients(B), 0); /* ...ends with him */
+	bus_read(a);
+	bus_sendf(c, "PRIVMSG #fast :still here\r\n");
+	HAS(a, ":carol!~carol@127.0.0.1 PRIVMSG #fast :still here");
+	/* Nothing after the gap reached him, nor was anything left for him. */
+	ck_assert_uint_eq(bus_handed(b, CM_LINE), lines + 2);
+	ck_assert_uint_eq(bus_free(B), 0);
+	B = bus_new(1);
+}
+END_TEST
+
+/* Lines from another worker come through the fan-out of bob's: it is the fan-out that bob
+ * refuses, and that drops him. Three speakers outside the channel (-n) send three lines each,
+ * so that no speaker gets more answers than its own mailbox holds; carol shares another
+ * channel with bob. */
+START_TEST(a_fan_out_drops_a_slow_client_the_same_way)
+{
+	slow_server(2, 4);
+	unsigned home = irc_hash("#wide") % 2;
+	struct bus_client *b = bus_client_new(B, 1 - home, "bob");
+	struct bus_client *c = bus_client_new(B, home, "carol");
+	bus_sendf(b, "JOIN #wide\r\nMODE #wide -n\r\nJOIN #other\r\n");
+	bus_sendf(c, "JOIN #other\r\n");
+	struct bus_client *s[3] = {bus_client_new(B, 0, "s0"), bus_client_new(B, 1, "s1"),
+	                           bus_client_new(B, 0, "s2")};
+	bus_read(b);
+	bus_read(c);
+	unsigned lines = bus_handed(b, CM_LINE);
+	bus_hold(B, true);
+	for (int k = 0; k < 3; k++)
+		bus_sendf(s[k], "PRIVMSG #wide :%d\r\nPRIVMSG #wide :%d\r\nPRIVMSG #wide :%d\r\n",
+		          3 * k, 3 * k + 1, 3 * k + 2);
+	bus_hold(B, false);
+	bus_run(B);
+	/* bob has the first four, then the goodbye. */
+	ck_assert_uint_eq(numbered_prefix(b, " PRIVMSG #wide :"), 4);
+	HAS(b, "ERROR :Closing Link: 127.0.0.1 (Max SendQ exceeded)");
+	HAS(c, ":bob!~bob@127.0.0.1 QUIT :Max SendQ exceeded");
+	ck_assert_uint_eq(bus_refusals(B), 1);
+	for (int k = 0; k < 3; k++) {
+		HASNT(s[k], "ERROR");
+		HASNT(s[k], " 404 ");
+	}
+	bus_advance_ms(B, CHAT_LINGER_MS + 1);
+	ck_assert(bus_exited(b));
+	ck_assert_uint_eq(bus_handed(b, CM_LINE), lines + 4);
+	ck_assert_uint_eq(bus_free(B), 0);
+	B = bus_new(1);
+}
+END_TEST
+
+/* The registry passes private messages on to the session owning the nick: refused, it answers
+ * the sender's request itself, with nothing to say (bob is there, but going), tells bob to go,
+ * and keeps his nick until he has released it, so nobody takes it while he is still
+ * connected. */
+START_TEST(private_messages_to_a_slow_client_are_dropped_and_it_keeps_its_nick_until_it_quits)
+{
+	slow_server(1, 4);
+	struct bus_client *a = bus_client_new(B, 0, "alice");
+	struct bus_client *b = bus_client_new(B, 0, "bob");
+	struct bus_client *c = bus_client_new(B, 0, "carol");
+	struct bus_client *d = bus_client_new(B, 0, "dave");
+	bus_hold(B, true);
+	bus_sendf(a, "PRIVMSG bob :0\r\nPRIVMSG bob :1\r\nPRIVMSG bob :2\r\n");
+	bus_sendf(c, "PRIVMSG bob :3\r\nPRIVMSG bob :4\r\nPRIVMSG bob :5\r\n");
+	for (int i = 0; i < 6; i++) /* the registry hands four on; the fifth is refused */
+		ck_assert(bus_step(B));
+	ck_assert_uint_eq(bus_refusals(B), 1);
+	bus_sendf(d, "NICK bob\r\n"); /* while bob is still there */
+	bus_hold(B, false);
+	bus_run(B);
+	ck_assert_uint_eq(numbered_prefix(b, ":alice!~alice@127.0.0.1 PRIVMSG bob :"), 3);
+	HAS(b, ":carol!~carol@127.0.0.1 PRIVMSG bob :3");
+	HASNT(b, "PRIVMSG bob :4");
+	HASNT(b, "PRIVMSG bob :5");
+	HAS(b, "ERROR :Closing Link: 127.0.0.1 (Max SendQ exceeded)");
+	HASNT(c, " 401 "); /* not "no such nick": he is still there */
+	HASNT(a, " 401 ");
+	HAS(d, " 433 dave bob :Nickname is already in use");
+	ck_assert_uint_eq(bus_refusals(B), 1);
+	bus_advance_ms(B, CHAT_LINGER_MS + 1);
+	ck_assert(bus_exited(b));
+	bus_read(d);
+	bus_sendf(d, "NICK bob\r\n"); /* released now */
+	HAS(d, ":dave!~dave@127.0.0.1 NICK :bob");
+}
+END_TEST
+
+/* An answer is the library's message, never refused: a session whose mailbox is full still
+ * gets the end of its JOIN, and is dropped only by a sender its mailbox refused. */
+START_TEST(a_session_with_a_full_mailbox_still_gets_its_answers)
+{
+	slow_server(1, 2);
+	struct bus_client *a = bus_client_new(B, 0, "alice");
+	struct bus_client *b = bus_client_new(B, 0, "bob");
+	bus_sendf(a, "JOIN #j\r\n");
+	bus_read(a);
+	struct bus_client *c = bus_client_new(B, 0, "carol");
+	bus_hold(B, true);
+	bus_sendf(b, "JOIN #j\r\n");
+	/* Handed to bob after the registry passes his JOIN on, before the channel answers it. */
+	bus_sendf(a, "PRIVMSG bob :0\r\n");
+	bus_sendf(c, "PRIVMSG bob :1\r\n");
+	bus_hold(B, false);
+	bus_run(B);
+	ck_assert_uint_eq(bus_refusals(B), 0);
+	HAS(b, ":bob!~bob@127.0.0.1 JOIN #j");
+	HAS(b, " 366 bob #j ");
+	HAS(b, ":alice!~alice@127.0.0.1 PRIVMSG bob :0");
+	HAS(b, ":carol!~carol@127.0.0.1 PRIVMSG bob :1");
+	HASNT(b, "ERROR");
+	HAS(a, ":bob!~bob@127.0.0.1 JOIN #j");
+}
+END_TEST
+
+/* Others may take the room the notice announced: CM_SLOW refused in turn goes again at the
+ * next notice, and bob is told once. */
+START_TEST(cm_slow_refused_goes_again_at_the_next_notice)
+{
+	slow_server(1, 2);
+	struct bus_client *a = bus_client_new(B, 0, "alice");
+	struct bus_client *b = bus_client_new(B, 0, "bob");
+	struct bus_client *c = bus_client_new(B, 0, "carol");
+	bus_sendf(b, "CAP REQ :away-notify\r\nJOIN #r\r\n");
+	bus_sendf(a, "JOIN #r\r\n");
+	bus_read(b);
+	bus_hold(B, true);
+	bus_sendf(a, "AWAY :0\r\nAWAY :1\r\nAWAY :2\r\n");
+	while (bus_refusals(B) == 0) /* the channel: two lines for bob, the third refused */
+		ck_assert(bus_step(B));
+	/* Before the channel hears bob has room, the registry fills it with carol's messages. */
+	bus_sendf(c, "PRIVMSG bob :0\r\nPRIVMSG bob :1\r\n");
+	bus_hold(B, false);
+	bus_run(B);
+	ck_assert_uint_eq(bus_refusals(B), 2); /* the line, then CM_SLOW */
+	ck_assert_uint_eq(bus_handed(b, CM_SLOW), 1);
+	HAS(b, ":carol!~carol@127.0.0.1 PRIVMSG bob :1");
+	HAS(b, "ERROR :Closing Link: 127.0.0.1 (Max SendQ exceeded)");
+	HAS(a, ":bob!~bob@127.0.0.1 QUIT :Max SendQ exceeded");
+}
+END_TEST
+
+/* The default queue holds more than a session's own answers and a channel's burst: a paste
+ * of 300 lines, with flood control off, reaches everyone whole. */
+START_TEST(with_the_default_queue_a_burst_is_delivered_whole)
+{
+	slow_server(1, CHAT_SESSION_QUEUE_DEFAULT);
+	struct bus_client *a = bus_client_new(B, 0, "alice");
+	struct bus_client *b = bus_client_new(B, 0, "bob");
+	bus_sendf(b, "CAP REQ :away-notify\r\nJOIN #all\r\n");
+	bus_sendf(a, "JOIN #all\r\n");
+	bus_read(a);
+	bus_read(b);
+	static char paste[16384];
+	size_t len = 0;
+	for (int i = 0; i < 300; i++)
+		len +=
+		    (size_t)snprintf(paste + len, sizeof(paste) - len, "PRIVMSG #all :%d\r\n", i);
+	bus_send(a, paste, len);
+	ck_assert_uint_eq(numbered_prefix(b, ":alice!~alice@127.0.0.1 PRIVMSG #all :"), 300);
+	bus_read(b);
+	away_burst(a, 300);
+	ck_assert_uint_eq(numbered_prefix(b, ":alice!~alice@127.0.0.1 AWAY :"), 300);
+	ck_assert_uint_eq(bus_refusals(B), 0);
+	HASNT(a, "ERROR");
+	HASNT(b, "ERROR");
+	ck_assert_uint_eq(bus_free(B), 0);
+	B = bus_new(1);
+}
+END_TEST
+
 static Suite *proto_suite(void)
 {
 	Suite *s = suite_create("chat_proto");
@@ -1911,6 +2152,13 @@ static Suite *proto_suite(void)
 	      a_slow_reader_over_its_send_queue_is_disconnected,
 	      flood_control_spreads_a_burst_over_time, a_flooder_is_paused_while_others_are_served,
 	      a_full_server_says_so_and_closes, shutdown_says_error_to_every_client}},
+	    {"slow_clients",
+	     {a_session_that_cannot_keep_up_with_a_channel_quits_as_a_slow_client,
+	      a_fan_out_drops_a_slow_client_the_same_way,
+	      private_messages_to_a_slow_client_are_dropped_and_it_keeps_its_nick_until_it_quits,
+	      a_session_with_a_full_mailbox_still_gets_its_answers,
+	      cm_slow_refused_goes_again_at_the_next_notice,
+	      with_the_default_queue_a_burst_is_delivered_whole}},
 	};
 	for (size_t g = 0; g < sizeof(groups) / sizeof(groups[0]); g++) {
 		TCase *tc = tcase_new(groups[g].name, TEST_TIMEOUT);
