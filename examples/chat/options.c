@@ -189,6 +189,15 @@ static const char *set_sendq(struct chat_options *o, const char *v)
 	return e;
 }
 
+static const char *set_session_queue(struct chat_options *o, const char *v)
+{
+	unsigned long n;
+	const char *e = number(v, 1, CHAT_SESSION_QUEUE_MAX, &n);
+	if (e == NULL)
+		o->srv->session_queue = (uint32_t)n;
+	return e;
+}
+
 static const char *set_flood_burst(struct chat_options *o, const char *v)
 {
 	unsigned long n;
@@ -279,6 +288,7 @@ const struct chat_setting chat_settings[] = {
     {"oper", NULL, "server", "oper", NULL, LIST, set_oper},
     {"max-line", NULL, "limits", "max-line", NULL, 0, set_max_line},
     {"sendq", NULL, "limits", "sendq", NULL, 0, set_sendq},
+    {"session-queue", NULL, "limits", "session-queue", NULL, 0, set_session_queue},
     {"flood-burst", NULL, "limits", "flood-burst", NULL, 0, set_flood_burst},
     {"flood-rate", NULL, "limits", "flood-rate", NULL, 0, set_flood_rate},
     {"ping-interval", NULL, "limits", "ping-interval", NULL, 0, set_ping_interval},
@@ -348,6 +358,8 @@ static void usage(FILE *out)
 	        "  --name NAME          server name (default irc.libactor.local)\n"
 	        "  --max-line N         longest input line with CR LF, %d..%d (default %d)\n"
 	        "  --sendq BYTES        output cap per client (default %u)\n"
+	        "  --session-queue N    messages a client's session may have waiting, 1..%u;\n"
+	        "                       one more and it is dropped as too slow (default %u)\n"
 	        "  --flood-burst N      lines a client may send at once (default %d)\n"
 	        "  --flood-rate N       lines per second after the burst; 0 = no limit "
 	        "(default %d)\n"
@@ -361,8 +373,9 @@ static void usage(FILE *out)
 	        "exit 0.\n",
 	        chat_config_built ? "" : "\n                       (not in this build: no inih)",
 	        CHAT_FD_RESERVE, IRC_LINE_MIN, IRC_LINE_MAX, IRC_LINE_DEFAULT, CHAT_SENDQ_DEFAULT,
-	        CHAT_FLOOD_BURST_DEFAULT, CHAT_FLOOD_RATE_DEFAULT, CHAT_PING_INTERVAL_DEFAULT,
-	        CHAT_PING_TIMEOUT_DEFAULT, CHAT_REQUEST_TIMEOUT_DEFAULT);
+	        CHAT_SESSION_QUEUE_MAX, CHAT_SESSION_QUEUE_DEFAULT, CHAT_FLOOD_BURST_DEFAULT,
+	        CHAT_FLOOD_RATE_DEFAULT, CHAT_PING_INTERVAL_DEFAULT, CHAT_PING_TIMEOUT_DEFAULT,
+	        CHAT_REQUEST_TIMEOUT_DEFAULT);
 }
 
 static void fail_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -407,13 +420,12 @@ static const char *find_config(int argc, char **argv)
 
 void chat_options_parse(struct chat_options *o, struct chat_srv *srv, int argc, char **argv)
 {
-	*o = (struct chat_options){
-	    .bind = "127.0.0.1",
-	    .port = 6667,
-	    .reactor = "auto",
-	    .max_clients = -1,
-	    .tls_port = -1,
-	    .srv = srv};
+	*o = (struct chat_options){.bind = "127.0.0.1",
+	                           .port = 6667,
+	                           .reactor = "auto",
+	                           .max_clients = -1,
+	                           .tls_port = -1,
+	                           .srv = srv};
 	size_t n = 0;
 	for (size_t i = 0; i < NSETTINGS; i++) {
 		const struct chat_setting *s = &chat_settings[i];

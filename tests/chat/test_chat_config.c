@@ -87,6 +87,7 @@ START_TEST(a_good_file_starts_the_server_with_its_settings)
 	         "[limits]\n"
 	         "max-line = 100\n"
 	         "flood-rate = 0\n"
+	         "session-queue = 64\n"
 	         "\n"
 	         "[motd]\n"
 	         "line = Welcome, configured server.\n"
@@ -204,6 +205,8 @@ START_TEST(each_kind_of_bad_file_is_an_error_with_its_line)
 	     "[server] reactor: expected auto, epoll or io_uring, got 'kqueue'"},
 	    {"[server]\npin = maybe\n", 2, "[server] pin: expected yes or no, got 'maybe'"},
 	    {"[limits]\nflood-rate = -1\n", 2, "[limits] flood-rate: expected a whole number"},
+	    {"[limits]\nsession-queue = 0\n", 2,
+	     "[limits] session-queue: expected a whole number in 1..1048576, got '0'"},
 	    {"[server]\nport = 0\n\n[sever]\nname = x\n", 4, "unknown section [sever]"},
 	    {"[server]\nport 6667\n", 2, "expected [section] or key = value"},
 	    {"[server\nport = 6667\n", 1, "expected [section] or key = value"},

@@ -582,6 +582,110 @@ START_TEST(idle_clients_are_pinged_and_dropped_when_silent)
 END_TEST
 
 /* ---------------------------------------------------------------------------------------------
+ * Slow clients: a session whose mailbox (--session-queue) refuses a message is dropped
+ */
+
+/* A burst of n numbered lines in one write: "AWAY :<i>" or "PRIVMSG <chan> :<i>". AWAY goes
+ * to the channel's away-notify members and asks nothing back; each PRIVMSG is a request whose
+ * answer comes back to the speaker's session as a user message, which counts in its mailbox
+ * as the listener's line counts in the listener's. */
+static void send_burst(struct ircc *c, const char *chan, unsigned n)
+{
+	static char burst[32768];
+	size_t len = 0;
+	for (unsigned i = 0; i < n; i++)
+		len += (size_t)(chan != NULL ? snprintf(burst + len, sizeof(burst) - len,
+		                                        "PRIVMSG %s :%u\r\n", chan, i)
+		                             : snprintf(burst + len, sizeof(burst) - len,
+		                                        "AWAY :%u\r\n", i));
+	ck_assert(ircc_send_raw(c, burst, len));
+}
+
+/* Reads c's lines until one contains `last`; before it, those containing `what` must go on
+ * with 0, 1, ... in order, none missing: returns how many. */
+static unsigned numbered_until(struct ircc *c, const char *what, const char *last)
+{
+	unsigned next = 0;
+	double end = now_sec() + 20 * test_scale();
+	for (;;) {
+		while (ircc_take_line(c)) {
+			const char *p = strstr(c->line, what);
+			if (strstr(c->line, last) != NULL)
+				return next;
+			if (p != NULL) {
+				unsigned n;
+				ck_assert_int_eq(sscanf(p + strlen(what), "%u", &n), 1);
+				ck_assert_msg(n == next, "got %u, expected %u", n, next);
+				next++;
+			}
+		}
+		ck_assert_msg(now_sec() < end, "no '%s' after %u lines", last, next);
+		ck_assert_msg(ircc_fill(c, 100), "the connection ended after %u lines", next);
+	}
+}
+
+/* One worker: the speaker's session, the channel, the fan-out and the listener take turns on
+ * it. The channel handles the burst a batch at a time and finds the listener's mailbox full
+ * at its third line: the listener gets that many lines, none after, then its goodbye. */
+START_TEST(a_session_that_cannot_keep_up_with_a_channel_is_dropped_as_a_slow_client)
+{
+	struct server s =
+	    server_start("--workers", "1", "--session-queue", "2", "--flood-rate", "0");
+	struct ircc *talk = ircc_new(s.port, "talker"), *slow = ircc_new(s.port, "slowpoke");
+	ircc_send(slow, "CAP REQ :away-notify\r\n");
+	EXPECT(slow, "ACK :away-notify");
+	ircc_join(talk, "#burst");
+	ircc_join(slow, "#burst");
+	EXPECT(talk, ":slowpoke!~slowpoke@127.0.0.1 JOIN #burst");
+	send_burst(talk, NULL, 300);
+	unsigned got = numbered_until(slow, ":talker!~talker@127.0.0.1 AWAY :",
+	                              "ERROR :Closing Link: 127.0.0.1 (Max SendQ exceeded)");
+	ck_assert_uint_ge(got, 1);
+	ck_assert_uint_lt(got, 300);
+	double end = now_sec() + 10 * test_scale(); /* then nothing but the end */
+	while (ircc_fill(slow, 100) && now_sec() < end)
+		while (ircc_take_line(slow))
+			ck_assert_msg(strstr(slow->line, " AWAY ") == NULL, "after the ERROR: %s",
+			              slow->line);
+	ck_assert_msg(slow->eof, "the slow client's connection stayed open");
+	EXPECT(talk, ":slowpoke!~slowpoke@127.0.0.1 QUIT :Max SendQ exceeded");
+	ircc_sync(talk); /* the speaker is still served */
+	ircc_close(talk);
+	ircc_close(slow);
+	server_stop(&s);
+}
+END_TEST
+
+/* The same bursts with the default queue: every line reaches the listener, and nobody is
+ * dropped, the speaker of 300 PRIVMSG (and their 300 answers) included. */
+START_TEST(with_the_default_session_queue_a_burst_is_delivered_whole)
+{
+	struct server s = server_start("--workers", "1", "--flood-rate", "0");
+	struct ircc *talk = ircc_new(s.port, "talker"), *listen = ircc_new(s.port, "listener");
+	ircc_send(listen, "CAP REQ :away-notify\r\n");
+	EXPECT(listen, "ACK :away-notify");
+	ircc_join(talk, "#burst");
+	ircc_join(listen, "#burst");
+	EXPECT(talk, ":listener!~listener@127.0.0.1 JOIN #burst");
+	send_burst(talk, "#burst", 300);
+	ircc_send(talk, "PRIVMSG #burst :done\r\n");
+	ck_assert_uint_eq(numbered_until(listen, ":talker!~talker@127.0.0.1 PRIVMSG #burst :",
+	                                 "PRIVMSG #burst :done"),
+	                  300);
+	send_burst(talk, NULL, 300);
+	ircc_send(talk, "PRIVMSG #burst :done again\r\n");
+	ck_assert_uint_eq(numbered_until(listen, ":talker!~talker@127.0.0.1 AWAY :",
+	                                 "PRIVMSG #burst :done again"),
+	                  300);
+	ircc_sync(talk);
+	ircc_sync(listen);
+	ircc_close(talk);
+	ircc_close(listen);
+	server_stop(&s);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------------
  * Running
  */
 
@@ -649,6 +753,9 @@ START_TEST(bad_options_are_clear_errors)
 	    {"--oper", "alice:two words", NULL, "--oper: expected NAME:PASSWORD"},
 	    {"--request-timeout", "0", NULL,
 	     "--request-timeout: expected a whole number in 1..3600, got '0'"},
+	    {"--session-queue", "0", NULL,
+	     "--session-queue: expected a whole number in 1..1048576, got '0'"},
+	    {"--session-queue", "many", NULL, "--session-queue: expected a whole number"},
 	};
 	char out[4096];
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -779,6 +886,9 @@ static Suite *net_suite(void)
 	tcase_add_test(tc, resets_mid_broadcast_leave_no_descriptor_behind);
 	tcase_add_test(tc, one_flooder_cannot_starve_the_others);
 	tcase_add_test(tc, idle_clients_are_pinged_and_dropped_when_silent);
+	tcase_add_test(tc,
+	               a_session_that_cannot_keep_up_with_a_channel_is_dropped_as_a_slow_client);
+	tcase_add_test(tc, with_the_default_session_queue_a_burst_is_delivered_whole);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_new("running", NET_TIMEOUT);
