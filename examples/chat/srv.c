@@ -205,9 +205,12 @@ void chat_msg_release(actor_msg_t *m)
  *      it (a monitor), so that it hears when the session is gone.
  *   R2 From then on the sender sends it nothing (chat_forward and chat_send answer -EAGAIN at
  *      once), until it is gone. So what it is shown of this sender ends at the refusal: no
- *      message of ours after a gap. (Different senders are different streams: a channel's
- *      lines reach a session through one of them only, its own or the fan-out of the
- *      session's worker.)
+ *      message of ours after a gap. Different senders are different streams: a channel's
+ *      broadcasts reach a session through one of them, the channel itself or the fan-out of
+ *      the session's worker; but what a channel sends to some members only (broadcast_some:
+ *      away-notify, STATUSMSG, message-tags copies) goes straight from the channel, so a
+ *      member behind a fan-out that refused it may still get one of those before CM_SLOW, as
+ *      such a line could already overtake a broadcast waiting in the fan-out.
  *   R3 At the notice, the sender sends CM_SLOW, and the session quits with "Max SendQ
  *      exceeded", which those sharing a channel with it see as its QUIT; a closing session
  *      shows nothing more. CM_SLOW refused in turn (others took the room): the next notice
