@@ -71,8 +71,8 @@ int chat_forward(struct chat_env *e, const struct cm_req *q, actor_ref_t to, voi
 	uint64_t kept = q->kept;
 	if (m == q || ((actor_msg_t *)m)->type == CM_REQ)
 		((struct cm_req *)m)->kept = 0; /* the receiver's own field */
-	int rc = slow_shunned(e, to) ? -EAGAIN
-	                             : slow_result(e, to, e->ops->forward(e, kept, to, m));
+	int rc =
+	    slow_shunned(e, to) ? -EAGAIN : slow_result(e, to, e->ops->forward(e, kept, to, m));
 	if (rc < 0) {
 		((struct cm_req *)q)->kept = kept; /* q may be m: still ours, as it was */
 		if (m != q) {
