@@ -1538,14 +1538,15 @@ typedef struct actor_info {
 	 * mailbox is idle (empty, the actor neither queued nor running), else
 	 * ACTOR_DEPTH_UNKNOWN. */
 	uint64_t depth;
-	/* 0 if nothing waits (depth 0; without a count: an idle mailbox). Otherwise how long ago
-	 * the actor went from idle to having messages: the age of its oldest message while it has
-	 * not run since, and once a backlog has built up, an upper bound on it (how long the actor
-	 * has been busy or behind). Resolution: the actor is stamped, as it is queued to run, with
-	 * the coarse clock its home worker reads once per turn of its loop (CLOCK_MONOTONIC_COARSE:
-	 * a kernel tick, 1 to 4 ms on common kernels); the figure may be high by up to a tick and
-	 * a loop turn, or low by the time a wake-up from another worker took to reach the home;
-	 * an actor handed to an idle worker while it waited is stamped anew there. */
+	/* Counted mailboxes only (as `depth` is exact): 0 if no user message waits. Otherwise how
+	 * long the mailbox has held user messages without a break, that is since a send found it
+	 * without any: the age of its oldest message while that one waits, and once a backlog has
+	 * built up, an upper bound on it (how long the actor has been behind). Resolution: that
+	 * send stamps the mailbox with the coarse clock (CLOCK_MONOTONIC_COARSE: a kernel tick, 1
+	 * to 4 ms on common kernels) that its worker reads once per turn of its loop (read then,
+	 * from a thread outside the pool); the figure may be high by up to a tick and a loop
+	 * turn. Always 0 for an actor without a count: no send or turn of such an actor pays for
+	 * an age. */
 	uint64_t oldest_age_ns;
 } actor_info_t;
 

@@ -1,7 +1,8 @@
 /* test_bounded.c: bounded mailboxes (contract 9): a full mailbox refuses user messages with
  * -EAGAIN and queues nothing, tells each refused behaviour once when it has room
  * (ACTOR_MSG_WRITABLE), never refuses the library's messages, keeps its capacity and its
- * registrations when actors move; actor_info's depth and age of a mailbox; bad options.
+ * registrations when actors move; actor_info's depth and age of a counted mailbox, and what it
+ * says of one without a count; bad options.
  *
  * A consumer held at a gate (tests/common.h) keeps its worker busy, so the test knows what its
  * mailbox holds: the gate message itself has been handed to the behaviour (not counted), and
@@ -606,25 +607,26 @@ END_TEST
  * Depth and age in actor_info
  */
 
-/* Holds `c` at its gate with `n` WORKs queued behind, `wait_ms` long; checks depth `depth`
- * and an age at least the time since it was known to be at the gate. */
-static void check_backlog(actor_system_t *sys, actor_ref_t ref, struct consumer *c, unsigned n,
-                          uint64_t depth)
+/* Sends `n` WORKs to counted `ref`, whose worker is held (its own gate, or another actor's),
+ * and lets time pass; checks depth `n` and an age at least the time since the first of them
+ * was sent (its send stamped the mailbox, with a coarse clock that is never ahead). */
+static void check_backlog(actor_system_t *sys, actor_ref_t ref, unsigned n)
 {
-	double t_gate = now_sec(); /* after it reached the gate: no later than its stamp */
-	for (unsigned i = 0; i < n; i++)
+	unsigned first = 0;
+	send_ok(sys, ref, WORK, &first, sizeof(first));
+	double t_sent = now_sec(); /* after the first send: no earlier than its stamp */
+	for (unsigned i = 1; i < n; i++)
 		send_ok(sys, ref, WORK, &i, sizeof(i));
 	sleep_ms(30); /* time passing, to be measured: not a synchronisation */
 	double t_info = now_sec();
 	actor_info_t info;
 	ck_assert_int_eq(actor_info(sys, ref, &info), 0);
-	ck_assert_uint_eq(info.depth, depth);
-	uint64_t waited = (uint64_t)((t_info - t_gate) * 1e9);
+	ck_assert_uint_eq(info.depth, n);
+	uint64_t waited = (uint64_t)((t_info - t_sent) * 1e9);
 	ck_assert_msg(info.oldest_age_ns >= waited, "age %" PRIu64 " ns, waited %" PRIu64 " ns",
 	              info.oldest_age_ns, waited);
 	ck_assert_msg(info.oldest_age_ns < waited + (uint64_t)(TEST_WATCHDOG * 1e9 * test_scale()),
 	              "age %" PRIu64 " ns is not this backlog's", info.oldest_age_ns);
-	(void)c;
 }
 
 /* Once it has handled everything and gone idle: nothing waits. */
@@ -644,7 +646,7 @@ START_TEST(info_reports_depth_and_age_of_a_bounded_mailbox)
 	actor_system_t *sys = system_new(2);
 	struct consumer c = {.works_to_signal = N};
 	actor_ref_t ref = gated_consumer(sys, &c, 10, 0);
-	check_backlog(sys, ref, &c, N, N);
+	check_backlog(sys, ref, N);
 	gate_open(&c.gate);
 	ck_assert(WAIT_UNTIL(atomic_load(&c.done), TEST_WATCHDOG));
 	check_idle(sys, ref);
@@ -665,7 +667,7 @@ START_TEST(info_reports_depth_of_every_mailbox_when_the_system_counts)
 	actor_system_t *sys = system_new_cfg(&cfg);
 	struct consumer c = {.works_to_signal = N};
 	actor_ref_t ref = gated_consumer(sys, &c, 0, 0);
-	check_backlog(sys, ref, &c, N, N);
+	check_backlog(sys, ref, N);
 	gate_open(&c.gate);
 	ck_assert(WAIT_UNTIL(atomic_load(&c.done), TEST_WATCHDOG));
 	check_idle(sys, ref);
@@ -679,7 +681,52 @@ START_TEST(info_reports_depth_of_every_mailbox_when_the_system_counts)
 }
 END_TEST
 
-START_TEST(info_reports_the_age_of_an_uncounted_mailbox)
+/* A mailbox emptied, then idle a while, then sent to again while its worker is busy: the age
+ * counts from the new message, not from the first run of messages (flow.c, A1). */
+START_TEST(the_age_starts_again_once_the_mailbox_has_emptied)
+{
+	enum { N = 4, IDLE_MS = 100 };
+	actor_system_t *sys = system_new(2);
+	/* `b` holds worker 1 at its gate while `c`, counted, waits there behind it. */
+	struct consumer b = {0}, c = {.works_to_signal = N};
+	actor_ref_t bref = gated_consumer(sys, &b, 0, 1);
+	actor_spawn_opts_t o = {.placement = ACTOR_PLACE_FIXED, .worker = 1, .capacity = 10};
+	actor_ref_t ref = spawn_ok(sys, &o, consumer_fn, &c);
+	check_backlog(sys, ref, N);
+	gate_open(&b.gate);
+	ck_assert(WAIT_UNTIL(atomic_load(&c.done), TEST_WATCHDOG));
+	check_idle(sys, ref);
+	sleep_ms(IDLE_MS); /* time passing, which the next age must not include */
+
+	atomic_store(&b.at_gate, 0);
+	atomic_store(&b.gate, 0);
+	send_ok(sys, bref, GATE, NULL, 0);
+	ck_assert(WAIT_UNTIL(atomic_load(&b.at_gate), TEST_WATCHDOG));
+	struct timespec res;
+	ck_assert_int_eq(clock_getres(CLOCK_MONOTONIC_COARSE, &res), 0);
+	double t_before = now_sec(); /* before the stamp, which is at most a tick behind it */
+	unsigned i = N;
+	send_ok(sys, ref, WORK, &i, sizeof(i));
+	actor_info_t info;
+	ck_assert_int_eq(actor_info(sys, ref, &info), 0);
+	uint64_t bound = (uint64_t)((now_sec() - t_before) * 1e9) + 2 * (uint64_t)res.tv_nsec;
+	ck_assert_uint_eq(info.depth, 1);
+	ck_assert_msg(info.oldest_age_ns > 0 && info.oldest_age_ns < bound,
+	              "age %" PRIu64 " ns, at most %" PRIu64 " ns expected", info.oldest_age_ns,
+	              bound);
+	gate_open(&b.gate);
+	ck_assert(WAIT_UNTIL(atomic_load(&c.works) == N + 1, TEST_WATCHDOG));
+	check_idle(sys, ref);
+	ck_assert_int_eq(actor_stop(sys, ref), 0);
+	ck_assert_int_eq(actor_stop(sys, bref), 0);
+	system_run_to_end(sys, TEST_WATCHDOG, "age restarts");
+	actor_system_free(sys);
+}
+END_TEST
+
+/* Without a count there is no age (no send or turn pays for one): 0, and the depth says only
+ * whether the mailbox is idle. */
+START_TEST(info_reports_no_age_for_an_uncounted_mailbox)
 {
 	enum { N = 3 };
 	actor_system_t *sys = system_new(2);
@@ -689,11 +736,16 @@ START_TEST(info_reports_the_age_of_an_uncounted_mailbox)
 	check_idle(sys, ref); /* never woken yet */
 	send_ok(sys, ref, GATE, NULL, 0);
 	ck_assert(WAIT_UNTIL(atomic_load(&c.at_gate), TEST_WATCHDOG));
-	check_backlog(sys, ref, &c, N, ACTOR_DEPTH_UNKNOWN);
+	for (unsigned i = 0; i < N; i++)
+		send_ok(sys, ref, WORK, &i, sizeof(i));
+	sleep_ms(30); /* time passing, that an age would show: not a synchronisation */
+	actor_info_t info;
+	ck_assert_int_eq(actor_info(sys, ref, &info), 0);
+	ck_assert_uint_eq(info.depth, ACTOR_DEPTH_UNKNOWN);
+	ck_assert_uint_eq(info.oldest_age_ns, 0);
 	gate_open(&c.gate);
 	ck_assert(WAIT_UNTIL(atomic_load(&c.done), TEST_WATCHDOG));
 	check_idle(sys, ref);
-	actor_info_t info;
 	ck_assert_int_eq(actor_info(sys, ref, &info), 0);
 	ck_assert_str_eq(info.name, "plain");
 	ck_assert_uint_eq(info.capacity, 0);
@@ -755,7 +807,8 @@ static Suite *bounded_suite(void)
 	tc = tcase_new("info", TEST_TIMEOUT);
 	tcase_add_test(tc, info_reports_depth_and_age_of_a_bounded_mailbox);
 	tcase_add_test(tc, info_reports_depth_of_every_mailbox_when_the_system_counts);
-	tcase_add_test(tc, info_reports_the_age_of_an_uncounted_mailbox);
+	tcase_add_test(tc, the_age_starts_again_once_the_mailbox_has_emptied);
+	tcase_add_test(tc, info_reports_no_age_for_an_uncounted_mailbox);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_new("migration", TEST_TIMEOUT_STRESS);

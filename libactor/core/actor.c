@@ -236,7 +236,6 @@ int actor_spawn(actor_system_t *sys, const actor_spawn_opts_t *opts, actor_behav
 	a->ref.id = ((uint64_t)gen << 32) | idx;
 	atomic_init(&a->home, (uint16_t)home);
 	a->extra = x;
-	atomic_init(&a->woke_ns, 0);
 	a->flags = 0;
 	a->svc_bits = 0;
 	a->reason = 0;
@@ -1008,12 +1007,6 @@ void actor__run(struct actor_worker *w, struct actor *a)
 	}
 	if (__builtin_expect(a->counted, 0) && a->side->capacity != 0)
 		actor__flow_turn_end(w, a, send_writable); /* room for refused senders? */
-	if (popped >= w->sys->batch) {
-		actor__runq_append(w, a); /* more to do: still busy since woke_ns */
-		return;
-	}
-	/* relaxed: a figure (flow.c, Age); cleared while we still hold the actor. */
-	atomic_store_explicit(&a->woke_ns, 0, memory_order_relaxed);
-	if (!actor__mpsc_mark_empty(&a->mbox))
-		actor__runq_push_local(w, a); /* a push is in progress: stamped anew */
+	if (popped >= w->sys->batch || !actor__mpsc_mark_empty(&a->mbox))
+		actor__runq_push_local(w, a); /* more to do, or a push is in progress */
 }

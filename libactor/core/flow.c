@@ -63,14 +63,22 @@
  *   has stopped fails (-ESRCH) and is skipped; one already sent to a sender that then stops
  *   is a dead letter like any other message.
  *
- * Age (actor_info's oldest_age_ns). Counting every mailbox would cost each send an atomic
- * read-modify-write, and stamping each message a clock read: instead the home worker reads the
- * kernel's coarse monotonic clock once per turn of its loop (turn_ns, no system call), and an
- * actor queued on its run queue coming from idle, or from another worker, is stamped with it
- * (woke_ns). A turn that leaves the mailbox empty clears the stamp before marking it idle.
- * So the age is how long the actor has been busy or waiting since it was last idle: the age
- * of its oldest message while it has not run since, and an upper bound on it once a backlog
- * has built up. actor.h gives its resolution.
+ * Age (actor_info's oldest_age_ns), for counted mailboxes only. Stamping each message would cost
+ * a clock read per send, and stamping each actor as it is queued from idle would cost every
+ * actor, counted or not, a store at each wake-up and at each turn end. Instead the count
+ * carries it: the sender whose CAS takes `depth` from 0 to 1 stores, just before that CAS, a
+ * coarse time in `since`: its worker's `turn_ns` (read once per loop turn), or, outside the
+ * pool, the coarse monotonic clock (no system call). So the age is how long the mailbox has
+ * held user messages without a break: the age of the oldest while that one waits, an upper
+ * bound on it once the first has been handed over and others have followed without the count
+ * falling to 0.
+ * A1: no stamp of an earlier run. actor_info loads depth (acquire), then `since`. A depth
+ *   above 0 was written by the CAS that took it from 0 or by a read-modify-write after it (a
+ *   later add, the holder's subtract: the release sequence goes on), and that CAS's sender
+ *   stored `since` before it: the load sees that store or a later one. A later one is the
+ *   stamp of a sender that read depth 0 and lost its CAS to this run's (the same time, give or
+ *   take), or of a later run. Only a sender preempted between its read of 0 and its store can
+ *   leave a stamp off by that delay: a figure, as actor.h says.
  */
 #include "config.h"
 
@@ -122,21 +130,32 @@ static int refused(struct actor_worker *self, struct actor *a, actor_ref_t from,
 	return -EAGAIN;
 }
 
+/* The coarse time a sender stamps a mailbox with (Age). Read here rather than through
+ * actor__coarse_ns, which is the scheduler's (tests/layers.sh: no cycle through sched.c). */
+static uint64_t stamp_ns(const struct actor_worker *self)
+{
+	if (self != NULL)
+		return self->turn_ns;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 int actor__flow_reserve(struct actor_worker *self, struct actor *a, actor_ref_t from, bool *nudge)
 {
 	struct actor__side *s = a->side;
-	if (s->capacity == 0) {
-		/* Counted only (count_depth): relaxed, the count is a figure here. */
-		atomic_fetch_add_explicit(&s->flow.depth, 1, memory_order_relaxed);
-		return 0;
-	}
-	uint32_t d = atomic_load_explicit(&s->flow.depth, memory_order_relaxed);
-	while (d < s->capacity) {
-		/* seq_cst: a failed CAS reloads `d`; the refusal below reads it as the count. */
-		if (atomic_compare_exchange_weak(&s->flow.depth, &d, d + 1))
+	struct actor__flow *f = &s->flow;
+	uint32_t d = atomic_load_explicit(&f->depth, memory_order_relaxed);
+	for (;;) {
+		if (s->capacity != 0 && d >= s->capacity) /* none: counted only (count_depth) */
+			return refused(self, a, from, nudge);
+		/* relaxed: released by the CAS below (A1). */
+		if (d == 0)
+			atomic_store_explicit(&f->since, stamp_ns(self), memory_order_relaxed);
+		/* seq_cst: a failed CAS reloads `d`; the refusal above reads it as the count. */
+		if (atomic_compare_exchange_weak(&f->depth, &d, d + 1))
 			return 0;
 	}
-	return refused(self, a, from, nudge);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -262,22 +281,21 @@ void actor__flow_free(struct actor_worker *w, struct actor *a, actor__notice_fn 
 
 void actor__flow_info(struct actor *a, actor_info_t *out)
 {
-	/* acquire: a push's exchange continues the release sequence of the holder's mark
-	 * (mpsc.h), and the holder cleared woke_ns before marking: a mailbox seen busy shows this
-	 * wake's stamp or 0, never the one before. */
-	uintptr_t head = (uintptr_t)ck_pr_load_ptr(&a->mbox.head);
-	ck_pr_fence_load();
-	bool idle = (head & MPSC_EMPTY) != 0;
-	uint64_t woke = atomic_load_explicit(&a->woke_ns, memory_order_relaxed);
-	if (a->counted)
-		out->depth = atomic_load_explicit(&a->side->flow.depth, memory_order_relaxed);
-	else
-		out->depth = idle ? 0 : ACTOR_DEPTH_UNKNOWN;
 	out->oldest_age_ns = 0;
-	if (!idle && woke != 0 && out->depth != 0) {
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		uint64_t now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-		out->oldest_age_ns = now > woke ? now - woke : 0;
+	if (!a->counted) {
+		/* No count, no age: whether the mailbox is idle (empty-marked) is all there is. */
+		uintptr_t head = (uintptr_t)ck_pr_load_ptr(&a->mbox.head);
+		out->depth = (head & MPSC_EMPTY) != 0 ? 0 : ACTOR_DEPTH_UNKNOWN;
+		return;
 	}
+	struct actor__flow *f = &a->side->flow;
+	/* acquire: pairs with the release of the CAS that took depth from 0 (A1). */
+	out->depth = atomic_load_explicit(&f->depth, memory_order_acquire);
+	if (out->depth == 0)
+		return;
+	uint64_t since = atomic_load_explicit(&f->since, memory_order_relaxed);
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	uint64_t now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	out->oldest_age_ns = now > since ? now - since : 0;
 }

@@ -5,8 +5,8 @@
  *     the actor: its home worker while it is queued or running, or, while it is idle (mailbox
  *     empty-marked), the one thread whose push finds the mark and so schedules it (sched.c,
  *     "Moving actors"). `ref`, `side`, `counted` and `pinned` are immutable, set before
- *     publication; `home` and `woke_ns` are also read by any thread (actor_info, the shutdown
- *     scan), hence atomic.
+ *     publication; `home` is also read by any thread (actor_info, the shutdown scan), hence
+ *     atomic.
  *   - A worker's fields are its own thread's, except those marked "any thread".
  *   - Actor memory is reclaimed with quiescent-state-based reclamation (QSBR, refs.c): a worker
  *     is quiescent between loop turns, so the send path pays nothing for safe references.
@@ -98,9 +98,13 @@ struct actor__waiter { /* a refused sender's registration */
 
 struct actor__flow {
 	/* User messages accepted and not yet handed to the behaviour. Senders (any thread) add
-	 * one with a CAS while it is below the capacity (an add, without one); the holder takes
-	 * one off per pop. seq_cst: flow.c, W1. */
+	 * one with a CAS (while it is below the capacity, if there is one); the holder takes one
+	 * off per pop. seq_cst: flow.c, W1. */
 	_Atomic uint32_t depth;
+	/* When `depth` last rose from 0 (a coarse time): the sender whose CAS takes it from 0
+	 * stores it just before that CAS (relaxed; the CAS releases it to actor_info's acquire
+	 * load of depth: flow.c, Age). Senders only; read by actor_info. */
+	_Atomic uint64_t since;
 	/* Notification rounds done: the holder adds one after taking `waiters` and before sending
 	 * the round's notices; refused senders read it (flow.c, W2). */
 	_Atomic uint64_t round;
@@ -161,10 +165,6 @@ struct actor {
 	void *state;
 	actor_ref_t ref;          /* immutable */
 	struct actor__side *side; /* immutable pointer; NULL for a plain actor */
-	/* When the actor was last queued on its home's run queue coming from idle (a coarse
-	 * time: its home worker's `turn_ns`), 0 while idle. The holder writes it (relaxed: a
-	 * figure for actor_info, which reads it from any thread). */
-	_Atomic uint64_t woke_ns;
 	union {
 		struct actor__extra *extra; /* while alive: links and monitors, or NULL */
 		uint64_t retire_epoch;      /* once retired */
@@ -279,8 +279,9 @@ struct actor_worker {
 	struct actor__reactor *reactor;
 	void *svc[ACTOR_SERVICES_MAX]; /* each service's state (service.h) */
 	uint64_t drain_deadline_ns; /* shutting down: when the services' draining ends; 0: unset */
-	/* The coarse monotonic clock at the top of this loop turn: actors queued in the turn are
-	 * stamped with it (woke_ns). One cheap read per turn, none per message. */
+	/* The coarse monotonic clock at the top of this loop turn: a send from this worker that
+	 * finds a counted mailbox without user messages stamps it with this (flow.c, Age). One
+	 * cheap read per turn, none per message. */
 	uint64_t turn_ns;
 	/* Refused sends of actors running here: which receiver each sender last registered with,
 	 * at which round (flow.c, W2). A cache: a miss costs a registration, never a notice. */
@@ -490,8 +491,7 @@ bool actor__watch_sample(struct actor__watch *s, uint64_t calls, uint64_t now, u
  * actor.c: the sends it asks for are made by its caller (the nudge) or through `notice`. */
 typedef void actor__notice_fn(struct actor_worker *w, struct actor *a, actor_ref_t sender);
 /* Any thread, `a` counted: 0, or -EAGAIN (full; *nudge: send `a` MSG_FLOW), or -ENOMEM. */
-int actor__flow_reserve(struct actor_worker *self, struct actor *a, actor_ref_t from,
-                        bool *nudge);
+int actor__flow_reserve(struct actor_worker *self, struct actor *a, actor_ref_t from, bool *nudge);
 static inline void actor__flow_popped(struct actor__side *s)
 {
 	/* seq_cst: before the turn end's load of `waiters` (flow.c, W1). */
@@ -520,9 +520,9 @@ static inline struct actor_worker *actor__home(actor_system_t *sys, const struct
 }
 /* The holder of an idle or queued actor makes it live on `to` (resident counts follow). */
 void actor__move(struct actor *a, struct actor_worker *to);
-/* Owner only: queues `a`, which has just run a turn and has more to do, at the tail of `w`'s
- * run queue, keeping its woke_ns. */
-static inline void actor__runq_append(struct actor_worker *w, struct actor *a)
+/* Owner only: queues runnable `a` at the tail of `w`'s run queue. Inline: every local send
+ * that wakes its receiver ends here. */
+static inline void actor__runq_push_local(struct actor_worker *w, struct actor *a)
 {
 	a->link.next = NULL;
 	if (w->runq_tail != NULL)
@@ -531,15 +531,6 @@ static inline void actor__runq_append(struct actor_worker *w, struct actor *a)
 		w->runq_head = &a->link;
 	w->runq_tail = &a->link;
 	w->runq_len++;
-}
-/* Owner only: queues runnable `a` at the tail of `w`'s run queue, coming from idle or from
- * another worker: stamps woke_ns with the turn's time. Inline: every local send that wakes its
- * receiver ends here. */
-static inline void actor__runq_push_local(struct actor_worker *w, struct actor *a)
-{
-	/* relaxed: the holder's field; actor_info's reading of it is a figure (flow.c, Age). */
-	atomic_store_explicit(&a->woke_ns, w->turn_ns, memory_order_relaxed);
-	actor__runq_append(w, a);
 }
 /* The holder of `a`, which lives on `w` (its own worker): queues it there. A wake-up from the
  * home ends a following streak (sched.c, Following). Inline for the local send. */
