@@ -236,7 +236,7 @@ int actor_spawn(actor_system_t *sys, const actor_spawn_opts_t *opts, actor_behav
 	a->ref.id = ((uint64_t)gen << 32) | idx;
 	atomic_init(&a->home, (uint16_t)home);
 	a->extra = x;
-	a->flags = 0;
+	a->flags = a->counted ? ACTOR_COUNTED : 0;
 	a->svc_bits = 0;
 	a->reason = 0;
 	a->waker = 0;
@@ -949,14 +949,13 @@ static bool system_message(struct actor_worker *w, struct actor *a, actor_msg_t 
 	return true;
 }
 
-void actor__run(struct actor_worker *w, struct actor *a)
+/* One turn of `a`, which is alive: up to `batch` messages handed to its behaviour. With
+ * `counted` (a constant in each caller, so that each gets a copy of its own) it also takes each
+ * user message off the mailbox's count as it pops it, and ends with the room check for refused
+ * senders (flow.c). */
+static inline __attribute__((always_inline)) void turn(struct actor_worker *w, struct actor *a,
+                                                       bool counted)
 {
-	if (w->stopping && !(a->flags & ACTOR_DEAD))
-		actor__kill_now(w, a, ACTOR_REASON_SHUTDOWN); /* queued or running at shutdown */
-	if (a->flags & ACTOR_DEAD) {
-		finish_dead_turn(w, a);
-		return;
-	}
 	struct actor_ctx *ctx = &w->ctx;
 	unsigned n = 0, popped = 0; /* behaviour calls; all messages, control ones included */
 	ctx->actor = a;
@@ -966,16 +965,23 @@ void actor__run(struct actor_worker *w, struct actor *a)
 			break;
 		actor_msg_t *m = node_msg(node);
 		popped++;
-		/* A counted mailbox: handed to the behaviour now (flow.c). `counted` is on the line
-		 * of `flags`, which the turn reads anyway. */
-		if (__builtin_expect(a->counted, 0) && m->type < ACTOR_MSG_SYSTEM)
-			actor__flow_popped(a->side);
+		if (counted && m->type < ACTOR_MSG_SYSTEM)
+			actor__flow_popped(a->side); /* handed to the behaviour now (flow.c) */
 		const struct actor__service_ops *svc = NULL;
 		struct actor__svc_note note;
-		if (m->type >= ACTOR_MSG_SYSTEM && !system_message(w, a, &m, &note, &svc)) {
-			if (a->flags & ACTOR_EXITING)
-				break;
-			continue;
+		if (m->type >= ACTOR_MSG_SYSTEM) {
+			/* Through copies: `m` and `svc` themselves never have their address taken,
+			 * so the user messages' path keeps them in registers even when
+			 * system_message is not inlined (it is not, into the two turns). */
+			actor_msg_t *sm = m;
+			const struct actor__service_ops *ssvc;
+			if (!system_message(w, a, &sm, &note, &ssvc)) {
+				if (a->flags & ACTOR_EXITING)
+					break;
+				continue;
+			}
+			m = sm;
+			svc = ssvc;
 		}
 		/* Control messages a service turned into one for the behaviour (a hand-off became
 		 * ADOPTED) were never counted as sent, so they do not count as processed. */
@@ -1005,8 +1011,31 @@ void actor__run(struct actor_worker *w, struct actor *a)
 		finish_dead_turn(w, a);
 		return;
 	}
-	if (__builtin_expect(a->counted, 0) && a->side->capacity != 0)
+	if (counted && a->side->capacity != 0)
 		actor__flow_turn_end(w, a, send_writable); /* room for refused senders? */
 	if (popped >= w->sys->batch || !actor__mpsc_mark_empty(&a->mbox))
 		actor__runq_push_local(w, a); /* more to do, or a push is in progress */
+}
+
+/* The turn of an actor with a counted mailbox: a copy apart, so that the others' stays as it
+ * was before bounded mailboxes. */
+static __attribute__((noinline)) void turn_counted(struct actor_worker *w, struct actor *a)
+{
+	turn(w, a, true);
+}
+
+void actor__run(struct actor_worker *w, struct actor *a)
+{
+	if (w->stopping && !(a->flags & ACTOR_DEAD))
+		actor__kill_now(w, a, ACTOR_REASON_SHUTDOWN); /* queued or running at shutdown */
+	/* Both rare cases in one test of the byte the turn reads anyway: a stopped actor, and a
+	 * counted mailbox (ACTOR_COUNTED, the holder's copy of `counted`). */
+	if (__builtin_expect(a->flags & (ACTOR_DEAD | ACTOR_COUNTED), 0)) {
+		if (a->flags & ACTOR_DEAD)
+			finish_dead_turn(w, a);
+		else
+			turn_counted(w, a);
+		return;
+	}
+	turn(w, a, false);
 }

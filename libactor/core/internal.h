@@ -71,6 +71,10 @@ enum actor_flags {
 	ACTOR_NAMED = 8,       /* has held a registered name: the stop releases it (names.c) */
 	ACTOR_TRAP_EXITS = 16, /* actor_trap_exits: exit signals arrive as ACTOR_MSG_EXIT */
 	ACTOR_TRAP_STOP = 32,  /* actor__trap_stop: actor_stop arrives as MSG_STOP (supervisors) */
+	/* The holder's copy of the immutable `counted`, set at spawn and never cleared: a turn
+	 * tests it with ACTOR_DEAD in one instruction, so the turns of actors without a count
+	 * test nothing more (actor.c, "One turn"). Senders read `counted`, never `flags`. */
+	ACTOR_COUNTED = 64,
 };
 
 /* A small array of references, grown by doubling. */
@@ -149,7 +153,8 @@ struct actor {
 	uint8_t svc_bits;
 	/* Immutable: the mailbox's depth is counted (side->flow.depth): a capacity, or the system
 	 * counts them all. In what was padding, beside the fields a sender reads anyway, so that
-	 * a send to a plain actor touches no other line of it. */
+	 * a send to a plain actor touches no other line of it. The holder tests its copy in
+	 * `flags` (ACTOR_COUNTED) instead. */
 	bool counted;
 	/* The home worker's index. Written only by the actor's holder as it moves the actor
 	 * (sched.c); relaxed loads elsewhere: a reader that is not the holder gets a hint
