@@ -196,9 +196,9 @@ typedef struct actor_config {
 	actor_watchdog_fn *watchdog;
 	void *watchdog_arg;
 	/* 1 = count every actor's mailbox depth for actor_info (see actor_info_t.depth), at the
-	 * cost of an atomic add on each send, an atomic subtract on each message handled, and an
-	 * 80-byte block per actor. 0 (default): only actors spawned with a capacity are counted.
-	 * -EINVAL for other values. */
+	 * cost of an atomic increment (a compare-and-swap) on each send, an atomic subtract on each
+	 * message handled, and an 80-byte block per actor. 0 (default): only actors spawned with a
+	 * capacity are counted. -EINVAL for other values. */
 	int count_depth;
 } actor_config_t;
 

@@ -754,7 +754,7 @@ static void *worker_main(void *arg)
 
 	for (;;) {
 		actor__qsbr_quiescent(w);
-		w->turn_ns = actor__coarse_ns(); /* the stamp of actors queued in this turn */
+		w->turn_ns = actor__coarse_ns(); /* counted mailboxes' stamp (flow.c) */
 		take_inbox(w);
 		unsigned busy = run_cmds(w);
 		/* Checked every turn, not only when idle: a busy system must stop too. */
