@@ -425,36 +425,59 @@ int actor_request_keep(actor_ctx_t *ctx, actor_reply_handle_t *out)
 	return 0;
 }
 
-int actor_reply_to(actor_ctx_t *ctx, const actor_reply_handle_t *h, uint32_t type, const void *data,
-                   size_t len)
+/* The kept request `h` names, if the running behaviour's actor kept it on this worker:
+ * 0 and *wp, *ep; -EINVAL (no such kept request, or outside a behaviour), -EXDEV or -EPERM. */
+static int kept_request(actor_ctx_t *ctx, const actor_reply_handle_t *h, struct actor_worker **wp,
+                        struct entry **ep)
 {
 	struct actor_worker *w = actor__ctx_worker(ctx);
 	if (w == NULL || h == NULL || h->id == 0)
 		return -EINVAL;
 	if (actor__handle_worker(h->id) != w->index)
 		return -EXDEV;
-	struct req_worker *rw = req_worker_of(w);
-	struct entry *e = entry_find(w, rw, h->id, ENTRY_KEPT);
+	struct entry *e = entry_find(w, req_worker_of(w), h->id, ENTRY_KEPT);
 	if (e == NULL)
 		return -EINVAL;
-	struct owner *ow = e->owner;
-	if (ow->ref.id != ctx->actor->ref.id)
+	if (e->owner->ref.id != ctx->actor->ref.id)
 		return -EPERM;
-	int rc = check_reply_args(type, data, len);
+	*wp = w;
+	*ep = e;
+	return 0;
+}
+
+/* A kept request has ended here (answered or passed on): the keeper may move once it has no
+ * other. */
+static void kept_done(actor_ctx_t *ctx, struct actor_worker *w, struct entry *e)
+{
+	struct req_worker *rw = req_worker_of(w);
+	struct owner *ow = e->owner;
+	entry_free(rw, e);
+	owner_done(rw, ctx->actor, ow);
+}
+
+int actor_reply_to(actor_ctx_t *ctx, const actor_reply_handle_t *h, uint32_t type, const void *data,
+                   size_t len)
+{
+	struct actor_worker *w;
+	struct entry *e;
+	int rc = kept_request(ctx, h, &w, &e);
+	if (rc == 0)
+		rc = check_reply_args(type, data, len);
 	if (rc == 0)
 		rc = answer_send(w, e->peer, ctx->actor->ref, e->req_id, 0, type, data, len);
 	if (rc < 0)
 		return rc;
-	entry_free(rw, e);
-	owner_done(rw, ctx->actor, ow);
+	kept_done(ctx, w, e);
 	return 0;
 }
 
-int actor_request_forward(actor_ctx_t *ctx, actor_ref_t to, actor_msg_t *msg)
+/* Sends `msg` to `to` behind a MSG_REQUEST naming request `id` of `requester`: the same pair
+ * actor_request sends, so `to` holds that request as if it had been sent there. The requester's
+ * table sees no change. On failure nothing is sent and msg is still the caller's. */
+static int pass_on(actor_ctx_t *ctx, struct actor_worker *w, actor_ref_t to, actor_msg_t *msg,
+                   uint64_t id, actor_ref_t requester)
 {
-	struct actor_worker *w;
-	struct current *cur = open_request(ctx, &w);
-	if (cur == NULL || msg == NULL || msg->type >= ACTOR_MSG_SYSTEM)
+	if (msg == NULL || msg->type >= ACTOR_MSG_SYSTEM)
 		return -EINVAL;
 	if (msg->size > ACTOR_MSG_MAX)
 		return -EMSGSIZE;
@@ -465,9 +488,7 @@ int actor_request_forward(actor_ctx_t *ctx, actor_ref_t to, actor_msg_t *msg)
 	if (rc < 0)
 		return rc;
 	*(struct actor__req_ctl *)actor_msg_data(ctl) =
-	    (struct actor__req_ctl){.id = cur->id, .requester = cur->requester};
-	/* The same pair actor_request sends, naming the same request: to the requester's table
-	 * nothing has changed, and `handled` sees it closed, so it answers nothing here. */
+	    (struct actor__req_ctl){.id = id, .requester = requester};
 	rc = actor__send_pair(w->sys, to, ctx->actor->ref, ctl, msg);
 	if (rc < 0) {
 		actor_msg_free(ctl);
@@ -475,45 +496,32 @@ int actor_request_forward(actor_ctx_t *ctx, actor_ref_t to, actor_msg_t *msg)
 	}
 	if (w->ctx.msg == msg)
 		w->ctx.kept = true; /* the receiver owns it now; the turn must not free it */
-	cur->open = false;
 	return 0;
+}
+
+int actor_request_forward(actor_ctx_t *ctx, actor_ref_t to, actor_msg_t *msg)
+{
+	struct actor_worker *w;
+	struct current *cur = open_request(ctx, &w);
+	if (cur == NULL)
+		return -EINVAL;
+	int rc = pass_on(ctx, w, to, msg, cur->id, cur->requester);
+	if (rc == 0)
+		cur->open = false; /* `handled` answers nothing for it here */
+	return rc;
 }
 
 int actor_request_forward_kept(actor_ctx_t *ctx, const actor_reply_handle_t *h, actor_ref_t to,
                                actor_msg_t *msg)
 {
-	struct actor_worker *w = actor__ctx_worker(ctx);
-	if (w == NULL || h == NULL || h->id == 0 || msg == NULL || msg->type >= ACTOR_MSG_SYSTEM)
-		return -EINVAL;
-	if (actor__handle_worker(h->id) != w->index)
-		return -EXDEV;
-	struct req_worker *rw = req_worker_of(w);
-	struct entry *e = entry_find(w, rw, h->id, ENTRY_KEPT);
-	if (e == NULL)
-		return -EINVAL;
-	struct owner *ow = e->owner;
-	if (ow->ref.id != ctx->actor->ref.id)
-		return -EPERM;
-	if (msg->size > ACTOR_MSG_MAX)
-		return -EMSGSIZE;
-	if (actor_ref_is_none(to))
-		return -ESRCH;
-	actor_msg_t *ctl;
-	int rc = actor_msg_alloc(sizeof(*ctl) + sizeof(struct actor__req_ctl), MSG_REQUEST, &ctl);
-	if (rc < 0)
-		return rc;
-	*(struct actor__req_ctl *)actor_msg_data(ctl) =
-	    (struct actor__req_ctl){.id = e->req_id, .requester = e->peer};
-	rc = actor__send_pair(w->sys, to, ctx->actor->ref, ctl, msg);
-	if (rc < 0) {
-		actor_msg_free(ctl);
-		return rc;
-	}
-	if (w->ctx.msg == msg)
-		w->ctx.kept = true;
-	entry_free(rw, e);
-	owner_done(rw, ctx->actor, ow);
-	return 0;
+	struct actor_worker *w;
+	struct entry *e;
+	int rc = kept_request(ctx, h, &w, &e);
+	if (rc == 0)
+		rc = pass_on(ctx, w, to, msg, e->req_id, e->peer);
+	if (rc == 0)
+		kept_done(ctx, w, e);
+	return rc;
 }
 
 /* ---------------------------------------------------------------------------------------------
