@@ -69,7 +69,7 @@ int chat_forward(struct chat_env *e, const struct cm_req *q, actor_ref_t to, voi
 	if (m == NULL)
 		return -ENOMEM;
 	uint64_t kept = q->kept;
-	if (m == q || ((actor_msg_t *)m)->type == CM_REQ)
+	if (((actor_msg_t *)m)->type == CM_REQ) /* q itself, or a new request */
 		((struct cm_req *)m)->kept = 0; /* the receiver's own field */
 	int rc =
 	    slow_shunned(e, to) ? -EAGAIN : slow_result(e, to, e->ops->forward(e, kept, to, m));
