@@ -259,13 +259,11 @@ static int answer_send(struct actor_worker *w, actor_ref_t to, actor_ref_t from,
                        int error, uint32_t type, const void *data, size_t len)
 {
 	actor_msg_t *m;
-	int rc = actor_msg_alloc(sizeof(*m) + sizeof(actor_reply_t) + len, MSG_ANSWER, &m);
+	int rc = actor__request_answer_new(id, error, type, len, &m);
 	if (rc < 0)
 		return rc;
-	actor_reply_t *r = actor_msg_data(m);
-	*r = (actor_reply_t){.request = {id}, .error = error, .type = type, .len = (uint32_t)len};
 	if (len > 0)
-		memcpy(actor_reply_data(r), data, len);
+		memcpy(actor_reply_data(actor_msg_data(m)), data, len);
 	rc = actor__send_internal_from(w->sys, to, from, m);
 	if (rc < 0) {
 		actor_msg_free(m);
@@ -300,21 +298,57 @@ static struct current *open_request(const actor_ctx_t *ctx, struct actor_worker 
  * The calls
  */
 
-int actor_request(actor_ctx_t *ctx, actor_ref_t to, uint32_t type, const void *data, size_t len,
-                  const actor_request_opts_t *opts, actor_request_t *out)
+int actor__request_open(actor_ctx_t *ctx, const actor_request_opts_t *opts, actor_request_t *out)
 {
 	static const actor_request_opts_t defaults;
 	struct actor_worker *w = actor__ctx_worker(ctx);
 	if (opts == NULL)
 		opts = &defaults;
+	if (w == NULL || out == NULL || opts->timeout_ns > UINT64_MAX / 4)
+		return -EINVAL;
+	struct req_worker *rw = req_worker_of(w);
+	struct entry *e;
+	int rc = entry_new(w, rw, ctx->actor, ENTRY_PENDING, &e);
+	if (rc < 0)
+		return rc;
+	if (opts->timeout_ns != 0) {
+		e->deadline_ns = actor__now_ns() + opts->timeout_ns;
+		rc = heap_add(rw, e);
+		if (rc < 0) {
+			struct owner *ow = e->owner;
+			entry_free(rw, e);
+			owner_done(rw, ctx->actor, ow);
+			return rc;
+		}
+	}
+	e->tag = opts->tag;
+	out->id = e->handle;
+	return 0;
+}
+
+int actor__request_answer_new(uint64_t id, int error, uint32_t type, size_t len, actor_msg_t **out)
+{
+	if (len > ACTOR_MSG_MAX - sizeof(actor_reply_t))
+		return -EMSGSIZE;
+	int rc = actor_msg_alloc(sizeof(actor_msg_t) + sizeof(actor_reply_t) + len, MSG_ANSWER, out);
+	if (rc < 0)
+		return rc;
+	actor_reply_t *r = actor_msg_data(*out);
+	*r = (actor_reply_t){.request = {id}, .error = error, .type = type, .len = (uint32_t)len};
+	return 0;
+}
+
+int actor_request(actor_ctx_t *ctx, actor_ref_t to, uint32_t type, const void *data, size_t len,
+                  const actor_request_opts_t *opts, actor_request_t *out)
+{
+	struct actor_worker *w = actor__ctx_worker(ctx);
 	if (w == NULL || out == NULL || (data == NULL && len > 0) || type >= ACTOR_MSG_SYSTEM ||
-	    opts->timeout_ns > UINT64_MAX / 4)
+	    (opts != NULL && opts->timeout_ns > UINT64_MAX / 4))
 		return -EINVAL;
 	if (len > ACTOR_MSG_MAX)
 		return -EMSGSIZE;
 	if (actor_ref_is_none(to))
 		return -ESRCH;
-	struct req_worker *rw = req_worker_of(w);
 	actor_msg_t *ctl, *m;
 	int rc = actor_msg_alloc(sizeof(*ctl) + sizeof(struct actor__req_ctl), MSG_REQUEST, &ctl);
 	if (rc < 0)
@@ -326,37 +360,25 @@ int actor_request(actor_ctx_t *ctx, actor_ref_t to, uint32_t type, const void *d
 	}
 	if (len > 0)
 		memcpy(actor_msg_data(m), data, len);
-	struct entry *e;
-	rc = entry_new(w, rw, ctx->actor, ENTRY_PENDING, &e);
-	if (rc == 0 && opts->timeout_ns != 0) {
-		e->deadline_ns = actor__now_ns() + opts->timeout_ns;
-		rc = heap_add(rw, e);
-		if (rc < 0) {
-			struct owner *ow = e->owner;
-			entry_free(rw, e);
-			owner_done(rw, ctx->actor, ow);
-		}
-	}
+	actor_request_t req;
+	rc = actor__request_open(ctx, opts, &req);
 	if (rc < 0) {
 		actor_msg_free(ctl);
 		actor_msg_free(m);
 		return rc;
 	}
-	e->tag = opts->tag;
 	*(struct actor__req_ctl *)actor_msg_data(ctl) =
-	    (struct actor__req_ctl){.id = e->handle, .requester = ctx->actor->ref};
+	    (struct actor__req_ctl){.id = req.id, .requester = ctx->actor->ref};
 	/* The entry exists before the request leaves: its answer cannot come before it, and comes
 	 * to this actor's later turn anyway. */
 	rc = actor__send_pair(w->sys, to, ctx->actor->ref, ctl, m);
 	if (rc < 0) {
-		struct owner *ow = e->owner;
-		entry_free(rw, e);
-		owner_done(rw, ctx->actor, ow);
+		(void)actor_request_cancel(ctx, req);
 		actor_msg_free(ctl);
 		actor_msg_free(m);
 		return rc;
 	}
-	out->id = e->handle;
+	*out = req;
 	return 0;
 }
 
