@@ -1245,6 +1245,297 @@ ACTOR_API int actor_request_wait(actor_system_t *sys, actor_ref_t to, uint32_t t
                                  actor_msg_t **reply);
 
 /* ---------------------------------------------------------------------------------------------
+ * Broker: NATS and JetStream
+ *
+ * A system may connect to a NATS cluster (configure --with-nats, libnats; -ENOSYS without it),
+ * so that its actors reach actors of other processes and hosts through subjects: subscriptions
+ * deliver ordinary messages, publishes go out from behaviours, requests over NATS end as
+ * ACTOR_MSG_REPLY as local requests do, and JetStream (the servers' replicated streams) adds
+ * publishes acknowledged once stored, durable consumers and key-value claims.
+ *
+ * Threads. libnats runs threads of its own (reading the socket, flushing, reconnecting,
+ * delivering, timers). None of them runs a behaviour: each callback of theirs only copies what
+ * arrived into a message and sends it to the actor it is for, as any thread outside the pool
+ * may, so behaviours still run only on their workers, one message at a time. A publish from a
+ * behaviour writes into the connection's buffer, which libnats's flusher thread writes out;
+ * it waits only for the connection's lock, or, when the socket's buffer is full (a server that
+ * stopped reading), for the socket, at most the write deadline (then the connection is
+ * dropped and made again). Calls that would wait for an answer (JetStream publishes, key-value
+ * calls, creating a consumer) are sent as requests and answered by messages: no behaviour
+ * waits for the network. The calls that set things up and do wait (actor_broker_connect,
+ * actor_broker_stream_add, actor_broker_kv_add) are for a thread outside the pool (main, before
+ * or while the system runs); on a worker they return -EDEADLK.
+ *
+ * Subjects are NATS subjects ("chat.line.x"; "*" and ">" as wildcards in subscriptions):
+ * 1 to ACTOR_BROKER_SUBJECT_MAX bytes, no spaces or control characters, no empty token;
+ * -EINVAL otherwise.
+ *
+ * One connection per system; it reconnects by itself to any server of the list (and those the
+ * cluster announces) after a loss. While it is down, publishes are buffered (up to
+ * pending_max bytes, then refused with -EAGAIN), subscriptions are made again on reconnection,
+ * and messages published by others meanwhile are lost to core subscriptions (NATS core is at
+ * most once) but not to JetStream consumers, which resume where they were.
+ */
+
+#define ACTOR_MSG_BROKER 0xffff0070u          /* a subscription's message: actor_broker_msg_t */
+#define ACTOR_MSG_BROKER_ACK 0xffff0071u      /* a reply's type (below): actor_broker_ack_t */
+#define ACTOR_MSG_BROKER_STATUS 0xffff0072u   /* the connection's state: actor_broker_status_t */
+#define ACTOR_MSG_BROKER_WRITABLE 0xffff0073u /* a refused publish may be tried again; no payload */
+
+#define ACTOR_BROKER_SUBJECT_MAX 255 /* bytes of a subject, at most */
+
+typedef struct actor_broker_opts {
+	/* The servers, comma-separated: "nats://10.0.0.1:4222,nats://10.0.0.2:4222" (a URL may
+	 * carry "user:password@"). Required. */
+	const char *servers;
+	const char *name; /* the connection's name in the servers' monitoring; NULL: "libactor" */
+	uint32_t connect_timeout_ms; /* per server tried; 0: 2000 */
+	uint32_t reconnect_wait_ms;  /* before trying a server again; 0: 500 */
+	/* Attempts per server after a loss before giving up (the connection is then closed for
+	 * good: ACTOR_BROKER_CLOSED); 0: never give up. */
+	uint32_t max_reconnect;
+	uint32_t write_deadline_ms;  /* see Threads above; 0: 2000 */
+	size_t pending_max;          /* bytes of publishes buffered while disconnected; 0: 8 MiB */
+	/* JetStream publishes and key-value calls in flight at once, system-wide; more are refused
+	 * with -EAGAIN (one ACTOR_MSG_BROKER_WRITABLE follows). 0: 4096. */
+	uint32_t js_max_inflight;
+} actor_broker_opts_t;
+
+/* Connects the system to the servers, trying each in turn, and returns once connected (or
+ * failing). From a thread outside the pool. -EINVAL: NULL sys, opts or servers, or a malformed
+ * list; -EALREADY: connected already (or closed: a system connects once); -EDEADLK: on a
+ * worker; -ENOSYS: built without libnats; -ECONNREFUSED: no server could be reached;
+ * -ENOMEM; -EPROTO: another failure of libnats (its text goes to stderr). */
+ACTOR_API int actor_broker_connect(actor_system_t *sys, const actor_broker_opts_t *opts);
+
+/* Flushes what was published (for at most `timeout_ms`) and closes the connection: its
+ * subscriptions end, requests in flight end with -ECONNRESET, later calls get -ENOTCONN.
+ * From a thread outside the pool; actor_system_free closes it too, without flushing.
+ * -EINVAL, -EDEADLK, -ENOTCONN (never connected, or closed already). */
+ACTOR_API int actor_broker_close(actor_system_t *sys, uint32_t timeout_ms);
+
+enum actor_broker_state {
+	ACTOR_BROKER_CONNECTED = 1,    /* connected (again, after ACTOR_BROKER_DISCONNECTED) */
+	ACTOR_BROKER_DISCONNECTED = 2, /* lost; reconnecting */
+	ACTOR_BROKER_CLOSED = 3,       /* for good: closed, or reconnection gave up */
+};
+
+typedef struct actor_broker_status {
+	int32_t state;     /* enum actor_broker_state */
+	uint32_t reserved_;
+	char server[128];  /* CONNECTED: the server's URL, NUL-terminated (cut if longer) */
+} actor_broker_status_t;
+
+/* on = 1: the calling actor gets an ACTOR_MSG_BROKER_STATUS at each change of the connection's
+ * state from now on, and one at once with the state it is in. on = 0: no more of them. Inside a
+ * behaviour. -EINVAL: bad arguments; -ENOTCONN: never connected; -ENOMEM. An actor that stops
+ * stops watching. */
+ACTOR_API int actor_broker_watch(actor_ctx_t *ctx, int on);
+
+typedef struct actor_broker_sub {
+	uint64_t id;
+} actor_broker_sub_t;
+
+/* An ACTOR_MSG_BROKER payload: this header, then the subject, the reply subject (empty if
+ * none), the headers and the data (accessors below). */
+typedef struct actor_broker_msg {
+	actor_broker_sub_t sub; /* the subscription or consumer it came through */
+	uint64_t tag;           /* the tag given at subscription */
+	/* Messages of this subscription dropped, since the previous one that arrived, because
+	 * max_pending of them were waiting for the actor (NATS core drops the same way). */
+	uint64_t dropped;
+	uint64_t stream_seq; /* from a consumer: its sequence in the stream; else 0 */
+	uint32_t delivered;  /* from a consumer: 1 the first time, more on redeliveries; else 0 */
+	uint32_t subject_len, reply_len; /* bytes, without the NUL each is followed by */
+	uint32_t headers_len;            /* bytes of the headers: "name\0value\0" pairs */
+	uint32_t data_len;
+	uint32_t reserved_;
+	uint64_t internal_; /* the library's */
+	char bytes[];
+} actor_broker_msg_t;
+
+static inline const char *actor_broker_subject(const actor_broker_msg_t *m)
+{
+	return m->bytes;
+}
+/* The reply subject: "" if none. */
+static inline const char *actor_broker_reply_subject(const actor_broker_msg_t *m)
+{
+	return m->bytes + m->subject_len + 1;
+}
+static inline const void *actor_broker_data(const actor_broker_msg_t *m)
+{
+	return m->bytes + m->subject_len + 1 + m->reply_len + 1 + m->headers_len;
+}
+/* The payload of an ACTOR_MSG_BROKER message (or of a reply of that type: actor_reply_data). */
+static inline actor_broker_msg_t *actor_broker_msg(actor_msg_t *m)
+{
+	return (actor_broker_msg_t *)actor_msg_data(m);
+}
+
+/* The first value of header `name` (compared without case), NUL-terminated, or NULL. */
+ACTOR_API const char *actor_broker_header(const actor_broker_msg_t *m, const char *name);
+
+typedef struct actor_broker_sub_opts {
+	const char *queue;    /* a queue group: each message goes to one member; NULL: none */
+	uint64_t tag;         /* in each message */
+	uint32_t max_pending; /* messages waiting for the actor before more are dropped; 0: 65536 */
+} actor_broker_sub_opts_t;
+
+/* Subscribes the calling actor to `subject` (wildcards allowed): each message published on it
+ * from then on arrives as one ACTOR_MSG_BROKER, in the order the server sent them. Messages
+ * waiting for the actor count against opts->max_pending, not against its mailbox's capacity
+ * (the library's messages are never refused); past it they are dropped and counted in the next
+ * message's `dropped`. An actor with subscriptions stays on its worker, as with a timer; when
+ * it stops they end. Inside a behaviour. -EINVAL: bad arguments or subject; -ENOTCONN: never
+ * connected, or closed; -ENOMEM; -EPROTO (libnats). */
+ACTOR_API int actor_broker_subscribe(actor_ctx_t *ctx, const char *subject,
+                                     const actor_broker_sub_opts_t *opts, actor_broker_sub_t *out);
+
+/* Ends a subscription (or consumer) of the calling actor: no message of it arrives after the
+ * call returns, not even one already in the mailbox. -ESRCH: unknown or ended; -EPERM: another
+ * actor's; -EXDEV: another worker's (an actor with subscriptions stays on its worker, so one on
+ * another worker is another actor's); -EINVAL: outside a behaviour. A durable consumer stays on the server (its position
+ * with it); only this process stops taking its messages. */
+ACTOR_API int actor_broker_unsubscribe(actor_ctx_t *ctx, actor_broker_sub_t sub);
+
+typedef struct actor_broker_header {
+	const char *name;  /* a header name: printable ASCII without ':' or spaces */
+	const char *value; /* no CR or LF */
+} actor_broker_header_t;
+
+/* A message to publish. */
+typedef struct actor_broker_pub {
+	const char *subject;                  /* no wildcards */
+	const char *reply;                    /* a reply subject, or NULL */
+	const actor_broker_header_t *headers; /* nheaders of them, or NULL */
+	size_t nheaders;
+	const void *data;
+	size_t len; /* up to the servers' max_payload (1 MiB by default; -EMSGSIZE past it) */
+	/* actor_broker_js_publish only: the Nats-Msg-Id the stream deduplicates on (a publish
+	 * sent again with the same id is stored once); NULL: none (see the retries below). */
+	const char *msg_id;
+} actor_broker_pub_t;
+
+/* Publishes `pub` (NATS core: at most once). Inside a behaviour. 0: queued for the server, in
+ * order with the caller's other publishes. -EAGAIN: the connection is down and its buffer
+ * holds pending_max bytes: nothing was published, and one ACTOR_MSG_BROKER_WRITABLE follows
+ * once it is up again. -EINVAL: bad arguments (subject, header, NULL data with len > 0);
+ * -EMSGSIZE; -ENOTCONN: never connected, or closed; -ENOMEM; -EPROTO. */
+ACTOR_API int actor_broker_publish(actor_ctx_t *ctx, const actor_broker_pub_t *pub);
+
+/* Sends `pub` as a NATS request: its reply subject is the library's, and the first message
+ * published on it ends the request. The calling actor then gets one ACTOR_MSG_REPLY (see
+ * "Requests", whose rules hold: opts->timeout_ns, opts->tag, actor_request_cancel, the actor
+ * stays on its worker meanwhile) with error 0 and a reply of type ACTOR_MSG_BROKER whose bytes
+ * are an actor_broker_msg_t (sub 0, tag 0); or -ETIMEDOUT; or -ESRCH: no subscriber to the
+ * subject (the servers said so at once); or -ECONNRESET: the connection was closed. pub->reply
+ * must be NULL. Errors at the call: those of actor_broker_publish, and of actor_request. */
+ACTOR_API int actor_broker_request(actor_ctx_t *ctx, const actor_broker_pub_t *pub,
+                                   const actor_request_opts_t *opts, actor_request_t *out);
+
+/* What JetStream said: the bytes of a reply of type ACTOR_MSG_BROKER_ACK. */
+typedef struct actor_broker_ack {
+	/* 0: stored (a publish), created (a consumer, a key), deleted (a key). Otherwise:
+	 * -EEXIST: a key-value create found the key; -ENOENT: no such stream or bucket (a key-value
+	 * delete, a consumer); -EINVAL: the servers refused the request (api_code says why);
+	 * -ETIMEDOUT: no answer within the request's time, retries included (a publish to a subject
+	 * that no stream captures ends so: the servers answer it as they do while a stream has no
+	 * leader). */
+	int32_t error;
+	uint32_t api_code; /* JetStream's err_code when error is -EINVAL or -EEXIST, else 0 */
+	uint64_t seq;      /* a publish or key-value create: the message's sequence in the stream */
+	uint32_t duplicate; /* a publish: 1 if the stream had it already (same msg_id) */
+	uint32_t reserved_;
+	char stream[64]; /* the stream's name, NUL-terminated */
+} actor_broker_ack_t;
+
+/* Publishes `pub` to the JetStream stream that captures its subject, and asks for the stream's
+ * acknowledgement: the calling actor gets one ACTOR_MSG_REPLY whose error is 0 and whose reply
+ * (type ACTOR_MSG_BROKER_ACK, bytes actor_broker_ack_t) says stored (with its sequence; a
+ * stored message survives the loss of a minority of a replicated stream's servers), or why
+ * not. Retries, until opts->timeout_ns (0: 10 s) has passed, when the ack's error is
+ * -ETIMEDOUT (the message may still have been stored): while the stream has no leader (a
+ * server died and another is being elected: about 5 s), the servers refuse the message at
+ * once, unstored, and the library publishes it again every ACTOR_BROKER_RETRY_MS; a message
+ * with a msg_id is also sent again when no answer came within ACTOR_BROKER_ATTEMPT_MS (the
+ * stream stores it once), one without is not (it might be stored twice). Rules otherwise as
+ * actor_broker_request; -EAGAIN also when js_max_inflight publishes are in flight (one
+ * ACTOR_MSG_BROKER_WRITABLE follows). */
+ACTOR_API int actor_broker_js_publish(actor_ctx_t *ctx, const actor_broker_pub_t *pub,
+                                      const actor_request_opts_t *opts, actor_request_t *out);
+
+#define ACTOR_BROKER_RETRY_MS 250
+#define ACTOR_BROKER_ATTEMPT_MS 2000
+
+/* Blocking calls that set JetStream up, from a thread outside the pool. They are idempotent:
+ * a stream or bucket that exists with the same configuration is fine (0). -EEXIST: it exists
+ * with another; -EINVAL: bad arguments, or the servers refused (their text goes to stderr:
+ * three replicas on a single server, say); -ENOTCONN; -EDEADLK; -ETIMEDOUT. */
+
+/* A stream named `name` capturing `subjects` (comma-separated, wildcards allowed), kept on
+ * `replicas` servers (1 to 5), deduplicating msg_ids within `dedup_window_ms` (0: 2 minutes),
+ * keeping messages `max_age_ms` (0: forever). */
+ACTOR_API int actor_broker_stream_add(actor_system_t *sys, const char *name, const char *subjects,
+                                      unsigned replicas, uint32_t dedup_window_ms,
+                                      uint64_t max_age_ms);
+
+/* A key-value bucket `bucket` on `replicas` servers, one value per key. */
+ACTOR_API int actor_broker_kv_add(actor_system_t *sys, const char *bucket, unsigned replicas);
+
+/* Key-value claims, answered as actor_broker_js_publish is (an ACTOR_MSG_REPLY carrying an
+ * actor_broker_ack_t), with its retries and timeout. Keys: 1 to 255 bytes of letters, digits and
+ * "-_=./", not starting or ending with "."; -EINVAL otherwise. */
+
+/* Creates `key` with `len` bytes of `value` if it does not exist (or was deleted): atomically
+ * across the cluster, so of many creates of one key exactly one gets error 0 (seq: its
+ * revision) and the others -EEXIST, while the key stays. Each create carries a msg_id of its
+ * own, so that one sent again (above) cannot take the key a second time. */
+ACTOR_API int actor_broker_kv_create(actor_ctx_t *ctx, const char *bucket, const char *key,
+                                     const void *value, size_t len, const actor_request_opts_t *opts,
+                                     actor_request_t *out);
+
+/* Deletes `key` (0 also if it did not exist); a create may then take it again. A delete is
+ * sent again only when the servers refused it unseen (no leader), never for want of an answer:
+ * a late copy could delete the next holder's key. */
+ACTOR_API int actor_broker_kv_delete(actor_ctx_t *ctx, const char *bucket, const char *key,
+                                     const actor_request_opts_t *opts, actor_request_t *out);
+
+typedef struct actor_broker_consumer_opts {
+	const char *stream;  /* required */
+	const char *durable; /* the consumer's name on the servers: letters, digits, "-_"; required */
+	const char *filter;  /* only the stream's messages on this subject; NULL: all */
+	int deliver_new;     /* 1: start with messages stored from now on; 0: from the first kept */
+	uint32_t ack_wait_ms; /* unacknowledged for this long: delivered again; 0: 30000 */
+	/* Delivered and not yet acknowledged, at most (the servers wait for acks past it); also the
+	 * subscription's max_pending. 0: 1024. */
+	uint32_t max_ack_pending;
+	uint64_t tag; /* in each message */
+} actor_broker_consumer_opts_t;
+
+/* Creates (or takes up again) a durable push consumer on a stream and subscribes the calling
+ * actor to it: its messages arrive as ACTOR_MSG_BROKER (stream_seq, delivered set), each to be
+ * acknowledged with actor_broker_ack; one not acknowledged within ack_wait_ms (or dropped for
+ * want of room) comes again. *sub names it at once; the outcome of the creation arrives as one
+ * ACTOR_MSG_REPLY carrying an actor_broker_ack_t (request rules as above, opts->timeout_ns 0:
+ * 10 s); on failure the subscription has ended. One actor per durable consumer in a process.
+ * Errors at the call: those of actor_broker_subscribe and actor_request. */
+ACTOR_API int actor_broker_consume(actor_ctx_t *ctx, const actor_broker_consumer_opts_t *copts,
+                                   const actor_request_opts_t *opts, actor_broker_sub_t *sub,
+                                   actor_request_t *out);
+
+enum actor_broker_ack_kind {
+	ACTOR_BROKER_ACK = 0,  /* done with it */
+	ACTOR_BROKER_NAK = 1,  /* deliver it again, now */
+	ACTOR_BROKER_TERM = 2, /* never deliver it again */
+};
+
+/* Acknowledges a consumer's message (its ACTOR_MSG_BROKER payload, current or kept): a publish
+ * to its reply subject, with actor_broker_publish's errors; -EINVAL also for a message not
+ * from a consumer, or a bad kind. */
+ACTOR_API int actor_broker_ack(actor_ctx_t *ctx, const actor_broker_msg_t *m, int kind);
+
+/* ---------------------------------------------------------------------------------------------
  * Supervisors
  *
  * A supervisor is an actor that starts children from specifications, is linked to each and

@@ -10,5 +10,8 @@ const struct actor__service_ops *const actor__services[] = {
     [SVC_POOL] = &actor__pool_service,
     [SVC_FILE] = &actor__file_service,
     [SVC_REQUEST] = &actor__request_service,
+#ifdef HAVE_NATS
+    [SVC_BROKER] = &actor__broker_service,
+#endif
     [SVC_COUNT] = NULL,
 };

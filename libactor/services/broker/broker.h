@@ -1,0 +1,156 @@
+/* broker.h: the broker service's halves (actor.h, "Broker: NATS and JetStream"): the
+ * connection and everything libnats's threads touch, shared by the system (broker.c), and the
+ * JetStream requests, their answers and retries (js.c).
+ *
+ * Files: conn.c what both others share; js.c the requests; broker.c the service, the
+ * connection, subscriptions and publishes (it uses js.c, which never uses it).
+ *
+ * Threads and who touches what:
+ *   - A behaviour, on its worker: publishes, subscribes, opens requests. The worker's own state
+ *     (struct broker_worker: the subscriptions by handle, their owners) is that thread's alone.
+ *   - libnats's delivery threads: one callback per message of a subscription (on_msg), and
+ *     one for the library's inbox (js.c, on_answer); libnats's connection-event thread:
+ *     disconnected, reconnected, closed.
+ *   - The retry thread (js.c): republishes JetStream requests and ends those out of time.
+ *   - actor_broker_connect, actor_broker_close and actor_system_free: a thread outside the pool.
+ * Everything of struct broker below `lock` is under it. `nc` is written once, before `state`
+ * leaves BROKER_NONE with a release store; calls read `state` with acquire before using it.
+ *
+ * Lifetimes. The system may be freed while libnats still has callbacks to run (a subscription's
+ * last delivery, the closed event). So struct broker is counted (`refs`): one for the system,
+ * one for the connection until its closed event, one for each subscription record alive.
+ * sys_fini closes the connection, waits for the count to drop to the system's own, then frees.
+ * A callback that starts once `closing` is set does nothing but release what it was given;
+ * `active` counts callbacks running so that sys_fini waits for those that started before.
+ */
+#ifndef ACTOR_BROKER_H
+#define ACTOR_BROKER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include <nats/nats.h>
+
+#include "core/table.h"
+#include "services/services.h"
+
+enum broker_state {
+	BROKER_NONE = 0, /* never connected */
+	BROKER_UP = ACTOR_BROKER_CONNECTED,
+	BROKER_DOWN = ACTOR_BROKER_DISCONNECTED,
+	BROKER_CLOSED = ACTOR_BROKER_CLOSED,
+};
+
+/* A request over the broker waiting for its answer on the inbox (js.c). */
+enum breq_kind {
+	BREQ_PLAIN,     /* actor_broker_request: the answer is the message itself */
+	BREQ_PUBLISH,   /* actor_broker_js_publish: a JetStream publish acknowledgement */
+	BREQ_KV_CREATE, /* a publish that expects the key to be absent */
+	BREQ_API,       /* a JetStream API call (purge, consumer creation) */
+};
+
+struct breq {
+	struct breq *prev, *next; /* the broker's list of requests (retry thread's scan) */
+	uint64_t id;              /* in the broker's table; the last token of its reply subject */
+	actor_ref_t requester;
+	uint64_t req_id;       /* the request at its requester (actor__request_open) */
+	natsMsg *msg;          /* what to publish again; NULL for a plain request */
+	uint64_t deadline_ns;  /* UINT64_MAX: none */
+	uint64_t retry_ns;     /* when to publish again; UINT64_MAX: not to */
+	struct bsub *consumer; /* BREQ_API creating a consumer: its subscription (a reference) */
+	uint8_t kind;
+	bool dedup; /* it has a Nats-Msg-Id: safe to send again when no answer came */
+};
+
+struct broker {
+	actor_system_t *sys;
+	_Atomic int state;       /* enum broker_state */
+	_Atomic bool closing;    /* sys_fini or actor_broker_close has begun */
+	_Atomic unsigned active; /* callbacks running (see Lifetimes) */
+	natsConnection *nc;
+	jsCtx *js;
+	natsSubscription *inbox_sub; /* "<inbox>.*": answers to the library's requests (js.c) */
+	uint32_t js_max_inflight;
+	char inbox[64]; /* "_INBOX.xxx": the library's replies come to inbox.<id> */
+
+	pthread_mutex_t lock;
+	pthread_cond_t cond;      /* refs dropped; the retry thread's wake-up */
+	unsigned refs;            /* see Lifetimes */
+	bool ever;                /* a connection was attempted: threads may hold libnats memory */
+	struct actor__table reqs; /* struct breq by id */
+	struct breq *req_head;
+	uint32_t js_inflight;  /* JetStream requests in the table */
+	actor_ref_t *watchers; /* actor_broker_watch */
+	uint32_t nwatchers, capwatchers;
+	actor_ref_t *waiters; /* refused publishers owed an ACTOR_MSG_BROKER_WRITABLE */
+	uint32_t nwaiters, capwaiters;
+	pthread_t retry_thread;
+	bool retry_running;
+};
+
+/* A subscription (or consumer). Counted: one reference for its owner's record on the worker
+ * (until unsubscribed or the owner stops), one for libnats's subscription (until its on-complete
+ * callback), one per message on its way to the owner (until the service's receive or
+ * dead_letter). `pending` pairs the delivery callback's increment with receive's decrement;
+ * `ended` is set by the worker (or js.c when a consumer cannot be created) and read by both. */
+struct bsub {
+	_Atomic uint32_t refs;
+	_Atomic uint32_t pending;
+	_Atomic uint64_t dropped;
+	_Atomic bool ended;
+	uint32_t max_pending;
+	uint8_t consumer;
+	actor_ref_t owner;
+	uint64_t handle; /* its public id, in its worker's table */
+	uint64_t tag;
+	struct broker *b;
+	natsSubscription *ns;
+	/* The worker's alone: */
+	struct bsub *oprev, *onext;
+	struct sub_owner *ow;
+};
+
+/* conn.c */
+struct broker *actor__broker_of(actor_system_t *sys);
+/* The broker of a behaviour's system if it is connected (or reconnecting), else NULL with *err
+ * -ENOTCONN (or -EINVAL outside a behaviour). */
+struct broker *actor__broker_ready(actor_ctx_t *ctx, int *err);
+int actor__broker_status(natsStatus s);
+bool actor__broker_enter(struct broker *b);
+void actor__broker_leave(struct broker *b);
+void actor__broker_unref(struct broker *b);
+void actor__bsub_unref(struct bsub *s);
+/* A refused caller gets one ACTOR_MSG_BROKER_WRITABLE later (lock held). */
+void actor__broker_wait_room(struct broker *b, actor_ref_t who);
+/* Every refused caller gets its notice now (lock held). */
+void actor__broker_notify_room(struct broker *b);
+/* Adds `r` to a set of references (once), or takes it out. */
+int actor__broker_ref_add(actor_ref_t **v, uint32_t *n, uint32_t *cap, actor_ref_t r);
+void actor__broker_ref_del(actor_ref_t *v, uint32_t *n, actor_ref_t r);
+/* 0 if `s` is a subject (wildcards only if `wild`), else -EINVAL. */
+int actor__broker_check_subject(const char *s, bool wild);
+/* 0 if `pub` may be published (subject, reply, headers, msg_id, sizes), else -EINVAL or
+ * -EMSGSIZE. */
+int actor__broker_check_pub(const actor_broker_pub_t *pub);
+/* A natsMsg for `pub`, with `reply` instead of pub->reply, and a Nats-Msg-Id if msg_id. */
+int actor__broker_msg_new(const actor_broker_pub_t *pub, const char *reply, natsMsg **out);
+/* The ACTOR_MSG_BROKER payload for a libnats message, in a new message of `type`. */
+int actor__broker_copy_msg(natsMsg *msg, uint32_t type, size_t before, actor_msg_t **out,
+                           actor_broker_msg_t **bm);
+
+/* js.c (broker.c calls it; it calls conn.c) */
+/* Opens a request of ctx's actor (actor__request_open) and publishes `pub` (checked) with the
+ * reply subject of a new record; a JetStream one is kept for its retries. `consumer`: the
+ * subscription of a consumer being created, which ends if the creation fails. */
+int actor__broker_request_send(actor_ctx_t *ctx, struct broker *b, enum breq_kind kind,
+                               const actor_broker_pub_t *pub, const actor_request_opts_t *opts,
+                               struct bsub *consumer, actor_request_t *out);
+/* 0 if `s` is 1 to `max` letters, digits and characters of `extra`, else -EINVAL. */
+int actor__broker_check_name(const char *s, const char *extra, size_t max);
+int actor__broker_js_start(struct broker *b);
+/* The connection has closed (for good): every request in flight ends (lock not held). */
+void actor__broker_js_closed(struct broker *b);
+/* sys_fini: stops the retry thread and frees what is left (lock not held). */
+void actor__broker_js_stop(struct broker *b);
+
+#endif /* ACTOR_BROKER_H */
