@@ -152,7 +152,8 @@ static int split_servers(const char *list, char ***out, int *n)
 
 int actor_broker_connect(actor_system_t *sys, const actor_broker_opts_t *o)
 {
-	if (sys == NULL || o == NULL || o->servers == NULL || o->pending_max > INT32_MAX)
+	if (sys == NULL || o == NULL || o->servers == NULL || o->pending_max > INT32_MAX ||
+	    (o->write_at_once != 0 && o->write_at_once != 1))
 		return -EINVAL;
 	if (actor__self_worker(sys) != NULL)
 		return -EDEADLK;
@@ -195,6 +196,8 @@ int actor_broker_connect(actor_system_t *sys, const actor_broker_opts_t *o)
 		                                                         : 8 * 1024 * 1024);
 	if (s == NATS_OK)
 		s = natsOptions_UseGlobalMessageDelivery(opts, true);
+	if (s == NATS_OK && o->write_at_once)
+		s = natsOptions_SetSendAsap(opts, true);
 	if (s == NATS_OK)
 		s = natsOptions_SetDisconnectedCB(opts, on_disconnected, b);
 	if (s == NATS_OK)
