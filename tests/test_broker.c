@@ -1059,6 +1059,10 @@ START_TEST(bad_calls_get_clear_errors_and_change_nothing)
 	ck_assert_int_eq(actor_broker_connect(sys, &o), -EINVAL); /* no servers */
 	o.servers = ",";
 	ck_assert_int_eq(actor_broker_connect(sys, &o), -EINVAL);
+	o.servers = "nats://a:1, ,nats://b:2";
+	ck_assert_int_eq(actor_broker_connect(sys, &o), -EINVAL);
+	o.servers = "nats://a b:1";
+	ck_assert_int_eq(actor_broker_connect(sys, &o), -EINVAL);
 	ck_assert_int_eq(actor_broker_close(sys, 0), -ENOTCONN);
 	ck_assert_int_eq(actor_broker_stream_add(sys, "S", "s", 1, 0, 0), -ENOTCONN);
 	run_in_actor(sys, NULL, not_connected, NULL);
@@ -1072,9 +1076,15 @@ START_TEST(bad_calls_get_clear_errors_and_change_nothing)
 	ck_assert_int_eq(actor_broker_connect(sys, &o), -ECONNREFUSED);
 	actor_system_free(sys);
 
+	/* Spaces around the servers of a list are dropped (a regression: the first server's
+	 * string was freed from inside its copy). */
 	struct nats_srv srv = {0};
-	sys = broker_system(&srv, NULL);
-	o = (actor_broker_opts_t){.servers = srv.url};
+	nats_start(&srv);
+	sys = system_new(2);
+	char list[160];
+	snprintf(list, sizeof(list), "  %s , nats://127.0.0.1:1 ", srv.url);
+	o = (actor_broker_opts_t){.servers = list};
+	ck_assert_int_eq(actor_broker_connect(sys, &o), 0);
 	ck_assert_int_eq(actor_broker_connect(sys, &o), -EALREADY);
 	run_in_actor(sys, NULL, misuse_in_actor, NULL);
 	run_in_actor(sys, NULL, connect_from_worker, srv.url);

@@ -113,43 +113,6 @@ static void on_closed(natsConnection *nc, void *closure)
  * Connecting and closing
  */
 
-static int split_servers(const char *list, char ***out, int *n)
-{
-	char *copy = strdup(list);
-	if (copy == NULL)
-		return -ENOMEM;
-	int cap = 1;
-	for (const char *p = list; *p; p++)
-		cap += *p == ',';
-	char **v = calloc((size_t)cap, sizeof(*v));
-	if (v == NULL) {
-		free(copy);
-		return -ENOMEM;
-	}
-	int k = 0;
-	for (char *save, *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		while (*tok == ' ')
-			tok++;
-		size_t l = strlen(tok);
-		while (l > 0 && tok[l - 1] == ' ')
-			tok[--l] = '\0';
-		if (l == 0 || strchr(tok, ' ') != NULL) {
-			free(copy);
-			free(v);
-			return -EINVAL;
-		}
-		v[k++] = tok;
-	}
-	if (k == 0) {
-		free(copy);
-		free(v);
-		return -EINVAL;
-	}
-	*out = v; /* v[0] is `copy` itself: freeing it frees the strings */
-	*n = k;
-	return 0;
-}
-
 int actor_broker_connect(actor_system_t *sys, const actor_broker_opts_t *o)
 {
 	if (sys == NULL || o == NULL || o->servers == NULL || o->pending_max > INT32_MAX ||
@@ -158,15 +121,15 @@ int actor_broker_connect(actor_system_t *sys, const actor_broker_opts_t *o)
 	if (actor__self_worker(sys) != NULL)
 		return -EDEADLK;
 	struct broker *b = actor__broker_of(sys);
-	char **servers;
+	char *copy, **servers;
 	int nservers;
-	int rc = split_servers(o->servers, &servers, &nservers);
+	int rc = actor__broker_split(o->servers, &copy, &servers, &nservers);
 	if (rc < 0)
 		return rc;
 	pthread_mutex_lock(&b->lock);
 	if (b->ever) {
 		pthread_mutex_unlock(&b->lock);
-		free(servers[0]);
+		free(copy);
 		free(servers);
 		return -EALREADY;
 	}
@@ -204,7 +167,7 @@ int actor_broker_connect(actor_system_t *sys, const actor_broker_opts_t *o)
 		s = natsOptions_SetReconnectedCB(opts, on_reconnected, b);
 	if (s == NATS_OK)
 		s = natsOptions_SetClosedCB(opts, on_closed, b);
-	free(servers[0]);
+	free(copy);
 	free(servers);
 	if (s != NATS_OK) {
 		natsOptions_Destroy(opts);
@@ -257,14 +220,10 @@ static bool wait_refs(struct broker *b, unsigned ms)
 
 int actor_broker_close(actor_system_t *sys, uint32_t timeout_ms)
 {
-	if (sys == NULL)
-		return -EINVAL;
-	if (actor__self_worker(sys) != NULL)
-		return -EDEADLK;
-	struct broker *b = actor__broker_of(sys);
-	int st = atomic_load_explicit(&b->state, memory_order_acquire);
-	if (st == BROKER_NONE || st == BROKER_CLOSED)
-		return -ENOTCONN;
+	struct broker *b;
+	int rc = actor__broker_outside(sys, &b);
+	if (rc < 0)
+		return rc;
 	if (timeout_ms > 0)
 		(void)natsConnection_FlushTimeout(b->nc, timeout_ms);
 	natsConnection_Close(b->nc);

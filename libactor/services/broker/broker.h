@@ -127,6 +127,12 @@ void actor__broker_notify_room(struct broker *b);
 /* Adds `r` to a set of references (once), or takes it out. */
 int actor__broker_ref_add(actor_ref_t **v, uint32_t *n, uint32_t *cap, actor_ref_t r);
 void actor__broker_ref_del(actor_ref_t *v, uint32_t *n, actor_ref_t r);
+/* For the calls made outside the pool: *out, the system's broker if it is connected (or
+ * reconnecting). -EINVAL: NULL sys; -EDEADLK: on a worker; -ENOTCONN. */
+int actor__broker_outside(actor_system_t *sys, struct broker **out);
+/* Splits a comma-separated list (spaces around items dropped; an empty item or one with a space
+ * inside: -EINVAL): *out[0 .. *n) point into *copy; the caller frees both. -ENOMEM. */
+int actor__broker_split(const char *list, char **copy, char ***out, int *n);
 /* 0 if `s` is a subject (wildcards only if `wild`), else -EINVAL. */
 int actor__broker_check_subject(const char *s, bool wild);
 /* 0 if `pub` may be published (subject, reply, headers, msg_id, sizes), else -EINVAL or

@@ -299,3 +299,54 @@ const char *actor_broker_header(const actor_broker_msg_t *m, const char *name)
 	}
 	return NULL;
 }
+
+int actor__broker_split(const char *list, char **copy, char ***out, int *n)
+{
+	char *c = strdup(list);
+	if (c == NULL)
+		return -ENOMEM;
+	int cap = 1;
+	for (const char *p = list; *p; p++)
+		cap += *p == ',';
+	char **v = calloc((size_t)cap, sizeof(*v));
+	if (v == NULL) {
+		free(c);
+		return -ENOMEM;
+	}
+	int k = 0;
+	for (char *save, *tok = strtok_r(c, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		while (*tok == ' ')
+			tok++;
+		size_t l = strlen(tok);
+		while (l > 0 && tok[l - 1] == ' ')
+			tok[--l] = '\0';
+		if (l == 0 || strchr(tok, ' ') != NULL) {
+			k = 0;
+			break;
+		}
+		v[k++] = tok;
+	}
+	if (k == 0) {
+		free(c);
+		free(v);
+		return -EINVAL;
+	}
+	*copy = c;
+	*out = v;
+	*n = k;
+	return 0;
+}
+
+int actor__broker_outside(actor_system_t *sys, struct broker **out)
+{
+	if (sys == NULL)
+		return -EINVAL;
+	if (actor__self_worker(sys) != NULL)
+		return -EDEADLK;
+	struct broker *b = actor__broker_of(sys);
+	int st = atomic_load_explicit(&b->state, memory_order_acquire);
+	if (st == BROKER_NONE || st == BROKER_CLOSED)
+		return -ENOTCONN;
+	*out = b;
+	return 0;
+}

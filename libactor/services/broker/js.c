@@ -550,20 +550,6 @@ void actor__broker_js_stop(struct broker *b)
  * Setting JetStream up (blocking, outside the pool)
  */
 
-static int setup_ready(actor_system_t *sys, struct broker **out)
-{
-	if (sys == NULL)
-		return -EINVAL;
-	if (actor__self_worker(sys) != NULL)
-		return -EDEADLK;
-	struct broker *b = actor__broker_of(sys);
-	int st = atomic_load_explicit(&b->state, memory_order_acquire);
-	if (st == BROKER_NONE || st == BROKER_CLOSED)
-		return -ENOTCONN;
-	*out = b;
-	return 0;
-}
-
 static int js_error(natsStatus s, jsErrCode code, const char *what, const char *name)
 {
 	if (s == NATS_OK)
@@ -586,34 +572,23 @@ int actor_broker_stream_add(actor_system_t *sys, const char *name, const char *s
                             unsigned replicas, uint32_t dedup_window_ms, uint64_t max_age_ms)
 {
 	struct broker *b;
-	int rc = setup_ready(sys, &b);
+	int rc = actor__broker_outside(sys, &b);
 	if (rc < 0)
 		return rc;
 	if (actor__broker_check_name(name, "-_", 64) < 0 || subjects == NULL || replicas < 1 ||
 	    replicas > 5 || max_age_ms > INT64_MAX / 1000000)
 		return -EINVAL;
-	char **subj;
-	int nsubj = 0;
-	char *copy = strdup(subjects);
-	subj = calloc(strlen(subjects) / 2 + 2, sizeof(*subj));
-	if (copy == NULL || subj == NULL) {
-		free(copy);
-		free(subj);
-		return -ENOMEM;
-	}
-	for (char *save, *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-		if (actor__broker_check_subject(t, true) < 0) {
+	char *copy, **subj;
+	int nsubj;
+	rc = actor__broker_split(subjects, &copy, &subj, &nsubj);
+	if (rc < 0)
+		return rc;
+	for (int i = 0; i < nsubj; i++)
+		if (actor__broker_check_subject(subj[i], true) < 0) {
 			free(copy);
 			free(subj);
 			return -EINVAL;
 		}
-		subj[nsubj++] = t;
-	}
-	if (nsubj == 0) {
-		free(copy);
-		free(subj);
-		return -EINVAL;
-	}
 	jsStreamConfig cfg;
 	jsStreamConfig_Init(&cfg);
 	cfg.Name = name;
@@ -638,7 +613,7 @@ int actor_broker_stream_add(actor_system_t *sys, const char *name, const char *s
 int actor_broker_kv_add(actor_system_t *sys, const char *bucket, unsigned replicas)
 {
 	struct broker *b;
-	int rc = setup_ready(sys, &b);
+	int rc = actor__broker_outside(sys, &b);
 	if (rc < 0)
 		return rc;
 	if (actor__broker_check_name(bucket, "-_", 64) < 0 || replicas < 1 || replicas > 5)
