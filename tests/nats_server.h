@@ -6,9 +6,12 @@
 #ifndef TESTS_NATS_SERVER_H
 #define TESTS_NATS_SERVER_H
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -19,6 +22,7 @@ struct nats_srv {
 	int port; /* 0 until it has started once */
 	char dir[64];
 	char url[64];
+	char conf[96]; /* a cluster node's configuration file (nats_cluster_start), or "" */
 };
 
 static inline const char *nats_server_path(void)
@@ -77,8 +81,12 @@ static inline void nats_start(struct nats_srv *s)
 	if (pid == 0) {
 		/* The server goes with the test process that started it, however that ends. */
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		execl(bin, bin, "-js", "-a", "127.0.0.1", "-p", port, "-sd", s->dir,
-		      "--ports_file_dir", s->dir, "-l", log, (char *)NULL);
+		if (s->conf[0] != '\0')
+			execl(bin, bin, "-c", s->conf, "--ports_file_dir", s->dir, "-l", log,
+			      (char *)NULL);
+		else
+			execl(bin, bin, "-js", "-a", "127.0.0.1", "-p", port, "-sd", s->dir,
+			      "--ports_file_dir", s->dir, "-l", log, (char *)NULL);
 		_exit(127);
 	}
 	s->pid = pid;
@@ -119,6 +127,62 @@ static inline void nats_free(struct nats_srv *s)
 			fprintf(stderr, "could not remove %s\n", s->dir);
 	}
 	s->dir[0] = '\0';
+}
+
+/* A free TCP port of 127.0.0.1 (the kernel's pick; free when asked, as good as that gets). */
+static inline int nats_free_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(a);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
+/* Three servers with JetStream, clustered on 127.0.0.1; `urls` lists their client URLs. */
+struct nats_cluster {
+	struct nats_srv node[3];
+	char urls[200];
+};
+
+static inline void nats_cluster_start(struct nats_cluster *c)
+{
+	int port[3], route[3];
+	for (int i = 0; i < 3; i++) {
+		port[i] = nats_free_port();
+		route[i] = nats_free_port();
+	}
+	c->urls[0] = '\0';
+	for (int i = 0; i < 3; i++) {
+		struct nats_srv *s = &c->node[i];
+		snprintf(s->dir, sizeof(s->dir), "/tmp/libactor-nats-XXXXXX");
+		ck_assert_ptr_nonnull(mkdtemp(s->dir));
+		snprintf(s->conf, sizeof(s->conf), "%s/n.conf", s->dir);
+		FILE *f = fopen(s->conf, "w");
+		ck_assert_ptr_nonnull(f);
+		fprintf(
+		    f,
+		    "server_name: n%d\nlisten: 127.0.0.1:%d\njetstream { store_dir: \"%s/js\" }\n"
+		    "cluster {\n  name: c1\n  listen: 127.0.0.1:%d\n  routes: [\n",
+		    i + 1, port[i], s->dir, route[i]);
+		for (int j = 0; j < 3; j++)
+			fprintf(f, "    nats-route://127.0.0.1:%d\n", route[j]);
+		fprintf(f, "  ]\n}\n");
+		fclose(f);
+		s->port = port[i];
+		nats_start(s);
+		snprintf(c->urls + strlen(c->urls), sizeof(c->urls) - strlen(c->urls), "%s%s",
+		         i ? "," : "", s->url);
+	}
+}
+
+static inline void nats_cluster_free(struct nats_cluster *c)
+{
+	for (int i = 0; i < 3; i++)
+		nats_free(&c->node[i]);
 }
 
 #endif /* TESTS_NATS_SERVER_H */

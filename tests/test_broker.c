@@ -13,6 +13,10 @@
 
 #include <sys/prctl.h>
 
+#ifdef TEST_NATS_CLIENT
+#include <nats/nats.h>
+#endif
+
 #include "nats_server.h"
 
 #define T_GO 1
@@ -1106,6 +1110,159 @@ START_TEST(bad_calls_get_clear_errors_and_change_nothing)
 }
 END_TEST
 
+/* ---------------------------------------------------------------------------------------------
+ * A three-server cluster: the stream's leader dies in the middle of publishing
+ */
+
+#ifdef TEST_NATS_CLIENT
+
+#define SPLIT_N 3000
+#define SPLIT_WINDOW 64
+#define SPLIT_KILL_AT 500
+
+struct splitter {
+	uint64_t seq[SPLIT_N];
+	int32_t error[SPLIT_N];
+	actor_request_t ids[SPLIT_N];
+	uint64_t sent;
+	atomic_ullong acked; /* answers so far: the test's progress */
+	unsigned bad;
+	int rc;
+};
+
+static void split_send(actor_ctx_t *ctx, struct splitter *sp)
+{
+	uint64_t i = sp->sent++;
+	char id[32];
+	snprintf(id, sizeof(id), "m-%llu", (unsigned long long)i);
+	actor_broker_pub_t pub = {.subject = "chan.z", .data = &i, .len = sizeof(i), .msg_id = id};
+	actor_request_opts_t o = {.tag = i, .timeout_ns = 60000000000ull};
+	int rc = actor_broker_js_publish(ctx, &pub, &o, &sp->ids[i]);
+	if (rc != 0)
+		sp->rc = rc;
+}
+
+static void splitter_behavior(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	struct splitter *sp = state;
+	if (msg->type == T_GO) {
+		while (sp->sent < SPLIT_WINDOW)
+			split_send(ctx, sp);
+		return;
+	}
+	const actor_reply_t *r = reply_of(msg);
+	actor_broker_ack_t a = ack_of(msg);
+	uint64_t i = r->tag;
+	if (i >= SPLIT_N || r->request.id != sp->ids[i].id || sp->error[i] != 1) {
+		sp->bad++;
+	} else {
+		sp->error[i] = a.error;
+		sp->seq[i] = a.seq;
+	}
+	if (atomic_fetch_add(&sp->acked, 1) + 1 == SPLIT_N) {
+		actor_exit(ctx, ACTOR_REASON_NORMAL);
+		return;
+	}
+	if (sp->sent < SPLIT_N)
+		split_send(ctx, sp);
+}
+
+/* The stream's leader, by libnats directly: "n1" to "n3". */
+static int stream_leader(const char *urls, char *out, size_t cap)
+{
+	natsConnection *nc = NULL;
+	jsCtx *js = NULL;
+	jsStreamInfo *si = NULL;
+	int rc = -1;
+	if (natsConnection_ConnectTo(&nc, urls) == NATS_OK &&
+	    natsConnection_JetStream(&js, nc, NULL) == NATS_OK &&
+	    js_GetStreamInfo(&si, js, "CHAN", NULL, NULL) == NATS_OK && si->Cluster != NULL &&
+	    si->Cluster->Leader != NULL) {
+		snprintf(out, cap, "%s", si->Cluster->Leader);
+		rc = 0;
+	}
+	if (si != NULL)
+		jsStreamInfo_Destroy(si);
+	if (js != NULL)
+		jsCtx_Destroy(js);
+	if (nc != NULL)
+		natsConnection_Destroy(nc);
+	return rc;
+}
+
+static uint64_t stream_msgs(const char *urls)
+{
+	natsConnection *nc = NULL;
+	jsCtx *js = NULL;
+	jsStreamInfo *si = NULL;
+	uint64_t n = UINT64_MAX;
+	if (natsConnection_ConnectTo(&nc, urls) == NATS_OK &&
+	    natsConnection_JetStream(&js, nc, NULL) == NATS_OK &&
+	    js_GetStreamInfo(&si, js, "CHAN", NULL, NULL) == NATS_OK)
+		n = si->State.Msgs;
+	if (si != NULL)
+		jsStreamInfo_Destroy(si);
+	if (js != NULL)
+		jsCtx_Destroy(js);
+	if (nc != NULL)
+		natsConnection_Destroy(nc);
+	return n;
+}
+
+START_TEST(no_acknowledged_publish_is_lost_when_the_stream_leader_is_killed)
+{
+	struct nats_cluster c = {0};
+	nats_cluster_start(&c);
+	actor_system_t *sys = system_new(2);
+	actor_broker_opts_t o = {.servers = c.urls, .reconnect_wait_ms = 100};
+	ck_assert_int_eq(actor_broker_connect(sys, &o), 0);
+	/* The cluster elects its JetStream leader first: until then the stream cannot be made. */
+	int rc;
+	double end = now_sec() + TEST_WATCHDOG_STRESS * test_scale();
+	while ((rc = actor_broker_stream_add(sys, "CHAN", "chan.>", 3, 0, 0)) != 0 &&
+	       now_sec() < end)
+		sleep_ms(100);
+	ck_assert_msg(rc == 0, "stream_add R3: %s", strerror(-rc));
+	static struct splitter sp;
+	for (unsigned i = 0; i < SPLIT_N; i++)
+		sp.error[i] = 1; /* not answered */
+	actor_ref_t a = spawn_on(sys, 0, splitter_behavior, &sp);
+	send_ok(sys, a, T_GO, NULL, 0);
+	assert_eventually(atomic_load(&sp.acked) >= SPLIT_KILL_AT, TEST_WATCHDOG_STRESS);
+	char leader[16];
+	ck_assert_int_eq(stream_leader(c.urls, leader, sizeof(leader)), 0);
+	int victim = leader[1] - '1';
+	ck_assert(victim >= 0 && victim < 3);
+	nats_stop(&c.node[victim], true);
+	struct watchdog wd;
+	watchdog_start_progress(&wd, sys, TEST_WATCHDOG_STRESS, "publishing through the split",
+	                        &sp.acked);
+	ck_assert_int_eq(actor_system_run(sys), 0);
+	ck_assert(!watchdog_stop(&wd));
+	ck_assert_int_eq(sp.rc, 0);
+	ck_assert_uint_eq(sp.bad, 0);
+	/* Every publish acknowledged, each with a sequence of its own: 1..SPLIT_N once each. */
+	static uint8_t seen[SPLIT_N + 1];
+	for (unsigned i = 0; i < SPLIT_N; i++) {
+		ck_assert_msg(sp.error[i] == 0, "publish %u: %d", i, sp.error[i]);
+		ck_assert_uint_ge(sp.seq[i], 1);
+		ck_assert_uint_le(sp.seq[i], SPLIT_N);
+		ck_assert_uint_eq(seen[sp.seq[i]]++, 0);
+	}
+	/* And the survivors hold exactly those: none lost, none stored twice. */
+	char survivors[200] = "";
+	for (int i = 0; i < 3; i++)
+		if (i != victim)
+			snprintf(survivors + strlen(survivors),
+			         sizeof(survivors) - strlen(survivors), "%s%s",
+			         survivors[0] ? "," : "", c.node[i].url);
+	ck_assert_uint_eq(stream_msgs(survivors), SPLIT_N);
+	actor_system_free(sys);
+	nats_cluster_free(&c);
+}
+END_TEST
+#endif /* TEST_NATS_CLIENT */
+
 static Suite *broker_suite(void)
 {
 	Suite *s = suite_create("broker");
@@ -1129,6 +1286,11 @@ static Suite *broker_suite(void)
 	               a_server_crash_is_reported_publishes_are_refused_then_resume_with_a_notice);
 	tcase_add_test(tc, bad_calls_get_clear_errors_and_change_nothing);
 	suite_add_tcase(s, tc);
+#ifdef TEST_NATS_CLIENT
+	TCase *cluster = tcase_new("cluster", TEST_TIMEOUT_STRESS);
+	tcase_add_test(cluster, no_acknowledged_publish_is_lost_when_the_stream_leader_is_killed);
+	suite_add_tcase(s, cluster);
+#endif
 	return s;
 }
 
