@@ -201,6 +201,7 @@ class Bed:
         """SIGKILL, and the exit status collected: when this returns, the process is gone."""
         if proc is None or proc.returncode is not None:
             return
+        proc.killed = True  # by us: a server found dead without this crashed
         try:
             proc.send_signal(signal.SIGKILL)
         except ProcessLookupError:
@@ -348,6 +349,31 @@ class Bed:
     async def chat_restart(self, h, timeout):
         await self.kill(h.chat)
         await self.chat_start(h, timeout)
+
+    def crashed(self):
+        """[(what, process)] of the servers that exited without being killed by us; each is
+        listed once (then counted as killed)."""
+        out = []
+        for h in self.hosts:
+            for what, proc in (("chat-" + h.name, h.chat), (h.nats_name, h.nats)):
+                if proc is not None and proc.returncode is not None \
+                        and not getattr(proc, "killed", False):
+                    proc.killed = True
+                    out.append((what, proc))
+        return out
+
+    async def chat_stop(self, h, timeout):
+        """SIGTERM to h's chat server, which then stops in order; returns its exit status
+        (None if it had not exited within timeout, when it is killed)."""
+        if h.chat is None or h.chat.returncode is not None:
+            return h.chat.returncode if h.chat else None
+        h.chat.killed = True
+        h.chat.send_signal(signal.SIGTERM)
+        try:
+            return await asyncio.wait_for(h.chat.wait(), timeout)
+        except asyncio.TimeoutError:
+            await self.kill(h.chat)
+            return None
 
     async def stop_all(self):
         for h in self.hosts:

@@ -6,7 +6,8 @@ any failed.
 
   bed       the NATS nodes are healthy and agree on the JetStream meta leader; an R3 stream
             takes an acknowledged message and every node reports it; each chat host answers
-            registration on its own address with its own server name.
+            registration on its own address with its own server name; at the end, each chat
+            server exits 0 on SIGTERM; a server that exits by itself is a failure.
   channel   3 clients per host join one channel: each learns of each other member exactly
             once (in the NAMES of its JOIN or by a JOIN line); each sends LINES numbered lines,
             and each member gets every other member's lines exactly once, per sender in order,
@@ -788,6 +789,7 @@ async def run_scenario(run, name, variant):
     finally:
         await close_all(sc.clients)
     sc.report(error)
+    check_crashes(run)
     # A scenario that killed a server restarts it, even after a failure.
     for h in run.bed.hosts:
         try:
@@ -797,6 +799,26 @@ async def run_scenario(run, name, variant):
                 await run.bed.nats_restart(h, run.wait)
         except BedError as e:
             print("cluster: could not restart %s: %s" % (h.name, e), flush=True)
+
+
+def check_crashes(run):
+    """A server that exited without being killed by the test is a failure of its own."""
+    for what, proc in run.bed.crashed():
+        print("FAIL %s exited by itself (status %s); its log ends:\n%s" % (
+            what, proc.returncode, run.bed.log_tail(what)), flush=True)
+        run.failed += 1
+
+
+async def bed_stop(run):
+    """Each chat server, told to stop (SIGTERM), exits 0: it survived the run, stopped in
+    order, and (under AddressSanitizer) leaked nothing."""
+    sc = Scenario(run, "bed/stop", run.bed.hosts)
+    check_crashes(run)
+    status = {h.name: await run.bed.chat_stop(h, max(run.wait, 10)) for h in run.bed.hosts}
+    bad = ["%s exited with %s; its log ends:\n%s" % (n, st, run.bed.log_tail("chat-" + n))
+           for n, st in status.items() if st != 0]
+    sc.ratio("chat servers exiting 0 on SIGTERM", len(status) - len(bad), len(status))
+    sc.report(Failed("a chat server did not stop cleanly", bad) if bad else None)
 
 
 def has_cluster_option(chat_server):
@@ -837,6 +859,7 @@ async def main():
             for name in a.scenarios.split():
                 for variant in a.variants.split():
                     await run_scenario(run, name, variant)
+            await bed_stop(run)
     except BedError as e:
         print("FAIL bed: %s" % e, flush=True)
         run.failed += 1
