@@ -146,6 +146,8 @@ class Nats:
                                             headers)
         except asyncio.TimeoutError:
             return {"error": {"code": 408, "description": "no answer in %.1f s" % timeout}}
+        except (BedError, OSError) as e:
+            return {"error": {"code": 0, "description": str(e)}}
         if head.startswith("NATS/1.0 503"):
             return {"error": {"code": 503, "description": "no responders"}}
         try:
