@@ -11,8 +11,8 @@
 #             10.213.77.1, .2, .3 for the hosts h1, h2, h3, 10.213.77.100 for the clients,
 #             on 10.213.77.0/24, the only network those namespaces have (no route out, IPv6
 #             off). Every host listens on the same ports: NATS 4222 (clients), 6222 (routes),
-#             8222 (monitoring), chat 6667. Nothing is added to the namespace the test started
-#             in, so `ip link` there is unchanged.
+#             8222 (monitoring), chat 6667. No interface, address or route is added to the
+#             namespace the test started in, so `ip link` there is unchanged.
 #   loopback  when namespaces cannot be made (no privilege): the three hosts are 127.0.0.1,
 #             told apart by port, twelve free ports picked at start.
 # CLUSTER_MODE=netns or loopback forces one (netns then fails if namespaces cannot be made);
