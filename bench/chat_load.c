@@ -2,11 +2,14 @@
  * IRC server: the libactor chat server, ngircd, InspIRCd (bench/chat_compare.sh runs them all).
  *
  * Usage: bench/chat_load --port P [--host 127.0.0.1] [--mode broadcast|paced|idle]
+ *          [--servers ADDR:PORT,ADDR:PORT,...]
  *          [--clients N] [--channels K] [--messages M] [--rate LINES_PER_S]
  *          [--server-pid PID] [--impl NAME] [--name NAME] [--password P]
  *          [--setup 'LINE'] ... [--window W] [--timeout S] [--connect-batch B]
  *
  * N clients connect and register (NICK, USER); unless idle, client i joins channel i % K.
+ * --servers spreads them over several servers (one network, say the hosts of a cluster):
+ * client i connects to server i % S; it replaces --host and --port.
  *   broadcast: every client sends M lines to its channel as fast as the server takes them
  *              (at most W lines per receiver in flight, so no client becomes a slow reader);
  *              RESULT name=chat_broadcast_c<N> metric=deliveries_per_s
@@ -46,6 +49,7 @@
 
 #define CONNECT_BATCH 256 /* connections registering at once (--connect-batch) */
 #define MAX_SETUP 8
+#define MAX_SERVERS 16
 
 enum mode { BROADCAST, PACED, IDLE };
 enum state { CONNECTING, REGISTERING, JOINING, READY, DEAD };
@@ -58,6 +62,8 @@ struct opts {
 	double rate, timeout;
 	int server_pid;
 	enum mode mode;
+	struct sockaddr_in servers[MAX_SERVERS]; /* --servers, or --host and --port */
+	unsigned nservers;
 };
 
 struct lc {
@@ -171,9 +177,7 @@ static void putf(unsigned i, const char *fmt, ...)
 
 static void open_client(unsigned i)
 {
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)o.port)};
-	if (inet_pton(AF_INET, o.host, &a.sin_addr) != 1)
-		die("--host must be a numeric IPv4 address");
+	struct sockaddr_in a = o.servers[i % o.nservers];
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		die("socket failed (raise the descriptor limit?)");
@@ -582,6 +586,7 @@ static void usage(void)
 {
 	fprintf(stderr,
 	        "usage: chat_load --port P [--host 127.0.0.1] [--mode broadcast|paced|idle]\n"
+	        "         [--servers ADDR:PORT,ADDR:PORT,...]\n"
 	        "         [--clients N] [--channels K] [--messages M] [--rate LINES_PER_S]\n"
 	        "         [--server-pid PID] [--impl NAME] [--name NAME] [--password P]\n"
 	        "         [--setup LINE]... [--window W] [--timeout S] [--connect-batch B]\n");
@@ -608,8 +613,10 @@ static void parse(int argc, char **argv)
 	    {"impl", 1, NULL, 'i'},          {"name", 1, NULL, 'N'},
 	    {"password", 1, NULL, 'w'},      {"setup", 1, NULL, 's'},
 	    {"window", 1, NULL, 'W'},        {"timeout", 1, NULL, 't'},
-	    {"connect-batch", 1, NULL, 'b'}, {NULL, 0, NULL, 0}};
+	    {"connect-batch", 1, NULL, 'b'}, {"servers", 1, NULL, 'S'},
+	    {NULL, 0, NULL, 0}};
 	int ch;
+	const char *servers = NULL;
 	while ((ch = getopt_long(argc, argv, "", longs, NULL)) != -1) {
 		switch (ch) {
 		case 'h':
@@ -666,9 +673,33 @@ static void parse(int argc, char **argv)
 		case 'b':
 			o.batch = (unsigned)num(optarg, 100000);
 			break;
+		case 'S':
+			servers = optarg;
+			break;
 		default:
 			usage();
 		}
+	}
+	if (servers != NULL) {
+		char buf[1024];
+		snprintf(buf, sizeof(buf), "%s", servers);
+		for (char *save, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+			char *colon = strrchr(t, ':');
+			struct sockaddr_in a = {.sin_family = AF_INET};
+			if (colon == NULL || o.nservers == MAX_SERVERS)
+				usage();
+			*colon = '\0';
+			if (inet_pton(AF_INET, t, &a.sin_addr) != 1)
+				die("--servers: each must be a numeric IPv4 address and a port");
+			a.sin_port = htons((uint16_t)num(colon + 1, 65535));
+			o.servers[o.nservers++] = a;
+		}
+		o.port = o.nservers > 0 ? 1 : 0; /* taken from the list */
+	} else if (o.port != 0) {
+		struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)o.port)};
+		if (inet_pton(AF_INET, o.host, &a.sin_addr) != 1)
+			die("--host must be a numeric IPv4 address");
+		o.servers[o.nservers++] = a;
 	}
 	if (o.port == 0 || o.clients == 0 || o.channels == 0 || o.window == 0 || o.batch == 0 ||
 	    (o.mode != IDLE && (o.clients < 2 || o.messages == 0)) ||
