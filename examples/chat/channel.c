@@ -49,6 +49,7 @@ void chan_free(struct chan *c)
 	free(c->wl);
 	free(c->topic);
 	irc_buf_free(&c->out);
+	chan_cl_free(c);
 	free(c);
 }
 
@@ -235,6 +236,12 @@ static void broadcast_line(struct chan *c, struct chat_env *e, actor_ref_t exclu
 	}
 }
 
+void chan_broadcast_text(struct chan *c, struct chat_env *e, actor_ref_t exclude, uint64_t dedup,
+                         const char *text, size_t len)
+{
+	broadcast_line(c, e, exclude, dedup, text, len);
+}
+
 void chan_broadcast(struct chan *c, struct chat_env *e, actor_ref_t exclude, uint64_t dedup,
                     const char *fmt, ...)
 {
@@ -322,6 +329,22 @@ void chan_send_info(struct chan *c, struct chat_env *e)
 	chat_send(e, chat_registry_for(c->srv, c->name), m);
 }
 
+void chan_names_add(struct chan *c, const struct cm_req *q, const char *head, size_t hl, char *line,
+                    size_t *len, const char *pfx, const struct irc_who *who)
+{
+	char name[IRC_NICKLEN + IRC_USERLEN + IRC_HOSTLEN + 3];
+	if (q->who.caps & CAP_USERHOST_IN_NAMES)
+		snprintf(name, sizeof(name), WHO_FMT, WHO_ARGS(who));
+	else
+		snprintf(name, sizeof(name), "%s", who->nick);
+	size_t need = strlen(pfx) + strlen(name) + 1;
+	if (*len > 0 && hl + *len + need > 510) {
+		irc_buf_linef(&c->out, "%s%.*s", head, (int)*len, line);
+		*len = 0;
+	}
+	*len += (size_t)snprintf(line + *len, 512 - *len, "%s%s%s", *len ? " " : "", pfx, name);
+}
+
 static void names_reply(struct chan *c, const struct cm_req *q, bool member)
 {
 	bool end = !(q->op == OP_NAMES && q->tag == 1);
@@ -340,20 +363,10 @@ static void names_reply(struct chan *c, const struct cm_req *q, bool member)
 		const struct member *m = c->mem[i];
 		if (m->who.invisible && !member)
 			continue;
-		const char *pfx = chat_prefix(m->flags, q->who.caps);
-		char name[IRC_NICKLEN + IRC_USERLEN + IRC_HOSTLEN + 3];
-		if (q->who.caps & CAP_USERHOST_IN_NAMES)
-			snprintf(name, sizeof(name), WHO_FMT, WHO_ARGS(&m->who));
-		else
-			snprintf(name, sizeof(name), "%s", m->who.nick);
-		size_t need = strlen(pfx) + strlen(name) + 1;
-		if (len > 0 && (size_t)hl + len + need > 510) {
-			irc_buf_linef(&c->out, "%s%.*s", head, (int)len, line);
-			len = 0;
-		}
-		len += (size_t)snprintf(line + len, sizeof(line) - len, "%s%s%s", len ? " " : "",
-		                        pfx, name);
+		chan_names_add(c, q, head, (size_t)hl, line, &len,
+		               chat_prefix(m->flags, q->who.caps), &m->who);
 	}
+	chan_cl_names(c, q, head, (size_t)hl, line, &len);
 	if (len > 0)
 		irc_buf_linef(&c->out, "%s%.*s", head, (int)len, line);
 	if (end)
@@ -391,6 +404,20 @@ static void joined(struct chan *c, struct chat_env *e, const struct cm_req *q, b
 		chat_answer(e, q, j);
 	}
 	irc_buf_reset(&c->out);
+}
+
+void chan_broadcast_join(struct chan *c, struct chat_env *e, actor_ref_t exclude, const char *plain,
+                         size_t plen, const char *ext, size_t elen)
+{
+	bool mixed = false;
+	for (uint32_t i = 0; i < c->n && !mixed; i++)
+		mixed = (c->mem[i]->who.caps & CAP_EXTENDED_JOIN) != 0;
+	if (!mixed) {
+		broadcast_line(c, e, exclude, 0, plain, plen);
+	} else {
+		broadcast_some(c, e, exclude, 0, CAP_EXTENDED_JOIN, 0, plain, plen);
+		broadcast_some(c, e, exclude, CAP_EXTENDED_JOIN, 0, 0, ext, elen);
+	}
 }
 
 static void op_join(struct chan *c, struct chat_env *e, const struct cm_req *q)
@@ -431,15 +458,8 @@ static void op_join(struct chan *c, struct chat_env *e, const struct cm_req *q)
 	                              WHO_ARGS(&q->who), c->name);
 	size_t elen = irc_format_line(ext, sizeof(ext), ":" WHO_FMT " JOIN %s * :%s",
 	                              WHO_ARGS(&q->who), c->name, q->who.real);
-	bool mixed = false;
-	for (uint32_t i = 0; i < c->n && !mixed; i++)
-		mixed = (c->mem[i]->who.caps & CAP_EXTENDED_JOIN) != 0;
-	if (!mixed) {
-		broadcast_line(c, e, q->from, 0, plain, plen);
-	} else {
-		broadcast_some(c, e, q->from, 0, CAP_EXTENDED_JOIN, 0, plain, plen);
-		broadcast_some(c, e, q->from, CAP_EXTENDED_JOIN, 0, 0, ext, elen);
-	}
+	chan_broadcast_join(c, e, q->from, plain, plen, ext, elen);
+	chan_cl_joined(c, e, &q->who, plain, plen, ext, elen);
 	if (q->who.away &&
 	    q->nargs > 1) /* away-notify: they learn at once that the joiner is away */
 		broadcast_cap(c, e, q->from, CAP_AWAY_NOTIFY, ":" WHO_FMT " AWAY :%s",
@@ -461,11 +481,13 @@ static void op_part(struct chan *c, struct chat_env *e, const struct cm_req *q, 
 		NUMERIC(c, q, "442", "%s :You're not on that channel", c->name);
 		return;
 	}
+	size_t at = c->out.len;
 	if (q->nargs > 0 && cm_req_arg(q, 0)[0] != '\0')
 		chan_broadcast_req(c, e, q, ":" WHO_FMT " PART %s :%s", WHO_ARGS(&m->who), c->name,
 		                   cm_req_arg(q, 0));
 	else
 		chan_broadcast_req(c, e, q, ":" WHO_FMT " PART %s", WHO_ARGS(&m->who), c->name);
+	chan_cl_left(c, e, 'P', &m->who, 0, "-", c->out.data + at, c->out.len - at);
 	del_member(c, m);
 	chan_send_info(c, e);
 }
@@ -474,8 +496,11 @@ static void op_quit(struct chan *c, struct chat_env *e, const struct cm_req *q, 
 {
 	if (m == NULL)
 		return;
-	chan_broadcast(c, e, m->ref, q->dedup, ":" WHO_FMT " QUIT :%s", WHO_ARGS(&m->who),
-	               cm_req_arg(q, 0));
+	char text[512];
+	size_t len = irc_format_line(text, sizeof(text), ":" WHO_FMT " QUIT :%s", WHO_ARGS(&m->who),
+	                             cm_req_arg(q, 0));
+	broadcast_line(c, e, m->ref, q->dedup, text, len);
+	chan_cl_left(c, e, 'Q', &m->who, q->dedup, "-", text, len);
 	del_member(c, m);
 	chan_send_info(c, e);
 }
@@ -484,8 +509,11 @@ static void op_nick(struct chan *c, struct chat_env *e, const struct cm_req *q, 
 {
 	if (m == NULL)
 		return;
-	chan_broadcast(c, e, m->ref, q->dedup, ":" WHO_FMT " NICK :%s", WHO_ARGS(&m->who),
-	               cm_req_arg(q, 0));
+	char text[512];
+	size_t len = irc_format_line(text, sizeof(text), ":" WHO_FMT " NICK :%s", WHO_ARGS(&m->who),
+	                             cm_req_arg(q, 0));
+	broadcast_line(c, e, m->ref, q->dedup, text, len);
+	chan_cl_left(c, e, 'N', &m->who, q->dedup, cm_req_arg(q, 0), text, len);
 	rename_member(c, m, cm_req_arg(q, 0));
 }
 
@@ -499,6 +527,19 @@ static void op_msg(struct chan *c, struct chat_env *e, const struct cm_req *q, s
 			NUMERIC(c, q, "404", "%s :Cannot send to channel", c->name);
 		return;
 	}
+	/* Across hosts, a line is stored in the stream before anyone sees it (chanlink.c);
+	 * TAGMSG and STATUSMSG stay on this host. */
+	if (kind != MSG_TAGMSG && (q->nargs < 2 || cm_req_arg(q, 1)[0] == '\0') &&
+	    chan_cl_msg(c, e, (struct cm_req *)q)) {
+		c->handed_off = true;
+		return;
+	}
+	chan_msg_deliver(c, e, q);
+}
+
+void chan_msg_deliver(struct chan *c, struct chat_env *e, const struct cm_req *q)
+{
+	unsigned kind = (unsigned)q->tag;
 	/* STATUSMSG: "@#chan" reaches the operators, "+#chan" the voiced and the operators. */
 	const char *status = q->nargs > 1 ? cm_req_arg(q, 1) : "";
 	unsigned flags = status[0] == '@' ? M_OP : status[0] == '+' ? M_OP | M_VOICE : 0;
@@ -601,8 +642,10 @@ static void op_kick(struct chan *c, struct chat_env *e, const struct cm_req *q, 
 			NUMERIC(c, q, "441", "%s %s :They aren't on that channel", nick, c->name);
 			continue;
 		}
+		size_t at = c->out.len;
 		chan_broadcast_req(c, e, q, ":" WHO_FMT " KICK %s %s :%.*s", WHO_ARGS(&m->who),
 		                   c->name, t->who.nick, IRC_KICKLEN, reason);
+		chan_cl_left(c, e, 'K', &t->who, 0, "-", c->out.data + at, c->out.len - at);
 		struct cm_chan_note *p = chat_msg_new(e, sizeof(*p), CM_PARTED);
 		if (p != NULL) {
 			snprintf(p->chan, sizeof(p->chan), "%s", c->name);
@@ -717,7 +760,7 @@ static void handle_req(struct chan *c, struct chat_env *e, struct cm_req *q)
  * since, because the registry only agrees when it has none in flight. */
 static void check_empty(struct chan *c, struct chat_env *e)
 {
-	if (c->n > 0) {
+	if (c->n > 0 || !chan_cl_idle(c, e)) {
 		c->empty_reported = false;
 		return;
 	}
@@ -744,6 +787,12 @@ void chan_handle(struct chan *c, struct chat_env *e, actor_msg_t *msg)
 		break;
 	case CM_CHAN_STOP:
 		e->ops->exit(e, ACTOR_REASON_NORMAL);
+		break;
+	case CM_CL_ACKED:
+	case CM_CL_EVENT:
+	case CM_CL_HOST_DOWN:
+		chan_cl_handle(c, e, msg);
+		check_empty(c, e);
 		break;
 	default:
 		break;

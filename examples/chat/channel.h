@@ -24,6 +24,19 @@ struct ban {
 	time_t when;
 };
 
+/* A member on another host (chanlink.c): known from the channel's stream. */
+struct rmember {
+	struct irc_who who;
+	char origin[64]; /* its host's server name */
+};
+
+/* A line of a local member on its way to the stream: delivered here once stored. */
+struct cl_line {
+	struct cm_req *q; /* kept: its request is answered once stored */
+	uint64_t tag;
+	bool inflight;
+};
+
 struct wlist {
 	actor_ref_t *refs;
 	uint32_t n, cap;
@@ -55,6 +68,17 @@ struct chan {
 	bool empty_reported;
 	struct irc_buf out; /* replies being gathered for one requester */
 	bool handed_off;    /* the request being handled is answered by someone else */
+
+	/* With --cluster (chanlink.c). The channel's copy on this host is open (its cluster
+	 * actor has a consumer for it) while it has local members. */
+	bool cl_open;
+	uint64_t cl_seq;       /* the last stream sequence handled: older ones are copies */
+	struct rmember **rmem; /* members on other hosts */
+	uint32_t nr, capr;
+	struct cl_line *cl_lines; /* local members' lines waiting for the stream, in order */
+	uint32_t ncl, capcl;
+	uint64_t cl_next_tag;
+	const struct chat_env_ops *cl_ops; /* frees the kept lines if the channel is freed */
 };
 
 /* A numeric for the requester, gathered in c->out. */
@@ -77,6 +101,38 @@ void chan_broadcast_req(struct chan *c, struct chat_env *e, const struct cm_req 
                         ...) __attribute__((format(printf, 4, 5)));
 /* Tells the registry what LIST shows of the channel. */
 void chan_send_info(struct chan *c, struct chat_env *e);
+
+/* channel.c, for chanlink.c */
+void chan_broadcast_text(struct chan *c, struct chat_env *e, actor_ref_t exclude, uint64_t dedup,
+                         const char *text, size_t len);
+/* JOIN as each member's client wants it: plain, or extended-join's. */
+void chan_broadcast_join(struct chan *c, struct chat_env *e, actor_ref_t exclude, const char *plain,
+                         size_t plen, const char *ext, size_t elen);
+/* A PRIVMSG or NOTICE that may be delivered: to the members, and the speaker's echo in c->out. */
+void chan_msg_deliver(struct chan *c, struct chat_env *e, const struct cm_req *q);
+/* One name in a NAMES reply being built (see names_reply). */
+void chan_names_add(struct chan *c, const struct cm_req *q, const char *head, size_t hl, char *line,
+                    size_t *len, const char *pfx, const struct irc_who *who);
+
+/* chanlink.c: a channel's side of the cluster (cluster.c). Each does nothing without it. */
+/* A local member joined (after its JOIN went to the members here). */
+void chan_cl_joined(struct chan *c, struct chat_env *e, const struct irc_who *who,
+                    const char *plain, size_t plen, const char *ext, size_t elen);
+/* A local member left or changed nick: kind 'P' (PART), 'K' (KICK: who is the kicked one),
+ * 'Q' (QUIT), 'N' (NICK: arg the new nick); `line` what the members here saw. */
+void chan_cl_left(struct chan *c, struct chat_env *e, char kind, const struct irc_who *who,
+                  uint64_t dedup, const char *arg, const char *line, size_t len);
+/* A line to publish before it is delivered: true when it was taken (kept, answered later). */
+bool chan_cl_msg(struct chan *c, struct chat_env *e, struct cm_req *q);
+/* CM_CL_ACKED, CM_CL_EVENT, CM_CL_HOST_DOWN. */
+void chan_cl_handle(struct chan *c, struct chat_env *e, actor_msg_t *m);
+/* The remote members' names, for NAMES. */
+void chan_cl_names(struct chan *c, const struct cm_req *q, const char *head, size_t hl, char *line,
+                   size_t *len);
+/* Whether the channel may be forgotten: no local member and no line on its way. Closes it
+ * toward the cluster when so. */
+bool chan_cl_idle(struct chan *c, struct chat_env *e);
+void chan_cl_free(struct chan *c);
 
 /* chanmode.c */
 void chan_mode(struct chan *c, struct chat_env *e, const struct cm_req *q, struct member *m);

@@ -32,13 +32,13 @@
 
 /* Defaults, each a tunable with a command-line option in server.c. */
 #define CHAT_SENDQ_DEFAULT                                                                         \
-	(256u << 10)                   /* output cap per connection: the library's default         \
-	                                  high-water mark */
-#define CHAT_FLOOD_BURST_DEFAULT 20    /* lines a client may send at once... */
-#define CHAT_FLOOD_RATE_DEFAULT 10     /* ...then per second; ngircd and hybrid are stricter */
-#define CHAT_PING_INTERVAL_DEFAULT 120 /* seconds of silence before we PING */
-#define CHAT_PING_TIMEOUT_DEFAULT 60   /* seconds to answer it */
-#define CHAT_LINGER_MS 2000            /* after ERROR, how long we wait for the client to go */
+	(256u << 10)                    /* output cap per connection: the library's default        \
+	                                   high-water mark */
+#define CHAT_FLOOD_BURST_DEFAULT 20     /* lines a client may send at once... */
+#define CHAT_FLOOD_RATE_DEFAULT 10      /* ...then per second; ngircd and hybrid are stricter */
+#define CHAT_PING_INTERVAL_DEFAULT 120  /* seconds of silence before we PING */
+#define CHAT_PING_TIMEOUT_DEFAULT 60    /* seconds to answer it */
+#define CHAT_LINGER_MS 2000             /* after ERROR, how long we wait for the client to go */
 #define CHAT_REQUEST_TIMEOUT_DEFAULT 30 /* seconds a session waits for another part's answer */
 /* Input lines waiting to be handled (flood control, a reply awaited), counted with their CR LF:
  * above CHAT_INBUF_PAUSE reading pauses, above CHAT_INBUF_MAX the client is dropped. */
@@ -52,6 +52,8 @@
  * 64 bytes: 256 KiB, what the default sendq lets its output hold. */
 #define CHAT_SESSION_QUEUE_DEFAULT 4096u
 #define CHAT_SESSION_QUEUE_MAX (1u << 20)
+
+#define CHAT_NAME_DEFAULT "irc.libactor.local" /* --name */
 
 /* An IRC operator: OPER <name> <password> grants +o. */
 #define CHAT_OPER_NAMELEN 64
@@ -90,6 +92,10 @@ struct chat_srv {
 	 * reader that sees the old one gets -ESRCH from the send, as after any stop. */
 	_Atomic(actor_ref_t) *registry;
 	_Atomic(actor_ref_t) *fanout;
+	/* With --cluster: this host's cluster actor (cluster.c), the one part that talks to the
+	 * broker; set before the workers start and never changed. ACTOR_REF_NONE on a single
+	 * host, where no part sends it anything (chat_clustered). */
+	actor_ref_t cluster;
 
 	/* Counters for LUSERS and the connection cap: statistics, not synchronisation, so every
 	 * access is relaxed. */
@@ -111,6 +117,12 @@ static inline size_t chat_line_max(const struct chat_srv *srv)
 	size_t n = srv->max_line + IRC_TAGS_MAX;
 	n = n < IRC_LINE_MIN ? IRC_LINE_MIN : n > IRC_LINE_MAX ? IRC_LINE_MAX : n;
 	return n - 2;
+}
+
+/* Whether this server is one host of several (--cluster). */
+static inline bool chat_clustered(const struct chat_srv *srv)
+{
+	return !actor_ref_eq(srv->cluster, ACTOR_REF_NONE);
 }
 
 /* Worker w's registry shard and fan-out, as they are now (see chat_srv.registry). */
@@ -235,6 +247,13 @@ enum chat_msg_type {
 	CM_CHAN_HELLO,   /* restarted channel -> registry: struct cm_chan_hello */
 	CM_DOWN,         /* environment -> watcher: struct cm_down, a monitored actor stopped */
 	CM_SLOW,         /* -> session: you refused my messages; quit as a slow client (srv.c) */
+	/* Between a channel and its host's cluster actor (cluster.c), with --cluster only. */
+	CM_CL_OPEN,  /* channel -> cluster: struct cm_cl_chan, my first local member joined */
+	CM_CL_CLOSE, /* channel -> cluster: struct cm_cl_chan, my last local member left */
+	CM_CL_PUB,   /* channel -> cluster: struct cm_cl_pub, publish this to my stream subject */
+	CM_CL_ACKED, /* cluster -> channel: struct cm_cl_acked, a CM_CL_PUB with a tag is stored */
+	CM_CL_EVENT, /* cluster -> channel: struct cm_cl_event, from the stream, another host's */
+	CM_CL_HOST_DOWN, /* cluster -> channel: struct cm_cl_chan (name: the host), it died */
 };
 
 /* What a cm_req asks. The first group goes to a registry; the second goes through a registry
@@ -272,7 +291,13 @@ enum chat_op {
 	            */
 	OP_INVITE_CANCEL, /* from a registry: args[0], invited, has no session after all */
 	OP_RESET,         /* RESETCHAN from an operator: the channel fails on purpose */
+	OP_NICK_CONFIRM, /* cluster -> registry: the claim of target by `from` holds cluster-wide */
 };
+
+/* cm_req.via: 1, forwarded by a registry; CHAT_VIA_CLUSTER, sent by the cluster actor for
+ * another host (a registry does not send it back to the cluster: it answers from what it
+ * knows). */
+#define CHAT_VIA_CLUSTER 2
 
 /* The reason a channel reset by RESETCHAN stops with: a failure, as a crash's would be. */
 #define CHAT_REASON_RESET 86
@@ -391,8 +416,37 @@ struct cm_fanout {
 
 struct cm_nick_result {
 	actor_msg_t hdr;
-	uint8_t ok;
+	uint8_t ok; /* 1: yours; 0: taken (433); CHAT_NICK_UNSURE: could not tell (437) */
 	char nick[IRC_NICKLEN + 1];
+};
+
+#define CHAT_NICK_UNSURE 2
+
+/* Cluster messages (cluster.c has the protocol between hosts). */
+struct cm_cl_chan {
+	actor_msg_t hdr;
+	char name[IRC_CHANLEN + 1];
+};
+
+struct cm_cl_pub {
+	actor_msg_t hdr;
+	uint64_t tag; /* 0: nothing comes back; else one CM_CL_ACKED with it */
+	char name[IRC_CHANLEN + 1];
+	uint32_t len;
+	char data[]; /* an event as cluster.c encodes it */
+};
+
+struct cm_cl_acked {
+	actor_msg_t hdr;
+	uint64_t tag;
+	int32_t error; /* 0: stored in the stream; else -errno, not stored (or not known) */
+};
+
+struct cm_cl_event {
+	actor_msg_t hdr;
+	uint64_t seq; /* its sequence in the stream */
+	uint32_t len;
+	char data[];
 };
 
 struct cm_joined {
@@ -528,6 +582,10 @@ void chan_handle(struct chan *c, struct chat_env *e, actor_msg_t *m);
  * then that it is empty, so that the registry forgets it unless a JOIN is on its way. */
 void chan_restarted(struct chan *c, struct chat_env *e, actor_ref_t prev);
 const char *chan_name(const struct chan *c);
+
+/* The answer for a request to a nick nobody holds (401 and the like), appended to b; nothing for
+ * a NOTICE or TAGMSG. */
+void chat_no_such_nick(struct irc_buf *b, const struct chat_srv *srv, const struct cm_req *q);
 
 /* registry.c */
 struct registry *registry_new(struct chat_srv *srv, unsigned index);

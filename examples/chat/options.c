@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster.h"
 #include "options.h"
 
 /* ---------------------------------------------------------------------------------------------
@@ -171,6 +172,43 @@ static const char *set_name(struct chat_options *o, const char *v)
 	return NULL;
 }
 
+static const char *set_network(struct chat_options *o, const char *v)
+{
+	size_t n = strlen(v);
+	if (n == 0 || n > CHAT_NETWORK_MAX ||
+	    strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") != n)
+		return expected(v, "a network name of 1 to %d letters, digits, '-' or '_'",
+		                CHAT_NETWORK_MAX);
+	snprintf(o->srv->network, sizeof(o->srv->network), "%s", v);
+	return NULL;
+}
+
+/* nats://host:port[,nats://host:port...] (tls:// too; a URL may carry user:password@). */
+static const char *set_cluster(struct chat_options *o, const char *v)
+{
+	const char *p = v;
+	do {
+		size_t len = strcspn(p, ",");
+		size_t scheme = strncmp(p, "nats://", 7) == 0  ? 7
+		                : strncmp(p, "tls://", 6) == 0 ? 6
+		                                               : 0;
+		if (scheme == 0 || len <= scheme || memchr(p, ' ', len) != NULL)
+			return expected(v,
+			                "NATS server URLs, comma-separated (nats://host:4222,...)");
+		p += len;
+	} while (*p++ == ',');
+	o->cluster = v;
+	return NULL;
+}
+
+static const char *set_cluster_replicas(struct chat_options *o, const char *v)
+{
+	unsigned long n;
+	const char *e = number(v, 1, 5, &n);
+	o->cluster_replicas = (unsigned)n;
+	return e;
+}
+
 static const char *set_max_line(struct chat_options *o, const char *v)
 {
 	unsigned long n;
@@ -284,6 +322,7 @@ const struct chat_setting chat_settings[] = {
     {"no-pin", "no", NULL, NULL, NULL, 0, set_pin},
     {"max-clients", NULL, "server", "max-clients", NULL, 0, set_max_clients},
     {"name", NULL, "server", "name", NULL, 0, set_name},
+    {"network", NULL, "server", "network", NULL, 0, set_network},
     {"password", NULL, "server", "password", NULL, 0, set_password},
     {"oper", NULL, "server", "oper", NULL, LIST, set_oper},
     {"max-line", NULL, "limits", "max-line", NULL, 0, set_max_line},
@@ -299,6 +338,8 @@ const struct chat_setting chat_settings[] = {
     {"tls-port", NULL, "tls", "port", NULL, 0, set_tls_port},
     {"cert", NULL, "tls", "cert", NULL, PATH, set_tls_cert},
     {"key", NULL, "tls", "key", NULL, PATH, set_tls_key},
+    {"cluster", NULL, "cluster", "servers", NULL, 0, set_cluster},
+    {"cluster-replicas", NULL, "cluster", "replicas", NULL, 0, set_cluster_replicas},
 };
 #define NSETTINGS (sizeof(chat_settings) / sizeof(chat_settings[0]))
 const size_t chat_nsettings = NSETTINGS;
@@ -355,7 +396,14 @@ static void usage(FILE *out)
 	        "  --key FILE           its private key\n"
 	        "  --password P         server password clients must send with PASS\n"
 	        "  --oper NAME:PASSWORD an IRC operator, for OPER NAME PASSWORD (repeatable)\n"
-	        "  --name NAME          server name (default irc.libactor.local)\n"
+	        "  --name NAME          server name (default irc.libactor.local); with --cluster\n"
+	        "                       each host's own, and required\n"
+	        "  --network NAME       the network's name (default libactor): NETWORK=, and\n"
+	        "                       with --cluster the same on every host\n"
+	        "  --cluster URLS       one host of several: NATS JetStream servers,\n"
+	        "                       nats://h1:4222,nats://h2:4222,... (README: Several hosts)\n"
+	        "  --cluster-replicas N copies of the stream and nick bucket, 1..5 (default %d;\n"
+	        "                       1 for a single NATS server)\n"
 	        "  --max-line N         longest input line with CR LF, %d..%d (default %d)\n"
 	        "  --sendq BYTES        output cap per client (default %u)\n"
 	        "  --session-queue N    messages a client's session may have waiting, 1..%u;\n"
@@ -372,9 +420,10 @@ static void usage(FILE *out)
 	        "ERROR to every client, "
 	        "exit 0.\n",
 	        chat_config_built ? "" : "\n                       (not in this build: no inih)",
-	        CHAT_FD_RESERVE, IRC_LINE_MIN, IRC_LINE_MAX, IRC_LINE_DEFAULT, CHAT_SENDQ_DEFAULT,
-	        CHAT_SESSION_QUEUE_MAX, CHAT_SESSION_QUEUE_DEFAULT, CHAT_FLOOD_BURST_DEFAULT,
-	        CHAT_FLOOD_RATE_DEFAULT, CHAT_PING_INTERVAL_DEFAULT, CHAT_PING_TIMEOUT_DEFAULT,
+	        CHAT_FD_RESERVE, CHAT_CLUSTER_REPLICAS_DEFAULT, IRC_LINE_MIN, IRC_LINE_MAX,
+	        IRC_LINE_DEFAULT, CHAT_SENDQ_DEFAULT, CHAT_SESSION_QUEUE_MAX,
+	        CHAT_SESSION_QUEUE_DEFAULT, CHAT_FLOOD_BURST_DEFAULT, CHAT_FLOOD_RATE_DEFAULT,
+	        CHAT_PING_INTERVAL_DEFAULT, CHAT_PING_TIMEOUT_DEFAULT,
 	        CHAT_REQUEST_TIMEOUT_DEFAULT);
 }
 
@@ -425,6 +474,7 @@ void chat_options_parse(struct chat_options *o, struct chat_srv *srv, int argc, 
 	                           .reactor = "auto",
 	                           .max_clients = -1,
 	                           .tls_port = -1,
+	                           .cluster_replicas = CHAT_CLUSTER_REPLICAS_DEFAULT,
 	                           .srv = srv};
 	size_t n = 0;
 	for (size_t i = 0; i < NSETTINGS; i++) {
@@ -458,4 +508,9 @@ void chat_options_parse(struct chat_options *o, struct chat_srv *srv, int argc, 
 		fail_usage("--tls-port needs --cert and --key (or [tls] cert and key)");
 	if (o->tls_port < 0 && (o->tls_cert != NULL || o->tls_key != NULL))
 		fail_usage("--cert and --key are for --tls-port (or [tls] port): give it too");
+	/* Hosts tell each other apart, and release a dead one's nicks, by their server names:
+	 * the default would make every host the same. */
+	if (o->cluster != NULL && strcmp(srv->name, CHAT_NAME_DEFAULT) == 0)
+		fail_usage("--cluster needs --name (or [server] name): a server name of this "
+		           "host's own");
 }

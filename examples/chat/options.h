@@ -23,9 +23,11 @@ struct chat_options {
 	long tls_port;        /* -1: no TLS listener */
 	const char *tls_cert; /* PEM files for it */
 	const char *tls_key;
-	struct chat_srv *srv; /* where the rest goes: the name, the limits, the operators */
-	size_t file_opers;    /* srv->opers[0, file_opers) came from the file */
-	char **kept;          /* the file's values, copied: settings point into them */
+	const char *cluster;       /* --cluster: NATS URLs, or NULL: a single host */
+	unsigned cluster_replicas; /* --cluster-replicas */
+	struct chat_srv *srv;      /* where the rest goes: the name, the limits, the operators */
+	size_t file_opers;         /* srv->opers[0, file_opers) came from the file */
+	char **kept;               /* the file's values, copied: settings point into them */
 	size_t nkept;
 };
 

@@ -29,6 +29,9 @@ struct nick_entry {
 	actor_ref_t ref;
 	uint8_t away, oper, invisible;
 	uint8_t registered;
+	/* With --cluster: claimed here, not yet across the cluster (cluster.c asks the key-value
+	 * bucket): not findable until OP_NICK_CONFIRM. */
+	uint8_t pending;
 	char *chans; /* the channels it is in, space-separated, or NULL */
 };
 
@@ -187,11 +190,13 @@ static void nick_claim(struct registry *r, struct chat_env *e, struct cm_req *q)
 	struct nick_entry *n = find_nick(r, q->target);
 	bool ok = false;
 
+	bool fresh = false;
+
 	if (n == NULL) {
 		n = calloc(1, sizeof(*n));
 		if (n != NULL && hmap_put(&r->nicks, irc_hash(q->target), n) == 0) {
 			n->ref = q->from;
-			ok = true;
+			ok = fresh = true;
 		} else {
 			free(n);
 			n = NULL;
@@ -205,6 +210,15 @@ static void nick_claim(struct registry *r, struct chat_env *e, struct cm_req *q)
 		snprintf(n->nick, sizeof(n->nick), "%.*s", IRC_NICKLEN, q->target);
 		nick_learn(n, &q->who);
 	}
+	if (fresh && chat_clustered(r->srv)) {
+		/* Free here; the cluster actor asks the other hosts (the key-value bucket) and
+		 * answers the session itself, then confirms (OP_NICK_CONFIRM) or releases. */
+		n->pending = 1;
+		if (chat_forward(e, q, r->srv->cluster, q) == 0)
+			return;
+		drop_nick(r, n);
+		ok = false;
+	}
 	struct cm_nick_result *res = chat_msg_new(e, sizeof(*res), CM_NICK_RESULT);
 	if (res == NULL)
 		return;
@@ -213,11 +227,28 @@ static void nick_claim(struct registry *r, struct chat_env *e, struct cm_req *q)
 	chat_answer(e, q, res);
 }
 
-static void nick_release(struct registry *r, struct cm_req *q)
+static void nick_release(struct registry *r, struct chat_env *e, struct cm_req *q)
+{
+	struct nick_entry *n = find_nick(r, q->target);
+	if (n == NULL || !actor_ref_eq(n->ref, q->from))
+		return;
+	drop_nick(r, n);
+	/* Its owner let go of it (not the cluster, which knows already): the other hosts may
+	 * have it. The cluster actor gets the release after the claim it passed on, from us. */
+	if (chat_clustered(r->srv) && q->via != CHAT_VIA_CLUSTER) {
+		struct cm_req *rel = chat_req_new(e, OP_NICK_RELEASE, &q->who, q->target, 0, NULL);
+		if (rel != NULL) {
+			rel->from = q->from;
+			chat_send(e, r->srv->cluster, rel);
+		}
+	}
+}
+
+static void nick_confirm(struct registry *r, struct cm_req *q)
 {
 	struct nick_entry *n = find_nick(r, q->target);
 	if (n != NULL && actor_ref_eq(n->ref, q->from))
-		drop_nick(r, n);
+		n->pending = 0;
 }
 
 static void user_update(struct registry *r, struct cm_req *q)
@@ -299,12 +330,40 @@ static void lookup(struct registry *r, struct chat_env *e, struct cm_req *q)
 	send_records(r, e, q, CM_LOOKUP_REPLY);
 }
 
+void chat_no_such_nick(struct irc_buf *b, const struct chat_srv *srv, const struct cm_req *q)
+{
+	const char *to = q->who.nick[0] ? q->who.nick : "*";
+	switch (q->op) {
+	case OP_MSG_NICK:
+		if (q->tag == MSG_PRIVMSG) /* NOTICE and TAGMSG never get an automatic reply */
+			irc_buf_linef(b, ":%s 401 %s %s :No such nick/channel", srv->name, to,
+			              q->target);
+		break;
+	case OP_WHOIS:
+		irc_buf_linef(b, ":%s 401 %s %s :No such nick/channel", srv->name, to, q->target);
+		irc_buf_linef(b, ":%s 318 %s %s :End of /WHOIS list", srv->name, to, q->target);
+		break;
+	case OP_WHO_NICK:
+		irc_buf_linef(b, ":%s 315 %s %s :End of /WHO list", srv->name, to, q->target);
+		break;
+	default:
+		break;
+	}
+}
+
 /* A request for the session owning q->target: forward it, or answer for the missing nick.
  * Returns true when the message was forwarded (it is no longer ours). */
 static bool to_nick(struct registry *r, struct chat_env *e, struct cm_req *q)
 {
 	struct nick_entry *n = find_nick(r, q->target);
-	if (n != NULL && n->registered) {
+	if (n == NULL && chat_clustered(r->srv) && q->via != CHAT_VIA_CLUSTER &&
+	    (q->op == OP_MSG_NICK || q->op == OP_WHOIS || q->op == OP_WHO_NICK)) {
+		/* Not a user of this host: the cluster actor asks the host that has it, which
+		 * answers the requester (or says nobody has it: 401). */
+		if (chat_forward(e, q, r->srv->cluster, q) == 0)
+			return true;
+	}
+	if (n != NULL && n->registered && !n->pending) {
 		/* The request goes on to the session, which answers the requester itself. */
 		int rc = chat_forward(e, q, n->ref, q);
 		if (rc == 0)
@@ -317,15 +376,9 @@ static bool to_nick(struct registry *r, struct chat_env *e, struct cm_req *q)
 	}
 	switch (q->op) {
 	case OP_MSG_NICK:
-		if (q->tag == MSG_PRIVMSG) /* NOTICE and TAGMSG never get an automatic reply */
-			NUMERIC(r, q, "401", "%s :No such nick/channel", q->target);
-		break;
 	case OP_WHOIS:
-		NUMERIC(r, q, "401", "%s :No such nick/channel", q->target);
-		NUMERIC(r, q, "318", "%s :End of /WHOIS list", q->target);
-		break;
 	case OP_WHO_NICK:
-		NUMERIC(r, q, "315", "%s :End of /WHO list", q->target);
+		chat_no_such_nick(&r->out, r->srv, q);
 		break;
 	case OP_INVITE_DELIVER: {
 		NUMERIC(r, q, "401", "%s :No such nick/channel", q->target);
@@ -574,7 +627,10 @@ static void handle_req(struct registry *r, struct chat_env *e, struct cm_req *q)
 		nick_claim(r, e, q);
 		return;
 	case OP_NICK_RELEASE:
-		nick_release(r, q);
+		nick_release(r, e, q);
+		return;
+	case OP_NICK_CONFIRM:
+		nick_confirm(r, q);
 		return;
 	case OP_USER_UPDATE:
 		user_update(r, q);

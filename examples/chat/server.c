@@ -28,6 +28,7 @@
 #include <time.h>
 
 #include "chat.h"
+#include "cluster.h"
 #include "options.h"
 
 enum { MSG_LISTEN = 0x1000, MSG_FANOUT_DONE };
@@ -970,6 +971,18 @@ int main(int argc, char **argv)
 	srv.workers = workers;
 	srv.registry = calloc(workers, sizeof(*srv.registry));
 	srv.fanout = calloc(workers, sizeof(*srv.fanout));
+	if (opt.cluster != NULL) {
+		/* Before the parts: they send to the cluster actor from their first message. */
+		rc = chat_cluster_start(
+		    the_sys, &srv,
+		    &(struct chat_cluster_opts){.servers = opt.cluster,
+		                                .network = srv.network,
+		                                .replicas = opt.cluster_replicas});
+		if (rc < 0) {
+			actor_system_free(the_sys);
+			return 1;
+		}
+	}
 	pthread_t sigthr;
 	if (srv.registry == NULL || srv.fanout == NULL || spawn_parts() < 0 ||
 	    pthread_create(&sigthr, NULL, signal_thread, &set) != 0) {

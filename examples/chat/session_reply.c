@@ -15,6 +15,10 @@ static void nick_result(struct sess *s, struct cm_nick_result *r)
 	if (s->wait != WAIT_NICK)
 		return;
 	s->wait = WAIT_NONE;
+	if (r->ok == CHAT_NICK_UNSURE) { /* the cluster could not say */
+		sess_numeric(s, "437", "%s :Nick/channel is temporarily unavailable", r->nick);
+		return;
+	}
 	if (!r->ok) {
 		sess_numeric(s, "433", "%s :Nickname is already in use", r->nick);
 		return;
@@ -341,7 +345,8 @@ static void answered(struct sess *s, actor_msg_t *m)
 		if (error == -ETIMEDOUT)
 			sess_send(s, chat_registry_for(s->srv, s->joining),
 			          sess_req(s, OP_PART, s->joining, 0, NULL));
-		struct cm_joined j = {.hdr = {.type = CM_JOINED, .size = sizeof(j) - sizeof(j.hdr)}};
+		struct cm_joined j = {
+		    .hdr = {.type = CM_JOINED, .size = sizeof(j) - sizeof(j.hdr)}};
 		snprintf(j.chan, sizeof(j.chan), "%s", s->joining);
 		joined(s, &j); /* not ok, no text: 437 */
 		break;

@@ -364,7 +364,7 @@ const char *chat_prefix(uint8_t flags, unsigned caps)
 void chat_srv_init(struct chat_srv *srv, unsigned workers)
 {
 	memset(srv, 0, sizeof(*srv));
-	snprintf(srv->name, sizeof(srv->name), "irc.libactor.local");
+	snprintf(srv->name, sizeof(srv->name), "%s", CHAT_NAME_DEFAULT);
 	snprintf(srv->network, sizeof(srv->network), "libactor");
 	snprintf(srv->version, sizeof(srv->version), "libactor-chat"); /* server.c adds more */
 	srv->started = time(NULL);
