@@ -529,7 +529,8 @@ static void op_msg(struct chan *c, struct chat_env *e, const struct cm_req *q, s
 	}
 	/* Across hosts, a line is stored in the stream before anyone sees it (chanlink.c);
 	 * TAGMSG and STATUSMSG stay on this host. */
-	if (kind != MSG_TAGMSG && (q->nargs < 2 || cm_req_arg(q, 1)[0] == '\0') &&
+	if (chat_clustered(c->srv) && kind != MSG_TAGMSG &&
+	    (q->nargs < 2 || cm_req_arg(q, 1)[0] == '\0') &&
 	    chan_cl_msg(c, e, (struct cm_req *)q)) {
 		c->handed_off = true;
 		return;
@@ -760,7 +761,7 @@ static void handle_req(struct chan *c, struct chat_env *e, struct cm_req *q)
  * since, because the registry only agrees when it has none in flight. */
 static void check_empty(struct chan *c, struct chat_env *e)
 {
-	if (c->n > 0 || !chan_cl_idle(c, e)) {
+	if (c->n > 0 || (chat_clustered(c->srv) && !chan_cl_idle(c, e))) {
 		c->empty_reported = false;
 		return;
 	}

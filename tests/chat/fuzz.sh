@@ -32,7 +32,7 @@ src="$top/examples/chat"
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 	-I"$top/include" -I"$src" -I"$top/tests/chat" \
 	"$src/fuzz_parser.c" "$src/irc.c" "$src/srv.c" "$src/fanout.c" "$src/registry.c" \
-	"$src/channel.c" "$src/chanmode.c" "$src/session.c" "$src/session_cmd.c" \
+	"$src/channel.c" "$src/chanmode.c" "$src/chanlink.c" "$src/session.c" "$src/session_cmd.c" \
 	"$src/session_reply.c" "$top/tests/chat/bus.c" \
 	-o "$work/fuzz_parser"
 
