@@ -74,22 +74,78 @@ static void roster(struct chan *c, struct chat_env *e)
 	irc_buf_free(&b);
 }
 
+/* Opens this host's copy: the cluster actor makes its consumer, asks every live host for its
+ * roster, and says CM_CL_READY once they are in. */
+static bool cl_open(struct chan *c, struct chat_env *e)
+{
+	struct cm_cl_chan *o = chat_msg_new(e, sizeof(*o), CM_CL_OPEN);
+	if (o == NULL)
+		return false;
+	snprintf(o->name, sizeof(o->name), "%s", c->name);
+	if (chat_send(e, c->srv->cluster, o) < 0)
+		return false;
+	c->cl_open = true;
+	c->cl_ready = false;
+	c->cl_announced = false;
+	c->cl_ops = e->ops;
+	return true;
+}
+
+bool chan_cl_hold_join(struct chan *c, struct chat_env *e, struct cm_req *q)
+{
+	if (!chat_clustered(c->srv) || (c->cl_open && c->cl_ready))
+		return false;
+	if (!c->cl_open && !cl_open(c, e))
+		return false; /* answered at once, with what this host knows */
+	if (c->cl_njoins == c->cl_capjoins) {
+		uint32_t cap = c->cl_capjoins ? c->cl_capjoins * 2 : 4;
+		struct cm_req **j = realloc(c->cl_joins, cap * sizeof(*j));
+		if (j == NULL)
+			return false;
+		c->cl_joins = j;
+		c->cl_capjoins = cap;
+	}
+	q->kept = e->ops->keep(e);
+	c->cl_joins[c->cl_njoins++] = q;
+	return true;
+}
+
+void chan_cl_drop_join(struct chan *c, struct chat_env *e, actor_ref_t from)
+{
+	for (uint32_t i = 0; i < c->cl_njoins; i++) {
+		struct cm_req *q = c->cl_joins[i];
+		if (!actor_ref_eq(q->from, from))
+			continue;
+		memmove(&c->cl_joins[i], &c->cl_joins[i + 1],
+		        (c->cl_njoins - i - 1) * sizeof(c->cl_joins[0]));
+		c->cl_njoins--;
+		chan_join_held(c, e, q, true);
+		return;
+	}
+}
+
+/* The rosters are in: the JOINs held answer now, in the order they came. */
+static void cl_ready(struct chan *c, struct chat_env *e)
+{
+	if (!c->cl_open || c->cl_ready)
+		return;
+	c->cl_ready = true;
+	struct cm_req **joins = c->cl_joins;
+	uint32_t n = c->cl_njoins;
+	c->cl_joins = NULL;
+	c->cl_njoins = c->cl_capjoins = 0;
+	for (uint32_t i = 0; i < n; i++)
+		chan_join_held(c, e, joins[i], false);
+	free(joins);
+}
+
 void chan_cl_joined(struct chan *c, struct chat_env *e, const struct irc_who *who,
                     const char *plain, size_t plen, const char *ext, size_t elen)
 {
-	if (!chat_clustered(c->srv))
+	if (!chat_clustered(c->srv) || !c->cl_open)
 		return;
-	bool first = !c->cl_open;
-	if (first) {
-		struct cm_cl_chan *o = chat_msg_new(e, sizeof(*o), CM_CL_OPEN);
-		if (o == NULL)
-			return;
-		snprintf(o->name, sizeof(o->name), "%s", c->name);
-		if (chat_send(e, c->srv->cluster, o) < 0)
-			return;
-		c->cl_open = true;
-		c->cl_ops = e->ops;
-	}
+	bool first = !c->cl_announced;
+	c->cl_announced = true;
 	event(c, e, 'J', who, 0, first ? "1" : "0", plain, plen, ext, elen);
 }
 
@@ -356,6 +412,13 @@ void chan_cl_handle(struct chan *c, struct chat_env *e, actor_msg_t *m)
 		if (c->cl_open)
 			remote_event(c, e, (struct cm_cl_event *)m);
 		break;
+	case CM_CL_READY:
+		cl_ready(c, e);
+		break;
+	case CM_CL_ROSTER:
+		if (c->cl_open)
+			roster(c, e); /* a new host's copy: tell it who is here */
+		break;
 	case CM_CL_HOST_DOWN: {
 		struct cm_cl_chan *d = (struct cm_cl_chan *)m;
 		if (m->size >= sizeof(*d) - sizeof(*m)) {
@@ -385,7 +448,7 @@ static void forget_remote(struct chan *c)
 
 bool chan_cl_idle(struct chan *c, struct chat_env *e)
 {
-	if (c->ncl > 0)
+	if (c->ncl > 0 || c->cl_njoins > 0 || (c->cl_open && !c->cl_ready))
 		return false;
 	if (c->cl_open && c->n == 0) {
 		struct cm_cl_chan *o = chat_msg_new(e, sizeof(*o), CM_CL_CLOSE);
@@ -408,4 +471,9 @@ void chan_cl_free(struct chan *c)
 		c->cl_ops->free(NULL, &c->cl_lines[i].q->hdr);
 	}
 	free(c->cl_lines);
+	for (uint32_t i = 0; i < c->cl_njoins; i++) {
+		chat_msg_release(&c->cl_joins[i]->hdr);
+		c->cl_ops->free(NULL, &c->cl_joins[i]->hdr);
+	}
+	free(c->cl_joins);
 }

@@ -420,8 +420,10 @@ void chan_broadcast_join(struct chan *c, struct chat_env *e, actor_ref_t exclude
 	}
 }
 
-static void op_join(struct chan *c, struct chat_env *e, const struct cm_req *q)
+static void op_join(struct chan *c, struct chat_env *e, struct cm_req *q)
 {
+	if (chan_cl_hold_join(c, e, q))
+		return; /* answered once the other hosts' rosters are in (chanlink.c) */
 	const char *key = cm_req_arg(q, 0);
 	bool invited = is_invited(c, q->who.nick);
 
@@ -494,8 +496,10 @@ static void op_part(struct chan *c, struct chat_env *e, const struct cm_req *q, 
 
 static void op_quit(struct chan *c, struct chat_env *e, const struct cm_req *q, struct member *m)
 {
-	if (m == NULL)
+	if (m == NULL) {
+		chan_cl_drop_join(c, e, q->from); /* it quit while its JOIN waited */
 		return;
+	}
 	char text[512];
 	size_t len = irc_format_line(text, sizeof(text), ":" WHO_FMT " QUIT :%s", WHO_ARGS(&m->who),
 	                             cm_req_arg(q, 0));
@@ -792,12 +796,26 @@ void chan_handle(struct chan *c, struct chat_env *e, actor_msg_t *msg)
 	case CM_CL_ACKED:
 	case CM_CL_EVENT:
 	case CM_CL_HOST_DOWN:
+	case CM_CL_READY:
+	case CM_CL_ROSTER:
 		chan_cl_handle(c, e, msg);
 		check_empty(c, e);
 		break;
 	default:
 		break;
 	}
+}
+
+void chan_join_held(struct chan *c, struct chat_env *e, struct cm_req *q, bool refuse)
+{
+	irc_buf_reset(&c->out);
+	if (refuse)
+		joined(c, e, q, false);
+	else
+		op_join(c, e, q);
+	irc_buf_reset(&c->out);
+	chat_msg_release(&q->hdr);
+	e->ops->free(e, &q->hdr);
 }
 
 void chan_restarted(struct chan *c, struct chat_env *e, actor_ref_t prev)

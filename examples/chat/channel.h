@@ -79,6 +79,12 @@ struct chan {
 	uint32_t ncl, capcl;
 	uint64_t cl_next_tag;
 	const struct chat_env_ops *cl_ops; /* frees the kept lines if the channel is freed */
+	/* A copy that opens hears the other hosts' rosters before it answers a JOIN, so that a
+	 * joiner's NAMES lists every member: until CM_CL_READY the JOINs wait here, kept. */
+	bool cl_ready;
+	bool cl_announced;        /* its first JOIN went out marked "first" */
+	struct cm_req **cl_joins; /* held */
+	uint32_t cl_njoins, cl_capjoins;
 };
 
 /* A numeric for the requester, gathered in c->out. */
@@ -90,6 +96,9 @@ struct chan {
 #define WHO_ARGS(w) (w)->nick, (w)->user, (w)->host
 
 /* channel.c */
+/* Answers a JOIN that waited for the rosters (chanlink.c), or refuses it (`refuse`: its
+ * session quit meanwhile); then frees it. */
+void chan_join_held(struct chan *c, struct chat_env *e, struct cm_req *q, bool refuse);
 struct member *chan_member_by_nick(struct chan *c, const char *nick);
 /* Sends one line to every member but `exclude`: once per worker with members, to its fan-out. */
 void chan_broadcast(struct chan *c, struct chat_env *e, actor_ref_t exclude, uint64_t dedup,
@@ -132,6 +141,11 @@ void chan_cl_names(struct chan *c, const struct cm_req *q, const char *head, siz
 /* Whether the channel may be forgotten: no local member and no line on its way. Closes it
  * toward the cluster when so. */
 bool chan_cl_idle(struct chan *c, struct chat_env *e);
+/* With --cluster, a JOIN that must wait for the rosters of a copy opening: true if it was
+ * kept to wait (opening the copy if need be). */
+bool chan_cl_hold_join(struct chan *c, struct chat_env *e, struct cm_req *q);
+/* A session that quits or parts while its JOIN waits: the JOIN is dropped. */
+void chan_cl_drop_join(struct chan *c, struct chat_env *e, actor_ref_t from);
 void chan_cl_free(struct chan *c);
 
 /* chanmode.c */

@@ -254,6 +254,10 @@ enum chat_msg_type {
 	CM_CL_ACKED, /* cluster -> channel: struct cm_cl_acked, a CM_CL_PUB with a tag is stored */
 	CM_CL_EVENT, /* cluster -> channel: struct cm_cl_event, from the stream, another host's */
 	CM_CL_HOST_DOWN, /* cluster -> channel: struct cm_cl_chan (name: the host), it died */
+	/* cluster -> channel: struct cm_cl_chan, every live host's roster has come (or its time
+	 * ran out): the JOINs held meanwhile may be answered, with NAMES that list them */
+	CM_CL_READY,
+	CM_CL_ROSTER, /* cluster -> channel: struct cm_cl_chan, a new host's copy opened */
 };
 
 /* What a cm_req asks. The first group goes to a registry; the second goes through a registry

@@ -50,9 +50,12 @@
 #define CONSUMER_MAX_PENDING 256  /* a channel's events on their way to it, unacknowledged */
 #define CONSUMER_ACK_WAIT_MS 5000 /* one not acknowledged in this time is sent again */
 #define REAP_LINGER_MS 30000      /* a reaper's consumer is removed after this long at most */
+/* A copy that opens waits this long at most for the other hosts' rosters (one that died
+ * meanwhile, or missed the call) before it answers its JOINs: checked each heartbeat tick. */
+#define ROSTER_WAIT_MS 2000
 #define JS_TIMEOUT_NS (10 * 1000000000ull) /* retries through a leader election (~5 s) */
 
-enum kind { K_NICK = 1, K_CHAN, K_REAP };
+enum kind { K_NICK = 1, K_CHAN, K_REAP, K_OPEN };
 enum nick_state { CLAIMING, OWNED };
 
 struct nick {
@@ -83,6 +86,11 @@ struct chan {
 	actor_broker_sub_t sub;
 	bool ready;                  /* the consumer exists: publish at once */
 	struct pub *waiting, **tail; /* publishes until then, in order */
+	/* Opening: the live hosts whose roster has not come yet, until ROSTER_WAIT_MS. */
+	bool rostering;
+	uint64_t roster_deadline_ns;
+	char (*expect)[64];
+	unsigned nexpect;
 };
 
 struct reap {
@@ -130,7 +138,11 @@ struct cluster {
 	struct reap *reaps;
 	struct op ops; /* requests in flight, a ring */
 	actor_broker_sub_t hb;
+	actor_broker_sub_t open; /* chat.N.open: copies opening on other hosts */
+	uint64_t started_ns;     /* before a heartbeat round, the live hosts are not all known */
 };
+
+static const enum kind open_kind = K_OPEN; /* the tag of the `open` subscription */
 
 static struct cluster the_cluster;
 
@@ -548,12 +560,12 @@ static struct chan *find_chan(struct cluster *cl, const char *name)
 	return hmap_find(&cl->chans, irc_hash(name), chan_is, name);
 }
 
-static void publish(struct cluster *cl, actor_ctx_t *ctx, struct chan *c, actor_ref_t from,
-                    uint64_t tag, const char *data, size_t len)
+static void publish_subject(struct cluster *cl, actor_ctx_t *ctx, const char *subject,
+                            actor_ref_t from, uint64_t tag, const char *data, size_t len)
 {
 	char id[48];
 	new_msg_id(cl, id, sizeof(id));
-	actor_broker_pub_t pub = {.subject = c->subject, .data = data, .len = len, .msg_id = id};
+	actor_broker_pub_t pub = {.subject = subject, .data = data, .len = len, .msg_id = id};
 	struct op *o = op_new(cl, OP_PUB);
 	int rc = -ENOMEM;
 	if (o != NULL) {
@@ -572,6 +584,18 @@ static void publish(struct cluster *cl, actor_ctx_t *ctx, struct chan *c, actor_
 	}
 }
 
+static void publish(struct cluster *cl, actor_ctx_t *ctx, struct chan *c, actor_ref_t from,
+                    uint64_t tag, const char *data, size_t len)
+{
+	publish_subject(cl, ctx, c->subject, from, tag, data, len);
+}
+
+static void publish_to(struct cluster *cl, actor_ctx_t *ctx, const char *subject, const char *data,
+                       size_t len)
+{
+	publish_subject(cl, ctx, subject, ACTOR_REF_NONE, 0, data, len);
+}
+
 static void flush_waiting(struct cluster *cl, actor_ctx_t *ctx, struct chan *c)
 {
 	while (c->waiting != NULL) {
@@ -583,11 +607,90 @@ static void flush_waiting(struct cluster *cl, actor_ctx_t *ctx, struct chan *c)
 	c->tail = &c->waiting;
 }
 
+/* The channel's copy hears that the rosters are in. */
+static void roster_done(struct cluster *cl, actor_ctx_t *ctx, struct chan *c)
+{
+	(void)cl;
+	c->rostering = false;
+	free(c->expect);
+	c->expect = NULL;
+	c->nexpect = 0;
+	struct cm_cl_chan m = {0};
+	snprintf(m.name, sizeof(m.name), "%s", c->name);
+	(void)actor_send(actor_ctx_system(ctx), c->ref, CM_CL_READY,
+	                 (char *)&m + sizeof(actor_msg_t), sizeof(m) - sizeof(actor_msg_t));
+}
+
+/* `host`'s roster came (or it died): one less to wait for. */
+static void roster_from(struct cluster *cl, actor_ctx_t *ctx, struct chan *c, const char *host)
+{
+	if (!c->rostering)
+		return;
+	for (unsigned i = 0; i < c->nexpect; i++)
+		if (strcmp(c->expect[i], host) == 0) {
+			memcpy(c->expect[i], c->expect[--c->nexpect], sizeof(c->expect[0]));
+			break;
+		}
+	/* Before the first heartbeat round some hosts may be unknown: wait out the deadline. */
+	if (c->nexpect == 0 && now_ns() >= cl->started_ns + CLUSTER_DEAD_MS * 1000000ull)
+		roster_done(cl, ctx, c);
+}
+
+/* The copy's consumer exists: asks every host for its roster of the channel, through
+ * chat.N.open (a host without a copy answers with an empty one), and waits for the live
+ * ones. Each answer comes through the stream, after the consumer's start, so it is in order
+ * with that host's events. */
+static void roster_start(struct cluster *cl, actor_ctx_t *ctx, struct chan *c)
+{
+	free(c->expect);
+	c->expect = cl->nhosts > 0 ? calloc(cl->nhosts, sizeof(c->expect[0])) : NULL;
+	c->nexpect = 0;
+	for (unsigned i = 0; c->expect != NULL && i < cl->nhosts; i++)
+		snprintf(c->expect[c->nexpect++], sizeof(c->expect[0]), "%s", cl->hosts[i].name);
+	c->rostering = true;
+	c->roster_deadline_ns = now_ns() + ROSTER_WAIT_MS * 1000000ull;
+	char subject[64], body[64 + IRC_CHANLEN + 2];
+	snprintf(subject, sizeof(subject), "chat.%s.open", cl->net);
+	int n = snprintf(body, sizeof(body), "%s %s", cl->srv->name, c->name);
+	(void)actor_broker_publish(
+	    ctx, &(actor_broker_pub_t){.subject = subject, .data = body, .len = (size_t)n});
+	roster_from(cl, ctx, c, ""); /* done at once if no other host is known */
+}
+
+static void publish_to(struct cluster *cl, actor_ctx_t *ctx, const char *subject, const char *data,
+                       size_t len);
+
+/* Another host's copy of a channel opened: our copy answers with its roster, or, without a
+ * copy, we answer for it with an empty one. */
+static void open_in(struct cluster *cl, actor_ctx_t *ctx, actor_broker_msg_t *bm)
+{
+	char text[64 + IRC_CHANLEN + 2] = "", host[64], name[IRC_CHANLEN + 1];
+	size_t len = bm->data_len < sizeof(text) - 1 ? bm->data_len : sizeof(text) - 1;
+	memcpy(text, actor_broker_data(bm), len);
+	if (sscanf(text, "%63s %50s", host, name) != 2 || strcmp(host, cl->srv->name) == 0)
+		return;
+	struct chan *c = find_chan(cl, name);
+	if (c != NULL) {
+		struct cm_cl_chan m = {0};
+		snprintf(m.name, sizeof(m.name), "%s", c->name);
+		(void)actor_send(actor_ctx_system(ctx), c->ref, CM_CL_ROSTER,
+		                 (char *)&m + sizeof(actor_msg_t), sizeof(m) - sizeof(actor_msg_t));
+		return;
+	}
+	char hex[2 * IRC_CHANLEN + 1], subject[ACTOR_BROKER_SUBJECT_MAX + 1], body[128];
+	hex_of(hex, sizeof(hex), name, true);
+	snprintf(subject, sizeof(subject), "chat.%s.c.%s", cl->net, hex);
+	int n = snprintf(body, sizeof(body), "R %s 0 - - - -\n", cl->srv->name);
+	publish_to(cl, ctx, subject, body, (size_t)n);
+}
+
 static void chan_open(struct cluster *cl, actor_ctx_t *ctx, const struct cm_cl_chan *m)
 {
 	struct chan *c = find_chan(cl, m->name);
 	if (c != NULL) { /* a restarted channel's actor, or one reopened at once */
 		c->ref = m->hdr.sender;
+		if (c->ready)
+			roster_start(cl, ctx, c); /* it knows nobody yet */
 		return;
 	}
 	c = calloc(1, sizeof(*c));
@@ -623,6 +726,7 @@ static void chan_open(struct cluster *cl, actor_ctx_t *ctx, const struct cm_cl_c
 		        strerror(-rc));
 		op_free(o);
 		c->ready = true; /* its lines still go out; it hears no other host */
+		roster_done(cl, ctx, c);
 	}
 	o->sub_id = c->sub.id;
 }
@@ -649,6 +753,7 @@ static void chan_close(struct cluster *cl, actor_ctx_t *ctx, const struct cm_cl_
 	(void)actor_broker_unsubscribe(ctx, c->sub);
 	delete_consumer(cl, ctx, cl->stream, c->durable);
 	hmap_del(&cl->chans, irc_hash(c->name), c);
+	free(c->expect);
 	free(c);
 }
 
@@ -666,6 +771,10 @@ static void consumed(struct cluster *cl, actor_ctx_t *ctx, struct op *o, int err
 		                      : -EBADMSG);
 	c->ready = true;
 	flush_waiting(cl, ctx, c);
+	if (error != 0 || ack == NULL || ack->error != 0)
+		roster_done(cl, ctx, c); /* it hears no other host: nothing to wait for */
+	else
+		roster_start(cl, ctx, c);
 }
 
 static void chan_pub(struct cluster *cl, actor_ctx_t *ctx, const struct cm_cl_pub *m)
@@ -715,7 +824,6 @@ static void published(struct cluster *cl, actor_ctx_t *ctx, struct op *o, int er
 
 static void chan_event(struct cluster *cl, actor_ctx_t *ctx, struct chan *c, actor_broker_msg_t *bm)
 {
-	(void)cl;
 	struct cm_cl_event *ev = malloc(sizeof(*ev) + bm->data_len);
 	if (ev != NULL) {
 		ev->seq = bm->stream_seq;
@@ -727,6 +835,17 @@ static void chan_event(struct cluster *cl, actor_ctx_t *ctx, struct chan *c, act
 		free(ev);
 	}
 	(void)actor_broker_ack(ctx, bm, ACTOR_BROKER_ACK);
+	/* A roster ("R <host> ..."), forwarded above, before the READY it may complete. */
+	if (c->rostering && bm->data_len > 2 && memcmp(actor_broker_data(bm), "R ", 2) == 0) {
+		char host[64] = "";
+		const char *d = (const char *)actor_broker_data(bm) + 2;
+		size_t n = 0;
+		while (n + 2 < bm->data_len && n < sizeof(host) - 1 && d[n] != ' ' && d[n] != '\n')
+			n++;
+		memcpy(host, d, n);
+		host[n] = '\0';
+		roster_from(cl, ctx, c, host);
+	}
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -840,13 +959,24 @@ static void host_down(struct cluster *cl, actor_ctx_t *ctx, const char *name, ui
 	snprintf(m.name, sizeof(m.name), "%.*s", (int)sizeof(m.name) - 1, name);
 	for (size_t i = 0; i < cl->chans.cap; i++) {
 		struct chan *c = cl->chans.vals[i];
-		if (c != NULL)
-			(void)actor_send(actor_ctx_system(ctx), c->ref, CM_CL_HOST_DOWN,
-			                 (char *)&m + sizeof(actor_msg_t),
-			                 sizeof(m) - sizeof(actor_msg_t));
+		if (c == NULL)
+			continue;
+		(void)actor_send(actor_ctx_system(ctx), c->ref, CM_CL_HOST_DOWN,
+		                 (char *)&m + sizeof(actor_msg_t), sizeof(m) - sizeof(actor_msg_t));
+		if (!restarted)
+			roster_from(cl, ctx, c, name);
 	}
 	if (reaper_is_me(cl))
 		reap(cl, ctx, name, restarted ? inc : 0);
+}
+
+static void heartbeat_out(struct cluster *cl, actor_ctx_t *ctx)
+{
+	char beat[96], subject[64];
+	snprintf(beat, sizeof(beat), "%s %016" PRIx64, cl->srv->name, cl->inc);
+	snprintf(subject, sizeof(subject), "chat.%s.hb", cl->net);
+	(void)actor_broker_publish(
+	    ctx, &(actor_broker_pub_t){.subject = subject, .data = beat, .len = strlen(beat)});
 }
 
 static void heartbeat_in(struct cluster *cl, actor_ctx_t *ctx, actor_broker_msg_t *bm)
@@ -872,6 +1002,8 @@ static void heartbeat_in(struct cluster *cl, actor_ctx_t *ctx, actor_broker_msg_
 		snprintf(h->name, sizeof(h->name), "%s", name);
 		h->inc = inc;
 		fprintf(stderr, "chat-server: cluster: host %s is up\n", name);
+		/* It learns of us at once rather than at our next beat (roster_start). */
+		heartbeat_out(cl, ctx);
 	} else if (h->inc != inc) { /* it died and came back before we noticed */
 		h->inc = inc;
 		host_down(cl, ctx, name, inc, true);
@@ -881,12 +1013,15 @@ static void heartbeat_in(struct cluster *cl, actor_ctx_t *ctx, actor_broker_msg_
 
 static void tick(struct cluster *cl, actor_ctx_t *ctx)
 {
-	char beat[96], subject[64];
-	snprintf(beat, sizeof(beat), "%s %016" PRIx64, cl->srv->name, cl->inc);
-	snprintf(subject, sizeof(subject), "chat.%s.hb", cl->net);
-	(void)actor_broker_publish(
-	    ctx, &(actor_broker_pub_t){.subject = subject, .data = beat, .len = strlen(beat)});
+	heartbeat_out(cl, ctx);
 	uint64_t now = now_ns();
+	for (size_t i = 0; i < cl->chans.cap; i++) {
+		struct chan *c = cl->chans.vals[i];
+		if (c != NULL && c->rostering &&
+		    (now >= c->roster_deadline_ns ||
+		     (c->nexpect == 0 && now >= cl->started_ns + CLUSTER_DEAD_MS * 1000000ull)))
+			roster_done(cl, ctx, c);
+	}
 	for (unsigned i = 0; i < cl->nhosts;) {
 		struct host h = cl->hosts[i];
 		if (now - h.seen_ns < CLUSTER_DEAD_MS * 1000000ull) {
@@ -959,6 +1094,9 @@ static void on_broker(struct cluster *cl, actor_ctx_t *ctx, actor_msg_t *m)
 	case K_REAP:
 		reap_one(cl, ctx, (struct reap *)k, bm);
 		break;
+	case K_OPEN:
+		open_in(cl, ctx, bm);
+		break;
 	}
 }
 
@@ -1023,6 +1161,11 @@ static void cluster_start(actor_ctx_t *ctx, void *state)
 	snprintf(subject, sizeof(subject), "chat.%s.hb", cl->net);
 	if (actor_broker_subscribe(ctx, subject, NULL, &cl->hb) < 0)
 		fprintf(stderr, "chat-server: cluster: cannot subscribe to heartbeats\n");
+	snprintf(subject, sizeof(subject), "chat.%s.open", cl->net);
+	actor_broker_sub_opts_t oo = {.tag = (uintptr_t)&open_kind};
+	if (actor_broker_subscribe(ctx, subject, &oo, &cl->open) < 0)
+		fprintf(stderr, "chat-server: cluster: cannot subscribe to %s\n", subject);
+	cl->started_ns = now_ns();
 	/* Claims a previous run of this host left behind (it crashed and came back before the
 	 * others released them). */
 	reap(cl, ctx, cl->srv->name, cl->inc);
@@ -1045,6 +1188,7 @@ static void cluster_destroy(void *state)
 			c->waiting = p->next;
 			free(p);
 		}
+		free(c->expect);
 		free(c);
 	}
 	hmap_free(&cl->nicks);
