@@ -79,7 +79,6 @@ struct owner {
 };
 _Static_assert(offsetof(struct owner, ref) == 0, "an owners.h record starts with ref");
 
-
 /* The request the running behaviour is handling, if any (see the top). */
 struct current {
 	struct actor *actor; /* NULL: none */
@@ -253,13 +252,26 @@ static struct entry *entry_find(struct actor_worker *w, struct req_worker *rw, u
  * Answers
  */
 
+/* An answer to request `id` (MSG_ANSWER), its `len` bytes (checked by the caller) to be filled
+ * in. */
+static inline int answer_new(uint64_t id, int error, uint32_t type, size_t len, actor_msg_t **out)
+{
+	int rc =
+	    actor_msg_alloc(sizeof(actor_msg_t) + sizeof(actor_reply_t) + len, MSG_ANSWER, out);
+	if (rc < 0)
+		return rc;
+	actor_reply_t *r = actor_msg_data(*out);
+	*r = (actor_reply_t){.request = {id}, .error = error, .type = type, .len = (uint32_t)len};
+	return 0;
+}
+
 /* Sends an answer to request `id` of `to`, from `from`. 0 also when `to` has stopped (the
  * answer is dropped and counted here); -ENOMEM: nothing was sent. */
 static int answer_send(struct actor_worker *w, actor_ref_t to, actor_ref_t from, uint64_t id,
                        int error, uint32_t type, const void *data, size_t len)
 {
 	actor_msg_t *m;
-	int rc = actor__request_answer_new(id, error, type, len, &m);
+	int rc = answer_new(id, error, type, len, &m);
 	if (rc < 0)
 		return rc;
 	if (len > 0)
@@ -298,17 +310,12 @@ static struct current *open_request(const actor_ctx_t *ctx, struct actor_worker 
  * The calls
  */
 
-int actor__request_open(actor_ctx_t *ctx, const actor_request_opts_t *opts, actor_request_t *out)
+/* A pending request of `a` (inside its turn on `w`) with opts' timeout and tag: its id. */
+static inline int request_open(struct actor_worker *w, struct req_worker *rw, struct actor *a,
+                               const actor_request_opts_t *opts, uint64_t *id)
 {
-	static const actor_request_opts_t defaults;
-	struct actor_worker *w = actor__ctx_worker(ctx);
-	if (opts == NULL)
-		opts = &defaults;
-	if (w == NULL || out == NULL || opts->timeout_ns > UINT64_MAX / 4)
-		return -EINVAL;
-	struct req_worker *rw = req_worker_of(w);
 	struct entry *e;
-	int rc = entry_new(w, rw, ctx->actor, ENTRY_PENDING, &e);
+	int rc = entry_new(w, rw, a, ENTRY_PENDING, &e);
 	if (rc < 0)
 		return rc;
 	if (opts->timeout_ns != 0) {
@@ -317,33 +324,42 @@ int actor__request_open(actor_ctx_t *ctx, const actor_request_opts_t *opts, acto
 		if (rc < 0) {
 			struct owner *ow = e->owner;
 			entry_free(rw, e);
-			owner_done(rw, ctx->actor, ow);
+			owner_done(rw, a, ow);
 			return rc;
 		}
 	}
 	e->tag = opts->tag;
-	out->id = e->handle;
+	*id = e->handle;
 	return 0;
+}
+
+int actor__request_open(actor_ctx_t *ctx, const actor_request_opts_t *opts, actor_request_t *out)
+{
+	static const actor_request_opts_t defaults;
+	struct actor_worker *w = actor__ctx_worker(ctx);
+	if (opts == NULL)
+		opts = &defaults;
+	if (w == NULL || out == NULL || opts->timeout_ns > UINT64_MAX / 4)
+		return -EINVAL;
+	return request_open(w, req_worker_of(w), ctx->actor, opts, &out->id);
 }
 
 int actor__request_answer_new(uint64_t id, int error, uint32_t type, size_t len, actor_msg_t **out)
 {
 	if (len > ACTOR_MSG_MAX - sizeof(actor_reply_t))
 		return -EMSGSIZE;
-	int rc = actor_msg_alloc(sizeof(actor_msg_t) + sizeof(actor_reply_t) + len, MSG_ANSWER, out);
-	if (rc < 0)
-		return rc;
-	actor_reply_t *r = actor_msg_data(*out);
-	*r = (actor_reply_t){.request = {id}, .error = error, .type = type, .len = (uint32_t)len};
-	return 0;
+	return answer_new(id, error, type, len, out);
 }
 
 int actor_request(actor_ctx_t *ctx, actor_ref_t to, uint32_t type, const void *data, size_t len,
                   const actor_request_opts_t *opts, actor_request_t *out)
 {
+	static const actor_request_opts_t defaults;
 	struct actor_worker *w = actor__ctx_worker(ctx);
+	if (opts == NULL)
+		opts = &defaults;
 	if (w == NULL || out == NULL || (data == NULL && len > 0) || type >= ACTOR_MSG_SYSTEM ||
-	    (opts != NULL && opts->timeout_ns > UINT64_MAX / 4))
+	    opts->timeout_ns > UINT64_MAX / 4)
 		return -EINVAL;
 	if (len > ACTOR_MSG_MAX)
 		return -EMSGSIZE;
@@ -361,7 +377,7 @@ int actor_request(actor_ctx_t *ctx, actor_ref_t to, uint32_t type, const void *d
 	if (len > 0)
 		memcpy(actor_msg_data(m), data, len);
 	actor_request_t req;
-	rc = actor__request_open(ctx, opts, &req);
+	rc = request_open(w, req_worker_of(w), ctx->actor, opts, &req.id);
 	if (rc < 0) {
 		actor_msg_free(ctl);
 		actor_msg_free(m);
