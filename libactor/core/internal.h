@@ -331,6 +331,11 @@ struct actor_system {
 	 * which of them owns each system message block: its index + 1, or 0 (service.h). */
 	const struct actor__service_ops *const *svcs;
 	uint8_t svc_of_block[256];
+	/* The indices of the services with a `poll`, and with a `next_deadline` (and `tick`): the
+	 * worker's loop visits only those each turn, so a service without them costs no turn
+	 * anything. */
+	uint8_t svc_polled[ACTOR_SERVICES_MAX], npolled;
+	uint8_t svc_timed[ACTOR_SERVICES_MAX], ntimed;
 	void *svc_shared[ACTOR_SERVICES_MAX]; /* each service's system-wide state (service.h) */
 	/* Reclamation's end for a retired actor (refs.c calls it; actor.c's): drain, free. */
 	void (*free_retired)(struct actor_worker *w, struct actor *a);

@@ -55,6 +55,10 @@ static int map_blocks(actor_system_t *sys)
 	sys->free_retired = actor__free_retired;
 	for (unsigned s = 0; actor__services[s] != NULL; s++) {
 		assert(s < ACTOR_SERVICES_MAX && actor__services[s]->id == s);
+		if (actor__services[s]->poll != NULL)
+			sys->svc_polled[sys->npolled++] = (uint8_t)s;
+		if (actor__services[s]->next_deadline != NULL || actor__services[s]->tick != NULL)
+			sys->svc_timed[sys->ntimed++] = (uint8_t)s;
 		for (unsigned b = 0; b < 4 && actor__services[s]->blocks[b] != 0; b++) {
 			uint8_t block = actor__services[s]->blocks[b];
 			if (sys->svc_of_block[block] != 0)

@@ -472,9 +472,9 @@ static unsigned poll_io(struct actor_worker *w)
 		int rc = w->reactor->ops->wait(w->reactor, 0);
 		n += rc > 0 ? (unsigned)rc : 0;
 	}
-	for (unsigned i = 0; w->sys->svcs[i] != NULL; i++) {
-		if (w->sys->svcs[i]->poll != NULL)
-			n += w->sys->svcs[i]->poll(w, w->svc[i]);
+	for (unsigned k = 0; k < w->sys->npolled; k++) {
+		unsigned i = w->sys->svc_polled[k];
+		n += w->sys->svcs[i]->poll(w, w->svc[i]);
 	}
 	return n;
 }
@@ -488,7 +488,8 @@ static bool io_work(struct actor_worker *w)
 static uint64_t svc_next_deadline(const struct actor_worker *w)
 {
 	uint64_t d = UINT64_MAX;
-	for (unsigned i = 0; w->sys->svcs[i] != NULL; i++) {
+	for (unsigned k = 0; k < w->sys->ntimed; k++) {
+		unsigned i = w->sys->svc_timed[k];
 		const struct actor__service_ops *s = w->sys->svcs[i];
 		if (s->next_deadline != NULL) {
 			uint64_t t = s->next_deadline(w, w->svc[i]);
@@ -501,7 +502,8 @@ static uint64_t svc_next_deadline(const struct actor_worker *w)
 static unsigned svc_tick(struct actor_worker *w, uint64_t now)
 {
 	unsigned n = 0;
-	for (unsigned i = 0; w->sys->svcs[i] != NULL; i++) {
+	for (unsigned k = 0; k < w->sys->ntimed; k++) {
+		unsigned i = w->sys->svc_timed[k];
 		if (w->sys->svcs[i]->tick != NULL)
 			n += w->sys->svcs[i]->tick(w, w->svc[i], now);
 	}
