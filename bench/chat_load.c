@@ -2,14 +2,16 @@
  * IRC server: the libactor chat server, ngircd, InspIRCd (bench/chat_compare.sh runs them all).
  *
  * Usage: bench/chat_load --port P [--host 127.0.0.1] [--mode broadcast|paced|idle]
- *          [--servers ADDR:PORT,ADDR:PORT,...]
+ *          [--servers ADDR:PORT,ADDR:PORT,...] [--nick-prefix P]
  *          [--clients N] [--channels K] [--messages M] [--rate LINES_PER_S]
  *          [--server-pid PID] [--impl NAME] [--name NAME] [--password P]
  *          [--setup 'LINE'] ... [--window W] [--timeout S] [--connect-batch B]
  *
  * N clients connect and register (NICK, USER); unless idle, client i joins channel i % K.
  * --servers spreads them over several servers (one network, say the hosts of a cluster):
- * client i connects to server i % S; it replaces --host and --port.
+ * client i connects to server i % S; it replaces --host and --port. Client i's nick is
+ * <P><i> (--nick-prefix, default "l"): loads run one after another on a network whose nicks
+ * are released asynchronously (a cluster) take a prefix each.
  *   broadcast: every client sends M lines to its channel as fast as the server takes them
  *              (at most W lines per receiver in flight, so no client becomes a slow reader);
  *              RESULT name=chat_broadcast_c<N> metric=deliveries_per_s
@@ -55,7 +57,7 @@ enum mode { BROADCAST, PACED, IDLE };
 enum state { CONNECTING, REGISTERING, JOINING, READY, DEAD };
 
 struct opts {
-	const char *host, *impl, *name, *password;
+	const char *host, *impl, *name, *password, *prefix;
 	const char *setup[MAX_SETUP];
 	unsigned nsetup;
 	unsigned port, clients, channels, messages, window, batch;
@@ -193,7 +195,8 @@ static void open_client(unsigned i)
 
 static void nick_of(unsigned i, char *buf, size_t cap)
 {
-	snprintf(buf, cap, "l%u", i); /* short: ngircd allows 9 characters by default */
+	/* short: ngircd allows 9 characters by default */
+	snprintf(buf, cap, "%s%u", o.prefix != NULL ? o.prefix : "l", i);
 }
 
 static void begin_register(unsigned i)
@@ -586,7 +589,7 @@ static void usage(void)
 {
 	fprintf(stderr,
 	        "usage: chat_load --port P [--host 127.0.0.1] [--mode broadcast|paced|idle]\n"
-	        "         [--servers ADDR:PORT,ADDR:PORT,...]\n"
+	        "         [--servers ADDR:PORT,ADDR:PORT,...] [--nick-prefix P]\n"
 	        "         [--clients N] [--channels K] [--messages M] [--rate LINES_PER_S]\n"
 	        "         [--server-pid PID] [--impl NAME] [--name NAME] [--password P]\n"
 	        "         [--setup LINE]... [--window W] [--timeout S] [--connect-batch B]\n");
@@ -614,7 +617,7 @@ static void parse(int argc, char **argv)
 	    {"password", 1, NULL, 'w'},      {"setup", 1, NULL, 's'},
 	    {"window", 1, NULL, 'W'},        {"timeout", 1, NULL, 't'},
 	    {"connect-batch", 1, NULL, 'b'}, {"servers", 1, NULL, 'S'},
-	    {NULL, 0, NULL, 0}};
+	    {"nick-prefix", 1, NULL, 'x'},   {NULL, 0, NULL, 0}};
 	int ch;
 	const char *servers = NULL;
 	while ((ch = getopt_long(argc, argv, "", longs, NULL)) != -1) {
@@ -675,6 +678,11 @@ static void parse(int argc, char **argv)
 			break;
 		case 'S':
 			servers = optarg;
+			break;
+		case 'x':
+			if (strlen(optarg) < 1 || strlen(optarg) > 4)
+				usage();
+			o.prefix = optarg;
 			break;
 		default:
 			usage();
