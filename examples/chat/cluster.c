@@ -18,9 +18,12 @@
  * local member joins (CM_CL_OPEN) and closes it after the last (CM_CL_CLOSE): a durable push
  * consumer filtered on the channel's subject, starting with what is stored from then on. The
  * consumer's messages go to the channel as CM_CL_EVENT, each acknowledged once sent (the send
- * to a channel, an unbounded actor, does not fail while it runs), so that no more than
- * CONSUMER_MAX_PENDING wait and none is dropped. Publishes for a channel whose consumer is not
- * yet made wait here, so that a host hears the rosters that answer its first JOIN.
+ * to a channel, an unbounded actor, does not fail while it runs). A channel's consumer has one
+ * message unacknowledged at a time (CHAN_MAX_PENDING): a delivery lost on its way (a NATS
+ * server died while pushing it) comes again after the ack wait, before anything newer, so each
+ * host sees the channel's events exactly in stream order, and its copy's "older than the last
+ * seen: a redelivery" rule never drops one it has not had. Publishes for a channel whose consumer
+ * is not yet made wait here, so that a host hears the rosters that answer its first JOIN.
  *
  * Invariants (one actor: every field below is touched on its worker only):
  * - A nick is in `nicks` from the claim the registry passed on until it is released, and its
@@ -47,13 +50,18 @@
 /* A host silent this long is dead: three heartbeats missed, so one late heartbeat on a busy
  * machine does not split the network. */
 #define CLUSTER_DEAD_MS 3000
-#define CONSUMER_MAX_PENDING 256  /* a channel's events on their way to it, unacknowledged */
+#define CONSUMER_MAX_PENDING 256 /* a reaper's keys on their way to it, unacknowledged */
+/* A channel's events unacknowledged at once: one, for order across a lost delivery (above).
+ * With 256, a delivery lost when a NATS server died came again after newer ones and was
+ * dropped as a copy (tests/cluster natskill: 6 of 20,115 lines missing on one host). */
+#define CHAN_MAX_PENDING 1
 #define CONSUMER_ACK_WAIT_MS 5000 /* one not acknowledged in this time is sent again */
 #define REAP_LINGER_MS 30000      /* a reaper's consumer is removed after this long at most */
 /* A copy that opens waits this long at most for the other hosts' rosters (one that died
  * meanwhile, or missed the call) before it answers its JOINs: checked each heartbeat tick. */
 #define ROSTER_WAIT_MS 2000
 #define JS_TIMEOUT_NS (10 * 1000000000ull) /* retries through a leader election (~5 s) */
+#define CLUSTER_SETUP_WAIT_S 60 /* at start, how long a host waits for JetStream to answer */
 
 enum kind { K_NICK = 1, K_CHAN, K_REAP, K_OPEN };
 enum nick_state { CLAIMING, OWNED };
@@ -716,7 +724,7 @@ static void chan_open(struct cluster *cl, actor_ctx_t *ctx, const struct cm_cl_c
 	                                   .filter = c->subject,
 	                                   .deliver_new = 1,
 	                                   .ack_wait_ms = CONSUMER_ACK_WAIT_MS,
-	                                   .max_ack_pending = CONSUMER_MAX_PENDING,
+	                                   .max_ack_pending = CHAN_MAX_PENDING,
 	                                   .tag = (uintptr_t)c};
 	actor_request_t req;
 	actor_request_opts_t opts = op_opts(o, JS_TIMEOUT_NS);
@@ -1233,16 +1241,35 @@ int chat_cluster_start(actor_system_t *sys, struct chat_srv *srv, const struct c
 	}
 	char subjects[64];
 	snprintf(subjects, sizeof(subjects), "chat.%s.c.>", o->network);
-	rc = actor_broker_stream_add(sys, cl->stream, subjects, o->replicas, 0, 0);
-	if (rc == 0)
-		rc = actor_broker_kv_add(sys, cl->bucket, o->replicas);
+	/* A NATS cluster that has just started (or is busy) may not have elected its JetStream
+	 * leader yet: the calls time out until it has. Hosts may start before or with their NATS
+	 * servers, so they wait for it, up to CLUSTER_SETUP_WAIT_S; any other error is final. */
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (bool told = false;;) {
+		rc = actor_broker_stream_add(sys, cl->stream, subjects, o->replicas, 0, 0);
+		if (rc == 0)
+			rc = actor_broker_kv_add(sys, cl->bucket, o->replicas);
+		struct timespec t;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		if ((rc != -ETIMEDOUT && rc != -ENOTCONN) ||
+		    t.tv_sec - t0.tv_sec >= CLUSTER_SETUP_WAIT_S)
+			break;
+		if (!told)
+			fprintf(stderr,
+			        "chat-server: --cluster: waiting for JetStream (up to %d s)\n",
+			        CLUSTER_SETUP_WAIT_S);
+		told = true;
+		nanosleep(&(struct timespec){.tv_nsec = 500000000}, NULL);
+	}
 	if (rc < 0) {
 		fprintf(stderr,
 		        "chat-server: --cluster: cannot set up the stream %s and bucket %s with %u "
 		        "replicas: %s%s\n",
 		        cl->stream, cl->bucket, o->replicas, strerror(-rc),
-		        o->replicas > 1 ? " (a single NATS server needs --cluster-replicas 1)"
-		                        : "");
+		        rc == -EINVAL && o->replicas > 1
+		            ? " (a single NATS server needs --cluster-replicas 1)"
+		            : "");
 		return rc;
 	}
 	actor_spawn_opts_t so = {.placement = ACTOR_PLACE_FIXED,

@@ -658,7 +658,7 @@ async def hostkill(sc, tag):
         if not await claim(sc, live[0].host, d.nick, "again"):
             raise Failed("%s, a user of the dead host, could not be had again" % d.nick)
         sc.note("dead user's nick had again")
-    await bed.chat_restart(victim, run.wait)
+    await bed.chat_restart(victim, max(run.wait, 65))
     probe = Client(victim, "hk%sprobe" % tag[0])
     sc.clients.append(probe)
     await register_all(sc, [probe], note=False)
@@ -796,7 +796,7 @@ async def run_scenario(run, name, variant):
     for h in run.bed.hosts:
         try:
             if h.chat is None or h.chat.returncode is not None:
-                await run.bed.chat_restart(h, run.wait)
+                await run.bed.chat_restart(h, max(run.wait, 65))
             if h.nats is None or h.nats.returncode is not None:
                 await run.bed.nats_restart(h, run.wait)
         except BedError as e:
@@ -853,8 +853,10 @@ async def main():
         print("cluster: NATS nodes %s ready in %.1f s" % (
             ", ".join("%s %s" % (h.nats_name, h.url()) for h in bed.hosts),
             time.monotonic() - t0), flush=True)
+        # A chat host waits up to 60 s at start for JetStream to answer (a NATS cluster that
+        # has just formed on a busy machine may not have elected its leader): a watchdog.
         for h in bed.hosts:
-            await bed.chat_start(h, run.wait)
+            await bed.chat_start(h, max(run.wait, 65))
         print("cluster: chat hosts %s" % ", ".join(
             "%s %s:%d" % (h.name, h.addr, h.chat_port) for h in bed.hosts), flush=True)
         if await bed_nats(run) and await bed_chat(run):
