@@ -1301,7 +1301,7 @@ typedef struct actor_broker_opts {
 	uint32_t js_max_inflight;
 	/* 0 (default): publishes gather in the connection's buffer, which libnats's flusher
 	 * writes out up to 1 ms after the first: throughput, at up to 1 ms more per hop. 1: each
-	 * publish is written at once, a system call each: latency. bench/broker on 2 CPUs: 7x the
+	 * publish is written at once, a system call each: latency. bench/broker on 2 CPUs: 4x the
 	 * messages per second batched, a fifth of the round trip at once (bench/README.md). */
 	int write_at_once;
 } actor_broker_opts_t;
