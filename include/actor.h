@@ -1542,6 +1542,37 @@ enum actor_broker_ack_kind {
  * from a consumer, or a bad kind. */
 ACTOR_API int actor_broker_ack(actor_ctx_t *ctx, const actor_broker_msg_t *m, int kind);
 
+typedef struct actor_broker_ordered_opts {
+	const char *stream; /* required */
+	const char *filter; /* only the stream's messages on this subject; NULL: all */
+	int deliver_new;    /* 1: start with messages stored from now on; 0: from start_seq */
+	uint64_t start_seq; /* deliver_new 0: the first sequence wanted; 0: the first kept */
+	uint32_t heartbeat_ms; /* the servers' heartbeat while nothing is sent; 0: 1000 */
+	/* Messages waiting for the actor, at most: past it the consumer pauses (it is made again
+	 * where it stopped once the actor has taken half of them). 0: 65536. */
+	uint32_t max_pending;
+	uint64_t tag; /* in each message */
+} actor_broker_ordered_opts_t;
+
+/* Subscribes the calling actor to a stream's messages (on `filter`) in stream order, each
+ * exactly once, with nothing to acknowledge, through servers dying and the connection being
+ * lost and made again, as long as the stream keeps them: what NATS calls an ordered consumer.
+ * The library makes a consumer on the servers (in memory, on one server) and checks every
+ * delivery and heartbeat against the last it passed on; when one was lost (a gap in the
+ * consumer's count), the consumer fell silent for three heartbeats (its server died), or the
+ * actor fell max_pending behind, it deletes that consumer and makes another that starts right
+ * after the last message passed on. Messages arrive as ACTOR_MSG_BROKER with stream_seq set
+ * (and delivered 1); actor_broker_ack is not needed. *sub names it at once; the first
+ * creation's outcome arrives as one ACTOR_MSG_REPLY carrying an actor_broker_ack_t (its seq:
+ * the stream's last sequence before the first message this consumer will deliver); if it
+ * fails, the subscription has ended. Later creations are retried until one succeeds, every
+ * ACTOR_BROKER_RETRY_MS while the stream has no leader. actor_broker_unsubscribe (or the
+ * actor's stop) deletes the consumer; one left by a process that died goes after 5 s.
+ * Errors at the call: those of actor_broker_consume. */
+ACTOR_API int actor_broker_consume_ordered(actor_ctx_t *ctx, const actor_broker_ordered_opts_t *copts,
+                                           const actor_request_opts_t *opts,
+                                           actor_broker_sub_t *sub, actor_request_t *out);
+
 /* ---------------------------------------------------------------------------------------------
  * Supervisors
  *

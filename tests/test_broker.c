@@ -870,6 +870,139 @@ START_TEST(a_durable_consumer_delivers_each_stored_message_and_again_the_unackno
 END_TEST
 
 /* ---------------------------------------------------------------------------------------------
+ * An ordered consumer
+ */
+
+#define ORD_N 600
+#define ORD_BLOCK_AT 50 /* the consumer stops here until told, so that more than max_pending wait */
+#define ORD_MAX_PENDING 16
+
+struct ordered {
+	atomic_ullong got;   /* messages passed, in order */
+	atomic_int release;  /* the test lets the blocked consumer go on */
+	atomic_int blocked;  /* it is blocked */
+	unsigned bad, created;
+	uint64_t last_seq;
+	actor_request_t create;
+	actor_broker_sub_t sub;
+	int rc;
+	int filtered; /* 1: chan.y only, whose values count 0, 1, 2, ...; 0: every stream sequence */
+	uint64_t quit_at; /* nonzero: it unsubscribes and stops once it has had this many */
+};
+
+static void ordered_behavior(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	struct ordered *c = state;
+	if (msg->type == T_GO) {
+		actor_broker_ordered_opts_t co = {.stream = "CHAN",
+		                                  .filter = c->filtered ? "chan.y" : NULL,
+		                                  .heartbeat_ms = 100,
+		                                  .max_pending = c->filtered ? ORD_MAX_PENDING : 0,
+		                                  .tag = 5};
+		actor_request_opts_t o = {.tag = 98};
+		c->rc = actor_broker_consume_ordered(ctx, &co, &o, &c->sub, &c->create);
+		return;
+	}
+	if (msg->type == T_QUIT) {
+		ck_assert_int_eq(actor_broker_unsubscribe(ctx, c->sub), 0);
+		actor_exit(ctx, ACTOR_REASON_NORMAL);
+		return;
+	}
+	if (msg->type == ACTOR_MSG_REPLY) {
+		actor_broker_ack_t a = ack_of(msg);
+		c->created += a.error == 0 && reply_of(msg)->tag == 98 &&
+		              reply_of(msg)->request.id == c->create.id;
+		if (a.error != 0)
+			c->rc = a.error;
+		return;
+	}
+	actor_broker_msg_t *m = actor_broker_msg(msg);
+	uint64_t n = atomic_load(&c->got);
+	/* In order, once each: filtered, the values count up; unfiltered, the sequences do. */
+	bool ok = m->tag == 5 && m->sub.id == c->sub.id && m->delivered == 1 &&
+	          m->stream_seq > c->last_seq &&
+	          (c->filtered ? data_u64(m) == n : m->stream_seq == n + 1);
+	c->bad += !ok;
+	c->last_seq = m->stream_seq;
+	atomic_store(&c->got, n + 1);
+	if (n + 1 == c->quit_at) {
+		ck_assert_int_eq(actor_broker_unsubscribe(ctx, c->sub), 0);
+		actor_exit(ctx, ACTOR_REASON_NORMAL);
+		return;
+	}
+	if (c->filtered && n + 1 == ORD_BLOCK_AT && !atomic_load(&c->release)) {
+		atomic_store(&c->blocked, 1);
+		while (!atomic_load(&c->release))
+			sched_yield(); /* the worker is held: messages pile up past max_pending */
+	}
+}
+
+static void publish_ord(actor_ctx_t *ctx, void *arg)
+{
+	/* Values first .. first + ORD_N / 2 - 1 on chan.y, with chan.x between them (filtered
+	 * out). One connection stores them in the order sent. */
+	uint64_t first = *(uint64_t *)arg;
+	for (uint64_t i = first; i < first + ORD_N / 2; i++) {
+		actor_broker_pub_t x = {.subject = "chan.x", .data = "x", .len = 1};
+		actor_broker_pub_t y = {.subject = "chan.y", .data = &i, .len = sizeof(i)};
+		actor_request_t req;
+		actor_request_opts_t o = {.timeout_ns = 60000000000ull};
+		ck_assert_int_eq(actor_broker_js_publish(ctx, &x, &o, &req), 0);
+		ck_assert_int_eq(actor_broker_js_publish(ctx, &y, &o, &req), 0);
+	}
+}
+
+#ifdef TEST_NATS_CLIENT
+static int chan_info(const char *urls, char *leader, size_t cap, uint64_t *msgs,
+                     uint64_t *consumers);
+#endif
+
+START_TEST(an_ordered_consumer_gets_each_message_once_in_order_through_a_pause_and_a_crash)
+{
+	struct nats_srv srv = {0};
+	actor_broker_opts_t bo = {.reconnect_wait_ms = 50};
+	actor_system_t *sys = broker_system(&srv, &bo);
+	ck_assert_int_eq(actor_broker_stream_add(sys, "CHAN", "chan.>", 1, 0, 0), 0);
+	static struct ordered c;
+	c.filtered = 1;
+	actor_ref_t a = spawn_on(sys, 0, ordered_behavior, &c);
+	send_ok(sys, a, T_GO, NULL, 0);
+	/* Half the messages, with the consumer held at ORD_BLOCK_AT: it falls behind by more than
+	 * max_pending, so its consumer pauses and is made again once it has room. */
+	uint64_t first = 0;
+	run_in_actor(sys, NULL, publish_ord, &first);
+	assert_eventually(atomic_load(&c.blocked) == 1, TEST_WATCHDOG);
+#ifdef TEST_NATS_CLIENT
+	uint64_t msgs = 0;
+	assert_eventually(chan_info(srv.url, NULL, 0, &msgs, NULL) == 0 && msgs == ORD_N,
+	                  TEST_WATCHDOG);
+#endif
+	atomic_store(&c.release, 1);
+	assert_eventually(atomic_load(&c.got) == ORD_N / 2, TEST_WATCHDOG);
+	/* The server crashes, with the consumer (in its memory), and comes back: the consumer
+	 * falls silent and is made again after the last message passed. */
+	nats_stop(&srv, true);
+	nats_start(&srv);
+	first = ORD_N / 2;
+	run_in_actor(sys, NULL, publish_ord, &first);
+	assert_eventually(atomic_load(&c.got) >= ORD_N, TEST_WATCHDOG);
+	send_ok(sys, a, T_QUIT, NULL, 0);
+	system_run_to_end(sys, TEST_WATCHDOG, "ordered consumer");
+	ck_assert_int_eq(c.rc, 0);
+	ck_assert_uint_eq(c.created, 1);
+	ck_assert_uint_eq(c.bad, 0);
+	ck_assert_uint_eq(atomic_load(&c.got), ORD_N);
+#ifdef TEST_NATS_CLIENT
+	/* Unsubscribed: no consumer of it is left on the server, those of the pause included. */
+	uint64_t consumers = 1;
+	assert_eventually(chan_info(srv.url, NULL, 0, NULL, &consumers) == 0 && consumers == 0,
+	                  TEST_WATCHDOG);
+#endif
+	broker_done(sys, &srv);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------------
  * The connection's state across a server's crash; a refused publish and its notice
  */
 
@@ -1009,6 +1142,17 @@ static void misuse_in_actor(actor_ctx_t *ctx, void *arg)
 	ck_assert_int_eq(actor_broker_kv_delete(ctx, "b", "", NULL, &req), -EINVAL);
 	actor_broker_consumer_opts_t co = {.stream = "S"};
 	ck_assert_int_eq(actor_broker_consume(ctx, &co, NULL, &sub, &req), -EINVAL);
+	/* An ordered consumer: no stream, a bad one, a start with deliver_new, a bad filter. */
+	actor_broker_ordered_opts_t oo = {0};
+	ck_assert_int_eq(actor_broker_consume_ordered(ctx, &oo, NULL, &sub, &req), -EINVAL);
+	oo.stream = "S.x";
+	ck_assert_int_eq(actor_broker_consume_ordered(ctx, &oo, NULL, &sub, &req), -EINVAL);
+	oo = (actor_broker_ordered_opts_t){.stream = "S", .deliver_new = 1, .start_seq = 5};
+	ck_assert_int_eq(actor_broker_consume_ordered(ctx, &oo, NULL, &sub, &req), -EINVAL);
+	oo = (actor_broker_ordered_opts_t){.stream = "S", .filter = "a..b"};
+	ck_assert_int_eq(actor_broker_consume_ordered(ctx, &oo, NULL, &sub, &req), -EINVAL);
+	oo.filter = NULL;
+	ck_assert_int_eq(actor_broker_consume_ordered(ctx, &oo, NULL, NULL, &req), -EINVAL);
 	ck_assert_int_eq(actor_broker_unsubscribe(ctx, (actor_broker_sub_t){0}), -ESRCH);
 	ck_assert_int_eq(actor_broker_unsubscribe(ctx, (actor_broker_sub_t){12345}), -ESRCH);
 	ck_assert_int_eq(actor_broker_watch(ctx, 2), -EINVAL);
@@ -1052,6 +1196,8 @@ static void not_connected(actor_ctx_t *ctx, void *arg)
 	ck_assert_int_eq(actor_broker_publish(ctx, &pub), -ENOTCONN);
 	ck_assert_int_eq(actor_broker_request(ctx, &pub, NULL, &req), -ENOTCONN);
 	ck_assert_int_eq(actor_broker_watch(ctx, 1), -ENOTCONN);
+	actor_broker_ordered_opts_t oo = {.stream = "S"};
+	ck_assert_int_eq(actor_broker_consume_ordered(ctx, &oo, NULL, &sub, &req), -ENOTCONN);
 }
 
 START_TEST(bad_calls_get_clear_errors_and_change_nothing)
@@ -1168,9 +1314,10 @@ static void splitter_behavior(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
 }
 
 /* What the servers at `urls` say of stream CHAN, asked with libnats directly: its leader ("n1"
- * to "n3") into `leader` if not NULL, its message count into *msgs if not NULL. 0, or -1 if
- * they could not say. */
-static int chan_info(const char *urls, char *leader, size_t cap, uint64_t *msgs)
+ * to "n3") into `leader` if not NULL, its message count into *msgs and its consumers into
+ * *consumers if not NULL. 0, or -1 if they could not say. */
+static int chan_info(const char *urls, char *leader, size_t cap, uint64_t *msgs,
+                     uint64_t *consumers)
 {
 	natsConnection *nc = NULL;
 	jsCtx *js = NULL;
@@ -1184,6 +1331,8 @@ static int chan_info(const char *urls, char *leader, size_t cap, uint64_t *msgs)
 			snprintf(leader, cap, "%s", si->Cluster->Leader);
 		if (msgs != NULL)
 			*msgs = si->State.Msgs;
+		if (consumers != NULL)
+			*consumers = (uint64_t)si->State.Consumers;
 		rc = 0;
 	}
 	if (si != NULL)
@@ -1195,7 +1344,7 @@ static int chan_info(const char *urls, char *leader, size_t cap, uint64_t *msgs)
 	return rc;
 }
 
-START_TEST(no_acknowledged_publish_is_lost_when_the_stream_leader_is_killed)
+START_TEST(no_acknowledged_publish_is_lost_when_the_stream_leader_is_killed_nor_missed_by_a_reader)
 {
 	struct nats_cluster c = {0};
 	nats_cluster_start(&c);
@@ -1212,11 +1361,16 @@ START_TEST(no_acknowledged_publish_is_lost_when_the_stream_leader_is_killed)
 	static struct splitter sp;
 	for (unsigned i = 0; i < SPLIT_N; i++)
 		sp.error[i] = 1; /* not answered */
+	/* An ordered consumer reads the stream all along: its consumer lives on one server,
+	 * maybe the one killed, and is made again elsewhere. */
+	static struct ordered oc = {.quit_at = SPLIT_N};
+	actor_ref_t reader = spawn_on(sys, 1, ordered_behavior, &oc);
+	send_ok(sys, reader, T_GO, NULL, 0);
 	actor_ref_t a = spawn_on(sys, 0, splitter_behavior, &sp);
 	send_ok(sys, a, T_GO, NULL, 0);
 	assert_eventually(atomic_load(&sp.acked) >= SPLIT_KILL_AT, TEST_WATCHDOG_STRESS);
 	char leader[16];
-	ck_assert_int_eq(chan_info(c.urls, leader, sizeof(leader), NULL), 0);
+	ck_assert_int_eq(chan_info(c.urls, leader, sizeof(leader), NULL, NULL), 0);
 	int victim = leader[1] - '1';
 	ck_assert(victim >= 0 && victim < 3);
 	nats_stop(&c.node[victim], true);
@@ -1243,8 +1397,13 @@ START_TEST(no_acknowledged_publish_is_lost_when_the_stream_leader_is_killed)
 			         sizeof(survivors) - strlen(survivors), "%s%s",
 			         survivors[0] ? "," : "", c.node[i].url);
 	uint64_t kept = 0;
-	ck_assert_int_eq(chan_info(survivors, NULL, 0, &kept), 0);
+	ck_assert_int_eq(chan_info(survivors, NULL, 0, &kept, NULL), 0);
 	ck_assert_uint_eq(kept, SPLIT_N);
+	/* The reader had every sequence, 1..SPLIT_N, once each and in order. */
+	ck_assert_int_eq(oc.rc, 0);
+	ck_assert_uint_eq(oc.created, 1);
+	ck_assert_uint_eq(oc.bad, 0);
+	ck_assert_uint_eq(atomic_load(&oc.got), SPLIT_N);
 	actor_system_free(sys);
 	nats_cluster_free(&c);
 }
@@ -1271,12 +1430,15 @@ static Suite *broker_suite(void)
 	tcase_add_test(
 	    tc, a_durable_consumer_delivers_each_stored_message_and_again_the_unacknowledged_one);
 	tcase_add_test(tc,
+	               an_ordered_consumer_gets_each_message_once_in_order_through_a_pause_and_a_crash);
+	tcase_add_test(tc,
 	               a_server_crash_is_reported_publishes_are_refused_then_resume_with_a_notice);
 	tcase_add_test(tc, bad_calls_get_clear_errors_and_change_nothing);
 	suite_add_tcase(s, tc);
 #ifdef TEST_NATS_CLIENT
 	TCase *cluster = tcase_new("cluster", TEST_TIMEOUT_STRESS);
-	tcase_add_test(cluster, no_acknowledged_publish_is_lost_when_the_stream_leader_is_killed);
+	tcase_add_test(cluster,
+	               no_acknowledged_publish_is_lost_when_the_stream_leader_is_killed_nor_missed_by_a_reader);
 	suite_add_tcase(s, cluster);
 #endif
 	return s;

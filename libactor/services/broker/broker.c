@@ -280,15 +280,21 @@ static void on_msg(natsConnection *nc, natsSubscription *ns, natsMsg *msg, void 
 	}
 	if (atomic_load_explicit(&s->ended, memory_order_acquire))
 		goto out;
-	/* Only this thread adds to `pending`: the check holds until the add. */
-	if (atomic_load_explicit(&s->pending, memory_order_acquire) >= s->max_pending) {
+	if (s->ord != NULL) {
+		if (!actor__bord_accept(b, s, ns, msg))
+			goto out; /* ordered.c's checks, pending's included */
+	} else if (atomic_load_explicit(&s->pending, memory_order_acquire) >= s->max_pending) {
+		/* Only this thread adds to `pending`: the check holds until the add. */
 		atomic_fetch_add_explicit(&s->dropped, 1, memory_order_relaxed);
 		goto out;
 	}
 	actor_msg_t *m;
 	actor_broker_msg_t *bm;
 	if (actor__broker_copy_msg(msg, ACTOR_MSG_BROKER, 0, &m, &bm) < 0) {
-		atomic_fetch_add_explicit(&s->dropped, 1, memory_order_relaxed);
+		if (s->ord != NULL)
+			actor__bord_lost(b, s); /* it comes again */
+		else
+			atomic_fetch_add_explicit(&s->dropped, 1, memory_order_relaxed);
 		goto out;
 	}
 	bm->sub.id = s->handle;
@@ -330,8 +336,12 @@ static void on_sub_complete(void *closure)
 	actor__bsub_unref(closure);
 }
 
+
+/* A subscription of ctx's actor to `subject`, or, with `ordered`, an ordered consumer's (whose
+ * subject is its own: ordered.c). */
 static int sub_new(actor_ctx_t *ctx, struct broker *b, const char *subject, const char *queue,
-                   uint64_t tag, uint32_t max_pending, bool consumer, struct bsub **out)
+                   uint64_t tag, uint32_t max_pending, bool consumer,
+                   const actor_broker_ordered_opts_t *ordered, struct bsub **out)
 {
 	struct actor_worker *w = actor__ctx_worker(ctx);
 	struct broker_worker *bw = broker_worker_of(w);
@@ -352,18 +362,33 @@ static int sub_new(actor_ctx_t *ctx, struct broker *b, const char *subject, cons
 	s->max_pending = max_pending;
 	s->consumer = consumer;
 	s->handle = actor__table_handle(&bw->subs, w->index, (uint32_t)idx);
-	atomic_init(&s->refs, 2); /* the owner's record and libnats's subscription */
+	if (ordered != NULL) {
+		/* The process's inbox token makes its consumers' names its own. */
+		s->ord = actor__bord_new(ordered, b->inbox + strlen("_INBOX."), s->handle, on_msg);
+		if (s->ord == NULL) {
+			actor__table_del(&bw->subs, (uint32_t)idx);
+			if (ow->subs == NULL)
+				actor__owners_del(&bw->owners, ow, sizeof(*ow));
+			free(s);
+			return -ENOMEM;
+		}
+	}
+	/* The owner's record, and libnats's subscription; an ordered consumer's subscriptions
+	 * (one per generation) take theirs as ordered.c makes them. */
+	atomic_init(&s->refs, ordered != NULL ? 1 : 2);
 	pthread_mutex_lock(&b->lock);
 	b->refs++;
 	pthread_mutex_unlock(&b->lock);
-	natsStatus st;
-	if (queue != NULL)
+	natsStatus st = NATS_OK;
+	if (ordered != NULL)
+		;
+	else if (queue != NULL)
 		st = natsConnection_QueueSubscribe(&s->ns, b->nc, subject, queue, on_msg, s);
 	else
 		st = natsConnection_Subscribe(&s->ns, b->nc, subject, on_msg, s);
-	if (st == NATS_OK)
+	if (st == NATS_OK && ordered == NULL)
 		st = natsSubscription_SetOnCompleteCB(s->ns, on_sub_complete, s);
-	if (st == NATS_OK)
+	if (st == NATS_OK && ordered == NULL)
 		/* Our own count bounds it: libnats's queue must never drop on its own. */
 		st = natsSubscription_SetPendingLimits(s->ns, -1, -1);
 	if (st != NATS_OK) {
@@ -377,6 +402,7 @@ static int sub_new(actor_ctx_t *ctx, struct broker *b, const char *subject, cons
 			(void)natsSubscription_Unsubscribe(s->ns);
 			actor__bsub_unref(s);
 		} else {
+			free(s->ord);
 			free(s);
 			actor__broker_unref(b);
 		}
@@ -407,7 +433,7 @@ int actor_broker_subscribe(actor_ctx_t *ctx, const char *subject,
 		return -EINVAL;
 	struct bsub *s;
 	rc = sub_new(ctx, b, subject, opts->queue, opts->tag,
-	             opts->max_pending ? opts->max_pending : 65536, false, &s);
+	             opts->max_pending ? opts->max_pending : 65536, false, NULL, &s);
 	if (rc == 0)
 		out->id = s->handle;
 	return rc;
@@ -509,6 +535,17 @@ int actor_broker_ack(actor_ctx_t *ctx, const actor_broker_msg_t *m, int kind)
  * Consumers
  */
 
+/* What both kinds of consumer check: 0 or -EINVAL. */
+static int check_consumer(const char *stream, const char *filter, int deliver_new, const void *sub,
+                          const void *out)
+{
+	if (sub == NULL || out == NULL || actor__broker_check_name(stream, "-_", 64) < 0 ||
+	    (filter != NULL && actor__broker_check_subject(filter, true) < 0) ||
+	    (deliver_new != 0 && deliver_new != 1))
+		return -EINVAL;
+	return 0;
+}
+
 int actor_broker_consume(actor_ctx_t *ctx, const actor_broker_consumer_opts_t *c,
                          const actor_request_opts_t *opts, actor_broker_sub_t *sub,
                          actor_request_t *out)
@@ -517,11 +554,8 @@ int actor_broker_consume(actor_ctx_t *ctx, const actor_broker_consumer_opts_t *c
 	struct broker *b = actor__broker_ready(ctx, &rc);
 	if (b == NULL)
 		return rc;
-	if (c == NULL || sub == NULL || out == NULL ||
-	    actor__broker_check_name(c->stream, "-_", 64) < 0 ||
-	    actor__broker_check_name(c->durable, "-_", 64) < 0 ||
-	    (c->filter != NULL && actor__broker_check_subject(c->filter, true) < 0) ||
-	    (c->deliver_new != 0 && c->deliver_new != 1))
+	if (c == NULL || check_consumer(c->stream, c->filter, c->deliver_new, sub, out) < 0 ||
+	    actor__broker_check_name(c->durable, "-_", 64) < 0)
 		return -EINVAL;
 	uint32_t max_ack = c->max_ack_pending ? c->max_ack_pending : 1024;
 	uint64_t ack_wait = (uint64_t)(c->ack_wait_ms ? c->ack_wait_ms : 30000) * 1000000ull;
@@ -539,12 +573,52 @@ int actor_broker_consume(actor_ctx_t *ctx, const actor_broker_consumer_opts_t *c
 	                 c->stream, c->durable, deliver, c->deliver_new ? "new" : "all",
 	                 (unsigned long long)ack_wait, max_ack, filter);
 	struct bsub *s;
-	rc = sub_new(ctx, b, deliver, NULL, c->tag, max_ack, true, &s);
+	rc = sub_new(ctx, b, deliver, NULL, c->tag, max_ack, true, NULL, &s);
 	if (rc < 0)
 		return rc;
 	actor_broker_pub_t pub = {.subject = subject, .data = body, .len = (size_t)n};
 	rc = actor__broker_request_send(ctx, b, BREQ_API, &pub, opts, s, out);
 	if (rc < 0) {
+		(void)actor_broker_unsubscribe(ctx, (actor_broker_sub_t){s->handle});
+		return rc;
+	}
+	sub->id = s->handle;
+	return 0;
+}
+
+#define ORDERED_TIMEOUT_NS (10ull * 1000000000ull) /* the first creation's, by default */
+
+int actor_broker_consume_ordered(actor_ctx_t *ctx, const actor_broker_ordered_opts_t *c,
+                                 const actor_request_opts_t *opts, actor_broker_sub_t *sub,
+                                 actor_request_t *out)
+{
+	int rc;
+	struct broker *b = actor__broker_ready(ctx, &rc);
+	if (b == NULL)
+		return rc;
+	if (c == NULL || check_consumer(c->stream, c->filter, c->deliver_new, sub, out) < 0 ||
+	    (c->deliver_new == 1 && c->start_seq != 0) || c->heartbeat_ms > 3600000)
+		return -EINVAL;
+	struct bsub *s;
+	rc = sub_new(ctx, b, NULL, NULL, c->tag, UINT32_MAX, true, c, &s);
+	if (rc < 0)
+		return rc;
+	/* The request its first creation answers: timed by the library, as a JetStream one. */
+	actor_request_opts_t ro = opts != NULL ? *opts : (actor_request_opts_t){0};
+	uint64_t timeout = ro.timeout_ns ? ro.timeout_ns : ORDERED_TIMEOUT_NS;
+	ro.timeout_ns = 0;
+	if (timeout > UINT64_MAX / 4)
+		rc = -EINVAL;
+	else
+		rc = actor__request_open(ctx, &ro, out);
+	if (rc == 0) {
+		rc = actor__bord_start(b, s, ctx->actor->ref, out->id,
+		                       actor__broker_now_ns() + timeout);
+		if (rc < 0)
+			(void)actor_request_cancel(ctx, *out);
+	}
+	if (rc < 0) {
+		/* Ended: ordered.c's tick takes it out of its list. */
 		(void)actor_broker_unsubscribe(ctx, (actor_broker_sub_t){s->handle});
 		return rc;
 	}

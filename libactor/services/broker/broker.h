@@ -2,8 +2,11 @@
  * connection and everything libnats's threads touch, shared by the system (broker.c), and the
  * JetStream requests, their answers and retries (js.c).
  *
- * Files: conn.c what both others share; js.c the requests; broker.c the service, the
- * connection, subscriptions and publishes (it uses js.c, which never uses it).
+ * Files, each using only those before it: conn.c what all share; js.c the requests and their
+ * retry thread; ordered.c ordered consumers; broker.c the service, the connection,
+ * subscriptions and publishes. Where a lower file must reach a higher one, it calls through a
+ * pointer the higher one set (breq.done, broker.ordered_hook, the delivery callback that
+ * broker.c gives ordered.c).
  *
  * Threads and who touches what:
  *   - A behaviour, on its worker: publishes, subscribes, opens requests. The worker's own state
@@ -49,6 +52,12 @@ enum breq_kind {
 	BREQ_API,       /* a JetStream API call (purge, consumer creation) */
 };
 
+struct broker;
+struct breq;
+/* The library's own request ended: error 0 and the answer's JSON (NUL-terminated), or -ETIMEDOUT
+ * (no answer in time) or -ECONNRESET (the connection closed); lock not held. */
+typedef void breq_done_fn(struct broker *b, struct breq *r, int error, const char *json);
+
 struct breq {
 	struct breq *prev, *next; /* the broker's list of requests (retry thread's scan) */
 	uint64_t id;              /* in the broker's table; the last token of its reply subject */
@@ -58,6 +67,8 @@ struct breq {
 	uint64_t deadline_ns;  /* UINT64_MAX: none */
 	uint64_t retry_ns;     /* when to publish again; UINT64_MAX: not to */
 	struct bsub *consumer; /* BREQ_API creating a consumer: its subscription (a reference) */
+	breq_done_fn *done;    /* the library's own request: called instead of answering anyone */
+	uint32_t gen;          /* for `done`: an ordered consumer's generation */
 	uint8_t kind;
 	bool dedup; /* it has a Nats-Msg-Id: safe to send again when no answer came */
 };
@@ -86,6 +97,10 @@ struct broker {
 	uint32_t nwaiters, capwaiters;
 	pthread_t retry_thread;
 	bool retry_running;
+	struct bsub *ordered; /* ordered consumers, each holding a reference (ordered.c) */
+	/* Set by ordered.c (under the lock) once it has one: run by the retry thread each tick,
+	 * and by js_stop once that thread has ended (stopping: drop everything); lock not held. */
+	void (*ordered_hook)(struct broker *b, uint64_t now, bool stopping);
 };
 
 /* A subscription (or consumer). Counted: one reference for its owner's record on the worker
@@ -105,6 +120,7 @@ struct bsub {
 	uint64_t tag;
 	struct broker *b;
 	natsSubscription *ns;
+	struct bord *ord; /* an ordered consumer's state (ordered.c); NULL for the others */
 	/* The worker's alone: */
 	struct bsub *oprev, *onext;
 	struct sub_owner *ow;
@@ -144,7 +160,23 @@ int actor__broker_msg_new(const actor_broker_pub_t *pub, const char *reply, nats
 int actor__broker_copy_msg(natsMsg *msg, uint32_t type, size_t before, actor_msg_t **out,
                            actor_broker_msg_t **bm);
 
-/* js.c (broker.c calls it; it calls conn.c) */
+/* ordered.c: ordered consumers (broker.c calls it; it calls js.c and conn.c) */
+/* Its state, first generation to make; base: a prefix unique to the process; on_msg: broker.c's
+ * delivery callback, which calls actor__bord_accept for it. */
+struct bord *actor__bord_new(const actor_broker_ordered_opts_t *o, const char *base,
+                             uint64_t handle, natsMsgHandler on_msg);
+/* Takes `s` into the broker's list of ordered consumers and makes its first generation (a
+ * reference more each); the first creation's outcome goes to the request `req_id` of `to`, by
+ * `deadline_ns` at the latest. -ENOMEM or a libnats error if not even that could be sent. */
+int actor__bord_start(struct broker *b, struct bsub *s, actor_ref_t to, uint64_t req_id,
+                      uint64_t deadline_ns);
+/* A message on `s`'s subscription `ns` (on_msg, on the delivery thread): true when it goes on to
+ * the owner. */
+bool actor__bord_accept(struct broker *b, struct bsub *s, natsSubscription *ns, natsMsg *msg);
+/* The message accept passed last could not be sent on (no memory): made again from it. */
+void actor__bord_lost(struct broker *b, struct bsub *s);
+
+/* js.c (ordered.c and broker.c call it; it calls conn.c) */
 /* Opens a request of ctx's actor (actor__request_open) and publishes `pub` (checked) with the
  * reply subject of a new record; a JetStream one is kept for its retries. `consumer`: the
  * subscription of a consumer being created, which ends if the creation fails. */
@@ -154,6 +186,18 @@ int actor__broker_request_send(actor_ctx_t *ctx, struct broker *b, enum breq_kin
 /* 0 if `s` is 1 to `max` letters, digits and characters of `extra`, else -EINVAL. */
 int actor__broker_check_name(const char *s, const char *extra, size_t max);
 int actor__broker_js_start(struct broker *b);
+/* Sends an API request on behalf of the library (lock held), one attempt of
+ * ACTOR_BROKER_ATTEMPT_MS ("no responders" tried again meanwhile): its end goes to `done`, with
+ * r->consumer = s (a reference, if not NULL) and r->gen = gen. */
+int actor__broker_api_locked(struct broker *b, const char *subject, const char *body, size_t len,
+                             struct bsub *s, uint32_t gen, breq_done_fn *done);
+/* Sends `to` the answer to its request req_id (nothing if 0): an ACTOR_MSG_BROKER_ACK, or
+ * error alone. */
+void actor__broker_answer(struct broker *b, actor_ref_t to, uint64_t req_id, int error,
+                          const actor_broker_ack_t *ack);
+/* Publishes an API request whose answer nobody wants (lock held or not). */
+void actor__broker_api_forget(struct broker *b, const char *subject, const char *body);
+uint64_t actor__broker_now_ns(void);
 /* The connection has closed (for good): every request in flight ends (lock not held). */
 void actor__broker_js_closed(struct broker *b);
 /* sys_fini: stops the retry thread and frees what is left (lock not held). */

@@ -95,6 +95,7 @@ void actor__bsub_unref(struct bsub *s)
 	struct broker *b = s->b;
 	if (s->ns != NULL)
 		natsSubscription_Destroy(s->ns);
+	free(s->ord); /* ordered.c's, plain memory by now */
 	free(s);
 	actor__broker_unref(b);
 }

@@ -108,11 +108,16 @@ static void parse_ack(const char *json, enum breq_kind kind, actor_broker_ack_t 
  * Records
  */
 
-static uint64_t now_ns(void)
+uint64_t actor__broker_now_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t now_ns(void)
+{
+	return actor__broker_now_ns();
 }
 
 static bool is_js(const struct breq *r)
@@ -143,17 +148,25 @@ static void req_free(struct breq *r)
 	free(r);
 }
 
-/* Sends the requester its answer: `ack` for JetStream, or `error` alone. */
-static void answer_ack(struct broker *b, struct breq *r, int error, const actor_broker_ack_t *ack)
+void actor__broker_answer(struct broker *b, actor_ref_t to, uint64_t req_id, int error,
+                          const actor_broker_ack_t *ack)
 {
 	actor_msg_t *m;
 	size_t len = error == 0 ? sizeof(*ack) : 0;
-	if (actor__request_answer_new(r->req_id, error, ACTOR_MSG_BROKER_ACK, len, &m) < 0)
+	if (req_id == 0)
+		return; /* the library's own (ordered.c) */
+	if (actor__request_answer_new(req_id, error, ACTOR_MSG_BROKER_ACK, len, &m) < 0)
 		return; /* out of memory: the request ends at its requester's timeout, if any */
 	if (len > 0)
 		memcpy(actor_reply_data(actor_msg_data(m)), ack, len);
-	if (actor__send_internal_msg(b->sys, r->requester, m) < 0)
+	if (actor__send_internal_msg(b->sys, to, m) < 0)
 		actor_msg_free(m);
+}
+
+/* Sends the requester its answer: `ack` for JetStream, or `error` alone. */
+static void answer_ack(struct broker *b, struct breq *r, int error, const actor_broker_ack_t *ack)
+{
+	actor__broker_answer(b, r->requester, r->req_id, error, ack);
 }
 
 /* A consumer that could not be created delivers nothing. */
@@ -221,9 +234,13 @@ static void on_answer(natsConnection *nc, natsSubscription *ns, natsMsg *msg, vo
 		json[n] = '\0';
 		actor_broker_ack_t ack = {0};
 		parse_ack(json, r->kind, &ack);
-		if (ack.error != 0)
-			consumer_failed(r);
-		answer_ack(b, r, 0, &ack);
+		if (r->done != NULL) {
+			r->done(b, r, ack.error, json);
+		} else {
+			if (ack.error != 0)
+				consumer_failed(r);
+			answer_ack(b, r, 0, &ack);
+		}
 	}
 	req_free(r);
 out:
@@ -325,6 +342,59 @@ unlock:
 	}
 	*out = req;
 	return 0;
+}
+
+int actor__broker_api_locked(struct broker *b, const char *subject, const char *body, size_t len,
+                             struct bsub *s, uint32_t gen, breq_done_fn *done)
+{
+	if (b->js_inflight >= b->js_max_inflight)
+		return -EAGAIN; /* the caller tries again later */
+	struct breq *r = calloc(1, sizeof(*r));
+	if (r == NULL)
+		return -ENOMEM;
+	r->kind = BREQ_API;
+	r->requester = ACTOR_REF_NONE;
+	r->deadline_ns = now_ns() + ATTEMPT_MS * 1000000ull;
+	r->retry_ns = UINT64_MAX;
+	r->done = done;
+	r->gen = gen;
+	int64_t idx = actor__table_put(&b->reqs, r);
+	if (idx < 0) {
+		free(r);
+		return -ENOMEM;
+	}
+	r->id = actor__table_handle(&b->reqs, 0, (uint32_t)idx);
+	char reply[96];
+	snprintf(reply, sizeof(reply), "%s.%llx", b->inbox, (unsigned long long)r->id);
+	actor_broker_pub_t pub = {.subject = subject, .data = body, .len = len};
+	int rc = actor__broker_msg_new(&pub, reply, &r->msg);
+	if (rc == 0)
+		rc = actor__broker_status(natsConnection_PublishMsg(b->nc, r->msg));
+	if (rc < 0) {
+		actor__table_del(&b->reqs, (uint32_t)idx);
+		if (r->msg != NULL)
+			natsMsg_Destroy(r->msg);
+		free(r);
+		return rc;
+	}
+	r->next = b->req_head;
+	if (b->req_head != NULL)
+		b->req_head->prev = r;
+	b->req_head = r;
+	b->js_inflight++;
+	if (s != NULL) {
+		atomic_fetch_add(&s->refs, 1);
+		r->consumer = s;
+	}
+	return 0;
+}
+
+void actor__broker_api_forget(struct broker *b, const char *subject, const char *body)
+{
+	/* "<inbox>.0" names no record: the answer is dropped when it comes. */
+	char reply[96];
+	snprintf(reply, sizeof(reply), "%s.0", b->inbox);
+	(void)natsConnection_PublishRequest(b->nc, subject, reply, body, (int)strlen(body));
 }
 
 int actor_broker_request(actor_ctx_t *ctx, const actor_broker_pub_t *pub,
@@ -451,11 +521,16 @@ static void *retry_main(void *arg)
 				(void)natsConnection_PublishMsg(b->nc, r->msg);
 			}
 		}
+		void (*hook)(struct broker *, uint64_t, bool) = b->ordered_hook;
 		pthread_mutex_unlock(&b->lock);
+		if (hook != NULL)
+			hook(b, now, false);
 		while (expired != NULL) {
 			struct breq *r = expired;
 			expired = r->next;
-			if (is_js(r)) {
+			if (r->done != NULL) {
+				r->done(b, r, -ETIMEDOUT, NULL);
+			} else if (is_js(r)) {
 				actor_broker_ack_t ack = {.error = -ETIMEDOUT};
 				consumer_failed(r);
 				answer_ack(b, r, 0, &ack);
@@ -521,8 +596,12 @@ void actor__broker_js_closed(struct broker *b)
 	while (all != NULL) {
 		struct breq *r = all;
 		all = r->next;
-		consumer_failed(r);
-		answer_ack(b, r, -ECONNRESET, NULL);
+		if (r->done != NULL) {
+			r->done(b, r, -ECONNRESET, NULL);
+		} else {
+			consumer_failed(r);
+			answer_ack(b, r, -ECONNRESET, NULL);
+		}
 		req_free(r);
 	}
 }
@@ -537,6 +616,11 @@ void actor__broker_js_stop(struct broker *b)
 		b->retry_running = false;
 	}
 	actor__broker_js_closed(b);
+	pthread_mutex_lock(&b->lock);
+	void (*hook)(struct broker *, uint64_t, bool) = b->ordered_hook;
+	pthread_mutex_unlock(&b->lock);
+	if (hook != NULL)
+		hook(b, now_ns(), true);
 	actor__table_free(&b->reqs);
 	if (b->inbox_sub != NULL)
 		natsSubscription_Destroy(b->inbox_sub);

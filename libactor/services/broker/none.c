@@ -99,6 +99,14 @@ int actor_broker_consume(actor_ctx_t *ctx, const actor_broker_consumer_opts_t *c
 	return -ENOSYS;
 }
 
+int actor_broker_consume_ordered(actor_ctx_t *ctx, const actor_broker_ordered_opts_t *copts,
+                                 const actor_request_opts_t *opts, actor_broker_sub_t *sub,
+                                 actor_request_t *out)
+{
+	(void)ctx, (void)copts, (void)opts, (void)sub, (void)out;
+	return -ENOSYS;
+}
+
 int actor_broker_ack(actor_ctx_t *ctx, const actor_broker_msg_t *m, int kind)
 {
 	(void)ctx, (void)m, (void)kind;
