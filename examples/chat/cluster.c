@@ -15,15 +15,16 @@
  *   chat.N.hb           heartbeats: "H INC" every CLUSTER_HEARTBEAT_MS from every host
  *
  * A channel's copy on this host (channel.c, chanlink.c) opens its consumer here when its first
- * local member joins (CM_CL_OPEN) and closes it after the last (CM_CL_CLOSE): a durable push
- * consumer filtered on the channel's subject, starting with what is stored from then on. The
- * consumer's messages go to the channel as CM_CL_EVENT, each acknowledged once sent (the send
- * to a channel, an unbounded actor, does not fail while it runs). A channel's consumer has one
- * message unacknowledged at a time (CHAN_MAX_PENDING): a delivery lost on its way (a NATS
- * server died while pushing it) comes again after the ack wait, before anything newer, so each
- * host sees the channel's events exactly in stream order, and its copy's "older than the last
- * seen: a redelivery" rule never drops one it has not had. Publishes for a channel whose consumer
- * is not yet made wait here, so that a host hears the rosters that answer its first JOIN.
+ * local member joins (CM_CL_OPEN) and closes it after the last (CM_CL_CLOSE): an ordered
+ * consumer (actor_broker_consume_ordered) of the channel's subject, starting with what is stored
+ * from then on, whose messages go to the channel as CM_CL_EVENT. The library passes each of the
+ * stream's events on once and in stream order, through a lost delivery or a NATS server's
+ * death (it makes the consumer again after the last it passed on), so each host sees the
+ * channel's events exactly in stream order, and nothing waits for an acknowledgement. (A
+ * durable consumer with acknowledgements could do that only with one message unacknowledged at
+ * a time: a delivery lost when a server died came again after newer ones, and the channel's
+ * throughput was one event per round trip.) Publishes for a channel whose consumer is not yet
+ * made wait here, so that a host hears the rosters that answer its first JOIN.
  *
  * Invariants (one actor: every field below is touched on its worker only):
  * - A nick is in `nicks` from the claim the registry passed on until it is released, and its
@@ -51,11 +52,6 @@
  * machine does not split the network. */
 #define CLUSTER_DEAD_MS 3000
 #define CONSUMER_MAX_PENDING 256 /* a reaper's keys on their way to it, unacknowledged */
-/* A channel's events unacknowledged at once: one, for order across a lost delivery (above).
- * With 256, a delivery lost when a NATS server died came again after newer ones and was
- * dropped as a copy (tests/cluster natskill: 6 of 20,115 lines missing on one host). */
-#define CHAN_MAX_PENDING 1
-#define CONSUMER_ACK_WAIT_MS 5000 /* one not acknowledged in this time is sent again */
 #define REAP_LINGER_MS 30000      /* a reaper's consumer is removed after this long at most */
 /* A copy that opens waits this long at most for the other hosts' rosters (one that died
  * meanwhile, or missed the call) before it answers its JOINs: checked each heartbeat tick. */
@@ -89,7 +85,6 @@ struct chan {
 	enum kind kind; /* K_CHAN */
 	char name[IRC_CHANLEN + 1];
 	char subject[ACTOR_BROKER_SUBJECT_MAX + 1];
-	char durable[24];
 	actor_ref_t ref; /* the channel's actor now */
 	actor_broker_sub_t sub;
 	bool ready;                  /* the consumer exists: publish at once */
@@ -716,19 +711,12 @@ static void chan_open(struct cluster *cl, actor_ctx_t *ctx, const struct cm_cl_c
 	char hex[2 * IRC_CHANLEN + 1];
 	hex_of(hex, sizeof(hex), m->name, true);
 	snprintf(c->subject, sizeof(c->subject), "chat.%s.c.%s", cl->net, hex);
-	uint64_t h = mix(mix(0xcbf29ce484222325ull ^ cl->inc, cl->srv->name), hex);
-	snprintf(c->durable, sizeof(c->durable), "c%016" PRIx64, h);
 	snprintf(o->name, sizeof(o->name), "%s", m->name);
-	actor_broker_consumer_opts_t co = {.stream = cl->stream,
-	                                   .durable = c->durable,
-	                                   .filter = c->subject,
-	                                   .deliver_new = 1,
-	                                   .ack_wait_ms = CONSUMER_ACK_WAIT_MS,
-	                                   .max_ack_pending = CHAN_MAX_PENDING,
-	                                   .tag = (uintptr_t)c};
+	actor_broker_ordered_opts_t co = {
+	    .stream = cl->stream, .filter = c->subject, .deliver_new = 1, .tag = (uintptr_t)c};
 	actor_request_t req;
 	actor_request_opts_t opts = op_opts(o, JS_TIMEOUT_NS);
-	int rc = actor_broker_consume(ctx, &co, &opts, &c->sub, &req);
+	int rc = actor_broker_consume_ordered(ctx, &co, &opts, &c->sub, &req);
 	if (rc < 0) {
 		fprintf(stderr, "chat-server: cluster: no consumer for %s: %s\n", c->name,
 		        strerror(-rc));
@@ -758,8 +746,7 @@ static void chan_close(struct cluster *cl, actor_ctx_t *ctx, const struct cm_cl_
 	if (c == NULL || !actor_ref_eq(c->ref, m->hdr.sender))
 		return;
 	flush_waiting(cl, ctx, c); /* what it said before it emptied still goes out */
-	(void)actor_broker_unsubscribe(ctx, c->sub);
-	delete_consumer(cl, ctx, cl->stream, c->durable);
+	(void)actor_broker_unsubscribe(ctx, c->sub); /* its consumer goes with it */
 	hmap_del(&cl->chans, irc_hash(c->name), c);
 	free(c->expect);
 	free(c);
@@ -842,7 +829,6 @@ static void chan_event(struct cluster *cl, actor_ctx_t *ctx, struct chan *c, act
 		                 sizeof(*ev) + bm->data_len - sizeof(actor_msg_t));
 		free(ev);
 	}
-	(void)actor_broker_ack(ctx, bm, ACTOR_BROKER_ACK);
 	/* A roster ("R <host> ..."), forwarded above, before the READY it may complete. */
 	if (c->rostering && bm->data_len > 2 && memcmp(actor_broker_data(bm), "R ", 2) == 0) {
 		char host[64] = "";
