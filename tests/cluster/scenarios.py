@@ -75,6 +75,7 @@ class Run:
         self.lines = env_num("CLUSTER_LINES", 100, int)  # lines per member in "channel"
         self.racers = env_num("CLUSTER_RACERS", 50, int)
         self.pace = env_num("CLUSTER_PACE_MS", 20.0) / 1000  # between a sender's lines
+        self.window = env_num("CLUSTER_WINDOW", 20, int)  # a sender's lines unacknowledged
         self.passed = self.failed = 0
         self.stream_messages = 0  # what the test stream (BEDCHECK) has acknowledged
         self.loop = asyncio.get_running_loop()
@@ -221,11 +222,29 @@ def check_lines(receivers, senders, chan, required, allowed):
 
 
 async def wait_lines(sc, receivers, senders, chan, required, deadline):
+    """Waits until every receiver has had as many lines of each sender as required, while
+    lines keep coming: the deadline moves run.wait past each second in which some came (a
+    busy machine delivers late; a stuck one delivers nothing), up to ten times run.wait."""
     def done(r):
         return lambda: all(len(r.lines[(chan, s.label)]) >= len(required[s.label])
                            for s in senders)
 
-    await asyncio.gather(*(r.wait(done(r), deadline) for r in receivers))
+    def count():
+        return sum(len(r.lines[(chan, s.label)]) for r in receivers for s in senders)
+
+    loop = sc.run.loop
+    cap = loop.time() + 10 * sc.run.wait
+    seen = count()
+    while True:
+        until = min(deadline, loop.time() + 1.0)
+        if all(await asyncio.gather(*(r.wait(done(r), until) for r in receivers))):
+            return
+        now = loop.time()
+        if count() > seen:
+            seen = count()
+            deadline = min(cap, max(deadline, now + sc.run.wait))
+        if now >= deadline:
+            return
 
 
 # ------------------------------------------------------------------------------ bed
@@ -541,7 +560,9 @@ async def claim(sc, host, nick, label):
 class Traffic:
     """Paced senders into one channel: each sends "L <label> <n>", n = 1, 2, ..., one line
     every PACE, until its limit (none at first) or its connection's end; a line is
-    acknowledged when its echo came back (echo-message)."""
+    acknowledged when its echo came back (echo-message). A sender with WINDOW lines
+    unacknowledged waits for an echo, for a second at most (a line refused for good is never
+    echoed), so that a machine slower than the pace gets fewer lines rather than a backlog."""
 
     def __init__(self, sc, clients, chan):
         self.sc, self.clients, self.chan = sc, clients, chan
@@ -550,9 +571,14 @@ class Traffic:
         self.at_kill = {}
         self.tasks = [asyncio.ensure_future(self.send(c)) for c in clients]
 
+    def open(self, c):
+        return self.sent[c.label] - len(self.echoes(c)) < self.sc.run.window
+
     async def send(self, c):
         while not c.eof and (self.limit[c.label] is None
                              or self.sent[c.label] < self.limit[c.label]):
+            if not self.open(c):
+                await c.wait(lambda: self.open(c), self.sc.run.loop.time() + 1.0)
             self.sent[c.label] += 1
             c.send("PRIVMSG %s :L %s %d" % (self.chan, c.label, self.sent[c.label]))
             await asyncio.sleep(self.sc.run.pace)  # pacing the load, not waiting for anything
