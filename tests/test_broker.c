@@ -2,8 +2,10 @@
  * JetStream"): subscriptions delivered once and in order with their headers, queue groups,
  * unsubscribing, a subscription's max_pending, requests over NATS (answered, no responders,
  * timed out, cancelled), JetStream publishes acknowledged and deduplicated, key-value claims
- * raced by many actors, a durable consumer with acknowledgements and redelivery, the
- * connection's state and a refused publish across a server's crash and restart, and misuse.
+ * raced by many actors, a durable consumer with acknowledgements and redelivery, ordered
+ * consumers (through a pause, a server's crash, a stream leader's death and their connection
+ * moving to another server), the connection's state and a refused publish across a server's
+ * crash and restart, and misuse.
  *
  * Each test starts its own nats-server (JetStream, a free port of 127.0.0.1, a temporary
  * store); the suite is skipped when there is none, or when the library was built without
@@ -874,20 +876,24 @@ END_TEST
  */
 
 #define ORD_N 600
-#define ORD_BLOCK_AT 50 /* the consumer stops here until told, so that more than max_pending wait */
+#define ORD_BLOCK_AT 50 /* the consumer stops here until told, so that more than max_pending wait  \
+	                 */
 #define ORD_MAX_PENDING 16
 
 struct ordered {
-	atomic_ullong got;   /* messages passed, in order */
-	atomic_int release;  /* the test lets the blocked consumer go on */
-	atomic_int blocked;  /* it is blocked */
-	unsigned bad, created;
+	atomic_ullong got;  /* messages passed, in order */
+	atomic_int release; /* the test lets the blocked consumer go on */
+	atomic_int blocked; /* it is blocked */
+	unsigned bad;
+	atomic_uint created;
 	uint64_t last_seq;
 	actor_request_t create;
 	actor_broker_sub_t sub;
 	int rc;
-	int filtered; /* 1: chan.y only, whose values count 0, 1, 2, ...; 0: every stream sequence */
-	uint64_t quit_at; /* nonzero: it unsubscribes and stops once it has had this many */
+	int filtered; /* 1: chan.y only, whose values count 0, 1, 2, ...; 0: every stream sequence
+	               */
+	uint64_t quit_at;      /* nonzero: it unsubscribes and stops once it has had this many */
+	uint32_t heartbeat_ms; /* 0: 100 */
 };
 
 static void ordered_behavior(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
@@ -896,7 +902,8 @@ static void ordered_behavior(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
 	if (msg->type == T_GO) {
 		actor_broker_ordered_opts_t co = {.stream = "CHAN",
 		                                  .filter = c->filtered ? "chan.y" : NULL,
-		                                  .heartbeat_ms = 100,
+		                                  .heartbeat_ms =
+		                                      c->heartbeat_ms ? c->heartbeat_ms : 100,
 		                                  .max_pending = c->filtered ? ORD_MAX_PENDING : 0,
 		                                  .tag = 5};
 		actor_request_opts_t o = {.tag = 98};
@@ -1408,6 +1415,70 @@ START_TEST(no_acknowledged_publish_is_lost_when_the_stream_leader_is_killed_nor_
 	nats_cluster_free(&c);
 }
 END_TEST
+#define LOSS_N 2000
+#define LOSS_KILL_AT 400
+
+/* The reader's server dies while another connection publishes: deliveries pushed while the
+ * reader's connection moves to another server are lost on the way, and its consumer (on the
+ * stream leader, alive) goes on counting, or, without interest for a while, goes. Either way the
+ * reader gets every sequence once, in order: from a gap in the count, or after the silence. */
+START_TEST(an_ordered_consumer_makes_up_for_deliveries_lost_while_its_connection_moved)
+{
+	struct nats_cluster c = {0};
+	nats_cluster_start(&c);
+	actor_system_t *sys = system_new(2);
+	/* Made with the cluster's first node; the stream leader decides which node the reader
+	 * uses (below). */
+	actor_broker_opts_t o = {.servers = c.urls, .reconnect_wait_ms = 100};
+	ck_assert_int_eq(actor_broker_connect(sys, &o), 0);
+	int rc;
+	double end = now_sec() + TEST_WATCHDOG_STRESS * test_scale();
+	while ((rc = actor_broker_stream_add(sys, "CHAN", "chan.>", 3, 0, 0)) != 0 &&
+	       now_sec() < end)
+		sleep_ms(100);
+	ck_assert_msg(rc == 0, "stream_add R3: %s", strerror(-rc));
+	char leader[16];
+	assert_eventually(chan_info(c.urls, leader, sizeof(leader), NULL, NULL) == 0,
+	                  TEST_WATCHDOG_STRESS);
+	int lead = leader[1] - '1';
+	ck_assert(lead >= 0 && lead < 3);
+	int away = (lead + 1) % 3, pubnode = (lead + 2) % 3;
+	actor_system_free(sys);
+
+	/* The reader connects to `away` alone (it learns the others from it). */
+	sys = system_new(2);
+	actor_broker_opts_t ro = {.servers = c.node[away].url, .reconnect_wait_ms = 100};
+	ck_assert_int_eq(actor_broker_connect(sys, &ro), 0);
+	static struct ordered oc = {.quit_at = LOSS_N, .heartbeat_ms = 1000};
+	actor_ref_t reader = spawn_on(sys, 1, ordered_behavior, &oc);
+	send_ok(sys, reader, T_GO, NULL, 0);
+	assert_eventually(atomic_load(&oc.created) == 1, TEST_WATCHDOG);
+
+	/* Another connection, to a node that stays, publishes; `away` dies on the way. */
+	natsConnection *nc = NULL;
+	jsCtx *js = NULL;
+	ck_assert_int_eq(natsConnection_ConnectTo(&nc, c.node[pubnode].url), NATS_OK);
+	ck_assert_int_eq(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+	for (uint64_t i = 0; i < LOSS_N; i++) {
+		if (i == LOSS_KILL_AT)
+			nats_stop(&c.node[away], true);
+		natsStatus st;
+		double until = now_sec() + TEST_WATCHDOG * test_scale();
+		while ((st = js_Publish(NULL, js, "chan.l", &i, sizeof(i), NULL, NULL)) !=
+		           NATS_OK &&
+		       now_sec() < until)
+			sleep_ms(50);
+		ck_assert_int_eq(st, NATS_OK);
+	}
+	jsCtx_Destroy(js);
+	natsConnection_Destroy(nc);
+	system_run_to_end(sys, TEST_WATCHDOG, "the reader");
+	ck_assert_int_eq(oc.rc, 0);
+	ck_assert_uint_eq(oc.bad, 0);
+	ck_assert_uint_eq(atomic_load(&oc.got), LOSS_N);
+	nats_cluster_free(&c);
+}
+END_TEST
 #endif /* TEST_NATS_CLIENT */
 
 static Suite *broker_suite(void)
@@ -1429,16 +1500,19 @@ static Suite *broker_suite(void)
 	tcase_add_test(tc, of_many_actors_creating_one_key_exactly_one_wins_and_a_delete_frees_it);
 	tcase_add_test(
 	    tc, a_durable_consumer_delivers_each_stored_message_and_again_the_unacknowledged_one);
-	tcase_add_test(tc,
-	               an_ordered_consumer_gets_each_message_once_in_order_through_a_pause_and_a_crash);
+	tcase_add_test(
+	    tc, an_ordered_consumer_gets_each_message_once_in_order_through_a_pause_and_a_crash);
 	tcase_add_test(tc,
 	               a_server_crash_is_reported_publishes_are_refused_then_resume_with_a_notice);
 	tcase_add_test(tc, bad_calls_get_clear_errors_and_change_nothing);
 	suite_add_tcase(s, tc);
 #ifdef TEST_NATS_CLIENT
 	TCase *cluster = tcase_new("cluster", TEST_TIMEOUT_STRESS);
+	tcase_add_test(
+	    cluster,
+	    no_acknowledged_publish_is_lost_when_the_stream_leader_is_killed_nor_missed_by_a_reader);
 	tcase_add_test(cluster,
-	               no_acknowledged_publish_is_lost_when_the_stream_leader_is_killed_nor_missed_by_a_reader);
+	               an_ordered_consumer_makes_up_for_deliveries_lost_while_its_connection_moved);
 	suite_add_tcase(s, cluster);
 #endif
 	return s;
