@@ -876,8 +876,9 @@ END_TEST
  */
 
 #define ORD_N 600
-#define ORD_BLOCK_AT 50 /* the consumer stops here until told, so that more than max_pending wait  \
-	                 */
+#define ORD_BLOCK_AT                                                                               \
+	50 /* the consumer stops here until told, so that more than max_pending wait               \
+	    */
 #define ORD_MAX_PENDING 16
 
 struct ordered {
@@ -1351,20 +1352,33 @@ static int chan_info(const char *urls, char *leader, size_t cap, uint64_t *msgs,
 	return rc;
 }
 
-START_TEST(no_acknowledged_publish_is_lost_when_the_stream_leader_is_killed_nor_missed_by_a_reader)
+/* A system connected to `servers`, reconnecting quickly. */
+static actor_system_t *cluster_system(const char *servers)
 {
-	struct nats_cluster c = {0};
-	nats_cluster_start(&c);
 	actor_system_t *sys = system_new(2);
-	actor_broker_opts_t o = {.servers = c.urls, .reconnect_wait_ms = 100};
+	actor_broker_opts_t o = {.servers = servers, .reconnect_wait_ms = 100};
 	ck_assert_int_eq(actor_broker_connect(sys, &o), 0);
-	/* The cluster elects its JetStream leader first: until then the stream cannot be made. */
+	return sys;
+}
+
+/* Stream CHAN on the three servers. The cluster elects its JetStream leader first: until then
+ * the stream cannot be made. */
+static void chan_r3(actor_system_t *sys)
+{
 	int rc;
 	double end = now_sec() + TEST_WATCHDOG_STRESS * test_scale();
 	while ((rc = actor_broker_stream_add(sys, "CHAN", "chan.>", 3, 0, 0)) != 0 &&
 	       now_sec() < end)
 		sleep_ms(100);
 	ck_assert_msg(rc == 0, "stream_add R3: %s", strerror(-rc));
+}
+
+START_TEST(no_acknowledged_publish_is_lost_when_the_stream_leader_is_killed_nor_missed_by_a_reader)
+{
+	struct nats_cluster c = {0};
+	nats_cluster_start(&c);
+	actor_system_t *sys = cluster_system(c.urls);
+	chan_r3(sys);
 	static struct splitter sp;
 	for (unsigned i = 0; i < SPLIT_N; i++)
 		sp.error[i] = 1; /* not answered */
@@ -1426,17 +1440,9 @@ START_TEST(an_ordered_consumer_makes_up_for_deliveries_lost_while_its_connection
 {
 	struct nats_cluster c = {0};
 	nats_cluster_start(&c);
-	actor_system_t *sys = system_new(2);
-	/* Made with the cluster's first node; the stream leader decides which node the reader
-	 * uses (below). */
-	actor_broker_opts_t o = {.servers = c.urls, .reconnect_wait_ms = 100};
-	ck_assert_int_eq(actor_broker_connect(sys, &o), 0);
-	int rc;
-	double end = now_sec() + TEST_WATCHDOG_STRESS * test_scale();
-	while ((rc = actor_broker_stream_add(sys, "CHAN", "chan.>", 3, 0, 0)) != 0 &&
-	       now_sec() < end)
-		sleep_ms(100);
-	ck_assert_msg(rc == 0, "stream_add R3: %s", strerror(-rc));
+	/* The stream first; its leader decides which node the reader uses (below). */
+	actor_system_t *sys = cluster_system(c.urls);
+	chan_r3(sys);
 	char leader[16];
 	assert_eventually(chan_info(c.urls, leader, sizeof(leader), NULL, NULL) == 0,
 	                  TEST_WATCHDOG_STRESS);
@@ -1446,9 +1452,7 @@ START_TEST(an_ordered_consumer_makes_up_for_deliveries_lost_while_its_connection
 	actor_system_free(sys);
 
 	/* The reader connects to `away` alone (it learns the others from it). */
-	sys = system_new(2);
-	actor_broker_opts_t ro = {.servers = c.node[away].url, .reconnect_wait_ms = 100};
-	ck_assert_int_eq(actor_broker_connect(sys, &ro), 0);
+	sys = cluster_system(c.node[away].url);
 	static struct ordered oc = {.quit_at = LOSS_N, .heartbeat_ms = 1000};
 	actor_ref_t reader = spawn_on(sys, 1, ordered_behavior, &oc);
 	send_ok(sys, reader, T_GO, NULL, 0);
