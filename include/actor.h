@@ -1562,13 +1562,16 @@ typedef struct actor_broker_ordered_opts {
  * consumer's count), the consumer fell silent for three heartbeats (its server died), or the
  * actor fell max_pending behind, it deletes that consumer and makes another that starts right
  * after the last message passed on. Messages arrive as ACTOR_MSG_BROKER with stream_seq set
- * (and delivered 1); actor_broker_ack is not needed. *sub names it at once; the first
- * creation's outcome arrives as one ACTOR_MSG_REPLY carrying an actor_broker_ack_t (its seq:
- * the stream's last sequence before the first message this consumer will deliver); if it
- * fails, the subscription has ended. Later creations are retried until one succeeds, every
- * ACTOR_BROKER_RETRY_MS while the stream has no leader. actor_broker_unsubscribe (or the
- * actor's stop) deletes the consumer; one left by a process that died goes after 5 s.
- * Errors at the call: those of actor_broker_consume. */
+ * (and delivered 1); actor_broker_ack is not needed. One too big for an actor message
+ * (ACTOR_MSG_MAX) is skipped and counted in the next message's `dropped`. *sub names it at once;
+ * the first creation's outcome arrives as one ACTOR_MSG_REPLY carrying an actor_broker_ack_t
+ * (its seq: the stream's last sequence when the consumer was made; error -ECANCELED if the
+ * subscription ended first, -ETIMEDOUT if no creation succeeded within opts->timeout_ns, 0:
+ * 10 s); if it fails, the subscription has ended. Later creations are retried until one
+ * succeeds, every ACTOR_BROKER_RETRY_MS while the stream has no leader. actor_broker_unsubscribe
+ * (or the actor's stop) deletes the consumer; one left by a process that died goes after 5 s.
+ * Errors at the call: those of actor_broker_consume (-EAGAIN when js_max_inflight requests are
+ * in flight, with one ACTOR_MSG_BROKER_WRITABLE to follow). */
 ACTOR_API int actor_broker_consume_ordered(actor_ctx_t *ctx, const actor_broker_ordered_opts_t *copts,
                                            const actor_request_opts_t *opts,
                                            actor_broker_sub_t *sub, actor_request_t *out);

@@ -950,9 +950,15 @@ static void publish_ord(actor_ctx_t *ctx, void *arg)
 	/* Values first .. first + ORD_N / 2 - 1 on chan.y, with chan.x between them (filtered
 	 * out). One connection stores them in the order sent. */
 	uint64_t first = *(uint64_t *)arg;
+	/* Some carry a header of their own named Status, as a heartbeat's status line reads. */
+	static const actor_broker_header_t status = {"Status", "100"};
 	for (uint64_t i = first; i < first + ORD_N / 2; i++) {
 		actor_broker_pub_t x = {.subject = "chan.x", .data = "x", .len = 1};
-		actor_broker_pub_t y = {.subject = "chan.y", .data = &i, .len = sizeof(i)};
+		actor_broker_pub_t y = {.subject = "chan.y",
+		                        .data = &i,
+		                        .len = sizeof(i),
+		                        .headers = i % 10 == 0 ? &status : NULL,
+		                        .nheaders = i % 10 == 0};
 		actor_request_t req;
 		actor_request_opts_t o = {.timeout_ns = 60000000000ull};
 		ck_assert_int_eq(actor_broker_js_publish(ctx, &x, &o, &req), 0);
@@ -1006,6 +1012,50 @@ START_TEST(an_ordered_consumer_gets_each_message_once_in_order_through_a_pause_a
 	assert_eventually(chan_info(srv.url, NULL, 0, NULL, &consumers) == 0 && consumers == 0,
 	                  TEST_WATCHDOG);
 #endif
+	broker_done(sys, &srv);
+}
+END_TEST
+
+struct cancelled {
+	atomic_int replies, last_error;
+	actor_request_t create;
+};
+
+static void cancelled_behavior(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	struct cancelled *c = state;
+	if (msg->type == T_GO) {
+		actor_broker_ordered_opts_t co = {.stream = "CHAN"};
+		actor_broker_sub_t sub;
+		ck_assert_int_eq(actor_broker_consume_ordered(ctx, &co, NULL, &sub, &c->create), 0);
+		ck_assert_int_eq(actor_broker_unsubscribe(ctx, sub), 0);
+		return;
+	}
+	if (msg->type == ACTOR_MSG_REPLY && reply_of(msg)->request.id == c->create.id) {
+		atomic_store(&c->last_error, ack_of(msg).error);
+		atomic_fetch_add(&c->replies, 1);
+	}
+}
+
+/* Unsubscribed while the server does not answer (stopped with SIGSTOP): the first creation's
+ * request still gets its one reply, -ECANCELED, and no other once the server answers again. */
+START_TEST(an_ordered_consumer_ended_before_its_creation_is_answered_still_gets_one_reply)
+{
+	struct nats_srv srv = {0};
+	actor_system_t *sys = broker_system(&srv, NULL);
+	ck_assert_int_eq(actor_broker_stream_add(sys, "CHAN", "chan.>", 1, 0, 0), 0);
+	static struct cancelled c;
+	actor_ref_t a = spawn_on(sys, 0, cancelled_behavior, &c);
+	ck_assert_int_eq(kill(srv.pid, SIGSTOP), 0);
+	send_ok(sys, a, T_GO, NULL, 0);
+	assert_eventually(atomic_load(&c.replies) == 1, TEST_WATCHDOG);
+	ck_assert_int_eq(kill(srv.pid, SIGCONT), 0);
+	ck_assert_int_eq(atomic_load(&c.last_error), -ECANCELED);
+	/* A later call through the server gives the creation's answer time to come. */
+	ck_assert_int_eq(actor_broker_stream_add(sys, "CHAN", "chan.>", 1, 0, 0), 0);
+	actor_system_shutdown(sys);
+	system_run_to_end(sys, TEST_WATCHDOG, "shutdown");
+	ck_assert_int_eq(atomic_load(&c.replies), 1);
 	broker_done(sys, &srv);
 }
 END_TEST
@@ -1506,6 +1556,8 @@ static Suite *broker_suite(void)
 	    tc, a_durable_consumer_delivers_each_stored_message_and_again_the_unacknowledged_one);
 	tcase_add_test(
 	    tc, an_ordered_consumer_gets_each_message_once_in_order_through_a_pause_and_a_crash);
+	tcase_add_test(
+	    tc, an_ordered_consumer_ended_before_its_creation_is_answered_still_gets_one_reply);
 	tcase_add_test(tc,
 	               a_server_crash_is_reported_publishes_are_refused_then_resume_with_a_notice);
 	tcase_add_test(tc, bad_calls_get_clear_errors_and_change_nothing);

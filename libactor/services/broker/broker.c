@@ -268,35 +268,17 @@ int actor_broker_watch(actor_ctx_t *ctx, int on)
  * Subscriptions
  */
 
-static void on_msg(natsConnection *nc, natsSubscription *ns, natsMsg *msg, void *closure)
+/* Copies `msg` into a message for s's owner and sends it: 0, or copy_msg's error (-ENOMEM,
+ * -EMSGSIZE: nothing sent). A send refused because the owner has stopped counts as sent. The
+ * caller holds a reference to `s` (its libnats subscription's), so the unref here is never the
+ * last: ordered.c calls this under the broker's lock. */
+static int pass_on(struct bsub *s, natsMsg *msg)
 {
-	(void)nc;
-	(void)ns;
-	struct bsub *s = closure;
-	struct broker *b = s->b;
-	if (!actor__broker_enter(b)) {
-		natsMsg_Destroy(msg);
-		return;
-	}
-	if (atomic_load_explicit(&s->ended, memory_order_acquire))
-		goto out;
-	if (s->ord != NULL) {
-		if (!actor__bord_accept(b, s, ns, msg))
-			goto out; /* ordered.c's checks, pending's included */
-	} else if (atomic_load_explicit(&s->pending, memory_order_acquire) >= s->max_pending) {
-		/* Only this thread adds to `pending`: the check holds until the add. */
-		atomic_fetch_add_explicit(&s->dropped, 1, memory_order_relaxed);
-		goto out;
-	}
 	actor_msg_t *m;
 	actor_broker_msg_t *bm;
-	if (actor__broker_copy_msg(msg, ACTOR_MSG_BROKER, 0, &m, &bm) < 0) {
-		if (s->ord != NULL)
-			actor__bord_lost(b, s); /* it comes again */
-		else
-			atomic_fetch_add_explicit(&s->dropped, 1, memory_order_relaxed);
-		goto out;
-	}
+	int rc = actor__broker_copy_msg(msg, ACTOR_MSG_BROKER, 0, &m, &bm);
+	if (rc < 0)
+		return rc;
 	bm->sub.id = s->handle;
 	bm->tag = s->tag;
 	bm->dropped = atomic_exchange_explicit(&s->dropped, 0, memory_order_relaxed);
@@ -321,11 +303,33 @@ static void on_msg(natsConnection *nc, natsSubscription *ns, natsMsg *msg, void 
 	atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&s->pending, 1, memory_order_release);
 	bm->internal_ = (uint64_t)(uintptr_t)s;
-	if (actor__send_internal_msg(b->sys, s->owner, m) < 0) {
+	if (actor__send_internal_msg(s->b->sys, s->owner, m) < 0) {
 		actor_msg_free(m);
 		atomic_fetch_sub_explicit(&s->pending, 1, memory_order_release);
 		actor__bsub_unref(s);
 	}
+	return 0;
+}
+
+static void on_msg(natsConnection *nc, natsSubscription *ns, natsMsg *msg, void *closure)
+{
+	(void)nc;
+	struct bsub *s = closure;
+	struct broker *b = s->b;
+	if (!actor__broker_enter(b)) {
+		natsMsg_Destroy(msg);
+		return;
+	}
+	if (atomic_load_explicit(&s->ended, memory_order_acquire))
+		goto out;
+	if (s->ord != NULL) {
+		actor__bord_deliver(b, s, ns, msg); /* ordered.c's checks, then pass_on */
+		goto out;
+	}
+	/* Only this thread adds to `pending`: the check holds until the add. */
+	if (atomic_load_explicit(&s->pending, memory_order_acquire) >= s->max_pending ||
+	    pass_on(s, msg) < 0)
+		atomic_fetch_add_explicit(&s->dropped, 1, memory_order_relaxed);
 out:
 	natsMsg_Destroy(msg);
 	actor__broker_leave(b);
@@ -364,7 +368,8 @@ static int sub_new(actor_ctx_t *ctx, struct broker *b, const char *subject, cons
 	s->handle = actor__table_handle(&bw->subs, w->index, (uint32_t)idx);
 	if (ordered != NULL) {
 		/* The process's inbox token makes its consumers' names its own. */
-		s->ord = actor__bord_new(ordered, b->inbox + strlen("_INBOX."), s->handle, on_msg);
+		s->ord = actor__bord_new(ordered, b->inbox + strlen("_INBOX."), s->handle, on_msg,
+		                         pass_on);
 		if (s->ord == NULL) {
 			actor__table_del(&bw->subs, (uint32_t)idx);
 			if (ow->subs == NULL)
@@ -457,7 +462,8 @@ static void sub_end(struct broker_worker *bw, struct bsub *s, struct actor *a)
 			actor__svc_release(a, SVC_BIT_BROKER);
 	}
 	atomic_store_explicit(&s->ended, true, memory_order_release);
-	(void)natsSubscription_Unsubscribe(s->ns);
+	if (s->ns != NULL) /* an ordered consumer's are ordered.c's */
+		(void)natsSubscription_Unsubscribe(s->ns);
 	actor__bsub_unref(s);
 }
 

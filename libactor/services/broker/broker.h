@@ -162,19 +162,20 @@ int actor__broker_copy_msg(natsMsg *msg, uint32_t type, size_t before, actor_msg
 
 /* ordered.c: ordered consumers (broker.c calls it; it calls js.c and conn.c) */
 /* Its state, first generation to make; base: a prefix unique to the process; on_msg: broker.c's
- * delivery callback, which calls actor__bord_accept for it. */
+ * delivery callback, which calls actor__bord_deliver for it; pass: broker.c's copy and send to
+ * the owner (0, -ENOMEM or -EMSGSIZE). */
 struct bord *actor__bord_new(const actor_broker_ordered_opts_t *o, const char *base,
-                             uint64_t handle, natsMsgHandler on_msg);
+                             uint64_t handle, natsMsgHandler on_msg,
+                             int (*pass)(struct bsub *s, natsMsg *msg));
 /* Takes `s` into the broker's list of ordered consumers and makes its first generation (a
  * reference more each); the first creation's outcome goes to the request `req_id` of `to`, by
  * `deadline_ns` at the latest. -ENOMEM or a libnats error if not even that could be sent. */
 int actor__bord_start(struct broker *b, struct bsub *s, actor_ref_t to, uint64_t req_id,
                       uint64_t deadline_ns);
-/* A message on `s`'s subscription `ns` (on_msg, on the delivery thread): true when it goes on to
- * the owner. */
-bool actor__bord_accept(struct broker *b, struct bsub *s, natsSubscription *ns, natsMsg *msg);
-/* The message accept passed last could not be sent on (no memory): made again from it. */
-void actor__bord_lost(struct broker *b, struct bsub *s);
+/* A message on `s`'s subscription `ns` (on_msg, on the delivery thread): checked, and passed on
+ * to the owner (under the lock, so that the owner gets them in the order they were checked)
+ * or not. */
+void actor__bord_deliver(struct broker *b, struct bsub *s, natsSubscription *ns, natsMsg *msg);
 
 /* js.c (ordered.c and broker.c call it; it calls conn.c) */
 /* Opens a request of ctx's actor (actor__request_open) and publishes `pub` (checked) with the

@@ -27,10 +27,12 @@
  * consumer the delete missed has no interest and goes by itself after INACTIVE_NS); anything of
  * an older generation that still arrives is dropped.
  * Because a new generation starts right after the last message passed on, and an old one's
- * messages never pass, each message passes once and in order.
+ * messages never pass, each message passes once and in order. A delivery passes on to the actor
+ * under the lock, so that no later generation's (another subscription, maybe another delivery
+ * thread) overtakes it; one too big for an actor message is skipped and counted in `dropped`.
  *
  * Threads. The fields under "lock" are touched under the broker's lock only, by: the
- * generations' delivery threads (actor__bord_accept; libnats delivers one subscription's
+ * generations' delivery threads (actor__bord_deliver; libnats delivers one subscription's
  * messages one at a time, and a generation's come only through its own), the inbox's delivery
  * thread (answered), the retry thread (tick), libnats's threads ending a generation (gen_done)
  * and the behaviour that creates it (actor__bord_start). `pending` and `ended` are the
@@ -75,6 +77,7 @@ struct bord {
 	bool first_new;        /* deliver_new */
 	uint64_t first_start;  /* start_seq */
 	natsMsgHandler on_msg; /* broker.c's delivery callback */
+	int (*pass)(struct bsub *s, natsMsg *msg); /* broker.c's copy and send to the owner */
 	/* Under the broker's lock: */
 	struct bsub *prev, *next; /* the broker's list */
 	uint32_t gen;             /* the current generation: only its deliveries pass */
@@ -84,7 +87,6 @@ struct bord {
 	bool known;               /* last_sseq says where the stream stood */
 	uint64_t last_sseq;       /* the last stream sequence passed on (or the start, minus 1) */
 	uint64_t last_dseq;       /* generation gen's count of the last passed on */
-	uint64_t undo_sseq;       /* last_sseq before the last delivery passed (actor__bord_lost) */
 	uint64_t seen_ns;         /* gen's last delivery or heartbeat, or its creation */
 	uint64_t retry_ns; /* !live: when to make the next; UINT64_MAX: once pending has room */
 	struct bgen *gens; /* subscriptions, the newest first; ended but the live one */
@@ -94,7 +96,8 @@ struct bord {
 };
 
 struct bord *actor__bord_new(const actor_broker_ordered_opts_t *c, const char *base,
-                             uint64_t handle, natsMsgHandler on_msg)
+                             uint64_t handle, natsMsgHandler on_msg,
+                             int (*pass)(struct bsub *s, natsMsg *msg))
 {
 	struct bord *o = calloc(1, sizeof(*o));
 	if (o == NULL)
@@ -107,6 +110,7 @@ struct bord *actor__bord_new(const actor_broker_ordered_opts_t *c, const char *b
 	o->first_new = c->deliver_new != 0;
 	o->first_start = c->start_seq;
 	o->on_msg = on_msg;
+	o->pass = pass;
 	o->gen = 1;
 	return o;
 }
@@ -175,20 +179,26 @@ static int subscribe_gen(struct bsub *s)
 	snprintf(subject, sizeof(subject), "_ACTOR.o.%s.%" PRIu32, o->base, o->gen);
 	atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed); /* the list's keeps s alive */
 	natsStatus st = natsConnection_Subscribe(&g->ns, s->b->nc, subject, o->on_msg, s);
-	if (st == NATS_OK)
+	bool done_set = false;
+	if (st == NATS_OK) {
 		st = natsSubscription_SetOnCompleteCB(g->ns, gen_done, g);
+		done_set = st == NATS_OK;
+	}
 	if (st == NATS_OK)
 		/* The subscription's own count bounds it (pending): libnats must never drop. */
 		st = natsSubscription_SetPendingLimits(g->ns, -1, -1);
 	if (st != NATS_OK) {
-		if (g->ns == NULL) {
+		if (!done_set) {
+			/* No on-complete callback will come (the connection closed meanwhile,
+			 * say): it goes now. The list's reference keeps s alive, so this one is
+			 * not the last. */
+			if (g->ns != NULL)
+				natsSubscription_Destroy(g->ns);
 			atomic_fetch_sub_explicit(&s->refs, 1, memory_order_relaxed);
 			free(g);
 			return actor__broker_status(st);
 		}
-		/* Made but not set up: ended, it goes as any other (if its on-complete callback
-		 * was set; else its reference stays, and so does the subscription's record). */
-		(void)natsSubscription_Unsubscribe(g->ns);
+		(void)natsSubscription_Unsubscribe(g->ns); /* its callback comes, and it goes */
 	}
 	g->next = o->gens;
 	o->gens = g;
@@ -226,31 +236,36 @@ static void drop(struct broker *b, struct bsub *s)
 
 static void answered(struct broker *b, struct breq *r, int error, const char *json);
 
-static void make(struct broker *b, struct bsub *s, uint64_t now)
+/* Makes generation o->gen: its subscription, then its consumer. 0, or why not (then it is
+ * tried again after FAIL_RETRY_NS). */
+static int make(struct broker *b, struct bsub *s, uint64_t now)
 {
 	struct bord *o = s->ord;
 	char subject[200], body[1024];
 	int len;
-	if (subscribe_gen(s) < 0) {
+	int rc = subscribe_gen(s);
+	if (rc < 0) {
 		o->retry_ns = now + FAIL_RETRY_NS;
-		return;
+		return rc;
 	}
 	request(s, subject, sizeof(subject), body, sizeof(body), &len);
-	if (actor__broker_api_locked(b, subject, body, (size_t)len, s, o->gen, answered) < 0) {
+	rc = actor__broker_api_locked(b, subject, body, (size_t)len, s, o->gen, answered);
+	if (rc < 0) {
 		unsubscribe_gen(s, o->gen);
 		o->gen++;
 		o->retry_ns = now + FAIL_RETRY_NS;
-		return;
+		return rc;
 	}
 	o->live = o->making = true;
 	o->last_dseq = 0;
 	o->seen_ns = now;
+	return 0;
 }
 
 static void remake(struct broker *b, struct bsub *s, uint64_t now)
 {
 	drop(b, s);
-	make(b, s, now);
+	(void)make(b, s, now); /* else tried again later */
 }
 
 /* Before the first success: the subscription ends, and its request is answered with `error`. */
@@ -281,11 +296,12 @@ int actor__bord_start(struct broker *b, struct bsub *s, actor_ref_t to, uint64_t
 	o->first_to = to;
 	o->first_req = req_id;
 	o->first_deadline_ns = deadline_ns;
-	uint64_t now = actor__broker_now_ns();
-	make(b, s, now);
-	int rc = o->live ? 0 : -ENOMEM; /* it could not even be sent */
-	if (rc < 0)
-		o->first_req = 0; /* the caller answers */
+	int rc = make(b, s, actor__broker_now_ns());
+	if (rc < 0) {
+		o->first_req = 0; /* the caller fails, and the tick takes it out */
+		if (rc == -EAGAIN)
+			actor__broker_wait_room(b, to); /* js_max_inflight requests in flight */
+	}
 	pthread_mutex_unlock(&b->lock);
 	return rc;
 }
@@ -305,11 +321,15 @@ static uint64_t token_u64(const char *s, int n)
 	return s != NULL ? strtoull(s, NULL, 10) : 0;
 }
 
-bool actor__bord_accept(struct broker *b, struct bsub *s, natsSubscription *ns, natsMsg *msg)
+void actor__bord_deliver(struct broker *b, struct bsub *s, natsSubscription *ns, natsMsg *msg)
 {
 	struct bord *o = s->ord;
 	const char *status = NULL, *reply = natsMsg_GetReply(msg);
-	if (natsMsgHeader_Get(msg, "Status", &status) != NATS_OK)
+	/* A heartbeat has a status and no reply subject; a delivery always has its $JS.ACK reply
+	 * (and may carry a header of its own named Status). */
+	if (reply != NULL && reply[0] != '\0')
+		status = NULL;
+	else if (natsMsgHeader_Get(msg, "Status", &status) != NATS_OK)
 		status = NULL;
 	/* $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>, or v2 with two
 	 * tokens more after "ACK" (domain, account hash) and one at the end. */
@@ -323,7 +343,6 @@ bool actor__bord_accept(struct broker *b, struct bsub *s, natsSubscription *ns, 
 		dseq = token_u64(reply, at + 1);
 	}
 	uint64_t now = actor__broker_now_ns();
-	bool pass = false;
 	pthread_mutex_lock(&b->lock);
 	if (atomic_load_explicit(&s->ended, memory_order_acquire))
 		goto out;
@@ -351,22 +370,20 @@ bool actor__bord_accept(struct broker *b, struct bsub *s, natsSubscription *ns, 
 		o->retry_ns = UINT64_MAX;
 		goto out;
 	}
-	o->last_dseq = dseq;
-	o->undo_sseq = o->last_sseq;
-	o->last_sseq = sseq;
-	o->known = true;
+	/* Passed on under the lock: a later generation's first delivery (on another delivery
+	 * thread) cannot reach the owner before this one. */
+	int rc = o->pass(s, msg);
 	o->seen_ns = now;
-	pass = true;
+	o->last_dseq = dseq;
+	if (rc == 0 || rc == -EMSGSIZE) {
+		if (rc < 0) /* too big for any actor message: skipped, and counted */
+			atomic_fetch_add_explicit(&s->dropped, 1, memory_order_relaxed);
+		o->last_sseq = sseq;
+		o->known = true;
+	} else {
+		remake(b, s, now); /* no memory: it comes again, from the same place */
+	}
 out:
-	pthread_mutex_unlock(&b->lock);
-	return pass;
-}
-
-void actor__bord_lost(struct broker *b, struct bsub *s)
-{
-	pthread_mutex_lock(&b->lock);
-	s->ord->last_sseq = s->ord->undo_sseq;
-	remake(b, s, actor__broker_now_ns());
 	pthread_mutex_unlock(&b->lock);
 }
 
@@ -392,14 +409,15 @@ static void answered(struct broker *b, struct breq *r, int error, const char *js
 		 * first this consumer sends. */
 		const char *d = json != NULL ? strstr(json, "\"delivered\":") : NULL;
 		const char *ss = d != NULL ? strstr(d, "\"stream_seq\":") : NULL;
+		uint64_t before = ss != NULL ? strtoull(ss + strlen("\"stream_seq\":"), NULL, 10) : 0;
 		if (!o->known && ss != NULL) {
-			o->last_sseq = strtoull(ss + strlen("\"stream_seq\":"), NULL, 10);
+			o->last_sseq = before;
 			o->known = true;
 		}
 		o->seen_ns = now;
 		if (!o->started) {
 			o->started = true;
-			actor_broker_ack_t ack = {.seq = o->last_sseq};
+			actor_broker_ack_t ack = {.seq = before};
 			snprintf(ack.stream, sizeof(ack.stream), "%.63s", o->stream);
 			actor__broker_answer(b, o->first_to, o->first_req, 0, &ack);
 			o->first_req = 0;
@@ -429,6 +447,12 @@ static void tick(struct broker *b, uint64_t now, bool stopping)
 			fail_first(b, s, -ETIMEDOUT);
 			ended = true;
 		}
+		if (ended && o->first_req != 0) {
+			/* Unsubscribed (or its owner stopped) before the first creation's outcome. */
+			actor_broker_ack_t ack = {.error = -ECANCELED};
+			actor__broker_answer(b, o->first_to, o->first_req, 0, &ack);
+			o->first_req = 0;
+		}
 		if (ended && o->live)
 			drop(b, s);
 		if (ended || stopping) {
@@ -445,7 +469,9 @@ static void tick(struct broker *b, uint64_t now, bool stopping)
 			continue;
 		}
 		if (o->live) {
-			if (!o->making && now - o->seen_ns > SILENT_BEATS * o->hb_ns)
+			/* seen_ns may be later than `now`, read before the lock. */
+			if (!o->making && now > o->seen_ns &&
+			    now - o->seen_ns > SILENT_BEATS * o->hb_ns)
 				remake(b, s, now);
 		} else if (o->retry_ns == UINT64_MAX) {
 			if (atomic_load_explicit(&s->pending, memory_order_acquire) <=
