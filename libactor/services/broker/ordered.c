@@ -20,7 +20,8 @@
  *     actor has taken half (a pause, so that a slow actor does not make consumer after
  *     consumer);
  *   - its creation went unanswered for ACTOR_BROKER_ATTEMPT_MS (g + 1 at once: some creations
- *     are never answered, one in five in a test cluster while its stream changed leader), or
+ *     are never answered; in a 3-server test, three in a row while the stream's leader was
+ *     being replaced, and one now and then while it had one), or
  *     was refused (g + 1 after ACTOR_BROKER_RETRY_MS; the first creation refused ends the
  *     subscription and says why, as does no success by the first request's timeout).
  * A dropped generation's consumer is deleted on the servers and its subscription ended (so a
