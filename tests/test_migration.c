@@ -252,6 +252,9 @@ static void *outside_main(void *arg)
 	return NULL;
 }
 
+/* The producers live on worker 0 and the consumers start on the others: the consumers follow
+ * the producers there, and worker 0, its queue long, hands them out again (sched.c, Sharing),
+ * over and over while the messages flow. */
 START_TEST(producers_lose_nothing_and_keep_order_while_receivers_move)
 {
 	actor_config_t cfg = {.workers = MOVE_WORKERS};
@@ -263,12 +266,12 @@ START_TEST(producers_lose_nothing_and_keep_order_while_receivers_move)
 		t->cs[c].expected = SENDERS * t->bursts;
 		t->cs[c].progress = &t->progress;
 		t->consumers[c] =
-		    spawn_movable_at(t->sys, c % MOVE_WORKERS, consumer_fn, &t->cs[c]);
+		    spawn_movable_at(t->sys, 1 + c % (MOVE_WORKERS - 1), consumer_fn, &t->cs[c]);
 	}
 	struct producer ps[MOVE_PRODUCERS];
 	for (unsigned i = 0; i < MOVE_PRODUCERS; i++) {
 		ps[i] = (struct producer){.t = t, .index = i};
-		actor_ref_t r = spawn_on(t->sys, i % MOVE_WORKERS, producer_fn, &ps[i]);
+		actor_ref_t r = spawn_on(t->sys, 0, producer_fn, &ps[i]);
 		send_ok(t->sys, r, MSG_GO, NULL, 0);
 	}
 	pthread_t thr[SENDERS - MOVE_PRODUCERS];
@@ -590,6 +593,110 @@ START_TEST(idle_workers_take_queued_actors_from_a_busy_one)
 }
 END_TEST
 
+/* Two crunchers alone on worker 0 talk to nobody but themselves: worker 1, idle, gets one of
+ * them even though the queue holds only two (conversations are what stays together). They go
+ * on until one has run on worker 1, or until PAIR_STEPS_MAX steps, which fails the test. */
+#define PAIR_STEPS_MAX 1000000u
+
+struct spinner {
+	unsigned steps;
+	uint64_t sink;
+	atomic_bool *moved; /* set by whoever runs on worker 1 first */
+};
+
+static void spinner_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	struct spinner *c = state;
+	(void)msg;
+	if (actor_ctx_worker(ctx) == 1)
+		atomic_store(c->moved, true);
+	uint64_t x = c->sink + 1;
+	for (int i = 0; i < 200; i++)
+		x = x * 6364136223846793005u + 1442695040888963407u;
+	c->sink = x;
+	if (atomic_load(c->moved) || ++c->steps == PAIR_STEPS_MAX)
+		actor_exit(ctx, ACTOR_REASON_NORMAL);
+	else
+		actor_send(actor_ctx_system(ctx), actor_self(ctx), MSG_CONTINUE, NULL, 0);
+}
+
+START_TEST(two_busy_actors_that_do_not_talk_are_spread)
+{
+	actor_system_t *sys = system_new(2);
+	atomic_bool moved = false;
+	struct spinner cs[2] = {{.moved = &moved}, {.moved = &moved}};
+	for (unsigned i = 0; i < 2; i++) {
+		actor_ref_t r = spawn_movable_at(sys, 0, spinner_fn, &cs[i]);
+		send_ok(sys, r, MSG_GO, NULL, 0);
+	}
+	system_run_to_end(sys, TEST_WATCHDOG_STRESS, "two spinners");
+	ck_assert_msg(atomic_load(&moved), "neither spinner ran on worker 1 in %u steps each",
+	              PAIR_STEPS_MAX);
+	ck_assert_uint_gt(WSUM(sys, shared), 0);
+	actor_system_free(sys);
+}
+END_TEST
+
+/* A producer and its consumer alone on worker 0, the producer sending a burst per turn (the
+ * shape of bench/counting): the queue holds the two in turn, and worker 1, idle all along, is
+ * handed neither. Split, each of their messages would cross cores (sched.c, Sharing). */
+#define FEED_BURSTS 2000
+#define FEED_BURST 64
+
+struct feeder {
+	actor_ref_t to;
+	unsigned bursts;
+};
+
+struct eater {
+	uint64_t got, next, errors;
+	bool elsewhere; /* ran on a worker other than 0 */
+};
+
+static void feeder_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	struct feeder *f = state;
+	actor_system_t *sys = actor_ctx_system(ctx);
+	(void)msg;
+	for (uint64_t i = 0; i < FEED_BURST; i++) {
+		uint64_t v = (uint64_t)f->bursts * FEED_BURST + i;
+		send_ok(sys, f->to, MSG_DATA, &v, sizeof(v));
+	}
+	if (++f->bursts == FEED_BURSTS)
+		actor_exit(ctx, ACTOR_REASON_NORMAL);
+	else
+		send_ok(sys, actor_self(ctx), MSG_CONTINUE, NULL, 0);
+}
+
+static void eater_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	struct eater *e = state;
+	if (actor_ctx_worker(ctx) != 0)
+		e->elsewhere = true;
+	if (msg_u64(msg) != e->next)
+		e->errors++;
+	e->next = msg_u64(msg) + 1;
+	if (++e->got == (uint64_t)FEED_BURSTS * FEED_BURST)
+		actor_exit(ctx, ACTOR_REASON_NORMAL);
+}
+
+START_TEST(a_producer_and_its_consumer_stay_together_beside_an_idle_worker)
+{
+	actor_system_t *sys = system_new(2);
+	struct eater e = {0};
+	struct feeder f = {.to = spawn_movable_at(sys, 0, eater_fn, &e)};
+	actor_ref_t r = spawn_movable_at(sys, 0, feeder_fn, &f);
+	send_ok(sys, r, MSG_GO, NULL, 0);
+	system_run_to_end(sys, TEST_WATCHDOG_STRESS, "producer and consumer");
+	ck_assert_uint_eq(e.got, (uint64_t)FEED_BURSTS * FEED_BURST);
+	ck_assert_uint_eq(e.errors, 0);
+	ck_assert_msg(!e.elsewhere, "the consumer was handed to worker 1");
+	ck_assert_uint_eq(WSUM(sys, shared), 0);
+	ck_assert_uint_eq(WSUM(sys, migrations), 0);
+	actor_system_free(sys);
+}
+END_TEST
+
 /* ---------------------------------------------------------------------------------------------
  * Shutdown among moving actors
  */
@@ -764,6 +871,8 @@ static Suite *migration_suite(void)
 	tcase_add_test(tc, producers_lose_nothing_and_keep_order_while_receivers_move);
 	tcase_add_test(tc, a_chain_for_a_receiver_handed_here_keeps_its_order);
 	tcase_add_test(tc, idle_workers_take_queued_actors_from_a_busy_one);
+	tcase_add_test(tc, two_busy_actors_that_do_not_talk_are_spread);
+	tcase_add_test(tc, a_producer_and_its_consumer_stay_together_beside_an_idle_worker);
 	tcase_add_test(tc, a_shutdown_among_moving_actors_stops_each_exactly_once);
 	tcase_add_test(tc, a_shutdown_never_hands_actors_to_a_worker_that_has_left);
 	tcase_add_test(tc, a_million_round_trips_finish_beside_busy_threads_on_every_cpu);

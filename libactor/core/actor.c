@@ -288,6 +288,8 @@ static inline void deliver(actor_system_t *sys, struct actor_worker *self, struc
 		if ((!here || self->outbox_len != 0) && self->ctx.actor != NULL &&
 		    actor__outbox_add(self, a, msg, here))
 			return;
+		if (here && self->ctx.actor != NULL)
+			actor__talk_note(self, self->ctx.actor, a);
 		uintptr_t was = actor__mpsc_push(&a->mbox, (struct actor__mpsc_node *)msg);
 		if (was != MPSC_EMPTY)
 			return;

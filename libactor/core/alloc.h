@@ -15,11 +15,14 @@ const char *actor__alloc_name(void);
  * allocator has one. A worker attaches its cache at start and detaches (flushes) at exit;
  * other threads get one on first use, flushed when they exit. */
 struct actor__msg_cache_slot {
-	void *opaque[4];
+	void *opaque[6];
 };
 void actor__msg_cache_attach(struct actor__msg_cache_slot *slot);
 void actor__msg_cache_detach(void);
 void *actor__msg_alloc(size_t size);
+/* A worker about to sleep: gives back some of what the caches shared between threads hold
+ * beyond what a burst's end needs (bounded work per call). */
+void actor__msg_cache_trim(void);
 void actor__msg_free(void *p, size_t size);
 
 #endif /* ACTOR_ALLOC_H */

@@ -34,6 +34,8 @@ void actor__msg_cache_attach(struct actor__msg_cache_slot *slot)
 
 void actor__msg_cache_detach(void) {}
 
+void actor__msg_cache_trim(void) {}
+
 void *actor__msg_alloc(size_t size)
 {
 	return malloc(size);

@@ -216,6 +216,7 @@ struct actor__cmd {
  * per receiver, pushed with one exchange (sched.c, "Outbox"). */
 #define ACTOR_OUTBOX_SLOTS 8  /* receivers at once */
 #define ACTOR_OUTBOX_CHAIN 16 /* messages per push, as Seastar batches its cross-core queues */
+#define ACTOR_TALK_SLOTS 8    /* actors remembered in conversation on a worker (sched.c, Sharing) */
 struct actor__outbox {
 	struct actor *to;
 	struct actor__mpsc_node *first, *last;
@@ -278,6 +279,12 @@ struct actor_worker {
 	struct actor_ctx ctx;
 	struct actor__outbox outbox[ACTOR_OUTBOX_SLOTS];
 	unsigned outbox_len;
+	/* Conversations here (sched.c, "Sharing"): the actors at both ends of the latest sends
+	 * between two actors of this worker, newest last. Compared, never dereferenced, so a
+	 * stale entry costs nothing but one misjudged hand-over. */
+	struct actor *talk[ACTOR_TALK_SLOTS];
+	struct actor *talk_from, *talk_to; /* the latest such send's ends */
+	unsigned talk_next;
 	struct actor__msg_cache_slot msg_cache;
 	/* I/O and services, owner only (the reactor's wake excepted). */
 	const struct actor__reactor_ops *rops; /* the backend to create; then reactor->ops */
@@ -549,6 +556,19 @@ static inline void actor__schedule_here(struct actor_worker *w, struct actor *a)
 	if (a->streak != 0)
 		a->streak = 0;
 	actor__runq_push_local(w, a);
+}
+/* Owner only, inside the turn of `from`: `from` sends to `a`, another actor living here. The
+ * pair is in conversation on this worker, and sharing leaves it together while few actors
+ * wait (sched.c, Sharing). Inline on the local send: two compares, and four stores when the
+ * pair differs from the last one. */
+static inline void actor__talk_note(struct actor_worker *w, struct actor *from, struct actor *a)
+{
+	if ((a == w->talk_to && from == w->talk_from) || a == from)
+		return;
+	w->talk_from = from;
+	w->talk_to = a;
+	w->talk[w->talk_next++ % ACTOR_TALK_SLOTS] = a;
+	w->talk[w->talk_next++ % ACTOR_TALK_SLOTS] = from;
 }
 /* Owner only, inside a behaviour's turn: queues `m` for `a`, which lives elsewhere, or lives
  * here (`here`) and has a chain waiting; false if it lives here and has none (push it). */
