@@ -15,7 +15,7 @@ const char *actor__alloc_name(void);
  * allocator has one. A worker attaches its cache at start and detaches (flushes) at exit;
  * other threads get one on first use, flushed when they exit. */
 struct actor__msg_cache_slot {
-	void *opaque[6];
+	void *opaque[8];
 };
 void actor__msg_cache_attach(struct actor__msg_cache_slot *slot);
 void actor__msg_cache_detach(void);
