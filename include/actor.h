@@ -1845,6 +1845,8 @@ typedef struct actor_worker_stats {
 	uint64_t closes_unacked;   /* closes that ran out (linger, shutdown drain) with all their
 	                            * output in the kernel, not yet acknowledged by the peer */
 	uint64_t replies_dropped;  /* answers to requests that had ended (see "Requests") */
+	uint64_t yielded;          /* actors woken elsewhere that moved off this worker while
+	                            * another thread wanted its CPU */
 } actor_worker_stats_t;
 
 typedef struct actor_stats {

@@ -33,6 +33,9 @@ static uint64_t wstat_sum(actor_system_t *sys, size_t field)
 }
 
 #define WSUM(sys, name) wstat_sum(sys, offsetof(actor_worker_stats_t, name))
+/* Moves toward a waker: following a conversation, or leaving a worker whose CPU another thread
+ * wants (on a loaded machine either may settle a pair). */
+#define WAKE_MOVES(sys) (WSUM(sys, migrations) + WSUM(sys, yielded))
 
 static int place_at(void *arg, const actor_place_info_t *info)
 {
@@ -140,7 +143,7 @@ START_TEST(a_conversation_settles_on_one_worker_and_stays)
 	/* The ball went back and forth between one worker's actors at the end. */
 	ck_assert_uint_eq(a.last_worker, b.last_worker);
 	/* One of the two moved, once: the other's wake-ups were local from then on. */
-	ck_assert_uint_eq(WSUM(sys, migrations), 1);
+	ck_assert_uint_eq(WAKE_MOVES(sys), 1);
 	ck_assert_uint_eq(WSUM(sys, shared), 0);
 	actor_stats_t st = stats_of(sys);
 	ck_assert_uint_eq(st.delivered, st.sent);
@@ -512,10 +515,10 @@ START_TEST(bound_actors_never_move)
 		/* The same traffic moves an actor that is free to move: the test can fail. */
 		ck_assert_msg(b.off_home, "free: never left worker 1");
 		ck_assert_uint_eq(b.last_worker, 0);
-		ck_assert_uint_ge(WSUM(sys, migrations), 1);
+		ck_assert_uint_ge(WAKE_MOVES(sys), 1);
 	} else {
 		ck_assert_msg(!b.off_home, "%s: ran on worker %u", kind_names[kind], b.last_worker);
-		ck_assert_uint_eq(WSUM(sys, migrations), 0);
+		ck_assert_uint_eq(WAKE_MOVES(sys), 0);
 	}
 	actor_system_free(sys);
 }
@@ -682,7 +685,10 @@ static void eater_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
 
 START_TEST(a_producer_and_its_consumer_stay_together_beside_an_idle_worker)
 {
-	actor_system_t *sys = system_new(2);
+	/* No idle spin, hence no contention test: on a loaded machine worker 0 could otherwise
+	 * yield its CPU and the pair move together to worker 1, which is not what this tests. */
+	actor_config_t cfg = {.workers = 2, .spin_us = -1};
+	actor_system_t *sys = system_new_cfg(&cfg);
 	struct eater e = {0};
 	struct feeder f = {.to = spawn_movable_at(sys, 0, eater_fn, &e)};
 	actor_ref_t r = spawn_movable_at(sys, 0, feeder_fn, &f);
@@ -692,7 +698,72 @@ START_TEST(a_producer_and_its_consumer_stay_together_beside_an_idle_worker)
 	ck_assert_uint_eq(e.errors, 0);
 	ck_assert_msg(!e.elsewhere, "the consumer was handed to worker 1");
 	ck_assert_uint_eq(WSUM(sys, shared), 0);
-	ck_assert_uint_eq(WSUM(sys, migrations), 0);
+	ck_assert_uint_eq(WAKE_MOVES(sys), 0);
+	actor_system_free(sys);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------------
+ * Yielding a contended CPU
+ *
+ * Worker 1 is made to yield (white box: its `yielding` flag, as its spin sets it when another
+ * thread wants its CPU; with no hold-off begun, the worker never clears it). Actors living there
+ * that a thread outside the pool wakes move to worker 0 as they are woken, each message still
+ * arriving once and in order; a FIXED one stays.
+ */
+#define YIELD_ACTORS 8
+#define YIELD_ROUNDS 200
+
+struct yielder {
+	uint64_t got, next, errors;
+	unsigned last_worker;
+	bool ran_on_1;
+};
+
+static void yielder_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	struct yielder *y = state;
+	y->last_worker = actor_ctx_worker(ctx);
+	if (y->last_worker == 1)
+		y->ran_on_1 = true;
+	if (msg_u64(msg) != y->next)
+		y->errors++;
+	y->next = msg_u64(msg) + 1;
+	if (++y->got == YIELD_ROUNDS)
+		actor_exit(ctx, ACTOR_REASON_NORMAL);
+}
+
+START_TEST(actors_woken_from_outside_leave_a_worker_that_yields_its_cpu)
+{
+	/* No idle spin: worker 0 must not find its own CPU contended on a loaded machine. */
+	actor_config_t cfg = {.workers = 2, .spin_us = -1};
+	actor_system_t *sys = system_new_cfg(&cfg);
+	atomic_store(&sys->workers[1].yielding, 1);
+	struct yielder ys[YIELD_ACTORS + 1];
+	actor_ref_t refs[YIELD_ACTORS + 1];
+	memset(ys, 0, sizeof(ys));
+	for (unsigned i = 0; i < YIELD_ACTORS; i++)
+		refs[i] = spawn_movable_at(sys, 1, yielder_fn, &ys[i]);
+	refs[YIELD_ACTORS] = spawn_on(sys, 1, yielder_fn, &ys[YIELD_ACTORS]); /* FIXED */
+	for (uint64_t r = 0; r < YIELD_ROUNDS; r++) {
+		for (unsigned i = 0; i <= YIELD_ACTORS; i++)
+			send_ok(sys, refs[i], MSG_DATA, &r, sizeof(r));
+	}
+	system_run_to_end(sys, TEST_WATCHDOG, "yielding worker");
+	for (unsigned i = 0; i <= YIELD_ACTORS; i++) {
+		ck_assert_uint_eq(ys[i].got, YIELD_ROUNDS);
+		ck_assert_uint_eq(ys[i].errors, 0);
+	}
+	for (unsigned i = 0; i < YIELD_ACTORS; i++)
+		ck_assert_msg(ys[i].last_worker == 0, "actor %u ended on worker %u", i,
+		              ys[i].last_worker);
+	ck_assert_msg(ys[YIELD_ACTORS].ran_on_1 && ys[YIELD_ACTORS].last_worker == 1,
+	              "the FIXED actor left worker 1");
+	actor_worker_stats_t w1;
+	ck_assert_int_eq(actor_stats_worker(sys, 1, &w1), 0);
+	ck_assert_uint_ge(w1.yielded, YIELD_ACTORS);
+	/* Nothing was handed back: a yielding worker does not call itself idle. */
+	ck_assert_uint_eq(WSUM(sys, shared), 0);
 	actor_system_free(sys);
 }
 END_TEST
@@ -742,9 +813,8 @@ START_TEST(a_shutdown_among_moving_actors_stops_each_exactly_once)
 		send_ok(sys, refs[2 * i], MSG_GO, NULL, 0);
 	}
 	/* Let the games run and the pairs move, then stop everything mid-flight. */
-	bool moving = WAIT_UNTIL(WSUM(sys, migrations) >= SHUTDOWN_PAIRS / 4, TEST_WATCHDOG);
-	ck_assert_msg(moving, "the pairs never moved (%" PRIu64 " migrations)",
-	              WSUM(sys, migrations));
+	bool moving = WAIT_UNTIL(WAKE_MOVES(sys) >= SHUTDOWN_PAIRS / 4, TEST_WATCHDOG);
+	ck_assert_msg(moving, "the pairs never moved (%" PRIu64 " moves)", WAKE_MOVES(sys));
 	ck_assert_int_eq(actor_system_shutdown(sys), 0);
 	system_run_to_end(sys, TEST_WATCHDOG, "shutdown among moving actors");
 	actor_system_free(sys);
@@ -865,6 +935,7 @@ static Suite *migration_suite(void)
 	tcase_add_test(tc, no_move_keeps_a_conversation_across_workers);
 	tcase_add_loop_test(tc, bound_actors_never_move, 0, KINDS);
 	tcase_add_test(tc, a_stay_value_other_than_0_or_1_is_refused);
+	tcase_add_test(tc, actors_woken_from_outside_leave_a_worker_that_yields_its_cpu);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_new("stress", TEST_TIMEOUT_STRESS);

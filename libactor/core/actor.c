@@ -349,10 +349,10 @@ static int send_to(actor_system_t *sys, actor_ref_t to, actor_msg_t *msg, actor_
 	msg->sender = from;
 	deliver(sys, self, a, msg);
 	if (x != NULL) {
-		actor__ext_leave(x);
-		/* relaxed: a counter on this thread's stripe; see actor.h on consistency. */
 		if (count)
-			atomic_fetch_add_explicit(&x->sent, 1, memory_order_relaxed);
+			actor__ext_leave_sent(x);
+		else
+			actor__ext_leave(x);
 	} else if (count) {
 		actor__stat_add(&self->st.sent, 1);
 	}

@@ -199,6 +199,7 @@ struct actor__wstats {
 	_Atomic uint64_t processed, parks, wakeups, spawned, stopped, sent, dead_letters, runq;
 	_Atomic uint64_t conns, accepts, accept_backoffs, read_throttles, timers, closes_reset;
 	_Atomic uint64_t migrations, shared, contended;
+	_Atomic uint64_t yielded; /* any thread: atomic_fetch_add (sched.c, actor__schedule) */
 	_Atomic uint64_t jobs, jobs_dropped;
 	_Atomic uint64_t files, file_ops, file_ops_dropped;
 	_Atomic uint64_t closes_unacked;
@@ -241,6 +242,10 @@ struct actor_worker {
 	/* Written by the worker as it runs out of work (1) or finds some (0); busy workers read
 	 * it to hand actors over (sched.c, "Sharing"). Relaxed: a hint, never a guarantee. */
 	_Atomic uint32_t idle;
+	/* Set by the worker while its CPU is contended (sched.c, spin: another thread wants it):
+	 * an actor woken elsewhere moves off it (sched.c, "Yielding a contended CPU"). Read
+	 * relaxed by wakers: a hint. */
+	_Atomic uint32_t yielding;
 	/* Set by the worker as it leaves its loop at shutdown (sched.c, leave and share). */
 	_Atomic uint32_t gone;
 	/* Any thread: writing it wakes the worker's reactor wait (see sched.c). */
@@ -308,10 +313,18 @@ struct actor_worker {
  * writes a cache line no other sender writes (until there are more senders than stripes). */
 #define ACTOR_EXT_STRIPES 64
 struct actor__ext {
-	CK_CC_CACHELINE _Atomic uint64_t active; /* its threads' lookups in flight */
-	_Atomic uint64_t sent, spawned;          /* counters; relaxed */
-	_Atomic unsigned rr;                     /* round-robin cursor for spawns */
+	/* Its threads' lookups in flight (the low ACTOR_EXT_INFLIGHT_BITS), and above them the
+	 * messages they sent: a send's leave takes its section out and counts the message in with
+	 * one read-modify-write (refs.c, actor__ext_leave). */
+	CK_CC_CACHELINE _Atomic uint64_t active;
+	_Atomic uint64_t spawned; /* a counter; relaxed */
+	_Atomic unsigned rr;      /* round-robin cursor for spawns */
 };
+/* Sections in flight on one stripe at once: threads share a stripe only beyond
+ * ACTOR_EXT_STRIPES of them, so 65,535 is out of reach; the count above wraps after 2^48
+ * messages (over three months at 30 million a second from one stripe). */
+#define ACTOR_EXT_INFLIGHT_BITS 16
+#define ACTOR_EXT_INFLIGHT ((UINT64_C(1) << ACTOR_EXT_INFLIGHT_BITS) - 1)
 
 struct actor__slot {
 	_Atomic uint32_t gen;        /* bumped when the actor stops; matches ref.id >> 32 */
@@ -450,6 +463,7 @@ struct actor__slot *actor__slot_at(actor_system_t *sys, uint32_t idx);
 struct actor *actor__lookup(actor_system_t *sys, actor_ref_t ref);
 struct actor__ext *actor__ext_enter(actor_system_t *sys);
 void actor__ext_leave(struct actor__ext *x);
+void actor__ext_leave_sent(struct actor__ext *x);      /* the same, counting one message sent */
 struct actor__ext *actor__ext_of(actor_system_t *sys); /* this thread's stripe */
 void actor__qsbr_quiescent(struct actor_worker *w);
 void actor__qsbr_offline(struct actor_worker *w);

@@ -251,11 +251,21 @@ void actor__ext_leave(struct actor__ext *x)
 	atomic_fetch_sub(&x->active, 1);
 }
 
-/* R4: true if no outside thread is in a section (each stripe seen at zero, seq_cst). */
+void actor__ext_leave_sent(struct actor__ext *x)
+{
+	/* seq_cst, as above: one section out of the low bits, one message into the count above
+	 * them, in the one locked instruction that a send from outside needed for the leave
+	 * alone (a second one for the count was a sixth of the sending thread's time in
+	 * bench/fork_join_throughput). */
+	atomic_fetch_add(&x->active, ACTOR_EXT_INFLIGHT);
+}
+
+/* R4: true if no outside thread is in a section (each stripe's in-flight bits seen at zero,
+ * seq_cst). */
 static bool ext_idle(actor_system_t *sys)
 {
 	for (unsigned i = 0; i < ACTOR_EXT_STRIPES; i++) {
-		if (atomic_load(&sys->ext[i].active) != 0)
+		if ((atomic_load(&sys->ext[i].active) & ACTOR_EXT_INFLIGHT) != 0)
 			return false;
 	}
 	return true;

@@ -40,6 +40,7 @@ int actor_stats_worker(const actor_system_t *sys, unsigned worker, actor_worker_
 	out->file_ops_dropped = rd(&w->st.file_ops_dropped);
 	out->closes_unacked = rd(&w->st.closes_unacked);
 	out->replies_dropped = rd(&w->st.replies_dropped);
+	out->yielded = rd(&w->st.yielded);
 	return 0;
 }
 
@@ -50,7 +51,7 @@ int actor_stats_system(const actor_system_t *sys, actor_stats_t *out)
 	actor_stats_t s = {0};
 	for (unsigned i = 0; i < ACTOR_EXT_STRIPES; i++) {
 		s.spawned += rd(&sys->ext[i].spawned);
-		s.sent += rd(&sys->ext[i].sent);
+		s.sent += rd(&sys->ext[i].active) >> ACTOR_EXT_INFLIGHT_BITS;
 	}
 	for (unsigned i = 0; i < sys->nworkers; i++) {
 		const struct actor_worker *w = &sys->workers[i];
@@ -82,13 +83,14 @@ int actor_stats_print(const actor_system_t *sys, FILE *out)
 		        "  worker %u: processed %" PRIu64 " resident %" PRIu64 " runq %" PRIu64
 		        " parks %" PRIu64 " wakeups %" PRIu64 " conns %" PRIu64 " accepts %" PRIu64
 		        " backoffs %" PRIu64 " throttles %" PRIu64 " timers %" PRIu64
-		        " closes-reset %" PRIu64 " closes-unacked %" PRIu64 " migrations %" PRIu64 " shared %" PRIu64
-		        " contended %" PRIu64 " jobs %" PRIu64 " jobs-dropped %" PRIu64
-		        " replies-dropped %" PRIu64 " %s\n",
+		        " closes-reset %" PRIu64 " closes-unacked %" PRIu64 " migrations %" PRIu64
+		        " shared %" PRIu64 " contended %" PRIu64 " yielded %" PRIu64
+		        " jobs %" PRIu64 " jobs-dropped %" PRIu64 " replies-dropped %" PRIu64
+		        " %s\n",
 		        i, w.processed, w.resident, w.runq, w.parks, w.wakeups, w.conns, w.accepts,
 		        w.accept_backoffs, w.read_throttles, w.timers, w.closes_reset,
-		        w.closes_unacked, w.migrations,
-		        w.shared, w.contended, w.jobs, w.jobs_dropped, w.replies_dropped, w.reactor);
+		        w.closes_unacked, w.migrations, w.shared, w.contended, w.yielded, w.jobs,
+		        w.jobs_dropped, w.replies_dropped, w.reactor);
 	}
 	return 0;
 }

@@ -188,17 +188,48 @@ static bool follows(struct actor_worker *self, struct actor *a)
 	return ++a->streak >= FOLLOW_STREAK;
 }
 
+static bool yielding(struct actor_worker *w)
+{
+	/* relaxed: a hint (internal.h); a stale answer costs one move or one wake-up. */
+	return atomic_load_explicit(&w->yielding, memory_order_relaxed) != 0;
+}
+
+/* A worker other than `home` whose CPU is not contended: `self` if it qualifies, else the
+ * first after `home`; NULL if every one is contended. */
+static struct actor_worker *uncontended(actor_system_t *sys, struct actor_worker *self,
+                                        struct actor_worker *home)
+{
+	if (self != NULL && !yielding(self))
+		return self;
+	for (unsigned k = 1; k < sys->nworkers; k++) {
+		struct actor_worker *o = &sys->workers[(home->index + k) % sys->nworkers];
+		if (!yielding(o) && atomic_load_explicit(&o->gone, memory_order_relaxed) == 0)
+			return o;
+	}
+	return NULL;
+}
+
 /* Any thread, holding `a` (its push found the mailbox empty-marked), with `a` protected by
- * QSBR: makes `a` runnable on its home worker, or moves it here (above). */
+ * QSBR: makes `a` runnable on its home worker, or moves it here (above), or away from a home
+ * whose CPU is contended (Yielding a contended CPU). */
 void actor__schedule(actor_system_t *sys, struct actor_worker *self, struct actor *a)
 {
-	if (actor__home(sys, a) == self) {
+	struct actor_worker *home = actor__home(sys, a);
+	if (home == self) {
 		actor__schedule_here(self, a);
 		return;
 	}
 	if (self != NULL && follows(self, a)) {
 		actor__move(a, self);
 		actor__stat_add(&self->st.migrations, 1);
+	} else if (yielding(home) && actor_movable(a) &&
+	           !atomic_load_explicit(&sys->shutdown, memory_order_relaxed)) {
+		struct actor_worker *to = uncontended(sys, self, home);
+		if (to != NULL) {
+			actor__move(a, to);
+			/* relaxed: a counter; several wakers may add at once. */
+			atomic_fetch_add_explicit(&home->st.yielded, 1, memory_order_relaxed);
+		}
 	}
 	actor__schedule_home(sys, self, a);
 }
@@ -616,6 +647,8 @@ static bool spin(struct actor_worker *w)
 				                    : NO_SPIN_MAX_NS;
 				w->no_spin_until = t + w->no_spin_ns;
 				actor__stat_add(&w->st.contended, 1);
+				/* relaxed: a hint for wakers (Yielding a contended CPU). */
+				atomic_store_explicit(&w->yielding, 1, memory_order_relaxed);
 				return false;
 			}
 		}
@@ -790,7 +823,14 @@ static void *worker_main(void *arg)
 		busy += poll_io(w);
 		busy += tick(w);
 		actor__reclaim(w);
-		set_idle(w, !stopping && busy == 0 && w->runq_head == NULL);
+		/* The hold-off over, the CPU is this worker's again until the spin says otherwise:
+		 * it takes actors again (coarse clock: a tick late at worst). */
+		if (w->no_spin_until != 0 && w->turn_ns >= w->no_spin_until &&
+		    atomic_load_explicit(&w->yielding, memory_order_relaxed))
+			atomic_store_explicit(&w->yielding, 0, memory_order_relaxed);
+		/* A worker yielding its CPU asks for no work: sharing would undo the yield. */
+		set_idle(w, !stopping && busy == 0 && w->runq_head == NULL &&
+		                !atomic_load_explicit(&w->yielding, memory_order_relaxed));
 		if (busy > 0)
 			continue;
 		if (stopping) {
