@@ -124,7 +124,15 @@ static unsigned run_cmds(struct actor_worker *w)
  *   Actors that only keep themselves busy are handed over as before, and a longer queue is
  *   shared whatever talks in it: a worker never keeps a pile of work to itself.
  *
- * After either move an actor ignores MOVE_COOLDOWN remote wake-ups (hysteresis), so that
+ *   Yielding a contended CPU. A worker whose idle spin finds another thread wanting its CPU
+ *   (spin, cpu_contended) raises `yielding` for its hold-off. A thread whose push wakes an
+ *   actor living there (so holding it, as above) moves it to a worker that is not yielding,
+ *   its own if it can, reserved as sharing reserves (reserve); the yielding worker runs what
+ *   it holds and calls itself idle to nobody, so sharing does not hand the actors back. A
+ *   thread outside the pool feeding actors on every worker, with as many workers as CPUs,
+ *   then leaves one CPU to that thread (bench/fork_join_throughput).
+ *
+ * After any move an actor ignores MOVE_COOLDOWN remote wake-ups (hysteresis), so that
  * following and sharing cannot toss it back and forth at message rate.
  *
  * Why the contract holds: one thread holds an actor at a time, and every hand-over is
@@ -188,6 +196,20 @@ static bool follows(struct actor_worker *self, struct actor *a)
 	return ++a->streak >= FOLLOW_STREAK;
 }
 
+/* Reserves `to` before handing it an actor: a worker leaves its loop at shutdown only with no
+ * resident, after raising `gone` (worker_main). seq_cst increment then load, against its
+ * seq_cst store then load: one of the two sees the other. False if it has left; true with one
+ * resident counted, which the caller takes back once the actor counts there. */
+static bool reserve(struct actor_worker *to)
+{
+	atomic_fetch_add(&to->resident, 1);
+	if (atomic_load(&to->gone)) {
+		atomic_fetch_sub(&to->resident, 1);
+		return false;
+	}
+	return true;
+}
+
 static bool yielding(struct actor_worker *w)
 {
 	/* relaxed: a hint (internal.h); a stale answer costs one move or one wake-up. */
@@ -203,7 +225,7 @@ static struct actor_worker *uncontended(actor_system_t *sys, struct actor_worker
 		return self;
 	for (unsigned k = 1; k < sys->nworkers; k++) {
 		struct actor_worker *o = &sys->workers[(home->index + k) % sys->nworkers];
-		if (!yielding(o) && atomic_load_explicit(&o->gone, memory_order_relaxed) == 0)
+		if (!yielding(o))
 			return o;
 	}
 	return NULL;
@@ -225,8 +247,9 @@ void actor__schedule(actor_system_t *sys, struct actor_worker *self, struct acto
 	} else if (yielding(home) && actor_movable(a) &&
 	           !atomic_load_explicit(&sys->shutdown, memory_order_relaxed)) {
 		struct actor_worker *to = uncontended(sys, self, home);
-		if (to != NULL) {
+		if (to != NULL && reserve(to)) {
 			actor__move(a, to);
+			atomic_fetch_sub(&to->resident, 1); /* the reservation; `a` counts now */
 			/* relaxed: a counter; several wakers may add at once. */
 			atomic_fetch_add_explicit(&home->st.yielded, 1, memory_order_relaxed);
 		}
@@ -345,14 +368,8 @@ static void share(struct actor_worker *w)
 	struct actor_worker *to = claim_idle(w);
 	if (to == NULL)
 		return;
-	/* Reserve `to` before handing it anything: a worker leaves its loop at shutdown only
-	 * with no resident, after raising `gone` (worker_main). seq_cst increment then load,
-	 * against its seq_cst store then load: one of the two sees the other. */
-	atomic_fetch_add(&to->resident, 1);
-	if (atomic_load(&to->gone)) {
-		atomic_fetch_sub(&to->resident, 1);
+	if (!reserve(to))
 		return;
-	}
 	bool together = w->runq_len < SHARE_TOGETHER;
 	uint64_t give = w->runq_len / 2 < SHARE_MAX ? w->runq_len / 2 : SHARE_MAX;
 	unsigned given = 0, seen = 0;
