@@ -307,7 +307,7 @@ START_TEST(producers_lose_nothing_and_keep_order_while_receivers_move)
 		moved += seen > 1;
 	}
 	/* The test means something only if receivers did move while messages flowed. */
-	uint64_t moves = WSUM(t->sys, migrations) + WSUM(t->sys, shared);
+	uint64_t moves = WAKE_MOVES(t->sys) + WSUM(t->sys, shared);
 	fprintf(stderr,
 	        "moving consumers: %" PRIu64 " moves; %" PRIu64 " of %u consumers ran on "
 	        "more than one worker\n",
@@ -567,7 +567,8 @@ static void cruncher_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
 
 START_TEST(idle_workers_take_queued_actors_from_a_busy_one)
 {
-	actor_system_t *sys = system_new(2);
+	actor_config_t cfg = {.workers = 2, .spin_us = -1}; /* as in the case above */
+	actor_system_t *sys = system_new_cfg(&cfg);
 	struct cruncher cs[SPREAD_ACTORS];
 	memset(cs, 0, sizeof(cs));
 	for (unsigned i = 0; i < SPREAD_ACTORS; i++) {
@@ -625,7 +626,10 @@ static void spinner_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
 
 START_TEST(two_busy_actors_that_do_not_talk_are_spread)
 {
-	actor_system_t *sys = system_new(2);
+	/* No idle spin, so no contention test: a worker yielding its CPU at start-up would see
+	 * both spinners moved by the first sends, not shared. */
+	actor_config_t cfg = {.workers = 2, .spin_us = -1};
+	actor_system_t *sys = system_new_cfg(&cfg);
 	atomic_bool moved = false;
 	struct spinner cs[2] = {{.moved = &moved}, {.moved = &moved}};
 	for (unsigned i = 0; i < 2; i++) {
@@ -706,8 +710,8 @@ END_TEST
 /* ---------------------------------------------------------------------------------------------
  * Yielding a contended CPU
  *
- * Worker 1 is made to yield (white box: its `yielding` flag, as its spin sets it when another
- * thread wants its CPU; with no hold-off begun, the worker never clears it). Actors living there
+ * Worker 1 is made to yield (white box: an actor on it sets, on its thread, what its spin sets
+ * when another thread wants its CPU, with an hour's hold-off). Actors living there
  * that a thread outside the pool wakes move to worker 0 as they are woken, each message still
  * arriving once and in order; a FIXED one stays.
  */
@@ -733,12 +737,31 @@ static void yielder_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
 		actor_exit(ctx, ACTOR_REASON_NORMAL);
 }
 
+/* A FIXED actor's behaviour, so on worker 1's own thread: does what the worker's spin does on
+ * finding its CPU contended, with a hold-off of an hour (the test ends long before). */
+static void yield_for_an_hour(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	struct actor_worker *w = ctx->worker;
+	struct timespec ts;
+	(void)msg;
+	clock_gettime(CLOCK_MONOTONIC, &ts); /* the clock of no_spin_until (sched.c) */
+	w->no_spin_until =
+	    (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec + UINT64_C(3600000000000);
+	atomic_store(&w->yielding, 1);
+	atomic_store(&w->idle, 0);
+	atomic_store((atomic_bool *)state, true);
+	actor_exit(ctx, ACTOR_REASON_NORMAL);
+}
+
 START_TEST(actors_woken_from_outside_leave_a_worker_that_yields_its_cpu)
 {
 	/* No idle spin: worker 0 must not find its own CPU contended on a loaded machine. */
 	actor_config_t cfg = {.workers = 2, .spin_us = -1};
 	actor_system_t *sys = system_new_cfg(&cfg);
-	atomic_store(&sys->workers[1].yielding, 1);
+	atomic_bool set = false;
+	send_ok(sys, spawn_on(sys, 1, yield_for_an_hour, &set), MSG_GO, NULL, 0);
+	bool yielded = WAIT_UNTIL(atomic_load(&set), TEST_WATCHDOG);
+	ck_assert(yielded);
 	struct yielder ys[YIELD_ACTORS + 1];
 	actor_ref_t refs[YIELD_ACTORS + 1];
 	memset(ys, 0, sizeof(ys));

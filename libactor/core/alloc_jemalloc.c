@@ -50,11 +50,12 @@ const char *actor__alloc_name(void)
  * free on another, and both sides refilled and flushed through the arena's bin locks
  * (bench/fork_join_throughput: jemalloc 38% of the profile, its mutexes 7%).
  *
- * A taker keeps what it took as chains (its `reserve`), moving one chain at a time to its list
- * as the list runs dry: the list stays short and its head stays the block freed last, still in
- * this core's cache. Adopting a whole stack into the list, then spilling its freshest blocks
- * when it overflowed, left the cold ones to allocate from (bench/skynet: 330-490 ms against
- * 205-270 ms, once the stacks could hold a quarter of a million blocks).
+ * A taker keeps up to RESERVE_CHAINS of the chains it took (its `reserve`) and puts the rest
+ * back; it allocates from one chain at a time (its `cold` list) once the blocks freed on its
+ * own thread (its list) run out, so that the list stays short and its head stays the block
+ * freed last, still in this core's cache. Adopting a whole stack into the list, then spilling
+ * its freshest blocks when it overflowed, left the cold ones to allocate from (bench/skynet:
+ * 330-490 ms against 205-270 ms, once the stacks could hold a quarter of a million blocks).
  *
  * The stacks hold up to SPARE_MAX blocks, enough for the backlog of a consumer that a producer
  * on its own worker runs ahead of (bench/counting_4to1: four senders with 64K messages each in
@@ -64,22 +65,24 @@ const char *actor__alloc_name(void)
  *
  * The stack, a Treiber stack of chains:
  *   - A chain is SPARE_CHAIN blocks linked through their first word (as in a list); its first
- *     block holds, in its next three words, the next chain, its length and its last block, so
- *     that a taker links chains without walking them (each block is a cache miss there).
+ *     block holds, in its next two words, the chain below it and its length (struct chain).
  *   - Push: CAS on the head (release: the chain's links, written by the pusher, are visible to
- *     the taker). Take: exchange with NULL (acquire). No pop of a single chain exists, so the
- *     CAS cannot suffer ABA: a head that is gone and back is still the head it links to.
+ *     the taker); a list of chains goes back in one push the same way. Take: exchange with
+ *     NULL (acquire). No pop of a single chain exists, so the CAS cannot suffer ABA: a head
+ *     that is gone and back is still the head it links to.
  *   - `spare_len` bounds what the stacks hold (SPARE_MAX blocks per class); it is a hint,
- *     read and updated relaxed, and may overshoot by a few chains when pushes race.
- * Bounds: MSG_CACHE_MAX blocks per list, plus a reserve of at most SPARE_MAX + races; SPARE_MAX
- * per stack (with 64-byte blocks, 256 KiB a list, 16 MiB a stack). Threads outside the pool get
- * a list on their first message; it is returned to jemalloc, reserve included, when the thread
- * exits. */
+ *     read and updated relaxed, and may overshoot by a few chains when pushes race. A chain
+ *     leaves it when a taker keeps it or a trim frees it.
+ * Bounds, per thread: MSG_CACHE_MAX blocks in its list, SPARE_CHAIN in its cold list and
+ * RESERVE_CHAINS chains in its reserve (with 64-byte blocks, 256 KiB, 16 KiB and 256 KiB);
+ * SPARE_MAX per stack (16 MiB). Threads outside the pool get a cache on their first message;
+ * it is returned to jemalloc, reserve included, when the thread exits. */
 #define MSG_CLASSES 2
 #define MSG_CACHE_MAX 4096
 #define SPARE_CHAIN 256
 #define SPARE_MAX 262144
 #define SPARE_KEEP 4096
+#define RESERVE_CHAINS 16 /* chains a taker keeps; the rest of the stack goes back */
 #define TRIM_CHAINS 16 /* chains a trim frees at most: a sleeping worker wakes in time */
 _Static_assert(SPARE_CHAIN <= MSG_CACHE_MAX, "a full list holds a chain to spill");
 
@@ -244,8 +247,8 @@ static void spill(struct msg_cache *c, int k)
 	                                              memory_order_relaxed));
 }
 
-/* Takes the whole spare stack of class `k`, or NULL; the caller subtracts what it holds from
- * spare_len. */
+/* Takes the whole spare stack of class `k`, or NULL; the caller subtracts what it keeps or
+ * frees from spare_len. */
 static struct chain *spare_take(int k)
 {
 	/* relaxed load first: an empty stack costs no exclusive access to its line. */
@@ -254,8 +257,26 @@ static struct chain *spare_take(int k)
 	return atomic_exchange_explicit(&spare[k], NULL, memory_order_acquire);
 }
 
-/* Begins the next chain of `c`'s reserve for class `k`, taking the spare stack as the reserve
- * first if it has none; false if both were empty. */
+/* Puts the list of chains from `first` (linked through `next`, NULL-terminated) back on the
+ * stack of class `k` in one push: from NULL when the stack is empty, which needs no tail,
+ * otherwise below the current top, after a walk to the list's last chain. */
+static void spare_put_back(int k, struct chain *first)
+{
+	struct chain *top = NULL;
+	if (atomic_compare_exchange_strong_explicit(&spare[k], &top, first, memory_order_release,
+	                                            memory_order_relaxed))
+		return;
+	struct chain *last = first;
+	while (last->next != NULL)
+		last = last->next;
+	do
+		last->next = top;
+	while (!atomic_compare_exchange_weak_explicit(&spare[k], &top, first, memory_order_release,
+	                                              memory_order_relaxed));
+}
+
+/* Begins the next chain of `c`'s reserve for class `k`, refilling the reserve from the spare
+ * stack first if it is empty; false if both were empty. */
 static bool refill(struct msg_cache *c, int k)
 {
 	struct chain *ch = c->reserve[k];
@@ -263,10 +284,17 @@ static bool refill(struct msg_cache *c, int k)
 		ch = spare_take(k);
 		if (ch == NULL)
 			return false;
-		size_t n = 0;
-		for (struct chain *t = ch; t != NULL; t = t->next)
-			n += t->len; /* one header per SPARE_CHAIN blocks */
+		struct chain *last = ch;
+		size_t n = ch->len;
+		for (unsigned m = 1; m < RESERVE_CHAINS && last->next != NULL; m++) {
+			last = last->next;
+			n += last->len;
+		}
+		struct chain *rest = last->next;
+		last->next = NULL;
 		atomic_fetch_sub_explicit(&spare_len[k], n, memory_order_relaxed);
+		if (rest != NULL)
+			spare_put_back(k, rest);
 	}
 	c->reserve[k] = ch->next;
 	c->cold[k] = ch; /* its first word links the chain's blocks already */
@@ -277,39 +305,23 @@ static bool refill(struct msg_cache *c, int k)
 void actor__msg_cache_trim(void)
 {
 	for (int k = 0; k < MSG_CLASSES; k++) {
-		if (atomic_load_explicit(&spare_len[k], memory_order_relaxed) <= SPARE_KEEP)
+		size_t held = atomic_load_explicit(&spare_len[k], memory_order_relaxed);
+		if (held <= SPARE_KEEP)
 			continue;
 		struct chain *ch = spare_take(k);
-		size_t held = 0, freed = 0;
-		unsigned nfreed = 0;
-		struct chain *keep = NULL, *keep_last = NULL;
-		while (ch != NULL) {
+		size_t freed = 0;
+		/* The top chains, TRIM_CHAINS at most: the work stays bounded, and what is left
+		 * goes back in one push (from NULL, most likely: no walk). */
+		for (unsigned m = 0; ch != NULL && m < TRIM_CHAINS && freed + SPARE_KEEP < held;
+		     m++) {
 			struct chain *below = ch->next;
-			held += ch->len;
-			/* The newest chains stay: they are the likeliest to be in a cache. */
-			if (held > SPARE_KEEP && nfreed < TRIM_CHAINS) {
-				freed += ch->len;
-				nfreed++;
-				free_blocks(ch, k);
-			} else {
-				ch->next = NULL;
-				if (keep_last != NULL)
-					keep_last->next = ch;
-				else
-					keep = ch;
-				keep_last = ch;
-			}
+			freed += ch->len;
+			free_blocks(ch, k);
 			ch = below;
 		}
 		atomic_fetch_sub_explicit(&spare_len[k], freed, memory_order_relaxed);
-		if (keep == NULL)
-			continue;
-		/* Back in one push: `keep` to `keep_last` are linked through `next` already. */
-		struct chain *top = atomic_load_explicit(&spare[k], memory_order_relaxed);
-		do
-			keep_last->next = top;
-		while (!atomic_compare_exchange_weak_explicit(
-		    &spare[k], &top, keep, memory_order_release, memory_order_relaxed));
+		if (ch != NULL)
+			spare_put_back(k, ch);
 	}
 }
 

@@ -177,25 +177,6 @@ void actor__move(struct actor *a, struct actor_worker *to)
 	a->streak = 0;
 }
 
-/* The holder of idle `a`, on worker `self`, which is not its home: true if `a` should follow
- * its conversation here. */
-static bool follows(struct actor_worker *self, struct actor *a)
-{
-	if (!actor_movable(a))
-		return false;
-	if (a->cooldown > 0) {
-		a->cooldown--;
-		return false;
-	}
-	uint16_t me = (uint16_t)(self->index + 1);
-	if (a->waker != me) {
-		a->waker = me;
-		a->streak = 1;
-		return false;
-	}
-	return ++a->streak >= FOLLOW_STREAK;
-}
-
 /* Reserves `to` before handing it an actor: a worker leaves its loop at shutdown only with no
  * resident, after raising `gone` (worker_main). seq_cst increment then load, against its
  * seq_cst store then load: one of the two sees the other. False if it has left; true with one
@@ -214,6 +195,27 @@ static bool yielding(struct actor_worker *w)
 {
 	/* relaxed: a hint (internal.h); a stale answer costs one move or one wake-up. */
 	return atomic_load_explicit(&w->yielding, memory_order_relaxed) != 0;
+}
+
+/* The holder of idle `a`, on worker `self`, which is not its home: true if `a` should follow
+ * its conversation here. */
+static bool follows(struct actor_worker *self, struct actor *a)
+{
+	/* A yielding `self` still qualifies: the conversation runs there anyway, through the
+	 * waker, and crossing cores would cost it every message. */
+	if (!actor_movable(a))
+		return false;
+	if (a->cooldown > 0) {
+		a->cooldown--;
+		return false;
+	}
+	uint16_t me = (uint16_t)(self->index + 1);
+	if (a->waker != me) {
+		a->waker = me;
+		a->streak = 1;
+		return false;
+	}
+	return ++a->streak >= FOLLOW_STREAK;
 }
 
 /* A worker other than `home` whose CPU is not contended: `self` if it qualifies, else the
@@ -241,10 +243,11 @@ void actor__schedule(actor_system_t *sys, struct actor_worker *self, struct acto
 		actor__schedule_here(self, a);
 		return;
 	}
+	bool cool = a->cooldown == 0; /* before follows counts this wake-up off it */
 	if (self != NULL && follows(self, a)) {
 		actor__move(a, self);
 		actor__stat_add(&self->st.migrations, 1);
-	} else if (yielding(home) && actor_movable(a) &&
+	} else if (cool && yielding(home) && actor_movable(a) &&
 	           !atomic_load_explicit(&sys->shutdown, memory_order_relaxed)) {
 		struct actor_worker *to = uncontended(sys, self, home);
 		if (to != NULL && reserve(to)) {
@@ -253,6 +256,8 @@ void actor__schedule(actor_system_t *sys, struct actor_worker *self, struct acto
 			/* relaxed: a counter; several wakers may add at once. */
 			atomic_fetch_add_explicit(&home->st.yielded, 1, memory_order_relaxed);
 		}
+	} else if (self == NULL && !cool) {
+		a->cooldown--; /* a wake-up from outside counts off the cooldown as any other */
 	}
 	actor__schedule_home(sys, self, a);
 }
@@ -342,7 +347,7 @@ static struct actor_worker *claim_idle(struct actor_worker *w)
 	for (unsigned k = 1; k < sys->nworkers; k++) {
 		struct actor_worker *o = &sys->workers[(w->index + k) % sys->nworkers];
 		/* relaxed: a hint; a stale flag costs one hand-over to a worker that found work. */
-		if (atomic_load_explicit(&o->idle, memory_order_relaxed) &&
+		if (atomic_load_explicit(&o->idle, memory_order_relaxed) && !yielding(o) &&
 		    atomic_exchange_explicit(&o->idle, 0, memory_order_relaxed))
 			return o;
 	}
@@ -664,8 +669,10 @@ static bool spin(struct actor_worker *w)
 				                    : NO_SPIN_MAX_NS;
 				w->no_spin_until = t + w->no_spin_ns;
 				actor__stat_add(&w->st.contended, 1);
-				/* relaxed: a hint for wakers (Yielding a contended CPU). */
+				/* relaxed: hints for wakers and givers (Yielding a contended CPU).
+				 */
 				atomic_store_explicit(&w->yielding, 1, memory_order_relaxed);
+				set_idle(w, false);
 				return false;
 			}
 		}
@@ -841,9 +848,8 @@ static void *worker_main(void *arg)
 		busy += tick(w);
 		actor__reclaim(w);
 		/* The hold-off over, the CPU is this worker's again until the spin says otherwise:
-		 * it takes actors again (coarse clock: a tick late at worst). */
-		if (w->no_spin_until != 0 && w->turn_ns >= w->no_spin_until &&
-		    atomic_load_explicit(&w->yielding, memory_order_relaxed))
+		 * it takes actors again. A clock read per turn only while yielding. */
+		if (yielding(w) && actor__now_ns() >= w->no_spin_until)
 			atomic_store_explicit(&w->yielding, 0, memory_order_relaxed);
 		/* A worker yielding its CPU asks for no work: sharing would undo the yield. */
 		set_idle(w, !stopping && busy == 0 && w->runq_head == NULL &&
@@ -859,7 +865,12 @@ static void *worker_main(void *arg)
 		}
 		if (spin(w))
 			continue;
-		park(w, next_deadline(w), false);
+		/* A yielding worker wakes when its hold-off ends, to take work again: nothing else
+		 * would wake it, since wakers move its actors away and givers pass it over. */
+		uint64_t deadline = next_deadline(w);
+		if (yielding(w))
+			deadline = min_u64(deadline, w->no_spin_until);
+		park(w, deadline, false);
 	}
 	actor__services_fini(w);
 	actor__msg_cache_detach();
