@@ -3,7 +3,9 @@
  * Usage: bench/counting [messages] [window]   (defaults 10,000,000 and 65536; window 0 = none)
  *
  * Sender actors send their share of `messages` to one counting actor in chunks of CHUNK, then
- * send themselves a CONTINUE so they yield the worker between chunks. The counter checks that
+ * send themselves a CONTINUE for the next chunk. A turn handles the CONTINUE too, up to the
+ * system's batch (64 messages), so a sender yields the worker every 64 chunks, and the window
+ * (below) is what bounds the counter's backlog. The counter checks that
  * every message arrives exactly once and in order per sender (contract 2), and stops everyone
  * when the total is reached.
  *
