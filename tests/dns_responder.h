@@ -129,6 +129,15 @@ static inline size_t dns_answer(const struct dns_responder *r, const unsigned ch
 	return n;
 }
 
+/* The poll timeout, in ms, until `next` (ns): 0 once it is due. An answer that fell due while
+ * the thread was sending others made `next - now` wrap, and the int it became was negative:
+ * poll then waited for the next query, which may never come (test_lookup's owner-stops case
+ * waited out its 200 s with answers held). */
+static inline int dns_poll_timeout_ms(uint64_t now, uint64_t next)
+{
+	return next <= now ? 0 : (int)((next - now + 999999) / 1000000);
+}
+
 static inline void dns_send_due(struct dns_responder *r, uint64_t now)
 {
 	for (unsigned i = 0; i < r->npending;) {
@@ -153,7 +162,7 @@ static inline void *dns_responder_main(void *arg)
 		for (unsigned i = 0; i < r->npending; i++)
 			next = r->pending[i].due_ns < next ? r->pending[i].due_ns : next;
 		struct pollfd pfd = {.fd = r->fd, .events = POLLIN};
-		poll(&pfd, 1, (int)((next - now + 999999) / 1000000));
+		poll(&pfd, 1, dns_poll_timeout_ms(now, next));
 		for (;;) {
 			struct sockaddr_in from;
 			socklen_t fl = sizeof(from);

@@ -874,6 +874,22 @@ START_TEST(a_connect_by_a_name_no_lookup_can_take_is_refused_with_einval)
 }
 END_TEST
 
+/* Regression, in the test's own DNS server: an answer that fell due while it was sending others
+ * made its poll timeout negative, so it held that answer until the next query came, which in
+ * the owner-stops case above might be never (a ThreadSanitizer run beside two busy loops waited
+ * out its 200 s). Overdue answers must mean "do not wait". */
+START_TEST(the_test_dns_server_does_not_wait_once_an_answer_is_due)
+{
+	uint64_t now = UINT64_C(1000000000000);
+	ck_assert_int_eq(dns_poll_timeout_ms(now, now - 1000000), 0); /* 1 ms overdue */
+	ck_assert_int_eq(dns_poll_timeout_ms(now, now - 5000000), 0);
+	ck_assert_int_eq(dns_poll_timeout_ms(now, now - 1), 0);
+	ck_assert_int_eq(dns_poll_timeout_ms(now, now), 0);
+	ck_assert_int_eq(dns_poll_timeout_ms(now, now + 1), 1); /* rounded up: never early */
+	ck_assert_int_eq(dns_poll_timeout_ms(now, now + 20000000), 20);
+}
+END_TEST
+
 /* ---------------------------------------------------------------------------------------------
  * Suites
  */
@@ -888,6 +904,7 @@ static void add_cases(Suite *s, unsigned b, void (*fixture)(void))
 	tcase_add_test(tc, an_answer_with_more_addresses_than_the_cap_carries_the_first_sixteen);
 	tcase_add_test(
 	    tc, a_server_that_answers_after_two_seconds_does_not_delay_a_timer_on_the_same_worker);
+	tcase_add_test(tc, the_test_dns_server_does_not_wait_once_an_answer_is_due);
 
 	tc = backend_tcase(s, b, 1, "many, cancel, stop", TEST_TIMEOUT_STRESS, fixture);
 	tcase_add_test(tc, a_thousand_lookups_at_once_are_each_answered_exactly_once);
