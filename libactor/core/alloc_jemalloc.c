@@ -55,13 +55,14 @@ const char *actor__alloc_name(void)
  * own thread (its list) run out, so that the list stays short and its head stays the block
  * freed last, still in this core's cache. Adopting a whole stack into the list, then spilling
  * its freshest blocks when it overflowed, left the cold ones to allocate from (bench/skynet:
- * 330-490 ms against 205-270 ms, once the stacks could hold a quarter of a million blocks).
+ * up to 495 ms against 205-270 ms, once the stacks could hold a quarter of a million blocks).
  *
  * The stacks hold up to SPARE_MAX blocks, enough for the backlog of a consumer that a producer
  * on its own worker runs ahead of (bench/counting_4to1: four senders with 64K messages each in
- * flight; at 4,096 a stack overflowed into jemalloc and the rate fell from 33M to 25M
- * messages/s). A worker going to sleep gives back to jemalloc what the stacks hold beyond
- * SPARE_KEEP (actor__msg_cache_trim): the blocks of a burst are not held while nothing runs.
+ * flight; at 4,096 a stack overflowed into jemalloc, and the rate was 19M-24M messages/s
+ * against 29M-35M). A worker going to sleep gives back to jemalloc, TRIM_CHAINS chains at a
+ * time, what the stacks hold beyond SPARE_KEEP (actor__msg_cache_trim): the blocks of a burst
+ * are not held while nothing runs.
  *
  * The stack, a Treiber stack of chains:
  *   - A chain is SPARE_CHAIN blocks linked through their first word (as in a list); its first

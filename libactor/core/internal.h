@@ -315,14 +315,15 @@ struct actor_worker {
 struct actor__ext {
 	/* Its threads' lookups in flight (the low ACTOR_EXT_INFLIGHT_BITS), and above them the
 	 * messages they sent: a send's leave takes its section out and counts the message in with
-	 * one read-modify-write (refs.c, actor__ext_leave). */
+	 * one read-modify-write (refs.c, actor__ext_leave_sent). */
 	CK_CC_CACHELINE _Atomic uint64_t active;
 	_Atomic uint64_t spawned; /* a counter; relaxed */
 	_Atomic unsigned rr;      /* round-robin cursor for spawns */
 };
-/* Sections in flight on one stripe at once: threads share a stripe only beyond
- * ACTOR_EXT_STRIPES of them, so 65,535 is out of reach; the count above wraps after 2^48
- * messages (over three months at 30 million a second from one stripe). */
+/* Sections in flight on one stripe at once: each thread in a section holds one, and stripes
+ * are handed out to threads in turn, so 65,535 at once on one stripe is out of reach; the
+ * count above wraps after 2^48 messages (over three months at 30 million a second from one
+ * stripe). */
 #define ACTOR_EXT_INFLIGHT_BITS 16
 #define ACTOR_EXT_INFLIGHT ((UINT64_C(1) << ACTOR_EXT_INFLIGHT_BITS) - 1)
 

@@ -128,7 +128,7 @@ static unsigned run_cmds(struct actor_worker *w)
  *   (spin, cpu_contended) raises `yielding` for its hold-off. A thread whose push wakes an
  *   actor living there (so holding it, as above) moves it to a worker that is not yielding,
  *   its own if it can, reserved as sharing reserves (reserve); the yielding worker runs what
- *   it holds and calls itself idle to nobody, so sharing does not hand the actors back. A
+ *   it holds and givers pass it over (claim_idle), so sharing does not hand the actors back. A
  *   thread outside the pool feeding actors on every worker, with as many workers as CPUs,
  *   then leaves one CPU to that thread (bench/fork_join_throughput).
  *
@@ -346,7 +346,9 @@ static struct actor_worker *claim_idle(struct actor_worker *w)
 	actor_system_t *sys = w->sys;
 	for (unsigned k = 1; k < sys->nworkers; k++) {
 		struct actor_worker *o = &sys->workers[(w->index + k) % sys->nworkers];
-		/* relaxed: a hint; a stale flag costs one hand-over to a worker that found work. */
+		/* relaxed: a hint; a stale flag costs one hand-over to a worker that found work. A
+		 * yielding worker is passed over whatever its flag says: sharing would undo the
+		 * yield. */
 		if (atomic_load_explicit(&o->idle, memory_order_relaxed) && !yielding(o) &&
 		    atomic_exchange_explicit(&o->idle, 0, memory_order_relaxed))
 			return o;
@@ -669,10 +671,9 @@ static bool spin(struct actor_worker *w)
 				                    : NO_SPIN_MAX_NS;
 				w->no_spin_until = t + w->no_spin_ns;
 				actor__stat_add(&w->st.contended, 1);
-				/* relaxed: hints for wakers and givers (Yielding a contended CPU).
+				/* relaxed: a hint for wakers and givers (Yielding a contended CPU).
 				 */
 				atomic_store_explicit(&w->yielding, 1, memory_order_relaxed);
-				set_idle(w, false);
 				return false;
 			}
 		}
@@ -851,9 +852,7 @@ static void *worker_main(void *arg)
 		 * it takes actors again. A clock read per turn only while yielding. */
 		if (yielding(w) && actor__now_ns() >= w->no_spin_until)
 			atomic_store_explicit(&w->yielding, 0, memory_order_relaxed);
-		/* A worker yielding its CPU asks for no work: sharing would undo the yield. */
-		set_idle(w, !stopping && busy == 0 && w->runq_head == NULL &&
-		                !atomic_load_explicit(&w->yielding, memory_order_relaxed));
+		set_idle(w, !stopping && busy == 0 && w->runq_head == NULL);
 		if (busy > 0)
 			continue;
 		if (stopping) {
