@@ -792,6 +792,85 @@ START_TEST(actors_woken_from_outside_leave_a_worker_that_yields_its_cpu)
 END_TEST
 
 /* ---------------------------------------------------------------------------------------------
+ * Leaving a CPU to a busy sender outside the pool
+ *
+ * Two workers on two CPUs, and the test's thread sending without pause to actors living on
+ * worker 1: the sender needs a CPU, so worker 1 yields (sched.c, feeder_busy) and actors move
+ * to worker 0 as the sends wake them, each message still arriving once and in order; a FIXED
+ * one stays. There is no idle spin, so the contention test of the spin cannot be what made
+ * worker 1 yield. Where the actors end is not checked: on a loaded machine the sender may run
+ * too little to count as busy for a while, and worker 1 then takes actors again.
+ */
+struct tally {
+	uint64_t got, next, errors;
+	unsigned last_worker;
+};
+
+static void tally_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	struct tally *t = state;
+	if (msg->type == MSG_END) {
+		actor_exit(ctx, ACTOR_REASON_NORMAL);
+		return;
+	}
+	t->last_worker = actor_ctx_worker(ctx);
+	if (msg_u64(msg) != t->next)
+		t->errors++;
+	t->next = msg_u64(msg) + 1;
+	t->got++;
+}
+
+START_TEST(a_busy_sender_outside_the_pool_is_left_a_cpu)
+{
+	/* At most two CPUs for this thread, hence for the system it creates: worker 1 is the
+	 * one too many once the sender needs one. */
+	cpu_set_t all, two;
+	ck_assert_int_eq(sched_getaffinity(0, sizeof(all), &all), 0);
+	CPU_ZERO(&two);
+	for (int c = 0, n = 0; c < CPU_SETSIZE && n < 2; c++) {
+		if (CPU_ISSET(c, &all)) {
+			CPU_SET(c, &two);
+			n++;
+		}
+	}
+	ck_assert_int_eq(sched_setaffinity(0, sizeof(two), &two), 0);
+	actor_config_t cfg = {.workers = 2, .spin_us = -1};
+	actor_system_t *sys = system_new_cfg(&cfg);
+	struct tally ts[YIELD_ACTORS + 1];
+	actor_ref_t refs[YIELD_ACTORS + 1];
+	memset(ts, 0, sizeof(ts));
+	for (unsigned i = 0; i < YIELD_ACTORS; i++)
+		refs[i] = spawn_movable_at(sys, 1, tally_fn, &ts[i]);
+	refs[YIELD_ACTORS] = spawn_on(sys, 1, tally_fn, &ts[YIELD_ACTORS]); /* FIXED */
+	uint64_t rounds = 0;
+	actor_worker_stats_t w1 = {0};
+	double deadline = now_sec() + TEST_WATCHDOG * test_scale();
+	unsigned after = 0; /* batches sent once worker 1 has moved an actor away */
+	while (after < 16 && now_sec() < deadline) {
+		for (unsigned k = 0; k < 1024; k++, rounds++) {
+			for (unsigned i = 0; i <= YIELD_ACTORS; i++)
+				send_ok(sys, refs[i], MSG_DATA, &rounds, sizeof(rounds));
+		}
+		ck_assert_int_eq(actor_stats_worker(sys, 1, &w1), 0);
+		if (w1.yielded > 0)
+			after++;
+	}
+	for (unsigned i = 0; i <= YIELD_ACTORS; i++)
+		send_ok(sys, refs[i], MSG_END, NULL, 0);
+	system_run_to_end(sys, TEST_WATCHDOG, "busy sender");
+	ck_assert_int_eq(sched_setaffinity(0, sizeof(all), &all), 0);
+	ck_assert_msg(w1.yielded > 0, "worker 1 moved no actor away in %" PRIu64 " rounds", rounds);
+	ck_assert_uint_ge(w1.contended, 1);
+	for (unsigned i = 0; i <= YIELD_ACTORS; i++) {
+		ck_assert_uint_eq(ts[i].got, rounds);
+		ck_assert_uint_eq(ts[i].errors, 0);
+	}
+	ck_assert_msg(ts[YIELD_ACTORS].last_worker == 1, "the FIXED actor left worker 1");
+	actor_system_free(sys);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------------
  * Shutdown among moving actors
  */
 
@@ -959,6 +1038,7 @@ static Suite *migration_suite(void)
 	tcase_add_loop_test(tc, bound_actors_never_move, 0, KINDS);
 	tcase_add_test(tc, a_stay_value_other_than_0_or_1_is_refused);
 	tcase_add_test(tc, actors_woken_from_outside_leave_a_worker_that_yields_its_cpu);
+	tcase_add_test(tc, a_busy_sender_outside_the_pool_is_left_a_cpu);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_new("stress", TEST_TIMEOUT_STRESS);

@@ -350,7 +350,7 @@ static int send_to(actor_system_t *sys, actor_ref_t to, actor_msg_t *msg, actor_
 	deliver(sys, self, a, msg);
 	if (x != NULL) {
 		if (count)
-			actor__ext_leave_sent(x);
+			actor__ext_leave_sent(sys, x);
 		else
 			actor__ext_leave(x);
 	} else if (count) {

@@ -15,7 +15,8 @@
 
 #define RUN_RECHECK_NS 100000000 /* run() re-checks its condition at least this often */
 
-static unsigned default_workers(void)
+/* The CPUs this thread may run on; 1 if it cannot tell. */
+static unsigned cpus_available(void)
 {
 	cpu_set_t mask;
 	if (sched_getaffinity(0, sizeof(mask), &mask) == 0 && CPU_COUNT(&mask) > 0)
@@ -153,7 +154,8 @@ int actor_system_create(const actor_config_t *cfg, actor_system_t **out)
 	if (sys == NULL)
 		return -ENOMEM;
 	memset(sys, 0, size);
-	sys->nworkers = cfg->workers ? cfg->workers : default_workers();
+	sys->ncpus = cpus_available();
+	sys->nworkers = cfg->workers ? cfg->workers : sys->ncpus;
 	if (sys->nworkers > ACTOR_WORKERS_MAX)
 		sys->nworkers = ACTOR_WORKERS_MAX;
 	sys->batch = cfg->batch ? cfg->batch : ACTOR_BATCH_DEFAULT;

@@ -130,7 +130,9 @@ static unsigned run_cmds(struct actor_worker *w)
  *   its own if it can, reserved as sharing reserves (reserve); the yielding worker runs what
  *   it holds and givers pass it over (claim_idle), so sharing does not hand the actors back. A
  *   thread outside the pool feeding actors on every worker, with as many workers as CPUs,
- *   then leaves one CPU to that thread (bench/fork_join_throughput).
+ *   then leaves one CPU to that thread (bench/fork_join_throughput). Such a thread says it
+ *   is busy before any spin finds the contention (refs.c, feeder_check), and the workers
+ *   beyond the CPUs left then yield at once (feeder_busy).
  *
  * After any move an actor ignores MOVE_COOLDOWN remote wake-ups (hysteresis), so that
  * following and sharing cannot toss it back and forth at message rate.
@@ -682,6 +684,22 @@ static bool spin(struct actor_worker *w)
 	return false;
 }
 
+/* A thread outside the pool is sending while busy on its CPU (refs.c, feeder_check), and
+ * without this worker the others still fill every CPU but one: this worker yields, as to a
+ * contended CPU, for FEEDER_HOLD_NS at a time while the feeder's last sign is fresh. Worker 0
+ * never does, so that something always runs the actors. */
+#define FEEDER_FRESH_NS 20000000
+#define FEEDER_HOLD_NS 2000000
+static bool feeder_busy(struct actor_worker *w, uint64_t now)
+{
+	actor_system_t *sys = w->sys;
+	if (w->index == 0 || w->index + 1 < sys->ncpus)
+		return false;
+	/* relaxed: a hint (internal.h). A stamp from a clock read after ours is fresh too. */
+	uint64_t f = atomic_load_explicit(&sys->feeder_ns, memory_order_relaxed);
+	return f != 0 && (int64_t)(now - f) < FEEDER_FRESH_NS;
+}
+
 /* Blocks in the reactor until I/O, `deadline_ns` (UINT64_MAX: none) or a wake-up. Once the
  * system is stopping it does not block, so that the worker keeps stopping actors (spawns that
  * raced the flag included), except to `drain`: every actor here has stopped then, and what it
@@ -849,9 +867,19 @@ static void *worker_main(void *arg)
 		busy += tick(w);
 		actor__reclaim(w);
 		/* The hold-off over, the CPU is this worker's again until the spin says otherwise:
-		 * it takes actors again. A clock read per turn only while yielding. */
-		if (yielding(w) && actor__now_ns() >= w->no_spin_until)
-			atomic_store_explicit(&w->yielding, 0, memory_order_relaxed);
+		 * it takes actors again, unless a feeder still needs the CPU (lowering the flag for
+		 * a turn would have it handed actors at once). A clock read per turn only while
+		 * yielding. */
+		if (yielding(w)) {
+			uint64_t now = actor__now_ns();
+			if (now >= w->no_spin_until) {
+				if (feeder_busy(w, now))
+					w->no_spin_until = now + FEEDER_HOLD_NS;
+				else
+					atomic_store_explicit(&w->yielding, 0,
+					                      memory_order_relaxed);
+			}
+		}
 		set_idle(w, !stopping && busy == 0 && w->runq_head == NULL);
 		if (busy > 0)
 			continue;
@@ -862,8 +890,17 @@ static void *worker_main(void *arg)
 				break;
 			continue;
 		}
-		if (spin(w))
+		uint64_t now = actor__now_ns();
+		if (feeder_busy(w, now)) {
+			if (!yielding(w))
+				actor__stat_add(&w->st.contended, 1);
+			if (w->no_spin_until < now + FEEDER_HOLD_NS)
+				w->no_spin_until = now + FEEDER_HOLD_NS;
+			/* relaxed: a hint for wakers and givers, as in spin. */
+			atomic_store_explicit(&w->yielding, 1, memory_order_relaxed);
+		} else if (spin(w)) {
 			continue;
+		}
 		/* A yielding worker wakes when its hold-off ends, to take work again: nothing else
 		 * would wake it, since wakers move its actors away and givers pass it over. */
 		uint64_t deadline = next_deadline(w);
