@@ -279,6 +279,7 @@ struct actor_worker {
 	unsigned rr_next;       /* round-robin cursor for spawns from this worker */
 	bool stopping;          /* the system is shutting down (as of this loop turn) */
 	uint64_t no_spin_until; /* the CPU is contended: park without spinning until then */
+	uint64_t feeder_until;  /* a busy sender outside the pool needs the CPU until then */
 	uint64_t no_spin_ns;    /* the length of that hold-off (sched.c, spin) */
 	uint64_t suspect_ns, suspect_switches; /* the last slow spin round (sched.c, spin) */
 	struct actor_ctx ctx;
@@ -336,7 +337,7 @@ struct actor__slot {
 struct actor_system {
 	/* Read-mostly. */
 	unsigned nworkers;
-	unsigned ncpus; /* CPUs the creating thread may run on (sched_getaffinity) */
+	unsigned ncpus; /* CPUs the creating thread may run on (sched_getaffinity); 0: unknown */
 	unsigned batch;
 	int spin_us;
 	int shutdown_drain_ms; /* -1: none */
@@ -381,9 +382,6 @@ struct actor_system {
 	CK_CC_CACHELINE _Atomic uint64_t epoch;
 	/* Moves of actors between workers begun and done (actor__none_resident). */
 	CK_CC_CACHELINE _Atomic uint64_t moves_begun, moves_done;
-	/* When a thread outside the pool was last seen sending while busy on its CPU (refs.c,
-	 * feeder_check); 0: never. Relaxed: a hint for the workers (sched.c, feeder_busy). */
-	CK_CC_CACHELINE _Atomic uint64_t feeder_ns;
 	/* Threads outside the pool: sections in flight and counters, striped (refs.c). */
 	struct actor__ext ext[ACTOR_EXT_STRIPES];
 
@@ -468,8 +466,10 @@ struct actor__slot *actor__slot_at(actor_system_t *sys, uint32_t idx);
 struct actor *actor__lookup(actor_system_t *sys, actor_ref_t ref);
 struct actor__ext *actor__ext_enter(actor_system_t *sys);
 void actor__ext_leave(struct actor__ext *x);
-/* The same, counting one message sent, from a thread outside the pool sending to `sys`. */
-void actor__ext_leave_sent(actor_system_t *sys, struct actor__ext *x);
+void actor__ext_leave_sent(struct actor__ext *x); /* the same, counting one message sent */
+/* When a thread outside the pool was last seen sending while busy on its CPU (actor.c,
+ * feeder_note), process-wide; 0: never. Relaxed: a hint for the workers (sched.c). */
+extern _Atomic uint64_t actor__feeder_ns;
 struct actor__ext *actor__ext_of(actor_system_t *sys); /* this thread's stripe */
 void actor__qsbr_quiescent(struct actor_worker *w);
 void actor__qsbr_offline(struct actor_worker *w);

@@ -31,7 +31,6 @@
 
 #include <errno.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "core/internal.h"
 
@@ -252,55 +251,13 @@ void actor__ext_leave(struct actor__ext *x)
 	atomic_fetch_sub(&x->active, 1);
 }
 
-/* A thread outside the pool that sends without pause needs a CPU of its own, which a worker
- * on every CPU leaves it only in slices (bench/fork_join_throughput: 31 ms with two workers on
- * two CPUs, 22-24.5 ms with one; bench/README.md). Every FEEDER_MARK sends a sending thread
- * compares its CPU time with the time that passed since the last mark: if the sends came
- * within FEEDER_SPAN_NS and the thread ran for at least a quarter of that time (on a machine
- * loaded by others it gets less than all of it), it is a feeder,
- * and it says so in sys->feeder_ns; the workers leave it a CPU (sched.c, feeder_busy). Its
- * cost: a clock read and a system call (the thread's CPU time) every FEEDER_MARK sends. */
-#define FEEDER_MARK 4096
-#define FEEDER_SPAN_NS 50000000
-
-static __attribute__((tls_model("initial-exec"))) _Thread_local struct {
-	uint32_t sends;   /* since the last mark */
-	uint64_t wall_ns; /* the last mark; 0: none yet */
-	uint64_t cpu_ns;
-} feeder_me;
-
-/* `clock` in nanoseconds; 0 if it cannot be read. */
-static uint64_t clock_ns(clockid_t clock)
-{
-	struct timespec ts;
-	if (clock_gettime(clock, &ts) != 0)
-		return 0;
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static void feeder_check(actor_system_t *sys)
-{
-	/* CLOCK_MONOTONIC: the clock of actor__now_ns, which the workers compare it with. */
-	uint64_t wall = clock_ns(CLOCK_MONOTONIC), cpu = clock_ns(CLOCK_THREAD_CPUTIME_ID);
-	uint64_t span = wall - feeder_me.wall_ns;
-	if (feeder_me.wall_ns != 0 && wall != 0 && span < FEEDER_SPAN_NS && cpu != 0 &&
-	    (cpu - feeder_me.cpu_ns) * 4 >= span) /* relaxed: a hint (internal.h) */
-		atomic_store_explicit(&sys->feeder_ns, wall, memory_order_relaxed);
-	feeder_me.wall_ns = wall;
-	feeder_me.cpu_ns = cpu;
-}
-
-void actor__ext_leave_sent(actor_system_t *sys, struct actor__ext *x)
+void actor__ext_leave_sent(struct actor__ext *x)
 {
 	/* seq_cst, as above: one section out of the low bits, one message into the count above
 	 * them, in the one locked instruction that a send from outside needed for the leave
 	 * alone (a second one for the count was a sixth of the sending thread's time in
 	 * bench/fork_join_throughput). */
 	atomic_fetch_add(&x->active, ACTOR_EXT_INFLIGHT);
-	if (++feeder_me.sends == FEEDER_MARK) {
-		feeder_me.sends = 0;
-		feeder_check(sys);
-	}
 }
 
 /* R4: true if no outside thread is in a section (each stripe's in-flight bits seen at zero,

@@ -15,13 +15,13 @@
 
 #define RUN_RECHECK_NS 100000000 /* run() re-checks its condition at least this often */
 
-/* The CPUs this thread may run on; 1 if it cannot tell. */
+/* The CPUs this thread may run on; 0 if it cannot tell. */
 static unsigned cpus_available(void)
 {
 	cpu_set_t mask;
 	if (sched_getaffinity(0, sizeof(mask), &mask) == 0 && CPU_COUNT(&mask) > 0)
 		return (unsigned)CPU_COUNT(&mask);
-	return 1;
+	return 0;
 }
 
 static int worker_init(actor_system_t *sys, struct actor_worker *w, unsigned i)
@@ -155,7 +155,7 @@ int actor_system_create(const actor_config_t *cfg, actor_system_t **out)
 		return -ENOMEM;
 	memset(sys, 0, size);
 	sys->ncpus = cpus_available();
-	sys->nworkers = cfg->workers ? cfg->workers : sys->ncpus;
+	sys->nworkers = cfg->workers ? cfg->workers : sys->ncpus ? sys->ncpus : 1;
 	if (sys->nworkers > ACTOR_WORKERS_MAX)
 		sys->nworkers = ACTOR_WORKERS_MAX;
 	sys->batch = cfg->batch ? cfg->batch : ACTOR_BATCH_DEFAULT;

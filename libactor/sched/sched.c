@@ -684,20 +684,32 @@ static bool spin(struct actor_worker *w)
 	return false;
 }
 
-/* A thread outside the pool is sending while busy on its CPU (refs.c, feeder_check), and
- * without this worker the others still fill every CPU but one: this worker yields, as to a
- * contended CPU, for FEEDER_HOLD_NS at a time while the feeder's last sign is fresh. Worker 0
- * never does, so that something always runs the actors. */
+/* A thread outside the pool is sending while busy on its CPU (actor.c, feeder_note), and this
+ * worker is one of those beyond the first ncpus - 1, which leave the sender a CPU: it yields,
+ * as to a contended CPU, until the sender's last sign is FEEDER_FRESH_NS old (the time it
+ * returns in *until), and looks again then. Worker 0 never does, so that something always
+ * runs the actors; nor does any where the CPUs are unknown. */
 #define FEEDER_FRESH_NS 20000000
-#define FEEDER_HOLD_NS 2000000
-static bool feeder_busy(struct actor_worker *w, uint64_t now)
+static bool feeder_busy(struct actor_worker *w, uint64_t *until)
 {
 	actor_system_t *sys = w->sys;
-	if (w->index == 0 || w->index + 1 < sys->ncpus)
+	if (w->index == 0 || sys->ncpus == 0 || w->index + 1 < sys->ncpus)
 		return false;
-	/* relaxed: a hint (internal.h). A stamp from a clock read after ours is fresh too. */
-	uint64_t f = atomic_load_explicit(&sys->feeder_ns, memory_order_relaxed);
-	return f != 0 && (int64_t)(now - f) < FEEDER_FRESH_NS;
+	/* relaxed: a hint (internal.h). */
+	uint64_t f = atomic_load_explicit(&actor__feeder_ns, memory_order_relaxed);
+	if (f == 0)
+		return false;
+	/* A stamp from a clock read after ours is fresh too. */
+	if ((int64_t)(actor__now_ns() - f) >= FEEDER_FRESH_NS)
+		return false;
+	*until = f + FEEDER_FRESH_NS;
+	return true;
+}
+
+/* When a yielding worker may take actors again: both hold-offs over. */
+static uint64_t yield_until(const struct actor_worker *w)
+{
+	return w->no_spin_until > w->feeder_until ? w->no_spin_until : w->feeder_until;
 }
 
 /* Blocks in the reactor until I/O, `deadline_ns` (UINT64_MAX: none) or a wake-up. Once the
@@ -870,15 +882,12 @@ static void *worker_main(void *arg)
 		 * it takes actors again, unless a feeder still needs the CPU (lowering the flag for
 		 * a turn would have it handed actors at once). A clock read per turn only while
 		 * yielding. */
-		if (yielding(w)) {
-			uint64_t now = actor__now_ns();
-			if (now >= w->no_spin_until) {
-				if (feeder_busy(w, now))
-					w->no_spin_until = now + FEEDER_HOLD_NS;
-				else
-					atomic_store_explicit(&w->yielding, 0,
-					                      memory_order_relaxed);
-			}
+		if (yielding(w) && actor__now_ns() >= yield_until(w)) {
+			uint64_t until;
+			if (feeder_busy(w, &until))
+				w->feeder_until = until;
+			else
+				atomic_store_explicit(&w->yielding, 0, memory_order_relaxed);
 		}
 		set_idle(w, !stopping && busy == 0 && w->runq_head == NULL);
 		if (busy > 0)
@@ -890,12 +899,12 @@ static void *worker_main(void *arg)
 				break;
 			continue;
 		}
-		uint64_t now = actor__now_ns();
-		if (feeder_busy(w, now)) {
+		uint64_t until;
+		if (feeder_busy(w, &until)) {
 			if (!yielding(w))
 				actor__stat_add(&w->st.contended, 1);
-			if (w->no_spin_until < now + FEEDER_HOLD_NS)
-				w->no_spin_until = now + FEEDER_HOLD_NS;
+			w->feeder_until =
+			    until; /* its own field: spin's back-off reads no_spin_until */
 			/* relaxed: a hint for wakers and givers, as in spin. */
 			atomic_store_explicit(&w->yielding, 1, memory_order_relaxed);
 		} else if (spin(w)) {
@@ -905,7 +914,7 @@ static void *worker_main(void *arg)
 		 * would wake it, since wakers move its actors away and givers pass it over. */
 		uint64_t deadline = next_deadline(w);
 		if (yielding(w))
-			deadline = min_u64(deadline, w->no_spin_until);
+			deadline = min_u64(deadline, yield_until(w));
 		park(w, deadline, false);
 	}
 	actor__services_fini(w);
