@@ -279,7 +279,6 @@ struct actor_worker {
 	unsigned rr_next;       /* round-robin cursor for spawns from this worker */
 	bool stopping;          /* the system is shutting down (as of this loop turn) */
 	uint64_t no_spin_until; /* the CPU is contended: park without spinning until then */
-	uint64_t feeder_until;  /* a busy sender outside the pool needs the CPU until then */
 	uint64_t no_spin_ns;    /* the length of that hold-off (sched.c, spin) */
 	uint64_t suspect_ns, suspect_switches; /* the last slow spin round (sched.c, spin) */
 	struct actor_ctx ctx;
@@ -307,6 +306,9 @@ struct actor_worker {
 		uint64_t sender, receiver, round;
 	} flow_seen[ACTOR_FLOW_SEEN];
 	struct actor__wstats st;
+	/* A busy sender outside the pool needs the CPU until then (sched.c, feeder_busy). Last,
+	 * so that the fields the loop reads every turn keep their cache lines. */
+	uint64_t feeder_until;
 };
 
 /* One stripe of the state of threads outside the pool (refs.c, "Outside threads"). Each such
