@@ -131,7 +131,7 @@ static unsigned run_cmds(struct actor_worker *w)
  *   it holds and givers pass it over (claim_idle), so sharing does not hand the actors back. A
  *   thread outside the pool feeding actors on every worker, with as many workers as CPUs,
  *   then leaves one CPU to that thread (bench/fork_join_throughput). Such a thread says it
- *   is busy before any spin finds the contention (refs.c, feeder_check), and the workers
+ *   is busy before any spin finds the contention (actor.c, feeder_note), and the workers
  *   beyond the CPUs left then yield at once (feeder_busy).
  *
  * After any move an actor ignores MOVE_COOLDOWN remote wake-ups (hysteresis), so that
@@ -903,8 +903,8 @@ static void *worker_main(void *arg)
 		if (feeder_busy(w, &until)) {
 			if (!yielding(w))
 				actor__stat_add(&w->st.contended, 1);
-			w->feeder_until =
-			    until; /* its own field: spin's back-off reads no_spin_until */
+			/* Its own field: spin's back-off reads no_spin_until. */
+			w->feeder_until = until;
 			/* relaxed: a hint for wakers and givers, as in spin. */
 			atomic_store_explicit(&w->yielding, 1, memory_order_relaxed);
 		} else if (spin(w)) {
