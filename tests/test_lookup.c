@@ -369,12 +369,15 @@ static double slow_lookup_beside_a_ticker(actor_system_t *sys)
 	actor_ref_t tr = spawn_on(sys, 0, ticker_fn, &t);
 	send_ok(sys, tr, MSG_GO, NULL, 0);
 	struct client c = {.go = look_up_host, .host = "slow.example.test"};
-	client_go(sys, 0, &c);
+	actor_ref_t cr = client_go(sys, 0, &c);
 	ck_assert_int_eq(c.rc[0], 0);
 	ck_assert(wait_answers(&c, 1));
 	atomic_store(&t.stop, 1);
 	ck_assert(WAIT_UNTIL(atomic_load(&t.stopped), TEST_WATCHDOG));
 	wait_stopped(sys, tr);
+	/* Both point into this frame, and the caller's system runs on after it returns. */
+	ck_assert_int_eq(actor_stop(sys, cr), 0);
+	wait_stopped(sys, cr);
 	ck_assert_int_eq(c.kept[0].hdr.error, 0);
 	double took_ms = (double)(c.kept[0].at_ns - c.started_ns) / 1e6;
 	fprintf(
