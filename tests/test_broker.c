@@ -415,6 +415,90 @@ START_TEST(no_message_of_a_subscription_arrives_after_unsubscribe_not_even_one_q
 }
 END_TEST
 
+/* Regression: libnats 3.4's read loop could lock a subscription that another thread had just
+ * ended and freed (nats.c issue 637): the process aborted in natsConn_processMsg, about one run
+ * in fifteen of the ordered consumer's test below. The library now destroys an ended
+ * subscription only once a flush shows the read loop is past it. Here one actor ends its
+ * subscription and makes a new one every CHURN_EVERY messages while another keeps publishing,
+ * so messages keep arriving for subscriptions being ended. */
+#define CHURN_ROUNDS 3000
+#define CHURN_EVERY 5
+#define CHURN_BATCH 50
+
+struct churn {
+	actor_ref_t publisher;
+	actor_broker_sub_t sub;
+	unsigned rounds, got, bad;
+	atomic_uint done; /* the churner made its last round */
+	int rc;
+};
+
+/* A batch for each new subscription: most of it is still on its way when that one ends. */
+static void churn_publisher(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	struct churn *c = state;
+	if (msg->type == T_QUIT) {
+		actor_exit(ctx, ACTOR_REASON_NORMAL);
+		return;
+	}
+	for (uint64_t i = 0; i < CHURN_BATCH; i++) {
+		actor_broker_pub_t pub = {.subject = "churn.x", .data = &i, .len = sizeof(i)};
+		int rc = actor_broker_publish(ctx, &pub);
+		if (rc != 0)
+			c->rc = rc;
+	}
+}
+
+static void churner(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	struct churn *c = state;
+	if (msg->type == T_GO) {
+		int rc = actor_broker_subscribe(ctx, "churn.x", NULL, &c->sub);
+		if (rc != 0)
+			c->rc = rc;
+		actor_send(actor_ctx_system(ctx), c->publisher, T_GO, NULL, 0);
+		return;
+	}
+	if (msg->type != ACTOR_MSG_BROKER)
+		return;
+	actor_broker_msg_t *m = actor_broker_msg(msg);
+	c->bad += m->sub.id != c->sub.id; /* nothing of an ended subscription arrives */
+	if (++c->got % CHURN_EVERY != 0)
+		return;
+	ck_assert_int_eq(actor_broker_unsubscribe(ctx, c->sub), 0);
+	if (++c->rounds == CHURN_ROUNDS) {
+		atomic_store(&c->done, 1);
+		actor_exit(ctx, ACTOR_REASON_NORMAL);
+		return;
+	}
+	int rc = actor_broker_subscribe(ctx, "churn.x", NULL, &c->sub);
+	if (rc != 0) {
+		c->rc = rc;
+		atomic_store(&c->done, 1);
+		actor_exit(ctx, ACTOR_REASON_NORMAL);
+		return;
+	}
+	actor_send(actor_ctx_system(ctx), c->publisher, T_GO, NULL, 0);
+}
+
+START_TEST(subscriptions_ended_while_their_messages_stream_in_never_crash_the_client)
+{
+	struct nats_srv srv = {0};
+	actor_system_t *sys = broker_system(&srv, NULL);
+	struct churn c = {0};
+	c.publisher = spawn_on(sys, 1, churn_publisher, &c);
+	actor_ref_t a = spawn_on(sys, 0, churner, &c);
+	send_ok(sys, a, T_GO, NULL, 0);
+	assert_eventually(atomic_load(&c.done) == 1, TEST_WATCHDOG);
+	send_ok(sys, c.publisher, T_QUIT, NULL, 0);
+	system_run_to_end(sys, TEST_WATCHDOG, "subscription churn");
+	ck_assert_int_eq(c.rc, 0);
+	ck_assert_uint_eq(c.rounds, CHURN_ROUNDS);
+	ck_assert_uint_eq(c.bad, 0);
+	broker_done(sys, &srv);
+}
+END_TEST
+
 /* ---------------------------------------------------------------------------------------------
  * Requests over NATS
  */
@@ -1545,6 +1629,8 @@ static Suite *broker_suite(void)
 	tcase_add_test(tc, a_subscriber_behind_by_max_pending_loses_the_rest_and_is_told_how_many);
 	tcase_add_test(tc,
 	               no_message_of_a_subscription_arrives_after_unsubscribe_not_even_one_queued);
+	tcase_add_test(tc,
+	               subscriptions_ended_while_their_messages_stream_in_never_crash_the_client);
 	tcase_add_test(tc, requests_over_nats_are_answered_once_each_by_id_and_tag);
 	tcase_add_test(tc, a_request_that_no_subscriber_takes_ends_with_esrch_at_once);
 	tcase_add_test(tc, a_request_nobody_answers_times_out_and_a_cancelled_one_gets_nothing);

@@ -54,6 +54,14 @@ enum breq_kind {
 
 struct broker;
 struct breq;
+
+/* A libnats subscription that has ended, waiting to be destroyed with the record that held it
+ * (conn.c, "Graves"). Part of that record, so that burying never allocates. */
+struct bgrave {
+	struct bgrave *next;
+	natsSubscription *ns;
+	void *mem; /* freed with it */
+};
 /* The library's own request ended: error 0 and the answer's JSON (NUL-terminated), or -ETIMEDOUT
  * (no answer in time) or -ECONNRESET (the connection closed); lock not held. */
 typedef void breq_done_fn(struct broker *b, struct breq *r, int error, const char *json);
@@ -81,6 +89,7 @@ struct broker {
 	natsConnection *nc;
 	jsCtx *js;
 	natsSubscription *inbox_sub; /* "<inbox>.*": answers to the library's requests (js.c) */
+	_Atomic(struct bgrave *) graves; /* buried, not yet destroyed (conn.c, "Graves") */
 	uint32_t js_max_inflight;
 	char inbox[64]; /* "_INBOX.xxx": the library's replies come to inbox.<id> */
 
@@ -121,6 +130,7 @@ struct bsub {
 	struct broker *b;
 	natsSubscription *ns;
 	struct bord *ord; /* an ordered consumer's state (ordered.c); NULL for the others */
+	struct bgrave grave; /* `ns` and this record, once the last reference has gone */
 	/* The worker's alone: */
 	struct bsub *oprev, *onext;
 	struct sub_owner *ow;
@@ -136,6 +146,13 @@ bool actor__broker_enter(struct broker *b);
 void actor__broker_leave(struct broker *b);
 void actor__broker_unref(struct broker *b);
 void actor__bsub_unref(struct bsub *s);
+/* `ns` has ended and libnats has called its on-complete callback: it is destroyed, and `mem`
+ * freed, once libnats's read loop cannot be using it any more (any thread; `g` is in `mem`). */
+void actor__broker_bury(struct broker *b, struct bgrave *g, natsSubscription *ns, void *mem);
+/* Destroys what was buried before this call if the read loop is past it: after a flush of the
+ * connection, or with `closed`, once natsConnection_Close has returned (it joins the read loop).
+ * The retry thread, or sys_fini. */
+void actor__broker_dig(struct broker *b, bool closed);
 /* A refused caller gets one ACTOR_MSG_BROKER_WRITABLE later (lock held). */
 void actor__broker_wait_room(struct broker *b, actor_ref_t who);
 /* Every refused caller gets its notice now (lock held). */

@@ -93,11 +93,73 @@ void actor__bsub_unref(struct bsub *s)
 	if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
 		return;
 	struct broker *b = s->b;
-	if (s->ns != NULL)
-		natsSubscription_Destroy(s->ns);
 	free(s->ord); /* ordered.c's, plain memory by now */
-	free(s);
+	if (s->ns != NULL)
+		actor__broker_bury(b, &s->grave, s->ns, s); /* before the unref: sys_fini digs */
+	else
+		free(s);
 	actor__broker_unref(b);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Graves
+ *
+ * libnats 3.4 (Debian 12's) has a race in its read loop (nats.c issue 637, fixed in 3.6.1):
+ * natsConn_processMsg looks a message's subscription up under the connection's table lock, lets
+ * go of the lock, and only then copies the message and locks the subscription, holding no
+ * reference to it. A subscription ended meanwhile on another thread (an unsubscribe, or an
+ * ordered consumer's generation dropped) is taken out of the table, its delivery thread ends and
+ * calls the on-complete callback, and the owner's destroy frees it: the read loop then locks
+ * freed memory, and libnats aborts ("an ordered consumer ... through a pause and a crash" hit it
+ * about one run in fifteen). So a subscription is not destroyed at its on-complete callback but
+ * buried, and dug up once the read loop must be past any lookup that could have found it:
+ *   - after a flush (PING, then its PONG, which the read loop handles after every message that
+ *     came before it) that began after the burial, so after the subscription left the table;
+ *     a reconnect joins the old read loop before a new one starts, so a flush that succeeds
+ *     on the new connection also means the old one is done;
+ *   - or once natsConnection_Close has returned, which joins the read loop.
+ * The graves are a stack: push by CAS (any thread), take all by exchange (the retry thread, or
+ * sys_fini once it has closed the connection and every reference is gone), so no ABA. Release on
+ * the push pairs with acquire on the take: the digger sees the grave's fields.
+ */
+
+#define GRAVE_FLUSH_MS 100 /* a flush that takes longer is tried again at the next tick */
+
+static void graves_push(struct broker *b, struct bgrave *first, struct bgrave *last)
+{
+	struct bgrave *top = atomic_load_explicit(&b->graves, memory_order_relaxed);
+	do
+		last->next = top;
+	while (!atomic_compare_exchange_weak_explicit(&b->graves, &top, first, memory_order_release,
+	                                              memory_order_relaxed));
+}
+
+void actor__broker_bury(struct broker *b, struct bgrave *g, natsSubscription *ns, void *mem)
+{
+	g->ns = ns;
+	g->mem = mem;
+	graves_push(b, g, g);
+}
+
+void actor__broker_dig(struct broker *b, bool closed)
+{
+	struct bgrave *g = atomic_exchange_explicit(&b->graves, NULL, memory_order_acquire);
+	if (g == NULL)
+		return;
+	if (!closed && (atomic_load_explicit(&b->state, memory_order_acquire) != BROKER_UP ||
+	                natsConnection_FlushTimeout(b->nc, GRAVE_FLUSH_MS) != NATS_OK)) {
+		struct bgrave *last = g;
+		while (last->next != NULL)
+			last = last->next;
+		graves_push(b, g, last); /* not yet: at a later tick */
+		return;
+	}
+	while (g != NULL) {
+		struct bgrave *next = g->next;
+		natsSubscription_Destroy(g->ns);
+		free(g->mem);
+		g = next;
+	}
 }
 
 /* ---------------------------------------------------------------------------------------------

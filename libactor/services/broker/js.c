@@ -525,6 +525,7 @@ static void *retry_main(void *arg)
 		pthread_mutex_unlock(&b->lock);
 		if (hook != NULL)
 			hook(b, now, false);
+		actor__broker_dig(b, false);
 		while (expired != NULL) {
 			struct breq *r = expired;
 			expired = r->next;

@@ -66,6 +66,7 @@ struct bgen {
 	struct bsub *s;
 	natsSubscription *ns;
 	uint32_t gen;
+	struct bgrave grave; /* `ns` and this record, once libnats has finished with them */
 };
 
 struct bord {
@@ -148,8 +149,8 @@ static void request(const struct bsub *s, char *subject, size_t scap, char *body
  * Generations (lock held)
  */
 
-/* libnats has finished with a generation's subscription (its delivery thread, lock not held;
- * destroying it here is safe: libnats holds its own reference until this returns). */
+/* libnats has finished delivering a generation's subscription (its delivery thread, lock not
+ * held): buried, not destroyed, as its read loop may still hold it (conn.c, "Graves"). */
 static void gen_done(void *closure)
 {
 	struct bgen *g = closure;
@@ -162,8 +163,7 @@ static void gen_done(void *closure)
 			break;
 		}
 	pthread_mutex_unlock(&b->lock);
-	natsSubscription_Destroy(g->ns);
-	free(g);
+	actor__broker_bury(b, &g->grave, g->ns, g);
 	actor__bsub_unref(s);
 }
 
@@ -193,10 +193,11 @@ static int subscribe_gen(struct bsub *s)
 			/* No on-complete callback will come (the connection closed meanwhile,
 			 * say): it goes now. The list's reference keeps s alive, so this one is
 			 * not the last. */
-			if (g->ns != NULL)
-				natsSubscription_Destroy(g->ns);
 			atomic_fetch_sub_explicit(&s->refs, 1, memory_order_relaxed);
-			free(g);
+			if (g->ns != NULL) /* it may have been in libnats's table a while */
+				actor__broker_bury(s->b, &g->grave, g->ns, g);
+			else
+				free(g);
 			return actor__broker_status(st);
 		}
 		(void)natsSubscription_Unsubscribe(g->ns); /* its callback comes, and it goes */
