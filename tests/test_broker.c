@@ -418,9 +418,9 @@ END_TEST
 /* Regression: libnats 3.4's read loop could lock a subscription that another thread had just
  * ended and freed (nats.c issue 637): the process aborted in natsConn_processMsg, about one run
  * in fifteen of the ordered consumer's test below. The library now destroys an ended
- * subscription only once a flush shows the read loop is past it. Here one actor ends its
- * subscription and makes a new one every CHURN_EVERY messages while another keeps publishing,
- * so messages keep arriving for subscriptions being ended. */
+ * subscription only once a mark sent after it has come back through the read loop. Here one actor
+ * ends its subscription and makes a new one every CHURN_EVERY messages while another keeps
+ * publishing, so messages keep arriving for subscriptions being ended. */
 #define CHURN_ROUNDS 3000
 #define CHURN_EVERY 5
 #define CHURN_BATCH 50
@@ -430,7 +430,7 @@ struct churn {
 	actor_broker_sub_t sub;
 	unsigned rounds, got, bad;
 	atomic_uint done; /* the churner made its last round */
-	int rc;
+	atomic_int rc;    /* both actors' */
 };
 
 /* A batch for each new subscription: most of it is still on its way when that one ends. */
@@ -445,7 +445,7 @@ static void churn_publisher(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
 		actor_broker_pub_t pub = {.subject = "churn.x", .data = &i, .len = sizeof(i)};
 		int rc = actor_broker_publish(ctx, &pub);
 		if (rc != 0)
-			c->rc = rc;
+			atomic_store(&c->rc, rc);
 	}
 }
 
@@ -455,7 +455,7 @@ static void churner(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
 	if (msg->type == T_GO) {
 		int rc = actor_broker_subscribe(ctx, "churn.x", NULL, &c->sub);
 		if (rc != 0)
-			c->rc = rc;
+			atomic_store(&c->rc, rc);
 		actor_send(actor_ctx_system(ctx), c->publisher, T_GO, NULL, 0);
 		return;
 	}
@@ -473,7 +473,7 @@ static void churner(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
 	}
 	int rc = actor_broker_subscribe(ctx, "churn.x", NULL, &c->sub);
 	if (rc != 0) {
-		c->rc = rc;
+		atomic_store(&c->rc, rc);
 		atomic_store(&c->done, 1);
 		actor_exit(ctx, ACTOR_REASON_NORMAL);
 		return;
@@ -492,7 +492,7 @@ START_TEST(subscriptions_ended_while_their_messages_stream_in_never_crash_the_cl
 	assert_eventually(atomic_load(&c.done) == 1, TEST_WATCHDOG);
 	send_ok(sys, c.publisher, T_QUIT, NULL, 0);
 	system_run_to_end(sys, TEST_WATCHDOG, "subscription churn");
-	ck_assert_int_eq(c.rc, 0);
+	ck_assert_int_eq(atomic_load(&c.rc), 0);
 	ck_assert_uint_eq(c.rounds, CHURN_ROUNDS);
 	ck_assert_uint_eq(c.bad, 0);
 	broker_done(sys, &srv);

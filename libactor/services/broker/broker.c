@@ -667,7 +667,7 @@ static void broker_sys_fini(actor_system_t *sys, void *shared)
 		fprintf(stderr, "libactor: broker: the NATS client did not finish in 5 s\n");
 		return;
 	}
-	actor__broker_dig(b, true); /* closed above, and every subscription record gone */
+	actor__broker_dig(b, true); /* every reference gone: the connection's too (conn.c) */
 	if (b->nc != NULL)
 		natsConnection_Destroy(b->nc);
 	free(b->watchers);

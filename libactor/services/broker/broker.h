@@ -89,7 +89,12 @@ struct broker {
 	natsConnection *nc;
 	jsCtx *js;
 	natsSubscription *inbox_sub; /* "<inbox>.*": answers to the library's requests (js.c) */
-	_Atomic(struct bgrave *) graves; /* buried, not yet destroyed (conn.c, "Graves") */
+	/* Ended subscriptions (conn.c, "Graves"): buried, not yet taken; taken, waiting for
+	 * grave_mark (the retry thread's); the latest mark back on the inbox. */
+	_Atomic(struct bgrave *) graves;
+	struct bgrave *graves_taken;
+	uint64_t grave_mark, grave_mark_ns;
+	_Atomic uint64_t grave_mark_seen;
 	uint32_t js_max_inflight;
 	char inbox[64]; /* "_INBOX.xxx": the library's replies come to inbox.<id> */
 
@@ -138,6 +143,7 @@ struct bsub {
 
 /* conn.c */
 struct broker *actor__broker_of(actor_system_t *sys);
+uint64_t actor__broker_now_ns(void); /* CLOCK_MONOTONIC */
 /* The broker of a behaviour's system if it is connected (or reconnecting), else NULL with *err
  * -ENOTCONN (or -EINVAL outside a behaviour). */
 struct broker *actor__broker_ready(actor_ctx_t *ctx, int *err);
@@ -149,10 +155,12 @@ void actor__bsub_unref(struct bsub *s);
 /* `ns` has ended and libnats has called its on-complete callback: it is destroyed, and `mem`
  * freed, once libnats's read loop cannot be using it any more (any thread; `g` is in `mem`). */
 void actor__broker_bury(struct broker *b, struct bgrave *g, natsSubscription *ns, void *mem);
-/* Destroys what was buried before this call if the read loop is past it: after a flush of the
- * connection, or with `closed`, once natsConnection_Close has returned (it joins the read loop).
- * The retry thread, or sys_fini. */
+/* Destroys what the read loop is past: the graves taken before the last mark, once it is back;
+ * then takes those buried since and sends a mark for them. With `closed` (sys_fini, every
+ * reference gone): everything. The retry thread, or sys_fini after it has ended. */
 void actor__broker_dig(struct broker *b, bool closed);
+/* The inbox's delivery thread got mark `mark` (js.c, on_answer). */
+void actor__broker_mark_seen(struct broker *b, uint64_t mark);
 /* A refused caller gets one ACTOR_MSG_BROKER_WRITABLE later (lock held). */
 void actor__broker_wait_room(struct broker *b, actor_ref_t who);
 /* Every refused caller gets its notice now (lock held). */
@@ -215,7 +223,6 @@ void actor__broker_answer(struct broker *b, actor_ref_t to, uint64_t req_id, int
                           const actor_broker_ack_t *ack);
 /* Publishes an API request whose answer nobody wants (lock held or not). */
 void actor__broker_api_forget(struct broker *b, const char *subject, const char *body);
-uint64_t actor__broker_now_ns(void);
 /* The connection has closed (for good): every request in flight ends (lock not held). */
 void actor__broker_js_closed(struct broker *b);
 /* sys_fini: stops the retry thread and frees what is left (lock not held). */

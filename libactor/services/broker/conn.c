@@ -5,9 +5,12 @@
 #include "config.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "services/broker/broker.h"
 
@@ -57,6 +60,13 @@ int actor__broker_status(natsStatus s)
 	default:
 		return -EPROTO;
 	}
+}
+
+uint64_t actor__broker_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -113,17 +123,24 @@ void actor__bsub_unref(struct bsub *s)
  * freed memory, and libnats aborts ("an ordered consumer ... through a pause and a crash" hit it
  * about one run in fifteen). So a subscription is not destroyed at its on-complete callback but
  * buried, and dug up once the read loop must be past any lookup that could have found it:
- *   - after a flush (PING, then its PONG, which the read loop handles after every message that
- *     came before it) that began after the burial, so after the subscription left the table;
- *     a reconnect joins the old read loop before a new one starts, so a flush that succeeds
- *     on the new connection also means the old one is done;
- *   - or once natsConnection_Close has returned, which joins the read loop.
+ *   - Marks. The retry thread takes the graves buried so far, then publishes a mark, an empty
+ *     message to "<inbox>.g<n>" (the library's own inbox, so it comes back to this connection).
+ *     Those graves left libnats's table before the mark was sent, and the read loop handles the
+ *     mark's message after any it was handling then; a reconnect joins the old read loop before
+ *     a new one starts. So once the inbox's delivery thread has seen mark n (js.c, on_answer),
+ *     the graves taken before it are destroyed. A mark lost to a broken connection is sent
+ *     again, as a new n, after GRAVE_RESEND_NS. (A flush would say less: libnats 3.4 returns
+ *     NATS_OK from a flush whose PING it failed to write.)
+ *   - At the end: sys_fini digs everything once every reference is gone, which includes the
+ *     connection's, dropped at its closed event; libnats posts that after joining its read loop.
  * The graves are a stack: push by CAS (any thread), take all by exchange (the retry thread, or
- * sys_fini once it has closed the connection and every reference is gone), so no ABA. Release on
- * the push pairs with acquire on the take: the digger sees the grave's fields.
+ * sys_fini), so no ABA. Release on the push pairs with acquire on the take: the digger sees the
+ * grave's fields. The taken graves and the marks sent are the retry thread's alone (then
+ * sys_fini's, after it has joined that thread); the mark seen is stored by the inbox's delivery
+ * thread, release, and loaded by the retry thread, acquire.
  */
 
-#define GRAVE_FLUSH_MS 100 /* a flush that takes longer is tried again at the next tick */
+#define GRAVE_RESEND_NS 1000000000ull /* a mark not back by then is sent again */
 
 static void graves_push(struct broker *b, struct bgrave *first, struct bgrave *last)
 {
@@ -141,25 +158,58 @@ void actor__broker_bury(struct broker *b, struct bgrave *g, natsSubscription *ns
 	graves_push(b, g, g);
 }
 
-void actor__broker_dig(struct broker *b, bool closed)
+static void graves_free(struct bgrave *g)
 {
-	struct bgrave *g = atomic_exchange_explicit(&b->graves, NULL, memory_order_acquire);
-	if (g == NULL)
-		return;
-	if (!closed && (atomic_load_explicit(&b->state, memory_order_acquire) != BROKER_UP ||
-	                natsConnection_FlushTimeout(b->nc, GRAVE_FLUSH_MS) != NATS_OK)) {
-		struct bgrave *last = g;
-		while (last->next != NULL)
-			last = last->next;
-		graves_push(b, g, last); /* not yet: at a later tick */
-		return;
-	}
 	while (g != NULL) {
 		struct bgrave *next = g->next;
 		natsSubscription_Destroy(g->ns);
 		free(g->mem);
 		g = next;
 	}
+}
+
+static void mark_send(struct broker *b, uint64_t now)
+{
+	char subject[96];
+	snprintf(subject, sizeof(subject), "%s.g%" PRIx64, b->inbox, ++b->grave_mark);
+	b->grave_mark_ns = now;
+	(void)natsConnection_PublishString(b->nc, subject, ""); /* if lost: sent again */
+}
+
+void actor__broker_mark_seen(struct broker *b, uint64_t mark)
+{
+	/* One delivery thread, and marks come back in the order sent: a plain store would do,
+	 * but a resent mark may pass one still on its way after a reconnect. */
+	uint64_t seen = atomic_load_explicit(&b->grave_mark_seen, memory_order_relaxed);
+	while (mark > seen &&
+	       !atomic_compare_exchange_weak_explicit(&b->grave_mark_seen, &seen, mark,
+	                                              memory_order_release, memory_order_relaxed))
+		;
+}
+
+void actor__broker_dig(struct broker *b, bool closed)
+{
+	if (closed) {
+		graves_free(b->graves_taken);
+		b->graves_taken = NULL;
+		graves_free(atomic_exchange_explicit(&b->graves, NULL, memory_order_acquire));
+		return;
+	}
+	uint64_t now = actor__broker_now_ns();
+	if (b->graves_taken != NULL) {
+		if (atomic_load_explicit(&b->grave_mark_seen, memory_order_acquire) >=
+		    b->grave_mark) {
+			graves_free(b->graves_taken);
+			b->graves_taken = NULL;
+		} else {
+			if (now - b->grave_mark_ns >= GRAVE_RESEND_NS)
+				mark_send(b, now);
+			return;
+		}
+	}
+	b->graves_taken = atomic_exchange_explicit(&b->graves, NULL, memory_order_acquire);
+	if (b->graves_taken != NULL)
+		mark_send(b, now);
 }
 
 /* ---------------------------------------------------------------------------------------------

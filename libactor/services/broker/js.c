@@ -108,13 +108,6 @@ static void parse_ack(const char *json, enum breq_kind kind, actor_broker_ack_t 
  * Records
  */
 
-uint64_t actor__broker_now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static uint64_t now_ns(void)
 {
 	return actor__broker_now_ns();
@@ -192,6 +185,10 @@ static void on_answer(natsConnection *nc, natsSubscription *ns, natsMsg *msg, vo
 		return;
 	}
 	const char *subj = natsMsg_GetSubject(msg), *last = strrchr(subj, '.');
+	if (last != NULL && last[1] == 'g') { /* a grave's mark (conn.c, "Graves") */
+		actor__broker_mark_seen(b, strtoull(last + 2, NULL, 16));
+		goto out;
+	}
 	uint64_t id = last != NULL ? strtoull(last + 1, NULL, 16) : 0;
 	bool no_responders = natsMsg_IsNoResponders(msg);
 	pthread_mutex_lock(&b->lock);
