@@ -20,6 +20,9 @@
 #endif
 
 #include "nats_server.h"
+#ifdef TEST_NATS_CLIENT
+#include "services/broker/broker.h" /* graves_dug */
+#endif
 
 #define T_GO 1
 #define T_READY 2
@@ -418,7 +421,8 @@ END_TEST
 /* Regression: libnats 3.4's read loop could lock a subscription that another thread had just
  * ended and freed (nats.c issue 637): the process aborted in natsConn_processMsg, about one run
  * in fifteen of the ordered consumer's test below. The library now destroys an ended
- * subscription only once a mark sent after it has come back through the read loop. Here one actor
+ * subscription only once a mark sent after it has come back through the read loop, and all of
+ * them while the system runs. Here one actor
  * ends its subscription and makes a new one every CHURN_EVERY messages while another keeps
  * publishing, so messages keep arriving for subscriptions being ended. */
 #define CHURN_ROUNDS 3000
@@ -490,6 +494,12 @@ START_TEST(subscriptions_ended_while_their_messages_stream_in_never_crash_the_cl
 	actor_ref_t a = spawn_on(sys, 0, churner, &c);
 	send_ok(sys, a, T_GO, NULL, 0);
 	assert_eventually(atomic_load(&c.done) == 1, TEST_WATCHDOG);
+#ifdef TEST_NATS_CLIENT
+	/* Every ended subscription is destroyed while the system runs, not only at its end: the
+	 * marks come back. */
+	struct broker *b = actor__broker_of(sys);
+	assert_eventually(atomic_load(&b->graves_dug) >= CHURN_ROUNDS, TEST_WATCHDOG);
+#endif
 	send_ok(sys, c.publisher, T_QUIT, NULL, 0);
 	system_run_to_end(sys, TEST_WATCHDOG, "subscription churn");
 	ck_assert_int_eq(atomic_load(&c.rc), 0);

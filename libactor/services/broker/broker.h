@@ -89,12 +89,16 @@ struct broker {
 	natsConnection *nc;
 	jsCtx *js;
 	natsSubscription *inbox_sub; /* "<inbox>.*": answers to the library's requests (js.c) */
-	/* Ended subscriptions (conn.c, "Graves"): buried, not yet taken; taken, waiting for
-	 * grave_mark (the retry thread's); the latest mark back on the inbox. */
+	/* Ended subscriptions (conn.c, "Graves"): buried, not yet taken; then the retry thread's:
+	 * taken, waiting for mark grave_wait or a later one, sent last at grave_mark_ns; marks
+	 * sent (written by the retry thread only), the latest back on the inbox, and subscriptions
+	 * destroyed so far (for tests). */
 	_Atomic(struct bgrave *) graves;
 	struct bgrave *graves_taken;
-	uint64_t grave_mark, grave_mark_ns;
-	_Atomic uint64_t grave_mark_seen;
+	uint64_t grave_wait, grave_mark_ns;
+	unsigned grave_resends;
+	bool grave_warned;
+	_Atomic uint64_t grave_marks_sent, grave_mark_seen, graves_dug;
 	uint32_t js_max_inflight;
 	char inbox[64]; /* "_INBOX.xxx": the library's replies come to inbox.<id> */
 

@@ -127,10 +127,13 @@ void actor__bsub_unref(struct bsub *s)
  *     message to "<inbox>.g<n>" (the library's own inbox, so it comes back to this connection).
  *     Those graves left libnats's table before the mark was sent, and the read loop handles the
  *     mark's message after any it was handling then; a reconnect joins the old read loop before
- *     a new one starts. So once the inbox's delivery thread has seen mark n (js.c, on_answer),
- *     the graves taken before it are destroyed. A mark lost to a broken connection is sent
- *     again, as a new n, after GRAVE_RESEND_NS. (A flush would say less: libnats 3.4 returns
- *     NATS_OK from a flush whose PING it failed to write.)
+ *     a new one starts. So once the inbox's delivery thread has seen mark n or a later one
+ *     (js.c, on_answer), the graves taken before n was sent are destroyed. A mark not back
+ *     after GRAVE_RESEND_NS is sent again (any mark after the take will do, so a slow trip
+ *     still counts); a mark above the last sent is not ours and is ignored; marks are sent only
+ *     while connected. (The reconnect thread's resending of subscriptions also walks them
+ *     without references, but under the connection's lock, which an unsubscribe takes too.)
+ *     A flush would have said as much, but it blocks the retry thread for a round trip.
  *   - At the end: sys_fini digs everything once every reference is gone, which includes the
  *     connection's, dropped at its closed event; libnats posts that after joining its read loop.
  * The graves are a stack: push by CAS (any thread), take all by exchange (the retry thread, or
@@ -141,6 +144,7 @@ void actor__bsub_unref(struct bsub *s)
  */
 
 #define GRAVE_RESEND_NS 1000000000ull /* a mark not back by then is sent again */
+#define GRAVE_WARN_AFTER 10           /* resends of one wait before saying so, once */
 
 static void graves_push(struct broker *b, struct bgrave *first, struct bgrave *last)
 {
@@ -158,26 +162,38 @@ void actor__broker_bury(struct broker *b, struct bgrave *g, natsSubscription *ns
 	graves_push(b, g, g);
 }
 
-static void graves_free(struct bgrave *g)
+static uint64_t graves_free(struct bgrave *g)
 {
-	while (g != NULL) {
+	uint64_t n = 0;
+	for (; g != NULL; n++) {
 		struct bgrave *next = g->next;
 		natsSubscription_Destroy(g->ns);
 		free(g->mem);
 		g = next;
 	}
+	return n;
 }
 
-static void mark_send(struct broker *b, uint64_t now)
+/* Publishes the next mark; returns its number. */
+static uint64_t mark_send(struct broker *b, uint64_t now)
 {
+	/* Only this thread adds; relaxed: the mark's own trip through libnats orders it before
+	 * actor__broker_mark_seen reads it. */
+	uint64_t n = atomic_load_explicit(&b->grave_marks_sent, memory_order_relaxed) + 1;
+	atomic_store_explicit(&b->grave_marks_sent, n, memory_order_relaxed);
 	char subject[96];
-	snprintf(subject, sizeof(subject), "%s.g%" PRIx64, b->inbox, ++b->grave_mark);
+	snprintf(subject, sizeof(subject), "%s.g%" PRIx64, b->inbox, n);
 	b->grave_mark_ns = now;
 	(void)natsConnection_PublishString(b->nc, subject, ""); /* if lost: sent again */
+	return n;
 }
 
 void actor__broker_mark_seen(struct broker *b, uint64_t mark)
 {
+	/* Above the last sent: not ours (anyone allowed to publish to the inbox could send it),
+	 * and it must not let graves go early. */
+	if (mark > atomic_load_explicit(&b->grave_marks_sent, memory_order_relaxed))
+		return;
 	/* One delivery thread, and marks come back in the order sent: a plain store would do,
 	 * but a resent mark may pass one still on its way after a reconnect. */
 	uint64_t seen = atomic_load_explicit(&b->grave_mark_seen, memory_order_relaxed);
@@ -189,27 +205,45 @@ void actor__broker_mark_seen(struct broker *b, uint64_t mark)
 
 void actor__broker_dig(struct broker *b, bool closed)
 {
+	uint64_t n;
 	if (closed) {
-		graves_free(b->graves_taken);
+		n = graves_free(b->graves_taken);
 		b->graves_taken = NULL;
-		graves_free(atomic_exchange_explicit(&b->graves, NULL, memory_order_acquire));
+		n += graves_free(atomic_exchange_explicit(&b->graves, NULL, memory_order_acquire));
+		atomic_fetch_add_explicit(&b->graves_dug, n, memory_order_relaxed);
 		return;
 	}
+	/* Down: a mark would wait in libnats's reconnect buffer, beside the callers' publishes. */
+	if (atomic_load_explicit(&b->state, memory_order_acquire) != BROKER_UP)
+		return;
 	uint64_t now = actor__broker_now_ns();
 	if (b->graves_taken != NULL) {
-		if (atomic_load_explicit(&b->grave_mark_seen, memory_order_acquire) >=
-		    b->grave_mark) {
-			graves_free(b->graves_taken);
-			b->graves_taken = NULL;
-		} else {
-			if (now - b->grave_mark_ns >= GRAVE_RESEND_NS)
-				mark_send(b, now);
+		/* Any mark sent after the take will do: a resend does not move the bar. */
+		if (atomic_load_explicit(&b->grave_mark_seen, memory_order_acquire) <
+		    b->grave_wait) {
+			if (now - b->grave_mark_ns < GRAVE_RESEND_NS)
+				return;
+			(void)mark_send(b, now);
+			if (++b->grave_resends == GRAVE_WARN_AFTER && !b->grave_warned) {
+				b->grave_warned = true;
+				fprintf(stderr,
+				        "libactor: broker: the library's marks to %s.* do not come "
+				        "back "
+				        "(may it publish there?): ended subscriptions are kept "
+				        "until the "
+				        "system ends\n",
+				        b->inbox);
+			}
 			return;
 		}
+		n = graves_free(b->graves_taken);
+		atomic_fetch_add_explicit(&b->graves_dug, n, memory_order_relaxed);
+		b->graves_taken = NULL;
+		b->grave_resends = 0;
 	}
 	b->graves_taken = atomic_exchange_explicit(&b->graves, NULL, memory_order_acquire);
 	if (b->graves_taken != NULL)
-		mark_send(b, now);
+		b->grave_wait = mark_send(b, now);
 }
 
 /* ---------------------------------------------------------------------------------------------
