@@ -41,9 +41,9 @@
  *
  * Lifetime. The broker's list holds a reference to each ordered subscription, and each
  * generation's libnats subscription one more, until its on-complete callback (gen_done), which
- * takes the generation out and destroys it. Once the subscription has ended and libnats has
- * finished with all its generations, the tick takes it out of the list; js_stop drops what is
- * left. So when the last reference goes, struct bord is plain memory (conn.c frees it).
+ * takes the generation out and buries it (conn.c, "Graves"). Once the subscription has ended and
+ * libnats has finished with all its generations, the tick takes it out of the list; js_stop drops
+ * what is left. So when the last reference goes, struct bord is plain memory (conn.c frees it).
  */
 #include "config.h"
 
@@ -194,10 +194,14 @@ static int subscribe_gen(struct bsub *s)
 			 * say): it goes now. The list's reference keeps s alive, so this one is
 			 * not the last. */
 			atomic_fetch_sub_explicit(&s->refs, 1, memory_order_relaxed);
-			if (g->ns != NULL) /* it may have been in libnats's table a while */
+			if (g->ns != NULL) {
+				/* Out of libnats's table (if a close has not taken it out
+				 * already) before it is buried, as every grave is. */
+				(void)natsSubscription_Unsubscribe(g->ns);
 				actor__broker_bury(s->b, &g->grave, g->ns, g);
-			else
+			} else {
 				free(g);
+			}
 			return actor__broker_status(st);
 		}
 		(void)natsSubscription_Unsubscribe(g->ns); /* its callback comes, and it goes */
