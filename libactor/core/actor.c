@@ -1011,6 +1011,11 @@ static inline __attribute__((always_inline)) void turn(struct actor_worker *w, s
 		struct actor__mpsc_node *node = actor__mpsc_pop(&a->mbox);
 		if (node == NULL)
 			break;
+		/* The next message (the stub when none is linked yet), most likely written on
+		 * another core: its line comes while this one's behaviour runs, not when the pop
+		 * after it reads its link (bench/fork_join_throughput, bench/README.md "The
+		 * fourth round"). tail is the consumer's own field. */
+		__builtin_prefetch(a->mbox.tail, 1);
 		actor_msg_t *m = node_msg(node);
 		popped++;
 		if (counted && m->type < ACTOR_MSG_SYSTEM)

@@ -106,7 +106,9 @@ _Static_assert(sizeof(struct msg_cache) <= sizeof(struct actor__msg_cache_slot),
  * prefetches block i + AHEAD, so that the line of each block it takes, last written on another
  * core, is on its way well before it is needed. Following the links alone, one block ahead,
  * the taker stalled on nearly every link (bench/fork_join_throughput, the sending thread: 40%
- * of its time in the allocation, two thirds of that on the one load of the link). */
+ * of its time in the allocation, two thirds of that on the one load of the link). Four places
+ * ahead were too few once a transfer between cores took longer than four sends (the fourth
+ * round in bench/README.md). */
 struct chain {
 	void *next_block;   /* the list link every cached block has */
 	struct chain *next; /* the chain below this one on the stack */
@@ -114,7 +116,7 @@ struct chain {
 	void *ahead;        /* the block AHEAD places on; the same word in every block */
 };
 _Static_assert(sizeof(struct chain) <= 32, "a chain's header fits the smallest block");
-#define AHEAD 4
+#define AHEAD 16
 #define AHEAD_WORD (offsetof(struct chain, ahead) / sizeof(void *))
 
 static _Atomic(struct chain *) spare[MSG_CLASSES];
