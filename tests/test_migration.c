@@ -791,6 +791,87 @@ START_TEST(actors_woken_from_outside_leave_a_worker_that_yields_its_cpu)
 }
 END_TEST
 
+/* A FIXED actor's behaviour: ends the hold-off that yield_for_an_hour began on its worker. */
+static void stop_yielding(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	struct actor_worker *w = ctx->worker;
+	(void)msg;
+	w->no_spin_until = 0;
+	atomic_store(&w->yielding, 0);
+	atomic_store((atomic_bool *)state, true);
+	actor_exit(ctx, ACTOR_REASON_NORMAL);
+}
+
+/* Runs `fn` once in a FIXED actor on `worker` and waits until it has set its flag. */
+static void run_on(actor_system_t *sys, unsigned worker, actor_behavior_fn *fn)
+{
+	atomic_bool set = false;
+	send_ok(sys, spawn_on(sys, worker, fn, &set), MSG_GO, NULL, 0);
+	bool done = WAIT_UNTIL(atomic_load(&set), TEST_WATCHDOG);
+	ck_assert_msg(done, "the actor on worker %u never ran", worker);
+}
+
+struct hopper {
+	_Atomic unsigned worker;    /* where the last message ran */
+	_Atomic(struct actor *) me; /* the actor itself, once it has run */
+	atomic_int got;
+};
+
+static void hopper_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	struct hopper *h = state;
+	(void)msg;
+	atomic_store(&h->worker, actor_ctx_worker(ctx));
+	atomic_store(&h->me, ctx->actor);
+	atomic_fetch_add(&h->got, 1);
+}
+
+/* Sends `h`'s actor one message from this thread once its mailbox is idle, as a new actor's is
+ * (so that the send wakes it), and waits until it has run. */
+static void wake_from_outside(actor_system_t *sys, actor_ref_t ref, struct hopper *h)
+{
+	struct actor *a = atomic_load(&h->me); /* it lives to the end of the test */
+	if (a != NULL) {
+		bool idle = WAIT_UNTIL((uintptr_t)ck_pr_load_ptr(&a->mbox.head) & MPSC_EMPTY,
+		                       TEST_WATCHDOG);
+		ck_assert_msg(idle, "the actor never went idle");
+	}
+	int before = atomic_load(&h->got);
+	send_ok(sys, ref, MSG_DATA, NULL, 0);
+	bool ran = WAIT_UNTIL(atomic_load(&h->got) > before, TEST_WATCHDOG);
+	ck_assert_msg(ran, "the actor never got its message");
+}
+
+/* Regression: an actor that had just moved (so within its cooldown) stayed on a worker yielding
+ * its CPU when a thread outside the pool woke it, and every such wake-up woke that worker too
+ * (bench/fork_join_throughput's sender paid 150-370 of them a run). The cooldown is against
+ * moves tossing an actor back and forth; a yielding worker takes nothing back, so leaving it
+ * needs none. Here the actor moves from worker 0, yielding, to worker 1; then worker 0 takes
+ * actors again and worker 1 yields: the next wake-up from outside moves it back at once. */
+START_TEST(an_actor_just_moved_still_leaves_a_yielding_worker_when_woken_from_outside)
+{
+	actor_config_t cfg = {.workers = 2, .spin_us = -1};
+	actor_system_t *sys = system_new_cfg(&cfg);
+	struct hopper h = {0};
+	run_on(sys, 0, yield_for_an_hour);
+	actor_ref_t ref = spawn_movable_at(sys, 0, hopper_fn, &h);
+	wake_from_outside(sys, ref, &h);
+	ck_assert_msg(atomic_load(&h.worker) == 1, "it ran on yielding worker 0");
+	run_on(sys, 0, stop_yielding);
+	run_on(sys, 1, yield_for_an_hour);
+	wake_from_outside(sys, ref, &h);
+	ck_assert_msg(atomic_load(&h.worker) == 0, "it stayed on yielding worker 1");
+	actor_worker_stats_t w0, w1;
+	ck_assert_int_eq(actor_stats_worker(sys, 0, &w0), 0);
+	ck_assert_int_eq(actor_stats_worker(sys, 1, &w1), 0);
+	ck_assert_uint_eq(w0.yielded, 1);
+	ck_assert_uint_eq(w1.yielded, 1);
+	ck_assert_int_eq(actor_stop(sys, ref), 0);
+	system_run_to_end(sys, TEST_WATCHDOG, "yielding workers in turn");
+	actor_system_free(sys);
+}
+END_TEST
+
 /* ---------------------------------------------------------------------------------------------
  * Leaving a CPU to a busy sender outside the pool
  *
@@ -1048,6 +1129,8 @@ static Suite *migration_suite(void)
 	tcase_add_loop_test(tc, bound_actors_never_move, 0, KINDS);
 	tcase_add_test(tc, a_stay_value_other_than_0_or_1_is_refused);
 	tcase_add_test(tc, actors_woken_from_outside_leave_a_worker_that_yields_its_cpu);
+	tcase_add_test(tc,
+	               an_actor_just_moved_still_leaves_a_yielding_worker_when_woken_from_outside);
 	tcase_add_test(tc, a_busy_sender_outside_the_pool_is_left_a_cpu);
 	suite_add_tcase(s, tc);
 

@@ -135,7 +135,8 @@ static unsigned run_cmds(struct actor_worker *w)
  *   beyond the CPUs left then yield at once (feeder_busy).
  *
  * After any move an actor ignores MOVE_COOLDOWN remote wake-ups (hysteresis), so that
- * following and sharing cannot toss it back and forth at message rate.
+ * following and sharing cannot toss it back and forth at message rate; but a wake-up from
+ * outside the pool still moves it off a yielding worker.
  *
  * Why the contract holds: one thread holds an actor at a time, and every hand-over is
  * ordered. The old home's last turn ends with a release fence and the empty-mark CAS that
@@ -246,10 +247,15 @@ void actor__schedule(actor_system_t *sys, struct actor_worker *self, struct acto
 		return;
 	}
 	bool cool = a->cooldown == 0; /* before follows counts this wake-up off it */
+	/* A wake-up from outside leaves a yielding home even within the cooldown: nothing would
+	 * toss the actor back (a yielding worker takes none), and staying costs that worker a
+	 * wake-up per send (bench/fork_join_throughput: 150-370 of them a run, paid by the
+	 * sending thread). */
+	bool may_leave = cool || self == NULL;
 	if (self != NULL && follows(self, a)) {
 		actor__move(a, self);
 		actor__stat_add(&self->st.migrations, 1);
-	} else if (cool && yielding(home) && actor_movable(a) &&
+	} else if (may_leave && yielding(home) && actor_movable(a) &&
 	           !atomic_load_explicit(&sys->shutdown, memory_order_relaxed)) {
 		struct actor_worker *to = uncontended(sys, self, home);
 		if (to != NULL && reserve(to)) {
