@@ -1,6 +1,6 @@
 /* test_messages.c: messages through the public API: copying sends, empty messages, zero-copy
- * sends and forwards, a failed zero-copy send, a message kept past the behaviour call, and
- * message blocks recycled between threads.
+ * sends and forwards, a failed zero-copy send, a message kept past the behaviour call, payloads
+ * of every length, and message blocks recycled between threads.
  */
 #include "common.h"
 
@@ -48,6 +48,82 @@ START_TEST(empty_message_carries_only_its_type)
 	ck_assert_uint_eq(r.calls, 1);
 	ck_assert_uint_eq(r.type, 12345);
 	ck_assert_uint_eq(r.size, 0);
+	actor_system_free(sys);
+}
+END_TEST
+
+/* Every payload length from 0 to SIZES_MAX - 1, each with bytes of its own: the copy takes
+ * small payloads apart from memcpy (actor.c, copy_payload), with a case for each range of
+ * lengths and overlapping stores inside them, so every length and both size classes. */
+#define SIZES_MAX 80u
+#define SIZES_TYPE 100u /* a message of length n has type SIZES_TYPE + n */
+
+static uint8_t size_byte(unsigned len, unsigned i)
+{
+	return (uint8_t)(len * 31u + i * 7u + 1u);
+}
+
+static void size_fill(uint8_t *buf, unsigned len)
+{
+	for (unsigned i = 0; i < len; i++)
+		buf[i] = size_byte(len, i);
+}
+
+struct sizes_check {
+	unsigned got, bad;
+	unsigned seen[SIZES_MAX]; /* messages of each length */
+	unsigned expect;          /* messages in all: the checker stops at that */
+};
+
+static void sizes_checker(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	struct sizes_check *c = state;
+	unsigned len = msg->type - SIZES_TYPE;
+	const uint8_t *p = actor_msg_data(msg);
+	bool ok = len < SIZES_MAX && msg->size == len;
+	for (unsigned i = 0; ok && i < len; i++)
+		ok = p[i] == size_byte(len, i);
+	c->got++;
+	if (!ok)
+		c->bad++;
+	else
+		c->seen[len]++;
+	if (c->got == c->expect)
+		actor_exit(ctx, ACTOR_REASON_NORMAL);
+}
+
+/* On any message: sends every length to the checker in its state, from inside a behaviour. */
+static void sizes_sender(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	(void)msg;
+	actor_ref_t *checker = state;
+	uint8_t buf[SIZES_MAX];
+	for (unsigned len = 0; len < SIZES_MAX; len++) {
+		size_fill(buf, len);
+		ck_assert_int_eq(
+		    actor_send(actor_ctx_system(ctx), *checker, SIZES_TYPE + len, buf, len), 0);
+	}
+	actor_exit(ctx, ACTOR_REASON_NORMAL);
+}
+
+START_TEST(every_payload_length_arrives_byte_for_byte)
+{
+	actor_system_t *sys = system_new(2);
+	struct sizes_check c = {.expect = 2 * SIZES_MAX};
+	actor_ref_t checker = spawn_ok(sys, NULL, sizes_checker, &c);
+	actor_ref_t sender = spawn_ok(sys, NULL, sizes_sender, &checker);
+	uint8_t buf[SIZES_MAX];
+	for (unsigned len = 0; len < SIZES_MAX; len++) { /* from outside the pool */
+		size_fill(buf, len);
+		send_ok(sys, checker, SIZES_TYPE + len, buf, len);
+	}
+	send_ok(sys, sender, 1, NULL, 0);
+	system_run_to_end(sys, TEST_WATCHDOG, "every payload length");
+	ck_assert_uint_eq(c.got, 2 * SIZES_MAX);
+	ck_assert_uint_eq(c.bad, 0);
+	for (unsigned len = 0; len < SIZES_MAX; len++)
+		ck_assert_msg(c.seen[len] == 2, "length %u arrived intact %u times, not twice", len,
+		              c.seen[len]);
 	actor_system_free(sys);
 }
 END_TEST
@@ -676,6 +752,7 @@ static Suite *messages_suite(void)
 	TCase *tc = tcase_new("copying", TEST_TIMEOUT);
 	tcase_add_test(tc, actor_receives_a_copy_of_the_sent_bytes);
 	tcase_add_test(tc, empty_message_carries_only_its_type);
+	tcase_add_test(tc, every_payload_length_arrives_byte_for_byte);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_new("zero copy", TEST_TIMEOUT);

@@ -78,8 +78,8 @@ const char *actor__alloc_name(void)
  * RESERVE_CHAINS chains in its reserve (with 64-byte blocks, 256 KiB, 16 KiB and 256 KiB);
  * SPARE_MAX per stack (16 MiB). Threads outside the pool get a cache on their first message;
  * it is returned to jemalloc, reserve included, when the thread exits. */
-#define MSG_CLASSES 2
-#define MSG_CACHE_MAX 4096
+#define MSG_CLASSES ACTOR_MSG_CLASSES
+#define MSG_CACHE_MAX ACTOR_MSG_LIST_MAX
 #define SPARE_CHAIN 256
 #define SPARE_MAX 262144
 #define SPARE_KEEP 4096
@@ -92,8 +92,7 @@ static const size_t class_size[MSG_CLASSES] = {32, 64};
 struct chain;
 
 struct msg_cache {
-	void *head[MSG_CLASSES]; /* blocks freed here, linked through their first word */
-	unsigned len[MSG_CLASSES];
+	struct actor__msg_list list;        /* first: actor__msg_list_tls points at it (alloc.h) */
 	void *cold[MSG_CLASSES];            /* what is left of the chain being allocated from */
 	struct chain *reserve[MSG_CLASSES]; /* chains taken from the spare stack, not yet begun */
 };
@@ -122,17 +121,26 @@ _Static_assert(sizeof(struct chain) <= 32, "a chain's header fits the smallest b
 static _Atomic(struct chain *) spare[MSG_CLASSES];
 static _Atomic size_t spare_len[MSG_CLASSES];
 
-static __attribute__((tls_model("initial-exec"))) _Thread_local struct msg_cache *tls_cache;
+__attribute__((
+    tls_model("initial-exec"))) _Thread_local struct actor__msg_list *actor__msg_list_tls;
+
+/* This thread's cache, whose list actor__msg_list_tls points at; NULL: none yet. */
+static struct msg_cache *tls_cache(void)
+{
+	return (struct msg_cache *)actor__msg_list_tls; /* the list is the cache's start */
+}
+
+static void tls_cache_set(struct msg_cache *c)
+{
+	actor__msg_list_tls = c != NULL ? &c->list : NULL;
+}
 /* The list of a thread outside the pool, and the key whose destructor empties it. */
 static __attribute__((tls_model("initial-exec"))) _Thread_local struct msg_cache tls_own;
 static pthread_key_t own_key;
 static pthread_once_t own_once = PTHREAD_ONCE_INIT;
 static bool own_key_ok;
 
-static int class_of(size_t size)
-{
-	return size <= 32 ? 0 : size <= 64 ? 1 : -1;
-}
+#define class_of actor__msg_class
 
 /* Frees the `next_block`-linked blocks from `p` on. */
 static void free_blocks(void *p, int k)
@@ -157,9 +165,9 @@ static void free_chains(struct chain *ch, int k)
 static void cache_empty(struct msg_cache *c)
 {
 	for (int k = 0; k < MSG_CLASSES; k++) {
-		free_blocks(c->head[k], k);
-		c->head[k] = NULL;
-		c->len[k] = 0;
+		free_blocks(c->list.head[k], k);
+		c->list.head[k] = NULL;
+		c->list.len[k] = 0;
 		free_blocks(c->cold[k], k);
 		c->cold[k] = NULL;
 		free_chains(c->reserve[k], k);
@@ -170,7 +178,7 @@ static void cache_empty(struct msg_cache *c)
 static void own_destroy(void *arg)
 {
 	cache_empty(arg);
-	tls_cache = NULL;
+	tls_cache_set(NULL);
 }
 
 static void own_key_create(void)
@@ -182,13 +190,13 @@ static void own_key_create(void)
  * it cannot be emptied at the thread's exit, which never happens in practice). */
 static struct msg_cache *my_cache(void)
 {
-	struct msg_cache *c = tls_cache;
+	struct msg_cache *c = tls_cache();
 	if (c != NULL)
 		return c;
 	pthread_once(&own_once, own_key_create);
 	if (!own_key_ok || pthread_setspecific(own_key, &tls_own) != 0)
 		return NULL;
-	tls_cache = &tls_own;
+	tls_cache_set(&tls_own);
 	return &tls_own;
 }
 
@@ -196,21 +204,21 @@ void actor__msg_cache_attach(struct actor__msg_cache_slot *slot)
 {
 	struct msg_cache *c = (struct msg_cache *)slot;
 	for (int k = 0; k < MSG_CLASSES; k++) {
-		c->head[k] = NULL;
-		c->len[k] = 0;
+		c->list.head[k] = NULL;
+		c->list.len[k] = 0;
 		c->cold[k] = NULL;
 		c->reserve[k] = NULL;
 	}
-	tls_cache = c;
+	tls_cache_set(c);
 }
 
 void actor__msg_cache_detach(void)
 {
-	struct msg_cache *c = tls_cache;
+	struct msg_cache *c = tls_cache();
 	if (c == NULL)
 		return;
 	cache_empty(c);
-	tls_cache = NULL;
+	tls_cache_set(NULL);
 }
 
 /* Moves SPARE_CHAIN blocks of `c`'s full list `k` to the spare stack, or frees one block if
@@ -218,13 +226,13 @@ void actor__msg_cache_detach(void)
 static void spill(struct msg_cache *c, int k)
 {
 	if (atomic_load_explicit(&spare_len[k], memory_order_relaxed) >= SPARE_MAX) {
-		void *p = c->head[k];
-		c->head[k] = *(void **)p;
-		c->len[k]--;
+		void *p = c->list.head[k];
+		c->list.head[k] = *(void **)p;
+		c->list.len[k]--;
 		sdallocx(p, class_size[k], 0);
 		return;
 	}
-	struct chain *ch = c->head[k];
+	struct chain *ch = c->list.head[k];
 	/* The walk writes each block's `ahead` (the blocks are this core's: freed here lately). */
 	void *behind[AHEAD] = {NULL};
 	void *last = ch;
@@ -238,8 +246,8 @@ static void spill(struct msg_cache *c, int k)
 	}
 	for (size_t i = 0; i < AHEAD; i++)
 		((void **)behind[i])[AHEAD_WORD] = NULL;
-	c->head[k] = *(void **)last;
-	c->len[k] -= SPARE_CHAIN;
+	c->list.head[k] = *(void **)last;
+	c->list.len[k] -= SPARE_CHAIN;
 	*(void **)last = NULL;
 	ch->len = SPARE_CHAIN;
 	atomic_fetch_add_explicit(&spare_len[k], SPARE_CHAIN, memory_order_relaxed);
@@ -328,7 +336,8 @@ void actor__msg_cache_trim(void)
 	}
 }
 
-void *actor__msg_alloc(size_t size)
+/* The list of class `k` is empty, or there is no list yet, or `size` has no class. */
+void *actor__msg_alloc_slow(size_t size)
 {
 	int k = class_of(size);
 	if (k < 0)
@@ -336,10 +345,10 @@ void *actor__msg_alloc(size_t size)
 	struct msg_cache *c = my_cache();
 	if (c == NULL)
 		return mallocx(class_size[k], 0);
-	void *p = c->head[k];
-	if (p != NULL) { /* freed here: most likely still in this core's cache */
-		c->head[k] = *(void **)p;
-		c->len[k]--;
+	void *p = c->list.head[k];
+	if (p != NULL) { /* the first message of a thread outside the pool, freed here */
+		c->list.head[k] = *(void **)p;
+		c->list.len[k]--;
 		return p;
 	}
 	if (c->cold[k] == NULL && !refill(c, k))
@@ -352,7 +361,8 @@ void *actor__msg_alloc(size_t size)
 	return p;
 }
 
-void actor__msg_free(void *p, size_t size)
+/* The list of class `k` is full, or there is no list yet, or `size` has no class. */
+void actor__msg_free_slow(void *p, size_t size)
 {
 	int k = class_of(size);
 	if (k < 0) {
@@ -364,9 +374,9 @@ void actor__msg_free(void *p, size_t size)
 		sdallocx(p, class_size[k], 0);
 		return;
 	}
-	if (c->len[k] >= MSG_CACHE_MAX)
+	if (c->list.len[k] >= MSG_CACHE_MAX)
 		spill(c, k);
-	*(void **)p = c->head[k];
-	c->head[k] = p;
-	c->len[k]++;
+	*(void **)p = c->list.head[k];
+	c->list.head[k] = p;
+	c->list.len[k]++;
 }

@@ -36,12 +36,16 @@ void actor__msg_cache_detach(void) {}
 
 void actor__msg_cache_trim(void) {}
 
-void *actor__msg_alloc(size_t size)
+/* Never set: every message goes to the slow path, a real malloc and free. */
+__attribute__((
+    tls_model("initial-exec"))) _Thread_local struct actor__msg_list *actor__msg_list_tls;
+
+void *actor__msg_alloc_slow(size_t size)
 {
 	return malloc(size);
 }
 
-void actor__msg_free(void *p, size_t size)
+void actor__msg_free_slow(void *p, size_t size)
 {
 	(void)size;
 	free(p);

@@ -63,14 +63,6 @@ void actor__slots_fini(actor_system_t *sys)
 	pthread_mutex_destroy(&sys->slot_lock);
 }
 
-struct actor__slot *actor__slot_at(actor_system_t *sys, uint32_t idx)
-{
-	/* acquire: pairs with the release CAS that published the chunk in ensure_chunk(). */
-	struct actor__slot *chunk =
-	    atomic_load_explicit(&sys->chunks[idx >> SLOT_CHUNK_BITS], memory_order_acquire);
-	return chunk == NULL ? NULL : &chunk[idx & (SLOT_CHUNK - 1)];
-}
-
 static int ensure_chunk(actor_system_t *sys, uint32_t idx)
 {
 	struct actor__slot *_Atomic *cp = &sys->chunks[idx >> SLOT_CHUNK_BITS];
@@ -198,23 +190,6 @@ void actor__slot_release(actor_system_t *sys, struct actor_worker *w, uint32_t i
 }
 
 /* Any thread, under R1 or R2. */
-struct actor *actor__lookup(actor_system_t *sys, actor_ref_t ref)
-{
-	uint32_t idx = (uint32_t)ref.id;
-	uint32_t gen = (uint32_t)(ref.id >> 32);
-	if (idx == 0 || idx >= atomic_load_explicit(&sys->slot_next, memory_order_relaxed))
-		return NULL;
-	struct actor__slot *s = actor__slot_at(sys, idx);
-	if (s == NULL)
-		return NULL;
-	/* acquire: pairs with the seq_cst generation bump in stop; a match means not yet stopped
-	 * when read, and R1/R2 keep the actor allocated until this caller is done. */
-	if (atomic_load_explicit(&s->gen, memory_order_acquire) != gen)
-		return NULL;
-	/* acquire: pairs with the release store that published the actor in actor_spawn. */
-	return atomic_load_explicit(&s->actor, memory_order_acquire);
-}
-
 /* ---------------------------------------------------------------------------------------------
  * QSBR
  */
