@@ -364,48 +364,62 @@ static inline void feeder_note(void)
 		feeder_mark();
 }
 
-/* `self`: actor__self_worker(sys), which the caller has read already. Inline, as are msg_new,
- * send_copy and deliver: actor_send is one function with no call but the allocator's and
- * memcpy's, and reads the thread's worker once (bench/README.md, "The fifth round"). */
+/* A send from a thread outside the pool (`count`: as in send_to). Apart, so that a worker's
+ * send, inlined below, keeps to the registers it needs. */
+static __attribute__((noinline)) int send_outside(actor_system_t *sys, actor_ref_t to,
+                                                  actor_msg_t *msg, actor_ref_t from, bool count)
+{
+	if (atomic_load_explicit(&sys->finished, memory_order_acquire))
+		return -ESHUTDOWN;
+	struct actor__ext *x = actor__ext_enter(sys);
+	struct actor *a = actor__lookup(sys, to);
+	if (a == NULL) {
+		actor__ext_leave(x);
+		return -ESRCH;
+	}
+	if (__builtin_expect(a->counted, 0)) {
+		int rc = flow_check(sys, NULL, a, msg, from);
+		if (rc < 0) {
+			actor__ext_leave(x);
+			return rc; /* nothing queued; the message is as it was */
+		}
+	}
+	msg->sender = from;
+	deliver(sys, NULL, a, msg);
+	if (count) {
+		actor__ext_leave_sent(x);
+		if (actor__tls_worker == NULL) /* not a worker of another system */
+			feeder_note();
+	} else {
+		actor__ext_leave(x);
+	}
+	return 0;
+}
+
+/* Sends `msg` to `to` as `from`; `count`: a message that counts as sent (stats). `self`:
+ * actor__self_worker(sys), which the caller has read already. Inline, as are msg_new, send_copy
+ * and deliver: a worker's actor_send is one function that calls nothing but the allocator's slow
+ * path, and reads the thread's worker once (bench/README.md, "The fifth round"). */
 static inline __attribute__((always_inline)) int send_to(actor_system_t *sys,
                                                          struct actor_worker *self, actor_ref_t to,
                                                          actor_msg_t *msg, actor_ref_t from,
                                                          bool count)
 {
-	struct actor__ext *x = NULL;
-	if (self == NULL) {
-		if (atomic_load_explicit(&sys->finished, memory_order_acquire))
-			return -ESHUTDOWN;
-		x = actor__ext_enter(sys);
-	}
+	if (self == NULL)
+		return send_outside(sys, to, msg, from, count);
 	struct actor *a = actor__lookup(sys, to);
-	if (a == NULL) {
-		if (x != NULL)
-			actor__ext_leave(x);
+	if (a == NULL)
 		return -ESRCH;
-	}
 	/* A bounded or counted mailbox: one well-predicted branch for the others. */
 	if (__builtin_expect(a->counted, 0)) {
 		int rc = flow_check(sys, self, a, msg, from);
-		if (rc < 0) {
-			if (x != NULL)
-				actor__ext_leave(x);
+		if (rc < 0)
 			return rc; /* nothing queued; the message is as it was */
-		}
 	}
 	msg->sender = from;
 	deliver(sys, self, a, msg);
-	if (x != NULL) {
-		if (count) {
-			actor__ext_leave_sent(x);
-			if (actor__tls_worker == NULL) /* not a worker of another system */
-				feeder_note();
-		} else {
-			actor__ext_leave(x);
-		}
-	} else if (count) {
+	if (count)
 		actor__stat_add(&self->st.sent, 1);
-	}
 	return 0;
 }
 
