@@ -45,7 +45,8 @@ static inline int actor__msg_class(size_t size)
 	return size <= 32 ? 0 : size <= 64 ? 1 : -1;
 }
 
-static inline void *actor__msg_alloc(size_t size)
+/* A block from this thread's list, or NULL (none there: actor__msg_alloc_slow has one). */
+static inline void *actor__msg_take(size_t size)
 {
 	struct actor__msg_list *l = actor__msg_list_tls;
 	int k = actor__msg_class(size);
@@ -57,7 +58,13 @@ static inline void *actor__msg_alloc(size_t size)
 			return p;
 		}
 	}
-	return actor__msg_alloc_slow(size);
+	return NULL;
+}
+
+static inline void *actor__msg_alloc(size_t size)
+{
+	void *p = actor__msg_take(size);
+	return p != NULL ? p : actor__msg_alloc_slow(size);
 }
 
 static inline void actor__msg_free(void *p, size_t size)
