@@ -275,9 +275,6 @@ int actor_spawn(actor_system_t *sys, const actor_spawn_opts_t *opts, actor_behav
  * Sending
  */
 
-/* Any thread, with `a` protected by QSBR. Pushes and schedules if this push found the mailbox
- * idle. Inline in send_to: a send between two actors of one worker is the common case, and it
- * should cost a push and a run-queue append, not three calls. */
 /* Owner only, inside the turn of `from` or not (`from` NULL): pushes `msg` to `a`, which lives
  * on `self` and has no chain waiting in the outbox, and schedules it if the push found it
  * idle. True if it was scheduled here (or needed no scheduling); false: the caller schedules
@@ -297,6 +294,9 @@ push_here(struct actor_worker *self, struct actor *from, struct actor *a, actor_
 	return true;
 }
 
+/* Any thread, with `a` protected by QSBR. Pushes and schedules if this push found the mailbox
+ * idle. Inline in send_to: a send between two actors of one worker is the common case, and it
+ * should cost a push and a run-queue append, not three calls. */
 static inline __attribute__((always_inline)) void
 deliver(actor_system_t *sys, struct actor_worker *self, struct actor *a, actor_msg_t *msg)
 {
