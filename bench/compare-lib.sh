@@ -239,13 +239,16 @@ NOISY_PROGS="pingpong counting threadring fork_join_throughput"
 # shellcheck disable=SC2034 # read by the sourcing scripts
 NOISY_ROWS="pingpong counting_1to1 counting_4to1 threadring_503 fork_join_throughput"
 
-# Reduced counts: beside a busy neighbour a libactor round trip can take a scheduler time slice,
-# and pingpong falls to thousands of round trips per second, at times fewer, where its default
-# two million would take many minutes. The rates stay comparable with the quiet rows (a rate is a rate);
-# fork_join_throughput reports a time, so it keeps the quiet run's count.
+# Reduced counts: beside a busy neighbour a libactor round trip could take a scheduler time
+# slice, and pingpong fell to thousands of round trips per second, at times fewer, where its
+# default two million would take many minutes. The rates stay comparable with the quiet rows (a
+# rate is a rate) as long as a run outlasts its start: pingpong's 10,000 round trips took half a
+# millisecond once the pair stayed on one worker, less than one time slice, and measured
+# 2.0M-14.2M round trips/s where 200,000 measured 13.2M-18.4M (bench/README.md, "Beside a busy
+# neighbour"). fork_join_throughput reports a time, so it keeps the quiet run's count.
 noisy_args() {
 	case $1 in
-	pingpong) if [ "$quick" = 1 ]; then echo 2000; else echo 10000; fi ;;
+	pingpong) if [ "$quick" = 1 ]; then echo 20000; else echo 200000; fi ;;
 	counting) if [ "$quick" = 1 ]; then echo 200000; else echo 1000000; fi ;;
 	threadring) if [ "$quick" = 1 ]; then echo 300000; else echo 1000000; fi ;;
 	*) args_for "$1" ;;
