@@ -379,10 +379,11 @@ static inline void feeder_note(void)
 		feeder_mark();
 }
 
-/* A send from a thread outside the pool (`count`: as in send_to). Apart, so that a worker's
- * send, inlined below, keeps to the registers it needs. */
-static __attribute__((noinline)) int send_outside(actor_system_t *sys, actor_ref_t to,
-                                                  actor_msg_t *msg, actor_ref_t from, bool count)
+/* A send from a thread outside the pool (`count`: as in send_to). Inline in send_outside, apart
+ * from a worker's send so that the worker's keeps to the registers it needs, and in
+ * send_outside_copy, actor_send's from outside. */
+static inline __attribute__((always_inline)) int
+send_outside_in(actor_system_t *sys, actor_ref_t to, actor_msg_t *msg, actor_ref_t from, bool count)
 {
 	if (atomic_load_explicit(&sys->finished, memory_order_acquire))
 		return -ESHUTDOWN;
@@ -409,6 +410,12 @@ static __attribute__((noinline)) int send_outside(actor_system_t *sys, actor_ref
 		actor__ext_leave(x);
 	}
 	return 0;
+}
+
+static __attribute__((noinline)) int send_outside(actor_system_t *sys, actor_ref_t to,
+                                                  actor_msg_t *msg, actor_ref_t from, bool count)
+{
+	return send_outside_in(sys, to, msg, from, count);
 }
 
 /* Sends `msg` to `to` as `from`; `count`: a message that counts as sent (stats). `self`:
@@ -587,9 +594,9 @@ int actor__send_pair(actor_system_t *sys, actor_ref_t to, actor_ref_t from, acto
 	return 0;
 }
 
-/* actor_send, every case. */
-static __attribute__((noinline)) int send_any(actor_system_t *sys, actor_ref_t to, uint32_t type,
-                                              const void *data, size_t len)
+/* actor_send's checks of its arguments: 0, or the error it returns. */
+static inline int send_args(actor_system_t *sys, actor_ref_t to, uint32_t type, const void *data,
+                            size_t len)
 {
 	if (sys == NULL || (data == NULL && len > 0) || type >= ACTOR_MSG_SYSTEM)
 		return -EINVAL;
@@ -597,8 +604,38 @@ static __attribute__((noinline)) int send_any(actor_system_t *sys, actor_ref_t t
 		return -EMSGSIZE;
 	if (actor_ref_is_none(to))
 		return -ESRCH;
+	return 0;
+}
+
+/* actor_send, every case. */
+static __attribute__((noinline)) int send_any(actor_system_t *sys, actor_ref_t to, uint32_t type,
+                                              const void *data, size_t len)
+{
+	int rc = send_args(sys, to, type, data, len);
+	if (rc < 0)
+		return rc;
 	struct actor_worker *w = actor__self_worker(sys);
 	return send_copy(sys, w, to, sender_of(w), type, data, len, true);
+}
+
+/* actor_send from a thread outside every pool: send_any's steps for that case in one function,
+ * the section markers and the allocation's common case inline, so that a thread feeding actors
+ * (bench/fork_join_throughput) pays no calls (bench/README.md, "The sixth round"). */
+static __attribute__((noinline)) int send_outside_copy(actor_system_t *sys, actor_ref_t to,
+                                                       uint32_t type, const void *data, size_t len)
+{
+	int rc = send_args(sys, to, type, data, len);
+	if (rc < 0)
+		return rc;
+	actor_msg_t *m;
+	rc = msg_new(sizeof(*m) + len, type, &m);
+	if (rc < 0)
+		return rc;
+	copy_payload(m + 1, data, len);
+	rc = send_outside_in(sys, to, m, ACTOR_REF_NONE, true);
+	if (rc < 0)
+		actor_msg_free(m);
+	return rc;
 }
 
 /* The end of a fast send whose receiver moved away while the message was pushed (push_here). */
@@ -645,7 +682,9 @@ static __attribute__((noinline)) int send_fast_alloc(struct actor_worker *w, str
 int actor_send(actor_system_t *sys, actor_ref_t to, uint32_t type, const void *data, size_t len)
 {
 	struct actor_worker *w = actor__tls_worker;
-	if (w == NULL || w->sys != sys || w->ctx.actor == NULL || w->outbox_len != 0 ||
+	if (w == NULL)
+		return send_outside_copy(sys, to, type, data, len);
+	if (w->sys != sys || w->ctx.actor == NULL || w->outbox_len != 0 ||
 	    type >= ACTOR_MSG_SYSTEM || len > 16 || (data == NULL && len > 0))
 		return send_any(sys, to, type, data, len);
 	struct actor *a = actor__lookup(sys, to); /* NULL for ACTOR_REF_NONE too */

@@ -34,7 +34,14 @@ void actor__msg_cache_trim(void);
 struct actor__msg_list {
 	void *head[ACTOR_MSG_CLASSES]; /* blocks freed here, linked through their first word */
 	unsigned len[ACTOR_MSG_CLASSES];
+	/* What is left of the chain of blocks freed elsewhere that this thread allocates from
+	 * once `head` is empty (alloc_jemalloc.c, "spare stacks"): linked the same way, and each
+	 * block's word ACTOR_MSG_AHEAD_WORD names the block ACTOR_MSG_AHEAD places further on,
+	 * or NULL. */
+	void *cold[ACTOR_MSG_CLASSES];
 };
+#define ACTOR_MSG_AHEAD 16
+#define ACTOR_MSG_AHEAD_WORD 3
 extern __attribute__((
     tls_model("initial-exec"))) _Thread_local struct actor__msg_list *actor__msg_list_tls;
 void *actor__msg_alloc_slow(size_t size);
@@ -61,9 +68,32 @@ static inline void *actor__msg_take(size_t size)
 	return NULL;
 }
 
+/* A block from this thread's cold chain, or NULL (none left, or no list). Prefetches the block
+ * ACTOR_MSG_AHEAD places on: each was last written on another core, and a transfer between
+ * cores can take longer than several sends. For a sender whose list stays empty, as a thread
+ * outside the pool that feeds actors. */
+static inline void *actor__msg_take_cold(size_t size)
+{
+	struct actor__msg_list *l = actor__msg_list_tls;
+	int k = actor__msg_class(size);
+	if (__builtin_expect(l != NULL && k >= 0, 1)) {
+		void *p = l->cold[k];
+		if (p != NULL) {
+			l->cold[k] = *(void **)p;
+			void *ahead = ((void **)p)[ACTOR_MSG_AHEAD_WORD];
+			if (ahead != NULL)
+				__builtin_prefetch(ahead, 1);
+			return p;
+		}
+	}
+	return NULL;
+}
+
 static inline void *actor__msg_alloc(size_t size)
 {
 	void *p = actor__msg_take(size);
+	if (p == NULL)
+		p = actor__msg_take_cold(size);
 	return p != NULL ? p : actor__msg_alloc_slow(size);
 }
 

@@ -92,8 +92,9 @@ static const size_t class_size[MSG_CLASSES] = {32, 64};
 struct chain;
 
 struct msg_cache {
-	struct actor__msg_list list;        /* first: actor__msg_list_tls points at it (alloc.h) */
-	void *cold[MSG_CLASSES];            /* what is left of the chain being allocated from */
+	/* First: actor__msg_list_tls points at it (alloc.h). With `cold`, what is left of the
+	 * chain being allocated from. */
+	struct actor__msg_list list;
 	struct chain *reserve[MSG_CLASSES]; /* chains taken from the spare stack, not yet begun */
 };
 
@@ -115,8 +116,10 @@ struct chain {
 	void *ahead;        /* the block AHEAD places on; the same word in every block */
 };
 _Static_assert(sizeof(struct chain) <= 32, "a chain's header fits the smallest block");
-#define AHEAD 16
-#define AHEAD_WORD (offsetof(struct chain, ahead) / sizeof(void *))
+#define AHEAD ACTOR_MSG_AHEAD
+#define AHEAD_WORD ACTOR_MSG_AHEAD_WORD
+_Static_assert(offsetof(struct chain, ahead) == AHEAD_WORD * sizeof(void *),
+               "alloc.h reads a chain block's `ahead`");
 
 static _Atomic(struct chain *) spare[MSG_CLASSES];
 static _Atomic size_t spare_len[MSG_CLASSES];
@@ -168,8 +171,8 @@ static void cache_empty(struct msg_cache *c)
 		free_blocks(c->list.head[k], k);
 		c->list.head[k] = NULL;
 		c->list.len[k] = 0;
-		free_blocks(c->cold[k], k);
-		c->cold[k] = NULL;
+		free_blocks(c->list.cold[k], k);
+		c->list.cold[k] = NULL;
 		free_chains(c->reserve[k], k);
 		c->reserve[k] = NULL;
 	}
@@ -206,7 +209,7 @@ void actor__msg_cache_attach(struct actor__msg_cache_slot *slot)
 	for (int k = 0; k < MSG_CLASSES; k++) {
 		c->list.head[k] = NULL;
 		c->list.len[k] = 0;
-		c->cold[k] = NULL;
+		c->list.cold[k] = NULL;
 		c->reserve[k] = NULL;
 	}
 	tls_cache_set(c);
@@ -308,7 +311,7 @@ static bool refill(struct msg_cache *c, int k)
 			spare_put_back(k, rest);
 	}
 	c->reserve[k] = ch->next;
-	c->cold[k] = ch; /* its first word links the chain's blocks already */
+	c->list.cold[k] = ch; /* its first word links the chain's blocks already */
 	__builtin_prefetch(ch->next_block, 1);
 	return true;
 }
@@ -351,10 +354,10 @@ void *actor__msg_alloc_slow(size_t size)
 		c->list.len[k]--;
 		return p;
 	}
-	if (c->cold[k] == NULL && !refill(c, k))
+	if (c->list.cold[k] == NULL && !refill(c, k))
 		return mallocx(class_size[k], 0);
-	p = c->cold[k];
-	c->cold[k] = *(void **)p;
+	p = c->list.cold[k];
+	c->list.cold[k] = *(void **)p;
 	void *ahead = ((void **)p)[AHEAD_WORD];
 	if (ahead != NULL)
 		__builtin_prefetch(ahead, 1);

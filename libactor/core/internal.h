@@ -495,13 +495,46 @@ static inline struct actor *actor__lookup(actor_system_t *sys, actor_ref_t ref)
 	/* acquire: pairs with the release store that published the actor in actor_spawn. */
 	return atomic_load_explicit(&s->actor, memory_order_acquire);
 }
-struct actor__ext *actor__ext_enter(actor_system_t *sys);
-void actor__ext_leave(struct actor__ext *x);
-void actor__ext_leave_sent(struct actor__ext *x); /* the same, counting one message sent */
+
+/* This thread's stripe + 1 (refs.c, "Outside threads"); 0 before its first use, which
+ * actor__ext_stripe_first handles. initial-exec, as actor__tls_worker: every send and spawn
+ * from outside reads it. */
+extern __attribute__((tls_model("initial-exec"))) _Thread_local unsigned actor__ext_stripe_tls;
+unsigned actor__ext_stripe_first(void);
+
+/* This thread's stripe. */
+static inline struct actor__ext *actor__ext_of(actor_system_t *sys)
+{
+	unsigned mine = actor__ext_stripe_tls;
+	return &sys->ext[__builtin_expect(mine != 0, 1) ? mine - 1 : actor__ext_stripe_first()];
+}
+
+/* A section of a thread outside the pool (R2, refs.c). Inline, with the leave: a send from
+ * outside is one function (actor.c, send_outside_copy). */
+static inline struct actor__ext *actor__ext_enter(actor_system_t *sys)
+{
+	struct actor__ext *x = actor__ext_of(sys);
+	/* seq_cst: ordered before this thread's lookups; pairs with the load in reclaim (R4). */
+	atomic_fetch_add(&x->active, 1);
+	return x;
+}
+
+static inline void actor__ext_leave(struct actor__ext *x)
+{
+	/* seq_cst: every access of the section happens before a reclaimer that sees the drop. */
+	atomic_fetch_sub(&x->active, 1);
+}
+
+/* The same, counting one message sent: one section out of the low bits, one message into the
+ * count above them, in the one locked instruction that the leave alone needed (a second one
+ * for the count was a sixth of the sending thread's time in bench/fork_join_throughput). */
+static inline void actor__ext_leave_sent(struct actor__ext *x)
+{
+	atomic_fetch_add(&x->active, ACTOR_EXT_INFLIGHT); /* seq_cst, as above */
+}
 /* When a thread outside the pool was last seen sending while busy on its CPU (actor.c,
  * feeder_note), process-wide; 0: never. Relaxed: a hint for the workers (sched.c). */
 extern _Atomic uint64_t actor__feeder_ns;
-struct actor__ext *actor__ext_of(actor_system_t *sys); /* this thread's stripe */
 void actor__qsbr_quiescent(struct actor_worker *w);
 void actor__qsbr_offline(struct actor_worker *w);
 void actor__qsbr_online(struct actor_worker *w);

@@ -194,45 +194,16 @@ void actor__slot_release(actor_system_t *sys, struct actor_worker *w, uint32_t i
  * QSBR
  */
 
-/* This thread's stripe number, from a process-wide counter on first use. */
-static unsigned ext_stripe(void)
+__attribute__((tls_model("initial-exec"))) _Thread_local unsigned actor__ext_stripe_tls;
+
+/* This thread's first use: its stripe from a process-wide counter. */
+unsigned actor__ext_stripe_first(void)
 {
 	static _Atomic unsigned next;
-	/* initial-exec: as actor__tls_worker (sched.c); every send and spawn from outside reads it. */
-	static __attribute__((tls_model("initial-exec"))) _Thread_local unsigned mine; /* stripe + 1 */
-	if (mine == 0)
-		mine =
-		    atomic_fetch_add_explicit(&next, 1, memory_order_relaxed) % ACTOR_EXT_STRIPES +
-		    1; /* relaxed: only distinctness matters */
-	return mine - 1;
-}
-
-struct actor__ext *actor__ext_of(actor_system_t *sys)
-{
-	return &sys->ext[ext_stripe()];
-}
-
-struct actor__ext *actor__ext_enter(actor_system_t *sys)
-{
-	struct actor__ext *x = actor__ext_of(sys);
-	/* seq_cst: ordered before this thread's lookups; pairs with the load in reclaim (R4). */
-	atomic_fetch_add(&x->active, 1);
-	return x;
-}
-
-void actor__ext_leave(struct actor__ext *x)
-{
-	/* seq_cst: every access of the section happens before a reclaimer that sees the drop. */
-	atomic_fetch_sub(&x->active, 1);
-}
-
-void actor__ext_leave_sent(struct actor__ext *x)
-{
-	/* seq_cst, as above: one section out of the low bits, one message into the count above
-	 * them, in the one locked instruction that a send from outside needed for the leave
-	 * alone (a second one for the count was a sixth of the sending thread's time in
-	 * bench/fork_join_throughput). */
-	atomic_fetch_add(&x->active, ACTOR_EXT_INFLIGHT);
+	actor__ext_stripe_tls =
+	    atomic_fetch_add_explicit(&next, 1, memory_order_relaxed) % ACTOR_EXT_STRIPES +
+	    1; /* relaxed: only distinctness matters */
+	return actor__ext_stripe_tls - 1;
 }
 
 /* R4: true if no outside thread is in a section (each stripe's in-flight bits seen at zero,
