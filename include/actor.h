@@ -1836,7 +1836,8 @@ typedef struct actor_worker_stats {
 	const char *reactor;       /* "epoll" or "io_uring" */
 	uint64_t migrations;       /* actors that moved here to follow a conversation */
 	uint64_t shared;           /* queued actors this worker handed to an idle worker */
-	uint64_t contended;        /* spins cut short or skipped: another thread wanted the CPU */
+	uint64_t contended;        /* spins cut short or skipped: another thread wanted the CPU;
+	                            * and moves to a busy sender's CPU away from one */
 	uint64_t jobs;             /* blocking jobs submitted here, queued or running */
 	uint64_t jobs_dropped;     /* jobs whose actor stopped before their result was sent */
 	uint64_t files;            /* files open (actor_file_open done, close not yet done) */

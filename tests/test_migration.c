@@ -9,6 +9,8 @@
 #include "common.h"
 #include "core/internal.h"
 
+#include <fcntl.h>
+
 #define SETTLE_ROUNDS 10000
 #define MOVE_ROUNDS_DEFAULT 400 /* bursts per producer per consumer */
 #define MOVE_PRODUCERS 6
@@ -1120,6 +1122,189 @@ START_TEST(a_million_round_trips_finish_beside_busy_threads_on_every_cpu)
 }
 END_TEST
 
+/* ---------------------------------------------------------------------------------------------
+ * Following a busy sender's CPU
+ *
+ * Two CPUs A and B, one worker free to run on both, the test's thread on A sending without
+ * pause (a busy sender outside the pool), and a busy thread on B. The receiving actor first
+ * moves its worker to B (narrowing its thread's affinity, then widening it back to both CPUs):
+ * the worker then shares B with the busy thread while the sender keeps A busy, so the kernel
+ * has no reason to move it. The worker, waiting for its CPU half of the time, moves to the
+ * sender's CPU (feeder.c), narrowing its affinity to A; once the sender stops, its affinity is
+ * both CPUs again. Every message arrives once and in order.
+ *
+ * A worker follows only a sender that has its CPU nearly to itself: beside more busy threads
+ * (a loaded machine) the sender shares A, and moving there would take from it. The test then
+ * says so and checks only the messages.
+ */
+struct follower {
+	atomic_int cpu;       /* where the last turn ran */
+	atomic_int narrow_to; /* >= 0: narrow this thread's affinity to that CPU, then -1 */
+	atomic_int widen;     /* 1: widen it to `both`, then 0 */
+	atomic_int cpus;      /* CPUs in this thread's affinity at the last turn */
+	atomic_ullong got;
+	uint64_t next, errors;
+	cpu_set_t both;
+};
+
+static void follower_fn(actor_ctx_t *ctx, void *state, actor_msg_t *msg)
+{
+	struct follower *s = state;
+	if (msg->type == MSG_END) {
+		actor_exit(ctx, ACTOR_REASON_NORMAL);
+		return;
+	}
+	int to = atomic_load(&s->narrow_to);
+	if (to >= 0) {
+		cpu_set_t one;
+		CPU_ZERO(&one);
+		CPU_SET(to, &one);
+		if (sched_setaffinity(0, sizeof(one), &one) != 0)
+			s->errors++;
+		atomic_store(&s->narrow_to, -1);
+	}
+	if (atomic_load(&s->widen)) {
+		if (sched_setaffinity(0, sizeof(s->both), &s->both) != 0)
+			s->errors++;
+		atomic_store(&s->widen, 0);
+	}
+	/* Every 256th message: a system call per message would be most of the worker's time. */
+	if ((s->next & 255) == 0) {
+		cpu_set_t now;
+		if (sched_getaffinity(0, sizeof(now), &now) == 0)
+			atomic_store(&s->cpus, CPU_COUNT(&now));
+		atomic_store(&s->cpu, sched_getcpu());
+	}
+	if (msg_u64(msg) != s->next)
+		s->errors++;
+	s->next = msg_u64(msg) + 1;
+	atomic_fetch_add_explicit(&s->got, 1, memory_order_release);
+}
+
+struct pinned_hog {
+	atomic_int *stop;
+	int cpu;
+};
+
+static void *pinned_hog_main(void *arg)
+{
+	struct pinned_hog *h = arg;
+	cpu_set_t one;
+	CPU_ZERO(&one);
+	CPU_SET(h->cpu, &one);
+	if (sched_setaffinity(0, sizeof(one), &one) != 0)
+		return NULL;
+	return hog_main(h->stop);
+}
+
+static double thread_cpu_sec(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Sends `n` numbered messages from *seq on, staying within FOLLOW_LAG of what `s` has taken. */
+#define FOLLOW_LAG 65536
+static void follow_feed(actor_system_t *sys, actor_ref_t r, struct follower *s, uint64_t *seq,
+                        unsigned n)
+{
+	for (unsigned k = 0; k < n; k++, (*seq)++)
+		send_ok(sys, r, MSG_DATA, seq, sizeof(*seq));
+	while (*seq - atomic_load_explicit(&s->got, memory_order_acquire) > FOLLOW_LAG)
+		sched_yield();
+}
+
+START_TEST(a_worker_beside_a_busy_thread_moves_to_a_busy_senders_cpu)
+{
+	cpu_set_t all;
+	ck_assert_int_eq(sched_getaffinity(0, sizeof(all), &all), 0);
+	int a = -1, b = -1;
+	for (int c = 0; c < CPU_SETSIZE && b < 0; c++) {
+		if (CPU_ISSET(c, &all)) {
+			if (a < 0)
+				a = c;
+			else
+				b = c;
+		}
+	}
+	int fd = open("/proc/thread-self/schedstat", O_RDONLY);
+	if (b < 0 || fd < 0) {
+		fprintf(stderr, "following: skipped, it needs two CPUs and schedstat\n");
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	close(fd);
+	/* The worker inherits this thread's affinity: the two CPUs only, so that no idle third
+	 * one draws it away. Then this thread goes to A. */
+	struct follower s = {.narrow_to = b};
+	CPU_ZERO(&s.both);
+	CPU_SET(a, &s.both);
+	CPU_SET(b, &s.both);
+	ck_assert_int_eq(sched_setaffinity(0, sizeof(s.both), &s.both), 0);
+	actor_config_t cfg = {.workers = 1};
+	actor_system_t *sys = system_new_cfg(&cfg);
+	cpu_set_t on_a;
+	CPU_ZERO(&on_a);
+	CPU_SET(a, &on_a);
+	ck_assert_int_eq(sched_setaffinity(0, sizeof(on_a), &on_a), 0);
+	atomic_int stop = 0;
+	struct pinned_hog hb = {&stop, b};
+	pthread_t hog;
+	ck_assert_int_eq(pthread_create(&hog, NULL, pinned_hog_main, &hb), 0);
+
+	actor_ref_t r = spawn_ok(sys, NULL, follower_fn, &s);
+	uint64_t seq = 0;
+	double deadline = now_sec() + TEST_WATCHDOG * test_scale();
+	while ((atomic_load(&s.narrow_to) >= 0 || atomic_load(&s.cpu) != b) && now_sec() < deadline)
+		follow_feed(sys, r, &s, &seq, 256);
+	ck_assert_msg(atomic_load(&s.cpu) == b, "the worker never ran on CPU %d", b);
+	atomic_store(&s.widen, 1);
+	while ((atomic_load(&s.widen) != 0 || atomic_load(&s.cpus) != 2) && now_sec() < deadline)
+		follow_feed(sys, r, &s, &seq, 256);
+	ck_assert_int_eq(atomic_load(&s.cpus), 2);
+
+	/* Busy sending from A: the worker moves there. */
+	bool moved = false;
+	double wall0 = now_sec(), cpu0 = thread_cpu_sec();
+	double end = wall0 + 2 * test_scale();
+	while (!moved && now_sec() < end) {
+		follow_feed(sys, r, &s, &seq, 4096);
+		moved = atomic_load(&s.cpu) == a && atomic_load(&s.cpus) == 1;
+	}
+	double share = (thread_cpu_sec() - cpu0) / (now_sec() - wall0);
+	if (!moved && share < 0.75) {
+		fprintf(stderr, "following: not checked, the sender had %.0f%% of its CPU\n",
+		        100 * share);
+	} else {
+		ck_assert_msg(moved,
+		              "the worker did not move to CPU %d: on CPU %d with %d CPUs in its "
+		              "affinity (the sender had %.0f%% of its CPU)",
+		              a, atomic_load(&s.cpu), atomic_load(&s.cpus), 100 * share);
+		actor_worker_stats_t st;
+		ck_assert_int_eq(actor_stats_worker(sys, 0, &st), 0);
+		ck_assert_uint_ge(st.contended, 1);
+		/* The sender stops: within ACTOR_FEEDER_FRESH_NS and a check, both CPUs again. The
+		 * worker's loop runs on this one message a millisecond. */
+		while (atomic_load(&s.cpus) != 2 && now_sec() < deadline) {
+			follow_feed(sys, r, &s, &seq, 1);
+			usleep(1000);
+		}
+		ck_assert_msg(atomic_load(&s.cpus) == 2,
+		              "the worker's affinity stayed narrowed after the sender stopped");
+	}
+	send_ok(sys, r, MSG_END, NULL, 0);
+	system_run_to_end(sys, TEST_WATCHDOG, "following");
+	atomic_store(&stop, 1);
+	pthread_join(hog, NULL);
+	ck_assert_int_eq(sched_setaffinity(0, sizeof(all), &all), 0);
+	ck_assert_uint_eq(atomic_load(&s.got), seq);
+	ck_assert_uint_eq(s.errors, 0);
+	actor_system_free(sys);
+}
+END_TEST
+
 static Suite *migration_suite(void)
 {
 	Suite *s = suite_create("migration");
@@ -1143,6 +1328,7 @@ static Suite *migration_suite(void)
 	tcase_add_test(tc, a_shutdown_among_moving_actors_stops_each_exactly_once);
 	tcase_add_test(tc, a_shutdown_never_hands_actors_to_a_worker_that_has_left);
 	tcase_add_test(tc, a_million_round_trips_finish_beside_busy_threads_on_every_cpu);
+	tcase_add_test(tc, a_worker_beside_a_busy_thread_moves_to_a_busy_senders_cpu);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -337,46 +337,12 @@ static __attribute__((noinline)) int flow_check(actor_system_t *sys, struct acto
 	return rc;
 }
 
-/* A thread outside the pool that keeps sending needs a CPU of its own, which a worker on every
- * CPU leaves it only in slices (bench/fork_join_throughput: 29.6-30.8 ms with two workers on
- * two CPUs, 20.0-21.1 ms with one; bench/README.md, "The third round"). Every FEEDER_MARK of
- * its sends, such a thread compares its CPU time with the time that passed since the last
- * mark: if the sends came within FEEDER_SPAN_NS and it ran for at least half of that time, it
- * is a busy sender, and it says so in actor__feeder_ns; workers beyond the CPUs it leaves then
- * yield (sched.c, feeder_busy). Process-wide: such a thread takes a CPU whichever system it
- * feeds. A worker sending to another system is not counted: it has its CPU already. The cost:
- * two clock reads, one of them a system call, every FEEDER_MARK sends. */
-#define FEEDER_MARK 4096
-#define FEEDER_SPAN_NS 50000000
-
-_Atomic uint64_t actor__feeder_ns;
-
-static __attribute__((tls_model("initial-exec"))) _Thread_local struct {
-	uint32_t sends;   /* since the last mark */
-	uint64_t wall_ns; /* the last mark; 0: none yet */
-	uint64_t cpu_ns;
-} feeder_me;
-
-/* Every FEEDER_MARK sends; apart, so that send_to stays as small as it was. */
-static __attribute__((noinline)) void feeder_mark(void)
-{
-	feeder_me.sends = 0;
-	struct timespec ts;
-	uint64_t wall = actor__now_ns(), cpu = 0;
-	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0)
-		cpu = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-	uint64_t span = wall - feeder_me.wall_ns;
-	if (feeder_me.wall_ns != 0 && cpu != 0 && span < FEEDER_SPAN_NS &&
-	    (cpu - feeder_me.cpu_ns) * 2 >= span) /* relaxed: a hint (internal.h) */
-		atomic_store_explicit(&actor__feeder_ns, wall, memory_order_relaxed);
-	feeder_me.wall_ns = wall;
-	feeder_me.cpu_ns = cpu;
-}
-
+/* Counts a send from a thread outside every pool (feeder.c: such a thread that keeps sending is
+ * a busy sender, and the workers make room for it). */
 static inline void feeder_note(void)
 {
-	if (++feeder_me.sends >= FEEDER_MARK)
-		feeder_mark();
+	if (++actor__feeder_sends >= ACTOR_FEEDER_MARK)
+		actor__feeder_mark();
 }
 
 /* A send from a thread outside the pool (`count`: as in send_to). Inline in send_outside, apart

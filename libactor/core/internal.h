@@ -20,9 +20,11 @@
 
 #include <ck_cc.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "actor.h"
 #include "core/alloc.h"
@@ -309,6 +311,15 @@ struct actor_worker {
 	/* A busy sender outside the pool needs the CPU until then (sched.c, feeder_busy). Last,
 	 * so that the fields the loop reads every turn keep their cache lines. */
 	uint64_t feeder_until;
+	/* Moving to a busy sender's CPU (feeder.c, "Following it"). */
+	struct actor__follow {
+		uint64_t next;  /* the loop's next check, on the coarse clock */
+		uint64_t until; /* on the feeder's CPU until then; 0: not moved */
+		uint64_t at;    /* the last check that read the run delay; 0: none */
+		int64_t wait;   /* the run delay it read */
+		int fd;         /* /proc/thread-self/schedstat; -1 not open yet, -2 none */
+		cpu_set_t mask; /* the affinity before the move */
+	} follow;
 };
 
 /* One stripe of the state of threads outside the pool (refs.c, "Outside threads"). Each such
@@ -532,9 +543,23 @@ static inline void actor__ext_leave_sent(struct actor__ext *x)
 {
 	atomic_fetch_add(&x->active, ACTOR_EXT_INFLIGHT); /* seq_cst, as above */
 }
-/* When a thread outside the pool was last seen sending while busy on its CPU (actor.c,
- * feeder_note), process-wide; 0: never. Relaxed: a hint for the workers (sched.c). */
+/* feeder.c: a thread outside the pool that keeps sending (a busy sender, or feeder). */
+/* When such a thread was last seen sending while busy on its CPU, process-wide; 0: never. */
 extern _Atomic uint64_t actor__feeder_ns;
+/* The CPU it ran on then, if it had that CPU nearly to itself; -1: no such CPU. */
+extern _Atomic int actor__feeder_cpu;
+/* How long its sign counts (sched.c, feeder_busy; feeder.c). */
+#define ACTOR_FEEDER_FRESH_NS 20000000
+/* Sends from outside every pool, counted by this thread; at ACTOR_FEEDER_MARK it calls
+ * actor__feeder_mark, which looks at how busy it was. */
+#define ACTOR_FEEDER_MARK 4096
+extern __attribute__((tls_model("initial-exec"))) _Thread_local uint32_t actor__feeder_sends;
+void actor__feeder_mark(void);
+/* A worker beside a stranger moves to a busy sender's CPU: checked at the top of each loop
+ * turn, when the coarse clock has reached w->follow.next. */
+void actor__follow_init(struct actor_worker *w);
+void actor__follow_check(struct actor_worker *w, uint64_t coarse_now);
+void actor__follow_fini(struct actor_worker *w);
 void actor__qsbr_quiescent(struct actor_worker *w);
 void actor__qsbr_offline(struct actor_worker *w);
 void actor__qsbr_online(struct actor_worker *w);
@@ -674,8 +699,21 @@ void actor__schedule_home(actor_system_t *sys, struct actor_worker *self, struct
 void actor__worker_post(struct actor_worker *w, struct actor__cmd *cmd);
 void actor__worker_wake(struct actor_worker *w);
 
-uint64_t actor__now_ns(void);    /* CLOCK_MONOTONIC (sched.c) */
-uint64_t actor__coarse_ns(void); /* CLOCK_MONOTONIC_COARSE: no system call, a tick's resolution */
+/* CLOCK_MONOTONIC. Inline: the feeder's mark (feeder.c) and the scheduler both read it. */
+static inline uint64_t actor__now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* CLOCK_MONOTONIC_COARSE: no system call, a tick's resolution. */
+static inline uint64_t actor__coarse_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 /* The service that owns system message type `type` (service.h), or NULL. */
 static inline const struct actor__service_ops *actor__svc_of(const actor_system_t *sys,

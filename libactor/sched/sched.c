@@ -131,8 +131,12 @@ static unsigned run_cmds(struct actor_worker *w)
  *   it holds and givers pass it over (claim_idle), so sharing does not hand the actors back. A
  *   thread outside the pool feeding actors on every worker, with as many workers as CPUs,
  *   then leaves one CPU to that thread (bench/fork_join_throughput). Such a thread says it
- *   is busy before any spin finds the contention (actor.c, feeder_note), and the workers
+ *   is busy before any spin finds the contention (feeder.c), and the workers
  *   beyond the CPUs left then yield at once (feeder_busy).
+ *
+ *   Following a busy sender's CPU. The workers move too, not only actors: a worker running
+ *   actors beside a stranger on its CPU, while such a sender has another CPU nearly to
+ *   itself, moves to the sender's CPU for a while (feeder.c).
  *
  * After any move an actor ignores MOVE_COOLDOWN remote wake-ups (hysteresis), so that
  * following and sharing cannot toss it back and forth at message rate; but a wake-up from
@@ -525,21 +529,7 @@ static unsigned run_ready(struct actor_worker *w)
 	return ran;
 }
 
-uint64_t actor__now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 #define now_ns actor__now_ns
-
-uint64_t actor__coarse_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* ---------------------------------------------------------------------------------------------
  * Services (service.h): the loop calls them through the table and names none.
@@ -690,12 +680,12 @@ static bool spin(struct actor_worker *w)
 	return false;
 }
 
-/* A thread outside the pool is sending while busy on its CPU (actor.c, feeder_note), and this
+/* A thread outside the pool is sending while busy on its CPU (feeder.c), and this
  * worker is one of those beyond the first ncpus - 1, which leave the sender a CPU: it yields,
  * as to a contended CPU, until the sender's last sign is FEEDER_FRESH_NS old (the time it
  * returns in *until), and looks again then. Worker 0 never does, so that something always
  * runs the actors; nor does any where the CPUs are unknown. */
-#define FEEDER_FRESH_NS 20000000
+#define FEEDER_FRESH_NS ACTOR_FEEDER_FRESH_NS
 static bool feeder_busy(struct actor_worker *w, uint64_t *until)
 {
 	actor_system_t *sys = w->sys;
@@ -864,12 +854,15 @@ static void *worker_main(void *arg)
 	void *altstack = sys->crash_report ? altstack_on(&old_altstack) : NULL;
 	actor__tls_worker = w;
 	actor__msg_cache_attach(&w->msg_cache);
+	actor__follow_init(w);
 	actor__qsbr_online(w);
 	w->ctx.worker = w;
 
 	for (;;) {
 		actor__qsbr_quiescent(w);
 		w->turn_ns = actor__coarse_ns(); /* counted mailboxes' stamp (flow.c) */
+		if (w->turn_ns >= w->follow.next)
+			actor__follow_check(w, w->turn_ns);
 		take_inbox(w);
 		unsigned busy = run_cmds(w);
 		/* Checked every turn, not only when idle: a busy system must stop too. */
@@ -923,6 +916,7 @@ static void *worker_main(void *arg)
 			deadline = min_u64(deadline, yield_until(w));
 		park(w, deadline, false);
 	}
+	actor__follow_fini(w);
 	actor__services_fini(w);
 	actor__msg_cache_detach();
 	w->reactor->ops->fini(w->reactor); /* on the thread that created it */
