@@ -22,9 +22,9 @@
  *     written and read in one cache, and bench/fork_join_throughput takes 24-27 ms;
  *   - the worker shares the stranger's CPU: it gets half of it, every message crosses cores,
  *     and the run takes 36-82 ms.
- * In 30 runs, 8 took over 49 ms (median 30.5 ms; Go's 28.5 ms under the same neighbour;
- * bench/README.md, "The sixth round"). On a quiet machine neither happens: the sender and the
- * worker each have a CPU, and nothing here acts.
+ * In 30 runs of the build before, 11 took over 40 ms (median 36.0 ms, Go's 30.0 ms under the
+ * same neighbour; bench/README.md, "The sixth round"). On a quiet machine neither happens: the
+ * sender and the worker each have a CPU, and nothing here acts.
  *
  * So while a sender is busy, a worker that is running actors looks, every FOLLOW_CHECK_NS of
  * its loop (the coarse clock's tick at most), at how long it waited for its CPU: the run delay
