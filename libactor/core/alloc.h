@@ -68,24 +68,29 @@ static inline void *actor__msg_take(size_t size)
 	return NULL;
 }
 
-/* A block from this thread's cold chain, or NULL (none left, or no list). Prefetches the block
+/* The next block of `l`'s cold chain of class `k`, or NULL (none left). Prefetches the block
  * ACTOR_MSG_AHEAD places on: each was last written on another core, and a transfer between
- * cores can take longer than several sends. For a sender whose list stays empty, as a thread
- * outside the pool that feeds actors. */
+ * cores can take longer than several sends. */
+static inline void *actor__msg_cold_pop(struct actor__msg_list *l, int k)
+{
+	void *p = l->cold[k];
+	if (p != NULL) {
+		l->cold[k] = *(void **)p;
+		void *ahead = ((void **)p)[ACTOR_MSG_AHEAD_WORD];
+		if (ahead != NULL)
+			__builtin_prefetch(ahead, 1);
+	}
+	return p;
+}
+
+/* A block from this thread's cold chain, or NULL (none left, or no list). For a sender whose
+ * list stays empty, as a thread outside the pool that feeds actors. */
 static inline void *actor__msg_take_cold(size_t size)
 {
 	struct actor__msg_list *l = actor__msg_list_tls;
 	int k = actor__msg_class(size);
-	if (__builtin_expect(l != NULL && k >= 0, 1)) {
-		void *p = l->cold[k];
-		if (p != NULL) {
-			l->cold[k] = *(void **)p;
-			void *ahead = ((void **)p)[ACTOR_MSG_AHEAD_WORD];
-			if (ahead != NULL)
-				__builtin_prefetch(ahead, 1);
-			return p;
-		}
-	}
+	if (__builtin_expect(l != NULL && k >= 0, 1))
+		return actor__msg_cold_pop(l, k);
 	return NULL;
 }
 

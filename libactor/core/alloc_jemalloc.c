@@ -143,8 +143,6 @@ static pthread_key_t own_key;
 static pthread_once_t own_once = PTHREAD_ONCE_INIT;
 static bool own_key_ok;
 
-#define class_of actor__msg_class
-
 /* Frees the `next_block`-linked blocks from `p` on. */
 static void free_blocks(void *p, int k)
 {
@@ -339,35 +337,26 @@ void actor__msg_cache_trim(void)
 	}
 }
 
-/* The list of class `k` is empty, or there is no list yet, or `size` has no class. */
+/* The list of `size`'s class is empty, or there is no list yet, or `size` has no class. */
 void *actor__msg_alloc_slow(size_t size)
 {
-	int k = class_of(size);
+	int k = actor__msg_class(size);
 	if (k < 0)
 		return mallocx(size, 0);
 	struct msg_cache *c = my_cache();
 	if (c == NULL)
 		return mallocx(class_size[k], 0);
-	void *p = c->list.head[k];
-	if (p != NULL) { /* the first message of a thread outside the pool, freed here */
-		c->list.head[k] = *(void **)p;
-		c->list.len[k]--;
-		return p;
-	}
+	/* The list is empty: a list set up just now has nothing in it yet, and a thread calls
+	 * here only once actor__msg_take has found nothing. */
 	if (c->list.cold[k] == NULL && !refill(c, k))
 		return mallocx(class_size[k], 0);
-	p = c->list.cold[k];
-	c->list.cold[k] = *(void **)p;
-	void *ahead = ((void **)p)[AHEAD_WORD];
-	if (ahead != NULL)
-		__builtin_prefetch(ahead, 1);
-	return p;
+	return actor__msg_cold_pop(&c->list, k);
 }
 
-/* The list of class `k` is full, or there is no list yet, or `size` has no class. */
+/* The list of `size`'s class is full, or there is no list yet, or `size` has no class. */
 void actor__msg_free_slow(void *p, size_t size)
 {
-	int k = class_of(size);
+	int k = actor__msg_class(size);
 	if (k < 0) {
 		sdallocx(p, size, 0);
 		return;

@@ -550,6 +550,17 @@ extern _Atomic uint64_t actor__feeder_ns;
 extern _Atomic int actor__feeder_cpu;
 /* How long its sign counts (sched.c, feeder_busy; feeder.c). */
 #define ACTOR_FEEDER_FRESH_NS 20000000
+/* Whether such a thread has said it is busy within ACTOR_FEEDER_FRESH_NS of `now`; if so, its
+ * sign stops counting at *until. Relaxed: a hint. A stamp from a clock read after `now` is
+ * fresh too. */
+static inline bool actor__feeder_fresh(uint64_t now, uint64_t *until)
+{
+	uint64_t f = atomic_load_explicit(&actor__feeder_ns, memory_order_relaxed);
+	if (f == 0 || (int64_t)(now - f) >= ACTOR_FEEDER_FRESH_NS)
+		return false;
+	*until = f + ACTOR_FEEDER_FRESH_NS;
+	return true;
+}
 /* Sends from outside every pool, counted by this thread; at ACTOR_FEEDER_MARK it calls
  * actor__feeder_mark, which looks at how busy it was. */
 #define ACTOR_FEEDER_MARK 4096

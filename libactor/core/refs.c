@@ -189,7 +189,6 @@ void actor__slot_release(actor_system_t *sys, struct actor_worker *w, uint32_t i
 	}
 }
 
-/* Any thread, under R1 or R2. */
 /* ---------------------------------------------------------------------------------------------
  * QSBR
  */

@@ -112,14 +112,6 @@ void actor__feeder_mark(void)
 #define FOLLOW_HOLD_NS 100000000 /* then on the feeder's CPU for 100 ms at most */
 #define FOLLOW_WAIT_SHARE 4      /* contended: waited for 1/4 of the time or more */
 
-/* True while a feeder has said it is busy within ACTOR_FEEDER_FRESH_NS of `now`. */
-static bool feeder_fresh(uint64_t now)
-{
-	/* relaxed: a hint (internal.h). A stamp from a clock read after ours is fresh too. */
-	uint64_t f = atomic_load_explicit(&actor__feeder_ns, memory_order_relaxed);
-	return f != 0 && (int64_t)(now - f) < ACTOR_FEEDER_FRESH_NS;
-}
-
 /* This thread's run delay so far (ns), or -1: no schedstat to read. */
 static int64_t run_delay(struct actor__follow *f)
 {
@@ -154,8 +146,8 @@ void actor__follow_check(struct actor_worker *w, uint64_t coarse_now)
 	f->next = coarse_now + FOLLOW_CHECK_NS;
 	if (w->sys->pin)
 		return;
-	uint64_t now = actor__now_ns();
-	if (!feeder_fresh(now)) {
+	uint64_t now = actor__now_ns(), fresh_until;
+	if (!actor__feeder_fresh(now, &fresh_until)) {
 		if (f->until != 0)
 			unfollow(w);
 		f->at = 0;

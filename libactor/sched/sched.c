@@ -682,24 +682,15 @@ static bool spin(struct actor_worker *w)
 
 /* A thread outside the pool is sending while busy on its CPU (feeder.c), and this
  * worker is one of those beyond the first ncpus - 1, which leave the sender a CPU: it yields,
- * as to a contended CPU, until the sender's last sign is FEEDER_FRESH_NS old (the time it
+ * as to a contended CPU, until the sender's last sign is ACTOR_FEEDER_FRESH_NS old (the time it
  * returns in *until), and looks again then. Worker 0 never does, so that something always
  * runs the actors; nor does any where the CPUs are unknown. */
-#define FEEDER_FRESH_NS ACTOR_FEEDER_FRESH_NS
 static bool feeder_busy(struct actor_worker *w, uint64_t *until)
 {
 	actor_system_t *sys = w->sys;
 	if (w->index == 0 || sys->ncpus == 0 || w->index + 1 < sys->ncpus)
 		return false;
-	/* relaxed: a hint (internal.h). */
-	uint64_t f = atomic_load_explicit(&actor__feeder_ns, memory_order_relaxed);
-	if (f == 0)
-		return false;
-	/* A stamp from a clock read after ours is fresh too. */
-	if ((int64_t)(actor__now_ns() - f) >= FEEDER_FRESH_NS)
-		return false;
-	*until = f + FEEDER_FRESH_NS;
-	return true;
+	return actor__feeder_fresh(actor__now_ns(), until);
 }
 
 /* When a yielding worker may take actors again: both hold-offs over. */
