@@ -26,16 +26,16 @@
  * same neighbour; bench/README.md, "The sixth round"). On a quiet machine neither happens: the
  * sender and the worker each have a CPU, and nothing here acts.
  *
- * So while a sender is busy, a worker that is running actors looks, every FOLLOW_CHECK_NS of
- * its loop (the coarse clock's tick at most), at how long it waited for its CPU: the run delay
- * in /proc/thread-self/schedstat, which the kernel keeps per thread. If it waited for a quarter
- * of the time since the last look or more, and the sender said it has another CPU nearly to
- * itself, the worker narrows its affinity to that CPU: the kernel moves it there at once, and
- * the stranger keeps its own. A sender that shares its CPU is not followed: a worker moving
- * there would take from it. After FOLLOW_HOLD_NS, or as soon as the sender is no longer busy,
- * the worker widens its affinity back to what it was; the kernel has no reason to move it
- * again, and if it does, the next look finds out. Each move counts as `contended` in the
- * worker's statistics.
+ * So while a sender is busy, each worker whose loop turns (a parked one sleeps) looks, every
+ * FOLLOW_CHECK_NS of its loop or the coarse clock's tick if that is longer, at how long it
+ * waited for its CPU: the run delay in /proc/thread-self/schedstat, which the kernel keeps per
+ * thread. If it waited for a quarter of the time since the last look or more, and the sender
+ * said it has another CPU nearly to itself, the worker narrows its affinity to that CPU: the
+ * kernel moves it there at once, and the stranger keeps its own. A sender that shares its CPU
+ * is not followed: a worker moving there would take from it. After FOLLOW_HOLD_NS, or as soon
+ * as the sender is no longer busy, the worker widens its affinity back to what it was; the
+ * kernel has no reason to move it again, and if it does, the next look finds out. Each move
+ * counts as `contended` in the worker's statistics.
  *
  * Who touches what: actor__feeder_ns and actor__feeder_cpu are written by busy senders and read
  * by workers, relaxed: hints, never guarantees. struct actor__follow is its worker's alone. A
